@@ -1,0 +1,223 @@
+/*
+ * Configuration: defaults, then FIELDSYNC_* environment variables, then the
+ * command line, so a container sets env and a person types flags. Every
+ * value is checked here; a bad one stops start-up with a message naming it.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+enum {
+	OPT_DATA_DIR = 256,
+	OPT_SYNC_EP,
+	OPT_REMINDER_EP,
+	OPT_OPS_LISTEN,
+	OPT_DEV,
+	OPT_MAP_SIZE,
+	OPT_MAP_SIZE_MAX,
+	OPT_MAX_MSG,
+	OPT_MAX_CHANGES,
+	OPT_MAX_PAYLOAD,
+	OPT_REPLIES_KEPT,
+	OPT_LOG_LEVEL,
+	OPT_HELP,
+	OPT_VERSION,
+};
+
+/* One table drives the long options, the environment names and --help. */
+static const struct opt {
+	const char *name;
+	int id;
+	const char *env;
+	const char *arg;
+	const char *help;
+} opts[] = {
+	{"data-dir", OPT_DATA_DIR, "FIELDSYNC_DATA_DIR", "DIR", "where the LMDB store lives (default ./var)"},
+	{"sync-endpoint", OPT_SYNC_EP, "FIELDSYNC_SYNC_ENDPOINT", "EP", "ROUTER endpoint for tablets (default tcp://*:7400)"},
+	{"reminder-endpoint", OPT_REMINDER_EP, "FIELDSYNC_REMINDER_ENDPOINT", "EP", "PUB endpoint for reminder events (default tcp://*:7401)"},
+	{"ops-listen", OPT_OPS_LISTEN, "FIELDSYNC_OPS_LISTEN", "HOST:PORT", "ops HTTP address (default 127.0.0.1:7480)"},
+	{"dev", OPT_DEV, "FIELDSYNC_DEV", NULL, "development mode: no CURVE, every peer gets every scope"},
+	{"map-size", OPT_MAP_SIZE, "FIELDSYNC_MAP_SIZE", "BYTES", "initial LMDB map size (default 64M; K/M/G suffixes)"},
+	{"map-size-max", OPT_MAP_SIZE_MAX, "FIELDSYNC_MAP_SIZE_MAX", "BYTES", "the map grows up to this (default 64G)"},
+	{"max-message-bytes", OPT_MAX_MSG, "FIELDSYNC_MAX_MESSAGE_BYTES", "BYTES", "largest accepted frame (default 16M)"},
+	{"max-changes-per-push", OPT_MAX_CHANGES, "FIELDSYNC_MAX_CHANGES_PER_PUSH", "N", "changes in one change set (default 1000)"},
+	{"max-payload-bytes", OPT_MAX_PAYLOAD, "FIELDSYNC_MAX_PAYLOAD_BYTES", "BYTES", "largest record payload (default 1M)"},
+	{"replies-kept", OPT_REPLIES_KEPT, "FIELDSYNC_REPLIES_KEPT", "N", "change-set replies kept for retries (default 100000)"},
+	{"log-level", OPT_LOG_LEVEL, "FIELDSYNC_LOG_LEVEL", "LEVEL", "debug, info, warn or error (default info)"},
+	{"help", OPT_HELP, NULL, NULL, "print this help and exit"},
+	{"version", OPT_VERSION, NULL, NULL, "print the version and exit"},
+};
+#define N_OPTS (sizeof(opts) / sizeof(opts[0]))
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "usage: fieldsyncd [OPTIONS]\n\n"
+	           "fieldsyncd receives change sets from tablets over ZeroMQ, merges them into\n"
+	           "LMDB with version vectors and serves the change feed (PROTOCOL.md).\n\n"
+	           "options (each also read from the environment variable shown):\n");
+	for (size_t i = 0; i < N_OPTS; i++) {
+		char left[64];
+		snprintf(left, sizeof(left), "--%s%s%s", opts[i].name, opts[i].arg ? " " : "",
+		         opts[i].arg ? opts[i].arg : "");
+		fprintf(f, "  %-32s %s%s%s%s\n", left, opts[i].help, opts[i].env ? " [" : "",
+		        opts[i].env ? opts[i].env : "", opts[i].env ? "]" : "");
+	}
+	fprintf(f, "\nsignals: SIGTERM or SIGINT drain the queue, commit, answer and exit 0.\n");
+}
+
+/* Parses "64M"-style sizes. */
+static bool
+parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s || s[0] == '-')
+		return false;
+	uint64_t mul = 1;
+	switch (*end) {
+	case 'K': case 'k': mul = 1ULL << 10; end++; break;
+	case 'M': case 'm': mul = 1ULL << 20; end++; break;
+	case 'G': case 'g': mul = 1ULL << 30; end++; break;
+	case '\0': break;
+	default: return false;
+	}
+	if (*end != '\0' || (v != 0 && mul > UINT64_MAX / v))
+		return false;
+	*out = v * mul;
+	return true;
+}
+
+static bool
+copy_str(char *dst, size_t cap, const char *src)
+{
+	size_t l = strlen(src);
+	if (l == 0 || l >= cap)
+		return false;
+	memcpy(dst, src, l + 1);
+	return true;
+}
+
+static bool
+bool_value(const char *v)
+{
+	return v == NULL || strcmp(v, "1") == 0 || strcmp(v, "true") == 0 ||
+	       strcmp(v, "yes") == 0 || strcmp(v, "on") == 0;
+}
+
+/* Applies one option value; prints why and returns false when it is bad. */
+static bool
+apply(config *c, const struct opt *o, const char *v, const char *source)
+{
+	uint64_t n = 0;
+	bool ok = true;
+	switch (o->id) {
+	case OPT_DATA_DIR: ok = copy_str(c->data_dir, sizeof(c->data_dir), v); break;
+	case OPT_SYNC_EP: ok = copy_str(c->sync_endpoint, sizeof(c->sync_endpoint), v); break;
+	case OPT_REMINDER_EP: ok = copy_str(c->reminder_endpoint, sizeof(c->reminder_endpoint), v); break;
+	case OPT_OPS_LISTEN: ok = copy_str(c->ops_listen, sizeof(c->ops_listen), v); break;
+	case OPT_DEV: c->dev = bool_value(v); break;
+	case OPT_MAP_SIZE: ok = parse_size(v, &c->map_size) && c->map_size >= (1 << 20); break;
+	case OPT_MAP_SIZE_MAX: ok = parse_size(v, &c->map_size_max) && c->map_size_max >= (1 << 20); break;
+	case OPT_MAX_MSG:
+		ok = parse_size(v, &c->max_message_bytes) && c->max_message_bytes >= 4096 &&
+		     c->max_message_bytes <= (1ULL << 31);
+		break;
+	case OPT_MAX_CHANGES:
+		ok = parse_size(v, &n) && n >= 1 && n <= 100000;
+		c->max_changes_per_push = (uint32_t)n;
+		break;
+	case OPT_MAX_PAYLOAD: ok = parse_size(v, &c->max_payload_bytes) && c->max_payload_bytes >= 1; break;
+	case OPT_REPLIES_KEPT: ok = parse_size(v, &c->replies_kept) && c->replies_kept >= 1; break;
+	case OPT_LOG_LEVEL:
+		c->log_level = log_level_parse(v);
+		ok = c->log_level >= 0;
+		break;
+	default: break;
+	}
+	if (!ok)
+		fprintf(stderr, "fieldsyncd: bad value for %s%s: '%s'\n", source,
+		        source[0] == '-' ? o->name : "", v);
+	return ok;
+}
+
+config_action
+config_load(config *c, int argc, char **argv)
+{
+	struct option longopts[N_OPTS + 1];
+
+	memset(c, 0, sizeof(*c));
+	strcpy(c->data_dir, "./var");
+	strcpy(c->sync_endpoint, "tcp://*:7400");
+	strcpy(c->reminder_endpoint, "tcp://*:7401");
+	strcpy(c->ops_listen, "127.0.0.1:7480");
+	c->map_size = 64ULL << 20;
+	c->map_size_max = 64ULL << 30;
+	c->max_message_bytes = 16ULL << 20;
+	c->max_changes_per_push = 1000;
+	c->max_payload_bytes = 1ULL << 20;
+	c->pull_limit_max = 1000;
+	c->replies_kept = 100000;
+	c->batch_max_jobs = 512;
+	c->log_level = LOG_INFO;
+
+	for (size_t i = 0; i < N_OPTS; i++) {
+		const char *v = opts[i].env ? getenv(opts[i].env) : NULL;
+		if (v != NULL && !apply(c, &opts[i], v, opts[i].env))
+			return CONFIG_EXIT_ERR;
+	}
+
+	for (size_t i = 0; i < N_OPTS; i++) {
+		longopts[i].name = opts[i].name;
+		longopts[i].has_arg = opts[i].arg ? required_argument : no_argument;
+		longopts[i].flag = NULL;
+		longopts[i].val = opts[i].id;
+	}
+	memset(&longopts[N_OPTS], 0, sizeof(longopts[N_OPTS]));
+
+	optind = 1;
+	opterr = 0;
+	for (;;) {
+		int id = getopt_long(argc, argv, "", longopts, NULL);
+		if (id == -1)
+			break;
+		if (id == OPT_HELP) {
+			usage(stdout);
+			return CONFIG_EXIT_OK;
+		}
+		if (id == OPT_VERSION) {
+			printf("fieldsyncd %s (protocol %d)\n", FIELDSYNCD_VERSION, FIELDSYNC_PROTOCOL);
+			return CONFIG_EXIT_OK;
+		}
+		const struct opt *o = NULL;
+		for (size_t i = 0; i < N_OPTS; i++)
+			if (opts[i].id == id)
+				o = &opts[i];
+		if (o == NULL) {
+			fprintf(stderr, "fieldsyncd: unknown or incomplete option '%s'\n"
+			                "try 'fieldsyncd --help'\n", argv[optind - 1]);
+			return CONFIG_EXIT_ERR;
+		}
+		if (!apply(c, o, o->arg ? optarg : NULL, "--"))
+			return CONFIG_EXIT_ERR;
+	}
+	if (optind < argc) {
+		fprintf(stderr, "fieldsyncd: unexpected argument '%s'\ntry 'fieldsyncd --help'\n",
+		        argv[optind]);
+		return CONFIG_EXIT_ERR;
+	}
+	if (c->map_size > c->map_size_max) {
+		fprintf(stderr, "fieldsyncd: --map-size is larger than --map-size-max\n");
+		return CONFIG_EXIT_ERR;
+	}
+	if (c->max_payload_bytes >= c->max_message_bytes) {
+		fprintf(stderr, "fieldsyncd: --max-payload-bytes must be below --max-message-bytes\n");
+		return CONFIG_EXIT_ERR;
+	}
+	return CONFIG_RUN;
+}

@@ -1,0 +1,44 @@
+/*
+ * fieldsyncd: the offline-first sync daemon. main() wires the modules:
+ * config -> log -> store -> transport (which starts the writer thread).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+int
+main(int argc, char **argv)
+{
+	config c;
+	store *s;
+	int code;
+
+	switch (config_load(&c, argc, argv)) {
+	case CONFIG_EXIT_OK:
+		return 0;
+	case CONFIG_EXIT_ERR:
+		return 2;
+	case CONFIG_RUN:
+		break;
+	}
+	log_set_level(c.log_level);
+	log_event(LOG_INFO, "fieldsyncd starting", LS("version", FIELDSYNCD_VERSION),
+	          LS("data_dir", c.data_dir), LS("sync_endpoint", c.sync_endpoint), NULL);
+	if (!c.dev) {
+		log_event(LOG_ERROR, "production mode needs CURVE keys, which this version does not "
+		                     "support yet; start with --dev to run without them", NULL);
+		return 2;
+	}
+	for (int i = 0; i < 3; i++)
+		log_event(LOG_WARN, "DEVELOPMENT MODE: no CURVE encryption, no authentication, "
+		                    "every peer is granted every scope. Never use --dev with real data.",
+		          NULL);
+	s = store_open(c.data_dir, c.map_size, c.map_size_max);
+	if (s == NULL)
+		return 1;
+	code = transport_run(&c, s);
+	store_close(&s);
+	log_event(code == 0 ? LOG_INFO : LOG_ERROR, "fieldsyncd stopped", LI("exit_code", code), NULL);
+	return code;
+}

@@ -1,0 +1,462 @@
+/*
+ * The sync endpoint: one ROUTER, owned by this (the main) thread.
+ *
+ * Each request is exactly one frame holding an Envelope. Hello and Pull are
+ * answered here from short read transactions; a valid Push becomes a job for
+ * the writer thread, whose reply comes back over the inproc pipe after the
+ * durable commit. Replies therefore may overtake each other: every one
+ * carries its request's request_id (PROTOCOL.md §1).
+ *
+ * ZMQ_ROUTER_MANDATORY makes a reply to a peer that went away fail with
+ * EHOSTUNREACH instead of vanishing; such replies are counted and logged.
+ * The data is committed either way: the device's retry with the same
+ * changeset_id gets the stored reply.
+ *
+ * Shutdown (SIGTERM/SIGINT): stop reading the ROUTER, tell the writer to
+ * finish what is queued, forward those replies, close, exit 0.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#include "internal.h"
+
+#define PIPE_ENDPOINT "inproc://fieldsyncd-writer"
+#define PEERS 4096
+
+daemon_stats g_stats;
+static volatile sig_atomic_t g_stop;
+
+/* What a peer said in Hello, keyed by its routing id (bounded, overwritten). */
+struct peer {
+	uint8_t rid[256];
+	size_t rid_len;
+	char replica[FSP_REPLICA_MAX + 1];
+};
+
+struct transport {
+	const config *c;
+	store *s;
+	void *ctx, *router, *pipe;
+	writer *w;
+	struct peer *peers;
+	uint64_t inflight;
+};
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	g_stop = 1;
+}
+
+int64_t
+wire_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+uint8_t *
+wire_pack(const fs_envelope *e, size_t *len)
+{
+	*len = fieldsync__v1__envelope__get_packed_size(e);
+	uint8_t *buf = malloc(*len ? *len : 1);
+	if (buf != NULL)
+		fieldsync__v1__envelope__pack(e, buf);
+	return buf;
+}
+
+uint8_t *
+wire_error(uint64_t request_id, fs_error_code code, const char *message,
+           uint32_t retry_after_ms, size_t *len)
+{
+	Fieldsync__V1__Error err;
+	fs_envelope e;
+	fieldsync__v1__error__init(&err);
+	err.code = code;
+	err.message = (char *)message;
+	err.retry_after_ms = retry_after_ms;
+	fieldsync__v1__envelope__init(&e);
+	e.request_id = request_id;
+	e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_ERROR;
+	e.error = &err;
+	return wire_pack(&e, len);
+}
+
+static size_t
+peer_slot(const uint8_t *rid, size_t len)
+{
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ rid[i]) * 1099511628211ULL;
+	return (size_t)(h % PEERS);
+}
+
+static const char *
+peer_replica(struct transport *tp, const uint8_t *rid, size_t len)
+{
+	struct peer *p = &tp->peers[peer_slot(rid, len)];
+	if (p->rid_len == len && memcmp(p->rid, rid, len) == 0)
+		return p->replica;
+	return "";
+}
+
+static void
+peer_remember(struct transport *tp, const uint8_t *rid, size_t len, const char *replica)
+{
+	struct peer *p = &tp->peers[peer_slot(rid, len)];
+	if (len > sizeof(p->rid) || strlen(replica) > FSP_REPLICA_MAX)
+		return;
+	memcpy(p->rid, rid, len);
+	p->rid_len = len;
+	strcpy(p->replica, replica);
+}
+
+/* Sends one reply; counts, and logs, one that cannot be routed. */
+static void
+send_reply(struct transport *tp, const uint8_t *rid, size_t rid_len, const uint8_t *data,
+           size_t len)
+{
+	if (data == NULL) {
+		log_event(LOG_ERROR, "no reply could be built (out of memory)", NULL);
+		return;
+	}
+	if (zmq_send(tp->router, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+	    zmq_send(tp->router, data, len, ZMQ_DONTWAIT) < 0) {
+		atomic_fetch_add(&g_stats.replies_unroutable, 1);
+		log_event(LOG_DEBUG, "reply not delivered: the peer is gone or too slow",
+		          LS("error", zmq_strerror(zmq_errno())), NULL);
+	}
+}
+
+static void
+send_error(struct transport *tp, const uint8_t *rid, size_t rid_len, uint64_t request_id,
+           fs_error_code code, const char *msg, uint32_t retry_ms)
+{
+	size_t len;
+	uint8_t *buf = wire_error(request_id, code, msg, retry_ms, &len);
+	send_reply(tp, rid, rid_len, buf, len);
+	free(buf);
+}
+
+static void
+handle_hello(struct transport *tp, const uint8_t *rid, size_t rid_len, fs_envelope *req)
+{
+	Fieldsync__V1__Welcome w;
+	fs_envelope e;
+	char *all[1] = {"*"};
+	size_t len;
+
+	if (req->hello->protocol != FIELDSYNC_PROTOCOL) {
+		send_error(tp, rid, rid_len, req->request_id,
+		           FIELDSYNC__V1__ERROR__CODE__UNSUPPORTED_PROTOCOL,
+		           "this daemon speaks protocol 1", 0);
+		return;
+	}
+	peer_remember(tp, rid, rid_len, req->hello->replica_id);
+	fieldsync__v1__welcome__init(&w);
+	w.protocol = FIELDSYNC_PROTOCOL;
+	w.server_id = (char *)store_server_id(tp->s);
+	if (tp->c->dev) { /* dev mode grants every scope; "*" says so */
+		w.n_scopes = 1;
+		w.scopes = all;
+	}
+	w.max_changes_per_push = tp->c->max_changes_per_push;
+	w.max_message_bytes = tp->c->max_message_bytes;
+	w.server_time_ms = wire_now_ms();
+	fieldsync__v1__envelope__init(&e);
+	e.request_id = req->request_id;
+	e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_WELCOME;
+	e.welcome = &w;
+	uint8_t *buf = wire_pack(&e, &len);
+	send_reply(tp, rid, rid_len, buf, len);
+	free(buf);
+}
+
+static void
+handle_pull(struct transport *tp, const uint8_t *rid, size_t rid_len, fs_envelope *req)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	store_rc rc = feed_pull(tp->s, tp->c, req->request_id, req->pull, &buf, &len);
+	if (rc != STORE_OK)
+		send_error(tp, rid, rid_len, req->request_id, FIELDSYNC__V1__ERROR__CODE__UNAVAILABLE,
+		           "the feed could not be read", 1000);
+	else
+		send_reply(tp, rid, rid_len, buf, len);
+	free(buf);
+}
+
+/* Takes ownership of req. */
+static void
+handle_push(struct transport *tp, const uint8_t *rid, size_t rid_len, fs_envelope *req)
+{
+	fs_error_code code = FIELDSYNC__V1__ERROR__CODE__UNSPECIFIED;
+	char msg[256];
+	fs_push_reply *rej = NULL;
+	fs_push_request *p = req->push;
+
+	atomic_fetch_add(&g_stats.pushes, 1);
+	if (!validate_push(tp->c, p, &code, msg, sizeof(msg), &rej)) {
+		if (rej != NULL) {
+			fs_envelope e;
+			size_t len;
+			fieldsync__v1__envelope__init(&e);
+			e.request_id = req->request_id;
+			e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_PUSH_REPLY;
+			e.push_reply = rej;
+			uint8_t *buf = wire_pack(&e, &len);
+			send_reply(tp, rid, rid_len, buf, len);
+			free(buf);
+			validate_reply_free(rej);
+		} else {
+			send_error(tp, rid, rid_len, req->request_id, code, msg, 0);
+		}
+		fieldsync__v1__envelope__free_unpacked(req, NULL);
+		return;
+	}
+	/* modified_by is the daemon's word, never the device's (PROTOCOL.md §3). */
+	const char *who = peer_replica(tp, rid, rid_len);
+	for (size_t i = 0; i < p->n_changes; i++) {
+		fsp_record *r = p->changes[i]->record;
+		char *dup = strdup(who);
+		if (dup == NULL)
+			goto oom;
+		if (r->modified_by != protobuf_c_empty_string)
+			free(r->modified_by);
+		r->modified_by = dup;
+	}
+	push_job *j = calloc(1, sizeof(*j));
+	if (j == NULL)
+		goto oom;
+	memcpy(j->routing_id, rid, rid_len);
+	j->routing_len = rid_len;
+	j->request_id = req->request_id;
+	j->request = req;
+	j->received_ms = wire_now_ms();
+	if (zmq_send(tp->pipe, &j, sizeof(j), ZMQ_DONTWAIT) != (int)sizeof(j)) {
+		/* The writer's queue is full: shed load rather than grow without bound. */
+		j->request = NULL;
+		push_job_free(j);
+		atomic_fetch_add(&g_stats.busy, 1);
+		send_error(tp, rid, rid_len, req->request_id, FIELDSYNC__V1__ERROR__CODE__BUSY,
+		           "too many change sets queued", 200);
+		fieldsync__v1__envelope__free_unpacked(req, NULL);
+		return;
+	}
+	tp->inflight++;
+	return;
+oom:
+	send_error(tp, rid, rid_len, req->request_id, FIELDSYNC__V1__ERROR__CODE__INTERNAL,
+	           "out of memory", 1000);
+	fieldsync__v1__envelope__free_unpacked(req, NULL);
+}
+
+/* One request frame from one peer. */
+static void
+handle_request(struct transport *tp, const uint8_t *rid, size_t rid_len, const uint8_t *data,
+               size_t len)
+{
+	fs_envelope *req = fieldsync__v1__envelope__unpack(NULL, len, data);
+
+	atomic_fetch_add(&g_stats.requests, 1);
+	if (req == NULL) {
+		atomic_fetch_add(&g_stats.malformed, 1);
+		send_error(tp, rid, rid_len, 0, FIELDSYNC__V1__ERROR__CODE__MALFORMED,
+		           "the frame is not a fieldsync.v1.Envelope", 0);
+		return;
+	}
+	switch (req->body_case) {
+	case FIELDSYNC__V1__ENVELOPE__BODY_HELLO:
+		handle_hello(tp, rid, rid_len, req);
+		break;
+	case FIELDSYNC__V1__ENVELOPE__BODY_PUSH:
+		handle_push(tp, rid, rid_len, req);
+		return; /* took req */
+	case FIELDSYNC__V1__ENVELOPE__BODY_PULL:
+		handle_pull(tp, rid, rid_len, req);
+		break;
+	case FIELDSYNC__V1__ENVELOPE__BODY_REPLAY:
+		send_error(tp, rid, rid_len, req->request_id, FIELDSYNC__V1__ERROR__CODE__UNAVAILABLE,
+		           "reminder replay is not served by this version", 0);
+		break;
+	default:
+		atomic_fetch_add(&g_stats.malformed, 1);
+		send_error(tp, rid, rid_len, req->request_id, FIELDSYNC__V1__ERROR__CODE__MALFORMED,
+		           "the envelope carries no request (Hello, Push, Pull or Replay)", 0);
+		break;
+	}
+	fieldsync__v1__envelope__free_unpacked(req, NULL);
+}
+
+/* Reads one multipart message from the ROUTER and answers it. */
+static void
+read_router(struct transport *tp)
+{
+	zmq_msg_t rid, body;
+	int more = 0;
+	size_t more_len = sizeof(more), frames = 0;
+
+	zmq_msg_init(&rid);
+	zmq_msg_init(&body);
+	if (zmq_msg_recv(&rid, tp->router, ZMQ_DONTWAIT) < 0)
+		goto out;
+	zmq_getsockopt(tp->router, ZMQ_RCVMORE, &more, &more_len);
+	while (more) {
+		zmq_msg_t part;
+		zmq_msg_init(&part);
+		if (zmq_msg_recv(&part, tp->router, 0) < 0) {
+			zmq_msg_close(&part);
+			break;
+		}
+		if (frames++ == 0)
+			zmq_msg_move(&body, &part);
+		zmq_msg_close(&part);
+		zmq_getsockopt(tp->router, ZMQ_RCVMORE, &more, &more_len);
+	}
+	if (zmq_msg_size(&rid) > sizeof(((push_job *)0)->routing_id))
+		goto out;
+	if (frames != 1) {
+		atomic_fetch_add(&g_stats.malformed, 1);
+		send_error(tp, zmq_msg_data(&rid), zmq_msg_size(&rid), 0,
+		           FIELDSYNC__V1__ERROR__CODE__MALFORMED,
+		           "a request is exactly one frame holding an Envelope", 0);
+		goto out;
+	}
+	handle_request(tp, zmq_msg_data(&rid), zmq_msg_size(&rid), zmq_msg_data(&body),
+	               zmq_msg_size(&body));
+out:
+	zmq_msg_close(&rid);
+	zmq_msg_close(&body);
+}
+
+/* Forwards replies the writer finished. Returns false on "stopped". */
+static bool
+read_pipe(struct transport *tp)
+{
+	for (;;) {
+		push_job *j = NULL;
+		int r = zmq_recv(tp->pipe, &j, sizeof(j), ZMQ_DONTWAIT);
+		if (r < 0)
+			return true;
+		if (r == 0)
+			return false;
+		if (r != (int)sizeof(j) || j == NULL)
+			continue;
+		tp->inflight--;
+		send_reply(tp, j->routing_id, j->routing_len, j->reply, j->reply_len);
+		push_job_free(j);
+	}
+}
+
+static int
+setup(struct transport *tp)
+{
+	int one = 1, hwm = 100000, linger = 2000;
+	int64_t maxmsg = (int64_t)tp->c->max_message_bytes;
+
+	tp->peers = calloc(PEERS, sizeof(*tp->peers));
+	tp->ctx = zmq_ctx_new();
+	if (tp->peers == NULL || tp->ctx == NULL)
+		return -1;
+	tp->pipe = zmq_socket(tp->ctx, ZMQ_PAIR);
+	if (tp->pipe == NULL || zmq_bind(tp->pipe, PIPE_ENDPOINT) != 0)
+		return -1;
+	int qhwm = 4096;
+	zmq_setsockopt(tp->pipe, ZMQ_SNDHWM, &qhwm, sizeof(qhwm));
+	tp->w = writer_start(tp->ctx, PIPE_ENDPOINT, tp->s, tp->c);
+	if (tp->w == NULL)
+		return -1;
+
+	tp->router = zmq_socket(tp->ctx, ZMQ_ROUTER);
+	if (tp->router == NULL)
+		return -1;
+	zmq_setsockopt(tp->router, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
+	zmq_setsockopt(tp->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg));
+	zmq_setsockopt(tp->router, ZMQ_SNDHWM, &hwm, sizeof(hwm));
+	zmq_setsockopt(tp->router, ZMQ_RCVHWM, &hwm, sizeof(hwm));
+	zmq_setsockopt(tp->router, ZMQ_LINGER, &linger, sizeof(linger));
+	if (zmq_bind(tp->router, tp->c->sync_endpoint) != 0) {
+		log_event(LOG_ERROR, "cannot bind the sync endpoint", LS("endpoint", tp->c->sync_endpoint),
+		          LS("error", zmq_strerror(zmq_errno())), NULL);
+		return -1;
+	}
+	char bound[256];
+	size_t blen = sizeof(bound);
+	if (zmq_getsockopt(tp->router, ZMQ_LAST_ENDPOINT, bound, &blen) != 0)
+		snprintf(bound, sizeof(bound), "%s", tp->c->sync_endpoint);
+	log_event(LOG_INFO, "sync endpoint ready", LS("endpoint", bound),
+	          LU("max_message_bytes", tp->c->max_message_bytes), NULL);
+	return 0;
+}
+
+int
+transport_run(const config *c, store *s)
+{
+	struct transport tp = {.c = c, .s = s};
+	struct sigaction sa;
+	int code = 1;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal; /* no SA_RESTART: zmq_poll returns EINTR */
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (setup(&tp) != 0) {
+		log_event(LOG_ERROR, "start-up failed", NULL);
+		goto out;
+	}
+	while (!g_stop) {
+		zmq_pollitem_t items[2] = {
+			{tp.router, 0, ZMQ_POLLIN, 0},
+			{tp.pipe, 0, ZMQ_POLLIN, 0},
+		};
+		if (zmq_poll(items, 2, 1000) < 0) {
+			if (zmq_errno() == EINTR)
+				continue;
+			log_event(LOG_ERROR, "poll failed", LS("error", zmq_strerror(zmq_errno())), NULL);
+			break;
+		}
+		if (items[1].revents & ZMQ_POLLIN)
+			read_pipe(&tp);
+		/* A bounded number per wake-up keeps replies flowing under load. */
+		for (int i = 0; i < 256 && (items[0].revents & ZMQ_POLLIN); i++) {
+			int ev = 0;
+			size_t el = sizeof(ev);
+			read_router(&tp);
+			zmq_getsockopt(tp.router, ZMQ_EVENTS, &ev, &el);
+			if (!(ev & ZMQ_POLLIN))
+				break;
+		}
+	}
+	log_event(LOG_INFO, "draining: no new requests; committing and answering what is queued",
+	          LU("in_flight", tp.inflight), NULL);
+	zmq_send(tp.pipe, "", 0, 0);
+	for (;;) {
+		zmq_pollitem_t it = {tp.pipe, 0, ZMQ_POLLIN, 0};
+		if (zmq_poll(&it, 1, 1000) < 0 && zmq_errno() != EINTR)
+			break;
+		if ((it.revents & ZMQ_POLLIN) && !read_pipe(&tp))
+			break;
+	}
+	code = 0;
+out:
+	if (code != 0 && tp.w != NULL)
+		zmq_send(tp.pipe, "", 0, 0); /* let a started writer end */
+	writer_join(&tp.w);
+	if (tp.router != NULL)
+		zmq_close(tp.router);
+	if (tp.pipe != NULL)
+		zmq_close(tp.pipe);
+	if (tp.ctx != NULL)
+		zmq_ctx_term(tp.ctx);
+	free(tp.peers);
+	return code;
+}

@@ -1,0 +1,121 @@
+/*
+ * Push validation: everything a change set is checked against before the
+ * writer sees it, so nothing invalid ever reaches a transaction. The one
+ * check that needs the stored record (an equal version with a different
+ * payload) is the merge rule's INVALID, found by the writer.
+ *
+ * A change set is atomic: when one change is bad, the reply is a PushReply
+ * whose every result is REJECTED. The bad change's reason starts with the
+ * Error code name ("INVALID: ...", "TOO_LARGE: ..."), the others say they
+ * were not applied (docs/protocol-notes.md).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define CHANGESET_ID_MAX 128
+
+fs_push_reply *
+validate_reject_all(const char *changeset_id, size_t n, size_t bad, const char *code,
+                    const char *why)
+{
+	fs_push_reply *r = calloc(1, sizeof(*r));
+	if (r == NULL)
+		return NULL;
+	fieldsync__v1__push_reply__init(r);
+	r->changeset_id = strdup(changeset_id);
+	r->results = calloc(n ? n : 1, sizeof(*r->results));
+	if (r->changeset_id == NULL || r->results == NULL)
+		goto fail;
+	for (size_t i = 0; i < n; i++) {
+		char buf[320];
+		fs_change_result *cr = calloc(1, sizeof(*cr));
+		if (cr == NULL)
+			goto fail;
+		fieldsync__v1__change_result__init(cr);
+		r->results[r->n_results++] = cr;
+		cr->status = FIELDSYNC__V1__CHANGE_RESULT__STATUS__REJECTED;
+		if (i == bad)
+			snprintf(buf, sizeof(buf), "%s: %s", code, why);
+		else
+			snprintf(buf, sizeof(buf), "not applied: change %zu of this change set was rejected", bad);
+		if ((cr->reason = strdup(buf)) == NULL)
+			goto fail;
+	}
+	return r;
+fail:
+	validate_reply_free(r);
+	return NULL;
+}
+
+void
+validate_reply_free(fs_push_reply *r)
+{
+	if (r == NULL)
+		return;
+	for (size_t i = 0; i < r->n_results; i++) {
+		if (r->results[i]->reason != protobuf_c_empty_string)
+			free(r->results[i]->reason);
+		free(r->results[i]);
+	}
+	free(r->results);
+	if (r->changeset_id != protobuf_c_empty_string)
+		free(r->changeset_id);
+	free(r);
+}
+
+/* Checks one record; returns the Error code name on failure. */
+static const char *
+check_change(const config *c, const Fieldsync__V1__Change *ch, char *why, size_t len)
+{
+	const fsp_record *r = ch->record;
+	if (r == NULL) {
+		snprintf(why, len, "change has no record");
+		return "INVALID";
+	}
+	if (r->payload.len > c->max_payload_bytes) {
+		snprintf(why, len, "payload is %zu bytes, the limit is %llu", r->payload.len,
+		         (unsigned long long)c->max_payload_bytes);
+		return "TOO_LARGE";
+	}
+	if (!fsp_record_check(r, why, len))
+		return "INVALID";
+	if (!r->deleted && fsp_collection_typed(r->collection) &&
+	    !fsp_typed_check(r->collection, r->payload.data, r->payload.len, why, len))
+		return "INVALID";
+	return NULL;
+}
+
+bool
+validate_push(const config *c, const fs_push_request *p, fs_error_code *err_code,
+              char *err_msg, size_t err_len, fs_push_reply **reply)
+{
+	size_t idl = strlen(p->changeset_id);
+	*reply = NULL;
+	if (idl == 0 || idl > CHANGESET_ID_MAX) {
+		*err_code = FIELDSYNC__V1__ERROR__CODE__INVALID;
+		snprintf(err_msg, err_len, "changeset_id must be 1..%d bytes", CHANGESET_ID_MAX);
+		return false;
+	}
+	if (p->n_changes > c->max_changes_per_push) {
+		*err_code = FIELDSYNC__V1__ERROR__CODE__TOO_LARGE;
+		snprintf(err_msg, err_len, "%zu changes in one change set, the limit is %u",
+		         p->n_changes, c->max_changes_per_push);
+		return false;
+	}
+	for (size_t i = 0; i < p->n_changes; i++) {
+		char why[256];
+		const char *code = check_change(c, p->changes[i], why, sizeof(why));
+		if (code != NULL) {
+			*reply = validate_reject_all(p->changeset_id, p->n_changes, i, code, why);
+			if (*reply == NULL) {
+				*err_code = FIELDSYNC__V1__ERROR__CODE__INTERNAL;
+				snprintf(err_msg, err_len, "out of memory");
+			}
+			return false;
+		}
+	}
+	return true;
+}

@@ -1,0 +1,365 @@
+/*
+ * The writer thread: group commit.
+ *
+ * It owns the only LMDB write transaction. Each round it takes every push
+ * job queued on the pipe (up to batch_max_jobs), applies them in ONE write
+ * transaction, each change set in a nested transaction of its own so that a
+ * rejected set rolls back alone, commits once (one fsync for the whole
+ * round), and only then hands the jobs back with their replies. Concurrent
+ * devices thus share fsyncs instead of paying one each.
+ *
+ * Round outcomes:
+ *   commit ok        every job gets its PushReply (stored for retries)
+ *   MDB_MAP_FULL     abort, grow the map, redo the round from the start
+ *   disk full        abort; every job gets Error BUSY with retry_after_ms
+ *   other failure    abort; every job gets Error UNAVAILABLE
+ * Nothing is acknowledged that was not committed.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "internal.h"
+
+struct writer {
+	pthread_t thread;
+	void *zctx;
+	char endpoint[128];
+	store *s;
+	const config *c;
+	void *pipe;
+	pthread_mutex_t ready_lock;
+	pthread_cond_t ready_cond;
+	int ready; /* 0 starting, 1 running, -1 failed */
+};
+
+void
+push_job_free(push_job *j)
+{
+	if (j == NULL)
+		return;
+	if (j->request != NULL)
+		fieldsync__v1__envelope__free_unpacked(j->request, NULL);
+	free(j->reply);
+	free(j);
+}
+
+/* Wraps packed PushReply bytes in an Envelope for request_id. */
+static bool
+job_set_push_reply(push_job *j, const uint8_t *reply, size_t len)
+{
+	/* Envelope { request_id = 1; push_reply = 13 } hand-encoded: the stored
+	 * PushReply bytes are the field's content, so a replayed reply is
+	 * byte-identical to the first one. */
+	uint8_t head[24];
+	size_t n = 0;
+	uint64_t v = j->request_id;
+	head[n++] = 0x08; /* field 1, varint */
+	do {
+		head[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+		v >>= 7;
+	} while (v != 0);
+	head[n++] = (13 << 3) | 2; /* field 13, length-delimited */
+	v = len;
+	do {
+		head[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+		v >>= 7;
+	} while (v != 0);
+	free(j->reply);
+	j->reply = malloc(n + len);
+	if (j->reply == NULL)
+		return false;
+	memcpy(j->reply, head, n);
+	memcpy(j->reply + n, reply, len);
+	j->reply_len = n + len;
+	return true;
+}
+
+static void
+job_set_error(push_job *j, fs_error_code code, const char *msg, uint32_t retry_ms)
+{
+	free(j->reply);
+	j->reply = wire_error(j->request_id, code, msg, retry_ms, &j->reply_len);
+}
+
+/*
+ * Applies one change inside txn t. Returns STORE_OK with *res filled, or a
+ * store error. *invalid is set when the merge rule found a reused dot.
+ */
+static store_rc
+apply_change(store_txn *t, fsp_record *in, fs_change_result *res, bool *invalid)
+{
+	fs_record_state *cur = NULL;
+	fsp_record *one_in[1];
+	fsp_record **out = one_in;
+	size_t n_out = 0, n_cur = 0;
+	fsp_record *const *siblings = NULL;
+	store_rc rc = store_record_get(t, in->collection, in->id, &cur);
+
+	if (rc != STORE_OK && rc != STORE_NOTFOUND)
+		return rc;
+	if (cur != NULL) {
+		n_cur = cur->n_siblings;
+		siblings = cur->siblings;
+		out = malloc((n_cur + 1) * sizeof(*out));
+		if (out == NULL) {
+			store_record_free(cur);
+			return STORE_ERROR;
+		}
+	}
+	fsp_merge_status st = fsp_merge(siblings, n_cur, in, out, &n_out);
+	rc = STORE_OK;
+	switch (st) {
+	case FSP_MERGE_INVALID:
+		*invalid = true;
+		break;
+	case FSP_MERGE_DUPLICATE:
+	case FSP_MERGE_OBSOLETE:
+		res->status = st == FSP_MERGE_DUPLICATE ? FIELDSYNC__V1__CHANGE_RESULT__STATUS__DUPLICATE
+		                                        : FIELDSYNC__V1__CHANGE_RESULT__STATUS__OBSOLETE;
+		res->seq = cur->seq;
+		break;
+	case FSP_MERGE_APPLIED:
+	case FSP_MERGE_CONFLICT: {
+		fs_record_state next;
+		fieldsync__v1__record_state__init(&next);
+		next.collection = in->collection;
+		next.id = in->id;
+		next.scope = in->scope;
+		next.seq = store_next_seq(t);
+		next.n_siblings = n_out;
+		next.siblings = out;
+		rc = store_record_put(t, &next, cur ? cur->seq : 0);
+		res->status = st == FSP_MERGE_APPLIED ? FIELDSYNC__V1__CHANGE_RESULT__STATUS__APPLIED
+		                                      : FIELDSYNC__V1__CHANGE_RESULT__STATUS__CONFLICT;
+		res->seq = next.seq;
+		break;
+	}
+	}
+	if (out != one_in)
+		free(out);
+	store_record_free(cur);
+	return rc;
+}
+
+/*
+ * Applies one change set in a nested transaction of parent. Returns a store
+ * error only for failures that doom the whole round (map full, I/O).
+ */
+static store_rc
+apply_job(writer *w, store_txn *parent, push_job *j)
+{
+	const fs_push_request *p = j->request->push;
+	const uint8_t *stored;
+	size_t stored_len, n = p->n_changes;
+	store_txn *t = NULL;
+	fs_change_result *results = NULL, **rptr = NULL;
+	fs_push_reply reply;
+	uint8_t *packed = NULL;
+	store_rc rc = store_reply_get(parent, p->changeset_id, &stored, &stored_len);
+
+	if (rc == STORE_OK) { /* a retry: the stored reply again, nothing changes */
+		if (!job_set_push_reply(j, stored, stored_len))
+			job_set_error(j, FIELDSYNC__V1__ERROR__CODE__INTERNAL, "out of memory", 0);
+		return STORE_OK;
+	}
+	if (rc != STORE_NOTFOUND)
+		return rc;
+
+	results = calloc(n ? n : 1, sizeof(*results));
+	rptr = calloc(n ? n : 1, sizeof(*rptr));
+	if (results == NULL || rptr == NULL) {
+		rc = STORE_ERROR;
+		goto out;
+	}
+	if ((rc = store_nested_begin(parent, &t)) != STORE_OK)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		bool invalid = false;
+		fieldsync__v1__change_result__init(&results[i]);
+		rptr[i] = &results[i];
+		rc = apply_change(t, p->changes[i]->record, &results[i], &invalid);
+		if (rc != STORE_OK) {
+			store_abort(&t);
+			goto out;
+		}
+		if (invalid) { /* the set is atomic: none of it is applied */
+			fs_push_reply *rej;
+			store_abort(&t);
+			rej = validate_reject_all(p->changeset_id, n, i, "INVALID",
+			                          "an equal version with a different value is stored "
+			                          "(a replica reused a dot)");
+			if (rej == NULL) {
+				job_set_error(j, FIELDSYNC__V1__ERROR__CODE__INTERNAL, "out of memory", 0);
+			} else {
+				fs_envelope e;
+				fieldsync__v1__envelope__init(&e);
+				e.request_id = j->request_id;
+				e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_PUSH_REPLY;
+				rej->server_seq = store_last_seq(parent);
+				e.push_reply = rej;
+				free(j->reply);
+				j->reply = wire_pack(&e, &j->reply_len);
+				validate_reply_free(rej);
+			}
+			rc = STORE_OK;
+			goto out;
+		}
+	}
+	fieldsync__v1__push_reply__init(&reply);
+	reply.changeset_id = p->changeset_id;
+	reply.n_results = n;
+	reply.results = rptr;
+	reply.server_seq = store_last_seq(t);
+	size_t len = fieldsync__v1__push_reply__get_packed_size(&reply);
+	packed = malloc(len ? len : 1);
+	if (packed == NULL) {
+		store_abort(&t);
+		rc = STORE_ERROR;
+		goto out;
+	}
+	fieldsync__v1__push_reply__pack(&reply, packed);
+	rc = store_reply_put(t, p->changeset_id, packed, len, w->c->replies_kept);
+	if (rc != STORE_OK) {
+		store_abort(&t);
+		goto out;
+	}
+	if ((rc = store_commit(&t)) != STORE_OK)
+		goto out;
+	if (!job_set_push_reply(j, packed, len))
+		job_set_error(j, FIELDSYNC__V1__ERROR__CODE__INTERNAL, "out of memory", 0);
+out:
+	free(packed);
+	free(results);
+	free(rptr);
+	return rc;
+}
+
+/* One group commit of jobs[0..n); retries after growing a full map. */
+static void
+writer_round(writer *w, push_job **jobs, size_t n)
+{
+	for (;;) {
+		store_txn *t = NULL;
+		store_rc rc = store_write_begin(w->s, &t);
+		for (size_t i = 0; rc == STORE_OK && i < n; i++)
+			rc = apply_job(w, t, jobs[i]);
+		if (rc == STORE_OK)
+			rc = store_commit(&t);
+		else
+			store_abort(&t);
+		if (rc == STORE_OK) {
+			atomic_fetch_add(&g_stats.commits, 1);
+			for (size_t i = 0; i < n; i++)
+				atomic_fetch_add(&g_stats.changes_applied, jobs[i]->request->push->n_changes);
+			return;
+		}
+		if (rc == STORE_FULL && store_grow(w->s) == STORE_OK)
+			continue;
+		/* Nothing of this round was committed: no job may say otherwise. */
+		for (size_t i = 0; i < n; i++) {
+			if (rc == STORE_FULL || rc == STORE_NOSPACE) {
+				job_set_error(jobs[i], FIELDSYNC__V1__ERROR__CODE__BUSY,
+				              "storage is full; nothing of this change set was applied", 5000);
+				atomic_fetch_add(&g_stats.busy, 1);
+			} else {
+				job_set_error(jobs[i], FIELDSYNC__V1__ERROR__CODE__UNAVAILABLE,
+				              "storage error; nothing of this change set was applied", 1000);
+			}
+		}
+		log_event(LOG_WARN, "group commit failed; change sets answered BUSY/UNAVAILABLE",
+		          LU("change_sets", n), LI("store_rc", rc), NULL);
+		return;
+	}
+}
+
+static void *
+writer_main(void *arg)
+{
+	writer *w = arg;
+	size_t cap = w->c->batch_max_jobs;
+	push_job **jobs = calloc(cap, sizeof(*jobs));
+	bool stopping = false;
+	int ok;
+
+	w->pipe = zmq_socket(w->zctx, ZMQ_PAIR);
+	ok = jobs != NULL && w->pipe != NULL && zmq_connect(w->pipe, w->endpoint) == 0;
+	pthread_mutex_lock(&w->ready_lock);
+	w->ready = ok ? 1 : -1;
+	pthread_cond_signal(&w->ready_cond);
+	pthread_mutex_unlock(&w->ready_lock);
+	if (!ok)
+		goto out;
+
+	while (!stopping) {
+		size_t n = 0;
+		int flags = 0; /* block for the first message of a round */
+		while (n < cap) {
+			push_job *j = NULL;
+			int r = zmq_recv(w->pipe, &j, sizeof(j), flags);
+			if (r < 0)
+				break; /* EAGAIN: the queue is drained, or ETERM */
+			flags = ZMQ_DONTWAIT;
+			if (r == 0) {
+				stopping = true;
+				break;
+			}
+			if (r == (int)sizeof(j))
+				jobs[n++] = j;
+		}
+		if (n > 0)
+			writer_round(w, jobs, n);
+		for (size_t i = 0; i < n; i++)
+			zmq_send(w->pipe, &jobs[i], sizeof(jobs[i]), 0);
+		if (n == 0 && !stopping && zmq_errno() == ETERM)
+			break;
+	}
+	zmq_send(w->pipe, "", 0, 0); /* "stopped": everything queued was answered */
+out:
+	free(jobs);
+	if (w->pipe != NULL)
+		zmq_close(w->pipe);
+	return NULL;
+}
+
+writer *
+writer_start(void *zctx, const char *pipe_endpoint, store *s, const config *c)
+{
+	writer *w = calloc(1, sizeof(*w));
+	if (w == NULL)
+		return NULL;
+	w->zctx = zctx;
+	snprintf(w->endpoint, sizeof(w->endpoint), "%s", pipe_endpoint);
+	w->s = s;
+	w->c = c;
+	pthread_mutex_init(&w->ready_lock, NULL);
+	pthread_cond_init(&w->ready_cond, NULL);
+	if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
+		free(w);
+		return NULL;
+	}
+	pthread_mutex_lock(&w->ready_lock);
+	while (w->ready == 0)
+		pthread_cond_wait(&w->ready_cond, &w->ready_lock);
+	pthread_mutex_unlock(&w->ready_lock);
+	if (w->ready < 0) {
+		pthread_join(w->thread, NULL);
+		free(w);
+		return NULL;
+	}
+	return w;
+}
+
+void
+writer_join(writer **wp)
+{
+	if (wp == NULL || *wp == NULL)
+		return;
+	pthread_join((*wp)->thread, NULL);
+	pthread_mutex_destroy(&(*wp)->ready_lock);
+	pthread_cond_destroy(&(*wp)->ready_cond);
+	free(*wp);
+	*wp = NULL;
+}

@@ -1,0 +1,431 @@
+/* Test support: the real fieldsyncd as a child process, and a DEALER client. */
+#define _XOPEN_SOURCE 700
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "daemon.h"
+#include "fieldsync/merge.h"
+
+struct fs_test_daemon {
+	pid_t pid;
+	int port;
+	bool own_dir;
+	char dir[512];
+	char logpath[600];
+	char endpoint[64];
+	char *extra[16];
+};
+
+char *
+fs_test_tmpdir(void)
+{
+	char *p = strdup("/tmp/fieldsync-test-XXXXXX");
+	if (p != NULL && mkdtemp(p) == NULL) {
+		free(p);
+		return NULL;
+	}
+	return p;
+}
+
+static int
+rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+void
+fs_test_rm_rf(const char *path)
+{
+	nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static int
+free_port(void)
+{
+	struct sockaddr_in a;
+	socklen_t l = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&a, &l) == 0)
+		port = ntohs(a.sin_port);
+	if (fd >= 0)
+		close(fd);
+	return port;
+}
+
+static bool
+spawn(fs_test_daemon *d)
+{
+	char ep[64], rem[64], ops[64];
+	const char *argv[40];
+	int n = 0;
+	snprintf(ep, sizeof(ep), "tcp://127.0.0.1:%d", d->port);
+	snprintf(rem, sizeof(rem), "tcp://127.0.0.1:%d", free_port());
+	snprintf(ops, sizeof(ops), "127.0.0.1:%d", free_port());
+	argv[n++] = FS_DAEMON_BIN;
+	argv[n++] = "--data-dir";
+	argv[n++] = d->dir;
+	argv[n++] = "--sync-endpoint";
+	argv[n++] = ep;
+	argv[n++] = "--reminder-endpoint";
+	argv[n++] = rem;
+	argv[n++] = "--ops-listen";
+	argv[n++] = ops;
+	argv[n++] = "--dev";
+	for (int i = 0; d->extra[i] != NULL; i++)
+		argv[n++] = d->extra[i];
+	argv[n] = NULL;
+
+	pid_t pid = fork();
+	if (pid < 0)
+		return false;
+	if (pid == 0) {
+		int fd = open(d->logpath, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		if (fd >= 0) {
+			dup2(fd, 2);
+			close(fd);
+		}
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	d->pid = pid;
+	return true;
+}
+
+/* Waits until the daemon answers Hello, or it dies, or 20 s pass. */
+static bool
+wait_ready(fs_test_daemon *d)
+{
+	void *ctx = zmq_ctx_new();
+	void *s = fs_test_dealer(ctx, d->endpoint);
+	bool ok = false;
+	for (int i = 0; i < 100 && !ok; i++) {
+		Fieldsync__V1__Hello h = FIELDSYNC__V1__HELLO__INIT;
+		Fieldsync__V1__Envelope e = FIELDSYNC__V1__ENVELOPE__INIT;
+		int status;
+		if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
+			d->pid = 0;
+			break;
+		}
+		h.protocol = 1;
+		e.request_id = 1;
+		e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_HELLO;
+		e.hello = &h;
+		fs_test_send(s, &e);
+		Fieldsync__V1__Envelope *r = fs_test_recv(s, 200);
+		if (r != NULL) {
+			ok = r->body_case == FIELDSYNC__V1__ENVELOPE__BODY_WELCOME;
+			fieldsync__v1__envelope__free_unpacked(r, NULL);
+		}
+	}
+	zmq_close(s);
+	zmq_ctx_term(ctx);
+	return ok;
+}
+
+fs_test_daemon *
+fs_test_daemon_start_args(const char *data_dir, const char *const *extra)
+{
+	fs_test_daemon *d = calloc(1, sizeof(*d));
+	char *tmp = fs_test_tmpdir();
+	if (d == NULL || tmp == NULL)
+		goto fail;
+	for (int i = 0; extra != NULL && extra[i] != NULL && i < 15; i++)
+		d->extra[i] = strdup(extra[i]);
+	if (data_dir == NULL) {
+		snprintf(d->dir, sizeof(d->dir), "%s/data", tmp);
+		d->own_dir = true;
+	} else {
+		snprintf(d->dir, sizeof(d->dir), "%s", data_dir);
+	}
+	snprintf(d->logpath, sizeof(d->logpath), "%s/daemon.log", tmp);
+	free(tmp);
+	tmp = NULL;
+	d->port = free_port();
+	snprintf(d->endpoint, sizeof(d->endpoint), "tcp://127.0.0.1:%d", d->port);
+	if (!spawn(d) || !wait_ready(d))
+		goto fail;
+	return d;
+fail:
+	free(tmp);
+	if (d != NULL) {
+		char *log = fs_test_daemon_log(d);
+		fprintf(stderr, "fieldsyncd did not start; its log:\n%s\n", log ? log : "(none)");
+		free(log);
+	}
+	fs_test_daemon_stop(&d);
+	return NULL;
+}
+
+fs_test_daemon *
+fs_test_daemon_start(const char *data_dir)
+{
+	return fs_test_daemon_start_args(data_dir, NULL);
+}
+
+const char *
+fs_test_daemon_endpoint(const fs_test_daemon *d)
+{
+	return d->endpoint;
+}
+
+const char *
+fs_test_daemon_data_dir(const fs_test_daemon *d)
+{
+	return d->dir;
+}
+
+int
+fs_test_daemon_pid(const fs_test_daemon *d)
+{
+	return (int)d->pid;
+}
+
+char *
+fs_test_daemon_log(const fs_test_daemon *d)
+{
+	FILE *f = fopen(d->logpath, "rb");
+	char *buf = NULL;
+	long n;
+	if (f == NULL)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	buf = malloc((size_t)n + 1);
+	if (buf != NULL) {
+		size_t got = fread(buf, 1, (size_t)n, f);
+		buf[got] = '\0';
+	}
+	fclose(f);
+	return buf;
+}
+
+void
+fs_test_daemon_kill9(fs_test_daemon *d)
+{
+	if (d->pid > 0) {
+		kill(d->pid, SIGKILL);
+		waitpid(d->pid, NULL, 0);
+		d->pid = 0;
+	}
+}
+
+int
+fs_test_daemon_wait(fs_test_daemon *d, int timeout_ms)
+{
+	for (int waited = 0; d->pid > 0 && waited <= timeout_ms; waited += 50) {
+		int st;
+		if (waitpid(d->pid, &st, WNOHANG) == d->pid) {
+			d->pid = 0;
+			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		}
+		usleep(50000);
+	}
+	return -1;
+}
+
+bool
+fs_test_daemon_restart(fs_test_daemon *d)
+{
+	fs_test_daemon_kill9(d);
+	return spawn(d) && wait_ready(d);
+}
+
+int
+fs_test_daemon_stop(fs_test_daemon **dp)
+{
+	int status = -1;
+	if (dp == NULL || *dp == NULL)
+		return -1;
+	fs_test_daemon *d = *dp;
+	if (d->pid > 0) {
+		kill(d->pid, SIGTERM);
+		status = fs_test_daemon_wait(d, 30000);
+		fs_test_daemon_kill9(d);
+	}
+	char base[600];
+	snprintf(base, sizeof(base), "%s", d->logpath);
+	char *slash = strrchr(base, '/');
+	if (slash != NULL)
+		*slash = '\0';
+	if (getenv("FS_TEST_KEEP") == NULL)
+		fs_test_rm_rf(base); /* the temp dir: log, and data when we made it */
+	for (int i = 0; d->extra[i] != NULL; i++)
+		free(d->extra[i]);
+	free(d);
+	*dp = NULL;
+	return status;
+}
+
+void *
+fs_test_dealer(void *zctx, const char *endpoint)
+{
+	void *s = zmq_socket(zctx, ZMQ_DEALER);
+	int zero = 0;
+	zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero));
+	zmq_connect(s, endpoint);
+	return s;
+}
+
+bool
+fs_test_send(void *sock, const Fieldsync__V1__Envelope *e)
+{
+	size_t len = fieldsync__v1__envelope__get_packed_size(e);
+	uint8_t *buf = malloc(len ? len : 1);
+	bool ok;
+	if (buf == NULL)
+		return false;
+	fieldsync__v1__envelope__pack(e, buf);
+	ok = zmq_send(sock, buf, len, 0) == (int)len;
+	free(buf);
+	return ok;
+}
+
+Fieldsync__V1__Envelope *
+fs_test_recv(void *sock, int timeout_ms)
+{
+	zmq_pollitem_t it = {sock, 0, ZMQ_POLLIN, 0};
+	zmq_msg_t m;
+	Fieldsync__V1__Envelope *e = NULL;
+	if (zmq_poll(&it, 1, timeout_ms) <= 0)
+		return NULL;
+	zmq_msg_init(&m);
+	if (zmq_msg_recv(&m, sock, 0) >= 0)
+		e = fieldsync__v1__envelope__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
+	zmq_msg_close(&m);
+	return e;
+}
+
+Fieldsync__V1__Envelope *
+fs_test_call(void *sock, Fieldsync__V1__Envelope *e, int timeout_ms)
+{
+	if (!fs_test_send(sock, e))
+		return NULL;
+	Fieldsync__V1__Envelope *r = fs_test_recv(sock, timeout_ms);
+	if (r != NULL && r->request_id != e->request_id) {
+		fieldsync__v1__envelope__free_unpacked(r, NULL);
+		return NULL;
+	}
+	return r;
+}
+
+Fieldsync__V1__VersionVector *
+fs_test_vv(const char *text)
+{
+	/* Build by repeated increments: simple, and keeps the dots sorted. */
+	Fieldsync__V1__VersionVector empty = FIELDSYNC__V1__VERSION_VECTOR__INIT;
+	fsp_vv *v = fsp_vv_dup(&empty);
+	char buf[1024];
+	snprintf(buf, sizeof(buf), "%s", text);
+	for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok != NULL;
+	     tok = strtok_r(NULL, ",", &save)) {
+		char *colon = strchr(tok, ':');
+		if (colon == NULL)
+			continue;
+		*colon = '\0';
+		unsigned long long n = strtoull(colon + 1, NULL, 10);
+		for (unsigned long long i = 0; i < n; i++) {
+			fsp_vv *next = NULL;
+			fsp_vv_increment(v, tok, &next);
+			fsp_vv_free(v);
+			v = next;
+		}
+	}
+	return v;
+}
+
+struct fs_test_push {
+	Fieldsync__V1__PushRequest req;
+	Fieldsync__V1__Envelope env;
+	Fieldsync__V1__Change **changes;
+	size_t n, cap;
+	char *changeset_id;
+};
+
+fs_test_push *
+fs_test_push_new(const char *changeset_id)
+{
+	fs_test_push *p = calloc(1, sizeof(*p));
+	fieldsync__v1__push_request__init(&p->req);
+	fieldsync__v1__envelope__init(&p->env);
+	p->changeset_id = strdup(changeset_id);
+	return p;
+}
+
+void
+fs_test_push_add(fs_test_push *p, const char *collection, const char *id, const char *scope,
+                 const char *version, bool deleted, const void *payload, size_t payload_len)
+{
+	if (p->n == p->cap) {
+		p->cap = p->cap ? p->cap * 2 : 8;
+		p->changes = realloc(p->changes, p->cap * sizeof(*p->changes));
+	}
+	Fieldsync__V1__Change *c = calloc(1, sizeof(*c));
+	Fieldsync__V1__Record *r = calloc(1, sizeof(*r));
+	fieldsync__v1__change__init(c);
+	fieldsync__v1__record__init(r);
+	r->collection = strdup(collection);
+	r->id = strdup(id);
+	r->scope = strdup(scope);
+	r->version = fs_test_vv(version);
+	r->deleted = deleted;
+	if (payload_len > 0) {
+		r->payload.data = malloc(payload_len);
+		memcpy(r->payload.data, payload, payload_len);
+		r->payload.len = payload_len;
+	}
+	c->record = r;
+	p->changes[p->n++] = c;
+}
+
+Fieldsync__V1__Envelope *
+fs_test_push_envelope(fs_test_push *p, uint64_t request_id)
+{
+	p->req.changeset_id = p->changeset_id;
+	p->req.changes = p->changes;
+	p->req.n_changes = p->n;
+	p->env.request_id = request_id;
+	p->env.body_case = FIELDSYNC__V1__ENVELOPE__BODY_PUSH;
+	p->env.push = &p->req;
+	return &p->env;
+}
+
+void
+fs_test_push_free(fs_test_push *p)
+{
+	if (p == NULL)
+		return;
+	for (size_t i = 0; i < p->n; i++) {
+		Fieldsync__V1__Record *r = p->changes[i]->record;
+		free(r->collection);
+		free(r->id);
+		free(r->scope);
+		fsp_vv_free(r->version);
+		free(r->payload.data);
+		free(r);
+		free(p->changes[i]);
+	}
+	free(p->changes);
+	free(p->changeset_id);
+	free(p);
+}
