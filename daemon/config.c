@@ -41,7 +41,7 @@ static const struct opt {
 	{"reminder-endpoint", OPT_REMINDER_EP, "FIELDSYNC_REMINDER_ENDPOINT", "EP", "PUB endpoint for reminder events (default tcp://*:7401)"},
 	{"ops-listen", OPT_OPS_LISTEN, "FIELDSYNC_OPS_LISTEN", "HOST:PORT", "ops HTTP address (default 127.0.0.1:7480)"},
 	{"dev", OPT_DEV, "FIELDSYNC_DEV", NULL, "development mode: no CURVE, every peer gets every scope"},
-	{"map-size", OPT_MAP_SIZE, "FIELDSYNC_MAP_SIZE", "BYTES", "initial LMDB map size (default 64M; K/M/G suffixes)"},
+	{"map-size", OPT_MAP_SIZE, "FIELDSYNC_MAP_SIZE", "BYTES", "initial LMDB map size (default 1G, grows; K/M/G suffixes)"},
 	{"map-size-max", OPT_MAP_SIZE_MAX, "FIELDSYNC_MAP_SIZE_MAX", "BYTES", "the map grows up to this (default 64G)"},
 	{"max-message-bytes", OPT_MAX_MSG, "FIELDSYNC_MAX_MESSAGE_BYTES", "BYTES", "largest accepted frame (default 16M)"},
 	{"max-changes-per-push", OPT_MAX_CHANGES, "FIELDSYNC_MAX_CHANGES_PER_PUSH", "N", "changes in one change set (default 1000)"},
@@ -156,7 +156,7 @@ config_load(config *c, int argc, char **argv)
 	strcpy(c->sync_endpoint, "tcp://*:7400");
 	strcpy(c->reminder_endpoint, "tcp://*:7401");
 	strcpy(c->ops_listen, "127.0.0.1:7480");
-	c->map_size = 64ULL << 20;
+	c->map_size = 1ULL << 30;
 	c->map_size_max = 64ULL << 30;
 	c->max_message_bytes = 16ULL << 20;
 	c->max_changes_per_push = 1000;

@@ -85,7 +85,7 @@ typedef enum {
 	STORE_OK = 0,
 	STORE_NOTFOUND,
 	STORE_FULL,    /* map full: grow and retry */
-	STORE_NOSPACE, /* the disk (or a quota) is full: answer BUSY */
+	STORE_NOSPACE, /* the disk refused the write (full, quota, file size, I/O): BUSY */
 	STORE_CORRUPT, /* a stored value does not decode */
 	STORE_ERROR,   /* anything else; logged where it happened */
 } store_rc;

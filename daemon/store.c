@@ -38,8 +38,11 @@
  *                                     `grow_lock` exclusively (no reader may be
  *                                     open, LMDB's rule for mdb_env_set_mapsize),
  *                                     doubles the map and retries the batch.
- * A commit that fails with ENOSPC, EDQUOT or EFBIG is STORE_NOSPACE: nothing
- * was acknowledged, LMDB rolled back, and callers answer BUSY.
+ * A commit that fails with ENOSPC, EDQUOT, EFBIG or EIO (LMDB's word for a
+ * short write, which is how a disk filling up mid-write shows) is
+ * STORE_NOSPACE: nothing was acknowledged, LMDB rolled the transaction back
+ * (the meta page was never written), and callers answer BUSY. The daemon
+ * goes on serving reads and retries writes as they come.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -86,6 +89,7 @@ map_rc(int rc)
 	case ENOSPC:
 	case EDQUOT:
 	case EFBIG:
+	case EIO: /* LMDB reports a short write (the disk filled up mid-write) as EIO */
 		return STORE_NOSPACE;
 	default:
 		return STORE_ERROR;
@@ -495,9 +499,10 @@ store_record_put(store_txn *t, const fs_record_state *rs, uint64_t old_seq)
 		if (rc != 0 && rc != MDB_NOTFOUND)
 			return map_rc(rc);
 	}
+	/* Seqs only grow, so the feed is append-only: MDB_APPEND skips the search. */
 	put_be64(seqb, rs->seq);
 	MDB_val fv = {k.mv_size, key};
-	return map_rc(mdb_put(t->txn, t->s->feed, &fk, &fv, 0));
+	return map_rc(mdb_put(t->txn, t->s->feed, &fk, &fv, MDB_APPEND));
 }
 
 void

@@ -408,6 +408,8 @@ transport_run(const config *c, store *s)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* A file size limit must fail the write (EFBIG -> BUSY), not kill us. */
+	signal(SIGXFSZ, SIG_IGN);
 
 	if (setup(&tp) != 0) {
 		log_event(LOG_ERROR, "start-up failed", NULL);

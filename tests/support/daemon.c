@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -99,6 +100,11 @@ spawn(fs_test_daemon *d)
 	if (pid < 0)
 		return false;
 	if (pid == 0) {
+		const char *fsize = getenv("FS_TEST_FSIZE_LIMIT"); /* fault injection: a "full disk" */
+		if (fsize != NULL) {
+			struct rlimit rl = {strtoull(fsize, NULL, 10), RLIM_INFINITY};
+			setrlimit(RLIMIT_FSIZE, &rl);
+		}
 		int fd = open(d->logpath, O_WRONLY | O_CREAT | O_APPEND, 0600);
 		if (fd >= 0) {
 			dup2(fd, 2);

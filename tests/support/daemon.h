@@ -13,7 +13,8 @@
 
 typedef struct fs_test_daemon fs_test_daemon;
 
-/* Starts fieldsyncd --dev on a free loopback port and waits until it answers
+/* Starts fieldsyncd --dev on a free loopback port (with RLIMIT_FSIZE set to
+ * $FS_TEST_FSIZE_LIMIT bytes when that is set: a full disk, for fault tests) and waits until it answers
  * Hello. data_dir NULL: a fresh temporary directory, removed by stop. Extra
  * arguments (NULL-terminated list) are passed on. NULL on failure. */
 fs_test_daemon *fs_test_daemon_start(const char *data_dir);
