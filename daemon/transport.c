@@ -449,6 +449,13 @@ transport_run(const config *c, store *s)
 			break;
 	}
 	code = 0;
+	log_event(LOG_INFO, "drained", LU("requests", atomic_load(&g_stats.requests)),
+	          LU("pushes", atomic_load(&g_stats.pushes)),
+	          LU("changes_applied", atomic_load(&g_stats.changes_applied)),
+	          LU("commits", atomic_load(&g_stats.commits)),
+	          LU("malformed", atomic_load(&g_stats.malformed)),
+	          LU("busy", atomic_load(&g_stats.busy)),
+	          LU("replies_unroutable", atomic_load(&g_stats.replies_unroutable)), NULL);
 out:
 	if (code != 0 && tp.w != NULL)
 		zmq_send(tp.pipe, "", 0, 0); /* let a started writer end */

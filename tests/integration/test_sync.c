@@ -571,3 +571,56 @@ Test(sync, sigterm_answers_what_is_queued)
 	for (int i = 0; i < N; i++)
 		fs_test_push_free(ps[i]);
 }
+
+Test(sync, a_reply_to_a_vanished_peer_is_counted)
+{
+	/* A second client pipelines 50 change sets and disappears before the
+	 * replies can be sent: the later ones meet a peer that is gone. */
+	enum { SETS = 50, PER = 100 };
+	void *gone = fs_test_dealer(ctx, fs_test_daemon_endpoint(d));
+	for (int k = 0; k < SETS; k++) {
+		char csid[32];
+		snprintf(csid, sizeof(csid), "cs-vanished-%d", k);
+		fs_test_push *p = fs_test_push_new(csid);
+		for (int i = 0; i < PER; i++) {
+			char id[16];
+			snprintf(id, sizeof(id), "v%d-%d", k, i);
+			fs_test_push_add(p, "note", id, "team-a", "a:1", false, "v", 1);
+		}
+		cr_assert(fs_test_send(gone, fs_test_push_envelope(p, (uint64_t)k + 1)));
+		fs_test_push_free(p);
+	}
+	/* The first reply proves the daemon is committing; then vanish. */
+	env_t *first = fs_test_recv(gone, 10000);
+	cr_assert_not_null(first);
+	fieldsync__v1__envelope__free_unpacked(first, NULL);
+	zmq_close(gone); /* linger 0: the connection goes at once */
+
+	/* The data is committed all the same: a retry would get the stored reply. */
+	uint64_t last = 0;
+	for (int stable = 0, i = 0; stable < 5 && i < 200; i++) {
+		env_t *h = pull(0, 1);
+		uint64_t now = h->pull_reply->last_seq;
+		fieldsync__v1__envelope__free_unpacked(h, NULL);
+		h = pull(now, 1000);
+		while (h->pull_reply->more) {
+			uint64_t l = h->pull_reply->last_seq;
+			fieldsync__v1__envelope__free_unpacked(h, NULL);
+			h = pull(l, 1000);
+		}
+		now = h->pull_reply->last_seq;
+		fieldsync__v1__envelope__free_unpacked(h, NULL);
+		stable = now == last ? stable + 1 : 0;
+		last = now;
+		usleep(100000);
+	}
+	cr_assert_gt(last, PER, "more than the first change set was committed");
+	kill(fs_test_daemon_pid(d), SIGTERM);
+	cr_assert_eq(fs_test_daemon_wait(d, 30000), 0);
+	char *log = fs_test_daemon_log(d);
+	const char *at = log ? strstr(log, "\"replies_unroutable\":") : NULL;
+	cr_assert_not_null(at, "the drain log line counts unroutable replies");
+	cr_expect_gt(atoi(at + strlen("\"replies_unroutable\":")), 0,
+	             "replies to the vanished peer were counted");
+	free(log);
+}
