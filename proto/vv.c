@@ -173,6 +173,8 @@ fsp_vv_increment(const fsp_vv *v, const char *replica, fsp_vv **out)
 		reps[m] = v->dots[i]->replica;
 		ctr[m] = v->dots[i]->counter;
 		if (c == 0) {
+			if (ctr[m] == UINT64_MAX) /* a counter that cannot grow: refuse */
+				goto out;
 			ctr[m]++;
 			placed = true;
 		}

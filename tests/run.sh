@@ -15,4 +15,19 @@ cmake --build "$build_dir" -j"$(nproc)"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 cd "$build_dir"
-ctest --output-on-failure --timeout 900 -j2
+# The full log is kept in $build_dir/ctest.log. Criterion counts a test whose
+# process printed a LeakSanitizer report as passed, so sanitizer reports are
+# searched for here and fail the run.
+status=0
+ctest -V --timeout 900 -j2 >ctest.log 2>&1 || status=$?
+grep -E '^[0-9]+/[0-9]+ Test +#' ctest.log || true
+if [ "$status" -ne 0 ]; then
+  grep -nE -B2 -A25 'Assertion Failed|\[FAIL\]|CRASH|Sanitizer|runtime error' ctest.log | head -300 || true
+fi
+if grep -qE 'ERROR: (Address|Leak|UndefinedBehavior)Sanitizer|runtime error:' ctest.log; then
+  echo "sanitizer reports found:" >&2
+  grep -nE -A30 'ERROR: (Address|Leak|UndefinedBehavior)Sanitizer|runtime error:' ctest.log | head -200 >&2
+  status=1
+fi
+sed -n '/tests passed, /,$p' ctest.log
+exit "$status"

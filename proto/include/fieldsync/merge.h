@@ -63,7 +63,9 @@ bool fsp_vv_join(const fsp_vv *const *vs, size_t n, fsp_vv **out);
 
 /*
  * Sets *out to copy(v) with replica's counter raised by one (added when
- * absent), keeping the dots sorted. Allocated like fsp_vv_join().
+ * absent), keeping the dots sorted. Allocated like fsp_vv_join(). Returns
+ * false, *out NULL, when memory runs out or the counter is already
+ * UINT64_MAX (it cannot be raised).
  */
 bool fsp_vv_increment(const fsp_vv *v, const char *replica, fsp_vv **out);
 
