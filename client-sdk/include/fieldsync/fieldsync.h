@@ -1,0 +1,239 @@
+/*
+ * libfieldsync: the tablet's offline store and its sync with fieldsyncd
+ * (PROTOCOL.md). An app opens one store per device user, reads and writes
+ * records while offline, and calls fs_sync() when the network is back.
+ *
+ * Conventions
+ *   - Every function that can fail returns fs_err (FS_OK = 0); results come
+ *     through out-parameters, which are left untouched on failure unless
+ *     said otherwise.
+ *   - Handles are opaque and come in pairs: fs_store_open/fs_store_close,
+ *     fs_get/fs_record_free, fs_list_*()/fs_list_free. The close/free
+ *     functions accept NULL (and a pointer to NULL) and null the pointer.
+ *   - Every local write (put, delete, resolve) is durably committed before
+ *     the call returns.
+ *   - One fs_store may be used from several threads; fs_sync() may run in
+ *     one thread while others read and write. A store directory may also be
+ *     used by several processes at once (e.g. the CLI while an app runs),
+ *     but must not be opened twice in one process (an LMDB rule).
+ *   - No function logs; error texts never contain payload bytes.
+ */
+#ifndef FIELDSYNC_H
+#define FIELDSYNC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum fs_err {
+	FS_OK = 0,
+	FS_ERR_INVALID,   /* a bad argument: name, id, scope or typed payload */
+	FS_ERR_NOT_FOUND, /* no such record (or it is deleted); no store at dir */
+	FS_ERR_EXISTS,    /* fs_store_create: a store is already there */
+	FS_ERR_NOMEM,     /* out of memory */
+	FS_ERR_IO,        /* the local store could not be read or written */
+	FS_ERR_CORRUPT,   /* stored data does not decode */
+	FS_ERR_VERSION,   /* the store was written by an unknown schema */
+	FS_ERR_FULL,      /* the local store is full (LMDB map or disk) */
+	FS_ERR_TIMEOUT,   /* sync: no answer within the timeout; retry later */
+	FS_ERR_NETWORK,   /* sync: the endpoint cannot be used (bad address) */
+	FS_ERR_PROTOCOL,  /* sync: the peer answered outside PROTOCOL.md */
+	FS_ERR_BUSY,      /* sync: the daemon asked to retry later (BUSY, UNAVAILABLE) */
+	FS_ERR_REFUSED,   /* sync: the daemon refused us (FORBIDDEN, UNSUPPORTED_PROTOCOL) */
+	FS_ERR_SERVER,    /* sync: the daemon reported an internal error; retry later */
+} fs_err;
+
+/* A static English sentence for e; never NULL. */
+const char *fs_strerror(fs_err e);
+
+/* ---- the store ---------------------------------------------------------- */
+
+typedef struct fs_store fs_store;
+
+/*
+ * Creates a new store in dir (made with mode 0700 when missing; an existing
+ * empty directory is fine) with a fresh random replica id, and opens it.
+ * default_scope NULL means "default". FS_ERR_EXISTS when dir already holds
+ * a store, FS_ERR_INVALID when the scope does not match
+ * [a-z0-9][a-z0-9._-]{0,63}. On success *out is the open store.
+ */
+fs_err fs_store_create(const char *dir, const char *default_scope, fs_store **out);
+
+/* Opens the store in dir. FS_ERR_NOT_FOUND when there is none. */
+fs_err fs_store_open(const char *dir, fs_store **out);
+
+/* Closes *s (may be NULL or point to NULL) and sets *s = NULL. No sync
+ * may be running on it. */
+void fs_store_close(fs_store **s);
+
+/* The replica id (UUID text) and default scope; valid until close. */
+const char *fs_store_replica_id(const fs_store *s);
+const char *fs_store_default_scope(const fs_store *s);
+
+/* ---- records ------------------------------------------------------------ */
+
+/*
+ * Writes a value. Its version is join(all versions held for the record) + 1
+ * on this replica, so it supersedes every sibling. scope NULL keeps the
+ * record's current scope, or uses the default scope for a new record.
+ * For the typed collections "case" and "contact" the payload must be a
+ * valid fieldsync.v1.Case/Contact (see fs_json_to_payload). The payload is
+ * copied. FS_ERR_INVALID on a bad collection, id, scope or payload.
+ */
+fs_err fs_put(fs_store *s, const char *collection, const char *id, const char *scope,
+              const void *payload, size_t len);
+
+/* Writes a tombstone that supersedes every sibling. FS_ERR_NOT_FOUND when
+ * the record is absent or already deleted. */
+fs_err fs_delete(fs_store *s, const char *collection, const char *id);
+
+/* Resolves a conflict: like fs_put, but the record must exist
+ * (FS_ERR_NOT_FOUND otherwise). To resolve by deleting, call fs_delete. */
+fs_err fs_resolve(fs_store *s, const char *collection, const char *id,
+                  const void *payload, size_t len);
+
+/* One value of a record, a view into an fs_record (valid until it is freed). */
+typedef struct fs_sibling {
+	bool deleted;           /* a tombstone: payload is empty */
+	const uint8_t *payload; /* len bytes; NULL when len is 0 */
+	size_t len;
+	const char *version;    /* "replica:counter,replica:counter" sorted by replica */
+	int64_t modified_at_ms; /* device clock of the edit */
+	const char *modified_by;/* the replica that made it; "" when unknown */
+} fs_sibling;
+
+typedef struct fs_record fs_record;
+
+/*
+ * Reads a record with every sibling (more than one when it is in conflict).
+ * FS_ERR_NOT_FOUND when absent or when every sibling is a tombstone.
+ * *out is owned by the caller: free with fs_record_free().
+ */
+fs_err fs_get(fs_store *s, const char *collection, const char *id, fs_record **out);
+void fs_record_free(fs_record **r);
+const char *fs_record_collection(const fs_record *r);
+const char *fs_record_id(const fs_record *r);
+const char *fs_record_scope(const fs_record *r);
+size_t fs_record_sibling_count(const fs_record *r);
+/* Fills *out with sibling i (i < count); pointers live as long as r. */
+void fs_record_sibling(const fs_record *r, size_t i, fs_sibling *out);
+
+/* A list of records (ids, conflicts, failed changes). Caller frees with fs_list_free. */
+typedef struct fs_list_item {
+	const char *collection;
+	const char *id;
+	const char *scope;
+	size_t siblings;    /* number of siblings; > 1 means a conflict */
+	const char *reason; /* fs_list_failed only: the daemon's reason; else NULL */
+} fs_list_item;
+
+typedef struct fs_list {
+	size_t n;
+	fs_list_item *items;
+} fs_list;
+
+void fs_list_free(fs_list **l);
+
+/* The live (not deleted) records of a collection, in id byte order. */
+fs_err fs_list_collection(fs_store *s, const char *collection, fs_list **out);
+/* Every record with more than one sibling, in (collection, id) order. */
+fs_err fs_list_conflicts(fs_store *s, fs_list **out);
+/*
+ * Local changes the daemon refused (REJECTED, or a request-level INVALID /
+ * TOO_LARGE / MALFORMED for that change alone). They are parked: kept in
+ * the outbox and in the store, never pushed again until the record is
+ * written again or fs_retry_failed() requeues them.
+ */
+fs_err fs_list_failed(fs_store *s, fs_list **out);
+/* Puts every parked change back in the queue; *n (may be NULL) = how many. */
+fs_err fs_retry_failed(fs_store *s, size_t *n);
+
+/* ---- sync --------------------------------------------------------------- */
+
+typedef enum fs_sync_phase {
+	FS_SYNC_CONNECT = 0, /* Hello sent, waiting for Welcome */
+	FS_SYNC_PUSH,        /* done/total: changes acknowledged / to push */
+	FS_SYNC_PULL,        /* done: records pulled; total: 0 (unknown) */
+} fs_sync_phase;
+
+typedef struct fs_progress {
+	fs_sync_phase phase;
+	uint64_t done;
+	uint64_t total;
+} fs_progress;
+
+/* Called from inside fs_sync(), in its thread, between network round trips.
+ * It may read and write the store. */
+typedef void (*fs_progress_fn)(void *arg, const fs_progress *p);
+
+typedef struct fs_sync_opts {
+	const char *endpoint;    /* "tcp://host:port" */
+	int timeout_ms;          /* the whole sync; <= 0 means 30000 */
+	fs_progress_fn progress; /* may be NULL */
+	void *progress_arg;
+	uint32_t pull_limit;     /* records per PullRequest; 0 means 500 */
+} fs_sync_opts;
+
+typedef struct fs_sync_stats {
+	uint64_t pushed;    /* changes acknowledged by the daemon */
+	uint64_t conflicts; /* of which the daemon answered CONFLICT */
+	uint64_t failed;    /* changes parked in this sync (see fs_list_failed) */
+	uint64_t pulled;    /* records received from the feed */
+	uint64_t changesets;/* PushRequests answered */
+} fs_sync_stats;
+
+/*
+ * One sync: Hello, push the outbox in change sets of at most Welcome's
+ * max_changes_per_push (first any change set sent before and not answered,
+ * again with the same changeset_id), then pull until `more` is false,
+ * merging with the shared merge rule. Never returns later than the timeout
+ * (plus the time of a local commit). Whatever happens, nothing local is
+ * lost: unacknowledged changes stay in the outbox for the next sync.
+ * stats may be NULL; it is filled even on failure with what was done.
+ * The outcome is also recorded for fs_status().
+ */
+fs_err fs_sync(fs_store *s, const fs_sync_opts *opts, fs_sync_stats *stats);
+
+typedef struct fs_status {
+	uint64_t pending;      /* local changes not yet acknowledged (not parked) */
+	uint64_t failed;       /* parked changes (fs_list_failed) */
+	uint64_t last_seq;     /* the pull checkpoint */
+	int64_t last_sync_ms;  /* end of the last successful sync; 0 = never */
+	int64_t last_error_ms; /* when the last failed sync ended; 0 = never */
+	fs_err last_error;     /* of the last sync; FS_OK when it succeeded */
+	char last_error_msg[256];
+} fs_status;
+
+fs_err fs_status_get(fs_store *s, fs_status *out);
+
+/* ---- typed collections as JSON (METHOD.md) ------------------------------ */
+
+/* True for "case" and "contact". */
+bool fs_collection_typed(const char *collection);
+
+/*
+ * Converts a JSON object with METHOD.md's field names (enums by name, times
+ * as integer ms) to the protobuf payload of a typed collection. Unknown
+ * fields, wrong types and values the shared check refuses are
+ * FS_ERR_INVALID, with a sentence in why (never quoting values). A missing
+ * field takes its default; a missing contact.who5 is -1 ("not taken").
+ * *out is malloc'd (caller frees; may be NULL with *out_len 0 for an
+ * all-default value).
+ */
+fs_err fs_json_to_payload(const char *collection, const char *json, size_t json_len,
+                          uint8_t **out, size_t *out_len, char *why, size_t why_len);
+
+/* The JSON object of a typed payload, every field present; malloc'd text,
+ * caller frees. FS_ERR_CORRUPT when it does not decode. */
+fs_err fs_payload_to_json(const char *collection, const uint8_t *payload, size_t len,
+                          char **out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

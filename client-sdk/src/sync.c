@@ -1,0 +1,463 @@
+/*
+ * fs_sync(): one conversation with fieldsyncd over a DEALER socket
+ * (PROTOCOL.md §1, §2, §4, §5).
+ *
+ *   Hello -> Welcome          max_changes_per_push and max_message_bytes
+ *   push in-flight sets       change sets made by an earlier sync and never
+ *                             answered, resent byte for byte (same
+ *                             changeset_id: the daemon applies them once)
+ *   push new sets             sdk_push_prepare() makes and stores a set
+ *                             BEFORE it is sent; sdk_push_done() applies
+ *                             the reply; a crash in between leaves the set
+ *                             in flight for the next sync
+ *   pull until !more          each page merged and checkpointed in one
+ *                             transaction (sdk_pull_apply)
+ *
+ * Every wait is a zmq_poll() bounded by the time left before the deadline;
+ * the socket has linger 0, so closing never waits. Nothing from the network
+ * is trusted: an undecodable frame, a multi-frame message, a reply whose
+ * results do not match the request end the sync with FS_ERR_PROTOCOL and
+ * leave the outbox and in-flight sets as they were. No transaction is held
+ * across a network wait, so the app keeps writing while a sync runs.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "internal.h"
+
+#define DEFAULT_TIMEOUT_MS 30000
+#define DEFAULT_PULL_LIMIT 500
+#define DEFAULT_BATCH 100
+#define BATCH_MAX 10000
+#define RECV_MAX ((int64_t)64 << 20)
+
+typedef Fieldsync__V1__Envelope envelope;
+
+typedef struct conn {
+	void *ctx, *sock;
+	int64_t deadline;
+	uint64_t next_rid;
+} conn;
+
+typedef struct sync_run {
+	fs_store *s;
+	const fs_sync_opts *o;
+	conn c;
+	fs_sync_stats st;
+	fs_progress pr;
+	char msg[256];
+} sync_run;
+
+static void
+conn_close(conn *c)
+{
+	if (c->sock != NULL)
+		zmq_close(c->sock);
+	if (c->ctx != NULL)
+		zmq_ctx_term(c->ctx);
+	c->sock = c->ctx = NULL;
+}
+
+static fs_err
+conn_open(conn *c, const char *endpoint)
+{
+	int zero = 0, ivl = 100, ivl_max = 1000;
+	int64_t maxmsg = RECV_MAX;
+	uint64_t r = 0;
+	char u[37];
+
+	if ((c->ctx = zmq_ctx_new()) == NULL)
+		return FS_ERR_NOMEM;
+	if ((c->sock = zmq_socket(c->ctx, ZMQ_DEALER)) == NULL)
+		return FS_ERR_NETWORK;
+	zmq_setsockopt(c->sock, ZMQ_LINGER, &zero, sizeof(zero));
+	zmq_setsockopt(c->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof(ivl));
+	zmq_setsockopt(c->sock, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof(ivl_max));
+	zmq_setsockopt(c->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg));
+	if (zmq_connect(c->sock, endpoint) != 0)
+		return FS_ERR_NETWORK;
+	/* request ids start at a random point so replies from another
+	 * conversation (a reused routing id) can never match */
+	if (sdk_uuid(u))
+		for (int i = 0; i < 12; i++)
+			r = (r << 4) | (uint64_t)(u[i] >= 'a' ? u[i] - 'a' + 10 : u[i] - '0');
+	c->next_rid = (r & 0xffffffffffffull) + 1;
+	return FS_OK;
+}
+
+static int
+remaining(const conn *c)
+{
+	int64_t left = c->deadline - sdk_mono_ms();
+	if (left <= 0)
+		return 0;
+	return left > 0x7fffffff ? 0x7fffffff : (int)left;
+}
+
+/*
+ * Sends e (its request_id set here) and waits for the reply with the same
+ * request_id, or an Error with request_id 0. Replies to other ids are
+ * dropped. *rep is the caller's to free.
+ */
+static fs_err
+conn_call(conn *c, envelope *e, envelope **rep)
+{
+	uint8_t *buf = NULL;
+	fs_err err = FS_OK;
+	zmq_msg_t m;
+	bool m_open = false;
+
+	*rep = NULL;
+	e->request_id = c->next_rid++;
+	size_t len = fieldsync__v1__envelope__get_packed_size(e);
+	if ((buf = malloc(len ? len : 1)) == NULL)
+		return FS_ERR_NOMEM;
+	fieldsync__v1__envelope__pack(e, buf);
+	for (;;) {
+		zmq_pollitem_t pi = {c->sock, 0, ZMQ_POLLOUT, 0};
+		int left = remaining(c);
+		if (left == 0) {
+			err = FS_ERR_TIMEOUT;
+			goto out;
+		}
+		int n = zmq_poll(&pi, 1, left);
+		if (n < 0 && zmq_errno() == EINTR)
+			continue;
+		if (n < 0) {
+			err = FS_ERR_NETWORK;
+			goto out;
+		}
+		if (n == 0)
+			continue; /* re-checks the deadline */
+		if (zmq_send(c->sock, buf, len, ZMQ_DONTWAIT) == (int)len)
+			break;
+		if (zmq_errno() != EAGAIN && zmq_errno() != EINTR) {
+			err = FS_ERR_NETWORK;
+			goto out;
+		}
+	}
+	for (;;) {
+		zmq_pollitem_t pi = {c->sock, 0, ZMQ_POLLIN, 0};
+		int more = 0;
+		size_t more_len = sizeof(more);
+		int left = remaining(c);
+		if (left == 0) {
+			err = FS_ERR_TIMEOUT;
+			goto out;
+		}
+		int n = zmq_poll(&pi, 1, left);
+		if (n < 0 && zmq_errno() == EINTR)
+			continue;
+		if (n < 0) {
+			err = FS_ERR_NETWORK;
+			goto out;
+		}
+		if (n == 0)
+			continue;
+		zmq_msg_init(&m);
+		m_open = true;
+		if (zmq_msg_recv(&m, c->sock, ZMQ_DONTWAIT) < 0) {
+			zmq_msg_close(&m);
+			m_open = false;
+			continue;
+		}
+		zmq_getsockopt(c->sock, ZMQ_RCVMORE, &more, &more_len);
+		if (more) { /* a reply is exactly one frame: drain and refuse */
+			while (more) {
+				zmq_msg_t part;
+				zmq_msg_init(&part);
+				if (zmq_msg_recv(&part, c->sock, ZMQ_DONTWAIT) < 0) {
+					zmq_msg_close(&part);
+					break;
+				}
+				zmq_msg_close(&part);
+				zmq_getsockopt(c->sock, ZMQ_RCVMORE, &more, &more_len);
+			}
+			err = FS_ERR_PROTOCOL;
+			goto out;
+		}
+		envelope *r = fieldsync__v1__envelope__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
+		zmq_msg_close(&m);
+		m_open = false;
+		if (r == NULL) {
+			err = FS_ERR_PROTOCOL;
+			goto out;
+		}
+		if (r->request_id == e->request_id ||
+		    (r->request_id == 0 && r->body_case == FIELDSYNC__V1__ENVELOPE__BODY_ERROR)) {
+			*rep = r;
+			goto out;
+		}
+		fieldsync__v1__envelope__free_unpacked(r, NULL); /* a stale reply */
+	}
+out:
+	if (m_open)
+		zmq_msg_close(&m);
+	free(buf);
+	return err;
+}
+
+static const char *
+code_name(int code)
+{
+	const ProtobufCEnumValue *v =
+	    protobuf_c_enum_descriptor_get_value(&fieldsync__v1__error__code__descriptor, code);
+	return v ? v->name : "UNKNOWN";
+}
+
+/* The fs_err for an Error reply that ends the sync; msg says why. */
+static fs_err
+error_reply(sync_run *r, const Fieldsync__V1__Error *e)
+{
+	fs_err err;
+	switch (e->code) {
+	case FIELDSYNC__V1__ERROR__CODE__BUSY:
+	case FIELDSYNC__V1__ERROR__CODE__UNAVAILABLE:
+		err = FS_ERR_BUSY;
+		break;
+	case FIELDSYNC__V1__ERROR__CODE__FORBIDDEN:
+	case FIELDSYNC__V1__ERROR__CODE__UNSUPPORTED_PROTOCOL:
+		err = FS_ERR_REFUSED;
+		break;
+	case FIELDSYNC__V1__ERROR__CODE__MALFORMED:
+	case FIELDSYNC__V1__ERROR__CODE__INVALID:
+	case FIELDSYNC__V1__ERROR__CODE__TOO_LARGE:
+		err = FS_ERR_PROTOCOL; /* for a request the SDK made itself */
+		break;
+	default:
+		err = FS_ERR_SERVER;
+		break;
+	}
+	snprintf(r->msg, sizeof(r->msg), "daemon: %s: %.150s%s", code_name(e->code),
+	         e->message ? e->message : "", e->retry_after_ms ? " (retry later)" : "");
+	return err;
+}
+
+static void
+progress(sync_run *r)
+{
+	if (r->o->progress != NULL)
+		r->o->progress(r->o->progress_arg, &r->pr);
+}
+
+static fs_err
+hello(sync_run *r, size_t *max, size_t *budget)
+{
+	Fieldsync__V1__Hello h = FIELDSYNC__V1__HELLO__INIT;
+	envelope e = FIELDSYNC__V1__ENVELOPE__INIT, *rep = NULL;
+	fs_err err;
+
+	h.protocol = 1;
+	h.replica_id = (char *)fs_store_replica_id(r->s);
+	h.client = "libfieldsync/0.1";
+	e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_HELLO;
+	e.hello = &h;
+	if ((err = conn_call(&r->c, &e, &rep)) != FS_OK)
+		goto out;
+	if (rep->body_case == FIELDSYNC__V1__ENVELOPE__BODY_ERROR && rep->error != NULL) {
+		err = error_reply(r, rep->error);
+		goto out;
+	}
+	if (rep->body_case != FIELDSYNC__V1__ENVELOPE__BODY_WELCOME || rep->welcome == NULL) {
+		err = FS_ERR_PROTOCOL;
+		goto out;
+	}
+	*max = rep->welcome->max_changes_per_push ? rep->welcome->max_changes_per_push
+	                                          : DEFAULT_BATCH;
+	if (*max > BATCH_MAX)
+		*max = BATCH_MAX;
+	uint64_t mb = rep->welcome->max_message_bytes ? rep->welcome->max_message_bytes
+	                                              : (uint64_t)16 << 20;
+	if (mb > (uint64_t)RECV_MAX)
+		mb = (uint64_t)RECV_MAX;
+	*budget = (size_t)(mb - mb / 8); /* room for the envelope */
+out:
+	if (rep != NULL)
+		fieldsync__v1__envelope__free_unpacked(rep, NULL);
+	return err;
+}
+
+/* Sends in-flight change set `key` and applies the answer. */
+static fs_err
+push_one(sync_run *r, uint64_t key, const uint8_t *bytes, size_t len)
+{
+	envelope e = FIELDSYNC__V1__ENVELOPE__INIT, *rep = NULL;
+	sdk_push_request *req = fieldsync__v1__push_request__unpack(NULL, len, bytes);
+	sdk_push_outcome oc = {0, 0, 0, 0};
+	fs_err err;
+
+	if (req == NULL)
+		return FS_ERR_CORRUPT;
+	for (size_t i = 0; i < req->n_changes; i++)
+		if (req->changes[i] == NULL || req->changes[i]->record == NULL) {
+			err = FS_ERR_CORRUPT;
+			goto out;
+		}
+	e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_PUSH;
+	e.push = req;
+	if ((err = conn_call(&r->c, &e, &rep)) != FS_OK)
+		goto out;
+	if (rep->body_case == FIELDSYNC__V1__ENVELOPE__BODY_ERROR && rep->error != NULL) {
+		int code = rep->error->code;
+		if (code == FIELDSYNC__V1__ERROR__CODE__INVALID ||
+		    code == FIELDSYNC__V1__ERROR__CODE__TOO_LARGE ||
+		    code == FIELDSYNC__V1__ERROR__CODE__MALFORMED) {
+			/* refused as a whole, nothing applied: settle and go on */
+			err = sdk_push_refused(r->s, key, req, code_name(code), rep->error->message, &oc);
+		} else {
+			err = error_reply(r, rep->error);
+		}
+		goto counted;
+	}
+	if (rep->body_case != FIELDSYNC__V1__ENVELOPE__BODY_PUSH_REPLY || rep->push_reply == NULL ||
+	    rep->push_reply->n_results != req->n_changes ||
+	    (rep->push_reply->changeset_id[0] != '\0' &&
+	     strcmp(rep->push_reply->changeset_id, req->changeset_id) != 0)) {
+		err = FS_ERR_PROTOCOL;
+		snprintf(r->msg, sizeof(r->msg), "the push reply does not match the change set");
+		goto out;
+	}
+	for (size_t i = 0; i < rep->push_reply->n_results; i++)
+		if (rep->push_reply->results[i] == NULL) {
+			err = FS_ERR_PROTOCOL;
+			goto out;
+		}
+	err = sdk_push_done(r->s, key, req, rep->push_reply, &oc);
+	r->st.changesets++;
+counted:
+	r->st.pushed += oc.acked;
+	r->st.conflicts += oc.conflicts;
+	r->st.failed += oc.parked;
+	r->pr.done += oc.acked + oc.parked;
+	if (r->pr.done > r->pr.total)
+		r->pr.total = r->pr.done;
+	if (err == FS_OK)
+		progress(r);
+out:
+	if (rep != NULL)
+		fieldsync__v1__envelope__free_unpacked(rep, NULL);
+	fieldsync__v1__push_request__free_unpacked(req, NULL);
+	return err;
+}
+
+static fs_err
+push_all(sync_run *r, size_t max, size_t budget)
+{
+	uint64_t key = 0;
+	uint8_t *bytes = NULL;
+	size_t len = 0;
+	fs_err err;
+
+	r->pr.phase = FS_SYNC_PUSH;
+	if ((err = sdk_pending_count(r->s, &r->pr.total)) != FS_OK)
+		return err;
+	progress(r);
+	/* first what an earlier sync sent and never heard back about */
+	for (;;) {
+		err = sdk_inflight_next(r->s, &key, &bytes, &len);
+		if (err == FS_ERR_NOT_FOUND)
+			break;
+		if (err != FS_OK)
+			return err;
+		err = push_one(r, key, bytes, len);
+		free(bytes);
+		if (err != FS_OK)
+			return err;
+	}
+	for (;;) {
+		err = sdk_push_prepare(r->s, max, budget, &key, &bytes, &len);
+		if (err == FS_ERR_NOT_FOUND)
+			return FS_OK;
+		if (err != FS_OK)
+			return err;
+		err = push_one(r, key, bytes, len);
+		free(bytes);
+		if (err != FS_OK)
+			return err;
+	}
+}
+
+static fs_err
+pull_all(sync_run *r)
+{
+	uint64_t since;
+	fs_err err;
+	Fieldsync__V1__PullRequest pr = FIELDSYNC__V1__PULL_REQUEST__INIT;
+
+	if ((err = sdk_checkpoint_get(r->s, &since)) != FS_OK)
+		return err;
+	r->pr.phase = FS_SYNC_PULL;
+	r->pr.done = 0;
+	r->pr.total = 0;
+	progress(r);
+	for (;;) {
+		envelope e = FIELDSYNC__V1__ENVELOPE__INIT, *rep = NULL;
+		uint64_t applied = 0;
+		pr.since_seq = since;
+		pr.limit = r->o->pull_limit ? r->o->pull_limit : DEFAULT_PULL_LIMIT;
+		e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_PULL;
+		e.pull = &pr;
+		if ((err = conn_call(&r->c, &e, &rep)) != FS_OK)
+			return err;
+		if (rep->body_case == FIELDSYNC__V1__ENVELOPE__BODY_ERROR && rep->error != NULL) {
+			err = error_reply(r, rep->error);
+		} else if (rep->body_case != FIELDSYNC__V1__ENVELOPE__BODY_PULL_REPLY ||
+		           rep->pull_reply == NULL) {
+			err = FS_ERR_PROTOCOL;
+		} else if (rep->pull_reply->more && rep->pull_reply->last_seq <= since) {
+			err = FS_ERR_PROTOCOL; /* "more" without progress would loop forever */
+			snprintf(r->msg, sizeof(r->msg), "the feed did not advance");
+		} else {
+			err = sdk_pull_apply(r->s, rep->pull_reply, &applied);
+		}
+		bool more = err == FS_OK && rep->pull_reply->more;
+		if (err == FS_OK) {
+			r->st.pulled += rep->pull_reply->n_records;
+			r->pr.done += rep->pull_reply->n_records;
+			if (rep->pull_reply->last_seq > since)
+				since = rep->pull_reply->last_seq;
+			progress(r);
+		}
+		fieldsync__v1__envelope__free_unpacked(rep, NULL);
+		if (err != FS_OK || !more)
+			return err;
+	}
+}
+
+fs_err
+fs_sync(fs_store *s, const fs_sync_opts *o, fs_sync_stats *stats)
+{
+	sync_run r;
+	size_t max = DEFAULT_BATCH, budget = 0;
+	fs_err err;
+
+	if (s == NULL || o == NULL || o->endpoint == NULL)
+		return FS_ERR_INVALID;
+	memset(&r, 0, sizeof(r));
+	r.s = s;
+	r.o = o;
+	r.c.deadline = sdk_mono_ms() + (o->timeout_ms > 0 ? o->timeout_ms : DEFAULT_TIMEOUT_MS);
+	r.pr.phase = FS_SYNC_CONNECT;
+	if ((err = conn_open(&r.c, o->endpoint)) != FS_OK) {
+		snprintf(r.msg, sizeof(r.msg), "cannot connect to the endpoint (bad address?)");
+		goto out;
+	}
+	progress(&r);
+	if ((err = hello(&r, &max, &budget)) != FS_OK)
+		goto out;
+	if ((err = push_all(&r, max, budget)) != FS_OK)
+		goto out;
+	err = pull_all(&r);
+out:
+	conn_close(&r.c);
+	if (err != FS_OK && r.msg[0] == '\0')
+		snprintf(r.msg, sizeof(r.msg), "%s", fs_strerror(err));
+	/* the outcome is informational: a failure to record it changes nothing */
+	(void)sdk_sync_record(s, err, err == FS_OK ? NULL : r.msg);
+	if (stats != NULL)
+		*stats = r.st;
+	return err;
+}
