@@ -24,6 +24,9 @@ enum {
 	OPT_MAX_PAYLOAD,
 	OPT_REPLIES_KEPT,
 	OPT_LOG_LEVEL,
+	OPT_TIME_ZONE,
+	OPT_RULES,
+	OPT_CLOCK_OFFSET,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -48,6 +51,9 @@ static const struct opt {
 	{"max-payload-bytes", OPT_MAX_PAYLOAD, "FIELDSYNC_MAX_PAYLOAD_BYTES", "BYTES", "largest record payload (default 1M)"},
 	{"replies-kept", OPT_REPLIES_KEPT, "FIELDSYNC_REPLIES_KEPT", "N", "change-set replies kept for retries (default 100000)"},
 	{"log-level", OPT_LOG_LEVEL, "FIELDSYNC_LOG_LEVEL", "LEVEL", "debug, info, warn or error (default info)"},
+	{"time-zone", OPT_TIME_ZONE, "FIELDSYNC_TIME_ZONE", "ZONE", "IANA zone of the deadlines (default Europe/Copenhagen)"},
+	{"rules", OPT_RULES, "FIELDSYNC_RULES", "FILE", "JSON rule table (default: METHOD.md's; docs/reminders.md)"},
+	{"clock-offset-ms", OPT_CLOCK_OFFSET, "FIELDSYNC_CLOCK_OFFSET_MS", "MS", "testing aid: shift the daemon's clock (default 0)"},
 	{"help", OPT_HELP, NULL, NULL, "print this help and exit"},
 	{"version", OPT_VERSION, NULL, NULL, "print the version and exit"},
 };
@@ -77,7 +83,9 @@ parse_size(const char *s, uint64_t *out)
 	char *end;
 	errno = 0;
 	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || end == s || s[0] == '-')
+	if (!(s[0] >= '0' && s[0] <= '9')) /* no sign, no white space */
+		return false;
+	if (errno || end == s)
 		return false;
 	uint64_t mul = 1;
 	switch (*end) {
@@ -138,6 +146,16 @@ apply(config *c, const struct opt *o, const char *v, const char *source)
 		c->log_level = log_level_parse(v);
 		ok = c->log_level >= 0;
 		break;
+	case OPT_TIME_ZONE: ok = copy_str(c->time_zone, sizeof(c->time_zone), v); break;
+	case OPT_RULES: ok = copy_str(c->rules_file, sizeof(c->rules_file), v); break;
+	case OPT_CLOCK_OFFSET: {
+		char *end;
+		errno = 0;
+		long long off = strtoll(v, &end, 10);
+		ok = errno == 0 && end != v && *end == '\0';
+		c->clock_offset_ms = off;
+		break;
+	}
 	default: break;
 	}
 	if (!ok)
@@ -165,6 +183,7 @@ config_load(config *c, int argc, char **argv)
 	c->replies_kept = 100000;
 	c->batch_max_jobs = 512;
 	c->log_level = LOG_INFO;
+	strcpy(c->time_zone, "Europe/Copenhagen");
 
 	for (size_t i = 0; i < N_OPTS; i++) {
 		const char *v = opts[i].env ? getenv(opts[i].env) : NULL;

@@ -44,6 +44,9 @@ typedef struct config {
 	uint32_t pull_limit_max;
 	uint64_t replies_kept;      /* stored change-set replies */
 	uint32_t batch_max_jobs;    /* change sets per group commit */
+	char time_zone[128];        /* IANA zone of the deadline arithmetic */
+	char rules_file[512];       /* JSON rule table; "" = METHOD.md's defaults */
+	int64_t clock_offset_ms;    /* testing aid: shifts the daemon's clock */
 	int log_level;              /* LOG_DEBUG .. LOG_ERROR */
 } config;
 
@@ -131,6 +134,37 @@ typedef bool (*store_feed_fn)(void *arg, fs_record_state *rs);
 store_rc store_feed_scan(store_txn *t, uint64_t since, store_feed_fn fn, void *arg,
                          uint64_t *last, bool *more);
 
+/*
+ * Generic tables for the modules that keep their own layout (reminders.c).
+ * Keys and values are bytes; *val is valid until the transaction ends.
+ */
+typedef enum {
+	STORE_T_CASE_CONTACTS = 0, /* [u8 len][case_id][contact_id] -> "" */
+	STORE_T_REMINDERS,         /* [u8 len][case_id][reminder_id] -> ReminderRow */
+	STORE_T_TIMERS,            /* [u64 BE fire_ms][reminders key] -> "" */
+	STORE_T_EVENTS,            /* u64 BE seq -> ReminderEvent */
+	STORE_T_COUNT
+} store_table;
+
+store_rc store_kv_get(store_txn *t, store_table tb, const void *key, size_t klen,
+                      const void **val, size_t *vlen);
+/* append: the key sorts after every key in the table (MDB_APPEND). */
+store_rc store_kv_put(store_txn *t, store_table tb, const void *key, size_t klen,
+                      const void *val, size_t vlen, bool append);
+store_rc store_kv_del(store_txn *t, store_table tb, const void *key, size_t klen);
+/* Calls fn for each entry with key >= from whose key starts with prefix
+ * (plen 0: any), in key order, until fn returns false. fn must not write to
+ * the table it is walking. */
+typedef bool (*store_kv_fn)(void *arg, const uint8_t *key, size_t klen, const uint8_t *val,
+                            size_t vlen);
+store_rc store_kv_scan(store_txn *t, store_table tb, const void *from, size_t flen,
+                       const void *prefix, size_t plen, store_kv_fn fn, void *arg);
+/* Named u64 counters in meta ("event_seq", "published_seq"); 0 when absent. */
+uint64_t store_meta_u64(store_txn *t, const char *name);
+store_rc store_meta_set_u64(store_txn *t, const char *name, uint64_t v);
+void store_put_be64(uint8_t *p, uint64_t v);
+uint64_t store_get_be64(const uint8_t *p);
+
 /* Stored change-set replies. *data is valid until the transaction ends. */
 store_rc store_reply_get(store_txn *t, const char *changeset_id, const uint8_t **data,
                          size_t *len);
@@ -166,6 +200,57 @@ uint8_t *wire_pack(const fs_envelope *e, size_t *len);
 uint8_t *wire_error(uint64_t request_id, fs_error_code code, const char *message,
                     uint32_t retry_after_ms, size_t *len);
 int64_t wire_now_ms(void);
+/* The daemon's clock for deadlines: wall clock + --clock-offset-ms. */
+int64_t clock_now_ms(const config *c);
+
+/* ---- reminders.c -------------------------------------------------------- */
+
+typedef struct reminders reminders;
+
+/* Events committed and ready to publish: topic + packed ReminderEvent each. */
+typedef struct event_batch {
+	size_t n, cap;
+	char **topics;
+	uint8_t **data;
+	size_t *len;
+	uint64_t last_seq;
+} event_batch;
+
+void event_batch_free(event_batch *b);
+
+/* Loads the time zone and the rule table; NULL with a sentence in err. */
+reminders *reminders_new(const config *c, char *err, size_t errlen);
+void reminders_free(reminders **r);
+
+/*
+ * Called by the writer for every record it writes, inside the write txn:
+ * keeps the case -> contacts index and remembers which cases to evaluate.
+ * before may be NULL (a new record).
+ */
+store_rc reminders_note_record(reminders *r, store_txn *t, const fs_record_state *before,
+                               const fs_record_state *after);
+/* Evaluates the cases noted since the last call, at now_ms, in txn t. */
+store_rc reminders_flush(reminders *r, store_txn *t, int64_t now_ms);
+/* Fires every timer due at now_ms. */
+store_rc reminders_tick(reminders *r, store_txn *t, int64_t now_ms);
+/* The earliest timer, 0 when none. */
+int64_t reminders_next_fire(reminders *r, store_txn *t);
+
+/* The events emitted since the last take form the outbox. A mark lets a
+ * rolled-back change set drop the events it emitted. */
+size_t reminders_mark(const reminders *r);
+void reminders_rollback(reminders *r, size_t mark);
+/* Hands over the outbox (NULL when empty); the caller frees it. */
+event_batch *reminders_take(reminders *r);
+/* Events after published_seq that a crash may have kept from subscribers. */
+event_batch *reminders_unpublished(reminders *r, store_txn *t);
+/* Records (lazily, in t) that everything up to seq was handed to the publisher. */
+store_rc reminders_set_published(reminders *r, store_txn *t, uint64_t seq);
+
+/* Answers a ReplayRequest: a packed Envelope in *out (malloc'd). */
+store_rc reminders_replay(store *s, const config *c, uint64_t request_id,
+                          const Fieldsync__V1__ReplayRequest *req, uint8_t **out,
+                          size_t *len);
 
 /* ---- writer.c ----------------------------------------------------------- */
 
@@ -182,15 +267,23 @@ typedef struct push_job {
 
 typedef struct writer writer;
 
-/* Starts the writer thread; it connects a PAIR to `pipe_endpoint`. */
-writer *writer_start(void *zctx, const char *pipe_endpoint, store *s, const config *c);
+/* Starts the writer thread; it connects a PAIR to `pipe_endpoint`. It owns
+ * rem from then on (fires timers, evaluates cases, frees it at the end). */
+writer *writer_start(void *zctx, const char *pipe_endpoint, store *s, const config *c,
+                     reminders *rem);
 /* Waits for the thread to end after it was told to stop over the pipe. */
 void writer_join(writer **w);
 void push_job_free(push_job *j);
 
-/* Messages on the pipe: a pointer-sized frame holding a push_job *, or a
- * zero-length frame meaning "stop after what is queued" (to the writer) or
- * "stopped" (from the writer). */
+/* Messages on the pipe: a frame of PIPE_MSG_LEN bytes, a tag byte then a
+ * pointer: PIPE_JOB + push_job * (both ways) or PIPE_EVENTS + event_batch *
+ * (writer to transport: publish these); or a zero-length frame meaning "stop
+ * after what is queued" (to the writer) or "stopped" (from the writer). */
+enum { PIPE_JOB = 'J', PIPE_EVENTS = 'E' };
+#define PIPE_MSG_LEN (1 + sizeof(void *))
+bool pipe_send(void *sock, char tag, void *ptr, int flags);
+/* Returns the tag (0 for the empty frame, -1 for nothing/error). */
+int pipe_recv(void *sock, void **ptr, int flags);
 
 /* ---- feed.c ------------------------------------------------------------- */
 
@@ -208,11 +301,14 @@ typedef struct daemon_stats {
 	atomic_uint_fast64_t commits;
 	atomic_uint_fast64_t busy;
 	atomic_uint_fast64_t replies_unroutable;
+	atomic_uint_fast64_t events_published;
+	atomic_uint_fast64_t replays;
 } daemon_stats;
 
 extern daemon_stats g_stats;
 
-/* Runs the daemon until SIGTERM/SIGINT; returns the process exit code. */
-int transport_run(const config *c, store *s);
+/* Runs the daemon until SIGTERM/SIGINT; returns the process exit code.
+ * Takes ownership of rem. */
+int transport_run(const config *c, store *s, reminders *rem);
 
 #endif

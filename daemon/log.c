@@ -28,14 +28,17 @@ log_level_parse(const char *s)
 	return -1;
 }
 
-/* Appends s as a JSON string, escaping what JSON requires. */
+/*
+ * Appends s as a JSON string to buf[*n..cap), escaping what JSON requires.
+ * Never writes a partial string: when the escaped text would not fit, it is
+ * cut and still closed with a quote (the caller reserves room for it).
+ */
 static void
 put_json_string(char *buf, size_t cap, size_t *n, const char *s)
 {
 	static const char hex[] = "0123456789abcdef";
-	if (*n < cap)
-		buf[(*n)++] = '"';
-	for (const unsigned char *p = (const unsigned char *)s; *p && *n + 7 < cap; p++) {
+	buf[(*n)++] = '"';
+	for (const unsigned char *p = (const unsigned char *)s; *p && *n + 8 < cap; p++) {
 		if (*p == '"' || *p == '\\') {
 			buf[(*n)++] = '\\';
 			buf[(*n)++] = (char)*p;
@@ -48,40 +51,55 @@ put_json_string(char *buf, size_t cap, size_t *n, const char *s)
 			buf[(*n)++] = (char)*p;
 		}
 	}
-	if (*n < cap)
-		buf[(*n)++] = '"';
+	buf[(*n)++] = '"';
 }
 
-static void
-put_raw(char *buf, size_t cap, size_t *n, const char *s)
+/* One "key":value member, built apart so that it goes in whole or not at all. */
+static size_t
+member(char *out, size_t cap, const char *key, int kind, va_list *ap)
 {
-	size_t l = strlen(s);
-	if (*n + l < cap) {
-		memcpy(buf + *n, s, l);
-		*n += l;
+	size_t n = 0;
+	char num[32];
+	out[n++] = ',';
+	put_json_string(out, cap - 4, &n, key);
+	out[n++] = ':';
+	if (kind == LF_STR) {
+		const char *v = va_arg(*ap, const char *);
+		put_json_string(out, cap - 2, &n, v ? v : "");
+		return n;
 	}
+	if (kind == LF_INT)
+		snprintf(num, sizeof(num), "%lld", (long long)va_arg(*ap, int64_t));
+	else
+		snprintf(num, sizeof(num), "%llu", (unsigned long long)va_arg(*ap, uint64_t));
+	size_t l = strlen(num);
+	memcpy(out + n, num, l);
+	return n + l;
 }
 
 void
 log_event(int level, const char *msg, ...)
 {
-	char buf[4096], tmp[64];
-	size_t n = 0, cap = sizeof(buf) - 2;
+	/* A line is at most LOG_LINE bytes; members that do not fit are left out
+	 * and the line says "truncated":true, so it is always valid JSON. */
+	enum { LOG_LINE = 4096, LOG_MEMBER = 1024 };
+	char buf[LOG_LINE], tmp[LOG_MEMBER];
+	size_t n = 0;
+	bool truncated = false;
 	struct timespec ts;
 	struct tm tm;
 	va_list ap;
 
 	if (level < g_level)
 		return;
+	if (level < LOG_DEBUG || level > LOG_ERROR)
+		level = LOG_ERROR;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
-	strftime(tmp, sizeof(tmp), "%Y-%m-%dT%H:%M:%S", &tm);
-	put_raw(buf, cap, &n, "{\"ts\":\"");
-	put_raw(buf, cap, &n, tmp);
-	snprintf(tmp, sizeof(tmp), ".%03ldZ\",\"level\":\"%s\",\"msg\":",
-	         ts.tv_nsec / 1000000, level_names[level]);
-	put_raw(buf, cap, &n, tmp);
-	put_json_string(buf, cap, &n, msg);
+	n += strftime(buf, 64, "{\"ts\":\"%Y-%m-%dT%H:%M:%S", &tm);
+	n += (size_t)snprintf(buf + n, 64, ".%03ldZ\",\"level\":\"%s\",\"msg\":",
+	                      ts.tv_nsec / 1000000, level_names[level]);
+	put_json_string(buf, LOG_MEMBER, &n, msg);
 
 	va_start(ap, msg);
 	for (;;) {
@@ -89,21 +107,19 @@ log_event(int level, const char *msg, ...)
 		if (key == NULL)
 			break;
 		int kind = va_arg(ap, int);
-		put_raw(buf, cap, &n, ",");
-		put_json_string(buf, cap, &n, key);
-		put_raw(buf, cap, &n, ":");
-		if (kind == LF_STR) {
-			const char *v = va_arg(ap, const char *);
-			put_json_string(buf, cap, &n, v ? v : "");
-		} else if (kind == LF_INT) {
-			snprintf(tmp, sizeof(tmp), "%lld", (long long)va_arg(ap, int64_t));
-			put_raw(buf, cap, &n, tmp);
-		} else {
-			snprintf(tmp, sizeof(tmp), "%llu", (unsigned long long)va_arg(ap, uint64_t));
-			put_raw(buf, cap, &n, tmp);
+		size_t len = member(tmp, sizeof(tmp), key, kind, &ap);
+		if (truncated || n + len + 32 > sizeof(buf)) {
+			truncated = true;
+			continue; /* still consume the arguments */
 		}
+		memcpy(buf + n, tmp, len);
+		n += len;
 	}
 	va_end(ap);
+	if (truncated) {
+		memcpy(buf + n, ",\"truncated\":true", 17);
+		n += 17;
+	}
 	buf[n++] = '}';
 	buf[n++] = '\n';
 	fwrite(buf, 1, n, stderr);

@@ -34,10 +34,19 @@ main(int argc, char **argv)
 		log_event(LOG_WARN, "DEVELOPMENT MODE: no CURVE encryption, no authentication, "
 		                    "every peer is granted every scope. Never use --dev with real data.",
 		          NULL);
+	char err[600];
+	reminders *rem = reminders_new(&c, err, sizeof(err));
+	if (rem == NULL) {
+		log_event(LOG_ERROR, "bad reminder configuration", LS("error", err), NULL);
+		fprintf(stderr, "fieldsyncd: %s\n", err);
+		return 2;
+	}
 	s = store_open(c.data_dir, c.map_size, c.map_size_max);
-	if (s == NULL)
+	if (s == NULL) {
+		reminders_free(&rem);
 		return 1;
-	code = transport_run(&c, s);
+	}
+	code = transport_run(&c, s, rem);
 	store_close(&s);
 	log_event(code == 0 ? LOG_INFO : LOG_ERROR, "fieldsyncd stopped", LI("exit_code", code), NULL);
 	return code;

@@ -26,6 +26,9 @@
  *              older than that is merged again, which the version vectors make
  *              harmless (DUPLICATE/OBSOLETE), only its reply is then not
  *              byte-identical.
+ *   case_contacts, reminders, timers, events: tables whose layout belongs to
+ *              reminders.c (its design note), reached through store_kv_*.
+ *              meta also holds "event_seq" and "published_seq" for them.
  *
  * Transactions and their transitions:
  *   store_read_begin/store_read_end   any thread; holds `grow_lock` shared.
@@ -59,9 +62,14 @@
 #define STORE_SCHEMA 1u
 #define KEY_MAX (1 + FSP_COLLECTION_MAX + FSP_ID_MAX)
 
+static const char *const table_names[STORE_T_COUNT] = {
+	"case_contacts", "reminders", "timers", "events",
+};
+
 struct store {
 	MDB_env *env;
 	MDB_dbi meta, records, feed, replies, reply_age;
+	MDB_dbi tables[STORE_T_COUNT];
 	pthread_rwlock_t grow_lock;
 	uint64_t map_size, map_size_max;
 	char server_id[40];
@@ -96,15 +104,15 @@ map_rc(int rc)
 	}
 }
 
-static void
-put_be64(uint8_t *p, uint64_t v)
+void
+store_put_be64(uint8_t *p, uint64_t v)
 {
 	for (int i = 7; i >= 0; i--, v >>= 8)
 		p[i] = (uint8_t)v;
 }
 
-static uint64_t
-get_be64(const uint8_t *p)
+uint64_t
+store_get_be64(const uint8_t *p)
 {
 	uint64_t v = 0;
 	for (int i = 0; i < 8; i++)
@@ -249,7 +257,7 @@ store_open(const char *dir, uint64_t map_size, uint64_t map_size_max)
 		          LS("error", strerror(rc)), NULL);
 		goto fail;
 	}
-	if ((rc = mdb_env_create(&s->env)) != 0 || (rc = mdb_env_set_maxdbs(s->env, 8)) != 0 ||
+	if ((rc = mdb_env_create(&s->env)) != 0 || (rc = mdb_env_set_maxdbs(s->env, 16)) != 0 ||
 	    (rc = mdb_env_set_maxreaders(s->env, 256)) != 0)
 		goto lmdb_fail;
 	/* An existing, larger map keeps its size: LMDB adopts the file's size. */
@@ -278,6 +286,9 @@ store_open(const char *dir, uint64_t map_size, uint64_t map_size_max)
 	    (rc = mdb_dbi_open(txn, "reply_age", MDB_CREATE, &s->reply_age)) != 0 ||
 	    (rc = store_init_meta(s, txn)) != 0)
 		goto lmdb_fail;
+	for (int i = 0; i < STORE_T_COUNT; i++)
+		if ((rc = mdb_dbi_open(txn, table_names[i], MDB_CREATE, &s->tables[i])) != 0)
+			goto lmdb_fail;
 	rc = mdb_txn_commit(txn);
 	txn = NULL;
 	if (rc != 0)
@@ -401,7 +412,8 @@ store_commit(store_txn **tp)
 		rc = mdb_txn_commit(t->txn);
 		if (rc == 0 && t->parent != NULL) {
 			t->parent->seq = t->seq;
-			t->parent->seq_dirty = false; /* already written inside the child */
+			if (t->seq_dirty) /* written inside the child, now part of the parent */
+				t->parent->seq_dirty = false;
 		}
 	}
 	if (rc != 0 && t->parent == NULL)
@@ -494,13 +506,13 @@ store_record_put(store_txn *t, const fs_record_state *rs, uint64_t old_seq)
 	fieldsync__v1__record_state__pack(rs, v.mv_data);
 
 	if (old_seq != 0) {
-		put_be64(seqb, old_seq);
+		store_put_be64(seqb, old_seq);
 		rc = mdb_del(t->txn, t->s->feed, &fk, NULL);
 		if (rc != 0 && rc != MDB_NOTFOUND)
 			return map_rc(rc);
 	}
 	/* Seqs only grow, so the feed is append-only: MDB_APPEND skips the search. */
-	put_be64(seqb, rs->seq);
+	store_put_be64(seqb, rs->seq);
 	MDB_val fv = {k.mv_size, key};
 	return map_rc(mdb_put(t->txn, t->s->feed, &fk, &fv, MDB_APPEND));
 }
@@ -526,14 +538,14 @@ store_feed_scan(store_txn *t, uint64_t since, store_feed_fn fn, void *arg, uint6
 	*more = false;
 	if (since == UINT64_MAX)
 		return STORE_OK;
-	put_be64(seqb, since + 1);
+	store_put_be64(seqb, since + 1);
 	if ((rc = mdb_cursor_open(t->txn, t->s->feed, &cur)) != 0)
 		return map_rc(rc);
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
 	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		MDB_val rv;
 		fs_record_state *rs;
-		uint64_t seq = k.mv_size == 8 ? get_be64(k.mv_data) : 0;
+		uint64_t seq = k.mv_size == 8 ? store_get_be64(k.mv_data) : 0;
 		int grc = mdb_get(t->txn, t->s->records, &v, &rv);
 		if (grc != 0) {
 			log_event(LOG_ERROR, "feed points at a missing record", LU("seq", seq), NULL);
@@ -582,7 +594,7 @@ store_reply_put(store_txn *t, const char *changeset_id, const uint8_t *data, siz
 	age++;
 	if ((rc = meta_put_u64(t->txn, t->s->meta, "reply_age", age)) != 0)
 		return map_rc(rc);
-	put_be64(ageb, age);
+	store_put_be64(ageb, age);
 	v.mv_size = len + 8;
 	if ((rc = mdb_put(t->txn, t->s->replies, &k, &v, MDB_RESERVE)) != 0)
 		return map_rc(rc);
@@ -615,4 +627,66 @@ store_reply_put(store_txn *t, const char *changeset_id, const uint8_t *data, siz
 			return map_rc(rc);
 	}
 	return STORE_OK;
+}
+
+store_rc
+store_kv_get(store_txn *t, store_table tb, const void *key, size_t klen, const void **val,
+             size_t *vlen)
+{
+	MDB_val k = {klen, (void *)key}, v;
+	int rc = mdb_get(t->txn, t->s->tables[tb], &k, &v);
+	if (rc != 0)
+		return map_rc(rc);
+	*val = v.mv_data;
+	*vlen = v.mv_size;
+	return STORE_OK;
+}
+
+store_rc
+store_kv_put(store_txn *t, store_table tb, const void *key, size_t klen, const void *val,
+             size_t vlen, bool append)
+{
+	MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+	return map_rc(mdb_put(t->txn, t->s->tables[tb], &k, &v, append ? MDB_APPEND : 0));
+}
+
+store_rc
+store_kv_del(store_txn *t, store_table tb, const void *key, size_t klen)
+{
+	MDB_val k = {klen, (void *)key};
+	return map_rc(mdb_del(t->txn, t->s->tables[tb], &k, NULL));
+}
+
+store_rc
+store_kv_scan(store_txn *t, store_table tb, const void *from, size_t flen, const void *prefix,
+              size_t plen, store_kv_fn fn, void *arg)
+{
+	MDB_cursor *cur;
+	MDB_val k = {flen, (void *)from}, v;
+	int rc = mdb_cursor_open(t->txn, t->s->tables[tb], &cur);
+	if (rc != 0)
+		return map_rc(rc);
+	for (rc = mdb_cursor_get(cur, &k, &v, flen ? MDB_SET_RANGE : MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (plen > 0 && (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0))
+			break;
+		if (!fn(arg, k.mv_data, k.mv_size, v.mv_data, v.mv_size))
+			break;
+	}
+	mdb_cursor_close(cur);
+	return rc == 0 || rc == MDB_NOTFOUND ? STORE_OK : map_rc(rc);
+}
+
+uint64_t
+store_meta_u64(store_txn *t, const char *name)
+{
+	uint64_t v = 0;
+	meta_get_u64(t->txn, t->s->meta, name, &v);
+	return v;
+}
+
+store_rc
+store_meta_set_u64(store_txn *t, const char *name, uint64_t v)
+{
+	return map_rc(meta_put_u64(t->txn, t->s->meta, name, v));
 }

@@ -12,6 +12,12 @@
  * The data is committed either way: the device's retry with the same
  * changeset_id gets the stored reply.
  *
+ * The PUB socket for reminders belongs to this thread too: the writer hands
+ * over batches of committed events, published here as two frames, the
+ * topic "reminder/<rule>/<scope>" and the ReminderEvent. PUB drops what a
+ * slow subscriber cannot take; every event is stored first, and Replay on
+ * the sync endpoint returns it (PROTOCOL.md §6).
+ *
  * Shutdown (SIGTERM/SIGINT): stop reading the ROUTER, tell the writer to
  * finish what is queued, forward those replies, close, exit 0.
  */
@@ -41,8 +47,9 @@ struct peer {
 struct transport {
 	const config *c;
 	store *s;
-	void *ctx, *router, *pipe;
+	void *ctx, *router, *pipe, *pub;
 	writer *w;
+	reminders *rem; /* until the writer takes it */
 	struct peer *peers;
 	uint64_t inflight;
 };
@@ -52,6 +59,12 @@ on_signal(int sig)
 {
 	(void)sig;
 	g_stop = 1;
+}
+
+int64_t
+clock_now_ms(const config *c)
+{
+	return wire_now_ms() + c->clock_offset_ms;
 }
 
 int64_t
@@ -193,6 +206,20 @@ handle_pull(struct transport *tp, const uint8_t *rid, size_t rid_len, fs_envelop
 	free(buf);
 }
 
+static void
+handle_replay(struct transport *tp, const uint8_t *rid, size_t rid_len, fs_envelope *req)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	atomic_fetch_add(&g_stats.replays, 1);
+	if (reminders_replay(tp->s, tp->c, req->request_id, req->replay, &buf, &len) != STORE_OK)
+		send_error(tp, rid, rid_len, req->request_id, FIELDSYNC__V1__ERROR__CODE__UNAVAILABLE,
+		           "the reminder events could not be read", 1000);
+	else
+		send_reply(tp, rid, rid_len, buf, len);
+	free(buf);
+}
+
 /* Takes ownership of req. */
 static void
 handle_push(struct transport *tp, const uint8_t *rid, size_t rid_len, fs_envelope *req)
@@ -240,7 +267,7 @@ handle_push(struct transport *tp, const uint8_t *rid, size_t rid_len, fs_envelop
 	j->request_id = req->request_id;
 	j->request = req;
 	j->received_ms = wire_now_ms();
-	if (zmq_send(tp->pipe, &j, sizeof(j), ZMQ_DONTWAIT) != (int)sizeof(j)) {
+	if (!pipe_send(tp->pipe, PIPE_JOB, j, ZMQ_DONTWAIT)) {
 		/* The writer's queue is full: shed load rather than grow without bound. */
 		j->request = NULL;
 		push_job_free(j);
@@ -283,8 +310,7 @@ handle_request(struct transport *tp, const uint8_t *rid, size_t rid_len, const u
 		handle_pull(tp, rid, rid_len, req);
 		break;
 	case FIELDSYNC__V1__ENVELOPE__BODY_REPLAY:
-		send_error(tp, rid, rid_len, req->request_id, FIELDSYNC__V1__ERROR__CODE__UNAVAILABLE,
-		           "reminder replay is not served by this version", 0);
+		handle_replay(tp, rid, rid_len, req);
 		break;
 	default:
 		atomic_fetch_add(&g_stats.malformed, 1);
@@ -336,22 +362,39 @@ out:
 	zmq_msg_close(&body);
 }
 
-/* Forwards replies the writer finished. Returns false on "stopped". */
+/* Publishes one batch of committed events. PUB never blocks: past the high
+ * water mark a subscriber misses events and recovers them by replay. */
+static void
+publish_events(struct transport *tp, event_batch *b)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		if (zmq_send(tp->pub, b->topics[i], strlen(b->topics[i]), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+		    zmq_send(tp->pub, b->data[i], b->len[i], ZMQ_DONTWAIT) < 0)
+			continue;
+		atomic_fetch_add(&g_stats.events_published, 1);
+	}
+	event_batch_free(b);
+}
+
+/* Forwards what the writer finished. Returns false on "stopped". */
 static bool
 read_pipe(struct transport *tp)
 {
 	for (;;) {
-		push_job *j = NULL;
-		int r = zmq_recv(tp->pipe, &j, sizeof(j), ZMQ_DONTWAIT);
-		if (r < 0)
+		void *p = NULL;
+		int tag = pipe_recv(tp->pipe, &p, ZMQ_DONTWAIT);
+		if (tag < 0)
 			return true;
-		if (r == 0)
+		if (tag == 0)
 			return false;
-		if (r != (int)sizeof(j) || j == NULL)
-			continue;
-		tp->inflight--;
-		send_reply(tp, j->routing_id, j->routing_len, j->reply, j->reply_len);
-		push_job_free(j);
+		if (tag == PIPE_EVENTS && p != NULL) {
+			publish_events(tp, p);
+		} else if (tag == PIPE_JOB && p != NULL) {
+			push_job *j = p;
+			tp->inflight--;
+			send_reply(tp, j->routing_id, j->routing_len, j->reply, j->reply_len);
+			push_job_free(j);
+		}
 	}
 }
 
@@ -370,7 +413,25 @@ setup(struct transport *tp)
 		return -1;
 	int qhwm = 4096;
 	zmq_setsockopt(tp->pipe, ZMQ_SNDHWM, &qhwm, sizeof(qhwm));
-	tp->w = writer_start(tp->ctx, PIPE_ENDPOINT, tp->s, tp->c);
+
+	/* The PUB is bound before the writer starts: its first round may publish. */
+	tp->pub = zmq_socket(tp->ctx, ZMQ_PUB);
+	if (tp->pub == NULL)
+		return -1;
+	/* Per subscriber: at most 1000 queued events and 256 KiB of kernel buffer.
+	 * Past that a slow subscriber misses events, never the daemon's memory. */
+	int pub_hwm = 1000, pub_sndbuf = 256 * 1024;
+	zmq_setsockopt(tp->pub, ZMQ_LINGER, &linger, sizeof(linger));
+	zmq_setsockopt(tp->pub, ZMQ_SNDHWM, &pub_hwm, sizeof(pub_hwm));
+	zmq_setsockopt(tp->pub, ZMQ_SNDBUF, &pub_sndbuf, sizeof(pub_sndbuf));
+	if (zmq_bind(tp->pub, tp->c->reminder_endpoint) != 0) {
+		log_event(LOG_ERROR, "cannot bind the reminder endpoint",
+		          LS("endpoint", tp->c->reminder_endpoint), LS("error", zmq_strerror(zmq_errno())),
+		          NULL);
+		return -1;
+	}
+	tp->w = writer_start(tp->ctx, PIPE_ENDPOINT, tp->s, tp->c, tp->rem);
+	tp->rem = NULL; /* the writer owns it now, even when it failed to start */
 	if (tp->w == NULL)
 		return -1;
 
@@ -393,13 +454,17 @@ setup(struct transport *tp)
 		snprintf(bound, sizeof(bound), "%s", tp->c->sync_endpoint);
 	log_event(LOG_INFO, "sync endpoint ready", LS("endpoint", bound),
 	          LU("max_message_bytes", tp->c->max_message_bytes), NULL);
+	blen = sizeof(bound);
+	if (zmq_getsockopt(tp->pub, ZMQ_LAST_ENDPOINT, bound, &blen) != 0)
+		snprintf(bound, sizeof(bound), "%s", tp->c->reminder_endpoint);
+	log_event(LOG_INFO, "reminder endpoint ready", LS("endpoint", bound), NULL);
 	return 0;
 }
 
 int
-transport_run(const config *c, store *s)
+transport_run(const config *c, store *s, reminders *rem)
 {
-	struct transport tp = {.c = c, .s = s};
+	struct transport tp = {.c = c, .s = s, .rem = rem};
 	struct sigaction sa;
 	int code = 1;
 
@@ -455,13 +520,18 @@ transport_run(const config *c, store *s)
 	          LU("commits", atomic_load(&g_stats.commits)),
 	          LU("malformed", atomic_load(&g_stats.malformed)),
 	          LU("busy", atomic_load(&g_stats.busy)),
-	          LU("replies_unroutable", atomic_load(&g_stats.replies_unroutable)), NULL);
+	          LU("replies_unroutable", atomic_load(&g_stats.replies_unroutable)),
+	          LU("events_published", atomic_load(&g_stats.events_published)),
+	          LU("replays", atomic_load(&g_stats.replays)), NULL);
 out:
 	if (code != 0 && tp.w != NULL)
 		zmq_send(tp.pipe, "", 0, 0); /* let a started writer end */
 	writer_join(&tp.w);
+	reminders_free(&tp.rem);
 	if (tp.router != NULL)
 		zmq_close(tp.router);
+	if (tp.pub != NULL)
+		zmq_close(tp.pub);
 	if (tp.pipe != NULL)
 		zmq_close(tp.pipe);
 	if (tp.ctx != NULL)

@@ -14,6 +14,13 @@
  *   disk full        abort; every job gets Error BUSY with retry_after_ms
  *   other failure    abort; every job gets Error UNAVAILABLE
  * Nothing is acknowledged that was not committed.
+ *
+ * The same transactions carry the reminders (reminders.c): every record the
+ * writer stores is noted, the cases it touches are re-evaluated before the
+ * change set's nested transaction commits, and the events go to the
+ * transport thread for publishing only after the durable commit. Between
+ * rounds the writer sleeps until the next reminder timer, then fires it in
+ * a round of its own.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -29,11 +36,38 @@ struct writer {
 	char endpoint[128];
 	store *s;
 	const config *c;
+	reminders *rem;
+	uint64_t handed_seq; /* last event seq handed to the publisher */
+	int64_t next_fire;   /* earliest reminder timer, 0 = none */
 	void *pipe;
 	pthread_mutex_t ready_lock;
 	pthread_cond_t ready_cond;
 	int ready; /* 0 starting, 1 running, -1 failed */
 };
+
+bool
+pipe_send(void *sock, char tag, void *ptr, int flags)
+{
+	uint8_t msg[PIPE_MSG_LEN];
+	msg[0] = (uint8_t)tag;
+	memcpy(msg + 1, &ptr, sizeof(ptr));
+	return zmq_send(sock, msg, sizeof(msg), flags) == (int)sizeof(msg);
+}
+
+int
+pipe_recv(void *sock, void **ptr, int flags)
+{
+	uint8_t msg[PIPE_MSG_LEN + 1];
+	int n = zmq_recv(sock, msg, sizeof(msg), flags);
+	if (n < 0)
+		return -1;
+	if (n == 0)
+		return 0;
+	if (n != (int)PIPE_MSG_LEN)
+		return -1;
+	memcpy(ptr, msg + 1, sizeof(*ptr));
+	return msg[0];
+}
 
 void
 push_job_free(push_job *j)
@@ -89,7 +123,7 @@ job_set_error(push_job *j, fs_error_code code, const char *msg, uint32_t retry_m
  * store error. *invalid is set when the merge rule found a reused dot.
  */
 static store_rc
-apply_change(store_txn *t, fsp_record *in, fs_change_result *res, bool *invalid)
+apply_change(writer *w, store_txn *t, fsp_record *in, fs_change_result *res, bool *invalid)
 {
 	fs_record_state *cur = NULL;
 	fsp_record *one_in[1];
@@ -132,6 +166,8 @@ apply_change(store_txn *t, fsp_record *in, fs_change_result *res, bool *invalid)
 		next.n_siblings = n_out;
 		next.siblings = out;
 		rc = store_record_put(t, &next, cur ? cur->seq : 0);
+		if (rc == STORE_OK)
+			rc = reminders_note_record(w->rem, t, cur, &next);
 		res->status = st == FSP_MERGE_APPLIED ? FIELDSYNC__V1__CHANGE_RESULT__STATUS__APPLIED
 		                                      : FIELDSYNC__V1__CHANGE_RESULT__STATUS__CONFLICT;
 		res->seq = next.seq;
@@ -158,6 +194,7 @@ apply_job(writer *w, store_txn *parent, push_job *j)
 	fs_change_result *results = NULL, **rptr = NULL;
 	fs_push_reply reply;
 	uint8_t *packed = NULL;
+	size_t mark = reminders_mark(w->rem);
 	store_rc rc = store_reply_get(parent, p->changeset_id, &stored, &stored_len);
 
 	if (rc == STORE_OK) { /* a retry: the stored reply again, nothing changes */
@@ -180,14 +217,16 @@ apply_job(writer *w, store_txn *parent, push_job *j)
 		bool invalid = false;
 		fieldsync__v1__change_result__init(&results[i]);
 		rptr[i] = &results[i];
-		rc = apply_change(t, p->changes[i]->record, &results[i], &invalid);
+		rc = apply_change(w, t, p->changes[i]->record, &results[i], &invalid);
 		if (rc != STORE_OK) {
 			store_abort(&t);
+			reminders_rollback(w->rem, mark);
 			goto out;
 		}
 		if (invalid) { /* the set is atomic: none of it is applied */
 			fs_push_reply *rej;
 			store_abort(&t);
+			reminders_rollback(w->rem, mark);
 			rej = validate_reject_all(p->changeset_id, n, i, "INVALID",
 			                          "an equal version with a different value is stored "
 			                          "(a replica reused a dot)");
@@ -208,6 +247,12 @@ apply_job(writer *w, store_txn *parent, push_job *j)
 			goto out;
 		}
 	}
+	/* The deadlines follow the data in the same transaction. */
+	if ((rc = reminders_flush(w->rem, t, clock_now_ms(w->c))) != STORE_OK) {
+		store_abort(&t);
+		reminders_rollback(w->rem, mark);
+		goto out;
+	}
 	fieldsync__v1__push_reply__init(&reply);
 	reply.changeset_id = p->changeset_id;
 	reply.n_results = n;
@@ -224,10 +269,13 @@ apply_job(writer *w, store_txn *parent, push_job *j)
 	rc = store_reply_put(t, p->changeset_id, packed, len, w->c->replies_kept);
 	if (rc != STORE_OK) {
 		store_abort(&t);
+		reminders_rollback(w->rem, mark);
 		goto out;
 	}
-	if ((rc = store_commit(&t)) != STORE_OK)
+	if ((rc = store_commit(&t)) != STORE_OK) {
+		reminders_rollback(w->rem, mark);
 		goto out;
+	}
 	if (!job_set_push_reply(j, packed, len))
 		job_set_error(j, FIELDSYNC__V1__ERROR__CODE__INTERNAL, "out of memory", 0);
 out:
@@ -237,15 +285,38 @@ out:
 	return rc;
 }
 
-/* One group commit of jobs[0..n); retries after growing a full map. */
+/* Hands the events of a committed round to the transport for publishing. */
 static void
+publish(writer *w)
+{
+	event_batch *b = reminders_take(w->rem);
+	if (b == NULL)
+		return;
+	uint64_t last = b->last_seq;
+	if (pipe_send(w->pipe, PIPE_EVENTS, b, 0))
+		w->handed_seq = last;
+	else
+		event_batch_free(b); /* subscribers recover it by replay */
+}
+
+/*
+ * One round: jobs[0..n) (n may be 0) and every reminder timer due now, in one
+ * transaction. Retries after growing a full map. Returns the store result.
+ */
+static store_rc
 writer_round(writer *w, push_job **jobs, size_t n)
 {
+	size_t mark = reminders_mark(w->rem);
 	for (;;) {
 		store_txn *t = NULL;
 		store_rc rc = store_write_begin(w->s, &t);
+		if (rc == STORE_OK)
+			rc = reminders_set_published(w->rem, t, w->handed_seq);
 		for (size_t i = 0; rc == STORE_OK && i < n; i++)
 			rc = apply_job(w, t, jobs[i]);
+		if (rc == STORE_OK)
+			rc = reminders_tick(w->rem, t, clock_now_ms(w->c));
+		int64_t next_fire = rc == STORE_OK ? reminders_next_fire(w->rem, t) : 0;
 		if (rc == STORE_OK)
 			rc = store_commit(&t);
 		else
@@ -254,8 +325,11 @@ writer_round(writer *w, push_job **jobs, size_t n)
 			atomic_fetch_add(&g_stats.commits, 1);
 			for (size_t i = 0; i < n; i++)
 				atomic_fetch_add(&g_stats.changes_applied, jobs[i]->request->push->n_changes);
-			return;
+			w->next_fire = next_fire;
+			publish(w);
+			return STORE_OK;
 		}
+		reminders_rollback(w->rem, mark);
 		if (rc == STORE_FULL && store_grow(w->s) == STORE_OK)
 			continue;
 		/* Nothing of this round was committed: no job may say otherwise. */
@@ -271,8 +345,38 @@ writer_round(writer *w, push_job **jobs, size_t n)
 		}
 		log_event(LOG_WARN, "group commit failed; change sets answered BUSY/UNAVAILABLE",
 		          LU("change_sets", n), LI("store_rc", rc), NULL);
-		return;
+		return rc;
 	}
+}
+
+/* Start-up: republish what a crash may have kept from subscribers. */
+static void
+writer_recover(writer *w)
+{
+	store_txn *t = NULL;
+	if (store_read_begin(w->s, &t) != STORE_OK)
+		return;
+	event_batch *b = reminders_unpublished(w->rem, t);
+	w->handed_seq = store_meta_u64(t, "event_seq");
+	store_read_end(&t);
+	if (b != NULL) {
+		log_event(LOG_INFO, "republishing reminder events a restart may have held back",
+		          LU("events", b->n), NULL);
+		if (!pipe_send(w->pipe, PIPE_EVENTS, b, 0))
+			event_batch_free(b);
+	}
+}
+
+/* How long the writer may sleep: until the next timer, at most a minute. */
+static long
+writer_timeout(const writer *w)
+{
+	if (w->next_fire <= 0)
+		return 60000;
+	int64_t wait = w->next_fire - clock_now_ms(w->c);
+	if (wait < 0)
+		return 0;
+	return wait > 60000 ? 60000 : (long)wait;
 }
 
 static void *
@@ -293,43 +397,52 @@ writer_main(void *arg)
 	if (!ok)
 		goto out;
 
+	writer_recover(w);
+	/* First round: fire every deadline that passed while we were down. */
+	if (writer_round(w, jobs, 0) != STORE_OK)
+		log_event(LOG_ERROR, "the start-up reminder round failed; it is retried", NULL);
 	while (!stopping) {
 		size_t n = 0;
-		int flags = 0; /* block for the first message of a round */
-		while (n < cap) {
+		zmq_pollitem_t it = {w->pipe, 0, ZMQ_POLLIN, 0};
+		int pr = zmq_poll(&it, 1, writer_timeout(w));
+		if (pr < 0 && zmq_errno() == ETERM)
+			break;
+		while (n < cap && pr > 0) {
 			push_job *j = NULL;
-			int r = zmq_recv(w->pipe, &j, sizeof(j), flags);
-			if (r < 0)
-				break; /* EAGAIN: the queue is drained, or ETERM */
-			flags = ZMQ_DONTWAIT;
-			if (r == 0) {
+			int tag = pipe_recv(w->pipe, (void **)&j, ZMQ_DONTWAIT);
+			if (tag < 0)
+				break; /* EAGAIN: the queue is drained */
+			if (tag == 0) {
 				stopping = true;
 				break;
 			}
-			if (r == (int)sizeof(j))
+			if (tag == PIPE_JOB && j != NULL)
 				jobs[n++] = j;
 		}
-		if (n > 0)
+		bool timer_due = w->next_fire > 0 && clock_now_ms(w->c) >= w->next_fire;
+		if (n > 0 || timer_due)
 			writer_round(w, jobs, n);
 		for (size_t i = 0; i < n; i++)
-			zmq_send(w->pipe, &jobs[i], sizeof(jobs[i]), 0);
-		if (n == 0 && !stopping && zmq_errno() == ETERM)
-			break;
+			pipe_send(w->pipe, PIPE_JOB, jobs[i], 0);
 	}
 	zmq_send(w->pipe, "", 0, 0); /* "stopped": everything queued was answered */
 out:
 	free(jobs);
+	reminders_free(&w->rem);
 	if (w->pipe != NULL)
 		zmq_close(w->pipe);
 	return NULL;
 }
 
 writer *
-writer_start(void *zctx, const char *pipe_endpoint, store *s, const config *c)
+writer_start(void *zctx, const char *pipe_endpoint, store *s, const config *c, reminders *rem)
 {
 	writer *w = calloc(1, sizeof(*w));
-	if (w == NULL)
+	if (w == NULL) {
+		reminders_free(&rem);
 		return NULL;
+	}
+	w->rem = rem;
 	w->zctx = zctx;
 	snprintf(w->endpoint, sizeof(w->endpoint), "%s", pipe_endpoint);
 	w->s = s;
@@ -337,6 +450,7 @@ writer_start(void *zctx, const char *pipe_endpoint, store *s, const config *c)
 	pthread_mutex_init(&w->ready_lock, NULL);
 	pthread_cond_init(&w->ready_cond, NULL);
 	if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
+		reminders_free(&w->rem);
 		free(w);
 		return NULL;
 	}

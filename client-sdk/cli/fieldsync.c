@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <signal.h>
+
 #include "fieldsync/fieldsync.h"
 
 #define EX_FAIL 1
@@ -36,6 +38,10 @@ static const char usage_text[] =
     "  resolve COLLECTION ID                write the merged value from stdin\n"
     "  sync --endpoint EP [--timeout SEC]   push local changes, pull the feed\n"
     "  status [--json]                      pending changes, last sync, last error\n"
+    "  watch --endpoint SYNC_EP --reminders PUB_EP [--since SEQ] [--rule R]\n"
+    "        [--scope S] [--json] [--count N] [--state FILE]\n"
+    "                                       follow reminder events, each once, in seq\n"
+    "                                       order; gaps are filled by replay (no store)\n"
     "Collections \"case\" and \"contact\" are read and printed as JSON (METHOD.md);\n"
     "others take their bytes from stdin and print them as they are.\n";
 
@@ -538,12 +544,145 @@ cmd_sync(fs_store *s, const char *endpoint, double timeout_s)
 
 /* ---- main --------------------------------------------------------------- */
 
+/* ---- watch: the reference scheduler -------------------------------------- */
+
+static volatile sig_atomic_t g_watch_stop;
+
+static void
+watch_on_signal(int sig)
+{
+	(void)sig;
+	g_watch_stop = 1;
+}
+
+static bool
+parse_u64(const char *s, uint64_t *out)
+{
+	char *end = NULL;
+	if (s == NULL || !(s[0] >= '0' && s[0] <= '9'))
+		return false;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || *end != '\0')
+		return false;
+	*out = v;
+	return true;
+}
+
+/* The cursor saved in a --state file: the text of one number. */
+static bool
+state_read(const char *path, uint64_t *seq)
+{
+	char buf[32] = "";
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return false;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	buf[strcspn(buf, "\r\n")] = '\0';
+	return parse_u64(buf, seq);
+}
+
+/* Writes the cursor atomically (temp file, fsync, rename). */
+static bool
+state_write(const char *path, uint64_t seq)
+{
+	char tmp[4200];
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	FILE *f = fopen(tmp, "w");
+	if (f == NULL)
+		return false;
+	bool ok = fprintf(f, "%" PRIu64 "\n", seq) > 0 && fflush(f) == 0 && fsync(fileno(f)) == 0;
+	ok = fclose(f) == 0 && ok;
+	return ok && rename(tmp, path) == 0;
+}
+
+static void
+print_reminder(const fs_reminder *r, bool json)
+{
+	if (json) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddNumberToObject(o, "seq", (double)r->seq);
+		cJSON_AddStringToObject(o, "reminder_id", r->reminder_id);
+		cJSON_AddStringToObject(o, "rule", r->rule);
+		cJSON_AddStringToObject(o, "state", r->state);
+		cJSON_AddStringToObject(o, "scope", r->scope);
+		cJSON_AddStringToObject(o, "case_id", r->case_id);
+		cJSON_AddStringToObject(o, "contact_person", r->contact_person);
+		cJSON_AddNumberToObject(o, "due_at_ms", (double)r->due_at_ms);
+		cJSON_AddNumberToObject(o, "emitted_at_ms", (double)r->emitted_at_ms);
+		char *text = cJSON_PrintUnformatted(o);
+		if (text != NULL)
+			printf("%s\n", text);
+		free(text);
+		cJSON_Delete(o);
+	} else {
+		char due[32] = "";
+		time_t t = (time_t)(r->due_at_ms / 1000);
+		struct tm tm;
+		if (gmtime_r(&t, &tm) != NULL)
+			strftime(due, sizeof(due), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		printf("%" PRIu64 " %-9s %-18s %s scope=%s case=%s contact_person=%s due=%s\n", r->seq,
+		       r->state, r->rule, r->reminder_id, r->scope, r->case_id, r->contact_person, due);
+	}
+	fflush(stdout);
+}
+
+static int
+cmd_watch(const char *endpoint, const char *reminders, const char *since, const char *rule,
+          const char *scope, bool json, const char *count, const char *state_file)
+{
+	fs_watch_opts o = {.sync_endpoint = endpoint, .reminder_endpoint = reminders,
+	                   .rule = rule, .scope = scope};
+	uint64_t max = 0, done = 0;
+	fs_watcher *w = NULL;
+	struct sigaction sa;
+
+	if (endpoint == NULL || reminders == NULL)
+		return usage("watch needs --endpoint SYNC_EP and --reminders PUB_EP");
+	if (since != NULL && !parse_u64(since, &o.since_seq))
+		return usage("--since takes a seq (a whole number)");
+	if (count != NULL && (!parse_u64(count, &max) || max == 0))
+		return usage("--count takes a positive number");
+	if (since == NULL && state_file != NULL)
+		state_read(state_file, &o.since_seq); /* resume where the last run stopped */
+	fs_err e = fs_watcher_open(&o, &w);
+	if (e != FS_OK)
+		return fail("watch", e);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = watch_on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	int rc = 0;
+	while (!g_watch_stop && (max == 0 || done < max)) {
+		const fs_reminder *r = NULL;
+		e = fs_watcher_next(w, 1000, &r);
+		if (e == FS_ERR_TIMEOUT)
+			continue;
+		if (e != FS_OK) {
+			rc = fail("watch", e);
+			break;
+		}
+		print_reminder(r, json);
+		done++;
+		if (state_file != NULL && !state_write(state_file, fs_watcher_cursor(w))) {
+			fprintf(stderr, "fieldsync: cannot write the state file %s\n", state_file);
+			rc = EX_FAIL;
+			break;
+		}
+	}
+	fs_watcher_close(&w);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
 	const char *store_dir = getenv("FIELDSYNC_STORE");
 	const char *pos[4] = {NULL, NULL, NULL, NULL};
 	const char *scope = NULL, *endpoint = NULL, *timeout = NULL;
+	const char *reminders = NULL, *since = NULL, *rule = NULL, *count = NULL, *state = NULL;
 	bool json = false;
 	int npos = 0, rc;
 	fs_store *s = NULL;
@@ -567,6 +706,16 @@ main(int argc, char **argv)
 			opt = &endpoint;
 		else if (strcmp(a, "--timeout") == 0)
 			opt = &timeout;
+		else if (strcmp(a, "--reminders") == 0)
+			opt = &reminders;
+		else if (strcmp(a, "--since") == 0)
+			opt = &since;
+		else if (strcmp(a, "--rule") == 0)
+			opt = &rule;
+		else if (strcmp(a, "--count") == 0)
+			opt = &count;
+		else if (strcmp(a, "--state") == 0)
+			opt = &state;
 		if (opt != NULL) {
 			if (i + 1 >= argc)
 				return usage("an option needs a value");
@@ -581,6 +730,13 @@ main(int argc, char **argv)
 	}
 	if (npos == 0)
 		return usage(NULL);
+	if (strcmp(pos[0], "watch") == 0) { /* needs no store */
+		if (npos != 1 || timeout != NULL)
+			return usage("watch takes options only");
+		return cmd_watch(endpoint, reminders, since, rule, scope, json, count, state);
+	}
+	if (reminders || since || rule || count || state)
+		return usage("option not valid for this command");
 	if (store_dir == NULL || store_dir[0] == '\0')
 		return usage("no store: give --store DIR or set FIELDSYNC_STORE");
 

@@ -22,11 +22,12 @@
 
 struct fs_test_daemon {
 	pid_t pid;
-	int port;
+	int port, reminder_port;
 	bool own_dir;
 	char dir[512];
 	char logpath[600];
 	char endpoint[64];
+	char reminder_endpoint[64];
 	char *extra[16];
 };
 
@@ -80,7 +81,7 @@ spawn(fs_test_daemon *d)
 	const char *argv[40];
 	int n = 0;
 	snprintf(ep, sizeof(ep), "tcp://127.0.0.1:%d", d->port);
-	snprintf(rem, sizeof(rem), "tcp://127.0.0.1:%d", free_port());
+	snprintf(rem, sizeof(rem), "tcp://127.0.0.1:%d", d->reminder_port);
 	snprintf(ops, sizeof(ops), "127.0.0.1:%d", free_port());
 	argv[n++] = FS_DAEMON_BIN;
 	argv[n++] = "--data-dir";
@@ -168,6 +169,9 @@ fs_test_daemon_start_args(const char *data_dir, const char *const *extra)
 	tmp = NULL;
 	d->port = free_port();
 	snprintf(d->endpoint, sizeof(d->endpoint), "tcp://127.0.0.1:%d", d->port);
+	d->reminder_port = free_port();
+	snprintf(d->reminder_endpoint, sizeof(d->reminder_endpoint), "tcp://127.0.0.1:%d",
+	         d->reminder_port);
 	if (!spawn(d) || !wait_ready(d))
 		goto fail;
 	return d;
@@ -192,6 +196,12 @@ const char *
 fs_test_daemon_endpoint(const fs_test_daemon *d)
 {
 	return d->endpoint;
+}
+
+const char *
+fs_test_daemon_reminder_endpoint(const fs_test_daemon *d)
+{
+	return d->reminder_endpoint;
 }
 
 const char *

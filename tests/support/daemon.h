@@ -21,6 +21,7 @@ fs_test_daemon *fs_test_daemon_start(const char *data_dir);
 fs_test_daemon *fs_test_daemon_start_args(const char *data_dir, const char *const *extra);
 const char *fs_test_daemon_endpoint(const fs_test_daemon *d); /* "tcp://127.0.0.1:PORT" */
 const char *fs_test_daemon_data_dir(const fs_test_daemon *d);
+const char *fs_test_daemon_reminder_endpoint(const fs_test_daemon *d); /* its PUB */
 int fs_test_daemon_pid(const fs_test_daemon *d);
 /* The daemon's stderr so far (its JSON log), malloc'd; caller frees. */
 char *fs_test_daemon_log(const fs_test_daemon *d);

@@ -232,6 +232,48 @@ fs_err fs_json_to_payload(const char *collection, const char *json, size_t json_
 fs_err fs_payload_to_json(const char *collection, const uint8_t *payload, size_t len,
                           char **out);
 
+/* ---- reminders: the scheduler's side (PROTOCOL.md §6) -------------------- */
+
+/*
+ * A watcher follows the daemon's reminder events: it subscribes to the PUB
+ * endpoint and fills every gap in seq by replay on the sync endpoint, so an
+ * event is delivered once, in seq order, even to a slow subscriber, across
+ * reconnects and daemon restarts. It needs no store.
+ */
+typedef struct fs_watcher fs_watcher;
+
+/* One event. Strings are valid until the next fs_watcher_next() or close. */
+typedef struct fs_reminder {
+	uint64_t seq;
+	const char *reminder_id, *rule, *scope, *case_id, *contact_person;
+	const char *state; /* "SCHEDULED", "WARNING", "DUE", "OVERDUE", "MET", "CANCELLED" */
+	int64_t due_at_ms, emitted_at_ms;
+} fs_reminder;
+
+typedef struct fs_watch_opts {
+	const char *sync_endpoint;     /* for Replay */
+	const char *reminder_endpoint; /* the PUB */
+	uint64_t since_seq;            /* deliver events after this one (0: all) */
+	const char *rule;              /* only this rule; NULL: all */
+	const char *scope;             /* only this scope; NULL: all */
+} fs_watch_opts;
+
+/* Opens a watcher; FS_ERR_NETWORK for an endpoint that cannot be used. */
+fs_err fs_watcher_open(const fs_watch_opts *opts, fs_watcher **out);
+
+/*
+ * Waits up to timeout_ms for the next matching event and points *ev at it.
+ * FS_ERR_TIMEOUT when none came (the daemon may be down: keep calling).
+ * FS_ERR_PROTOCOL when the daemon answers replay with something else.
+ */
+fs_err fs_watcher_next(fs_watcher *w, int timeout_ms, const fs_reminder **ev);
+
+/* Every event up to this seq was delivered or did not match: save it to
+ * resume with since_seq later. */
+uint64_t fs_watcher_cursor(const fs_watcher *w);
+
+void fs_watcher_close(fs_watcher **w);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,328 @@
+/*
+ * The reminder watcher: PUB/SUB for speed, Replay for completeness.
+ *
+ * `cursor` is the highest seq examined: every event up to it was delivered
+ * or filtered out. An event from the SUB socket is taken only when its seq is
+ * cursor + 1; a larger one reveals a gap, and the watcher then replays from
+ * the cursor (the event itself comes back with the replay, since every event
+ * is stored before it is published). Smaller ones are duplicates. When the
+ * SUB socket stays quiet the watcher asks Replay anyway, now and then, so a
+ * tail lost to a restart of the daemon is found without waiting for the next
+ * event. With a rule or scope filter the PUB only carries matching events,
+ * so gaps are normal and are filled (and filtered) the same way.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "fieldsync/fieldsync.h"
+#include "fieldsync/v1/sync.pb-c.h"
+#include "internal.h"
+
+#define REPLAY_PAGE 1000
+#define QUIET_CHECK_MS 2000
+#define CALL_TIMEOUT_MS 5000
+
+typedef Fieldsync__V1__ReminderEvent event_t;
+
+struct fs_watcher {
+	void *ctx, *sub, *dealer;
+	char *sync_endpoint;
+	char *rule, *scope;
+	uint64_t cursor, request_id;
+	/* events fetched by replay, waiting to be delivered */
+	event_t **queue;
+	size_t q_head, q_len, q_cap;
+	Fieldsync__V1__Envelope *page; /* owns the queued events */
+	event_t *current;              /* the event last handed out, from SUB */
+	bool current_owned;
+	bool catch_up;
+	int64_t last_check_ms;
+	fs_reminder out;
+};
+
+static const char *const state_names[] = {"SCHEDULED", "WARNING", "DUE",
+                                          "OVERDUE",   "MET",     "CANCELLED"};
+
+static bool
+matches(const fs_watcher *w, const event_t *e)
+{
+	return (w->rule == NULL || strcmp(w->rule, e->rule) == 0) &&
+	       (w->scope == NULL || strcmp(w->scope, e->scope) == 0);
+}
+
+static void
+release_current(fs_watcher *w)
+{
+	if (w->current != NULL && w->current_owned)
+		fieldsync__v1__reminder_event__free_unpacked(w->current, NULL);
+	w->current = NULL;
+	w->current_owned = false;
+}
+
+static void
+drop_page(fs_watcher *w)
+{
+	if (w->page != NULL)
+		fieldsync__v1__envelope__free_unpacked(w->page, NULL);
+	w->page = NULL;
+	w->q_head = w->q_len = 0;
+}
+
+static fs_err
+dealer_open(fs_watcher *w)
+{
+	int zero = 0;
+	if (w->dealer != NULL)
+		zmq_close(w->dealer);
+	w->dealer = zmq_socket(w->ctx, ZMQ_DEALER);
+	if (w->dealer == NULL)
+		return FS_ERR_NOMEM;
+	zmq_setsockopt(w->dealer, ZMQ_LINGER, &zero, sizeof(zero));
+	return zmq_connect(w->dealer, w->sync_endpoint) == 0 ? FS_OK : FS_ERR_NETWORK;
+}
+
+/* One Replay round trip from the cursor; fills the queue with matches. */
+static fs_err
+replay(fs_watcher *w, int timeout_ms)
+{
+	Fieldsync__V1__ReplayRequest rr = FIELDSYNC__V1__REPLAY_REQUEST__INIT;
+	Fieldsync__V1__Envelope e = FIELDSYNC__V1__ENVELOPE__INIT;
+	uint8_t buf[64];
+	zmq_pollitem_t it;
+	fs_err err = FS_ERR_TIMEOUT;
+
+	rr.since_seq = w->cursor;
+	rr.limit = REPLAY_PAGE;
+	e.request_id = ++w->request_id;
+	e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_REPLAY;
+	e.replay = &rr;
+	size_t len = fieldsync__v1__envelope__pack(&e, buf);
+	if (zmq_send(w->dealer, buf, len, ZMQ_DONTWAIT) != (int)len)
+		return FS_ERR_TIMEOUT;
+	int64_t deadline = sdk_mono_ms() + timeout_ms;
+	for (;;) {
+		int64_t left = deadline - sdk_mono_ms();
+		if (left <= 0)
+			break;
+		it = (zmq_pollitem_t){w->dealer, 0, ZMQ_POLLIN, 0};
+		if (zmq_poll(&it, 1, (long)left) <= 0)
+			continue;
+		zmq_msg_t m;
+		zmq_msg_init(&m);
+		if (zmq_msg_recv(&m, w->dealer, 0) < 0) {
+			zmq_msg_close(&m);
+			continue;
+		}
+		Fieldsync__V1__Envelope *r =
+		    fieldsync__v1__envelope__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
+		zmq_msg_close(&m);
+		if (r == NULL || r->request_id != w->request_id) {
+			if (r != NULL) /* a late answer to an earlier try */
+				fieldsync__v1__envelope__free_unpacked(r, NULL);
+			continue;
+		}
+		if (r->body_case != FIELDSYNC__V1__ENVELOPE__BODY_REPLAY_REPLY) {
+			fieldsync__v1__envelope__free_unpacked(r, NULL);
+			return FS_ERR_PROTOCOL;
+		}
+		drop_page(w);
+		w->page = r;
+		Fieldsync__V1__ReplayReply *rp = r->replay_reply;
+		if (rp->n_events > w->q_cap) {
+			event_t **q = realloc(w->queue, rp->n_events * sizeof(*q));
+			if (q == NULL)
+				return FS_ERR_NOMEM;
+			w->queue = q;
+			w->q_cap = rp->n_events;
+		}
+		for (size_t i = 0; i < rp->n_events; i++)
+			if (rp->events[i]->seq > w->cursor)
+				w->queue[w->q_len++] = rp->events[i];
+		if (w->q_len == 0 && rp->last_seq > w->cursor)
+			w->cursor = rp->last_seq; /* nothing there for us */
+		w->catch_up = rp->more;
+		w->last_check_ms = sdk_mono_ms();
+		return FS_OK;
+	}
+	/* No answer: the daemon is down or slow. Start afresh next time. */
+	dealer_open(w);
+	return err;
+}
+
+fs_err
+fs_watcher_open(const fs_watch_opts *o, fs_watcher **out)
+{
+	fs_watcher *w = calloc(1, sizeof(*w));
+	char prefix[256];
+	fs_err err = FS_ERR_NOMEM;
+
+	if (w == NULL)
+		return FS_ERR_NOMEM;
+	if (o->sync_endpoint == NULL || o->reminder_endpoint == NULL) {
+		err = FS_ERR_INVALID;
+		goto fail;
+	}
+	w->cursor = o->since_seq;
+	w->catch_up = true; /* first, everything after since_seq */
+	w->sync_endpoint = strdup(o->sync_endpoint);
+	w->rule = o->rule ? strdup(o->rule) : NULL;
+	w->scope = o->scope ? strdup(o->scope) : NULL;
+	w->ctx = zmq_ctx_new();
+	if (w->sync_endpoint == NULL || w->ctx == NULL || (o->rule && !w->rule) ||
+	    (o->scope && !w->scope))
+		goto fail;
+	w->sub = zmq_socket(w->ctx, ZMQ_SUB);
+	if (w->sub == NULL)
+		goto fail;
+	int zero = 0;
+	zmq_setsockopt(w->sub, ZMQ_LINGER, &zero, sizeof(zero));
+	if (o->rule != NULL && o->scope != NULL)
+		snprintf(prefix, sizeof(prefix), "reminder/%s/%s", o->rule, o->scope);
+	else if (o->rule != NULL)
+		snprintf(prefix, sizeof(prefix), "reminder/%s/", o->rule);
+	else
+		snprintf(prefix, sizeof(prefix), "reminder/");
+	zmq_setsockopt(w->sub, ZMQ_SUBSCRIBE, prefix, strlen(prefix));
+	err = FS_ERR_NETWORK;
+	if (zmq_connect(w->sub, o->reminder_endpoint) != 0)
+		goto fail;
+	if ((err = dealer_open(w)) != FS_OK)
+		goto fail;
+	*out = w;
+	return FS_OK;
+fail:
+	fs_watcher_close(&w);
+	return err;
+}
+
+static const fs_reminder *
+deliver(fs_watcher *w, event_t *e)
+{
+	w->cursor = e->seq;
+	w->out.seq = e->seq;
+	w->out.reminder_id = e->reminder_id;
+	w->out.rule = e->rule;
+	w->out.scope = e->scope;
+	w->out.case_id = e->case_id;
+	w->out.contact_person = e->contact_person;
+	w->out.state = (unsigned)e->state < 6 ? state_names[e->state] : "UNKNOWN";
+	w->out.due_at_ms = e->due_at_ms;
+	w->out.emitted_at_ms = e->emitted_at_ms;
+	return &w->out;
+}
+
+/* Reads one event from SUB (NULL when none or garbage). Caller frees. */
+static event_t *
+sub_read(fs_watcher *w)
+{
+	zmq_msg_t topic, body;
+	int more = 0;
+	size_t ml = sizeof(more);
+	event_t *e = NULL;
+	zmq_msg_init(&topic);
+	zmq_msg_init(&body);
+	if (zmq_msg_recv(&topic, w->sub, ZMQ_DONTWAIT) < 0)
+		goto out;
+	zmq_getsockopt(w->sub, ZMQ_RCVMORE, &more, &ml);
+	if (!more || zmq_msg_recv(&body, w->sub, 0) < 0)
+		goto out;
+	e = fieldsync__v1__reminder_event__unpack(NULL, zmq_msg_size(&body), zmq_msg_data(&body));
+	/* drain any extra frames of a malformed message */
+	zmq_getsockopt(w->sub, ZMQ_RCVMORE, &more, &ml);
+	while (more) {
+		zmq_msg_t x;
+		zmq_msg_init(&x);
+		zmq_msg_recv(&x, w->sub, 0);
+		zmq_msg_close(&x);
+		zmq_getsockopt(w->sub, ZMQ_RCVMORE, &more, &ml);
+	}
+out:
+	zmq_msg_close(&topic);
+	zmq_msg_close(&body);
+	return e;
+}
+
+fs_err
+fs_watcher_next(fs_watcher *w, int timeout_ms, const fs_reminder **ev)
+{
+	int64_t deadline = sdk_mono_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
+	release_current(w);
+	for (;;) {
+		/* 1. What replay already brought. */
+		while (w->q_head < w->q_len) {
+			event_t *e = w->queue[w->q_head++];
+			if (e->seq <= w->cursor)
+				continue;
+			w->cursor = e->seq;
+			if (matches(w, e)) {
+				*ev = deliver(w, e);
+				return FS_OK;
+			}
+		}
+		int64_t now = sdk_mono_ms();
+		int64_t left = deadline - now;
+		/* 2. A gap to fill, or a quiet spell to check. */
+		if (w->catch_up || now - w->last_check_ms >= QUIET_CHECK_MS) {
+			w->last_check_ms = now;
+			fs_err err = replay(w, left > CALL_TIMEOUT_MS ? CALL_TIMEOUT_MS
+			                                               : (left > 100 ? (int)left : 100));
+			if (err == FS_ERR_PROTOCOL || err == FS_ERR_NOMEM)
+				return err;
+			if (err == FS_OK)
+				continue;
+		}
+		if (left <= 0)
+			return FS_ERR_TIMEOUT;
+		/* 3. The live stream. */
+		long wait = left < QUIET_CHECK_MS ? (long)left : QUIET_CHECK_MS;
+		zmq_pollitem_t it = {w->sub, 0, ZMQ_POLLIN, 0};
+		if (zmq_poll(&it, 1, wait) <= 0)
+			continue;
+		event_t *e = sub_read(w);
+		if (e == NULL)
+			continue;
+		if (e->seq == w->cursor + 1) {
+			if (matches(w, e)) {
+				w->current = e;
+				w->current_owned = true;
+				w->last_check_ms = sdk_mono_ms();
+				*ev = deliver(w, e);
+				return FS_OK;
+			}
+			w->cursor = e->seq;
+		} else if (e->seq > w->cursor + 1) {
+			w->catch_up = true; /* replay brings this one too */
+		}
+		fieldsync__v1__reminder_event__free_unpacked(e, NULL);
+	}
+}
+
+uint64_t
+fs_watcher_cursor(const fs_watcher *w)
+{
+	return w->cursor;
+}
+
+void
+fs_watcher_close(fs_watcher **wp)
+{
+	if (wp == NULL || *wp == NULL)
+		return;
+	fs_watcher *w = *wp;
+	release_current(w);
+	drop_page(w);
+	free(w->queue);
+	if (w->sub != NULL)
+		zmq_close(w->sub);
+	if (w->dealer != NULL)
+		zmq_close(w->dealer);
+	if (w->ctx != NULL)
+		zmq_ctx_term(w->ctx);
+	free(w->sync_endpoint);
+	free(w->rule);
+	free(w->scope);
+	free(w);
+	*wp = NULL;
+}

@@ -1,0 +1,996 @@
+/*
+ * Reminders: the deadline state of every case, kept in the same LMDB
+ * transactions as the data that drives it, and the event feed of
+ * PROTOCOL.md §6.
+ *
+ * NOTES ON THE DESIGN OF THE REMINDERS
+ *
+ * rules.c says, as a pure function of one case's records, which reminders
+ * exist and their times (start, warning, due day, due instant, met). This
+ * module stores what was last published for each reminder and turns every
+ * difference into exactly one ReminderEvent.
+ *
+ * Tables (store_kv_*; keys are bytes):
+ *   case_contacts  [u8 len][case_id][contact_id] -> ""   which contacts to load
+ *                  for a case; kept by reminders_note_record() for every
+ *                  case_id any live sibling of a contact names.
+ *   reminders      [u8 len][case_id][reminder_id] -> ReminderRow (storage.proto):
+ *                  the state last emitted, the times it was computed from, and
+ *                  the key of its timer.
+ *   timers         [u64 BE fire_ms][reminders key] -> "": the next instant at
+ *                  which a reminder's state changes with the clock alone.
+ *   events         [u64 BE seq] -> packed ReminderEvent; meta "event_seq" is
+ *                  the last seq, gap-free because it only moves inside the
+ *                  transaction that stores the event.
+ *
+ * Transitions, each emitted once, in the transaction that causes it:
+ *   data changed     reminders_flush(): re-evaluate the noted cases; a new
+ *                    reminder or a different state, due time or scope is
+ *                    emitted; an active reminder the data no longer implies
+ *                    becomes CANCELLED (a MET or CANCELLED one stays as it is).
+ *   clock passed     reminders_tick(): for each due timer, recompute the
+ *                    state from the stored times; emit if it changed.
+ *   start-up         the writer ticks at once, so a deadline that passed
+ *                    while the daemon was down fires then, and republishes
+ *                    events after meta "published_seq" that a crash may have
+ *                    kept from subscribers (they dedupe by seq).
+ * The state is a function of data and clock (rules_state_at), so a talk
+ * recorded offline before the deadline and synced after it yields MET,
+ * never a lasting OVERDUE. Events carry ids and times only.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "calendar.h"
+#include "fieldsync/v1/casework.pb-c.h"
+#include "internal.h"
+#include "rules.h"
+#include "storage.pb-c.h"
+
+#define KEY_MAX (1 + FSP_ID_MAX + RULES_ID_MAX)
+#define TICK_BATCH 1024
+
+typedef Fieldsync__V1__ReminderEvent reminder_event;
+typedef Fieldsyncd__Store__ReminderRow reminder_row;
+
+struct reminders {
+	fs_tz *tz;
+	rules_config rules;
+	/* cases noted since the last flush */
+	char **touched;
+	size_t n_touched, cap_touched;
+	/* events emitted, not yet handed to the publisher */
+	event_batch out;
+};
+
+/* ---- small helpers ------------------------------------------------------ */
+
+void
+event_batch_free(event_batch *b)
+{
+	if (b == NULL)
+		return;
+	for (size_t i = 0; i < b->n; i++) {
+		free(b->topics[i]);
+		free(b->data[i]);
+	}
+	free(b->topics);
+	free(b->data);
+	free(b->len);
+	free(b);
+}
+
+static bool
+batch_add(event_batch *b, const char *topic, uint8_t *data, size_t len, uint64_t seq)
+{
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 16;
+		char **t = realloc(b->topics, cap * sizeof(*t));
+		if (t == NULL)
+			return false;
+		b->topics = t;
+		uint8_t **d = realloc(b->data, cap * sizeof(*d));
+		if (d == NULL)
+			return false;
+		b->data = d;
+		size_t *l = realloc(b->len, cap * sizeof(*l));
+		if (l == NULL)
+			return false;
+		b->len = l;
+		b->cap = cap;
+	}
+	b->topics[b->n] = strdup(topic);
+	if (b->topics[b->n] == NULL)
+		return false;
+	b->data[b->n] = data;
+	b->len[b->n] = len;
+	b->n++;
+	b->last_seq = seq;
+	return true;
+}
+
+static size_t
+case_prefix(uint8_t *key, const char *case_id)
+{
+	size_t l = strlen(case_id);
+	if (l > FSP_ID_MAX)
+		l = FSP_ID_MAX;
+	key[0] = (uint8_t)l;
+	memcpy(key + 1, case_id, l);
+	return 1 + l;
+}
+
+static size_t
+pair_key(uint8_t *key, const char *case_id, const char *tail)
+{
+	size_t n = case_prefix(key, case_id), l = strlen(tail);
+	if (l > KEY_MAX - n)
+		l = KEY_MAX - n;
+	memcpy(key + n, tail, l);
+	return n + l;
+}
+
+static bool
+touched_add(reminders *r, const char *case_id)
+{
+	for (size_t i = 0; i < r->n_touched; i++)
+		if (strcmp(r->touched[i], case_id) == 0)
+			return true;
+	if (r->n_touched == r->cap_touched) {
+		size_t cap = r->cap_touched ? r->cap_touched * 2 : 16;
+		char **t = realloc(r->touched, cap * sizeof(*t));
+		if (t == NULL)
+			return false;
+		r->touched = t;
+		r->cap_touched = cap;
+	}
+	if ((r->touched[r->n_touched] = strdup(case_id)) == NULL)
+		return false;
+	r->n_touched++;
+	return true;
+}
+
+static void
+touched_clear(reminders *r)
+{
+	for (size_t i = 0; i < r->n_touched; i++)
+		free(r->touched[i]);
+	r->n_touched = 0;
+}
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+static char *
+read_file(const char *path, size_t max)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	if (f == NULL)
+		return NULL;
+	buf = malloc(max + 1);
+	if (buf != NULL) {
+		size_t n = fread(buf, 1, max + 1, f);
+		if (n > max) {
+			free(buf);
+			buf = NULL;
+		} else {
+			buf[n] = '\0';
+		}
+	}
+	fclose(f);
+	return buf;
+}
+
+reminders *
+reminders_new(const config *c, char *err, size_t errlen)
+{
+	reminders *r = calloc(1, sizeof(*r));
+	if (r == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	char tzerr[256] = "";
+	r->tz = tz_load(c->time_zone, tzerr, sizeof(tzerr));
+	if (r->tz == NULL) {
+		snprintf(err, errlen, "--time-zone %s: %s", c->time_zone, tzerr);
+		goto fail;
+	}
+	rules_config_default(&r->rules);
+	if (c->rules_file[0] != '\0') {
+		char *json = read_file(c->rules_file, 1 << 20);
+		char why[512] = "";
+		if (json == NULL) {
+			snprintf(err, errlen, "--rules %s: cannot read the file (or it is over 1 MiB)",
+			         c->rules_file);
+			goto fail;
+		}
+		bool ok = rules_config_load_json(&r->rules, json, why, sizeof(why));
+		free(json);
+		if (!ok) {
+			snprintf(err, errlen, "--rules %s: %s", c->rules_file, why);
+			goto fail;
+		}
+	}
+	return r;
+fail:
+	reminders_free(&r);
+	return NULL;
+}
+
+void
+reminders_free(reminders **rp)
+{
+	if (rp == NULL || *rp == NULL)
+		return;
+	reminders *r = *rp;
+	tz_free(&r->tz);
+	touched_clear(r);
+	free(r->touched);
+	for (size_t i = 0; i < r->out.n; i++) {
+		free(r->out.topics[i]);
+		free(r->out.data[i]);
+	}
+	free(r->out.topics);
+	free(r->out.data);
+	free(r->out.len);
+	free(r);
+	*rp = NULL;
+}
+
+/* ---- the case -> contacts index ----------------------------------------- */
+
+/* Adds the case_id of every live sibling of a contact state to ids[]. */
+static size_t
+contact_case_ids(const fs_record_state *rs, char ids[][FSP_ID_MAX + 1], size_t cap)
+{
+	size_t n = 0;
+	for (size_t i = 0; rs != NULL && i < rs->n_siblings; i++) {
+		const fsp_record *v = rs->siblings[i];
+		if (v->deleted)
+			continue;
+		Fieldsync__V1__Contact *c =
+		    fieldsync__v1__contact__unpack(NULL, v->payload.len, v->payload.data);
+		if (c == NULL)
+			continue;
+		bool dup = false;
+		for (size_t k = 0; k < n; k++)
+			dup |= strcmp(ids[k], c->case_id) == 0;
+		if (!dup && n < cap && strlen(c->case_id) <= FSP_ID_MAX && c->case_id[0] != '\0')
+			strcpy(ids[n++], c->case_id);
+		fieldsync__v1__contact__free_unpacked(c, NULL);
+	}
+	return n;
+}
+
+store_rc
+reminders_note_record(reminders *r, store_txn *t, const fs_record_state *before,
+                      const fs_record_state *after)
+{
+	enum { CAP = 16 };
+	char old_ids[CAP][FSP_ID_MAX + 1], new_ids[CAP][FSP_ID_MAX + 1];
+	uint8_t key[KEY_MAX];
+	store_rc rc = STORE_OK;
+
+	if (strcmp(after->collection, "case") == 0)
+		return touched_add(r, after->id) ? STORE_OK : STORE_ERROR;
+	if (strcmp(after->collection, "contact") != 0)
+		return STORE_OK;
+
+	size_t n_old = contact_case_ids(before, old_ids, CAP);
+	size_t n_new = contact_case_ids(after, new_ids, CAP);
+	for (size_t i = 0; i < n_old && rc == STORE_OK; i++) {
+		bool kept = false;
+		for (size_t k = 0; k < n_new; k++)
+			kept |= strcmp(old_ids[i], new_ids[k]) == 0;
+		if (!kept) {
+			size_t kl = pair_key(key, old_ids[i], after->id);
+			rc = store_kv_del(t, STORE_T_CASE_CONTACTS, key, kl);
+			if (rc == STORE_NOTFOUND)
+				rc = STORE_OK;
+		}
+		if (rc == STORE_OK && !touched_add(r, old_ids[i]))
+			rc = STORE_ERROR;
+	}
+	for (size_t i = 0; i < n_new && rc == STORE_OK; i++) {
+		size_t kl = pair_key(key, new_ids[i], after->id);
+		rc = store_kv_put(t, STORE_T_CASE_CONTACTS, key, kl, "", 0, false);
+		if (rc == STORE_OK && !touched_add(r, new_ids[i]))
+			rc = STORE_ERROR;
+	}
+	return rc;
+}
+
+/* ---- loading one case --------------------------------------------------- */
+
+struct case_data {
+	fs_record_state *case_state;
+	Fieldsync__V1__Case **cases;
+	size_t n_cases;
+	fs_record_state **contact_states;
+	size_t n_states, cap_states;
+	rules_contact *contacts;
+	Fieldsync__V1__Contact **contact_values;
+	size_t n_contacts, cap_contacts;
+};
+
+static void
+case_data_free(struct case_data *cd)
+{
+	for (size_t i = 0; i < cd->n_cases; i++)
+		fieldsync__v1__case__free_unpacked(cd->cases[i], NULL);
+	free(cd->cases);
+	store_record_free(cd->case_state);
+	for (size_t i = 0; i < cd->n_contacts; i++)
+		fieldsync__v1__contact__free_unpacked(cd->contact_values[i], NULL);
+	free(cd->contact_values);
+	free(cd->contacts);
+	for (size_t i = 0; i < cd->n_states; i++)
+		store_record_free(cd->contact_states[i]);
+	free(cd->contact_states);
+	memset(cd, 0, sizeof(*cd));
+}
+
+struct id_list {
+	char **ids;
+	size_t n, cap;
+	size_t prefix_len;
+	bool oom;
+};
+
+static bool
+collect_contact_id(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+	struct id_list *l = arg;
+	(void)val;
+	(void)vlen;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 32;
+		char **ids = realloc(l->ids, cap * sizeof(*ids));
+		if (ids == NULL) {
+			l->oom = true;
+			return false;
+		}
+		l->ids = ids;
+		l->cap = cap;
+	}
+	size_t n = klen - l->prefix_len;
+	char *id = malloc(n + 1);
+	if (id == NULL) {
+		l->oom = true;
+		return false;
+	}
+	memcpy(id, key + l->prefix_len, n);
+	id[n] = '\0';
+	l->ids[l->n++] = id;
+	return true;
+}
+
+static bool
+add_contact_value(struct case_data *cd, const char *id, Fieldsync__V1__Contact *c)
+{
+	if (cd->n_contacts == cd->cap_contacts) {
+		size_t cap = cd->cap_contacts ? cd->cap_contacts * 2 : 32;
+		rules_contact *rc = realloc(cd->contacts, cap * sizeof(*rc));
+		if (rc == NULL)
+			return false;
+		cd->contacts = rc;
+		Fieldsync__V1__Contact **v = realloc(cd->contact_values, cap * sizeof(*v));
+		if (v == NULL)
+			return false;
+		cd->contact_values = v;
+		cd->cap_contacts = cap;
+	}
+	cd->contacts[cd->n_contacts].id = id;
+	cd->contacts[cd->n_contacts].c = c;
+	cd->contact_values[cd->n_contacts] = c;
+	cd->n_contacts++;
+	return true;
+}
+
+/* Loads the live case siblings and the live contact values of case_id. */
+static store_rc
+case_load(store_txn *t, const char *case_id, struct case_data *cd)
+{
+	struct id_list ids = {0};
+	uint8_t prefix[KEY_MAX];
+	store_rc rc = store_record_get(t, "case", case_id, &cd->case_state);
+
+	if (rc == STORE_NOTFOUND)
+		rc = STORE_OK;
+	if (rc != STORE_OK)
+		return rc;
+	if (cd->case_state != NULL) {
+		cd->cases = calloc(cd->case_state->n_siblings + 1, sizeof(*cd->cases));
+		if (cd->cases == NULL)
+			return STORE_ERROR;
+		for (size_t i = 0; i < cd->case_state->n_siblings; i++) {
+			const fsp_record *v = cd->case_state->siblings[i];
+			Fieldsync__V1__Case *c;
+			if (v->deleted)
+				continue;
+			c = fieldsync__v1__case__unpack(NULL, v->payload.len, v->payload.data);
+			if (c != NULL) /* validated on the way in; skip rather than crash */
+				cd->cases[cd->n_cases++] = c;
+		}
+	}
+
+	ids.prefix_len = case_prefix(prefix, case_id);
+	rc = store_kv_scan(t, STORE_T_CASE_CONTACTS, prefix, ids.prefix_len, prefix,
+	                   ids.prefix_len, collect_contact_id, &ids);
+	if (rc == STORE_OK && ids.oom)
+		rc = STORE_ERROR;
+	cd->contact_states = calloc(ids.n + 1, sizeof(*cd->contact_states));
+	if (cd->contact_states == NULL)
+		rc = STORE_ERROR;
+	for (size_t i = 0; rc == STORE_OK && i < ids.n; i++) {
+		fs_record_state *rs = NULL;
+		store_rc grc = store_record_get(t, "contact", ids.ids[i], &rs);
+		if (grc == STORE_NOTFOUND)
+			continue;
+		if (grc != STORE_OK) {
+			rc = grc;
+			break;
+		}
+		cd->contact_states[cd->n_states++] = rs;
+		for (size_t k = 0; k < rs->n_siblings; k++) {
+			const fsp_record *v = rs->siblings[k];
+			if (v->deleted)
+				continue;
+			Fieldsync__V1__Contact *c =
+			    fieldsync__v1__contact__unpack(NULL, v->payload.len, v->payload.data);
+			if (c == NULL)
+				continue;
+			if (strcmp(c->case_id, case_id) != 0 || !add_contact_value(cd, rs->id, c)) {
+				bool mine = strcmp(c->case_id, case_id) == 0;
+				fieldsync__v1__contact__free_unpacked(c, NULL);
+				if (mine) {
+					rc = STORE_ERROR;
+					break;
+				}
+			}
+		}
+	}
+	for (size_t i = 0; i < ids.n; i++)
+		free(ids.ids[i]);
+	free(ids.ids);
+	return rc;
+}
+
+/* ---- rows, timers and events -------------------------------------------- */
+
+static bool
+row_is_active(uint32_t state)
+{
+	return state != FIELDSYNC__V1__REMINDER_EVENT__STATE__MET &&
+	       state != FIELDSYNC__V1__REMINDER_EVENT__STATE__CANCELLED;
+}
+
+/* The rules' view of a stored row, for the clock-driven transitions. */
+static void
+row_to_reminder(const reminder_row *row, rules_reminder *out)
+{
+	memset(out, 0, sizeof(*out));
+	snprintf(out->reminder_id, sizeof(out->reminder_id), "%s", row->reminder_id);
+	out->rule = (rule_id)row->rule;
+	out->start_ms = row->start_ms;
+	out->warning_at_ms = row->warning_at_ms;
+	out->due_day_ms = row->due_day_ms;
+	out->due_at_ms = row->due_at_ms;
+	out->met = row->met;
+	snprintf(out->contact_person, sizeof(out->contact_person), "%s", row->contact_person);
+}
+
+static store_rc
+timer_set(store_txn *t, const uint8_t *rkey, size_t rklen, int64_t old_fire, int64_t new_fire)
+{
+	uint8_t key[8 + KEY_MAX];
+	store_rc rc = STORE_OK;
+	if (old_fire == new_fire)
+		return STORE_OK;
+	memcpy(key + 8, rkey, rklen);
+	if (old_fire > 0) {
+		store_put_be64(key, (uint64_t)old_fire);
+		rc = store_kv_del(t, STORE_T_TIMERS, key, 8 + rklen);
+		if (rc == STORE_NOTFOUND)
+			rc = STORE_OK;
+	}
+	if (rc == STORE_OK && new_fire > 0) {
+		store_put_be64(key, (uint64_t)new_fire);
+		rc = store_kv_put(t, STORE_T_TIMERS, key, 8 + rklen, "", 0, false);
+	}
+	return rc;
+}
+
+/* Stores one event with the next seq and queues it for publishing. */
+static store_rc
+emit(reminders *r, store_txn *t, reminder_row *row, uint32_t state, int64_t now_ms)
+{
+	reminder_event ev;
+	uint8_t seqb[8];
+	char topic[160];
+	uint64_t seq = store_meta_u64(t, "event_seq") + 1;
+	store_rc rc;
+
+	fieldsync__v1__reminder_event__init(&ev);
+	ev.seq = seq;
+	ev.reminder_id = row->reminder_id;
+	ev.rule = (char *)rule_name((rule_id)row->rule);
+	ev.state = (reminder_state)state;
+	ev.scope = row->scope;
+	ev.case_id = row->case_id;
+	ev.contact_person = row->contact_person;
+	ev.due_at_ms = row->due_at_ms;
+	ev.emitted_at_ms = now_ms;
+	size_t len = fieldsync__v1__reminder_event__get_packed_size(&ev);
+	uint8_t *buf = malloc(len ? len : 1);
+	if (buf == NULL)
+		return STORE_ERROR;
+	fieldsync__v1__reminder_event__pack(&ev, buf);
+	store_put_be64(seqb, seq);
+	if ((rc = store_kv_put(t, STORE_T_EVENTS, seqb, 8, buf, len, true)) != STORE_OK ||
+	    (rc = store_meta_set_u64(t, "event_seq", seq)) != STORE_OK) {
+		free(buf);
+		return rc;
+	}
+	snprintf(topic, sizeof(topic), "reminder/%s/%s", ev.rule, row->scope);
+	if (!batch_add(&r->out, topic, buf, len, seq)) {
+		free(buf);
+		return STORE_ERROR;
+	}
+	row->state = state;
+	row->last_seq = seq;
+	return STORE_OK;
+}
+
+static store_rc
+row_put(store_txn *t, const uint8_t *key, size_t klen, const reminder_row *row)
+{
+	size_t len = fieldsyncd__store__reminder_row__get_packed_size(row);
+	uint8_t *buf = malloc(len ? len : 1);
+	if (buf == NULL)
+		return STORE_ERROR;
+	fieldsyncd__store__reminder_row__pack(row, buf);
+	store_rc rc = store_kv_put(t, STORE_T_REMINDERS, key, klen, buf, len, false);
+	free(buf);
+	return rc;
+}
+
+static reminder_row *
+row_get(store_txn *t, const uint8_t *key, size_t klen, store_rc *rc)
+{
+	const void *v;
+	size_t vl;
+	*rc = store_kv_get(t, STORE_T_REMINDERS, key, klen, &v, &vl);
+	if (*rc != STORE_OK)
+		return NULL;
+	reminder_row *row = fieldsyncd__store__reminder_row__unpack(NULL, vl, v);
+	if (row == NULL)
+		*rc = STORE_CORRUPT;
+	return row;
+}
+
+/*
+ * Brings one reminder's row in line with what the data now implies (rem) or,
+ * when rem is NULL, with its absence. Emits at most one event.
+ */
+static store_rc
+reconcile(reminders *r, store_txn *t, const char *case_id, const char *scope,
+          const rules_reminder *rem, const uint8_t *key, size_t klen, reminder_row *old,
+          int64_t now_ms)
+{
+	reminder_row row;
+	store_rc rc = STORE_OK;
+	int64_t old_fire = old ? old->next_fire_ms : 0;
+
+	if (rem == NULL) { /* the data no longer implies it */
+		if (old == NULL || !row_is_active(old->state))
+			return STORE_OK;
+		row = *old;
+		row.next_fire_ms = 0;
+		rc = emit(r, t, &row, FIELDSYNC__V1__REMINDER_EVENT__STATE__CANCELLED, now_ms);
+		if (rc == STORE_OK)
+			rc = timer_set(t, key, klen, old_fire, 0);
+		if (rc == STORE_OK)
+			rc = row_put(t, key, klen, &row);
+		return rc;
+	}
+
+	fieldsyncd__store__reminder_row__init(&row);
+	row.reminder_id = (char *)rem->reminder_id;
+	row.rule = (uint32_t)rem->rule;
+	row.scope = (char *)scope;
+	row.case_id = (char *)case_id;
+	row.contact_person = (char *)rem->contact_person;
+	row.start_ms = rem->start_ms;
+	row.warning_at_ms = rem->warning_at_ms;
+	row.due_day_ms = rem->due_day_ms;
+	row.due_at_ms = rem->due_at_ms;
+	row.met = rem->met;
+	row.next_fire_ms = rules_next_change(rem, now_ms);
+	row.state = old ? old->state : (uint32_t)-1;
+	row.last_seq = old ? old->last_seq : 0;
+
+	uint32_t want = (uint32_t)rules_state_at(rem, now_ms);
+	bool changed = old == NULL || old->state != want || old->due_at_ms != rem->due_at_ms ||
+	               strcmp(old->scope, scope) != 0;
+	if (changed)
+		rc = emit(r, t, &row, want, now_ms);
+	if (rc == STORE_OK)
+		rc = timer_set(t, key, klen, old_fire, row.next_fire_ms);
+	if (rc == STORE_OK && (changed || old->next_fire_ms != row.next_fire_ms ||
+	                       old->met != row.met || old->warning_at_ms != row.warning_at_ms ||
+	                       old->due_day_ms != row.due_day_ms ||
+	                       strcmp(old->contact_person, row.contact_person) != 0))
+		rc = row_put(t, key, klen, &row);
+	return rc;
+}
+
+struct row_list {
+	uint8_t **keys;
+	size_t *klens;
+	size_t n, cap;
+	bool oom;
+};
+
+static bool
+collect_key(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+	struct row_list *l = arg;
+	(void)val;
+	(void)vlen;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		uint8_t **k = realloc(l->keys, cap * sizeof(*k));
+		if (k == NULL) {
+			l->oom = true;
+			return false;
+		}
+		l->keys = k;
+		size_t *kl = realloc(l->klens, cap * sizeof(*kl));
+		if (kl == NULL) {
+			l->oom = true;
+			return false;
+		}
+		l->klens = kl;
+		l->cap = cap;
+	}
+	if ((l->keys[l->n] = malloc(klen)) == NULL) {
+		l->oom = true;
+		return false;
+	}
+	memcpy(l->keys[l->n], key, klen);
+	l->klens[l->n++] = klen;
+	return l->cap < 1000000; /* bounded: a case never has a million reminders */
+}
+
+static void
+row_list_free(struct row_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->keys[i]);
+	free(l->keys);
+	free(l->klens);
+}
+
+/* Re-evaluates one case. */
+static store_rc
+evaluate_case(reminders *r, store_txn *t, const char *case_id, int64_t now_ms)
+{
+	struct case_data cd = {0};
+	struct row_list existing = {0};
+	rules_reminder *rems = NULL;
+	size_t n = 0, cap = 64;
+	uint8_t prefix[KEY_MAX], key[KEY_MAX];
+	size_t plen = case_prefix(prefix, case_id);
+	store_rc rc = case_load(t, case_id, &cd);
+
+	if (rc != STORE_OK)
+		goto out;
+	if (cd.n_cases > 0) {
+		rules_input in = {
+			.case_id = case_id,
+			.cases = (const Fieldsync__V1__Case *const *)cd.cases,
+			.n_cases = cd.n_cases,
+			.contacts = cd.contacts,
+			.n_contacts = cd.n_contacts,
+		};
+		for (;;) {
+			rules_reminder *grown = realloc(rems, cap * sizeof(*rems));
+			if (grown == NULL) {
+				rc = STORE_ERROR;
+				goto out;
+			}
+			rems = grown;
+			n = rules_evaluate(&r->rules, r->tz, &in, rems, cap);
+			if (n <= cap)
+				break;
+			cap = n;
+		}
+	}
+	const char *scope = cd.case_state != NULL ? cd.case_state->scope : "";
+
+	/* What the data implies now. */
+	for (size_t i = 0; rc == STORE_OK && i < n; i++) {
+		size_t kl = pair_key(key, case_id, rems[i].reminder_id);
+		store_rc grc;
+		reminder_row *old = row_get(t, key, kl, &grc);
+		if (grc != STORE_OK && grc != STORE_NOTFOUND) {
+			rc = grc;
+			break;
+		}
+		rc = reconcile(r, t, case_id, scope, &rems[i], key, kl, old, now_ms);
+		if (old != NULL)
+			fieldsyncd__store__reminder_row__free_unpacked(old, NULL);
+	}
+	if (rc != STORE_OK)
+		goto out;
+
+	/* What it no longer implies. */
+	rc = store_kv_scan(t, STORE_T_REMINDERS, prefix, plen, prefix, plen, collect_key, &existing);
+	if (rc == STORE_OK && existing.oom)
+		rc = STORE_ERROR;
+	for (size_t i = 0; rc == STORE_OK && i < existing.n; i++) {
+		bool implied = false;
+		for (size_t k = 0; k < n && !implied; k++) {
+			size_t kl = pair_key(key, case_id, rems[k].reminder_id);
+			implied = kl == existing.klens[i] && memcmp(key, existing.keys[i], kl) == 0;
+		}
+		if (implied)
+			continue;
+		store_rc grc;
+		reminder_row *old = row_get(t, existing.keys[i], existing.klens[i], &grc);
+		if (old == NULL) {
+			rc = grc;
+			break;
+		}
+		rc = reconcile(r, t, case_id, scope, NULL, existing.keys[i], existing.klens[i], old,
+		               now_ms);
+		fieldsyncd__store__reminder_row__free_unpacked(old, NULL);
+	}
+out:
+	row_list_free(&existing);
+	free(rems);
+	case_data_free(&cd);
+	return rc;
+}
+
+store_rc
+reminders_flush(reminders *r, store_txn *t, int64_t now_ms)
+{
+	store_rc rc = STORE_OK;
+	for (size_t i = 0; rc == STORE_OK && i < r->n_touched; i++)
+		rc = evaluate_case(r, t, r->touched[i], now_ms);
+	touched_clear(r);
+	return rc;
+}
+
+struct due_list {
+	struct row_list keys;
+	int64_t now_ms;
+};
+
+static bool
+collect_due(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+	struct due_list *d = arg;
+	if (klen < 8 || (int64_t)store_get_be64(key) > d->now_ms || d->keys.n >= TICK_BATCH)
+		return false;
+	return collect_key(&d->keys, key, klen, val, vlen);
+}
+
+store_rc
+reminders_tick(reminders *r, store_txn *t, int64_t now_ms)
+{
+	store_rc rc = STORE_OK;
+	for (;;) { /* in batches, so a million due timers do not need a million keys at once */
+		struct due_list due = {.now_ms = now_ms};
+		rc = store_kv_scan(t, STORE_T_TIMERS, NULL, 0, NULL, 0, collect_due, &due);
+		if (rc == STORE_OK && due.keys.oom)
+			rc = STORE_ERROR;
+		size_t n = due.keys.n;
+		for (size_t i = 0; rc == STORE_OK && i < n; i++) {
+			const uint8_t *rkey = due.keys.keys[i] + 8;
+			size_t rklen = due.keys.klens[i] - 8;
+			store_rc grc;
+			rc = store_kv_del(t, STORE_T_TIMERS, due.keys.keys[i], due.keys.klens[i]);
+			if (rc != STORE_OK)
+				break;
+			reminder_row *row = row_get(t, rkey, rklen, &grc);
+			if (row == NULL) {
+				rc = grc == STORE_NOTFOUND ? STORE_OK : grc; /* stale timer */
+				continue;
+			}
+			rules_reminder rem;
+			row_to_reminder(row, &rem);
+			uint32_t want = (uint32_t)rules_state_at(&rem, now_ms);
+			row->next_fire_ms = rules_next_change(&rem, now_ms);
+			if (want != row->state && row_is_active(row->state))
+				rc = emit(r, t, row, want, now_ms);
+			if (rc == STORE_OK && row->next_fire_ms > 0)
+				rc = timer_set(t, rkey, rklen, 0, row->next_fire_ms);
+			if (rc == STORE_OK)
+				rc = row_put(t, rkey, rklen, row);
+			fieldsyncd__store__reminder_row__free_unpacked(row, NULL);
+		}
+		row_list_free(&due.keys);
+		if (rc != STORE_OK || n < TICK_BATCH)
+			break;
+	}
+	return rc;
+}
+
+static bool
+first_key(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+	(void)val;
+	(void)vlen;
+	if (klen >= 8)
+		*(int64_t *)arg = (int64_t)store_get_be64(key);
+	return false;
+}
+
+int64_t
+reminders_next_fire(reminders *r, store_txn *t)
+{
+	int64_t at = 0;
+	(void)r;
+	store_kv_scan(t, STORE_T_TIMERS, NULL, 0, NULL, 0, first_key, &at);
+	return at;
+}
+
+/* ---- the outbox ----------------------------------------------------------- */
+
+size_t
+reminders_mark(const reminders *r)
+{
+	return r->out.n;
+}
+
+void
+reminders_rollback(reminders *r, size_t mark)
+{
+	while (r->out.n > mark) {
+		r->out.n--;
+		free(r->out.topics[r->out.n]);
+		free(r->out.data[r->out.n]);
+	}
+	touched_clear(r);
+}
+
+event_batch *
+reminders_take(reminders *r)
+{
+	if (r->out.n == 0)
+		return NULL;
+	event_batch *b = malloc(sizeof(*b));
+	if (b == NULL)
+		return NULL;
+	*b = r->out;
+	memset(&r->out, 0, sizeof(r->out));
+	return b;
+}
+
+struct replay_page {
+	reminder_event **events;
+	size_t n, cap, bytes, budget;
+	uint64_t last;
+	bool more;
+	bool raw; /* collect packed bytes (republish) instead of unpacked events */
+	event_batch *batch;
+};
+
+static bool
+take_event(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+	struct replay_page *pg = arg;
+	if (klen != 8)
+		return true;
+	if (pg->n == pg->cap || (pg->n > 0 && pg->bytes + vlen > pg->budget)) {
+		pg->more = true;
+		return false;
+	}
+	reminder_event *ev = fieldsync__v1__reminder_event__unpack(NULL, vlen, val);
+	if (ev == NULL)
+		return true; /* cannot happen: we packed it; skip rather than stall the feed */
+	pg->last = store_get_be64(key);
+	if (pg->raw) {
+		char topic[160];
+		uint8_t *copy = malloc(vlen ? vlen : 1);
+		snprintf(topic, sizeof(topic), "reminder/%s/%s", ev->rule, ev->scope);
+		fieldsync__v1__reminder_event__free_unpacked(ev, NULL);
+		if (copy == NULL)
+			return false;
+		memcpy(copy, val, vlen);
+		if (!batch_add(pg->batch, topic, copy, vlen, pg->last)) {
+			free(copy);
+			return false;
+		}
+		pg->n++;
+	} else {
+		pg->events[pg->n++] = ev;
+	}
+	pg->bytes += vlen + 8;
+	return true;
+}
+
+event_batch *
+reminders_unpublished(reminders *r, store_txn *t)
+{
+	uint64_t from = store_meta_u64(t, "published_seq"), to = store_meta_u64(t, "event_seq");
+	uint8_t seqb[8];
+	(void)r;
+	if (to <= from)
+		return NULL;
+	event_batch *b = calloc(1, sizeof(*b));
+	if (b == NULL)
+		return NULL;
+	struct replay_page pg = {.cap = 100000, .budget = SIZE_MAX, .raw = true, .batch = b};
+	store_put_be64(seqb, from + 1);
+	store_kv_scan(t, STORE_T_EVENTS, seqb, 8, NULL, 0, take_event, &pg);
+	if (b->n == 0) {
+		event_batch_free(b);
+		return NULL;
+	}
+	return b;
+}
+
+store_rc
+reminders_set_published(reminders *r, store_txn *t, uint64_t seq)
+{
+	(void)r;
+	if (seq <= store_meta_u64(t, "published_seq"))
+		return STORE_OK;
+	return store_meta_set_u64(t, "published_seq", seq);
+}
+
+#define REPLAY_DEFAULT_LIMIT 500
+#define REPLAY_MAX_LIMIT 1000
+
+store_rc
+reminders_replay(store *s, const config *c, uint64_t request_id,
+                 const Fieldsync__V1__ReplayRequest *req, uint8_t **out, size_t *len)
+{
+	struct replay_page pg = {0};
+	Fieldsync__V1__ReplayReply reply;
+	fs_envelope e;
+	store_txn *t = NULL;
+	uint8_t seqb[8];
+	store_rc rc;
+
+	*out = NULL;
+	pg.cap = req->limit == 0 ? REPLAY_DEFAULT_LIMIT : req->limit;
+	if (pg.cap > REPLAY_MAX_LIMIT)
+		pg.cap = REPLAY_MAX_LIMIT;
+	pg.budget = c->max_message_bytes / 2;
+	pg.last = req->since_seq;
+	pg.events = calloc(pg.cap, sizeof(*pg.events));
+	if (pg.events == NULL)
+		return STORE_ERROR;
+	if ((rc = store_read_begin(s, &t)) != STORE_OK)
+		goto out;
+	if (req->since_seq < UINT64_MAX) {
+		store_put_be64(seqb, req->since_seq + 1);
+		rc = store_kv_scan(t, STORE_T_EVENTS, seqb, 8, NULL, 0, take_event, &pg);
+	}
+	store_read_end(&t);
+	if (rc != STORE_OK)
+		goto out;
+	fieldsync__v1__replay_reply__init(&reply);
+	reply.events = pg.events;
+	reply.n_events = pg.n;
+	reply.last_seq = pg.last;
+	reply.more = pg.more;
+	fieldsync__v1__envelope__init(&e);
+	e.request_id = request_id;
+	e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_REPLAY_REPLY;
+	e.replay_reply = &reply;
+	*out = wire_pack(&e, len);
+	if (*out == NULL)
+		rc = STORE_ERROR;
+out:
+	for (size_t i = 0; i < pg.n; i++)
+		fieldsync__v1__reminder_event__free_unpacked(pg.events[i], NULL);
+	free(pg.events);
+	return rc;
+}

@@ -1,0 +1,802 @@
+/*
+ * The deadline rules of METHOD.md as a pure function of one case's data.
+ *
+ * NOTES ON THE DESIGN
+ *
+ * Input. One case: its live siblings (a case in conflict has several) and
+ * every live sibling of every contact of it, each as its own rules_contact,
+ * siblings of one contact sharing an id. Nothing else: no clock (the caller
+ * passes now_ms to rules_state_at/rules_next_change), no store, no globals.
+ *
+ * Contacts in conflict are grouped by id ("logical contacts"). A logical
+ * contact counts as kind K if any of its siblings has kind K and was held
+ * (held_at_ms > 0); its held_at for K is the earliest positive held_at
+ * among those siblings, so a conflict can only bring a deadline forward.
+ * Grouping needs no memory: raw contact i represents its logical contact
+ * for kind K (is_first_held) when no sibling of the same id and kind was
+ * held earlier, or at the same instant with a smaller index. Counting
+ * representatives counts logical contacts. Checks of the form "some
+ * contact was held at or after T" look at every raw sibling: any sibling
+ * that satisfies the condition counts.
+ *
+ * Evaluation. For every enabled rule and every occurrence of it (one per
+ * case, or one per contact for parent-session and network-meeting), each
+ * case sibling yields at most one candidate (start, warning, due day, due,
+ * met, contact person); the candidates are merged (merge_candidate): among
+ * the unmet ones the earliest due wins; the reminder is met only when every
+ * candidate is met, and then the earliest due among them is kept. Ties keep
+ * the first candidate. A network-meeting occurrence has one candidate per
+ * contact sibling with a next_at, merged the same way.
+ *
+ * Cost and memory. rules_evaluate never allocates. Finding representatives
+ * is O(n) per contact, so a case with n contacts costs O(n^2) comparisons
+ * in the worst case (about 20 ms for 3000 contact entries at -O2); the
+ * integer comparisons come before any strcmp. The Nth contact by held_at
+ * (counselling-limit, treatment-window) keeps the N smallest values in a
+ * stack array of RULES_COUNT_MAX entries, the only per-call scratch; a
+ * configured count above that is clamped (the JSON loader refuses it).
+ *
+ * Times that the calendar cannot place (outside years 1..9999) yield no
+ * candidate: such a value is corrupt data, not a deadline.
+ *
+ * States (rules_state_at): MET, else OVERDUE from due_at, DUE from due_day,
+ * WARNING from warning_at (when > 0), SCHEDULED before. They change only at
+ * those three instants, which is what rules_next_change searches.
+ */
+#include <assert.h>
+#include <cjson/cJSON.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "rules.h"
+
+#define RULES_COUNT_MAX 100     /* largest "count" (METHOD.md: 5 and 12) */
+#define RULES_AMOUNT_MAX 10000  /* largest N in "<N> days|weeks|months" */
+#define PERSON_MAX (sizeof(((rules_reminder *)0)->contact_person))
+
+typedef Fieldsync__V1__Case fs_case;
+typedef Fieldsync__V1__Contact fs_contact;
+
+#define KIND_COUNSELLING FIELDSYNC__V1__CONTACT__KIND__COUNSELLING
+#define KIND_TREATMENT FIELDSYNC__V1__CONTACT__KIND__TREATMENT
+#define KIND_GROUP_SESSION FIELDSYNC__V1__CONTACT__KIND__GROUP_SESSION
+#define KIND_PARENT_SESSION FIELDSYNC__V1__CONTACT__KIND__PARENT_SESSION
+#define KIND_FOLLOW_UP FIELDSYNC__V1__CONTACT__KIND__FOLLOW_UP
+#define KIND_ANY (-1)
+#define TRACK_COUNSELLING FIELDSYNC__V1__CASE__TRACK__COUNSELLING
+#define TRACK_INDIVIDUAL FIELDSYNC__V1__CASE__TRACK__INDIVIDUAL
+
+static const char *const g_rule_names[RULE_COUNT] = {
+	[RULE_QUICK_HELP] = "quick-help",
+	[RULE_COUNSELLING_LIMIT] = "counselling-limit",
+	[RULE_TREATMENT_START] = "treatment-start",
+	[RULE_TREATMENT_WINDOW] = "treatment-window",
+	[RULE_GROUP_COURSE] = "group-course",
+	[RULE_PARENT_SESSION] = "parent-session",
+	[RULE_NETWORK_MEETING] = "network-meeting",
+	[RULE_FOLLOW_UP] = "follow-up",
+	[RULE_HANDOVER] = "handover",
+	[RULE_NOTIFICATION_DUTY] = "notification-duty",
+};
+
+/* ---- configuration ------------------------------------------------------ */
+
+static rule_conf
+conf_make(int due, cal_unit due_unit, bool has_warning, int warning, cal_unit warning_unit,
+          int count)
+{
+	rule_conf c = {
+		.enabled = true,
+		.due = {due, due_unit},
+		.has_warning = has_warning,
+		.warning = {has_warning ? warning : 0, has_warning ? warning_unit : CAL_DAYS},
+		.count = count,
+	};
+	return c;
+}
+
+void
+rules_config_default(rules_config *rc)
+{
+	assert(rc != NULL);
+	memset(rc, 0, sizeof(*rc));
+	rc->rule[RULE_QUICK_HELP] = conf_make(7, CAL_DAYS, true, 2, CAL_DAYS, 0);
+	rc->rule[RULE_COUNSELLING_LIMIT] = conf_make(0, CAL_DAYS, false, 0, CAL_DAYS, 5);
+	rc->rule[RULE_TREATMENT_START] = conf_make(4, CAL_WEEKS, true, 1, CAL_WEEKS, 0);
+	rc->rule[RULE_TREATMENT_WINDOW] = conf_make(9, CAL_MONTHS, true, 1, CAL_MONTHS, 12);
+	rc->rule[RULE_GROUP_COURSE] = conf_make(3, CAL_MONTHS, true, 2, CAL_WEEKS, 0);
+	rc->rule[RULE_PARENT_SESSION] = conf_make(14, CAL_DAYS, true, 2, CAL_DAYS, 0);
+	/* due unused: a network meeting is due at its next_at */
+	rc->rule[RULE_NETWORK_MEETING] = conf_make(0, CAL_DAYS, true, 2, CAL_DAYS, 0);
+	/* the warning is measured from the start: the window opens 1 month after */
+	rc->rule[RULE_FOLLOW_UP] = conf_make(3, CAL_MONTHS, true, 1, CAL_MONTHS, 0);
+	rc->rule[RULE_HANDOVER] = conf_make(0, CAL_DAYS, false, 0, CAL_DAYS, 0);
+	rc->rule[RULE_NOTIFICATION_DUTY] = conf_make(0, CAL_DAYS, false, 0, CAL_DAYS, 0);
+}
+
+const char *
+rule_name(rule_id r)
+{
+	return (unsigned)r < RULE_COUNT ? g_rule_names[r] : "unknown";
+}
+
+bool
+rule_parse(const char *name, rule_id *out)
+{
+	if (name == NULL)
+		return false;
+	for (int r = 0; r < RULE_COUNT; r++) {
+		if (strcmp(name, g_rule_names[r]) == 0) {
+			*out = (rule_id)r;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Formats one sentence into err (when there is room). Always false. */
+static bool
+conf_fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return false;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return false;
+}
+
+/* A printable copy of untrusted text for an error message: at most 60
+ * bytes, quotes, backslashes and control bytes shown as '?'. */
+static const char *
+shown(const char *s, char buf[64])
+{
+	size_t n = 0;
+
+	if (s == NULL)
+		s = "";
+	for (; *s != '\0' && n < 60; s++, n++) {
+		unsigned char ch = (unsigned char)*s;
+		buf[n] = (ch < 0x20 || ch == 0x7f || ch == '"' || ch == '\\') ? '?' : (char)ch;
+	}
+	if (*s != '\0') {
+		memcpy(buf + n, "...", 3);
+		n += 3;
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
+static const char *
+json_type(const cJSON *v)
+{
+	if (cJSON_IsNull(v))
+		return "null";
+	if (cJSON_IsBool(v))
+		return "a boolean";
+	if (cJSON_IsNumber(v))
+		return "a number";
+	if (cJSON_IsString(v))
+		return "a string";
+	if (cJSON_IsArray(v))
+		return "an array";
+	if (cJSON_IsObject(v))
+		return "an object";
+	return "an invalid value";
+}
+
+/* "<N> days|weeks|months": N decimal digits, one space, a unit that
+ * cal_unit_parse() knows. OFFSET_OK and *out set, or why not. */
+typedef enum { OFFSET_OK, OFFSET_SYNTAX, OFFSET_RANGE } offset_status;
+
+static offset_status
+offset_parse(const char *s, rule_offset *out)
+{
+	long n = 0;
+	int digits = 0;
+	cal_unit unit;
+
+	for (; *s >= '0' && *s <= '9'; s++, digits++) {
+		if (n <= RULES_AMOUNT_MAX)
+			n = n * 10 + (*s - '0');
+	}
+	if (digits == 0 || *s != ' ' || !cal_unit_parse(s + 1, &unit))
+		return OFFSET_SYNTAX;
+	if (n > RULES_AMOUNT_MAX)
+		return OFFSET_RANGE;
+	out->amount = (int)n;
+	out->unit = unit;
+	return OFFSET_OK;
+}
+
+/* Parses the string of field `field` into *o, or says why not in err. */
+static bool
+conf_offset(const char *rn, const char *field, const char *s, rule_offset *o, char *err,
+            size_t errlen)
+{
+	char b[64];
+
+	switch (offset_parse(s, o)) {
+	case OFFSET_OK:
+		return true;
+	case OFFSET_RANGE:
+		return conf_fail(err, errlen, "rule \"%s\": field \"%s\": N must be 0..%d, got \"%s\"", rn,
+		                 field, RULES_AMOUNT_MAX, shown(s, b));
+	default:
+		return conf_fail(err, errlen, "rule \"%s\": field \"%s\": expected \"<N> days|weeks|months\"%s, got \"%s\"",
+		                 rn, field, strcmp(field, "warning") == 0 ? " or \"none\"" : "", shown(s, b));
+	}
+}
+
+/* One field of one rule's object. */
+static bool
+conf_field(rule_id r, rule_conf *c, const cJSON *f, char *err, size_t errlen)
+{
+	const char *rn = g_rule_names[r];
+	char b1[64];
+
+	if (strcmp(f->string, "enabled") == 0) {
+		if (!cJSON_IsBool(f))
+			return conf_fail(err, errlen, "rule \"%s\": field \"enabled\": expected true or false, got %s",
+			                 rn, json_type(f));
+		c->enabled = cJSON_IsTrue(f);
+		return true;
+	}
+	if (strcmp(f->string, "due") == 0) {
+		if (r == RULE_NETWORK_MEETING)
+			return conf_fail(err, errlen, "rule \"%s\": field \"due\": not configurable, the meeting is due at its next_at",
+			                 rn);
+		if (!cJSON_IsString(f))
+			return conf_fail(err, errlen, "rule \"%s\": field \"due\": expected \"<N> days|weeks|months\", got %s",
+			                 rn, json_type(f));
+		return conf_offset(rn, "due", f->valuestring, &c->due, err, errlen);
+	}
+	if (strcmp(f->string, "warning") == 0) {
+		if (cJSON_IsNull(f) || (cJSON_IsString(f) && strcmp(f->valuestring, "none") == 0)) {
+			c->has_warning = false;
+			c->warning.amount = 0;
+			c->warning.unit = CAL_DAYS;
+			return true;
+		}
+		if (!cJSON_IsString(f))
+			return conf_fail(err, errlen, "rule \"%s\": field \"warning\": expected \"<N> days|weeks|months\" or \"none\" or null, got %s",
+			                 rn, json_type(f));
+		if (!conf_offset(rn, "warning", f->valuestring, &c->warning, err, errlen))
+			return false;
+		c->has_warning = true;
+		return true;
+	}
+	if (strcmp(f->string, "count") == 0) {
+		double v = f->valuedouble;
+
+		if (r != RULE_COUNSELLING_LIMIT && r != RULE_TREATMENT_WINDOW)
+			return conf_fail(err, errlen, "rule \"%s\": field \"count\": only counselling-limit and treatment-window have a count",
+			                 rn);
+		if (!cJSON_IsNumber(f))
+			return conf_fail(err, errlen, "rule \"%s\": field \"count\": expected an integer 1..%d, got %s",
+			                 rn, RULES_COUNT_MAX, json_type(f));
+		if (!(v >= 1 && v <= RULES_COUNT_MAX) || (double)(int)v != v)
+			return conf_fail(err, errlen, "rule \"%s\": field \"count\": expected an integer 1..%d, got %g",
+			                 rn, RULES_COUNT_MAX, v);
+		c->count = (int)v;
+		return true;
+	}
+	return conf_fail(err, errlen, "rule \"%s\": unknown field \"%s\" (known: enabled, due, warning%s)",
+	                 rn, shown(f->string, b1),
+	                 r == RULE_COUNSELLING_LIMIT || r == RULE_TREATMENT_WINDOW ? ", count" : "");
+}
+
+bool
+rules_config_load_json(rules_config *rc, const char *json, char *err, size_t errlen)
+{
+	const char *end = NULL;
+	cJSON *root = NULL;
+	const cJSON *item, *f;
+	bool seen[RULE_COUNT] = {false};
+	bool ok = false;
+	char b[64];
+
+	assert(rc != NULL);
+	if (json == NULL)
+		return conf_fail(err, errlen, "no rule table given");
+	root = cJSON_ParseWithOpts(json, &end, true);
+	if (root == NULL) {
+		conf_fail(err, errlen, "rule table is not JSON: syntax error at byte %zu",
+		          end != NULL && end >= json ? (size_t)(end - json) : (size_t)0);
+		goto out;
+	}
+	if (!cJSON_IsObject(root)) {
+		conf_fail(err, errlen, "rule table: expected an object keyed by rule name, got %s",
+		          json_type(root));
+		goto out;
+	}
+	cJSON_ArrayForEach(item, root) {
+		rule_id r;
+		unsigned fields = 0; /* bit per known field, to refuse repeats */
+
+		if (!rule_parse(item->string, &r)) {
+			conf_fail(err, errlen, "unknown rule \"%s\"", shown(item->string, b));
+			goto out;
+		}
+		if (seen[r]) {
+			conf_fail(err, errlen, "rule \"%s\" given twice", g_rule_names[r]);
+			goto out;
+		}
+		seen[r] = true;
+		if (!cJSON_IsObject(item)) {
+			conf_fail(err, errlen, "rule \"%s\": expected an object of fields, got %s",
+			          g_rule_names[r], json_type(item));
+			goto out;
+		}
+		cJSON_ArrayForEach(f, item) {
+			static const char *const known[] = {"enabled", "due", "warning", "count"};
+
+			for (unsigned k = 0; k < sizeof(known) / sizeof(known[0]); k++) {
+				if (strcmp(f->string, known[k]) != 0)
+					continue;
+				if (fields & (1u << k)) {
+					conf_fail(err, errlen, "rule \"%s\": field \"%s\" given twice",
+					          g_rule_names[r], known[k]);
+					goto out;
+				}
+				fields |= 1u << k;
+			}
+			if (!conf_field(r, &rc->rule[r], f, err, errlen))
+				goto out;
+		}
+	}
+	ok = true;
+out:
+	cJSON_Delete(root);
+	return ok;
+}
+
+/* ---- contacts ----------------------------------------------------------- */
+
+static const char *
+str_or_empty(const char *s)
+{
+	return s != NULL ? s : "";
+}
+
+static const char *
+contact_id(const rules_contact *x)
+{
+	return str_or_empty(x->id);
+}
+
+/* held_at of raw contact x when it has `kind` (KIND_ANY: any) and was held; else 0. */
+static int64_t
+held_as(const rules_contact *x, int kind)
+{
+	if (x->c == NULL || x->c->held_at_ms <= 0)
+		return 0;
+	if (kind != KIND_ANY && (int)x->c->kind != kind)
+		return 0;
+	return x->c->held_at_ms;
+}
+
+/*
+ * True when raw contact i, held as `kind`, represents its logical contact:
+ * no sibling (same id) held as `kind` earlier, or at the same instant with a
+ * smaller index. Its held_at is then the logical contact's held_at for kind.
+ */
+static bool
+is_first_held(const rules_input *in, size_t i, int kind)
+{
+	int64_t hi = held_as(&in->contacts[i], kind), hj;
+
+	if (hi == 0)
+		return false;
+	for (size_t j = 0; j < in->n_contacts; j++) {
+		if (j == i || (hj = held_as(&in->contacts[j], kind)) == 0)
+			continue;
+		if ((hj < hi || (hj == hi && j < i)) &&
+		    strcmp(contact_id(&in->contacts[j]), contact_id(&in->contacts[i])) == 0)
+			return false;
+	}
+	return true;
+}
+
+/* True when raw contact i is the first (lowest index) sibling of its id with a next_at. */
+static bool
+is_first_next(const rules_input *in, size_t i)
+{
+	const rules_contact *x = &in->contacts[i];
+
+	if (x->c == NULL || x->c->next_at_ms <= 0)
+		return false;
+	for (size_t j = 0; j < i; j++) {
+		const rules_contact *y = &in->contacts[j];
+
+		if (y->c != NULL && y->c->next_at_ms > 0 && strcmp(contact_id(y), contact_id(x)) == 0)
+			return false;
+	}
+	return true;
+}
+
+/* Some raw contact of `kind` (KIND_ANY: any) held at or after t (strictly after when strict). */
+static bool
+held_since(const rules_input *in, int kind, int64_t t, bool strict)
+{
+	for (size_t j = 0; j < in->n_contacts; j++) {
+		int64_t h = held_as(&in->contacts[j], kind);
+
+		if (h > 0 && (strict ? h > t : h >= t))
+			return true;
+	}
+	return false;
+}
+
+/* What one kind of held contacts says, over logical contacts. */
+typedef struct kind_facts {
+	size_t n;      /* logical contacts held as this kind */
+	int64_t first; /* the earliest held_at; 0 when n == 0 */
+	int64_t last;  /* the latest held_at; 0 when n == 0 */
+	int64_t nth;   /* the held_at of the count-th by held_at; 0 when n < count */
+	size_t last_i; /* the raw index representing the last one, by (held_at, id) */
+} kind_facts;
+
+static int
+count_clamped(int count)
+{
+	return count < 1 ? 1 : count > RULES_COUNT_MAX ? RULES_COUNT_MAX : count;
+}
+
+static void
+kind_facts_get(const rules_input *in, int kind, int count, kind_facts *f)
+{
+	int64_t low[RULES_COUNT_MAX]; /* the k smallest held_at so far, ascending */
+	size_t nlow = 0, k = (size_t)count_clamped(count), pos;
+
+	memset(f, 0, sizeof(*f));
+	for (size_t i = 0; i < in->n_contacts; i++) {
+		int64_t h = held_as(&in->contacts[i], kind);
+
+		if (h == 0 || !is_first_held(in, i, kind))
+			continue;
+		if (f->n == 0 || h < f->first)
+			f->first = h;
+		if (f->n == 0 || h > f->last ||
+		    (h == f->last && strcmp(contact_id(&in->contacts[i]),
+		                            contact_id(&in->contacts[f->last_i])) > 0)) {
+			f->last = h;
+			f->last_i = i;
+		}
+		f->n++;
+		if (nlow < k)
+			pos = nlow++;
+		else if (h < low[k - 1])
+			pos = k - 1;
+		else
+			continue;
+		while (pos > 0 && low[pos - 1] > h) {
+			low[pos] = low[pos - 1];
+			pos--;
+		}
+		low[pos] = h;
+	}
+	f->nth = nlow == k ? low[k - 1] : 0;
+}
+
+/* ---- candidates --------------------------------------------------------- */
+
+/* What one case sibling (or contact sibling) implies for one reminder. */
+typedef struct candidate {
+	int64_t start, warning_at, due_day, due_at;
+	bool met;
+	const char *person;
+} candidate;
+
+typedef struct eval_ctx {
+	const rules_config *rc;
+	const fs_tz *tz;
+	const rules_input *in;
+	kind_facts counselling, treatment, group, parent;
+	rules_reminder *out;
+	size_t cap, n;
+} eval_ctx;
+
+/* Fills due_day and, unless the rule has none, a warning before due_at. */
+static bool
+cand_finish(const eval_ctx *x, const rule_conf *rc, candidate *c)
+{
+	if (c->due_at <= 0 || !cal_due_ms(x->tz, c->due_at - 1, -1, CAL_DAYS, &c->due_day))
+		return false;
+	c->warning_at = 0;
+	if (rc->has_warning &&
+	    !cal_before_ms(x->tz, c->due_at, rc->warning.amount, rc->warning.unit, &c->warning_at))
+		return false;
+	return true;
+}
+
+/* start, due = start + the rule's due offset, warning before it. */
+static bool
+cand_after(const eval_ctx *x, const rule_conf *rc, int64_t start, candidate *c)
+{
+	c->start = start;
+	if (!cal_due_ms(x->tz, start, rc->due.amount, rc->due.unit, &c->due_at))
+		return false;
+	return cand_finish(x, rc, c);
+}
+
+/* Keeps in *best the unmet candidate due first, else (all met) the met one due first. */
+static void
+merge_candidate(candidate *best, bool *have, const candidate *c)
+{
+	if (!*have || (best->met && !c->met) || (best->met == c->met && c->due_at < best->due_at))
+		*best = *c;
+	*have = true;
+}
+
+/* The candidate case sibling cs implies for a case-level rule; false: none. */
+static bool
+case_candidate(const eval_ctx *x, rule_id r, const fs_case *cs, candidate *c)
+{
+	const rule_conf *rc = &x->rc->rule[r];
+	const rules_input *in = x->in;
+	int64_t ended = cs->ended_at_ms, at_once;
+
+	memset(c, 0, sizeof(*c));
+	c->person = str_or_empty(cs->contact_person);
+	switch (r) {
+	case RULE_QUICK_HELP:
+		if (cs->first_contact_at_ms <= 0 || !cand_after(x, rc, cs->first_contact_at_ms, c))
+			return false;
+		c->met = held_since(in, KIND_ANY, cs->first_contact_at_ms, false);
+		return true;
+	case RULE_COUNSELLING_LIMIT:
+		if (x->counselling.nth == 0 || !cand_after(x, rc, x->counselling.nth, c))
+			return false;
+		c->met = cs->track != TRACK_COUNSELLING || ended > 0;
+		return true;
+	case RULE_TREATMENT_START:
+		if (cs->track != TRACK_INDIVIDUAL || x->counselling.n == 0 ||
+		    !cand_after(x, rc, x->counselling.last, c))
+			return false;
+		c->met = held_since(in, KIND_TREATMENT, c->start, true);
+		return true;
+	case RULE_TREATMENT_WINDOW:
+		if (x->treatment.n == 0)
+			return false;
+		c->start = x->treatment.first;
+		if (!cal_due_ms(x->tz, c->start, rc->due.amount, rc->due.unit, &c->due_at))
+			return false;
+		if (x->treatment.nth > 0) {
+			if (!cal_due_ms(x->tz, x->treatment.nth, 0, CAL_DAYS, &at_once))
+				return false;
+			if (at_once < c->due_at)
+				c->due_at = at_once;
+		}
+		if (!cand_finish(x, rc, c))
+			return false;
+		c->met = ended > 0;
+		return true;
+	case RULE_GROUP_COURSE:
+		if (x->group.n == 0 || !cand_after(x, rc, x->group.first, c))
+			return false;
+		c->met = ended > 0;
+		return true;
+	case RULE_FOLLOW_UP:
+		if (ended <= 0 || (cs->track == TRACK_COUNSELLING && !cs->follow_up_wanted))
+			return false;
+		c->start = ended;
+		if (!cal_due_ms(x->tz, ended, rc->due.amount, rc->due.unit, &c->due_at) ||
+		    !cand_finish(x, rc, c))
+			return false;
+		/* the window opens `warning` after the end, not before the due */
+		if (rc->has_warning &&
+		    !cal_due_ms(x->tz, ended, rc->warning.amount, rc->warning.unit, &c->warning_at))
+			return false;
+		c->met = held_since(in, KIND_FOLLOW_UP, ended, false);
+		return true;
+	case RULE_HANDOVER:
+		if (ended <= 0 || !cs->needs_further_support || !cand_after(x, rc, ended, c))
+			return false;
+		c->met = str_or_empty(cs->taken_over_by)[0] != '\0';
+		return true;
+	case RULE_NOTIFICATION_DUTY:
+		if (!cs->under_18 || x->counselling.n == 0 || !cand_after(x, rc, x->counselling.first, c))
+			return false;
+		c->met = cs->notification_duty_informed;
+		return true;
+	default:
+		return false; /* per-contact rules are not evaluated here */
+	}
+}
+
+/* Writes (or counts) the merged reminder; a reminder_id that does not fit is skipped. */
+static void
+emit(eval_ctx *x, rule_id r, const char *occurrence, const candidate *c)
+{
+	const char *name = g_rule_names[r], *case_id = str_or_empty(x->in->case_id);
+	size_t len = strlen(name) + 1 + strlen(case_id);
+	rules_reminder *o;
+
+	if (occurrence != NULL)
+		len += 1 + strlen(occurrence);
+	if (len >= RULES_ID_MAX)
+		return;
+	if (x->n < x->cap) {
+		o = &x->out[x->n];
+		memset(o, 0, sizeof(*o));
+		if (occurrence != NULL)
+			snprintf(o->reminder_id, sizeof(o->reminder_id), "%s/%s/%s", name, case_id, occurrence);
+		else
+			snprintf(o->reminder_id, sizeof(o->reminder_id), "%s/%s", name, case_id);
+		o->rule = r;
+		o->start_ms = c->start;
+		o->warning_at_ms = c->warning_at;
+		o->due_day_ms = c->due_day;
+		o->due_at_ms = c->due_at;
+		o->met = c->met;
+		/* a staff id that does not fit is left out rather than cut into another id */
+		if (strlen(c->person) < PERSON_MAX)
+			memcpy(o->contact_person, c->person, strlen(c->person) + 1);
+	}
+	x->n++;
+}
+
+static void
+eval_case_rule(eval_ctx *x, rule_id r)
+{
+	candidate best, c;
+	bool have = false;
+
+	for (size_t s = 0; s < x->in->n_cases; s++) {
+		if (x->in->cases[s] != NULL && case_candidate(x, r, x->in->cases[s], &c))
+			merge_candidate(&best, &have, &c);
+	}
+	if (have)
+		emit(x, r, NULL, &best);
+}
+
+/* One occurrence per logical PARENT_SESSION contact; the last one only while a sibling is open. */
+static void
+eval_parent_sessions(eval_ctx *x)
+{
+	const rule_conf *rc = &x->rc->rule[RULE_PARENT_SESSION];
+	const rules_input *in = x->in;
+
+	for (size_t i = 0; i < in->n_contacts; i++) {
+		candidate best, c;
+		bool have = false, last;
+
+		if (!is_first_held(in, i, KIND_PARENT_SESSION))
+			continue;
+		last = i == x->parent.last_i;
+		for (size_t s = 0; s < in->n_cases; s++) {
+			const fs_case *cs = in->cases[s];
+
+			if (cs == NULL || (last && cs->ended_at_ms > 0))
+				continue;
+			memset(&c, 0, sizeof(c));
+			if (!cand_after(x, rc, in->contacts[i].c->held_at_ms, &c))
+				continue;
+			c.met = !last; /* a later parent session was held */
+			c.person = str_or_empty(cs->contact_person);
+			merge_candidate(&best, &have, &c);
+		}
+		if (have)
+			emit(x, RULE_PARENT_SESSION, contact_id(&in->contacts[i]), &best);
+	}
+}
+
+/* One occurrence per contact id with a next_at; each sibling with one is a candidate. */
+static void
+eval_network_meetings(eval_ctx *x)
+{
+	const rule_conf *rc = &x->rc->rule[RULE_NETWORK_MEETING];
+	const rules_input *in = x->in;
+
+	for (size_t i = 0; i < in->n_contacts; i++) {
+		candidate best, c;
+		bool have = false;
+
+		if (!is_first_next(in, i))
+			continue;
+		for (size_t j = i; j < in->n_contacts; j++) {
+			const fs_contact *k = in->contacts[j].c;
+
+			if (k == NULL || k->next_at_ms <= 0 ||
+			    (j != i && strcmp(contact_id(&in->contacts[j]), contact_id(&in->contacts[i])) != 0))
+				continue;
+			memset(&c, 0, sizeof(c));
+			c.start = k->held_at_ms > 0 ? k->held_at_ms : k->next_at_ms;
+			c.due_at = k->next_at_ms;
+			if (!cand_finish(x, rc, &c))
+				continue;
+			c.met = held_since(in, KIND_ANY, k->next_at_ms, false);
+			for (size_t s = 0; s < in->n_cases; s++) {
+				if (in->cases[s] == NULL)
+					continue;
+				c.person = str_or_empty(in->cases[s]->contact_person);
+				merge_candidate(&best, &have, &c);
+			}
+		}
+		if (have)
+			emit(x, RULE_NETWORK_MEETING, contact_id(&in->contacts[i]), &best);
+	}
+}
+
+size_t
+rules_evaluate(const rules_config *rc, const fs_tz *tz, const rules_input *in,
+               rules_reminder *out, size_t cap)
+{
+	eval_ctx x;
+	bool any_case = false;
+
+	assert(rc != NULL && tz != NULL && in != NULL && (out != NULL || cap == 0));
+	assert(in->contacts != NULL || in->n_contacts == 0);
+	for (size_t s = 0; s < in->n_cases && in->cases != NULL; s++)
+		any_case |= in->cases[s] != NULL;
+	if (!any_case)
+		return 0;
+
+	memset(&x, 0, sizeof(x));
+	x.rc = rc;
+	x.tz = tz;
+	x.in = in;
+	x.out = out;
+	x.cap = cap;
+	kind_facts_get(in, KIND_COUNSELLING, rc->rule[RULE_COUNSELLING_LIMIT].count, &x.counselling);
+	kind_facts_get(in, KIND_TREATMENT, rc->rule[RULE_TREATMENT_WINDOW].count, &x.treatment);
+	kind_facts_get(in, KIND_GROUP_SESSION, 1, &x.group);
+	kind_facts_get(in, KIND_PARENT_SESSION, 1, &x.parent);
+
+	for (int r = 0; r < RULE_COUNT; r++) {
+		if (!rc->rule[r].enabled)
+			continue;
+		if (r == RULE_PARENT_SESSION)
+			eval_parent_sessions(&x);
+		else if (r == RULE_NETWORK_MEETING)
+			eval_network_meetings(&x);
+		else
+			eval_case_rule(&x, (rule_id)r);
+	}
+	return x.n;
+}
+
+/* ---- states ------------------------------------------------------------- */
+
+reminder_state
+rules_state_at(const rules_reminder *r, int64_t now_ms)
+{
+	assert(r != NULL);
+	if (r->met)
+		return FIELDSYNC__V1__REMINDER_EVENT__STATE__MET;
+	if (now_ms >= r->due_at_ms)
+		return FIELDSYNC__V1__REMINDER_EVENT__STATE__OVERDUE;
+	if (now_ms >= r->due_day_ms)
+		return FIELDSYNC__V1__REMINDER_EVENT__STATE__DUE;
+	if (r->warning_at_ms > 0 && now_ms >= r->warning_at_ms)
+		return FIELDSYNC__V1__REMINDER_EVENT__STATE__WARNING;
+	return FIELDSYNC__V1__REMINDER_EVENT__STATE__SCHEDULED;
+}
+
+int64_t
+rules_next_change(const rules_reminder *r, int64_t now_ms)
+{
+	int64_t t[3], best = 0;
+	reminder_state now_state;
+
+	assert(r != NULL);
+	t[0] = r->warning_at_ms;
+	t[1] = r->due_day_ms;
+	t[2] = r->due_at_ms;
+	if (r->met)
+		return 0;
+	now_state = rules_state_at(r, now_ms);
+	/* the state is constant between these instants, so the earliest one after
+	 * now at which it differs is the next change */
+	for (int i = 0; i < 3; i++) {
+		if (t[i] <= now_ms || (i == 0 && t[i] == 0) || (best != 0 && t[i] >= best))
+			continue;
+		if (rules_state_at(r, t[i]) != now_state)
+			best = t[i];
+	}
+	return best;
+}
