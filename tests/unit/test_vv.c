@@ -501,7 +501,7 @@ check_many_dots(size_t n, bool want)
 	fsp_vv v;
 	fsp_dot *dots = calloc(n, sizeof(*dots));
 	fsp_dot **ptrs = calloc(n, sizeof(*ptrs));
-	char(*names)[8] = calloc(n, sizeof(*names));
+	char(*names)[24] = calloc(n, sizeof(*names));
 	cr_assert(dots != NULL && ptrs != NULL && names != NULL);
 	fieldsync__v1__version_vector__init(&v);
 	for (size_t i = 0; i < n; i++) {
