@@ -3,39 +3,72 @@
  * in seq order, each record once at its latest position. A page ends at
  * `limit` records or at a byte budget well under the frame limit, whichever
  * comes first; `more` tells the device to ask again from `last_seq`.
+ *
+ * The feed a peer sees holds its granted scopes only:
+ *   record in a granted scope            the full state (or its purge marker)
+ *   record moved out of a granted scope  {collection, id, scope, seq, revoked}
+ *                                        without siblings: delete it locally
+ *   anything else                        skipped (last_seq still moves past it)
+ * A page examines at most SCAN_MAX records, so a device with few granted
+ * records in a large feed gets short pages quickly instead of one long scan.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "internal.h"
 
 #define PULL_DEFAULT_LIMIT 500
+#define SCAN_MAX 20000
 
 struct page {
+	const peer_auth *peer;
 	fs_record_state **items;
-	size_t n, cap;
+	size_t n, cap, examined;
 	size_t bytes, budget;
 };
 
-/* Takes rs into the page, or declines (returns false) when the page is full. */
-static bool
-page_take(void *arg, fs_record_state *rs)
+/* Strips a state down to the "revoked" marker for a peer that lost it. */
+static void
+make_revoked(fs_record_state *rs)
+{
+	for (size_t i = 0; i < rs->n_siblings; i++)
+		fieldsync__v1__record__free_unpacked(rs->siblings[i], NULL);
+	free(rs->siblings);
+	rs->siblings = NULL;
+	rs->n_siblings = 0;
+	rs->revoked = true;
+}
+
+static feed_verdict
+page_take(void *arg, store_txn *t, fs_record_state *rs)
 {
 	struct page *pg = arg;
-	size_t sz = fieldsync__v1__record_state__get_packed_size(rs) + 8;
-	if (pg->n == pg->cap || (pg->n > 0 && pg->bytes + sz > pg->budget)) {
+	if (pg->n == pg->cap || pg->examined++ >= SCAN_MAX) {
 		store_record_free(rs);
-		return false;
+		return FEED_STOP;
+	}
+	if (!peer_may(pg->peer, rs->scope)) {
+		if (!store_former_scope_any(t, rs->collection, rs->id, peer_may_cb, pg->peer)) {
+			store_record_free(rs);
+			return FEED_SKIP;
+		}
+		make_revoked(rs);
+	}
+	size_t sz = fieldsync__v1__record_state__get_packed_size(rs) + 8;
+	if (pg->n > 0 && pg->bytes + sz > pg->budget) {
+		store_record_free(rs);
+		return FEED_STOP;
 	}
 	pg->items[pg->n++] = rs;
 	pg->bytes += sz;
-	return true;
+	return FEED_TAKE;
 }
 
 store_rc
-feed_pull(store *s, const config *c, uint64_t request_id,
+feed_pull(store *s, const config *c, const peer_auth *peer, uint64_t request_id,
           const Fieldsync__V1__PullRequest *req, uint8_t **out, size_t *len)
 {
-	struct page pg = {0};
+	struct page pg = {.peer = peer};
 	store_txn *t = NULL;
 	Fieldsync__V1__PullReply reply;
 	fs_envelope e;

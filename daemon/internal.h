@@ -127,12 +127,27 @@ void store_record_free(fs_record_state *rs);
 
 /*
  * Feed iteration: calls fn for each record with seq > since, ascending, until
- * fn returns false or the feed ends. *last is the seq of the last record
- * handed to fn (since when none). *more tells whether records remain.
+ * fn says FEED_STOP or the feed ends. fn owns rs from the call on (it keeps
+ * it or frees it with store_record_free), whatever it answers. *last is the
+ * seq of the last record fn took or skipped (since when none). *more tells
+ * whether records remain after *last.
  */
-typedef bool (*store_feed_fn)(void *arg, fs_record_state *rs);
+typedef enum {
+	FEED_TAKE = 0, /* taken: go on */
+	FEED_SKIP,     /* not for this reader: go on (it still counts as read) */
+	FEED_STOP,     /* the page is full: stop before this record */
+} feed_verdict;
+typedef feed_verdict (*store_feed_fn)(void *arg, store_txn *t, fs_record_state *rs);
 store_rc store_feed_scan(store_txn *t, uint64_t since, store_feed_fn fn, void *arg,
                          uint64_t *last, bool *more);
+
+/* Scopes a record was in before it moved (PROTOCOL.md §5 `revoked`). */
+store_rc store_former_scope_add(store_txn *t, const char *collection, const char *id,
+                                const char *scope);
+/* True when one of the record's former scopes is in the given set. */
+bool store_former_scope_any(store_txn *t, const char *collection, const char *id,
+                            bool (*granted)(const void *arg, const char *scope),
+                            const void *arg);
 
 /*
  * Generic tables for the modules that keep their own layout (reminders.c).
@@ -143,6 +158,11 @@ typedef enum {
 	STORE_T_REMINDERS,         /* [u8 len][case_id][reminder_id] -> ReminderRow */
 	STORE_T_TIMERS,            /* [u64 BE fire_ms][reminders key] -> "" */
 	STORE_T_EVENTS,            /* u64 BE seq -> ReminderEvent */
+	STORE_T_DEVICES,           /* client public key (Z85) -> DeviceRow (auth.c) */
+	STORE_T_DEVICE_NAMES,      /* device name -> client public key (Z85) */
+	STORE_T_KEYS,              /* data-key name -> wrapped DEK (crypto at rest) */
+	STORE_T_FORMER_SCOPES,     /* key(collection, id) -> scopes it was in before */
+	STORE_T_AUDIT,             /* u64 BE seq -> one audit entry (JSON text) */
 	STORE_T_COUNT
 } store_table;
 
@@ -171,6 +191,26 @@ store_rc store_reply_get(store_txn *t, const char *changeset_id, const uint8_t *
 store_rc store_reply_put(store_txn *t, const char *changeset_id, const uint8_t *data,
                          size_t len, uint64_t keep);
 
+/* ---- peers: who a request comes from (validate.c) ------------------------ */
+
+#define AUTH_NAME_MAX 64
+#define AUTH_SCOPES_MAX 32
+#define AUTH_Z85_KEY_LEN 40
+
+/* What a request may do, from the authenticated key (or --dev). Copied into
+ * each push job, so a revocation never races a queued change set. */
+typedef struct peer_auth {
+	bool all_scopes; /* --dev: every scope */
+	bool may_sync;   /* devices push and pull; schedulers only replay */
+	char name[AUTH_NAME_MAX + 1]; /* the enrolled device name; --dev: Hello's replica id */
+	size_t n_scopes;
+	char scopes[AUTH_SCOPES_MAX][FSP_SCOPE_MAX + 1];
+} peer_auth;
+
+bool peer_may(const peer_auth *p, const char *scope);
+/* peer_may() for callbacks taking a const void *. */
+bool peer_may_cb(const void *peer, const char *scope);
+
 /* ---- validate.c --------------------------------------------------------- */
 
 /*
@@ -180,8 +220,9 @@ store_rc store_reply_put(store_txn *t, const char *changeset_id, const uint8_t *
  * or *reply is a PushReply with every result REJECTED, the bad change(s)
  * saying why (caller frees with validate_reply_free()).
  */
-bool validate_push(const config *c, const fs_push_request *p, fs_error_code *err_code,
-                   char *err_msg, size_t err_len, fs_push_reply **reply);
+bool validate_push(const config *c, const peer_auth *peer, const fs_push_request *p,
+                   fs_error_code *err_code, char *err_msg, size_t err_len,
+                   fs_push_reply **reply);
 void validate_reply_free(fs_push_reply *r);
 
 /*
@@ -248,9 +289,58 @@ event_batch *reminders_unpublished(reminders *r, store_txn *t);
 store_rc reminders_set_published(reminders *r, store_txn *t, uint64_t seq);
 
 /* Answers a ReplayRequest: a packed Envelope in *out (malloc'd). */
-store_rc reminders_replay(store *s, const config *c, uint64_t request_id,
+store_rc reminders_replay(store *s, const config *c, const peer_auth *peer, uint64_t request_id,
                           const Fieldsync__V1__ReplayRequest *req, uint8_t **out,
                           size_t *len);
+
+/* ---- auth.c: server keys, the device registry, ZAP ---------------------- */
+
+typedef enum { ROLE_DEVICE = 0, ROLE_SCHEDULER = 1 } device_role;
+
+typedef struct device_info {
+	char name[AUTH_NAME_MAX + 1];            /* [a-z0-9][a-z0-9._-]{0,63} */
+	char public_key[AUTH_Z85_KEY_LEN + 1];   /* Z85 */
+	device_role role;
+	bool revoked;
+	int64_t enrolled_at_ms, revoked_at_ms;
+	size_t n_scopes;
+	char scopes[AUTH_SCOPES_MAX][FSP_SCOPE_MAX + 1];
+} device_info;
+
+/*
+ * The CURVE server key pair lives in DIR/server.key (secret key, Z85, mode
+ * 0600) and DIR/server.pub (public key, Z85). auth_server_keys_load refuses
+ * missing files and a secret key file that group or others may read, and
+ * says why in err.
+ */
+bool auth_server_keys_create(const char *data_dir, char *err, size_t errlen);
+bool auth_server_keys_load(const char *data_dir, char pub[AUTH_Z85_KEY_LEN + 1],
+                           char sec[AUTH_Z85_KEY_LEN + 1], char *err, size_t errlen);
+
+/* The registry, in the store's tables (any process: LMDB serialises writers). */
+store_rc auth_device_by_key(store_txn *t, const char *public_key, device_info *out);
+store_rc auth_device_by_name(store_txn *t, const char *name, device_info *out);
+store_rc auth_device_put(store_txn *t, const device_info *d);
+typedef bool (*auth_device_fn)(void *arg, const device_info *d);
+store_rc auth_device_list(store_txn *t, auth_device_fn fn, void *arg);
+bool auth_has_scope(const device_info *d, const char *scope);
+
+/*
+ * The ZAP handler (RFC 27): a thread with a REP socket bound to
+ * inproc://zeromq.zap.01 in zctx. It admits a CURVE client only when its
+ * public key is enrolled and not revoked (looked up for every handshake, so
+ * enrollments and revocations take effect at once) and answers 200 with
+ * User-Id = the device name; everything else (NULL or PLAIN mechanism,
+ * unknown or revoked key) gets 400. Start it before binding the sockets.
+ */
+typedef struct zap_handler zap_handler;
+zap_handler *zap_start(void *zctx, store *s);
+void zap_stop(zap_handler **z);
+
+/* ---- admin.c: `fieldsyncd init|enroll|revoke|devices|purge ...` --------- */
+
+/* True when argv[1] names an admin subcommand; then runs it and sets *code. */
+bool admin_dispatch(int argc, char **argv, int *code);
 
 /* ---- writer.c ----------------------------------------------------------- */
 
@@ -259,6 +349,7 @@ typedef struct push_job {
 	uint8_t routing_id[256];
 	size_t routing_len;
 	uint64_t request_id;
+	peer_auth auth;       /* who sent it, at the time it arrived */
 	fs_envelope *request; /* unpacked; its push is validated */
 	uint8_t *reply;       /* packed reply envelope, set by the writer */
 	size_t reply_len;
@@ -288,7 +379,7 @@ int pipe_recv(void *sock, void **ptr, int flags);
 /* ---- feed.c ------------------------------------------------------------- */
 
 /* Answers a PullRequest: a packed Envelope in *out (malloc'd). */
-store_rc feed_pull(store *s, const config *c, uint64_t request_id,
+store_rc feed_pull(store *s, const config *c, const peer_auth *peer, uint64_t request_id,
                    const Fieldsync__V1__PullRequest *req, uint8_t **out, size_t *len);
 
 /* ---- transport.c -------------------------------------------------------- */

@@ -872,6 +872,8 @@ reminders_take(reminders *r)
 }
 
 struct replay_page {
+	const peer_auth *peer; /* NULL: every scope (republishing) */
+	size_t examined;
 	reminder_event **events;
 	size_t n, cap, bytes, budget;
 	uint64_t last;
@@ -890,10 +892,18 @@ take_event(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_
 		pg->more = true;
 		return false;
 	}
+	if (pg->examined++ >= 20000) { /* a bounded scan per page, like the feed */
+		pg->more = true;
+		return false;
+	}
 	reminder_event *ev = fieldsync__v1__reminder_event__unpack(NULL, vlen, val);
 	if (ev == NULL)
 		return true; /* cannot happen: we packed it; skip rather than stall the feed */
 	pg->last = store_get_be64(key);
+	if (pg->peer != NULL && !peer_may(pg->peer, ev->scope)) { /* not this peer's */
+		fieldsync__v1__reminder_event__free_unpacked(ev, NULL);
+		return true;
+	}
 	if (pg->raw) {
 		char topic[160];
 		uint8_t *copy = malloc(vlen ? vlen : 1);
@@ -948,10 +958,10 @@ reminders_set_published(reminders *r, store_txn *t, uint64_t seq)
 #define REPLAY_MAX_LIMIT 1000
 
 store_rc
-reminders_replay(store *s, const config *c, uint64_t request_id,
+reminders_replay(store *s, const config *c, const peer_auth *peer, uint64_t request_id,
                  const Fieldsync__V1__ReplayRequest *req, uint8_t **out, size_t *len)
 {
-	struct replay_page pg = {0};
+	struct replay_page pg = {.peer = peer};
 	Fieldsync__V1__ReplayReply reply;
 	fs_envelope e;
 	store_txn *t = NULL;

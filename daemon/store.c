@@ -63,7 +63,8 @@
 #define KEY_MAX (1 + FSP_COLLECTION_MAX + FSP_ID_MAX)
 
 static const char *const table_names[STORE_T_COUNT] = {
-	"case_contacts", "reminders", "timers", "events",
+	"case_contacts", "reminders", "timers", "events", "devices", "device_names",
+	"keys", "former_scopes", "audit",
 };
 
 struct store {
@@ -257,7 +258,7 @@ store_open(const char *dir, uint64_t map_size, uint64_t map_size_max)
 		          LS("error", strerror(rc)), NULL);
 		goto fail;
 	}
-	if ((rc = mdb_env_create(&s->env)) != 0 || (rc = mdb_env_set_maxdbs(s->env, 16)) != 0 ||
+	if ((rc = mdb_env_create(&s->env)) != 0 || (rc = mdb_env_set_maxdbs(s->env, 24)) != 0 ||
 	    (rc = mdb_env_set_maxreaders(s->env, 256)) != 0)
 		goto lmdb_fail;
 	/* An existing, larger map keeps its size: LMDB adopts the file's size. */
@@ -326,6 +327,17 @@ store_server_id(const store *s)
 	return s->server_id;
 }
 
+/* Another process (an admin command) grew the map: adopt its size. */
+static void
+adopt_map_size(store *s)
+{
+	MDB_envinfo info;
+	pthread_rwlock_wrlock(&s->grow_lock);
+	if (mdb_env_set_mapsize(s->env, 0) == 0 && mdb_env_info(s->env, &info) == 0)
+		s->map_size = info.me_mapsize;
+	pthread_rwlock_unlock(&s->grow_lock);
+}
+
 store_rc
 store_read_begin(store *s, store_txn **out)
 {
@@ -336,6 +348,12 @@ store_read_begin(store *s, store_txn **out)
 		return STORE_ERROR;
 	pthread_rwlock_rdlock(&s->grow_lock);
 	rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t->txn);
+	if (rc == MDB_MAP_RESIZED) {
+		pthread_rwlock_unlock(&s->grow_lock);
+		adopt_map_size(s);
+		pthread_rwlock_rdlock(&s->grow_lock);
+		rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t->txn);
+	}
 	if (rc != 0) {
 		pthread_rwlock_unlock(&s->grow_lock);
 		free(t);
@@ -367,7 +385,12 @@ store_write_begin(store *s, store_txn **out)
 	*out = NULL;
 	if (t == NULL)
 		return STORE_ERROR;
-	if ((rc = mdb_txn_begin(s->env, NULL, 0, &t->txn)) != 0) {
+	rc = mdb_txn_begin(s->env, NULL, 0, &t->txn);
+	if (rc == MDB_MAP_RESIZED) {
+		adopt_map_size(s);
+		rc = mdb_txn_begin(s->env, NULL, 0, &t->txn);
+	}
+	if (rc != 0) {
 		free(t);
 		log_event(LOG_ERROR, "write transaction failed", LS("error", mdb_strerror(rc)), NULL);
 		return map_rc(rc);
@@ -554,7 +577,7 @@ store_feed_scan(store_txn *t, uint64_t since, store_feed_fn fn, void *arg, uint6
 		}
 		if ((ret = unpack_state(&rv, &rs)) != STORE_OK)
 			break;
-		if (!fn(arg, rs)) {
+		if (fn(arg, t, rs) == FEED_STOP) {
 			*more = true;
 			break;
 		}
@@ -564,6 +587,62 @@ store_feed_scan(store_txn *t, uint64_t since, store_feed_fn fn, void *arg, uint6
 		ret = map_rc(rc);
 	mdb_cursor_close(cur);
 	return ret;
+}
+
+/* The former scopes of a record: "scope\n" lines under its record key. */
+store_rc
+store_former_scope_add(store_txn *t, const char *collection, const char *id, const char *scope)
+{
+	uint8_t key[KEY_MAX];
+	char buf[64 * (FSP_SCOPE_MAX + 1)];
+	MDB_val k = {record_key(key, collection, id), key}, v;
+	size_t have = 0, sl = strlen(scope);
+	int rc = mdb_get(t->txn, t->s->tables[STORE_T_FORMER_SCOPES], &k, &v);
+
+	if (rc == 0) {
+		have = v.mv_size < sizeof(buf) ? v.mv_size : sizeof(buf);
+		memcpy(buf, v.mv_data, have);
+		for (size_t i = 0; i < have;) { /* already listed? */
+			const char *nl = memchr(buf + i, '\n', have - i);
+			size_t l = nl ? (size_t)(nl - (buf + i)) : have - i;
+			if (l == sl && memcmp(buf + i, scope, sl) == 0)
+				return STORE_OK;
+			i += l + 1;
+		}
+	} else if (rc != MDB_NOTFOUND) {
+		return map_rc(rc);
+	}
+	if (have + sl + 1 > sizeof(buf))
+		return STORE_OK; /* 64 moves: the oldest ones are enough to say "revoked" */
+	memcpy(buf + have, scope, sl);
+	buf[have + sl] = '\n';
+	v.mv_size = have + sl + 1;
+	v.mv_data = buf;
+	return map_rc(mdb_put(t->txn, t->s->tables[STORE_T_FORMER_SCOPES], &k, &v, 0));
+}
+
+bool
+store_former_scope_any(store_txn *t, const char *collection, const char *id,
+                       bool (*granted)(const void *arg, const char *scope), const void *arg)
+{
+	uint8_t key[KEY_MAX];
+	MDB_val k = {record_key(key, collection, id), key}, v;
+	if (mdb_get(t->txn, t->s->tables[STORE_T_FORMER_SCOPES], &k, &v) != 0)
+		return false;
+	const char *p = v.mv_data;
+	for (size_t i = 0; i < v.mv_size;) {
+		const char *nl = memchr(p + i, '\n', v.mv_size - i);
+		size_t l = nl ? (size_t)(nl - (p + i)) : v.mv_size - i;
+		char scope[FSP_SCOPE_MAX + 1];
+		if (l <= FSP_SCOPE_MAX) {
+			memcpy(scope, p + i, l);
+			scope[l] = '\0';
+			if (granted(arg, scope))
+				return true;
+		}
+		i += l + 1;
+	}
+	return false;
 }
 
 store_rc

@@ -131,6 +131,16 @@ peer_remember(struct transport *tp, const uint8_t *rid, size_t len, const char *
 	strcpy(p->replica, replica);
 }
 
+/* What the peer behind rid may do. --dev: everything, named by its Hello. */
+static void
+peer_resolve(struct transport *tp, const uint8_t *rid, size_t rid_len, peer_auth *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->all_scopes = true;
+	out->may_sync = true;
+	snprintf(out->name, sizeof(out->name), "%s", peer_replica(tp, rid, rid_len));
+}
+
 /* Sends one reply; counts, and logs, one that cannot be routed. */
 static void
 send_reply(struct transport *tp, const uint8_t *rid, size_t rid_len, const uint8_t *data,
@@ -193,11 +203,17 @@ handle_hello(struct transport *tp, const uint8_t *rid, size_t rid_len, fs_envelo
 }
 
 static void
-handle_pull(struct transport *tp, const uint8_t *rid, size_t rid_len, fs_envelope *req)
+handle_pull(struct transport *tp, const uint8_t *rid, size_t rid_len, const peer_auth *peer,
+            fs_envelope *req)
 {
 	uint8_t *buf = NULL;
 	size_t len = 0;
-	store_rc rc = feed_pull(tp->s, tp->c, req->request_id, req->pull, &buf, &len);
+	if (!peer->may_sync) {
+		send_error(tp, rid, rid_len, req->request_id, FIELDSYNC__V1__ERROR__CODE__FORBIDDEN,
+		           "a scheduler may only replay reminders", 0);
+		return;
+	}
+	store_rc rc = feed_pull(tp->s, tp->c, peer, req->request_id, req->pull, &buf, &len);
 	if (rc != STORE_OK)
 		send_error(tp, rid, rid_len, req->request_id, FIELDSYNC__V1__ERROR__CODE__UNAVAILABLE,
 		           "the feed could not be read", 1000);
@@ -207,12 +223,14 @@ handle_pull(struct transport *tp, const uint8_t *rid, size_t rid_len, fs_envelop
 }
 
 static void
-handle_replay(struct transport *tp, const uint8_t *rid, size_t rid_len, fs_envelope *req)
+handle_replay(struct transport *tp, const uint8_t *rid, size_t rid_len, const peer_auth *peer,
+              fs_envelope *req)
 {
 	uint8_t *buf = NULL;
 	size_t len = 0;
 	atomic_fetch_add(&g_stats.replays, 1);
-	if (reminders_replay(tp->s, tp->c, req->request_id, req->replay, &buf, &len) != STORE_OK)
+	if (reminders_replay(tp->s, tp->c, peer, req->request_id, req->replay, &buf, &len) !=
+	    STORE_OK)
 		send_error(tp, rid, rid_len, req->request_id, FIELDSYNC__V1__ERROR__CODE__UNAVAILABLE,
 		           "the reminder events could not be read", 1000);
 	else
@@ -222,7 +240,8 @@ handle_replay(struct transport *tp, const uint8_t *rid, size_t rid_len, fs_envel
 
 /* Takes ownership of req. */
 static void
-handle_push(struct transport *tp, const uint8_t *rid, size_t rid_len, fs_envelope *req)
+handle_push(struct transport *tp, const uint8_t *rid, size_t rid_len, const peer_auth *peer,
+            fs_envelope *req)
 {
 	fs_error_code code = FIELDSYNC__V1__ERROR__CODE__UNSPECIFIED;
 	char msg[256];
@@ -230,7 +249,13 @@ handle_push(struct transport *tp, const uint8_t *rid, size_t rid_len, fs_envelop
 	fs_push_request *p = req->push;
 
 	atomic_fetch_add(&g_stats.pushes, 1);
-	if (!validate_push(tp->c, p, &code, msg, sizeof(msg), &rej)) {
+	if (!peer->may_sync) {
+		send_error(tp, rid, rid_len, req->request_id, FIELDSYNC__V1__ERROR__CODE__FORBIDDEN,
+		           "a scheduler may only replay reminders", 0);
+		fieldsync__v1__envelope__free_unpacked(req, NULL);
+		return;
+	}
+	if (!validate_push(tp->c, peer, p, &code, msg, sizeof(msg), &rej)) {
 		if (rej != NULL) {
 			fs_envelope e;
 			size_t len;
@@ -249,7 +274,7 @@ handle_push(struct transport *tp, const uint8_t *rid, size_t rid_len, fs_envelop
 		return;
 	}
 	/* modified_by is the daemon's word, never the device's (PROTOCOL.md §3). */
-	const char *who = peer_replica(tp, rid, rid_len);
+	const char *who = peer->name;
 	for (size_t i = 0; i < p->n_changes; i++) {
 		fsp_record *r = p->changes[i]->record;
 		char *dup = strdup(who);
@@ -265,6 +290,7 @@ handle_push(struct transport *tp, const uint8_t *rid, size_t rid_len, fs_envelop
 	memcpy(j->routing_id, rid, rid_len);
 	j->routing_len = rid_len;
 	j->request_id = req->request_id;
+	j->auth = *peer;
 	j->request = req;
 	j->received_ms = wire_now_ms();
 	if (!pipe_send(tp->pipe, PIPE_JOB, j, ZMQ_DONTWAIT)) {
@@ -299,18 +325,20 @@ handle_request(struct transport *tp, const uint8_t *rid, size_t rid_len, const u
 		           "the frame is not a fieldsync.v1.Envelope", 0);
 		return;
 	}
+	peer_auth peer;
+	peer_resolve(tp, rid, rid_len, &peer);
 	switch (req->body_case) {
 	case FIELDSYNC__V1__ENVELOPE__BODY_HELLO:
 		handle_hello(tp, rid, rid_len, req);
 		break;
 	case FIELDSYNC__V1__ENVELOPE__BODY_PUSH:
-		handle_push(tp, rid, rid_len, req);
+		handle_push(tp, rid, rid_len, &peer, req);
 		return; /* took req */
 	case FIELDSYNC__V1__ENVELOPE__BODY_PULL:
-		handle_pull(tp, rid, rid_len, req);
+		handle_pull(tp, rid, rid_len, &peer, req);
 		break;
 	case FIELDSYNC__V1__ENVELOPE__BODY_REPLAY:
-		handle_replay(tp, rid, rid_len, req);
+		handle_replay(tp, rid, rid_len, &peer, req);
 		break;
 	default:
 		atomic_fetch_add(&g_stats.malformed, 1);

@@ -89,8 +89,25 @@ check_change(const config *c, const Fieldsync__V1__Change *ch, char *why, size_t
 }
 
 bool
-validate_push(const config *c, const fs_push_request *p, fs_error_code *err_code,
-              char *err_msg, size_t err_len, fs_push_reply **reply)
+peer_may(const peer_auth *p, const char *scope)
+{
+	if (p->all_scopes)
+		return true;
+	for (size_t i = 0; i < p->n_scopes; i++)
+		if (strcmp(p->scopes[i], scope) == 0)
+			return true;
+	return false;
+}
+
+bool
+peer_may_cb(const void *peer, const char *scope)
+{
+	return peer_may(peer, scope);
+}
+
+bool
+validate_push(const config *c, const peer_auth *peer, const fs_push_request *p,
+              fs_error_code *err_code, char *err_msg, size_t err_len, fs_push_reply **reply)
 {
 	size_t idl = strlen(p->changeset_id);
 	*reply = NULL;
@@ -108,6 +125,11 @@ validate_push(const config *c, const fs_push_request *p, fs_error_code *err_code
 	for (size_t i = 0; i < p->n_changes; i++) {
 		char why[256];
 		const char *code = check_change(c, p->changes[i], why, sizeof(why));
+		if (code == NULL && !peer_may(peer, p->changes[i]->record->scope)) {
+			snprintf(why, sizeof(why), "scope \"%s\" is not granted to this device",
+			         p->changes[i]->record->scope);
+			code = "FORBIDDEN";
+		}
 		if (code != NULL) {
 			*reply = validate_reject_all(p->changeset_id, p->n_changes, i, code, why);
 			if (*reply == NULL) {

@@ -118,12 +118,21 @@ job_set_error(push_job *j, fs_error_code code, const char *msg, uint32_t retry_m
 	j->reply = wire_error(j->request_id, code, msg, retry_ms, &j->reply_len);
 }
 
+/* Why a change that passed validation is still rejected, found in the store. */
+typedef struct rejection {
+	const char *code; /* NULL: not rejected */
+	char why[200];
+} rejection;
+
 /*
- * Applies one change inside txn t. Returns STORE_OK with *res filled, or a
- * store error. *invalid is set when the merge rule found a reused dot.
+ * Applies one change inside txn t for peer. Returns STORE_OK with *res
+ * filled, or a store error. Sets rej->code when the change must be rejected:
+ * a reused dot (the merge rule's INVALID), a purged record, or a record that
+ * lives in a scope the peer was not granted.
  */
 static store_rc
-apply_change(writer *w, store_txn *t, fsp_record *in, fs_change_result *res, bool *invalid)
+apply_change(writer *w, store_txn *t, const peer_auth *peer, fsp_record *in,
+             fs_change_result *res, rejection *rej)
 {
 	fs_record_state *cur = NULL;
 	fsp_record *one_in[1];
@@ -134,6 +143,20 @@ apply_change(writer *w, store_txn *t, fsp_record *in, fs_change_result *res, boo
 
 	if (rc != STORE_OK && rc != STORE_NOTFOUND)
 		return rc;
+	if (cur != NULL && cur->purged) { /* an old offline edit: never resurrected */
+		rej->code = "INVALID";
+		snprintf(rej->why, sizeof(rej->why), "the record was purged");
+		store_record_free(cur);
+		return STORE_OK;
+	}
+	if (cur != NULL && !peer_may(peer, cur->scope)) {
+		rej->code = "FORBIDDEN";
+		snprintf(rej->why, sizeof(rej->why),
+		         "the record lives in scope \"%s\", which is not granted to this device",
+		         cur->scope);
+		store_record_free(cur);
+		return STORE_OK;
+	}
 	if (cur != NULL) {
 		n_cur = cur->n_siblings;
 		siblings = cur->siblings;
@@ -147,7 +170,9 @@ apply_change(writer *w, store_txn *t, fsp_record *in, fs_change_result *res, boo
 	rc = STORE_OK;
 	switch (st) {
 	case FSP_MERGE_INVALID:
-		*invalid = true;
+		rej->code = "INVALID";
+		snprintf(rej->why, sizeof(rej->why),
+		         "an equal version with a different value is stored (a replica reused a dot)");
 		break;
 	case FSP_MERGE_DUPLICATE:
 	case FSP_MERGE_OBSOLETE:
@@ -166,6 +191,8 @@ apply_change(writer *w, store_txn *t, fsp_record *in, fs_change_result *res, boo
 		next.n_siblings = n_out;
 		next.siblings = out;
 		rc = store_record_put(t, &next, cur ? cur->seq : 0);
+		if (rc == STORE_OK && cur != NULL && strcmp(cur->scope, next.scope) != 0)
+			rc = store_former_scope_add(t, next.collection, next.id, cur->scope);
 		if (rc == STORE_OK)
 			rc = reminders_note_record(w->rem, t, cur, &next);
 		res->status = st == FSP_MERGE_APPLIED ? FIELDSYNC__V1__CHANGE_RESULT__STATUS__APPLIED
@@ -214,34 +241,32 @@ apply_job(writer *w, store_txn *parent, push_job *j)
 	if ((rc = store_nested_begin(parent, &t)) != STORE_OK)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
-		bool invalid = false;
+		rejection rej = {0};
 		fieldsync__v1__change_result__init(&results[i]);
 		rptr[i] = &results[i];
-		rc = apply_change(w, t, p->changes[i]->record, &results[i], &invalid);
+		rc = apply_change(w, t, &j->auth, p->changes[i]->record, &results[i], &rej);
 		if (rc != STORE_OK) {
 			store_abort(&t);
 			reminders_rollback(w->rem, mark);
 			goto out;
 		}
-		if (invalid) { /* the set is atomic: none of it is applied */
-			fs_push_reply *rej;
+		if (rej.code != NULL) { /* the set is atomic: none of it is applied */
 			store_abort(&t);
 			reminders_rollback(w->rem, mark);
-			rej = validate_reject_all(p->changeset_id, n, i, "INVALID",
-			                          "an equal version with a different value is stored "
-			                          "(a replica reused a dot)");
-			if (rej == NULL) {
+			fs_push_reply *reply_rej =
+			    validate_reject_all(p->changeset_id, n, i, rej.code, rej.why);
+			if (reply_rej == NULL) {
 				job_set_error(j, FIELDSYNC__V1__ERROR__CODE__INTERNAL, "out of memory", 0);
 			} else {
 				fs_envelope e;
 				fieldsync__v1__envelope__init(&e);
 				e.request_id = j->request_id;
 				e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_PUSH_REPLY;
-				rej->server_seq = store_last_seq(parent);
-				e.push_reply = rej;
+				reply_rej->server_seq = store_last_seq(parent);
+				e.push_reply = reply_rej;
 				free(j->reply);
 				j->reply = wire_pack(&e, &j->reply_len);
-				validate_reply_free(rej);
+				validate_reply_free(reply_rej);
 			}
 			rc = STORE_OK;
 			goto out;

@@ -574,19 +574,20 @@ struct collect {
 
 /* Takes records up to cap, then declines; frees every record it is handed
  * (feed.c's page_take does the same: fn owns rs either way). */
-static bool
-collect_fn(void *arg, fs_record_state *rs)
+static feed_verdict
+collect_fn(void *arg, store_txn *t, fs_record_state *rs)
 {
 	struct collect *c = arg;
+	(void)t;
 	if (c->n == c->cap) {
 		store_record_free(rs);
-		return false;
+		return FEED_STOP;
 	}
 	c->seq[c->n] = rs->seq;
 	snprintf(c->id[c->n], sizeof(c->id[0]), "%s", rs->id);
 	c->n++;
 	store_record_free(rs);
-	return true;
+	return FEED_TAKE;
 }
 
 static void

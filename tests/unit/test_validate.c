@@ -107,7 +107,8 @@ run(const push_buf *b, fs_error_code *code, char *msg, size_t msg_len, fs_push_r
 	*code = FIELDSYNC__V1__ERROR__CODE__UNSPECIFIED;
 	*reply = &g_unset;
 	msg[0] = '\0';
-	ok = validate_push(&g_cfg, &b->req, code, msg, msg_len, reply);
+	peer_auth all = {.all_scopes = true, .may_sync = true};
+	ok = validate_push(&g_cfg, &all, &b->req, code, msg, msg_len, reply);
 	cr_assert_neq(*reply, &g_unset, "validate_push left *reply unset");
 	return ok;
 }
@@ -534,4 +535,31 @@ Test(validate, reject_all_builds_n_results)
 	cr_expect_eq(r->n_results, 0);
 	cr_expect_str_eq(r->changeset_id, "cs-none");
 	validate_reply_free(r);
+}
+
+Test(validate, a_scope_not_granted_is_forbidden)
+{
+	push_buf b;
+	push_init(&b, "cs-scope", 3);
+	b.rec[2].scope = (char *)"team-b";
+	peer_auth dev = {.may_sync = true, .n_scopes = 1};
+	strcpy(dev.scopes[0], "team-a");
+	fs_error_code code = FIELDSYNC__V1__ERROR__CODE__UNSPECIFIED;
+	char msg[256] = "";
+	fs_push_reply *reply = NULL;
+	cr_assert(!validate_push(&g_cfg, &dev, &b.req, &code, msg, sizeof(msg), &reply));
+	cr_assert_not_null(reply);
+	cr_expect_eq(strncmp(reply->results[2]->reason, "FORBIDDEN: ", 11), 0, "%s",
+	             reply->results[2]->reason);
+	cr_expect_not_null(strstr(reply->results[0]->reason, "not applied"));
+	validate_reply_free(reply);
+
+	/* team-a alone passes; a peer with every scope passes team-b too. */
+	b.rec[2].scope = (char *)"team-a";
+	reply = NULL;
+	cr_expect(validate_push(&g_cfg, &dev, &b.req, &code, msg, sizeof(msg), &reply));
+	cr_expect_null(reply);
+	cr_expect(peer_may(&dev, "team-a"));
+	cr_expect(!peer_may(&dev, "team-ab"), "scopes match exactly, never by prefix");
+	cr_expect(!peer_may(&dev, "team-"));
 }
