@@ -176,6 +176,11 @@ handle_hello(struct transport *tp, const uint8_t *rid, size_t rid_len, fs_envelo
 	char *all[1] = {"*"};
 	size_t len;
 
+	if (strlen(req->hello->replica_id) > FSP_REPLICA_MAX || strlen(req->hello->client) > 128) {
+		send_error(tp, rid, rid_len, req->request_id, FIELDSYNC__V1__ERROR__CODE__INVALID,
+		           "Hello: replica_id is at most 64 bytes, client at most 128", 0);
+		return;
+	}
 	if (req->hello->protocol != FIELDSYNC_PROTOCOL) {
 		send_error(tp, rid, rid_len, req->request_id,
 		           FIELDSYNC__V1__ERROR__CODE__UNSUPPORTED_PROTOCOL,
@@ -311,12 +316,48 @@ oom:
 	fieldsync__v1__envelope__free_unpacked(req, NULL);
 }
 
+/*
+ * protobuf-c allocates every field of a decoded message separately, so a
+ * small frame of tiny repeated fields can cost many times its size in
+ * memory. Each decode gets a budget: 16 bytes of heap per byte of frame plus
+ * 1 MiB; past it the decode fails as malformed. Memory comes from malloc, so
+ * the message is freed with the default allocator.
+ */
+struct decode_budget {
+	size_t left;
+};
+
+static void *
+budget_alloc(void *data, size_t size)
+{
+	struct decode_budget *b = data;
+	if (size > b->left)
+		return NULL;
+	b->left -= size;
+	return malloc(size);
+}
+
+static void
+budget_free(void *data, void *p)
+{
+	(void)data;
+	free(p);
+}
+
+static fs_envelope *
+decode_envelope(const uint8_t *data, size_t len)
+{
+	struct decode_budget b = {.left = 16 * len + (1u << 20)};
+	ProtobufCAllocator a = {.alloc = budget_alloc, .free = budget_free, .allocator_data = &b};
+	return fieldsync__v1__envelope__unpack(&a, len, data);
+}
+
 /* One request frame from one peer. */
 static void
 handle_request(struct transport *tp, const uint8_t *rid, size_t rid_len, const uint8_t *data,
                size_t len)
 {
-	fs_envelope *req = fieldsync__v1__envelope__unpack(NULL, len, data);
+	fs_envelope *req = decode_envelope(data, len);
 
 	atomic_fetch_add(&g_stats.requests, 1);
 	if (req == NULL) {

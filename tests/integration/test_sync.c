@@ -623,4 +623,52 @@ Test(sync, a_reply_to_a_vanished_peer_is_counted)
 	cr_expect_gt(atoi(at + strlen("\"replies_unroutable\":")), 0,
 	             "replies to the vanished peer were counted");
 	free(log);
+	fs_test_daemon_stop(&d); /* already exited: this only cleans up */
+}
+
+/* Appends a protobuf length-delimited field header. */
+static size_t
+put_field(uint8_t *p, unsigned field, size_t len)
+{
+	size_t n = 0;
+	p[n++] = (uint8_t)((field << 3) | 2);
+	do {
+		p[n++] = (uint8_t)((len & 0x7f) | (len > 0x7f ? 0x80 : 0));
+		len >>= 7;
+	} while (len != 0);
+	return n;
+}
+
+Test(sync, a_decode_bomb_is_refused_as_malformed)
+{
+	/* A Push whose one record has 500,000 empty dots: 1 MB on the wire, but
+	 * some 24 MB once protobuf-c has allocated a struct for each dot. */
+	enum { DOTS = 500000 };
+	size_t vv_len = 2 * DOTS;
+	uint8_t *buf = malloc(vv_len + 64);
+	uint8_t head[4][16];
+	size_t hl[4];
+	hl[0] = put_field(head[0], 4, vv_len);                 /* Record.version */
+	hl[1] = put_field(head[1], 1, hl[0] + vv_len);         /* Change.record */
+	hl[2] = put_field(head[2], 2, hl[1] + hl[0] + vv_len); /* PushRequest.changes */
+	hl[3] = put_field(head[3], 12, hl[2] + hl[1] + hl[0] + vv_len); /* Envelope.push */
+	size_t n = 0;
+	for (int k = 3; k >= 0; k--) {
+		memcpy(buf + n, head[k], hl[k]);
+		n += hl[k];
+	}
+	for (size_t i = 0; i < DOTS; i++) { /* VersionVector.dots: empty Dot */
+		buf[n++] = 0x0a;
+		buf[n++] = 0x00;
+	}
+	send_raw(buf, n, 0);
+	free(buf);
+	expect_malformed();
+
+	/* And the daemon serves on. */
+	fs_test_push *p = one("cs-after-bomb", "n1", "a:1", "ok");
+	env_t *r = push(p);
+	cr_expect_eq(r->push_reply->results[0]->status, FIELDSYNC__V1__CHANGE_RESULT__STATUS__APPLIED);
+	fieldsync__v1__envelope__free_unpacked(r, NULL);
+	fs_test_push_free(p);
 }
