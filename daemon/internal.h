@@ -211,6 +211,46 @@ bool peer_may(const peer_auth *p, const char *scope);
 /* peer_may() for callbacks taking a const void *. */
 bool peer_may_cb(const void *peer, const char *scope);
 
+/* ---- keyring.c: encryption at rest --------------------------------------- */
+
+typedef struct keyring keyring;
+
+/* Loads the master keys (file first, else env text) and opens DATA_DIR/keys.
+ * NULL with a sentence in err. */
+keyring *keyring_open(const char *data_dir, const char *key_file, const char *key_env,
+                      char *err, size_t errlen);
+void keyring_close(keyring **k);
+const char *keyring_current_id(const keyring *k);
+/* The DEK a record value is sealed with: "c:<case>" or "r:<collection>/<id>". */
+void keyring_dek_name(const char *collection, const char *id, const uint8_t *payload,
+                      size_t len, char *name, size_t namelen);
+/* Seals in[0..len) with DEK `name` (made when absent); *out malloc'd. */
+bool keyring_seal(keyring *k, const char *name, const void *aad, size_t aad_len,
+                  const uint8_t *in, size_t len, uint8_t **out, size_t *out_len);
+bool keyring_is_sealed(const uint8_t *in, size_t len);
+enum { KEYRING_PLAIN = 0, KEYRING_OPENED, KEYRING_NO_KEY, KEYRING_BAD };
+/* Opens a sealed value (*out malloc'd, or NULL for an empty one). Returns
+ * KEYRING_PLAIN for a value that is not sealed (*out NULL: use it as is),
+ * KEYRING_NO_KEY when its DEK is gone (purged) or k is NULL, KEYRING_BAD
+ * when it does not verify. */
+int keyring_open_value(keyring *k, const void *aad, size_t aad_len, const uint8_t *in,
+                       size_t len, uint8_t **out, size_t *out_len);
+/* Destroys DEK `name` (crypto-shredding). */
+bool keyring_destroy(keyring *k, const char *name);
+/* Rewraps every DEK with the current master key. */
+bool keyring_rewrap_all(keyring *k, size_t *n_rewrapped, char *err, size_t errlen);
+
+/* Gives the store a keyring: record payloads are sealed on the way in and
+ * opened on the way out. The store does not own it. */
+void store_set_keyring(store *s, keyring *k);
+keyring *store_keyring(const store *s);
+/* Seals/opens an opaque value (reminder rows) with DEK `name`; without a
+ * keyring both copy. *out malloc'd. */
+store_rc store_seal(store_txn *t, const char *name, const void *aad, size_t aad_len,
+                    const uint8_t *in, size_t len, uint8_t **out, size_t *out_len);
+store_rc store_unseal(store_txn *t, const void *aad, size_t aad_len, const uint8_t *in,
+                      size_t len, uint8_t **out, size_t *out_len);
+
 /* ---- validate.c --------------------------------------------------------- */
 
 /*
@@ -272,7 +312,8 @@ store_rc reminders_note_record(reminders *r, store_txn *t, const fs_record_state
                                const fs_record_state *after);
 /* Evaluates the cases noted since the last call, at now_ms, in txn t. */
 store_rc reminders_flush(reminders *r, store_txn *t, int64_t now_ms);
-/* Fires every timer due at now_ms. */
+/* Fires the timers due at now_ms, at most 8192 in one call (transactions
+ * stay small; the writer comes back at once while any is due). */
 store_rc reminders_tick(reminders *r, store_txn *t, int64_t now_ms);
 /* The earliest timer, 0 when none. */
 int64_t reminders_next_fire(reminders *r, store_txn *t);

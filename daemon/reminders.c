@@ -50,6 +50,7 @@
 
 #define KEY_MAX (1 + FSP_ID_MAX + RULES_ID_MAX)
 #define TICK_BATCH 1024
+#define TICK_ROUND_BATCHES 8 /* at most 8192 timers per round */
 
 typedef Fieldsync__V1__ReminderEvent reminder_event;
 typedef Fieldsyncd__Store__ReminderRow reminder_row;
@@ -783,6 +784,7 @@ store_rc
 reminders_tick(reminders *r, store_txn *t, int64_t now_ms)
 {
 	store_rc rc = STORE_OK;
+	int batches = 0;
 	for (;;) { /* in batches, so a million due timers do not need a million keys at once */
 		struct due_list due = {.now_ms = now_ms};
 		rc = store_kv_scan(t, STORE_T_TIMERS, NULL, 0, NULL, 0, collect_due, &due);
@@ -814,8 +816,8 @@ reminders_tick(reminders *r, store_txn *t, int64_t now_ms)
 			fieldsyncd__store__reminder_row__free_unpacked(row, NULL);
 		}
 		row_list_free(&due.keys);
-		if (rc != STORE_OK || n < TICK_BATCH)
-			break;
+		if (rc != STORE_OK || n < TICK_BATCH || ++batches == TICK_ROUND_BATCHES)
+			break; /* the rest fire in the next round: transactions stay small */
 	}
 	return rc;
 }
