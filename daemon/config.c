@@ -27,6 +27,7 @@ enum {
 	OPT_TIME_ZONE,
 	OPT_RULES,
 	OPT_CLOCK_OFFSET,
+	OPT_MASTER_KEY_FILE,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -53,6 +54,7 @@ static const struct opt {
 	{"log-level", OPT_LOG_LEVEL, "FIELDSYNC_LOG_LEVEL", "LEVEL", "debug, info, warn or error (default info)"},
 	{"time-zone", OPT_TIME_ZONE, "FIELDSYNC_TIME_ZONE", "ZONE", "IANA zone of the deadlines (default Europe/Copenhagen)"},
 	{"rules", OPT_RULES, "FIELDSYNC_RULES", "FILE", "JSON rule table (default: METHOD.md's; docs/reminders.md)"},
+	{"master-key-file", OPT_MASTER_KEY_FILE, "FIELDSYNC_MASTER_KEY_FILE", "FILE", "master key(s), one id:hex per line, first current (or FIELDSYNC_MASTER_KEY)"},
 	{"clock-offset-ms", OPT_CLOCK_OFFSET, "FIELDSYNC_CLOCK_OFFSET_MS", "MS", "testing aid: shift the daemon's clock (default 0)"},
 	{"help", OPT_HELP, NULL, NULL, "print this help and exit"},
 	{"version", OPT_VERSION, NULL, NULL, "print the version and exit"},
@@ -148,6 +150,7 @@ apply(config *c, const struct opt *o, const char *v, const char *source)
 		break;
 	case OPT_TIME_ZONE: ok = copy_str(c->time_zone, sizeof(c->time_zone), v); break;
 	case OPT_RULES: ok = copy_str(c->rules_file, sizeof(c->rules_file), v); break;
+	case OPT_MASTER_KEY_FILE: ok = copy_str(c->master_key_file, sizeof(c->master_key_file), v); break;
 	case OPT_CLOCK_OFFSET: {
 		char *end;
 		errno = 0;

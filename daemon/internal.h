@@ -46,6 +46,7 @@ typedef struct config {
 	uint32_t batch_max_jobs;    /* change sets per group commit */
 	char time_zone[128];        /* IANA zone of the deadline arithmetic */
 	char rules_file[512];       /* JSON rule table; "" = METHOD.md's defaults */
+	char master_key_file[512];  /* encryption at rest; "" = FIELDSYNC_MASTER_KEY or none */
 	int64_t clock_offset_ms;    /* testing aid: shifts the daemon's clock */
 	int log_level;              /* LOG_DEBUG .. LOG_ERROR */
 } config;

@@ -4,6 +4,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include "internal.h"
 
@@ -46,8 +47,38 @@ main(int argc, char **argv)
 		reminders_free(&rem);
 		return 1;
 	}
+	/* Encryption at rest: required in production, optional with --dev. */
+	keyring *kr = NULL;
+	const char *env_key = getenv("FIELDSYNC_MASTER_KEY");
+	if (c.master_key_file[0] != '\0' || (env_key != NULL && env_key[0] != '\0') || !c.dev) {
+		kr = keyring_open(c.data_dir, c.master_key_file, env_key, err, sizeof(err));
+		if (kr == NULL) {
+			log_event(LOG_ERROR, "cannot load the master key", LS("error", err), NULL);
+			fprintf(stderr, "fieldsyncd: %s\n", err);
+			reminders_free(&rem);
+			store_close(&s);
+			return 2;
+		}
+		log_event(LOG_INFO, "encryption at rest is on", LS("master_key_id", keyring_current_id(kr)),
+		          NULL);
+	} else {
+		char keys_dir[600];
+		struct stat st;
+		snprintf(keys_dir, sizeof(keys_dir), "%s/keys", c.data_dir);
+		if (stat(keys_dir, &st) == 0) { /* sealed data needs its keys */
+			log_event(LOG_ERROR, "this store is encrypted: give --master-key-file", NULL);
+			fprintf(stderr, "fieldsyncd: %s holds encrypted data: give --master-key-file or "
+			                "FIELDSYNC_MASTER_KEY\n", c.data_dir);
+			reminders_free(&rem);
+			store_close(&s);
+			return 2;
+		}
+		log_event(LOG_WARN, "DEVELOPMENT MODE: no master key, data at rest is NOT encrypted", NULL);
+	}
+	store_set_keyring(s, kr);
 	code = transport_run(&c, s, rem);
 	store_close(&s);
+	keyring_close(&kr);
 	log_event(code == 0 ? LOG_INFO : LOG_ERROR, "fieldsyncd stopped", LI("exit_code", code), NULL);
 	return code;
 }

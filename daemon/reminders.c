@@ -544,15 +544,23 @@ emit(reminders *r, store_txn *t, reminder_row *row, uint32_t state, int64_t now_
 	return STORE_OK;
 }
 
+/* Reminder rows are sealed with their case's data key (a purge destroys
+ * them with the case); the AAD is the row's key. */
 static store_rc
 row_put(store_txn *t, const uint8_t *key, size_t klen, const reminder_row *row)
 {
-	size_t len = fieldsyncd__store__reminder_row__get_packed_size(row);
-	uint8_t *buf = malloc(len ? len : 1);
+	size_t len = fieldsyncd__store__reminder_row__get_packed_size(row), sl = 0;
+	uint8_t *buf = malloc(len ? len : 1), *sealed = NULL;
+	char name[FSP_ID_MAX + 3];
+	store_rc rc = STORE_ERROR;
 	if (buf == NULL)
 		return STORE_ERROR;
 	fieldsyncd__store__reminder_row__pack(row, buf);
-	store_rc rc = store_kv_put(t, STORE_T_REMINDERS, key, klen, buf, len, false);
+	snprintf(name, sizeof(name), "c:%s", row->case_id);
+	rc = store_seal(t, name, key, klen, buf, len, &sealed, &sl);
+	if (rc == STORE_OK)
+		rc = store_kv_put(t, STORE_T_REMINDERS, key, klen, sealed, sl, false);
+	free(sealed);
 	free(buf);
 	return rc;
 }
@@ -561,11 +569,15 @@ static reminder_row *
 row_get(store_txn *t, const uint8_t *key, size_t klen, store_rc *rc)
 {
 	const void *v;
-	size_t vl;
+	size_t vl, pl = 0;
+	uint8_t *plain = NULL;
 	*rc = store_kv_get(t, STORE_T_REMINDERS, key, klen, &v, &vl);
 	if (*rc != STORE_OK)
 		return NULL;
-	reminder_row *row = fieldsyncd__store__reminder_row__unpack(NULL, vl, v);
+	if ((*rc = store_unseal(t, key, klen, v, vl, &plain, &pl)) != STORE_OK)
+		return NULL;
+	reminder_row *row = fieldsyncd__store__reminder_row__unpack(NULL, pl, plain);
+	free(plain);
 	if (row == NULL)
 		*rc = STORE_CORRUPT;
 	return row;

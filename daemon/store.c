@@ -68,6 +68,7 @@ static const char *const table_names[STORE_T_COUNT] = {
 };
 
 struct store {
+	keyring *kr; /* NULL: values are stored as they are (--dev without a key) */
 	MDB_env *env;
 	MDB_dbi meta, records, feed, replies, reply_age;
 	MDB_dbi tables[STORE_T_COUNT];
@@ -491,14 +492,98 @@ store_next_seq(store_txn *t)
 	return ++t->seq;
 }
 
+/* The AAD that binds a record's sealed payloads to it: collection NUL id. */
+static size_t
+record_aad(char *aad, size_t cap, const char *collection, const char *id)
+{
+	int n = snprintf(aad, cap, "%s%c%s", collection, 0, id);
+	return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
+}
+
+/* Opens every sealed sibling payload of rs in place. */
 static store_rc
-unpack_state(const MDB_val *v, fs_record_state **out)
+open_payloads(store *s, fs_record_state *rs)
+{
+	char aad[1 + FSP_COLLECTION_MAX + FSP_ID_MAX + 2];
+	size_t al = record_aad(aad, sizeof(aad), rs->collection, rs->id);
+	for (size_t i = 0; i < rs->n_siblings; i++) {
+		ProtobufCBinaryData *p = &rs->siblings[i]->payload;
+		uint8_t *plain = NULL;
+		size_t pl = 0;
+		int r = keyring_open_value(s->kr, aad, al, p->data, p->len, &plain, &pl);
+		if (r == KEYRING_PLAIN)
+			continue;
+		if (r != KEYRING_OPENED) {
+			log_event(LOG_ERROR, r == KEYRING_NO_KEY ? "a value's data key is gone (purged?)"
+			                                         : "a sealed value does not verify",
+			          LS("collection", rs->collection), LS("id", rs->id), NULL);
+			return STORE_CORRUPT;
+		}
+		free(p->data);
+		p->data = plain;
+		p->len = pl;
+	}
+	return STORE_OK;
+}
+
+static store_rc
+unpack_state(store *s, const MDB_val *v, fs_record_state **out)
 {
 	*out = fieldsync__v1__record_state__unpack(NULL, v->mv_size, v->mv_data);
 	if (*out == NULL) {
 		log_event(LOG_ERROR, "stored record does not decode", LU("bytes", v->mv_size), NULL);
 		return STORE_CORRUPT;
 	}
+	store_rc rc = open_payloads(s, *out);
+	if (rc != STORE_OK) {
+		store_record_free(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
+void
+store_set_keyring(store *s, keyring *k)
+{
+	s->kr = k;
+}
+
+keyring *
+store_keyring(const store *s)
+{
+	return s->kr;
+}
+
+store_rc
+store_seal(store_txn *t, const char *name, const void *aad, size_t aad_len, const uint8_t *in,
+           size_t len, uint8_t **out, size_t *out_len)
+{
+	if (t->s->kr == NULL) {
+		*out = malloc(len ? len : 1);
+		if (*out == NULL)
+			return STORE_ERROR;
+		memcpy(*out, in, len);
+		*out_len = len;
+		return STORE_OK;
+	}
+	return keyring_seal(t->s->kr, name, aad, aad_len, in, len, out, out_len) ? STORE_OK
+	                                                                       : STORE_ERROR;
+}
+
+store_rc
+store_unseal(store_txn *t, const void *aad, size_t aad_len, const uint8_t *in, size_t len,
+             uint8_t **out, size_t *out_len)
+{
+	int r = keyring_open_value(t->s->kr, aad, aad_len, in, len, out, out_len);
+	if (r == KEYRING_OPENED)
+		return STORE_OK;
+	if (r != KEYRING_PLAIN)
+		return STORE_CORRUPT;
+	*out = malloc(len ? len : 1);
+	if (*out == NULL)
+		return STORE_ERROR;
+	memcpy(*out, in, len);
+	*out_len = len;
 	return STORE_OK;
 }
 
@@ -511,7 +596,7 @@ store_record_get(store_txn *t, const char *collection, const char *id, fs_record
 	*out = NULL;
 	if (rc != 0)
 		return map_rc(rc);
-	return unpack_state(&v, out);
+	return unpack_state(t->s, &v, out);
 }
 
 store_rc
@@ -519,25 +604,68 @@ store_record_put(store_txn *t, const fs_record_state *rs, uint64_t old_seq)
 {
 	uint8_t key[KEY_MAX], seqb[8];
 	MDB_val k = {record_key(key, rs->collection, rs->id), key}, v, fk = {8, seqb};
-	size_t len = fieldsync__v1__record_state__get_packed_size(rs);
 	int rc;
+	store_rc src = STORE_OK;
+	fs_record_state sealed_rs;
+	fsp_record *copies = NULL, **ptrs = NULL;
+
+	if (t->s->kr != NULL && rs->n_siblings > 0) { /* seal every payload on the way in */
+		char aad[1 + FSP_COLLECTION_MAX + FSP_ID_MAX + 2], name[300];
+		size_t al = record_aad(aad, sizeof(aad), rs->collection, rs->id);
+		copies = calloc(rs->n_siblings, sizeof(*copies));
+		ptrs = calloc(rs->n_siblings, sizeof(*ptrs));
+		if (copies == NULL || ptrs == NULL) {
+			src = STORE_ERROR;
+			goto out;
+		}
+		sealed_rs = *rs;
+		sealed_rs.siblings = ptrs;
+		for (size_t i = 0; i < rs->n_siblings; i++) {
+			const fsp_record *r = rs->siblings[i];
+			copies[i] = *r;
+			ptrs[i] = &copies[i];
+			copies[i].payload.data = NULL;
+			copies[i].payload.len = 0;
+			if (r->payload.len == 0)
+				continue;
+			keyring_dek_name(rs->collection, rs->id, r->payload.data, r->payload.len, name,
+			                 sizeof(name));
+			if (!keyring_seal(t->s->kr, name, aad, al, r->payload.data, r->payload.len,
+			                  &copies[i].payload.data, &copies[i].payload.len)) {
+				src = STORE_ERROR;
+				goto out;
+			}
+		}
+		rs = &sealed_rs;
+	}
 
 	/* Reserve the value in place and pack straight into the map. */
-	v.mv_size = len;
-	if ((rc = mdb_put(t->txn, t->s->records, &k, &v, MDB_RESERVE)) != 0)
-		return map_rc(rc);
+	v.mv_size = fieldsync__v1__record_state__get_packed_size(rs);
+	if ((rc = mdb_put(t->txn, t->s->records, &k, &v, MDB_RESERVE)) != 0) {
+		src = map_rc(rc);
+		goto out;
+	}
 	fieldsync__v1__record_state__pack(rs, v.mv_data);
 
 	if (old_seq != 0) {
 		store_put_be64(seqb, old_seq);
 		rc = mdb_del(t->txn, t->s->feed, &fk, NULL);
-		if (rc != 0 && rc != MDB_NOTFOUND)
-			return map_rc(rc);
+		if (rc != 0 && rc != MDB_NOTFOUND) {
+			src = map_rc(rc);
+			goto out;
+		}
 	}
 	/* Seqs only grow, so the feed is append-only: MDB_APPEND skips the search. */
 	store_put_be64(seqb, rs->seq);
 	MDB_val fv = {k.mv_size, key};
-	return map_rc(mdb_put(t->txn, t->s->feed, &fk, &fv, MDB_APPEND));
+	src = map_rc(mdb_put(t->txn, t->s->feed, &fk, &fv, MDB_APPEND));
+out:
+	if (copies != NULL)
+		for (size_t i = 0; i < rs->n_siblings; i++)
+			free(copies[i].payload.data);
+	free(copies);
+	free(ptrs);
+	return src;
 }
 
 void
@@ -575,7 +703,7 @@ store_feed_scan(store_txn *t, uint64_t since, store_feed_fn fn, void *arg, uint6
 			ret = STORE_CORRUPT;
 			break;
 		}
-		if ((ret = unpack_state(&rv, &rs)) != STORE_OK)
+		if ((ret = unpack_state(t->s, &rv, &rs)) != STORE_OK)
 			break;
 		if (fn(arg, t, rs) == FEED_STOP) {
 			*more = true;
