@@ -245,6 +245,12 @@ bool keyring_rewrap_all(keyring *k, size_t *n_rewrapped, char *err, size_t errle
  * opened on the way out. The store does not own it. */
 void store_set_keyring(store *s, keyring *k);
 keyring *store_keyring(const store *s);
+/* The record's scope, seq and purge mark without opening its payloads. */
+store_rc store_record_head(store_txn *t, const char *collection, const char *id,
+                           char scope[FSP_SCOPE_MAX + 1], uint64_t *seq, bool *purged);
+/* Writes rs again in place (same seq, the feed untouched): re-sealing it
+ * after its data key was replaced. */
+store_rc store_record_rewrite(store_txn *t, const fs_record_state *rs);
 /* Seals/opens an opaque value (reminder rows) with DEK `name`; without a
  * keyring both copy. *out malloc'd. */
 store_rc store_seal(store_txn *t, const char *name, const void *aad, size_t aad_len,
@@ -313,6 +319,13 @@ store_rc reminders_note_record(reminders *r, store_txn *t, const fs_record_state
                                const fs_record_state *after);
 /* Evaluates the cases noted since the last call, at now_ms, in txn t. */
 store_rc reminders_flush(reminders *r, store_txn *t, int64_t now_ms);
+/*
+ * Erasure: every reminder of case_id goes, in txn t; an active one is first
+ * CANCELLED (the event is stored; the daemon publishes events another
+ * process stored). Works without a reminders handle (the purge command).
+ */
+store_rc reminders_erase_case(store_txn *t, const char *case_id, int64_t now_ms,
+                              size_t *n_erased);
 /* Fires the timers due at now_ms, at most 8192 in one call (transactions
  * stay small; the writer comes back at once while any is due). */
 store_rc reminders_tick(reminders *r, store_txn *t, int64_t now_ms);
@@ -325,6 +338,8 @@ size_t reminders_mark(const reminders *r);
 void reminders_rollback(reminders *r, size_t mark);
 /* Hands over the outbox (NULL when empty); the caller frees it. */
 event_batch *reminders_take(reminders *r);
+/* Stored events after seq `after` (e.g. written by another process). */
+event_batch *reminders_events_after(store_txn *t, uint64_t after);
 /* Events after published_seq that a crash may have kept from subscribers. */
 event_batch *reminders_unpublished(reminders *r, store_txn *t);
 /* Records (lazily, in t) that everything up to seq was handed to the publisher. */
@@ -383,6 +398,19 @@ void zap_stop(zap_handler **z);
 
 /* True when argv[1] names an admin subcommand; then runs it and sets *code. */
 bool admin_dispatch(int argc, char **argv, int *code);
+
+/* ---- purge.c: erasure ------------------------------------------------------ */
+
+typedef struct purge_report {
+	size_t records, reminders, keys_destroyed;
+} purge_report;
+
+/*
+ * Purges collection/id (whole_case: the case id and all its contacts) in one
+ * write transaction of s, with an audit entry by actor. See purge.c.
+ */
+store_rc purge_run(store *s, const char *collection, const char *id, bool whole_case,
+                   const char *actor, purge_report *rep);
 
 /* ---- writer.c ----------------------------------------------------------- */
 

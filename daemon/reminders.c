@@ -535,7 +535,9 @@ emit(reminders *r, store_txn *t, reminder_row *row, uint32_t state, int64_t now_
 		return rc;
 	}
 	snprintf(topic, sizeof(topic), "reminder/%s/%s", ev.rule, row->scope);
-	if (!batch_add(&r->out, topic, buf, len, seq)) {
+	if (r == NULL) /* another process (purge): the daemon publishes it from the store */
+		free(buf);
+	else if (!batch_add(&r->out, topic, buf, len, seq)) {
 		free(buf);
 		return STORE_ERROR;
 	}
@@ -769,6 +771,34 @@ out:
 }
 
 store_rc
+reminders_erase_case(store_txn *t, const char *case_id, int64_t now_ms, size_t *n_erased)
+{
+	struct row_list rows = {0};
+	uint8_t prefix[KEY_MAX];
+	size_t plen = case_prefix(prefix, case_id);
+	store_rc rc = store_kv_scan(t, STORE_T_REMINDERS, prefix, plen, prefix, plen, collect_key, &rows);
+	if (rc == STORE_OK && rows.oom)
+		rc = STORE_ERROR;
+	*n_erased = 0;
+	for (size_t i = 0; rc == STORE_OK && i < rows.n; i++) {
+		store_rc grc;
+		reminder_row *row = row_get(t, rows.keys[i], rows.klens[i], &grc);
+		if (row != NULL && row_is_active(row->state))
+			rc = emit(NULL, t, row, FIELDSYNC__V1__REMINDER_EVENT__STATE__CANCELLED, now_ms);
+		if (row != NULL && rc == STORE_OK)
+			rc = timer_set(t, rows.keys[i], rows.klens[i], row->next_fire_ms, 0);
+		if (row != NULL)
+			fieldsyncd__store__reminder_row__free_unpacked(row, NULL);
+		if (rc == STORE_OK)
+			rc = store_kv_del(t, STORE_T_REMINDERS, rows.keys[i], rows.klens[i]);
+		if (rc == STORE_OK)
+			(*n_erased)++;
+	}
+	row_list_free(&rows);
+	return rc;
+}
+
+store_rc
 reminders_flush(reminders *r, store_txn *t, int64_t now_ms)
 {
 	store_rc rc = STORE_OK;
@@ -939,24 +969,30 @@ take_event(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_
 }
 
 event_batch *
-reminders_unpublished(reminders *r, store_txn *t)
+reminders_events_after(store_txn *t, uint64_t after)
 {
-	uint64_t from = store_meta_u64(t, "published_seq"), to = store_meta_u64(t, "event_seq");
+	uint64_t to = store_meta_u64(t, "event_seq");
 	uint8_t seqb[8];
-	(void)r;
-	if (to <= from)
+	if (to <= after)
 		return NULL;
 	event_batch *b = calloc(1, sizeof(*b));
 	if (b == NULL)
 		return NULL;
 	struct replay_page pg = {.cap = 100000, .budget = SIZE_MAX, .raw = true, .batch = b};
-	store_put_be64(seqb, from + 1);
+	store_put_be64(seqb, after + 1);
 	store_kv_scan(t, STORE_T_EVENTS, seqb, 8, NULL, 0, take_event, &pg);
 	if (b->n == 0) {
 		event_batch_free(b);
 		return NULL;
 	}
 	return b;
+}
+
+event_batch *
+reminders_unpublished(reminders *r, store_txn *t)
+{
+	(void)r;
+	return reminders_events_after(t, store_meta_u64(t, "published_seq"));
 }
 
 store_rc

@@ -599,8 +599,25 @@ store_record_get(store_txn *t, const char *collection, const char *id, fs_record
 	return unpack_state(t->s, &v, out);
 }
 
+static store_rc record_write(store_txn *t, const fs_record_state *rs, uint64_t old_seq,
+                             bool feed);
+
 store_rc
 store_record_put(store_txn *t, const fs_record_state *rs, uint64_t old_seq)
+{
+	return record_write(t, rs, old_seq, true);
+}
+
+store_rc
+store_record_rewrite(store_txn *t, const fs_record_state *rs)
+{
+	return record_write(t, rs, 0, false);
+}
+
+/* Seals rs's payloads (with a keyring) and writes it; moves it in the feed
+ * from old_seq to rs->seq when feed is set. */
+static store_rc
+record_write(store_txn *t, const fs_record_state *rs, uint64_t old_seq, bool feed)
 {
 	uint8_t key[KEY_MAX], seqb[8];
 	MDB_val k = {record_key(key, rs->collection, rs->id), key}, v, fk = {8, seqb};
@@ -646,6 +663,8 @@ store_record_put(store_txn *t, const fs_record_state *rs, uint64_t old_seq)
 		goto out;
 	}
 	fieldsync__v1__record_state__pack(rs, v.mv_data);
+	if (!feed)
+		goto out;
 
 	if (old_seq != 0) {
 		store_put_be64(seqb, old_seq);
@@ -666,6 +685,25 @@ out:
 	free(copies);
 	free(ptrs);
 	return src;
+}
+
+store_rc
+store_record_head(store_txn *t, const char *collection, const char *id,
+                  char scope[FSP_SCOPE_MAX + 1], uint64_t *seq, bool *purged)
+{
+	uint8_t key[KEY_MAX];
+	MDB_val k = {record_key(key, collection, id), key}, v;
+	int rc = mdb_get(t->txn, t->s->records, &k, &v);
+	if (rc != 0)
+		return map_rc(rc);
+	fs_record_state *rs = fieldsync__v1__record_state__unpack(NULL, v.mv_size, v.mv_data);
+	if (rs == NULL)
+		return STORE_CORRUPT;
+	snprintf(scope, FSP_SCOPE_MAX + 1, "%s", rs->scope);
+	*seq = rs->seq;
+	*purged = rs->purged;
+	fieldsync__v1__record_state__free_unpacked(rs, NULL);
+	return STORE_OK;
 }
 
 void

@@ -325,6 +325,25 @@ publish(writer *w)
 }
 
 /*
+ * Events another process stored (the purge command) are published by the
+ * daemon: everything after the last seq handed to the publisher that is not
+ * ours. Called at the start of every round, inside its transaction (so no
+ * event of ours can come between), and when the writer is idle.
+ */
+static void
+publish_external(writer *w, store_txn *t)
+{
+	event_batch *b = reminders_events_after(t, w->handed_seq);
+	if (b == NULL)
+		return;
+	uint64_t last = b->last_seq;
+	if (pipe_send(w->pipe, PIPE_EVENTS, b, 0))
+		w->handed_seq = last;
+	else
+		event_batch_free(b);
+}
+
+/*
  * One round: jobs[0..n) (n may be 0) and every reminder timer due now, in one
  * transaction. Retries after growing a full map. Returns the store result.
  */
@@ -335,6 +354,8 @@ writer_round(writer *w, push_job **jobs, size_t n)
 	for (;;) {
 		store_txn *t = NULL;
 		store_rc rc = store_write_begin(w->s, &t);
+		if (rc == STORE_OK)
+			publish_external(w, t);
 		if (rc == STORE_OK)
 			rc = reminders_set_published(w->rem, t, w->handed_seq);
 		for (size_t i = 0; rc == STORE_OK && i < n; i++)
@@ -396,12 +417,14 @@ writer_recover(writer *w)
 static long
 writer_timeout(const writer *w)
 {
+	/* At most a second: the idle writer also looks for events another
+	 * process stored (publish_external). */
 	if (w->next_fire <= 0)
-		return 60000;
+		return 1000;
 	int64_t wait = w->next_fire - clock_now_ms(w->c);
 	if (wait < 0)
 		return 0;
-	return wait > 60000 ? 60000 : (long)wait;
+	return wait > 1000 ? 1000 : (long)wait;
 }
 
 static void *
@@ -445,8 +468,15 @@ writer_main(void *arg)
 				jobs[n++] = j;
 		}
 		bool timer_due = w->next_fire > 0 && clock_now_ms(w->c) >= w->next_fire;
-		if (n > 0 || timer_due)
+		if (n > 0 || timer_due) {
 			writer_round(w, jobs, n);
+		} else if (!stopping) { /* idle: anything another process stored? */
+			store_txn *rt = NULL;
+			if (store_read_begin(w->s, &rt) == STORE_OK) {
+				publish_external(w, rt);
+				store_read_end(&rt);
+			}
+		}
 		for (size_t i = 0; i < n; i++)
 			pipe_send(w->pipe, PIPE_JOB, jobs[i], 0);
 	}
