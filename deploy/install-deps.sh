@@ -2,9 +2,15 @@
 # Installs the Debian 12 packages fieldsync builds and tests with, only when
 # one is missing. Root runs apt-get directly; anyone else goes through sudo.
 set -euo pipefail
+# Usage: install-deps.sh [--test]   (--test adds what only the test suite needs)
 pkgs=(build-essential cmake pkg-config libzmq3-dev liblmdb-dev lmdb-utils
       protobuf-c-compiler libprotobuf-c-dev libssl-dev libcriterion-dev
-      libcjson-dev tzdata)
+      libcjson-dev libmicrohttpd-dev tzdata)
+if [ "${1:-}" = "--test" ]; then
+  # promtool (prometheus) checks /metrics; python3-zmq, python3-protobuf and
+  # protoc run the Python scheduler example; clang runs the fuzzers.
+  pkgs+=(prometheus python3-zmq python3-protobuf protobuf-compiler clang libclang-rt-14-dev)
+fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

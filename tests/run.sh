@@ -5,7 +5,7 @@
 #   BUILD_DIR=...                                 picks the build directory
 set -euo pipefail
 cd "$(dirname "$0")/.."
-deploy/install-deps.sh
+deploy/install-deps.sh --test
 build_dir=${BUILD_DIR:-build}
 san=${FS_SANITIZE:-}
 type=RelWithDebInfo
