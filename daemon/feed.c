@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "metrics.h"
 
 #define PULL_DEFAULT_LIMIT 500
 #define SCAN_MAX 20000
@@ -103,6 +104,8 @@ feed_pull(store *s, const config *c, const peer_auth *peer, uint64_t request_id,
 	*out = wire_pack(&e, len);
 	if (*out == NULL)
 		rc = STORE_ERROR;
+	else
+		metrics_inc(METRIC_PULLED_RECORDS_TOTAL, 0, pg.n);
 out:
 	for (size_t i = 0; i < pg.n; i++)
 		store_record_free(pg.items[i]);

@@ -108,6 +108,8 @@ store_rc store_write_begin(store *s, store_txn **t);
 store_rc store_nested_begin(store_txn *parent, store_txn **t);
 store_rc store_commit(store_txn **t); /* durable on STORE_OK */
 void store_abort(store_txn **t);
+/* LMDB figures for /metrics: map size, bytes in use, reader slots taken. */
+void store_stats(store *s, uint64_t *map_size, uint64_t *used, uint32_t *readers);
 /* Doubles the map (up to the maximum); no transaction may be open. */
 store_rc store_grow(store *s);
 
@@ -422,6 +424,8 @@ typedef struct push_job {
 	peer_auth auth;       /* who sent it, at the time it arrived */
 	fs_envelope *request; /* unpacked; its push is validated */
 	uint8_t *reply;       /* packed reply envelope, set by the writer */
+	uint8_t m_result;     /* metric_changeset_result, counted after the commit */
+	uint32_t m_changes[5];/* changes by metric_change_result */
 	size_t reply_len;
 	int64_t received_ms;
 } push_job;

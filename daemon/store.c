@@ -935,3 +935,17 @@ store_meta_set_u64(store_txn *t, const char *name, uint64_t v)
 {
 	return map_rc(meta_put_u64(t->txn, t->s->meta, name, v));
 }
+
+void
+store_stats(store *s, uint64_t *map_size, uint64_t *used, uint32_t *readers)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+	pthread_rwlock_rdlock(&s->grow_lock);
+	if (mdb_env_info(s->env, &info) == 0 && mdb_env_stat(s->env, &st) == 0) {
+		*map_size = info.me_mapsize;
+		*used = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
+		*readers = info.me_numreaders;
+	}
+	pthread_rwlock_unlock(&s->grow_lock);
+}

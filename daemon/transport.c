@@ -30,12 +30,76 @@
 #include <zmq.h>
 
 #include "internal.h"
+#include "metrics.h"
+#include "ops_http.h"
 
 #define PIPE_ENDPOINT "inproc://fieldsyncd-writer"
 #define PEERS 4096
 
 daemon_stats g_stats;
 static volatile sig_atomic_t g_stop;
+
+/* What the ops HTTP thread may look at: atomics and short read txns only. */
+static struct ops_state {
+	_Atomic int64_t beat_ms; /* the event loop's last turn (monotonic) */
+	atomic_bool bound, draining;
+	store *s;
+	const config *c;
+} g_ops;
+
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* /healthz: shallow, the event loop turned within the last 5 s. */
+static bool
+ops_alive(void *arg)
+{
+	(void)arg;
+	return mono_ms() - atomic_load(&g_ops.beat_ms) < 5000;
+}
+
+/* /readyz: deep. */
+static bool
+ops_ready(void *arg, char *why, size_t len)
+{
+	store_txn *t = NULL;
+	uint64_t free_bytes = 0;
+	(void)arg;
+	if (atomic_load(&g_ops.draining)) {
+		snprintf(why, len, "draining: shutdown in progress");
+		return false;
+	}
+	if (!atomic_load(&g_ops.bound)) {
+		snprintf(why, len, "starting: the sockets are not bound yet");
+		return false;
+	}
+	if (store_read_begin(g_ops.s, &t) != STORE_OK) {
+		snprintf(why, len, "the store cannot be read");
+		return false;
+	}
+	store_read_end(&t);
+	return ops_disk_ok(g_ops.c->data_dir, 64u << 20, &free_bytes, why, len);
+}
+
+static void
+ops_before_metrics(void *arg)
+{
+	uint64_t map = 0, used = 0, free_bytes = 0;
+	uint32_t readers = 0;
+	char why[128];
+	(void)arg;
+	store_stats(g_ops.s, &map, &used, &readers);
+	metrics_set(METRIC_LMDB_MAP_SIZE_BYTES, 0, (int64_t)map);
+	metrics_set(METRIC_LMDB_USED_BYTES, 0, (int64_t)used);
+	metrics_set(METRIC_LMDB_READERS, 0, readers);
+	ops_disk_ok(g_ops.c->data_dir, 0, &free_bytes, why, sizeof(why));
+	metrics_set(METRIC_DISK_FREE_BYTES, 0, (int64_t)free_bytes);
+}
 
 /* What a peer said in Hello, keyed by its routing id (bounded, overwritten). */
 struct peer {
@@ -153,6 +217,7 @@ send_reply(struct transport *tp, const uint8_t *rid, size_t rid_len, const uint8
 	if (zmq_send(tp->router, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
 	    zmq_send(tp->router, data, len, ZMQ_DONTWAIT) < 0) {
 		atomic_fetch_add(&g_stats.replies_unroutable, 1);
+		metrics_inc(METRIC_REPLIES_UNROUTABLE_TOTAL, 0, 1);
 		log_event(LOG_DEBUG, "reply not delivered: the peer is gone or too slow",
 		          LS("error", zmq_strerror(zmq_errno())), NULL);
 	}
@@ -234,6 +299,7 @@ handle_replay(struct transport *tp, const uint8_t *rid, size_t rid_len, const pe
 	uint8_t *buf = NULL;
 	size_t len = 0;
 	atomic_fetch_add(&g_stats.replays, 1);
+	metrics_inc(METRIC_REPLAYS_TOTAL, 0, 1);
 	if (reminders_replay(tp->s, tp->c, peer, req->request_id, req->replay, &buf, &len) !=
 	    STORE_OK)
 		send_error(tp, rid, rid_len, req->request_id, FIELDSYNC__V1__ERROR__CODE__UNAVAILABLE,
@@ -362,6 +428,7 @@ handle_request(struct transport *tp, const uint8_t *rid, size_t rid_len, const u
 	atomic_fetch_add(&g_stats.requests, 1);
 	if (req == NULL) {
 		atomic_fetch_add(&g_stats.malformed, 1);
+		metrics_inc(METRIC_REQUESTS_TOTAL, MREQ_MALFORMED, 1);
 		send_error(tp, rid, rid_len, 0, FIELDSYNC__V1__ERROR__CODE__MALFORMED,
 		           "the frame is not a fieldsync.v1.Envelope", 0);
 		return;
@@ -370,15 +437,19 @@ handle_request(struct transport *tp, const uint8_t *rid, size_t rid_len, const u
 	peer_resolve(tp, rid, rid_len, &peer);
 	switch (req->body_case) {
 	case FIELDSYNC__V1__ENVELOPE__BODY_HELLO:
+		metrics_inc(METRIC_REQUESTS_TOTAL, MREQ_HELLO, 1);
 		handle_hello(tp, rid, rid_len, req);
 		break;
 	case FIELDSYNC__V1__ENVELOPE__BODY_PUSH:
+		metrics_inc(METRIC_REQUESTS_TOTAL, MREQ_PUSH, 1);
 		handle_push(tp, rid, rid_len, &peer, req);
 		return; /* took req */
 	case FIELDSYNC__V1__ENVELOPE__BODY_PULL:
+		metrics_inc(METRIC_REQUESTS_TOTAL, MREQ_PULL, 1);
 		handle_pull(tp, rid, rid_len, &peer, req);
 		break;
 	case FIELDSYNC__V1__ENVELOPE__BODY_REPLAY:
+		metrics_inc(METRIC_REQUESTS_TOTAL, MREQ_REPLAY, 1);
 		handle_replay(tp, rid, rid_len, &peer, req);
 		break;
 	default:
@@ -441,6 +512,7 @@ publish_events(struct transport *tp, event_batch *b)
 		    zmq_send(tp->pub, b->data[i], b->len[i], ZMQ_DONTWAIT) < 0)
 			continue;
 		atomic_fetch_add(&g_stats.events_published, 1);
+		metrics_inc(METRIC_REMINDER_EVENTS_PUBLISHED_TOTAL, 0, 1);
 	}
 	event_batch_free(b);
 }
@@ -535,6 +607,7 @@ transport_run(const config *c, store *s, reminders *rem)
 {
 	struct transport tp = {.c = c, .s = s, .rem = rem};
 	struct sigaction sa;
+	ops_http *ops = NULL;
 	int code = 1;
 
 	memset(&sa, 0, sizeof(sa));
@@ -545,11 +618,28 @@ transport_run(const config *c, store *s, reminders *rem)
 	/* A file size limit must fail the write (EFBIG -> BUSY), not kill us. */
 	signal(SIGXFSZ, SIG_IGN);
 
+	g_ops.s = s;
+	g_ops.c = c;
+	atomic_store(&g_ops.beat_ms, mono_ms());
+	ops_http_hooks hooks = {.alive = ops_alive, .ready = ops_ready,
+	                        .before_metrics = ops_before_metrics};
+	char err[256];
+	ops = ops_http_start(c->ops_listen, &hooks, err, sizeof(err));
+	if (ops == NULL) {
+		log_event(LOG_ERROR, "cannot serve the ops HTTP endpoint", LS("listen", c->ops_listen),
+		          LS("error", err), NULL);
+		goto out;
+	}
+	metrics_set(METRIC_UP, 0, 1);
 	if (setup(&tp) != 0) {
 		log_event(LOG_ERROR, "start-up failed", NULL);
 		goto out;
 	}
+	atomic_store(&g_ops.bound, true);
+	log_event(LOG_INFO, "ops HTTP ready", LS("listen", c->ops_listen),
+	          LI("port", ops_http_port(ops)), NULL);
 	while (!g_stop) {
+		atomic_store(&g_ops.beat_ms, mono_ms());
 		zmq_pollitem_t items[2] = {
 			{tp.router, 0, ZMQ_POLLIN, 0},
 			{tp.pipe, 0, ZMQ_POLLIN, 0},
@@ -572,10 +662,13 @@ transport_run(const config *c, store *s, reminders *rem)
 				break;
 		}
 	}
+	atomic_store(&g_ops.draining, true); /* readiness goes false at once */
+	metrics_set(METRIC_DRAINING, 0, 1);
 	log_event(LOG_INFO, "draining: no new requests; committing and answering what is queued",
 	          LU("in_flight", tp.inflight), NULL);
 	zmq_send(tp.pipe, "", 0, 0);
 	for (;;) {
+		atomic_store(&g_ops.beat_ms, mono_ms());
 		zmq_pollitem_t it = {tp.pipe, 0, ZMQ_POLLIN, 0};
 		if (zmq_poll(&it, 1, 1000) < 0 && zmq_errno() != EINTR)
 			break;
@@ -596,6 +689,7 @@ out:
 	if (code != 0 && tp.w != NULL)
 		zmq_send(tp.pipe, "", 0, 0); /* let a started writer end */
 	writer_join(&tp.w);
+	ops_http_stop(&ops);
 	reminders_free(&tp.rem);
 	if (tp.router != NULL)
 		zmq_close(tp.router);

@@ -26,9 +26,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zmq.h>
 
 #include "internal.h"
+#include "metrics.h"
 
 struct writer {
 	pthread_t thread;
@@ -224,6 +226,8 @@ apply_job(writer *w, store_txn *parent, push_job *j)
 	size_t mark = reminders_mark(w->rem);
 	store_rc rc = store_reply_get(parent, p->changeset_id, &stored, &stored_len);
 
+	memset(j->m_changes, 0, sizeof(j->m_changes));
+	j->m_result = MCS_DUPLICATE;
 	if (rc == STORE_OK) { /* a retry: the stored reply again, nothing changes */
 		if (!job_set_push_reply(j, stored, stored_len))
 			job_set_error(j, FIELDSYNC__V1__ERROR__CODE__INTERNAL, "out of memory", 0);
@@ -251,6 +255,8 @@ apply_job(writer *w, store_txn *parent, push_job *j)
 			goto out;
 		}
 		if (rej.code != NULL) { /* the set is atomic: none of it is applied */
+			j->m_result = MCS_REJECTED;
+			j->m_changes[MCH_REJECTED] = (uint32_t)n;
 			store_abort(&t);
 			reminders_rollback(w->rem, mark);
 			fs_push_reply *reply_rej =
@@ -303,6 +309,10 @@ apply_job(writer *w, store_txn *parent, push_job *j)
 	}
 	if (!job_set_push_reply(j, packed, len))
 		job_set_error(j, FIELDSYNC__V1__ERROR__CODE__INTERNAL, "out of memory", 0);
+	j->m_result = MCS_APPLIED;
+	for (size_t i = 0; i < n; i++) /* ChangeResult.Status and metric_change_result agree */
+		if ((unsigned)results[i].status < MCH_COUNT)
+			j->m_changes[results[i].status]++;
 out:
 	free(packed);
 	free(results);
@@ -353,6 +363,8 @@ writer_round(writer *w, push_job **jobs, size_t n)
 	size_t mark = reminders_mark(w->rem);
 	for (;;) {
 		store_txn *t = NULL;
+		struct timespec t0, t1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
 		store_rc rc = store_write_begin(w->s, &t);
 		if (rc == STORE_OK)
 			publish_external(w, t);
@@ -368,6 +380,17 @@ writer_round(writer *w, push_job **jobs, size_t n)
 		else
 			store_abort(&t);
 		if (rc == STORE_OK) {
+			clock_gettime(CLOCK_MONOTONIC, &t1);
+			metrics_observe(METRIC_COMMIT_DURATION_SECONDS,
+			                (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+			if (n > 0)
+				metrics_observe(METRIC_COMMIT_BATCH_CHANGESETS, (double)n);
+			for (size_t i = 0; i < n; i++) {
+				metrics_inc(METRIC_CHANGESETS_TOTAL, jobs[i]->m_result, 1);
+				for (size_t k = 0; k < MCH_COUNT; k++)
+					if (jobs[i]->m_changes[k] > 0)
+						metrics_inc(METRIC_CHANGES_TOTAL, k, jobs[i]->m_changes[k]);
+			}
 			atomic_fetch_add(&g_stats.commits, 1);
 			for (size_t i = 0; i < n; i++)
 				atomic_fetch_add(&g_stats.changes_applied, jobs[i]->request->push->n_changes);
@@ -380,6 +403,8 @@ writer_round(writer *w, push_job **jobs, size_t n)
 			continue;
 		/* Nothing of this round was committed: no job may say otherwise. */
 		for (size_t i = 0; i < n; i++) {
+			metrics_inc(METRIC_CHANGESETS_TOTAL,
+			            rc == STORE_FULL || rc == STORE_NOSPACE ? MCS_BUSY : MCS_FAILED, 1);
 			if (rc == STORE_FULL || rc == STORE_NOSPACE) {
 				job_set_error(jobs[i], FIELDSYNC__V1__ERROR__CODE__BUSY,
 				              "storage is full; nothing of this change set was applied", 5000);

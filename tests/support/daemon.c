@@ -22,7 +22,7 @@
 
 struct fs_test_daemon {
 	pid_t pid;
-	int port, reminder_port;
+	int port, reminder_port, ops_port;
 	bool own_dir;
 	char dir[512];
 	char logpath[600];
@@ -82,7 +82,7 @@ spawn(fs_test_daemon *d)
 	int n = 0;
 	snprintf(ep, sizeof(ep), "tcp://127.0.0.1:%d", d->port);
 	snprintf(rem, sizeof(rem), "tcp://127.0.0.1:%d", d->reminder_port);
-	snprintf(ops, sizeof(ops), "127.0.0.1:%d", free_port());
+	snprintf(ops, sizeof(ops), "127.0.0.1:%d", d->ops_port);
 	argv[n++] = FS_DAEMON_BIN;
 	argv[n++] = "--data-dir";
 	argv[n++] = d->dir;
@@ -170,6 +170,7 @@ fs_test_daemon_start_args(const char *data_dir, const char *const *extra)
 	d->port = free_port();
 	snprintf(d->endpoint, sizeof(d->endpoint), "tcp://127.0.0.1:%d", d->port);
 	d->reminder_port = free_port();
+	d->ops_port = free_port();
 	snprintf(d->reminder_endpoint, sizeof(d->reminder_endpoint), "tcp://127.0.0.1:%d",
 	         d->reminder_port);
 	if (!spawn(d) || !wait_ready(d))
@@ -196,6 +197,56 @@ const char *
 fs_test_daemon_endpoint(const fs_test_daemon *d)
 {
 	return d->endpoint;
+}
+
+int
+fs_test_daemon_ops_port(const fs_test_daemon *d)
+{
+	return d->ops_port;
+}
+
+/* A plain HTTP/1.0 GET on loopback: status code, body in *body (malloc'd). */
+int
+fs_test_http_get(int port, const char *path, char **body)
+{
+	struct sockaddr_in a;
+	int fd = socket(AF_INET, SOCK_STREAM, 0), status = -1;
+	char req[512];
+	size_t cap = 1 << 16, n = 0;
+	char *buf = malloc(cap);
+	*body = NULL;
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_port = htons((uint16_t)port);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || buf == NULL || connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0)
+		goto out;
+	int l = snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
+	if (write(fd, req, (size_t)l) != l)
+		goto out;
+	for (;;) {
+		if (n + 1 == cap) {
+			char *b = realloc(buf, cap * 2);
+			if (b == NULL)
+				goto out;
+			buf = b;
+			cap *= 2;
+		}
+		ssize_t r = read(fd, buf + n, cap - 1 - n);
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+	}
+	buf[n] = '\0';
+	if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1)
+		status = -1;
+	char *sep = strstr(buf, "\r\n\r\n");
+	*body = strdup(sep ? sep + 4 : "");
+out:
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	return status;
 }
 
 const char *

@@ -22,6 +22,10 @@ fs_test_daemon *fs_test_daemon_start_args(const char *data_dir, const char *cons
 const char *fs_test_daemon_endpoint(const fs_test_daemon *d); /* "tcp://127.0.0.1:PORT" */
 const char *fs_test_daemon_data_dir(const fs_test_daemon *d);
 const char *fs_test_daemon_reminder_endpoint(const fs_test_daemon *d); /* its PUB */
+int fs_test_daemon_ops_port(const fs_test_daemon *d);                  /* its ops HTTP */
+/* GET http://127.0.0.1:port/path; returns the status, the body in *body
+ * (malloc'd, caller frees), -1 when nothing answered. */
+int fs_test_http_get(int port, const char *path, char **body);
 int fs_test_daemon_pid(const fs_test_daemon *d);
 /* The daemon's stderr so far (its JSON log), malloc'd; caller frees. */
 char *fs_test_daemon_log(const fs_test_daemon *d);

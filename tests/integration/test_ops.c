@@ -1,0 +1,83 @@
+/*
+ * The ops HTTP endpoint of the real daemon: /healthz, /readyz, /metrics
+ * (counted from real pushes and pulls), checked by promtool.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "daemon.h"
+
+/* The value of the sample line starting with `name` in a Prometheus text. */
+static double
+sample(const char *text, const char *name)
+{
+	size_t l = strlen(name);
+	for (const char *p = text; p != NULL && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+		if (strncmp(p, name, l) == 0 && p[l] == ' ')
+			return atof(p + l + 1);
+	return -1;
+}
+
+Test(ops, health_readiness_and_metrics, .timeout = 60)
+{
+	fs_test_daemon *d = fs_test_daemon_start(NULL);
+	cr_assert_not_null(d);
+	int port = fs_test_daemon_ops_port(d);
+	char *body = NULL;
+	cr_expect_eq(fs_test_http_get(port, "/healthz", &body), 200);
+	free(body);
+	cr_expect_eq(fs_test_http_get(port, "/readyz", &body), 200, "ready: %s", body);
+	free(body);
+
+	void *ctx = zmq_ctx_new();
+	void *s = fs_test_dealer(ctx, fs_test_daemon_endpoint(d));
+	fs_test_push *p = fs_test_push_new("cs-ops");
+	fs_test_push_add(p, "note", "a", "team-a", "x:1", false, "1", 1);
+	fs_test_push_add(p, "note", "b", "team-a", "x:1", false, "2", 1);
+	Fieldsync__V1__Envelope *r = fs_test_call(s, fs_test_push_envelope(p, 1), 10000);
+	cr_assert_not_null(r);
+	fieldsync__v1__envelope__free_unpacked(r, NULL);
+	fs_test_push_free(p);
+	Fieldsync__V1__PullRequest pr = FIELDSYNC__V1__PULL_REQUEST__INIT;
+	Fieldsync__V1__Envelope e = FIELDSYNC__V1__ENVELOPE__INIT;
+	e.request_id = 2;
+	e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_PULL;
+	e.pull = &pr;
+	r = fs_test_call(s, &e, 10000);
+	cr_assert_not_null(r);
+	fieldsync__v1__envelope__free_unpacked(r, NULL);
+
+	cr_assert_eq(fs_test_http_get(port, "/metrics", &body), 200);
+	cr_expect_eq(sample(body, "fieldsync_up"), 1);
+	cr_expect_eq(sample(body, "fieldsync_changes_total{result=\"applied\"}"), 2, "%s", body);
+	cr_expect_eq(sample(body, "fieldsync_changesets_total{result=\"applied\"}"), 1);
+	cr_expect_eq(sample(body, "fieldsync_pulled_records_total"), 2);
+	cr_expect_eq(sample(body, "fieldsync_requests_total{type=\"push\"}"), 1);
+	cr_expect_geq(sample(body, "fieldsync_commit_duration_seconds_count"), 1);
+	cr_expect_gt(sample(body, "fieldsync_lmdb_map_size_bytes"), 0);
+	cr_expect_gt(sample(body, "fieldsync_lmdb_used_bytes"), 0);
+
+	/* promtool accepts the exposition. */
+	char path[] = "/tmp/fieldsync-metrics-XXXXXX";
+	int fd = mkstemp(path);
+	cr_assert_geq(fd, 0);
+	FILE *f = fdopen(fd, "w");
+	fputs(body, f);
+	fclose(f);
+	char cmd[256];
+	snprintf(cmd, sizeof(cmd), "promtool check metrics < %s 2>&1", path);
+	FILE *pc = popen(cmd, "r");
+	char out[4096] = "";
+	size_t n = fread(out, 1, sizeof(out) - 1, pc);
+	out[n] = '\0';
+	int st = pclose(pc);
+	cr_expect_eq(st, 0, "promtool check metrics (Debian package prometheus): %s", out);
+	remove(path);
+	free(body);
+	zmq_close(s);
+	zmq_ctx_term(ctx);
+	cr_expect_eq(fs_test_daemon_stop(&d), 0);
+}
