@@ -80,6 +80,10 @@ check_change(const config *c, const Fieldsync__V1__Change *ch, char *why, size_t
 		         (unsigned long long)c->max_payload_bytes);
 		return "TOO_LARGE";
 	}
+	if (fsp_record_has_field_zero(r)) {
+		snprintf(why, len, "the record holds field number 0, which is not valid protobuf");
+		return "INVALID";
+	}
 	if (!fsp_record_check(r, why, len))
 		return "INVALID";
 	if (!r->deleted && fsp_collection_typed(r->collection) &&

@@ -75,6 +75,33 @@ fsp_collection_typed(const char *collection)
 	return strcmp(collection, "case") == 0 || strcmp(collection, "contact") == 0;
 }
 
+/* Field number 0 is not valid protobuf, but libprotobuf-c 1.4 accepts it in a
+ * two-byte tag and keeps it as an unknown field, which it then re-encodes
+ * in a form its own decoder refuses. Nothing carrying one is accepted. */
+static bool
+has_field_zero(const ProtobufCMessage *m)
+{
+	for (size_t i = 0; i < m->n_unknown_fields; i++)
+		if (m->unknown_fields[i].tag == 0)
+			return true;
+	return false;
+}
+
+bool
+fsp_record_has_field_zero(const fsp_record *r)
+{
+	if (has_field_zero(&r->base))
+		return true;
+	if (r->version != NULL) {
+		if (has_field_zero(&r->version->base))
+			return true;
+		for (size_t i = 0; i < r->version->n_dots; i++)
+			if (has_field_zero(&r->version->dots[i]->base))
+				return true;
+	}
+	return false;
+}
+
 static bool
 check_case(const uint8_t *p, size_t n, char *why, size_t len)
 {
@@ -84,7 +111,9 @@ check_case(const uint8_t *p, size_t n, char *why, size_t len)
 		snprintf(why, len, "payload of a case does not decode as fieldsync.v1.Case");
 		return false;
 	}
-	if ((unsigned)c->person > FIELDSYNC__V1__CASE__PERSON__PARENT)
+	if (has_field_zero(&c->base))
+		snprintf(why, len, "payload of a case holds field number 0 (not valid protobuf)");
+	else if ((unsigned)c->person > FIELDSYNC__V1__CASE__PERSON__PARENT)
 		snprintf(why, len, "case.person is not a known value");
 	else if ((unsigned)c->track > FIELDSYNC__V1__CASE__TRACK__PARENT_ACTIVITIES)
 		snprintf(why, len, "case.track is not a known value");
@@ -105,7 +134,9 @@ check_contact(const uint8_t *p, size_t n, char *why, size_t len)
 		snprintf(why, len, "payload of a contact does not decode as fieldsync.v1.Contact");
 		return false;
 	}
-	if (c->case_id[0] == '\0' || strlen(c->case_id) > FSP_ID_MAX)
+	if (has_field_zero(&c->base))
+		snprintf(why, len, "payload of a contact holds field number 0 (not valid protobuf)");
+	else if (c->case_id[0] == '\0' || strlen(c->case_id) > FSP_ID_MAX)
 		snprintf(why, len, "contact.case_id must be 1..%d bytes", FSP_ID_MAX);
 	else if ((unsigned)c->kind > FIELDSYNC__V1__CONTACT__KIND__FOLLOW_UP)
 		snprintf(why, len, "contact.kind is not a known value");

@@ -672,3 +672,35 @@ Test(sync, a_decode_bomb_is_refused_as_malformed)
 	fieldsync__v1__envelope__free_unpacked(r, NULL);
 	fs_test_push_free(p);
 }
+
+Test(sync, a_record_holding_field_zero_is_refused_and_the_feed_stays_readable)
+{
+	/* Found by fuzz_envelope (tests/fuzz/crashes/fuzz_envelope/field0-in-pushed-record):
+	 * a Record with the bytes 82 00 00, a field numbered 0 in a two-byte tag. */
+	static const char hex[] =
+	    "080162360a0963732d706f69736f6e12290a270a056e6f74657312026e311a0a7465616d2d6e6f72746822"
+	    "080a060a0272311001320178820000";
+	uint8_t frame[sizeof(hex) / 2];
+	for (size_t i = 0; i < sizeof(frame); i++) {
+		unsigned v;
+		sscanf(hex + 2 * i, "%2x", &v);
+		frame[i] = (uint8_t)v;
+	}
+	send_raw(frame, sizeof(frame), 0);
+	env_t *r = fs_test_recv(sock, 5000);
+	cr_assert_not_null(r);
+	cr_assert_eq(r->body_case, FIELDSYNC__V1__ENVELOPE__BODY_PUSH_REPLY);
+	cr_expect_eq(r->push_reply->results[0]->status, FIELDSYNC__V1__CHANGE_RESULT__STATUS__REJECTED);
+	cr_expect_not_null(strstr(r->push_reply->results[0]->reason, "field number 0"), "%s",
+	                   r->push_reply->results[0]->reason);
+	fieldsync__v1__envelope__free_unpacked(r, NULL);
+
+	fs_test_push *p = one("cs-after-field0", "n1", "a:1", "fine");
+	r = push(p);
+	cr_expect_eq(r->push_reply->results[0]->status, FIELDSYNC__V1__CHANGE_RESULT__STATUS__APPLIED);
+	fieldsync__v1__envelope__free_unpacked(r, NULL);
+	fs_test_push_free(p);
+	env_t *h = pull(0, 100);
+	cr_expect_eq(h->pull_reply->n_records, 1, "the feed is readable");
+	fieldsync__v1__envelope__free_unpacked(h, NULL);
+}

@@ -108,6 +108,11 @@ const char *fsp_merge_status_name(fsp_merge_status s);
  */
 bool fsp_record_check(const fsp_record *r, char *why, size_t len);
 
+/* True when the record, its version or a dot carries field number 0, which
+ * is not valid protobuf (libprotobuf-c 1.4 lets it through as an unknown
+ * field and then re-encodes it into bytes it cannot decode). */
+bool fsp_record_has_field_zero(const fsp_record *r);
+
 /* True when name matches [a-z][a-z0-9_-]{0,63}. */
 bool fsp_collection_valid(const char *name);
 
