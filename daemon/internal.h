@@ -385,6 +385,16 @@ store_rc auth_device_list(store_txn *t, auth_device_fn fn, void *arg);
 bool auth_has_scope(const device_info *d, const char *scope);
 
 /*
+ * Appends one entry to the audit table inside write txn t: key u64 BE seq
+ * (1 + the last one), value one JSON object {"ts_ms","actor","action",
+ * "collection","id","detail"} (empty or NULL fields left out; actor NULL:
+ * "unknown"). Strings are cut at 128 bytes (detail 512). Never pass payload
+ * content: identifiers only.
+ */
+store_rc audit_append(store_txn *t, const char *actor, const char *action,
+                      const char *collection, const char *id, const char *detail);
+
+/*
  * The ZAP handler (RFC 27): a thread with a REP socket bound to
  * inproc://zeromq.zap.01 in zctx. It admits a CURVE client only when its
  * public key is enrolled and not revoked (looked up for every handshake, so

@@ -15,6 +15,9 @@ main(int argc, char **argv)
 	store *s;
 	int code;
 
+	/* fieldsyncd init|enroll|revoke|devices|audit ...: admin.c */
+	if (admin_dispatch(argc, argv, &code))
+		return code;
 	switch (config_load(&c, argc, argv)) {
 	case CONFIG_EXIT_OK:
 		return 0;
@@ -26,12 +29,7 @@ main(int argc, char **argv)
 	log_set_level(c.log_level);
 	log_event(LOG_INFO, "fieldsyncd starting", LS("version", FIELDSYNCD_VERSION),
 	          LS("data_dir", c.data_dir), LS("sync_endpoint", c.sync_endpoint), NULL);
-	if (!c.dev) {
-		log_event(LOG_ERROR, "production mode needs CURVE keys, which this version does not "
-		                     "support yet; start with --dev to run without them", NULL);
-		return 2;
-	}
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; c.dev && i < 3; i++)
 		log_event(LOG_WARN, "DEVELOPMENT MODE: no CURVE encryption, no authentication, "
 		                    "every peer is granted every scope. Never use --dev with real data.",
 		          NULL);

@@ -31,6 +31,7 @@
 
 #include "internal.h"
 #include "metrics.h"
+#include "rules.h"
 #include "ops_http.h"
 
 #define PIPE_ENDPOINT "inproc://fieldsyncd-writer"
@@ -112,6 +113,11 @@ struct transport {
 	const config *c;
 	store *s;
 	void *ctx, *router, *pipe, *pub;
+	bool secure;                          /* CURVE + ZAP: not --dev */
+	char server_secret[AUTH_Z85_KEY_LEN + 1];
+	zap_handler *zap;
+	uint64_t revoked_fingerprint;         /* to notice a revocation */
+	int64_t next_registry_check_ms;
 	writer *w;
 	reminders *rem; /* until the writer takes it */
 	struct peer *peers;
@@ -195,14 +201,39 @@ peer_remember(struct transport *tp, const uint8_t *rid, size_t len, const char *
 	strcpy(p->replica, replica);
 }
 
-/* What the peer behind rid may do. --dev: everything, named by its Hello. */
-static void
-peer_resolve(struct transport *tp, const uint8_t *rid, size_t rid_len, peer_auth *out)
+/*
+ * What the peer behind a request may do. --dev: everything, named by its
+ * Hello. Otherwise the device that ZAP authenticated (the message's
+ * User-Id), looked up for every request, so a revocation also stops a
+ * connection that is already open. Returns false for a peer that may do
+ * nothing at all (unknown or revoked).
+ */
+static bool
+peer_resolve(struct transport *tp, const uint8_t *rid, size_t rid_len, const char *user_id,
+             peer_auth *out)
 {
 	memset(out, 0, sizeof(*out));
-	out->all_scopes = true;
-	out->may_sync = true;
-	snprintf(out->name, sizeof(out->name), "%s", peer_replica(tp, rid, rid_len));
+	if (!tp->secure) {
+		out->all_scopes = true;
+		out->may_sync = true;
+		snprintf(out->name, sizeof(out->name), "%s", peer_replica(tp, rid, rid_len));
+		return true;
+	}
+	device_info dev;
+	store_txn *t = NULL;
+	store_rc rc = STORE_ERROR;
+	if (user_id != NULL && store_read_begin(tp->s, &t) == STORE_OK) {
+		rc = auth_device_by_name(t, user_id, &dev);
+		store_read_end(&t);
+	}
+	if (rc != STORE_OK || dev.revoked)
+		return false;
+	snprintf(out->name, sizeof(out->name), "%s", dev.name);
+	out->may_sync = dev.role == ROLE_DEVICE;
+	out->n_scopes = dev.n_scopes;
+	for (size_t i = 0; i < dev.n_scopes; i++)
+		snprintf(out->scopes[i], sizeof(out->scopes[i]), "%s", dev.scopes[i]);
+	return true;
 }
 
 /* Sends one reply; counts, and logs, one that cannot be routed. */
@@ -234,11 +265,13 @@ send_error(struct transport *tp, const uint8_t *rid, size_t rid_len, uint64_t re
 }
 
 static void
-handle_hello(struct transport *tp, const uint8_t *rid, size_t rid_len, fs_envelope *req)
+handle_hello(struct transport *tp, const uint8_t *rid, size_t rid_len, const peer_auth *peer,
+             fs_envelope *req)
 {
 	Fieldsync__V1__Welcome w;
 	fs_envelope e;
 	char *all[1] = {"*"};
+	char *granted[AUTH_SCOPES_MAX];
 	size_t len;
 
 	if (strlen(req->hello->replica_id) > FSP_REPLICA_MAX || strlen(req->hello->client) > 128) {
@@ -256,9 +289,14 @@ handle_hello(struct transport *tp, const uint8_t *rid, size_t rid_len, fs_envelo
 	fieldsync__v1__welcome__init(&w);
 	w.protocol = FIELDSYNC_PROTOCOL;
 	w.server_id = (char *)store_server_id(tp->s);
-	if (tp->c->dev) { /* dev mode grants every scope; "*" says so */
+	if (peer->all_scopes) { /* dev mode grants every scope; "*" says so */
 		w.n_scopes = 1;
 		w.scopes = all;
+	} else {
+		for (size_t i = 0; i < peer->n_scopes; i++)
+			granted[i] = (char *)peer->scopes[i];
+		w.n_scopes = peer->n_scopes;
+		w.scopes = granted;
 	}
 	w.max_changes_per_push = tp->c->max_changes_per_push;
 	w.max_message_bytes = tp->c->max_message_bytes;
@@ -418,10 +456,10 @@ decode_envelope(const uint8_t *data, size_t len)
 	return fieldsync__v1__envelope__unpack(&a, len, data);
 }
 
-/* One request frame from one peer. */
+/* One request frame from one peer; user_id is ZAP's User-Id (NULL in --dev). */
 static void
-handle_request(struct transport *tp, const uint8_t *rid, size_t rid_len, const uint8_t *data,
-               size_t len)
+handle_request(struct transport *tp, const uint8_t *rid, size_t rid_len, const char *user_id,
+               const uint8_t *data, size_t len)
 {
 	fs_envelope *req = decode_envelope(data, len);
 
@@ -434,11 +472,16 @@ handle_request(struct transport *tp, const uint8_t *rid, size_t rid_len, const u
 		return;
 	}
 	peer_auth peer;
-	peer_resolve(tp, rid, rid_len, &peer);
+	if (!peer_resolve(tp, rid, rid_len, user_id, &peer)) {
+		send_error(tp, rid, rid_len, req->request_id, FIELDSYNC__V1__ERROR__CODE__FORBIDDEN,
+		           "this device is not enrolled, or was revoked", 0);
+		fieldsync__v1__envelope__free_unpacked(req, NULL);
+		return;
+	}
 	switch (req->body_case) {
 	case FIELDSYNC__V1__ENVELOPE__BODY_HELLO:
 		metrics_inc(METRIC_REQUESTS_TOTAL, MREQ_HELLO, 1);
-		handle_hello(tp, rid, rid_len, req);
+		handle_hello(tp, rid, rid_len, &peer, req);
 		break;
 	case FIELDSYNC__V1__ENVELOPE__BODY_PUSH:
 		metrics_inc(METRIC_REQUESTS_TOTAL, MREQ_PUSH, 1);
@@ -495,7 +538,8 @@ read_router(struct transport *tp)
 		           "a request is exactly one frame holding an Envelope", 0);
 		goto out;
 	}
-	handle_request(tp, zmq_msg_data(&rid), zmq_msg_size(&rid), zmq_msg_data(&body),
+	handle_request(tp, zmq_msg_data(&rid), zmq_msg_size(&rid),
+	               tp->secure ? zmq_msg_gets(&body, "User-Id") : NULL, zmq_msg_data(&body),
 	               zmq_msg_size(&body));
 out:
 	zmq_msg_close(&rid);
@@ -539,6 +583,139 @@ read_pipe(struct transport *tp)
 	}
 }
 
+#ifndef ZMQ_ZAP_ENFORCE_DOMAIN /* a draft option in zmq.h 4.3; libzmq 4.3 takes it */
+#define ZMQ_ZAP_ENFORCE_DOMAIN 93
+#endif
+
+/* CURVE server side and ZAP on a socket (production). Every option must
+ * take: a socket that would run without them is refused (fail closed). */
+static int
+secure_socket(struct transport *tp, void *sock)
+{
+	int one = 1;
+	if (zmq_setsockopt(sock, ZMQ_CURVE_SERVER, &one, sizeof(one)) != 0 ||
+	    zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, tp->server_secret, AUTH_Z85_KEY_LEN + 1) != 0 ||
+	    zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, "fieldsync", 9) != 0 ||
+	    zmq_setsockopt(sock, ZMQ_ZAP_ENFORCE_DOMAIN, &one, sizeof(one)) != 0) {
+		log_event(LOG_ERROR, "cannot set up CURVE and ZAP on a socket",
+		          LS("error", zmq_strerror(zmq_errno())), NULL);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The reminder socket. --dev: a PUB. Production: an XPUB in manual mode, so
+ * the daemon decides what each subscriber gets: a subscription is narrowed
+ * to the topics of the scopes its key was granted (see xpub_subscription).
+ */
+static int
+open_reminder_socket(struct transport *tp)
+{
+	int one = 1, linger = 2000;
+	/* Per subscriber: at most 1000 queued events and 256 KiB of kernel buffer.
+	 * Past that a slow subscriber misses events, never the daemon's memory. */
+	int pub_hwm = 1000, pub_sndbuf = 256 * 1024;
+	tp->pub = zmq_socket(tp->ctx, tp->secure ? ZMQ_XPUB : ZMQ_PUB);
+	if (tp->pub == NULL)
+		return -1;
+	zmq_setsockopt(tp->pub, ZMQ_LINGER, &linger, sizeof(linger));
+	zmq_setsockopt(tp->pub, ZMQ_SNDHWM, &pub_hwm, sizeof(pub_hwm));
+	zmq_setsockopt(tp->pub, ZMQ_SNDBUF, &pub_sndbuf, sizeof(pub_sndbuf));
+	if (tp->secure && (zmq_setsockopt(tp->pub, ZMQ_XPUB_MANUAL, &one, sizeof(one)) != 0 ||
+	                   secure_socket(tp, tp->pub) != 0))
+		return -1;
+	if (zmq_bind(tp->pub, tp->c->reminder_endpoint) != 0) {
+		log_event(LOG_ERROR, "cannot bind the reminder endpoint",
+		          LS("endpoint", tp->c->reminder_endpoint), LS("error", zmq_strerror(zmq_errno())),
+		          NULL);
+		return -1;
+	}
+	return 0;
+}
+
+/* One subscription message on the XPUB: grant what the key's scopes allow. */
+static void
+xpub_subscription(struct transport *tp)
+{
+	zmq_msg_t m;
+	zmq_msg_init(&m);
+	if (zmq_msg_recv(&m, tp->pub, ZMQ_DONTWAIT) < 0) {
+		zmq_msg_close(&m);
+		return;
+	}
+	const uint8_t *d = zmq_msg_data(&m);
+	size_t n = zmq_msg_size(&m);
+	peer_auth peer;
+	if (n >= 1 && (d[0] == 0 || d[0] == 1) &&
+	    peer_resolve(tp, NULL, 0, zmq_msg_gets(&m, "User-Id"), &peer)) {
+		int opt = d[0] == 1 ? ZMQ_SUBSCRIBE : ZMQ_UNSUBSCRIBE;
+		const char *want = (const char *)d + 1;
+		size_t wl = n - 1;
+		for (int r = 0; r < RULE_COUNT; r++)
+			for (size_t k = 0; k < peer.n_scopes; k++) {
+				char topic[200];
+				int tl = snprintf(topic, sizeof(topic), "reminder/%s/%s", rule_name((rule_id)r),
+				                  peer.scopes[k]);
+				if (tl < 0 || (size_t)tl >= sizeof(topic))
+					continue;
+				if (wl <= (size_t)tl && memcmp(topic, want, wl) == 0) /* broader: narrow it */
+					zmq_setsockopt(tp->pub, opt, topic, (size_t)tl);
+				else if (wl > (size_t)tl && memcmp(topic, want, (size_t)tl) == 0)
+					zmq_setsockopt(tp->pub, opt, want, wl); /* narrower, inside a grant */
+			}
+	}
+	zmq_msg_close(&m);
+}
+
+struct fingerprint {
+	uint64_t h;
+};
+
+static bool
+fingerprint_device(void *arg, const device_info *d)
+{
+	struct fingerprint *f = arg;
+	if (d->revoked)
+		for (const char *p = d->public_key; *p; p++)
+			f->h = (f->h ^ (uint8_t)*p) * 1099511628211ULL;
+	return true;
+}
+
+/*
+ * Once a second: a device revoked since the last look has its XPUB
+ * subscriptions cut by closing and rebinding the socket; every subscriber
+ * reconnects on its own, through ZAP, which refuses the revoked key. (The
+ * ROUTER needs no such thing: it checks the registry on every request.)
+ */
+static void
+registry_check(struct transport *tp)
+{
+	int64_t now = wire_now_ms();
+	if (!tp->secure || now < tp->next_registry_check_ms)
+		return;
+	tp->next_registry_check_ms = now + 1000;
+	struct fingerprint f = {1469598103934665603ULL};
+	store_txn *t = NULL;
+	if (store_read_begin(tp->s, &t) != STORE_OK)
+		return;
+	auth_device_list(t, fingerprint_device, &f);
+	store_read_end(&t);
+	if (tp->revoked_fingerprint != 0 && f.h != tp->revoked_fingerprint) {
+		log_event(LOG_INFO, "a device was revoked: rebinding the reminder socket", NULL);
+		zmq_close(tp->pub);
+		tp->pub = NULL;
+		for (int i = 0; i < 50 && open_reminder_socket(tp) != 0; i++) {
+			if (tp->pub != NULL)
+				zmq_close(tp->pub);
+			tp->pub = NULL;
+			struct timespec ts = {0, 100000000};
+			nanosleep(&ts, NULL); /* the port is released asynchronously */
+		}
+	}
+	tp->revoked_fingerprint = f.h;
+}
+
 static int
 setup(struct transport *tp)
 {
@@ -555,22 +732,16 @@ setup(struct transport *tp)
 	int qhwm = 4096;
 	zmq_setsockopt(tp->pipe, ZMQ_SNDHWM, &qhwm, sizeof(qhwm));
 
-	/* The PUB is bound before the writer starts: its first round may publish. */
-	tp->pub = zmq_socket(tp->ctx, ZMQ_PUB);
-	if (tp->pub == NULL)
-		return -1;
-	/* Per subscriber: at most 1000 queued events and 256 KiB of kernel buffer.
-	 * Past that a slow subscriber misses events, never the daemon's memory. */
-	int pub_hwm = 1000, pub_sndbuf = 256 * 1024;
-	zmq_setsockopt(tp->pub, ZMQ_LINGER, &linger, sizeof(linger));
-	zmq_setsockopt(tp->pub, ZMQ_SNDHWM, &pub_hwm, sizeof(pub_hwm));
-	zmq_setsockopt(tp->pub, ZMQ_SNDBUF, &pub_sndbuf, sizeof(pub_sndbuf));
-	if (zmq_bind(tp->pub, tp->c->reminder_endpoint) != 0) {
-		log_event(LOG_ERROR, "cannot bind the reminder endpoint",
-		          LS("endpoint", tp->c->reminder_endpoint), LS("error", zmq_strerror(zmq_errno())),
-		          NULL);
-		return -1;
+	if (tp->secure) { /* ZAP before any server socket binds: fail closed */
+		tp->zap = zap_start(tp->ctx, tp->s);
+		if (tp->zap == NULL) {
+			log_event(LOG_ERROR, "cannot start the ZAP handler", NULL);
+			return -1;
+		}
 	}
+	/* The PUB is bound before the writer starts: its first round may publish. */
+	if (open_reminder_socket(tp) != 0)
+		return -1;
 	tp->w = writer_start(tp->ctx, PIPE_ENDPOINT, tp->s, tp->c, tp->rem);
 	tp->rem = NULL; /* the writer owns it now, even when it failed to start */
 	if (tp->w == NULL)
@@ -584,6 +755,8 @@ setup(struct transport *tp)
 	zmq_setsockopt(tp->router, ZMQ_SNDHWM, &hwm, sizeof(hwm));
 	zmq_setsockopt(tp->router, ZMQ_RCVHWM, &hwm, sizeof(hwm));
 	zmq_setsockopt(tp->router, ZMQ_LINGER, &linger, sizeof(linger));
+	if (tp->secure && secure_socket(tp, tp->router) != 0)
+		return -1;
 	if (zmq_bind(tp->router, tp->c->sync_endpoint) != 0) {
 		log_event(LOG_ERROR, "cannot bind the sync endpoint", LS("endpoint", tp->c->sync_endpoint),
 		          LS("error", zmq_strerror(zmq_errno())), NULL);
@@ -618,6 +791,18 @@ transport_run(const config *c, store *s, reminders *rem)
 	/* A file size limit must fail the write (EFBIG -> BUSY), not kill us. */
 	signal(SIGXFSZ, SIG_IGN);
 
+	tp.secure = !c->dev;
+	if (tp.secure) {
+		char pub[AUTH_Z85_KEY_LEN + 1], err2[300];
+		if (!auth_server_keys_load(c->data_dir, pub, tp.server_secret, err2, sizeof(err2))) {
+			log_event(LOG_ERROR, "cannot load the server keys", LS("error", err2), NULL);
+			fprintf(stderr, "fieldsyncd: %s\n", err2);
+			code = 2;
+			goto out;
+		}
+		log_event(LOG_INFO, "CURVE on; only enrolled devices are admitted",
+		          LS("server_public_key", pub), NULL);
+	}
 	g_ops.s = s;
 	g_ops.c = c;
 	atomic_store(&g_ops.beat_ms, mono_ms());
@@ -640,11 +825,13 @@ transport_run(const config *c, store *s, reminders *rem)
 	          LI("port", ops_http_port(ops)), NULL);
 	while (!g_stop) {
 		atomic_store(&g_ops.beat_ms, mono_ms());
-		zmq_pollitem_t items[2] = {
+		registry_check(&tp);
+		zmq_pollitem_t items[3] = {
 			{tp.router, 0, ZMQ_POLLIN, 0},
 			{tp.pipe, 0, ZMQ_POLLIN, 0},
+			{tp.pub, 0, ZMQ_POLLIN, 0},
 		};
-		if (zmq_poll(items, 2, 1000) < 0) {
+		if (zmq_poll(items, tp.secure ? 3 : 2, 1000) < 0) {
 			if (zmq_errno() == EINTR)
 				continue;
 			log_event(LOG_ERROR, "poll failed", LS("error", zmq_strerror(zmq_errno())), NULL);
@@ -652,6 +839,8 @@ transport_run(const config *c, store *s, reminders *rem)
 		}
 		if (items[1].revents & ZMQ_POLLIN)
 			read_pipe(&tp);
+		if (tp.secure && (items[2].revents & ZMQ_POLLIN))
+			xpub_subscription(&tp);
 		/* A bounded number per wake-up keeps replies flowing under load. */
 		for (int i = 0; i < 256 && (items[0].revents & ZMQ_POLLIN); i++) {
 			int ev = 0;
@@ -695,6 +884,7 @@ out:
 		zmq_close(tp.router);
 	if (tp.pub != NULL)
 		zmq_close(tp.pub);
+	zap_stop(&tp.zap);
 	if (tp.pipe != NULL)
 		zmq_close(tp.pipe);
 	if (tp.ctx != NULL)

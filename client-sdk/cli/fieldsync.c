@@ -17,6 +17,7 @@
 
 #include <signal.h>
 
+#include "fieldsync/crypto.h"
 #include "fieldsync/fieldsync.h"
 
 #define EX_FAIL 1
@@ -26,22 +27,34 @@
 #define STDIN_MAX (16u << 20)
 
 static const char usage_text[] =
-    "usage: fieldsync [--store DIR] COMMAND [ARGS]\n"
+    "usage: fieldsync [--store DIR] [--key-file FILE] COMMAND [ARGS]\n"
     "  The store directory comes from --store or $FIELDSYNC_STORE.\n"
+    "  --key-file FILE (or $FIELDSYNC_STORE_KEY_FILE): the store is encrypted with the\n"
+    "  key in FILE, one line \"<id>:<64 hex digits>\", mode 0600; every command that\n"
+    "  opens or creates the store uses it.\n"
     "commands:\n"
-    "  init [--scope S]                     create the store (default scope \"default\")\n"
+    "  init [--scope S] [--credential FILE] create the store (default scope \"default\",\n"
+    "                                       or the credential's first scope); with\n"
+    "                                       --credential, sync uses its endpoint and CURVE\n"
     "  put COLLECTION ID [--scope S]        write the value read from stdin\n"
     "  get COLLECTION ID [--json]           print the value (--json: every sibling)\n"
     "  delete COLLECTION ID                 delete the record\n"
     "  list COLLECTION                      print the ids of live records\n"
     "  conflicts [--json]                   list records in conflict\n"
     "  resolve COLLECTION ID                write the merged value from stdin\n"
-    "  sync --endpoint EP [--timeout SEC]   push local changes, pull the feed\n"
+    "  sync [--endpoint EP] [--timeout SEC] push local changes, pull the feed (EP\n"
+    "                                       defaults to the credential's endpoint)\n"
     "  status [--json]                      pending changes, last sync, last error\n"
+    "  keygen [--key-id ID]                 write a new random key to the --key-file\n"
+    "                                       (mode 0600; never overwrites; ID default k1)\n"
+    "  rekey --new-key-file FILE            re-wrap the store's data keys with the key in\n"
+    "                                       FILE; afterwards only that key opens the store\n"
     "  watch --endpoint SYNC_EP --reminders PUB_EP [--since SEQ] [--rule R]\n"
-    "        [--scope S] [--json] [--count N] [--state FILE]\n"
+    "        [--scope S] [--json] [--count N] [--state FILE] [--credential FILE]\n"
     "                                       follow reminder events, each once, in seq\n"
-    "                                       order; gaps are filled by replay (no store)\n"
+    "                                       order; gaps are filled by replay (no store);\n"
+    "                                       --credential: CURVE, and SYNC_EP defaults\n"
+    "                                       to the credential's endpoint\n"
     "Collections \"case\" and \"contact\" are read and printed as JSON (METHOD.md);\n"
     "others take their bytes from stdin and print them as they are.\n";
 
@@ -71,7 +84,7 @@ err_name(fs_err e)
 	static const char *const names[] = {
 	    "OK",      "INVALID", "NOT_FOUND", "EXISTS",   "NOMEM",   "IO",
 	    "CORRUPT", "VERSION", "FULL",      "TIMEOUT",  "NETWORK", "PROTOCOL",
-	    "BUSY",    "REFUSED", "SERVER",
+	    "BUSY",    "REFUSED", "SERVER",    "KEY_REQUIRED", "KEY_WRONG", "NOT_ENCRYPTED",
 	};
 	return (unsigned)e < sizeof(names) / sizeof(names[0]) ? names[e] : "UNKNOWN";
 }
@@ -244,19 +257,99 @@ print_json(cJSON *o)
 
 /* ---- commands ----------------------------------------------------------- */
 
+/* The store key from --key-file / $FIELDSYNC_STORE_KEY_FILE into *m; false
+ * (message printed) when the file does not give one. */
+static bool
+load_key(const char *key_file, fsc_master *m)
+{
+	char err[512];
+	if (fsc_master_load_file(key_file, m, err, sizeof(err)))
+		return true;
+	fprintf(stderr, "fieldsync: %s\n", err);
+	return false;
+}
+
 static int
-cmd_init(const char *dir, const char *scope)
+cmd_init(const char *dir, const char *scope, const char *key_file, const char *cred_file)
 {
 	fs_store *s = NULL;
-	fs_err e = fs_store_create(dir, scope, &s);
-	if (e == FS_ERR_INVALID)
-		return usage("the scope must match [a-z0-9][a-z0-9._-]{0,63}");
-	if (e != FS_OK)
-		return fail("init", e);
-	printf("created store %s: replica %s, default scope %s\n", dir, fs_store_replica_id(s),
-	       fs_store_default_scope(s));
+	fs_credential *cred = NULL;
+	fs_store_opts o;
+	fsc_master m;
+	char why[512];
+	int rc = 0;
+
+	memset(&o, 0, sizeof(o));
+	memset(&m, 0, sizeof(m));
+	o.default_scope = scope;
+	if (cred_file != NULL) {
+		fs_err ce = fs_credential_load(cred_file, &cred, why, sizeof(why));
+		if (ce != FS_OK) {
+			fprintf(stderr, "fieldsync: init: %s; nothing was created\n", why);
+			return ce == FS_ERR_INVALID ? EX_USAGE : EX_FAIL;
+		}
+		o.credential = cred;
+	}
+	if (key_file != NULL) {
+		if (!load_key(key_file, &m)) {
+			rc = EX_USAGE;
+			goto out;
+		}
+		o.key = m.key;
+		o.key_len = sizeof(m.key);
+		o.key_id = m.id;
+	}
+	fs_err e = fs_store_create_ex(dir, &o, &s);
+	if (e == FS_ERR_INVALID) {
+		rc = usage(cred != NULL && scope != NULL
+		               ? "the scope must be one the credential grants"
+		               : "the scope must match [a-z0-9][a-z0-9._-]{0,63}");
+		goto out;
+	}
+	if (e != FS_OK) {
+		rc = fail("init", e);
+		goto out;
+	}
+	printf("created %sstore %s: replica %s, default scope %s", key_file ? "encrypted " : "",
+	       dir, fs_store_replica_id(s), fs_store_default_scope(s));
+	if (cred != NULL)
+		printf(", device %s (%s) syncing with %s over CURVE", cred->name, cred->role,
+		       cred->endpoint);
+	printf("\n");
+out:
 	fs_store_close(&s);
+	fs_credential_free(&cred);
+	fsc_cleanse(&m, sizeof(m));
+	return rc;
+}
+
+static int
+cmd_keygen(const char *key_file, const char *key_id)
+{
+	char err[512];
+	if (key_file == NULL)
+		return usage("keygen writes the file given with --key-file (or $FIELDSYNC_STORE_KEY_FILE)");
+	if (!fsc_master_create_file(key_file, key_id ? key_id : "k1", err, sizeof(err))) {
+		fprintf(stderr, "fieldsync: keygen: %s\n", err);
+		return EX_FAIL;
+	}
+	printf("wrote a new key %s to %s (mode 0600); keep it apart from the store\n",
+	       key_id ? key_id : "k1", key_file);
 	return 0;
+}
+
+static int
+cmd_rekey(fs_store *s, const char *new_key_file)
+{
+	fsc_master m;
+	if (!load_key(new_key_file, &m))
+		return EX_USAGE;
+	fs_err e = fs_store_rekey(s, m.key, sizeof(m.key), m.id);
+	if (e == FS_OK)
+		printf("the store's data keys are now wrapped by key %s; only it opens the store\n",
+		       m.id);
+	fsc_cleanse(&m, sizeof(m));
+	return e == FS_OK ? 0 : fail("rekey", e);
 }
 
 static int
@@ -420,9 +513,25 @@ cmd_status(fs_store *s, bool json)
 		e = fs_list_failed(s, &failed);
 	if (e != FS_OK)
 		return fail("status", e);
+	fs_credential *cred = NULL;
+	e = fs_store_credential(s, &cred);
+	if (e != FS_OK && e != FS_ERR_NOT_FOUND) {
+		fs_list_free(&failed);
+		return fail("status", e);
+	}
 	if (!json) {
 		printf("replica     %s\n", fs_store_replica_id(s));
 		printf("scope       %s\n", fs_store_default_scope(s));
+		printf("encrypted   %s\n", fs_store_encrypted(s) ? "yes" : "no");
+		if (cred != NULL) {
+			printf("name        %s (%s)\n", cred->name, cred->role);
+			printf("endpoint    %s\n", cred->endpoint);
+			printf("scopes     ");
+			for (size_t i = 0; i < cred->n_scopes; i++)
+				printf(" %s", cred->scopes[i]);
+			printf("\n");
+		}
+		fs_credential_free(&cred);
 		printf("pending     %" PRIu64 "\n", st.pending);
 		printf("failed      %" PRIu64 "\n", st.failed);
 		printf("last_seq    %" PRIu64 "\n", st.last_seq);
@@ -442,6 +551,15 @@ cmd_status(fs_store *s, bool json)
 	if (o != NULL) {
 		cJSON_AddStringToObject(o, "replica", fs_store_replica_id(s));
 		cJSON_AddStringToObject(o, "scope", fs_store_default_scope(s));
+		cJSON_AddBoolToObject(o, "encrypted", fs_store_encrypted(s));
+		if (cred != NULL) { /* never the secret key */
+			cJSON_AddStringToObject(o, "name", cred->name);
+			cJSON_AddStringToObject(o, "role", cred->role);
+			cJSON_AddStringToObject(o, "endpoint", cred->endpoint);
+			cJSON *sc = cJSON_AddArrayToObject(o, "scopes");
+			for (size_t i = 0; sc != NULL && i < cred->n_scopes; i++)
+				cJSON_AddItemToArray(sc, cJSON_CreateString(cred->scopes[i]));
+		}
 		add_raw_int(o, "pending", (int64_t)st.pending);
 		add_raw_int(o, "failed", (int64_t)st.failed);
 		add_raw_int(o, "last_seq", (int64_t)st.last_seq);
@@ -469,6 +587,7 @@ cmd_status(fs_store *s, bool json)
 		}
 	}
 	fs_list_free(&failed);
+	fs_credential_free(&cred);
 	return print_json(o);
 }
 
@@ -513,6 +632,15 @@ cmd_sync(fs_store *s, const char *endpoint, double timeout_s)
 	bar b = {isatty(STDOUT_FILENO) == 1, false, mono_ms()};
 	fs_sync_opts o = {0};
 	fs_sync_stats st;
+	if (endpoint == NULL) {
+		fs_credential *c = NULL;
+		fs_err ce = fs_store_credential(s, &c);
+		fs_credential_free(&c);
+		if (ce == FS_ERR_NOT_FOUND)
+			return usage("sync needs --endpoint EP (the store was not set up from a credential)");
+		if (ce != FS_OK)
+			return fail("sync", ce);
+	}
 	o.endpoint = endpoint;
 	o.timeout_ms = (int)(timeout_s * 1000.0);
 	if (o.timeout_ms < 1)
@@ -631,23 +759,42 @@ print_reminder(const fs_reminder *r, bool json)
 
 static int
 cmd_watch(const char *endpoint, const char *reminders, const char *since, const char *rule,
-          const char *scope, bool json, const char *count, const char *state_file)
+          const char *scope, bool json, const char *count, const char *state_file,
+          const char *cred_file)
 {
 	fs_watch_opts o = {.sync_endpoint = endpoint, .reminder_endpoint = reminders,
 	                   .rule = rule, .scope = scope};
 	uint64_t max = 0, done = 0;
 	fs_watcher *w = NULL;
+	fs_credential *cred = NULL;
 	struct sigaction sa;
+	char why[512];
 
-	if (endpoint == NULL || reminders == NULL)
-		return usage("watch needs --endpoint SYNC_EP and --reminders PUB_EP");
 	if (since != NULL && !parse_u64(since, &o.since_seq))
 		return usage("--since takes a seq (a whole number)");
 	if (count != NULL && (!parse_u64(count, &max) || max == 0))
 		return usage("--count takes a positive number");
+	if (cred_file != NULL) {
+		fs_err ce = fs_credential_load(cred_file, &cred, why, sizeof(why));
+		if (ce != FS_OK) {
+			fprintf(stderr, "fieldsync: watch: %s\n", why);
+			return ce == FS_ERR_INVALID ? EX_USAGE : EX_FAIL;
+		}
+		if (o.sync_endpoint == NULL)
+			o.sync_endpoint = cred->endpoint;
+		o.curve_server_key = cred->server_public_key;
+		o.curve_public_key = cred->client_public_key;
+		o.curve_secret_key = cred->client_secret_key;
+	}
+	if (o.sync_endpoint == NULL || reminders == NULL) {
+		fs_credential_free(&cred);
+		return usage("watch needs --endpoint SYNC_EP (or --credential FILE) and "
+		             "--reminders PUB_EP");
+	}
 	if (since == NULL && state_file != NULL)
 		state_read(state_file, &o.since_seq); /* resume where the last run stopped */
 	fs_err e = fs_watcher_open(&o, &w);
+	fs_credential_free(&cred); /* the watcher keeps its own copy of the keys */
 	if (e != FS_OK)
 		return fail("watch", e);
 	memset(&sa, 0, sizeof(sa));
@@ -681,11 +828,18 @@ main(int argc, char **argv)
 {
 	const char *store_dir = getenv("FIELDSYNC_STORE");
 	const char *pos[4] = {NULL, NULL, NULL, NULL};
+	const char *key_file = getenv("FIELDSYNC_STORE_KEY_FILE");
 	const char *scope = NULL, *endpoint = NULL, *timeout = NULL;
 	const char *reminders = NULL, *since = NULL, *rule = NULL, *count = NULL, *state = NULL;
+	const char *credential = NULL, *key_id = NULL, *new_key_file = NULL;
 	bool json = false;
 	int npos = 0, rc;
 	fs_store *s = NULL;
+	fs_store_opts so;
+	fsc_master m;
+
+	if (key_file != NULL && key_file[0] == '\0')
+		key_file = NULL;
 
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -716,6 +870,14 @@ main(int argc, char **argv)
 			opt = &count;
 		else if (strcmp(a, "--state") == 0)
 			opt = &state;
+		else if (strcmp(a, "--key-file") == 0)
+			opt = &key_file;
+		else if (strcmp(a, "--credential") == 0)
+			opt = &credential;
+		else if (strcmp(a, "--key-id") == 0)
+			opt = &key_id;
+		else if (strcmp(a, "--new-key-file") == 0)
+			opt = &new_key_file;
 		if (opt != NULL) {
 			if (i + 1 >= argc)
 				return usage("an option needs a value");
@@ -731,11 +893,18 @@ main(int argc, char **argv)
 	if (npos == 0)
 		return usage(NULL);
 	if (strcmp(pos[0], "watch") == 0) { /* needs no store */
-		if (npos != 1 || timeout != NULL)
+		if (npos != 1 || timeout != NULL || key_id || new_key_file)
 			return usage("watch takes options only");
-		return cmd_watch(endpoint, reminders, since, rule, scope, json, count, state);
+		return cmd_watch(endpoint, reminders, since, rule, scope, json, count, state,
+		                 credential);
 	}
-	if (reminders || since || rule || count || state)
+	if (strcmp(pos[0], "keygen") == 0) { /* needs no store either */
+		if (npos != 1 || scope || endpoint || timeout || json || credential || new_key_file ||
+		    reminders || since || rule || count || state)
+			return usage("keygen takes --key-file FILE and --key-id ID only");
+		return cmd_keygen(key_file, key_id);
+	}
+	if (reminders || since || rule || count || state || key_id)
 		return usage("option not valid for this command");
 	if (store_dir == NULL || store_dir[0] == '\0')
 		return usage("no store: give --store DIR or set FIELDSYNC_STORE");
@@ -750,7 +919,7 @@ main(int argc, char **argv)
 	    {"get", 2, false, true, false},     {"delete", 2, false, false, false},
 	    {"list", 1, false, false, false},   {"conflicts", 0, false, true, false},
 	    {"resolve", 2, false, false, false}, {"sync", 0, false, false, true},
-	    {"status", 0, false, true, false},
+	    {"status", 0, false, true, false},  {"rekey", 0, false, false, false},
 	};
 	int k = -1;
 	for (int i = 0; i < (int)(sizeof(cmds) / sizeof(cmds[0])); i++)
@@ -761,16 +930,17 @@ main(int argc, char **argv)
 	if (npos - 1 != cmds[k].args)
 		return usage("wrong number of arguments");
 	if ((scope && !cmds[k].scope) || (json && !cmds[k].json) ||
-	    ((endpoint || timeout) && !cmds[k].sync))
+	    ((endpoint || timeout) && !cmds[k].sync) ||
+	    (credential && strcmp(cmd, "init") != 0) || (new_key_file && strcmp(cmd, "rekey") != 0))
 		return usage("option not valid for this command");
 
 	if (strcmp(cmd, "init") == 0)
-		return cmd_init(store_dir, scope);
+		return cmd_init(store_dir, scope, key_file, credential);
+	if (strcmp(cmd, "rekey") == 0 && (new_key_file == NULL || key_file == NULL))
+		return usage("rekey needs --key-file CURRENT and --new-key-file NEW");
 
 	double timeout_s = 30.0;
 	if (cmds[k].sync) {
-		if (endpoint == NULL)
-			return usage("sync needs --endpoint EP");
 		if (timeout != NULL) {
 			char *end = NULL;
 			errno = 0;
@@ -781,11 +951,36 @@ main(int argc, char **argv)
 		}
 	}
 
-	fs_err e = fs_store_open(store_dir, &s);
+	memset(&so, 0, sizeof(so));
+	memset(&m, 0, sizeof(m));
+	if (key_file != NULL) {
+		if (!load_key(key_file, &m))
+			return EX_USAGE;
+		so.key = m.key;
+		so.key_len = sizeof(m.key);
+		so.key_id = m.id;
+	}
+	fs_err e = fs_store_open_ex(store_dir, &so, &s);
+	fsc_cleanse(&m, sizeof(m)); /* the store keeps its own copy */
 	if (e == FS_ERR_NOT_FOUND) {
 		fprintf(stderr, "fieldsync: no store at %s; run `fieldsync --store %s init` first\n",
 		        store_dir, store_dir);
 		return EX_FAIL;
+	}
+	if (e == FS_ERR_KEY_REQUIRED) {
+		fprintf(stderr, "fieldsync: the store at %s is encrypted: give --key-file FILE or set "
+		                "FIELDSYNC_STORE_KEY_FILE\n", store_dir);
+		return EX_USAGE;
+	}
+	if (e == FS_ERR_KEY_WRONG) {
+		fprintf(stderr, "fieldsync: the key in %s does not open the store at %s (wrong key "
+		                "or key id)\n", key_file, store_dir);
+		return EX_USAGE;
+	}
+	if (e == FS_ERR_NOT_ENCRYPTED) {
+		fprintf(stderr, "fieldsync: the store at %s is not encrypted; drop --key-file "
+		                "(and FIELDSYNC_STORE_KEY_FILE) to use it\n", store_dir);
+		return EX_USAGE;
 	}
 	if (e != FS_OK)
 		return fail("open store", e);
@@ -802,6 +997,8 @@ main(int argc, char **argv)
 		rc = cmd_conflicts(s, json);
 	else if (strcmp(cmd, "sync") == 0)
 		rc = cmd_sync(s, endpoint, timeout_s);
+	else if (strcmp(cmd, "rekey") == 0)
+		rc = cmd_rekey(s, new_key_file);
 	else
 		rc = cmd_status(s, json);
 	fs_store_close(&s);

@@ -82,6 +82,31 @@ fs_err sdk_pull_apply(fs_store *s, const sdk_pull_reply *rep, uint64_t *applied)
 /* Records the outcome of a sync for fs_status(). msg may be NULL. */
 fs_err sdk_sync_record(fs_store *s, fs_err err, const char *msg);
 
+/* The store's credential WITH its secret key, for fs_sync(); caller frees
+ * with fs_credential_free (which wipes it). FS_ERR_NOT_FOUND when none. */
+fs_err sdk_store_credential_secret(fs_store *s, fs_credential **out);
+
+/* ---- credential.c ------------------------------------------------------- */
+
+#define SDK_Z85_KEY_LEN 40
+
+/* Decodes a 40-character Z85 key to 32 bytes; false when it is not one. */
+bool sdk_z85_key_decode(const char *text, uint8_t key[32]);
+
+/* True when public_z85 is the CURVE public key of secret_z85 (or when this
+ * libzmq cannot tell: no CURVE support). */
+bool sdk_curve_pair_ok(const char *public_z85, const char *secret_z85);
+
+/* Parses a stored credential (no client_secret_key member), validating it
+ * like fs_credential_parse. */
+fs_err sdk_credential_parse_public(const char *json, size_t len, fs_credential **out);
+
+/* A deep copy; with_secret false leaves client_secret_key NULL. NULL on no memory. */
+fs_credential *sdk_credential_dup(const fs_credential *c, bool with_secret);
+
+/* The credential without its secret key as compact JSON; malloc'd, NULL on no memory. */
+char *sdk_credential_public_json(const fs_credential *c);
+
 /* ---- json.c ------------------------------------------------------------- */
 
 /* Version text "a:1,b:2" into buf; truncated safely. */

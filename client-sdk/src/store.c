@@ -51,6 +51,46 @@
  * siblings or dominated by one; the checkpoint and the records of a
  * PullReply page move in the same transaction, so a crash re-pulls a page
  * (pulling is idempotent) but never skips one.
+ *
+ * ENCRYPTED STORES (fs_store_create_ex with a key)
+ *
+ * The same layout, with "schema" = 2 (so an SDK that predates encryption
+ * refuses the store instead of reading ciphertext as data), and:
+ *
+ *   meta      "encryption" -> u8 1: AES-256-GCM envelope encryption
+ *             "key_check"  -> fsc_wrap(store key, store DEK): opening the
+ *                             store unwraps it, which proves the key (and
+ *                             its id) right: FS_ERR_KEY_WRONG otherwise
+ *   keys      DEK name -> fsc_wrap(store key, DEK). Names as the daemon's
+ *             keyring: "c:<case_id>" for a case and its contacts (a
+ *             contact's case is its payload's case_id), "r:<collection>/<id>"
+ *             for every other record (and a contact without a case id)
+ *
+ * Every non-empty payload - of every sibling in `records`, of the Record in
+ * an `outbox` entry, of every change of an `inflight` PushRequest - is
+ * stored as [0xFE 'K'][u8 name length][DEK name][fsc_seal output] with AAD
+ * "<collection>\0<id>" (taken from the LMDB key for records and outbox),
+ * the daemon's format. Payloads are plaintext only in memory: record_load
+ * and the push functions open them, record_save and write_value seal them.
+ * Ids, scopes, versions and the outbox bookkeeping stay in clear.
+ *
+ * A DEK is created (and wrapped) in the write transaction that first seals
+ * with it, so a sealed value and its key are committed together. A purged
+ * record's "r:" key is destroyed with it; a purged case destroys "c:<id>"
+ * and with it every record and outbox entry sealed under that key (its
+ * contacts). A revoked record loses its "r:" key only. An in-flight set
+ * that no longer opens (its DEK destroyed) is dropped and its changes
+ * requeued: the daemon answers a repeat DUPLICATE, so nothing is applied
+ * twice. fs_store_rekey re-wraps every DEK and the key check in one
+ * transaction. The credential's secret key ("credential_secret") is sealed
+ * with the store DEK.
+ *
+ * LMDB copies pages on write and does not wipe freed pages: until a freed
+ * page is reused, data.mdb can still hold an older wrapped DEK (after a
+ * purge) or a DEK wrapped by the old store key (after a rekey). Neither is
+ * plaintext, and neither opens without the store key that wrapped it: to
+ * make a purge final against a copy of the files, rekey and destroy the old
+ * key.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -63,9 +103,19 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fieldsync/crypto.h"
+#include "fieldsync/v1/casework.pb-c.h"
 #include "internal.h"
 
-#define SDK_SCHEMA 1u
+#define SDK_SCHEMA 1u     /* a plain store */
+#define SDK_SCHEMA_ENC 2u /* an encrypted store */
+#define SEAL_MAGIC0 0xFE
+#define SEAL_MAGIC1 'K'
+#define DEK_NAME_MAX (2 + FSP_COLLECTION_MAX + 1 + FSP_ID_MAX)
+#define AAD_MAX (FSP_COLLECTION_MAX + 1 + FSP_ID_MAX)
+/* Our own return codes next to LMDB's and errno's; map_rc turns them into fs_err. */
+#define RC_SEAL_BAD (-31900) /* a sealed value does not open (or its DEK is gone) */
+#define RC_CRYPTO (-31901)   /* sealing failed: no randomness, OpenSSL error */
 #define KEY_MAX (1 + FSP_COLLECTION_MAX + FSP_ID_MAX)
 #define MAP_SIZE ((size_t)4 << 30)
 
@@ -73,9 +123,12 @@ enum { OB_PENDING = 0, OB_PARKED = 1, OB_SOLO = 2 };
 
 struct fs_store {
 	MDB_env *env;
-	MDB_dbi meta, records, outbox, inflight;
+	MDB_dbi meta, records, outbox, inflight, keys; /* keys: encrypted stores only */
 	char replica[FSP_REPLICA_MAX + 1];
 	char scope[FSP_SCOPE_MAX + 1];
+	bool encrypted;
+	fsc_master master;              /* the store key; wiped at close */
+	uint8_t store_dek[FSC_KEY_LEN]; /* seals the credential's secret; wiped at close */
 };
 
 struct fs_record {
@@ -147,7 +200,9 @@ map_rc(int rc)
 		return FS_ERR_NOMEM;
 	case ENOENT:
 		return FS_ERR_NOT_FOUND;
-	default:
+	case RC_SEAL_BAD:
+		return FS_ERR_CORRUPT;
+	default: /* RC_CRYPTO and every other error */
 		return FS_ERR_IO;
 	}
 }
@@ -186,6 +241,12 @@ fs_strerror(fs_err e)
 		return "the daemon refused the request";
 	case FS_ERR_SERVER:
 		return "the daemon reported an internal error";
+	case FS_ERR_KEY_REQUIRED:
+		return "the local store is encrypted: open it with its key";
+	case FS_ERR_KEY_WRONG:
+		return "the key given does not open the local store (wrong key or key id)";
+	case FS_ERR_NOT_ENCRYPTED:
+		return "a key was given but the local store is not encrypted";
 	}
 	return "unknown error";
 }
@@ -278,6 +339,221 @@ meta_put_u64(MDB_txn *t, MDB_dbi dbi, const char *name, uint64_t v)
 	return meta_put(t, dbi, name, b, sizeof(b));
 }
 
+/* ---- sealing (encrypted stores) ----------------------------------------- */
+
+/* A store key id: 1..FSC_KEY_ID_MAX of [A-Za-z0-9._-] (fsc_master_parse's rule). */
+static bool
+key_id_ok(const char *id)
+{
+	size_t n = id ? strlen(id) : 0;
+	if (n == 0 || n > FSC_KEY_ID_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = id[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+/* The key of opts into *m. *has false (and FS_OK) when opts carry no key. */
+static fs_err
+opts_key(const fs_store_opts *o, fsc_master *m, bool *has)
+{
+	*has = false;
+	if (o == NULL || (o->key == NULL && o->key_len == 0 && o->key_id == NULL))
+		return FS_OK;
+	if (o->key == NULL || o->key_len != FS_STORE_KEY_LEN || !key_id_ok(o->key_id))
+		return FS_ERR_INVALID;
+	memcpy(m->key, o->key, FSC_KEY_LEN);
+	snprintf(m->id, sizeof(m->id), "%s", o->key_id);
+	*has = true;
+	return FS_OK;
+}
+
+/* The name of the DEK a payload of (collection, id) is sealed with. */
+static void
+dek_name(const char *coll, const char *id, const uint8_t *payload, size_t len,
+         char name[DEK_NAME_MAX + 1])
+{
+	if (strcmp(coll, "case") == 0) {
+		snprintf(name, DEK_NAME_MAX + 1, "c:%s", id);
+		return;
+	}
+	if (strcmp(coll, "contact") == 0) {
+		Fieldsync__V1__Contact *c = fieldsync__v1__contact__unpack(NULL, len, payload);
+		bool has_case = c != NULL && c->case_id != NULL && c->case_id[0] != '\0' &&
+		                strlen(c->case_id) <= FSP_ID_MAX;
+		if (has_case)
+			snprintf(name, DEK_NAME_MAX + 1, "c:%s", c->case_id);
+		if (c != NULL)
+			fieldsync__v1__contact__free_unpacked(c, NULL);
+		if (has_case)
+			return;
+	}
+	snprintf(name, DEK_NAME_MAX + 1, "r:%s/%s", coll, id);
+}
+
+/* "<collection>\0<id>": where a sealed payload belongs. */
+static size_t
+make_aad(uint8_t aad[AAD_MAX], const char *coll, const char *id)
+{
+	size_t cl = strlen(coll), il = strlen(id);
+	memcpy(aad, coll, cl);
+	aad[cl] = '\0';
+	memcpy(aad + cl + 1, id, il);
+	return cl + 1 + il;
+}
+
+/*
+ * Unwraps DEK `name` into dek. When it does not exist: creates, wraps and
+ * stores it in t (a write transaction) if create is set, else RC_SEAL_BAD.
+ */
+static int
+dek_get(fs_store *s, MDB_txn *t, const char *name, bool create, uint8_t dek[FSC_KEY_LEN])
+{
+	MDB_val k = {strlen(name), (void *)name}, d;
+	uint8_t *w = NULL;
+	size_t wl = 0;
+	int rc = mdb_get(t, s->keys, &k, &d);
+	if (rc == MDB_SUCCESS)
+		return fsc_unwrap(&s->master, d.mv_data, d.mv_size, dek) ? MDB_SUCCESS : RC_SEAL_BAD;
+	if (rc != MDB_NOTFOUND)
+		return rc;
+	if (!create)
+		return RC_SEAL_BAD; /* destroyed by a purge */
+	if (!fsc_new_key(dek) || !fsc_wrap(&s->master, dek, &w, &wl)) {
+		fsc_cleanse(dek, FSC_KEY_LEN);
+		return RC_CRYPTO;
+	}
+	d.mv_size = wl;
+	d.mv_data = w;
+	rc = mdb_put(t, s->keys, &k, &d, MDB_NOOVERWRITE);
+	free(w);
+	if (rc != MDB_SUCCESS)
+		fsc_cleanse(dek, FSC_KEY_LEN);
+	return rc;
+}
+
+/* Removes DEK `name` (crypto-shredding); absent is fine. */
+static int
+dek_destroy(fs_store *s, MDB_txn *t, const char *name)
+{
+	MDB_val k = {strlen(name), (void *)name};
+	int rc = mdb_del(t, s->keys, &k, NULL);
+	return rc == MDB_NOTFOUND ? MDB_SUCCESS : rc;
+}
+
+/*
+ * Seals payload p[0..len) of (coll, id): *out malloc'd (caller frees). An
+ * empty payload stays empty (*out NULL, *out_len 0): there is nothing to hide.
+ */
+static int
+seal_value(fs_store *s, MDB_txn *t, const char *coll, const char *id, const uint8_t *p,
+           size_t len, uint8_t **out, size_t *out_len)
+{
+	char name[DEK_NAME_MAX + 1];
+	uint8_t dek[FSC_KEY_LEN], aad[AAD_MAX], *sealed = NULL, *buf = NULL;
+	size_t sl = 0, nl;
+	int rc;
+
+	*out = NULL;
+	*out_len = 0;
+	if (len == 0)
+		return MDB_SUCCESS;
+	dek_name(coll, id, p, len, name);
+	nl = strlen(name);
+	if ((rc = dek_get(s, t, name, true, dek)) != MDB_SUCCESS)
+		return rc;
+	size_t al = make_aad(aad, coll, id);
+	bool ok = fsc_seal(dek, aad, al, p, len, &sealed, &sl);
+	fsc_cleanse(dek, sizeof(dek));
+	if (!ok)
+		return RC_CRYPTO;
+	if ((buf = malloc(3 + nl + sl)) == NULL) {
+		free(sealed);
+		return ENOMEM;
+	}
+	buf[0] = SEAL_MAGIC0;
+	buf[1] = SEAL_MAGIC1;
+	buf[2] = (uint8_t)nl;
+	memcpy(buf + 3, name, nl);
+	memcpy(buf + 3 + nl, sealed, sl);
+	free(sealed);
+	*out = buf;
+	*out_len = 3 + nl + sl;
+	return MDB_SUCCESS;
+}
+
+/* The DEK name a sealed value names (a view into it), or NULL when it is not one. */
+static const uint8_t *
+sealed_name(const uint8_t *in, size_t len, size_t *nl)
+{
+	if (len < 3 || in[0] != SEAL_MAGIC0 || in[1] != SEAL_MAGIC1 || in[2] == 0 ||
+	    len < 3u + in[2] + FSC_SEAL_OVERHEAD)
+		return NULL;
+	*nl = in[2];
+	return in + 3;
+}
+
+/* Opens what seal_value made: *out malloc'd (NULL, 0 for empty). RC_SEAL_BAD
+ * when it is not sealed, its DEK is gone, or it does not verify. */
+static int
+open_value(fs_store *s, MDB_txn *t, const char *coll, const char *id, const uint8_t *in,
+           size_t len, uint8_t **out, size_t *out_len)
+{
+	char name[256];
+	uint8_t dek[FSC_KEY_LEN], aad[AAD_MAX];
+	const uint8_t *n;
+	size_t nl = 0;
+	int rc;
+
+	*out = NULL;
+	*out_len = 0;
+	if (len == 0)
+		return MDB_SUCCESS;
+	if ((n = sealed_name(in, len, &nl)) == NULL)
+		return RC_SEAL_BAD;
+	memcpy(name, n, nl);
+	name[nl] = '\0';
+	if (strlen(name) != nl)
+		return RC_SEAL_BAD;
+	if ((rc = dek_get(s, t, name, false, dek)) != MDB_SUCCESS)
+		return rc;
+	size_t al = make_aad(aad, coll, id);
+	bool ok = fsc_open(dek, aad, al, in + 3 + nl, len - 3 - nl, out, out_len);
+	fsc_cleanse(dek, sizeof(dek));
+	return ok ? MDB_SUCCESS : RC_SEAL_BAD;
+}
+
+/* Replaces r's sealed payload by its plaintext, in place (r comes from a
+ * protobuf-c unpack with the default allocator, so its bytes are malloc'd). */
+static int
+record_open(fs_store *s, MDB_txn *t, const char *coll, const char *id, fsp_record *r)
+{
+	uint8_t *p = NULL;
+	size_t pl = 0;
+	if (!s->encrypted || r->payload.len == 0)
+		return MDB_SUCCESS;
+	int rc = open_value(s, t, coll, id, r->payload.data, r->payload.len, &p, &pl);
+	if (rc != MDB_SUCCESS)
+		return rc;
+	free(r->payload.data);
+	r->payload.data = p;
+	r->payload.len = pl;
+	return MDB_SUCCESS;
+}
+
+/* True when the sealed payload p was sealed under DEK `name`. */
+static bool
+sealed_under(const uint8_t *p, size_t len, const char *name)
+{
+	size_t nl = 0;
+	const uint8_t *n = sealed_name(p, len, &nl);
+	return n != NULL && nl == strlen(name) && memcmp(n, name, nl) == 0;
+}
+
 /* ---- open, create, close ------------------------------------------------ */
 
 static fs_err
@@ -309,7 +585,7 @@ dbis_open(fs_store *s, MDB_txn *t, unsigned flags)
 	return MDB_SUCCESS;
 }
 
-/* Reads schema, replica and scope into s. */
+/* Reads schema, replica, scope and whether the store is encrypted into s. */
 static fs_err
 load_meta(fs_store *s, MDB_txn *t)
 {
@@ -326,8 +602,18 @@ load_meta(fs_store *s, MDB_txn *t)
 	const uint8_t *p = d.mv_data;
 	uint32_t schema = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
 	                  (uint32_t)p[3] << 24;
-	if (schema != SDK_SCHEMA)
+	if (schema != SDK_SCHEMA && schema != SDK_SCHEMA_ENC)
 		return FS_ERR_VERSION;
+	k.mv_data = "encryption";
+	k.mv_size = 10;
+	rc = mdb_get(t, s->meta, &k, &d);
+	if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
+		return map_rc(rc);
+	s->encrypted = rc == MDB_SUCCESS;
+	if (s->encrypted != (schema == SDK_SCHEMA_ENC))
+		return FS_ERR_CORRUPT; /* never guess which one is right */
+	if (s->encrypted && (d.mv_size != 1 || ((const uint8_t *)d.mv_data)[0] != 1))
+		return FS_ERR_VERSION; /* a scheme this SDK does not know */
 	k.mv_data = "replica";
 	k.mv_size = 7;
 	if ((rc = mdb_get(t, s->meta, &k, &d)) != MDB_SUCCESS)
@@ -349,6 +635,155 @@ load_meta(fs_store *s, MDB_txn *t)
 	return FS_OK;
 }
 
+/*
+ * Proves the key in s->master right for an encrypted store: unwraps the key
+ * check into s->store_dek. FS_ERR_KEY_WRONG when it does not unwrap.
+ */
+static fs_err
+key_check(fs_store *s, MDB_txn *t)
+{
+	MDB_val k = {9, "key_check"}, d;
+	char id[FSC_KEY_ID_MAX + 1];
+	int rc = mdb_get(t, s->meta, &k, &d);
+	if (rc != MDB_SUCCESS)
+		return rc == MDB_NOTFOUND ? FS_ERR_CORRUPT : map_rc(rc);
+	if (!fsc_wrapped_key_id(d.mv_data, d.mv_size, id))
+		return FS_ERR_CORRUPT;
+	if (strcmp(id, s->master.id) != 0)
+		return FS_ERR_KEY_WRONG;
+	return fsc_unwrap(&s->master, d.mv_data, d.mv_size, s->store_dek) ? FS_OK
+	                                                                   : FS_ERR_KEY_WRONG;
+}
+
+static const char cred_aad[] = "fieldsync-credential-secret";
+
+/* Stores credential c (validated here again: the struct is public) in t. */
+static fs_err
+cred_put(fs_store *s, MDB_txn *t, const fs_credential *c)
+{
+	fs_credential *check = NULL;
+	char *json = NULL;
+	uint8_t *sealed = NULL, bin[32];
+	size_t sl = 0;
+	fs_err err;
+	int rc;
+
+	if (c == NULL || c->client_secret_key == NULL || c->endpoint == NULL ||
+	    c->server_public_key == NULL || c->client_public_key == NULL || c->name == NULL ||
+	    c->role == NULL || c->scopes == NULL)
+		return FS_ERR_INVALID;
+	for (size_t i = 0; i < c->n_scopes; i++)
+		if (c->scopes[i] == NULL)
+			return FS_ERR_INVALID;
+	if ((json = sdk_credential_public_json(c)) == NULL)
+		return FS_ERR_NOMEM;
+	if ((err = sdk_credential_parse_public(json, strlen(json), &check)) != FS_OK)
+		goto out;
+	if (!sdk_z85_key_decode(c->client_secret_key, bin) ||
+	    !sdk_curve_pair_ok(c->client_public_key, c->client_secret_key)) {
+		err = FS_ERR_INVALID;
+		goto out;
+	}
+	if ((rc = meta_put(t, s->meta, "credential", json, strlen(json))) != MDB_SUCCESS) {
+		err = map_rc(rc);
+		goto out;
+	}
+	if (s->encrypted) {
+		if (!fsc_seal(s->store_dek, cred_aad, sizeof(cred_aad) - 1,
+		              (const uint8_t *)c->client_secret_key, SDK_Z85_KEY_LEN, &sealed, &sl)) {
+			err = FS_ERR_IO;
+			goto out;
+		}
+		rc = meta_put(t, s->meta, "credential_secret", sealed, sl);
+	} else {
+		rc = meta_put(t, s->meta, "credential_secret", c->client_secret_key, SDK_Z85_KEY_LEN);
+	}
+	err = map_rc(rc);
+out:
+	fsc_cleanse(bin, sizeof(bin));
+	fs_credential_free(&check);
+	free(json);
+	free(sealed);
+	return err;
+}
+
+/* The stored credential; its secret key too when with_secret. */
+static fs_err
+cred_get(fs_store *s, bool with_secret, fs_credential **out)
+{
+	MDB_txn *t = NULL;
+	MDB_val k = {10, "credential"}, d;
+	fs_credential *c = NULL;
+	uint8_t *plain = NULL;
+	size_t pl = 0;
+	char secret[SDK_Z85_KEY_LEN + 1];
+	fs_err err;
+	int rc;
+
+	if (s == NULL || out == NULL)
+		return FS_ERR_INVALID;
+	if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t)) != MDB_SUCCESS)
+		return map_rc(rc);
+	if ((rc = mdb_get(t, s->meta, &k, &d)) != MDB_SUCCESS) {
+		err = map_rc(rc);
+		goto out;
+	}
+	if ((err = sdk_credential_parse_public(d.mv_data, d.mv_size, &c)) != FS_OK) {
+		err = err == FS_ERR_INVALID ? FS_ERR_CORRUPT : err;
+		goto out;
+	}
+	if (with_secret) {
+		MDB_val sk = {17, "credential_secret"};
+		if ((rc = mdb_get(t, s->meta, &sk, &d)) != MDB_SUCCESS) {
+			err = rc == MDB_NOTFOUND ? FS_ERR_CORRUPT : map_rc(rc);
+			goto out;
+		}
+		if (s->encrypted) {
+			if (!fsc_open(s->store_dek, cred_aad, sizeof(cred_aad) - 1, d.mv_data, d.mv_size,
+			              &plain, &pl)) {
+				err = FS_ERR_CORRUPT;
+				goto out;
+			}
+		} else if ((plain = malloc(d.mv_size ? d.mv_size : 1)) != NULL) {
+			memcpy(plain, d.mv_data, d.mv_size);
+			pl = d.mv_size;
+		} else {
+			err = FS_ERR_NOMEM;
+			goto out;
+		}
+		if (pl != SDK_Z85_KEY_LEN) {
+			err = FS_ERR_CORRUPT;
+			goto out;
+		}
+		memcpy(secret, plain, SDK_Z85_KEY_LEN);
+		secret[SDK_Z85_KEY_LEN] = '\0';
+		uint8_t bin[32];
+		bool ok = sdk_z85_key_decode(secret, bin) &&
+		          sdk_curve_pair_ok(c->client_public_key, secret);
+		fsc_cleanse(bin, sizeof(bin));
+		if (!ok) {
+			err = FS_ERR_CORRUPT;
+			goto out;
+		}
+		if ((c->client_secret_key = strdup(secret)) == NULL) {
+			err = FS_ERR_NOMEM;
+			goto out;
+		}
+	}
+	*out = c;
+	c = NULL;
+	err = FS_OK;
+out:
+	mdb_txn_abort(t);
+	fsc_cleanse(secret, sizeof(secret));
+	if (plain != NULL) {
+		fsc_cleanse(plain, pl);
+		free(plain);
+	}
+	fs_credential_free(&c);
+	return err;
+}
+
 static bool
 has_data_file(const char *dir)
 {
@@ -360,22 +795,53 @@ has_data_file(const char *dir)
 }
 
 fs_err
-fs_store_create(const char *dir, const char *default_scope, fs_store **out)
+fs_store_create_ex(const char *dir, const fs_store_opts *o, fs_store **out)
 {
 	fs_store *s = NULL;
 	MDB_txn *t = NULL;
 	fs_err err;
 	int rc;
-	const char *scope = default_scope ? default_scope : "default";
+	bool keyed = false;
+	fsc_master m;
+	const fs_credential *cred = o ? o->credential : NULL;
+	const char *scope = o && o->default_scope ? o->default_scope : NULL;
 
-	if (dir == NULL || out == NULL || !fsp_scope_valid(scope))
+	memset(&m, 0, sizeof(m));
+	if (dir == NULL || out == NULL)
 		return FS_ERR_INVALID;
-	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-		return errno == ENOENT ? FS_ERR_NOT_FOUND : FS_ERR_IO;
-	if (has_data_file(dir))
-		return FS_ERR_EXISTS;
-	if ((s = calloc(1, sizeof(*s))) == NULL)
-		return FS_ERR_NOMEM;
+	if ((err = opts_key(o, &m, &keyed)) != FS_OK)
+		goto out;
+	if (cred != NULL && (cred->n_scopes == 0 || cred->scopes == NULL)) {
+		err = FS_ERR_INVALID;
+		goto out;
+	}
+	if (scope == NULL)
+		scope = cred != NULL ? cred->scopes[0] : "default";
+	if (scope == NULL || !fsp_scope_valid(scope)) {
+		err = FS_ERR_INVALID;
+		goto out;
+	}
+	if (cred != NULL) { /* a default scope the credential does not grant is a mistake */
+		bool granted = false;
+		for (size_t i = 0; i < cred->n_scopes; i++)
+			granted |= cred->scopes[i] != NULL && strcmp(cred->scopes[i], scope) == 0;
+		if (!granted) {
+			err = FS_ERR_INVALID;
+			goto out;
+		}
+	}
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+		err = errno == ENOENT ? FS_ERR_NOT_FOUND : FS_ERR_IO;
+		goto out;
+	}
+	if (has_data_file(dir)) {
+		err = FS_ERR_EXISTS;
+		goto out;
+	}
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		err = FS_ERR_NOMEM;
+		goto out;
+	}
 	if ((err = env_open(dir, &s->env)) != FS_OK)
 		goto out;
 	if ((rc = mdb_txn_begin(s->env, NULL, 0, &t)) != MDB_SUCCESS ||
@@ -390,7 +856,7 @@ fs_store_create(const char *dir, const char *default_scope, fs_store **out)
 	}
 	if (err != FS_ERR_NOT_FOUND)
 		goto out;
-	uint8_t schema[4] = {SDK_SCHEMA & 0xff, 0, 0, 0};
+	uint8_t schema[4] = {(keyed ? SDK_SCHEMA_ENC : SDK_SCHEMA) & 0xff, 0, 0, 0};
 	if (!sdk_uuid(s->replica)) {
 		err = FS_ERR_IO;
 		goto out;
@@ -404,6 +870,28 @@ fs_store_create(const char *dir, const char *default_scope, fs_store **out)
 		err = map_rc(rc);
 		goto out;
 	}
+	if (keyed) {
+		uint8_t one = 1, *w = NULL;
+		size_t wl = 0;
+		s->encrypted = true;
+		s->master = m;
+		if (!fsc_new_key(s->store_dek) || !fsc_wrap(&s->master, s->store_dek, &w, &wl)) {
+			err = FS_ERR_IO;
+			goto out;
+		}
+		rc = mdb_dbi_open(t, "keys", MDB_CREATE, &s->keys);
+		if (rc == MDB_SUCCESS)
+			rc = meta_put(t, s->meta, "encryption", &one, 1);
+		if (rc == MDB_SUCCESS)
+			rc = meta_put(t, s->meta, "key_check", w, wl);
+		free(w);
+		if (rc != MDB_SUCCESS) {
+			err = map_rc(rc);
+			goto out;
+		}
+	}
+	if (cred != NULL && (err = cred_put(s, t, cred)) != FS_OK)
+		goto out;
 	rc = mdb_txn_commit(t);
 	t = NULL;
 	err = map_rc(rc);
@@ -412,17 +900,28 @@ out:
 		mdb_txn_abort(t);
 	if (err != FS_OK)
 		fs_store_close(&s);
+	fsc_cleanse(&m, sizeof(m));
 	*out = s;
 	return err;
 }
 
 fs_err
-fs_store_open(const char *dir, fs_store **out)
+fs_store_create(const char *dir, const char *default_scope, fs_store **out)
+{
+	fs_store_opts o;
+	memset(&o, 0, sizeof(o));
+	o.default_scope = default_scope;
+	return fs_store_create_ex(dir, &o, out);
+}
+
+fs_err
+fs_store_open_ex(const char *dir, const fs_store_opts *o, fs_store **out)
 {
 	fs_store *s = NULL;
 	MDB_txn *t = NULL;
 	fs_err err;
 	int rc;
+	bool keyed = false;
 
 	if (dir == NULL || out == NULL)
 		return FS_ERR_INVALID;
@@ -430,6 +929,8 @@ fs_store_open(const char *dir, fs_store **out)
 		return FS_ERR_NOT_FOUND;
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return FS_ERR_NOMEM;
+	if ((err = opts_key(o, &s->master, &keyed)) != FS_OK)
+		goto out;
 	if ((err = env_open(dir, &s->env)) != FS_OK)
 		goto out;
 	if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t)) != MDB_SUCCESS) {
@@ -447,6 +948,22 @@ fs_store_open(const char *dir, fs_store **out)
 	}
 	if ((err = load_meta(s, t)) != FS_OK)
 		goto out;
+	if (s->encrypted && !keyed) {
+		err = FS_ERR_KEY_REQUIRED;
+		goto out;
+	}
+	if (!s->encrypted && keyed) {
+		err = FS_ERR_NOT_ENCRYPTED;
+		goto out;
+	}
+	if (s->encrypted) {
+		if ((rc = mdb_dbi_open(t, "keys", 0, &s->keys)) != MDB_SUCCESS) {
+			err = rc == MDB_NOTFOUND ? FS_ERR_CORRUPT : map_rc(rc);
+			goto out;
+		}
+		if ((err = key_check(s, t)) != FS_OK)
+			goto out;
+	}
 	/* DBI handles opened in a read txn stay valid once it commits. */
 	rc = mdb_txn_commit(t);
 	t = NULL;
@@ -460,6 +977,12 @@ out:
 	return err;
 }
 
+fs_err
+fs_store_open(const char *dir, fs_store **out)
+{
+	return fs_store_open_ex(dir, NULL, out);
+}
+
 void
 fs_store_close(fs_store **sp)
 {
@@ -467,6 +990,7 @@ fs_store_close(fs_store **sp)
 		return;
 	if ((*sp)->env != NULL)
 		mdb_env_close((*sp)->env);
+	fsc_cleanse(*sp, sizeof(**sp)); /* the store key and the store DEK */
 	free(*sp);
 	*sp = NULL;
 }
@@ -481,6 +1005,123 @@ const char *
 fs_store_default_scope(const fs_store *s)
 {
 	return s->scope;
+}
+
+bool
+fs_store_encrypted(const fs_store *s)
+{
+	return s != NULL && s->encrypted;
+}
+
+fs_err
+fs_store_rekey(fs_store *s, const uint8_t *key, size_t key_len, const char *key_id)
+{
+	MDB_txn *t = NULL;
+	MDB_cursor *c = NULL;
+	MDB_val k, d;
+	fsc_master nm;
+	uint8_t dek[FSC_KEY_LEN], *w = NULL;
+	size_t wl = 0;
+	fs_err err;
+	int rc;
+	bool keyed = false;
+	fs_store_opts o;
+
+	memset(&nm, 0, sizeof(nm));
+	memset(&o, 0, sizeof(o));
+	o.key = key;
+	o.key_len = key_len;
+	o.key_id = key_id;
+	if (s == NULL || key == NULL)
+		return FS_ERR_INVALID;
+	if ((err = opts_key(&o, &nm, &keyed)) != FS_OK)
+		goto out;
+	if (!s->encrypted) {
+		err = FS_ERR_NOT_ENCRYPTED;
+		goto out;
+	}
+	if ((rc = mdb_txn_begin(s->env, NULL, 0, &t)) != MDB_SUCCESS ||
+	    (rc = mdb_cursor_open(t, s->keys, &c)) != MDB_SUCCESS) {
+		err = map_rc(rc);
+		goto out;
+	}
+	for (rc = mdb_cursor_get(c, &k, &d, MDB_FIRST); rc == MDB_SUCCESS;
+	     rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+		if (!fsc_unwrap(&s->master, d.mv_data, d.mv_size, dek)) {
+			err = FS_ERR_CORRUPT; /* nothing changes: the transaction is aborted */
+			goto out;
+		}
+		bool ok = fsc_wrap(&nm, dek, &w, &wl);
+		fsc_cleanse(dek, sizeof(dek));
+		if (!ok) {
+			err = FS_ERR_IO;
+			goto out;
+		}
+		MDB_val nd = {wl, w};
+		rc = mdb_cursor_put(c, &k, &nd, MDB_CURRENT);
+		free(w);
+		w = NULL;
+		if (rc != MDB_SUCCESS) {
+			err = map_rc(rc);
+			goto out;
+		}
+	}
+	if (rc != MDB_NOTFOUND) {
+		err = map_rc(rc);
+		goto out;
+	}
+	mdb_cursor_close(c);
+	c = NULL;
+	if (!fsc_wrap(&nm, s->store_dek, &w, &wl)) {
+		err = FS_ERR_IO;
+		goto out;
+	}
+	if ((rc = meta_put(t, s->meta, "key_check", w, wl)) != MDB_SUCCESS) {
+		err = map_rc(rc);
+		goto out;
+	}
+	rc = mdb_txn_commit(t);
+	t = NULL;
+	if ((err = map_rc(rc)) == FS_OK)
+		s->master = nm;
+out:
+	if (c != NULL)
+		mdb_cursor_close(c);
+	if (t != NULL)
+		mdb_txn_abort(t);
+	free(w);
+	fsc_cleanse(&nm, sizeof(nm));
+	fsc_cleanse(dek, sizeof(dek));
+	return err;
+}
+
+fs_err
+fs_store_set_credential(fs_store *s, const fs_credential *c)
+{
+	MDB_txn *t = NULL;
+	fs_err err;
+	int rc;
+	if (s == NULL || c == NULL)
+		return FS_ERR_INVALID;
+	if ((rc = mdb_txn_begin(s->env, NULL, 0, &t)) != MDB_SUCCESS)
+		return map_rc(rc);
+	if ((err = cred_put(s, t, c)) != FS_OK) {
+		mdb_txn_abort(t);
+		return err;
+	}
+	return map_rc(mdb_txn_commit(t));
+}
+
+fs_err
+fs_store_credential(fs_store *s, fs_credential **out)
+{
+	return cred_get(s, false, out);
+}
+
+fs_err
+sdk_store_credential_secret(fs_store *s, fs_credential **out)
+{
+	return cred_get(s, true, out);
 }
 
 /* ---- records ------------------------------------------------------------ */
@@ -499,28 +1140,75 @@ record_load(fs_store *s, MDB_txn *t, const uint8_t *key, size_t klen, sdk_record
 	*rs = fieldsync__v1__record_state__unpack(NULL, d.mv_size, d.mv_data);
 	if (*rs == NULL)
 		return MDB_CORRUPTED;
-	for (size_t i = 0; i < (*rs)->n_siblings; i++) {
-		if ((*rs)->siblings[i]->version == NULL) {
-			fieldsync__v1__record_state__free_unpacked(*rs, NULL);
-			*rs = NULL;
-			return MDB_CORRUPTED;
-		}
+	char coll[FSP_COLLECTION_MAX + 1], id[FSP_ID_MAX + 1];
+	rc = MDB_SUCCESS;
+	if (s->encrypted && !split_key(&k, coll, id))
+		rc = MDB_CORRUPTED;
+	for (size_t i = 0; rc == MDB_SUCCESS && i < (*rs)->n_siblings; i++) {
+		if ((*rs)->siblings[i]->version == NULL)
+			rc = MDB_CORRUPTED;
+		else /* the AAD comes from where the value is, not from what it says */
+			rc = record_open(s, t, coll, id, (*rs)->siblings[i]);
 	}
-	return MDB_SUCCESS;
+	if (rc != MDB_SUCCESS) {
+		fieldsync__v1__record_state__free_unpacked(*rs, NULL);
+		*rs = NULL;
+	}
+	return rc;
 }
 
-/* Stores rs (packed) at key. */
+/* Stores rs (packed) at key; in an encrypted store with every payload sealed
+ * (rs itself, plaintext, is not changed). */
 static int
 record_save(fs_store *s, MDB_txn *t, const uint8_t *key, size_t klen,
             const sdk_record_state *rs)
 {
-	size_t n = fieldsync__v1__record_state__get_packed_size(rs);
-	MDB_val k = {klen, (void *)key}, d = {n, NULL};
-	int rc = mdb_put(t, s->records, &k, &d, MDB_RESERVE);
-	if (rc != MDB_SUCCESS)
-		return rc;
+	MDB_val k = {klen, (void *)key}, d;
+	sdk_record_state sealed_rs;
+	fsp_record *views = NULL, **ptrs = NULL;
+	uint8_t **bufs = NULL;
+	size_t ns = rs->n_siblings;
+	char coll[FSP_COLLECTION_MAX + 1], id[FSP_ID_MAX + 1];
+	int rc = MDB_SUCCESS;
+
+	if (s->encrypted) {
+		if (!split_key(&k, coll, id))
+			return EINVAL; /* make_key of checked names: cannot happen */
+		if ((views = calloc(ns ? ns : 1, sizeof(*views))) == NULL ||
+		    (ptrs = calloc(ns ? ns : 1, sizeof(*ptrs))) == NULL ||
+		    (bufs = calloc(ns ? ns : 1, sizeof(*bufs))) == NULL) {
+			rc = ENOMEM;
+			goto out;
+		}
+		for (size_t i = 0; i < ns; i++) {
+			size_t bl = 0;
+			views[i] = *rs->siblings[i];
+			ptrs[i] = &views[i];
+			if (views[i].payload.len == 0)
+				continue;
+			rc = seal_value(s, t, coll, id, views[i].payload.data, views[i].payload.len,
+			                &bufs[i], &bl);
+			if (rc != MDB_SUCCESS)
+				goto out;
+			views[i].payload.data = bufs[i];
+			views[i].payload.len = bl;
+		}
+		sealed_rs = *rs;
+		sealed_rs.siblings = ptrs;
+		rs = &sealed_rs;
+	}
+	d.mv_size = fieldsync__v1__record_state__get_packed_size(rs);
+	d.mv_data = NULL;
+	if ((rc = mdb_put(t, s->records, &k, &d, MDB_RESERVE)) != MDB_SUCCESS)
+		goto out;
 	fieldsync__v1__record_state__pack(rs, d.mv_data);
-	return MDB_SUCCESS;
+out:
+	for (size_t i = 0; bufs != NULL && i < ns; i++)
+		free(bufs[i]);
+	free(bufs);
+	free(ptrs);
+	free(views);
+	return rc;
 }
 
 /* An outbox entry, decoded. rec points into `raw` after decode. */
@@ -594,7 +1282,7 @@ static fs_err
 write_value(fs_store *s, const char *collection, const char *id, const char *scope,
             bool deleted, const void *payload, size_t len, bool must_exist, bool must_live)
 {
-	uint8_t key[KEY_MAX], *rec_buf = NULL;
+	uint8_t key[KEY_MAX], *rec_buf = NULL, *sealed = NULL;
 	size_t klen;
 	MDB_txn *t = NULL;
 	sdk_record_state *old = NULL;
@@ -672,6 +1360,14 @@ write_value(fs_store *s, const char *collection, const char *id, const char *sco
 		err = map_rc(rc);
 		goto out;
 	}
+	if (s->encrypted && r.payload.len > 0) { /* the outbox copy is sealed too */
+		if ((rc = seal_value(s, t, collection, id, r.payload.data, r.payload.len, &sealed,
+		                     &r.payload.len)) != MDB_SUCCESS) {
+			err = map_rc(rc);
+			goto out;
+		}
+		r.payload.data = sealed;
+	}
 	size_t rlen = fieldsync__v1__record__get_packed_size(&r);
 	if ((rec_buf = malloc(rlen ? rlen : 1)) == NULL) {
 		err = FS_ERR_NOMEM;
@@ -694,6 +1390,7 @@ out:
 	fsp_vv_free(joined);
 	fsp_vv_free(next);
 	free(rec_buf);
+	free(sealed);
 	return err;
 }
 
@@ -1083,7 +1780,7 @@ fs_status_get(fs_store *s, fs_status *out)
 		const uint8_t *p = d.mv_data;
 		uint32_t code = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
 		                (uint32_t)p[3] << 24;
-		st.last_error = code <= FS_ERR_SERVER ? (fs_err)code : FS_ERR_CORRUPT;
+		st.last_error = code <= FS_ERR_NOT_ENCRYPTED ? (fs_err)code : FS_ERR_CORRUPT;
 		st.last_error_ms = (int64_t)get_u64le(p + 4);
 		size_t ml = d.mv_size - 12;
 		if (ml >= sizeof(st.last_error_msg))
@@ -1183,6 +1880,73 @@ get_u64be(const uint8_t *p)
 	return v;
 }
 
+/*
+ * An in-flight set of an encrypted store whose payloads no longer open (a
+ * DEK destroyed by a purge, or damage): drops it and requeues its changes
+ * that are still in the outbox, in one transaction. Safe: a change set the
+ * daemon did apply comes back DUPLICATE or OBSOLETE when pushed again.
+ */
+static int settle(fs_store *s, MDB_txn *t, const fsp_record *r, char action, const char *reason,
+                  bool *touched);
+static int inflight_del(fs_store *s, MDB_txn *t, uint64_t key);
+
+static fs_err
+inflight_discard(fs_store *s, uint64_t key)
+{
+	MDB_txn *t = NULL;
+	uint8_t kb[8];
+	MDB_val k = {8, kb}, d;
+	sdk_push_request *req = NULL;
+	bool touched;
+	int rc;
+
+	put_u64be(kb, key);
+	if ((rc = mdb_txn_begin(s->env, NULL, 0, &t)) != MDB_SUCCESS)
+		return map_rc(rc);
+	rc = mdb_get(t, s->inflight, &k, &d);
+	if (rc == MDB_SUCCESS &&
+	    (req = fieldsync__v1__push_request__unpack(NULL, d.mv_size, d.mv_data)) != NULL) {
+		for (size_t i = 0; rc == MDB_SUCCESS && i < req->n_changes; i++)
+			if (req->changes[i] != NULL)
+				rc = settle(s, t, req->changes[i]->record, 'q', NULL, &touched);
+		fieldsync__v1__push_request__free_unpacked(req, NULL);
+	}
+	if (rc == MDB_SUCCESS || rc == MDB_NOTFOUND)
+		rc = inflight_del(s, t, key);
+	if (rc != MDB_SUCCESS) {
+		mdb_txn_abort(t);
+		return map_rc(rc);
+	}
+	return map_rc(mdb_txn_commit(t));
+}
+
+/* The plaintext PushRequest of a sealed in-flight value; RC_SEAL_BAD when a
+ * payload does not open, MDB_CORRUPTED when it does not decode. */
+static int
+inflight_open(fs_store *s, MDB_txn *t, const MDB_val *d, uint8_t **bytes, size_t *len)
+{
+	sdk_push_request *req = fieldsync__v1__push_request__unpack(NULL, d->mv_size, d->mv_data);
+	int rc = MDB_SUCCESS;
+	if (req == NULL)
+		return MDB_CORRUPTED;
+	for (size_t i = 0; rc == MDB_SUCCESS && i < req->n_changes; i++) {
+		fsp_record *r = req->changes[i] ? req->changes[i]->record : NULL;
+		if (r == NULL || !names_valid(r->collection, r->id))
+			rc = MDB_CORRUPTED;
+		else
+			rc = record_open(s, t, r->collection, r->id, r);
+	}
+	if (rc == MDB_SUCCESS) {
+		*len = fieldsync__v1__push_request__get_packed_size(req);
+		if ((*bytes = malloc(*len ? *len : 1)) == NULL)
+			rc = ENOMEM;
+		else
+			fieldsync__v1__push_request__pack(req, *bytes);
+	}
+	fieldsync__v1__push_request__free_unpacked(req, NULL);
+	return rc;
+}
+
 fs_err
 sdk_inflight_next(fs_store *s, uint64_t *key, uint8_t **bytes, size_t *len)
 {
@@ -1192,8 +1956,12 @@ sdk_inflight_next(fs_store *s, uint64_t *key, uint8_t **bytes, size_t *len)
 	MDB_val k = {8, kb}, d;
 	fs_err err;
 	int rc;
+	uint64_t from = *key;
 
-	put_u64be(kb, *key + 1);
+again:
+	put_u64be(kb, from + 1);
+	k.mv_size = 8;
+	k.mv_data = kb;
 	if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t)) != MDB_SUCCESS ||
 	    (rc = mdb_cursor_open(t, s->inflight, &c)) != MDB_SUCCESS) {
 		err = map_rc(rc);
@@ -1207,13 +1975,32 @@ sdk_inflight_next(fs_store *s, uint64_t *key, uint8_t **bytes, size_t *len)
 		err = map_rc(rc);
 		goto out;
 	}
-	if ((*bytes = malloc(d.mv_size ? d.mv_size : 1)) == NULL) {
-		err = FS_ERR_NOMEM;
-		goto out;
+	uint64_t found = get_u64be(k.mv_data);
+	if (s->encrypted) {
+		rc = inflight_open(s, t, &d, bytes, len);
+		if (rc == RC_SEAL_BAD) { /* its key is gone: requeue its changes, go on */
+			mdb_cursor_close(c);
+			c = NULL;
+			mdb_txn_abort(t);
+			t = NULL;
+			if ((err = inflight_discard(s, found)) != FS_OK)
+				goto out;
+			from = found;
+			goto again;
+		}
+		if (rc != MDB_SUCCESS) {
+			err = map_rc(rc);
+			goto out;
+		}
+	} else {
+		if ((*bytes = malloc(d.mv_size ? d.mv_size : 1)) == NULL) {
+			err = FS_ERR_NOMEM;
+			goto out;
+		}
+		memcpy(*bytes, d.mv_data, d.mv_size);
+		*len = d.mv_size;
 	}
-	memcpy(*bytes, d.mv_data, d.mv_size);
-	*len = d.mv_size;
-	*key = get_u64be(k.mv_data);
+	*key = found;
 	err = FS_OK;
 out:
 	if (c != NULL)
@@ -1235,8 +2022,8 @@ sdk_push_prepare(fs_store *s, size_t max, size_t budget, uint64_t *key, uint8_t 
 	Fieldsync__V1__Change **changes = NULL;
 	Fieldsync__V1__Change *chs = NULL;
 	MDB_val *keys = NULL;
-	uint8_t *keybuf = NULL;
-	size_t n = 0, size = 0;
+	uint8_t *keybuf = NULL, **plain = NULL, *sealed_out = NULL;
+	size_t n = 0, size = 0, *plain_len = NULL;
 	bool solo = false;
 	char csid[37];
 	uint8_t *out = NULL;
@@ -1245,7 +2032,8 @@ sdk_push_prepare(fs_store *s, size_t max, size_t budget, uint64_t *key, uint8_t 
 		max = 1;
 	if ((changes = calloc(max, sizeof(*changes))) == NULL ||
 	    (chs = calloc(max, sizeof(*chs))) == NULL || (keys = calloc(max, sizeof(*keys))) == NULL ||
-	    (keybuf = malloc(max * KEY_MAX)) == NULL) {
+	    (keybuf = malloc(max * KEY_MAX)) == NULL || (plain = calloc(max, sizeof(*plain))) == NULL ||
+	    (plain_len = calloc(max, sizeof(*plain_len))) == NULL) {
 		err = FS_ERR_NOMEM;
 		goto out;
 	}
@@ -1266,9 +2054,21 @@ sdk_push_prepare(fs_store *s, size_t max, size_t budget, uint64_t *key, uint8_t 
 		fsp_record *r = fieldsync__v1__record__unpack(NULL, e.rec_len, e.rec_bytes);
 		if (r == NULL)
 			continue; /* cannot be pushed; stays visible in status */
+		if (s->encrypted) { /* it must open, under the names it is stored at */
+			char kc[FSP_COLLECTION_MAX + 1], ki[FSP_ID_MAX + 1];
+			if (!split_key(&k, kc, ki) || r->collection == NULL || r->id == NULL ||
+			    strcmp(kc, r->collection) != 0 || strcmp(ki, r->id) != 0 ||
+			    open_value(s, t, kc, ki, r->payload.data, r->payload.len, &plain[n],
+			               &plain_len[n]) != MDB_SUCCESS) {
+				fieldsync__v1__record__free_unpacked(r, NULL);
+				continue; /* like an undecodable entry: stays visible in status */
+			}
+		}
 		size_t sz = fieldsync__v1__record__get_packed_size(r) + 16;
 		if (n > 0 && size + sz > budget) {
 			fieldsync__v1__record__free_unpacked(r, NULL);
+			free(plain[n]);
+			plain[n] = NULL;
 			break;
 		}
 		fieldsync__v1__change__init(&chs[n]);
@@ -1319,12 +2119,28 @@ sdk_push_prepare(fs_store *s, size_t max, size_t budget, uint64_t *key, uint8_t 
 	req.changeset_id = csid;
 	req.n_changes = n;
 	req.changes = changes;
-	size_t plen = fieldsync__v1__push_request__get_packed_size(&req);
+	size_t plen = fieldsync__v1__push_request__get_packed_size(&req), slen = plen;
 	if ((out = malloc(plen ? plen : 1)) == NULL) {
 		err = FS_ERR_NOMEM;
 		goto out;
 	}
 	fieldsync__v1__push_request__pack(&req, out);
+	if (s->encrypted) {
+		/* in flight as stored (sealed); to the daemon with the plaintext */
+		sealed_out = out;
+		for (size_t i = 0; i < n; i++) {
+			free(chs[i].record->payload.data);
+			chs[i].record->payload.data = plain[i];
+			chs[i].record->payload.len = plain_len[i];
+			plain[i] = NULL;
+		}
+		plen = fieldsync__v1__push_request__get_packed_size(&req);
+		if ((out = malloc(plen ? plen : 1)) == NULL) {
+			err = FS_ERR_NOMEM;
+			goto out;
+		}
+		fieldsync__v1__push_request__pack(&req, out);
+	}
 	uint64_t next;
 	uint8_t kb[8];
 	if ((rc = meta_get_u64(t, s->meta, "cs_next", &next)) != MDB_SUCCESS) {
@@ -1334,7 +2150,7 @@ sdk_push_prepare(fs_store *s, size_t max, size_t budget, uint64_t *key, uint8_t 
 	if (next == 0)
 		next = 1;
 	put_u64be(kb, next);
-	MDB_val ik = {8, kb}, iv = {plen, out};
+	MDB_val ik = {8, kb}, iv = {slen, sealed_out != NULL ? sealed_out : out};
 	if ((rc = mdb_put(t, s->inflight, &ik, &iv, 0)) != MDB_SUCCESS ||
 	    (rc = meta_put_u64(t, s->meta, "cs_next", next + 1)) != MDB_SUCCESS) {
 		err = map_rc(rc);
@@ -1355,11 +2171,16 @@ out:
 		mdb_txn_abort(t);
 	for (size_t i = 0; i < n; i++)
 		fieldsync__v1__record__free_unpacked(chs[i].record, NULL);
+	for (size_t i = 0; plain != NULL && i < max; i++)
+		free(plain[i]);
 	free(out);
+	free(sealed_out);
 	free(changes);
 	free(chs);
 	free(keys);
 	free(keybuf);
+	free(plain);
+	free(plain_len);
 	return err;
 }
 
@@ -1550,6 +2371,53 @@ sibling_ok(const fsp_record *r)
 	return !(r->deleted && r->payload.len != 0);
 }
 
+/*
+ * Deletes every record and outbox entry with a payload sealed under DEK
+ * `name` (the contacts of a purged case: without the key they cannot be
+ * read any more, and erasure means they go too).
+ */
+static int
+sweep_sealed_under(fs_store *s, MDB_txn *t, const char *name)
+{
+	MDB_cursor *c = NULL;
+	MDB_val k, d;
+	int rc;
+
+	if ((rc = mdb_cursor_open(t, s->records, &c)) != MDB_SUCCESS)
+		return rc;
+	for (rc = mdb_cursor_get(c, &k, &d, MDB_FIRST); rc == MDB_SUCCESS;
+	     rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+		sdk_record_state *rs = fieldsync__v1__record_state__unpack(NULL, d.mv_size, d.mv_data);
+		bool hit = false;
+		for (size_t i = 0; rs != NULL && i < rs->n_siblings; i++)
+			hit |= sealed_under(rs->siblings[i]->payload.data, rs->siblings[i]->payload.len,
+			                    name);
+		if (rs != NULL)
+			fieldsync__v1__record_state__free_unpacked(rs, NULL);
+		if (hit && (rc = mdb_cursor_del(c, 0)) != MDB_SUCCESS)
+			break;
+	}
+	mdb_cursor_close(c);
+	if (rc != MDB_NOTFOUND)
+		return rc;
+	if ((rc = mdb_cursor_open(t, s->outbox, &c)) != MDB_SUCCESS)
+		return rc;
+	for (rc = mdb_cursor_get(c, &k, &d, MDB_FIRST); rc == MDB_SUCCESS;
+	     rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+		ob_entry e;
+		fsp_record *r = NULL;
+		if (ob_decode(&d, &e))
+			r = fieldsync__v1__record__unpack(NULL, e.rec_len, e.rec_bytes);
+		bool hit = r != NULL && sealed_under(r->payload.data, r->payload.len, name);
+		if (r != NULL)
+			fieldsync__v1__record__free_unpacked(r, NULL);
+		if (hit && (rc = mdb_cursor_del(c, 0)) != MDB_SUCCESS)
+			break;
+	}
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND ? MDB_SUCCESS : rc;
+}
+
 /* Merges one RecordState from the feed into the store. */
 static int
 pull_one(fs_store *s, MDB_txn *t, const sdk_record_state *in, bool *applied)
@@ -1572,6 +2440,18 @@ pull_one(fs_store *s, MDB_txn *t, const sdk_record_state *in, bool *applied)
 		rc = mdb_del(t, s->outbox, &k, NULL);
 		if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
 			return rc;
+		if (s->encrypted) { /* crypto-shredding: its data key goes too */
+			char name[DEK_NAME_MAX + 1];
+			snprintf(name, sizeof(name), "r:%s/%s", in->collection, in->id);
+			if ((rc = dek_destroy(s, t, name)) != MDB_SUCCESS)
+				return rc;
+			if (in->purged && strcmp(in->collection, "case") == 0) {
+				snprintf(name, sizeof(name), "c:%s", in->id);
+				if ((rc = dek_destroy(s, t, name)) != MDB_SUCCESS ||
+				    (rc = sweep_sealed_under(s, t, name)) != MDB_SUCCESS)
+					return rc;
+			}
+		}
 		*applied = true;
 		return MDB_SUCCESS;
 	}

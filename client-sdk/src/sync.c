@@ -19,13 +19,21 @@
  * results do not match the request end the sync with FS_ERR_PROTOCOL and
  * leave the outbox and in-flight sets as they were. No transaction is held
  * across a network wait, so the app keeps writing while a sync runs.
+ *
+ * A store with a credential talks CURVE: the server key is pinned from the
+ * credential and the client key pair authenticates the tablet. A handshake
+ * that fails (the daemon refused the key: revoked, never enrolled; or a
+ * daemon without that server key) is seen on a socket monitor and ends the
+ * sync at once with FS_ERR_REFUSED instead of waiting for the timeout.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
 
+#include "fieldsync/crypto.h"
 #include "internal.h"
 
 #define DEFAULT_TIMEOUT_MS 30000
@@ -38,8 +46,10 @@ typedef Fieldsync__V1__Envelope envelope;
 
 typedef struct conn {
 	void *ctx, *sock;
+	void *mon; /* PAIR on the socket's monitor (CURVE only): handshake failures */
 	int64_t deadline;
 	uint64_t next_rid;
+	int handshake_failed; /* the first ZMQ_EVENT_HANDSHAKE_FAILED_* seen; 0: none */
 } conn;
 
 typedef struct sync_run {
@@ -54,26 +64,102 @@ typedef struct sync_run {
 static void
 conn_close(conn *c)
 {
+	if (c->mon != NULL)
+		zmq_close(c->mon);
 	if (c->sock != NULL)
 		zmq_close(c->sock);
 	if (c->ctx != NULL)
 		zmq_ctx_term(c->ctx);
-	c->sock = c->ctx = NULL;
+	c->sock = c->ctx = c->mon = NULL;
+}
+
+/* Sets the CURVE client options from cred (Z85 keys checked at parse time). */
+static fs_err
+conn_curve(conn *c, const fs_credential *cred)
+{
+	uint8_t srv[32], pub[32], sec[32];
+	char ep[64];
+	fs_err err = FS_ERR_INVALID;
+	if (!zmq_has("curve"))
+		return FS_ERR_NETWORK; /* this libzmq cannot encrypt: never fall back to clear */
+	if (!sdk_z85_key_decode(cred->server_public_key, srv) ||
+	    !sdk_z85_key_decode(cred->client_public_key, pub) ||
+	    !sdk_z85_key_decode(cred->client_secret_key, sec))
+		goto out;
+	err = FS_ERR_NETWORK;
+	if (zmq_setsockopt(c->sock, ZMQ_CURVE_SERVERKEY, srv, 32) != 0 ||
+	    zmq_setsockopt(c->sock, ZMQ_CURVE_PUBLICKEY, pub, 32) != 0 ||
+	    zmq_setsockopt(c->sock, ZMQ_CURVE_SECRETKEY, sec, 32) != 0)
+		goto out;
+	/* a monitor tells a refused handshake from a daemon that is not there */
+	snprintf(ep, sizeof(ep), "inproc://fs-sync-mon-%p", (void *)c);
+	if (zmq_socket_monitor(c->sock, ep,
+	                       ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+	                           ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) != 0)
+		goto out;
+	if ((c->mon = zmq_socket(c->ctx, ZMQ_PAIR)) == NULL || zmq_connect(c->mon, ep) != 0)
+		goto out;
+	int zero = 0;
+	zmq_setsockopt(c->mon, ZMQ_LINGER, &zero, sizeof(zero));
+	err = FS_OK;
+out:
+	fsc_cleanse(sec, sizeof(sec));
+	return err;
+}
+
+/* Drains the monitor; true when a handshake failed. */
+static bool
+conn_refused(conn *c)
+{
+	while (c->mon != NULL) {
+		zmq_msg_t m;
+		zmq_msg_init(&m);
+		if (zmq_msg_recv(&m, c->mon, ZMQ_DONTWAIT) < 0) {
+			zmq_msg_close(&m);
+			break;
+		}
+		if (zmq_msg_size(&m) >= 2) { /* frame 1: u16 event, u32 value, host order */
+			uint16_t ev;
+			memcpy(&ev, zmq_msg_data(&m), sizeof(ev));
+			if (c->handshake_failed == 0 && (ev == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH ||
+			                                 ev == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||
+			                                 ev == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL))
+				c->handshake_failed = ev;
+		}
+		int more = 0;
+		size_t ml = sizeof(more);
+		zmq_getsockopt(c->mon, ZMQ_RCVMORE, &more, &ml);
+		zmq_msg_close(&m);
+		while (more) { /* frame 2: the endpoint */
+			zmq_msg_t x;
+			zmq_msg_init(&x);
+			if (zmq_msg_recv(&x, c->mon, ZMQ_DONTWAIT) < 0) {
+				zmq_msg_close(&x);
+				break;
+			}
+			zmq_msg_close(&x);
+			zmq_getsockopt(c->mon, ZMQ_RCVMORE, &more, &ml);
+		}
+	}
+	return c->handshake_failed != 0;
 }
 
 static fs_err
-conn_open(conn *c, const char *endpoint)
+conn_open(conn *c, const char *endpoint, const fs_credential *cred)
 {
 	int zero = 0, ivl = 100, ivl_max = 1000;
 	int64_t maxmsg = RECV_MAX;
 	uint64_t r = 0;
 	char u[37];
+	fs_err err;
 
 	if ((c->ctx = zmq_ctx_new()) == NULL)
 		return FS_ERR_NOMEM;
 	if ((c->sock = zmq_socket(c->ctx, ZMQ_DEALER)) == NULL)
 		return FS_ERR_NETWORK;
 	zmq_setsockopt(c->sock, ZMQ_LINGER, &zero, sizeof(zero));
+	if (cred != NULL && (err = conn_curve(c, cred)) != FS_OK)
+		return err;
 	zmq_setsockopt(c->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof(ivl));
 	zmq_setsockopt(c->sock, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof(ivl_max));
 	zmq_setsockopt(c->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg));
@@ -117,20 +203,24 @@ conn_call(conn *c, envelope *e, envelope **rep)
 		return FS_ERR_NOMEM;
 	fieldsync__v1__envelope__pack(e, buf);
 	for (;;) {
-		zmq_pollitem_t pi = {c->sock, 0, ZMQ_POLLOUT, 0};
+		zmq_pollitem_t pi[2] = {{c->sock, 0, ZMQ_POLLOUT, 0}, {c->mon, 0, ZMQ_POLLIN, 0}};
 		int left = remaining(c);
 		if (left == 0) {
 			err = FS_ERR_TIMEOUT;
 			goto out;
 		}
-		int n = zmq_poll(&pi, 1, left);
+		int n = zmq_poll(pi, c->mon ? 2 : 1, left);
 		if (n < 0 && zmq_errno() == EINTR)
 			continue;
 		if (n < 0) {
 			err = FS_ERR_NETWORK;
 			goto out;
 		}
-		if (n == 0)
+		if (conn_refused(c)) {
+			err = FS_ERR_REFUSED;
+			goto out;
+		}
+		if (n == 0 || !(pi[0].revents & ZMQ_POLLOUT))
 			continue; /* re-checks the deadline */
 		if (zmq_send(c->sock, buf, len, ZMQ_DONTWAIT) == (int)len)
 			break;
@@ -140,7 +230,7 @@ conn_call(conn *c, envelope *e, envelope **rep)
 		}
 	}
 	for (;;) {
-		zmq_pollitem_t pi = {c->sock, 0, ZMQ_POLLIN, 0};
+		zmq_pollitem_t pi[2] = {{c->sock, 0, ZMQ_POLLIN, 0}, {c->mon, 0, ZMQ_POLLIN, 0}};
 		int more = 0;
 		size_t more_len = sizeof(more);
 		int left = remaining(c);
@@ -148,14 +238,18 @@ conn_call(conn *c, envelope *e, envelope **rep)
 			err = FS_ERR_TIMEOUT;
 			goto out;
 		}
-		int n = zmq_poll(&pi, 1, left);
+		int n = zmq_poll(pi, c->mon ? 2 : 1, left);
 		if (n < 0 && zmq_errno() == EINTR)
 			continue;
 		if (n < 0) {
 			err = FS_ERR_NETWORK;
 			goto out;
 		}
-		if (n == 0)
+		if (conn_refused(c)) {
+			err = FS_ERR_REFUSED;
+			goto out;
+		}
+		if (n == 0 || !(pi[0].revents & ZMQ_POLLIN))
 			continue;
 		zmq_msg_init(&m);
 		m_open = true;
@@ -433,16 +527,30 @@ fs_sync(fs_store *s, const fs_sync_opts *o, fs_sync_stats *stats)
 	sync_run r;
 	size_t max = DEFAULT_BATCH, budget = 0;
 	fs_err err;
+	fs_credential *cred = NULL;
+	const char *endpoint;
 
-	if (s == NULL || o == NULL || o->endpoint == NULL)
+	if (s == NULL || o == NULL)
 		return FS_ERR_INVALID;
+	err = sdk_store_credential_secret(s, &cred);
+	if (err != FS_OK && err != FS_ERR_NOT_FOUND)
+		return err;
+	endpoint = o->endpoint != NULL ? o->endpoint : cred != NULL ? cred->endpoint : NULL;
+	if (endpoint == NULL) {
+		fs_credential_free(&cred);
+		return FS_ERR_INVALID;
+	}
 	memset(&r, 0, sizeof(r));
 	r.s = s;
 	r.o = o;
 	r.c.deadline = sdk_mono_ms() + (o->timeout_ms > 0 ? o->timeout_ms : DEFAULT_TIMEOUT_MS);
 	r.pr.phase = FS_SYNC_CONNECT;
-	if ((err = conn_open(&r.c, o->endpoint)) != FS_OK) {
-		snprintf(r.msg, sizeof(r.msg), "cannot connect to the endpoint (bad address?)");
+	err = conn_open(&r.c, endpoint, cred);
+	if (err != FS_OK) {
+		snprintf(r.msg, sizeof(r.msg), "%s",
+		         err == FS_ERR_NETWORK && cred != NULL && !zmq_has("curve")
+		             ? "this libzmq has no CURVE support; refusing to sync in clear"
+		             : "cannot connect to the endpoint (bad address?)");
 		goto out;
 	}
 	progress(&r);
@@ -453,6 +561,14 @@ fs_sync(fs_store *s, const fs_sync_opts *o, fs_sync_stats *stats)
 	err = pull_all(&r);
 out:
 	conn_close(&r.c);
+	fs_credential_free(&cred); /* wipes the secret key */
+	if (err == FS_ERR_REFUSED && r.c.handshake_failed == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+		snprintf(r.msg, sizeof(r.msg), "the daemon refused this device's key in the CURVE "
+		                               "handshake (revoked, or not enrolled there)");
+	else if (err == FS_ERR_REFUSED && r.c.handshake_failed != 0)
+		snprintf(r.msg, sizeof(r.msg), "the CURVE handshake failed: the endpoint does not hold "
+		                               "the server key the credential names, or does not "
+		                               "speak CURVE");
 	if (err != FS_OK && r.msg[0] == '\0')
 		snprintf(r.msg, sizeof(r.msg), "%s", fs_strerror(err));
 	/* the outcome is informational: a failure to record it changes nothing */

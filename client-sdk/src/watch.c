@@ -10,12 +10,15 @@
  * tail lost to a restart of the daemon is found without waiting for the next
  * event. With a rule or scope filter the PUB only carries matching events,
  * so gaps are normal and are filled (and filtered) the same way.
+ * With CURVE keys both sockets are CURVE clients with the same key pair;
+ * the keys are kept (binary) for the DEALER's reconnects and wiped at close.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
 
+#include "fieldsync/crypto.h"
 #include "fieldsync/fieldsync.h"
 #include "fieldsync/v1/sync.pb-c.h"
 #include "internal.h"
@@ -40,7 +43,20 @@ struct fs_watcher {
 	bool catch_up;
 	int64_t last_check_ms;
 	fs_reminder out;
+	bool curve;
+	uint8_t curve_server[32], curve_public[32], curve_secret[32];
 };
+
+/* Makes s a CURVE client when the watcher has keys. */
+static bool
+curve_apply(const fs_watcher *w, void *s)
+{
+	if (!w->curve)
+		return true;
+	return zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, w->curve_server, 32) == 0 &&
+	       zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, w->curve_public, 32) == 0 &&
+	       zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, w->curve_secret, 32) == 0;
+}
 
 static const char *const state_names[] = {"SCHEDULED", "WARNING", "DUE",
                                           "OVERDUE",   "MET",     "CANCELLED"};
@@ -80,6 +96,8 @@ dealer_open(fs_watcher *w)
 	if (w->dealer == NULL)
 		return FS_ERR_NOMEM;
 	zmq_setsockopt(w->dealer, ZMQ_LINGER, &zero, sizeof(zero));
+	if (!curve_apply(w, w->dealer))
+		return FS_ERR_NETWORK;
 	return zmq_connect(w->dealer, w->sync_endpoint) == 0 ? FS_OK : FS_ERR_NETWORK;
 }
 
@@ -160,9 +178,23 @@ fs_watcher_open(const fs_watch_opts *o, fs_watcher **out)
 
 	if (w == NULL)
 		return FS_ERR_NOMEM;
-	if (o->sync_endpoint == NULL || o->reminder_endpoint == NULL) {
+	if (o == NULL || o->sync_endpoint == NULL || o->reminder_endpoint == NULL) {
 		err = FS_ERR_INVALID;
 		goto fail;
+	}
+	if (o->curve_server_key != NULL || o->curve_public_key != NULL ||
+	    o->curve_secret_key != NULL) {
+		err = FS_ERR_INVALID; /* all three, valid, and a pair that belongs together */
+		if (!sdk_z85_key_decode(o->curve_server_key, w->curve_server) ||
+		    !sdk_z85_key_decode(o->curve_public_key, w->curve_public) ||
+		    !sdk_z85_key_decode(o->curve_secret_key, w->curve_secret) ||
+		    !sdk_curve_pair_ok(o->curve_public_key, o->curve_secret_key))
+			goto fail;
+		err = FS_ERR_NETWORK;
+		if (!zmq_has("curve"))
+			goto fail; /* never fall back to clear */
+		w->curve = true;
+		err = FS_ERR_NOMEM;
 	}
 	w->cursor = o->since_seq;
 	w->catch_up = true; /* first, everything after since_seq */
@@ -186,7 +218,7 @@ fs_watcher_open(const fs_watch_opts *o, fs_watcher **out)
 		snprintf(prefix, sizeof(prefix), "reminder/");
 	zmq_setsockopt(w->sub, ZMQ_SUBSCRIBE, prefix, strlen(prefix));
 	err = FS_ERR_NETWORK;
-	if (zmq_connect(w->sub, o->reminder_endpoint) != 0)
+	if (!curve_apply(w, w->sub) || zmq_connect(w->sub, o->reminder_endpoint) != 0)
 		goto fail;
 	if ((err = dealer_open(w)) != FS_OK)
 		goto fail;
@@ -323,6 +355,7 @@ fs_watcher_close(fs_watcher **wp)
 	free(w->sync_endpoint);
 	free(w->rule);
 	free(w->scope);
+	fsc_cleanse(w->curve_secret, sizeof(w->curve_secret));
 	free(w);
 	*wp = NULL;
 }

@@ -23,6 +23,7 @@
 struct fs_test_daemon {
 	pid_t pid;
 	int port, reminder_port, ops_port;
+	bool production; /* no --dev: CURVE, enrolled devices, a master key */
 	bool own_dir;
 	char dir[512];
 	char logpath[600];
@@ -92,7 +93,8 @@ spawn(fs_test_daemon *d)
 	argv[n++] = rem;
 	argv[n++] = "--ops-listen";
 	argv[n++] = ops;
-	argv[n++] = "--dev";
+	if (!d->production)
+		argv[n++] = "--dev";
 	for (int i = 0; d->extra[i] != NULL; i++)
 		argv[n++] = d->extra[i];
 	argv[n] = NULL;
@@ -118,44 +120,49 @@ spawn(fs_test_daemon *d)
 	return true;
 }
 
-/* Waits until the daemon answers Hello, or it dies, or 20 s pass. */
+/* Waits until /readyz answers 200 (bound, store open, disk fine), or the
+ * daemon dies, or 20 s pass. Works with and without CURVE. */
 static bool
 wait_ready(fs_test_daemon *d)
 {
-	void *ctx = zmq_ctx_new();
-	void *s = fs_test_dealer(ctx, d->endpoint);
-	bool ok = false;
-	for (int i = 0; i < 100 && !ok; i++) {
-		Fieldsync__V1__Hello h = FIELDSYNC__V1__HELLO__INIT;
-		Fieldsync__V1__Envelope e = FIELDSYNC__V1__ENVELOPE__INIT;
+	for (int i = 0; i < 400; i++) {
 		int status;
 		if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
 			d->pid = 0;
-			break;
+			return false;
 		}
-		h.protocol = 1;
-		e.request_id = 1;
-		e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_HELLO;
-		e.hello = &h;
-		fs_test_send(s, &e);
-		Fieldsync__V1__Envelope *r = fs_test_recv(s, 200);
-		if (r != NULL) {
-			ok = r->body_case == FIELDSYNC__V1__ENVELOPE__BODY_WELCOME;
-			fieldsync__v1__envelope__free_unpacked(r, NULL);
-		}
+		char *body = NULL;
+		int code = fs_test_http_get(d->ops_port, "/readyz", &body);
+		free(body);
+		if (code == 200)
+			return true;
+		usleep(50000);
 	}
-	zmq_close(s);
-	zmq_ctx_term(ctx);
-	return ok;
+	return false;
 }
+
+static fs_test_daemon *start(const char *data_dir, const char *const *extra, bool production);
 
 fs_test_daemon *
 fs_test_daemon_start_args(const char *data_dir, const char *const *extra)
+{
+	return start(data_dir, extra, false);
+}
+
+fs_test_daemon *
+fs_test_daemon_start_production(const char *data_dir, const char *const *extra)
+{
+	return start(data_dir, extra, true);
+}
+
+static fs_test_daemon *
+start(const char *data_dir, const char *const *extra, bool production)
 {
 	fs_test_daemon *d = calloc(1, sizeof(*d));
 	char *tmp = fs_test_tmpdir();
 	if (d == NULL || tmp == NULL)
 		goto fail;
+	d->production = production;
 	for (int i = 0; extra != NULL && extra[i] != NULL && i < 15; i++)
 		d->extra[i] = strdup(extra[i]);
 	if (data_dir == NULL) {

@@ -19,6 +19,9 @@ typedef struct fs_test_daemon fs_test_daemon;
  * arguments (NULL-terminated list) are passed on. NULL on failure. */
 fs_test_daemon *fs_test_daemon_start(const char *data_dir);
 fs_test_daemon *fs_test_daemon_start_args(const char *data_dir, const char *const *extra);
+/* Without --dev: data_dir must have been set up with `fieldsyncd init`, and
+ * extra must give the master key. Readiness is read from /readyz. */
+fs_test_daemon *fs_test_daemon_start_production(const char *data_dir, const char *const *extra);
 const char *fs_test_daemon_endpoint(const fs_test_daemon *d); /* "tcp://127.0.0.1:PORT" */
 const char *fs_test_daemon_data_dir(const fs_test_daemon *d);
 const char *fs_test_daemon_reminder_endpoint(const fs_test_daemon *d); /* its PUB */

@@ -45,6 +45,9 @@ typedef enum fs_err {
 	FS_ERR_BUSY,      /* sync: the daemon asked to retry later (BUSY, UNAVAILABLE) */
 	FS_ERR_REFUSED,   /* sync: the daemon refused us (FORBIDDEN, UNSUPPORTED_PROTOCOL) */
 	FS_ERR_SERVER,    /* sync: the daemon reported an internal error; retry later */
+	FS_ERR_KEY_REQUIRED, /* the store is encrypted: open it with its key */
+	FS_ERR_KEY_WRONG,    /* the key given does not open this store */
+	FS_ERR_NOT_ENCRYPTED,/* a key was given for a store that is not encrypted */
 } fs_err;
 
 /* A static English sentence for e; never NULL. */
@@ -63,8 +66,120 @@ typedef struct fs_store fs_store;
  */
 fs_err fs_store_create(const char *dir, const char *default_scope, fs_store **out);
 
-/* Opens the store in dir. FS_ERR_NOT_FOUND when there is none. */
+/* Opens the store in dir. FS_ERR_NOT_FOUND when there is none,
+ * FS_ERR_KEY_REQUIRED when it is encrypted (use fs_store_open_ex). */
 fs_err fs_store_open(const char *dir, fs_store **out);
+
+/* ---- credentials (issued by `fieldsyncd enroll`) ------------------------- */
+
+/*
+ * A device or scheduler credential: the JSON object `fieldsyncd enroll`
+ * writes (mode 0600) with the string members "endpoint",
+ * "server_public_key", "client_public_key", "client_secret_key" (Z85, 40
+ * characters each), "name", "role" ("device" or "scheduler") and "scopes"
+ * (a non-empty array of scope names). Members not listed are ignored.
+ * All strings are owned by the fs_credential; free it with
+ * fs_credential_free(), which wipes the secret key.
+ */
+typedef struct fs_credential {
+	const char *endpoint;          /* the daemon's sync endpoint, "tcp://host:port" */
+	const char *server_public_key; /* Z85 */
+	const char *client_public_key; /* Z85 */
+	const char *client_secret_key; /* Z85; NULL in what fs_store_credential() returns */
+	const char *name;              /* the device's name at enrollment */
+	const char *role;              /* "device" or "scheduler" */
+	const char *const *scopes;     /* n_scopes >= 1 names, each [a-z0-9][a-z0-9._-]{0,63} */
+	size_t n_scopes;
+} fs_credential;
+
+/*
+ * Parses and validates a credential: every member present with the right
+ * type; keys 40 characters of the Z85 alphabet that decode to 32 bytes, the
+ * client public key the one that belongs to the secret key; scopes valid
+ * and distinct; role known; the endpoint a connectable address (no "*").
+ * FS_ERR_INVALID with a sentence in why (never quoting a key) on any
+ * problem. *out is the caller's (fs_credential_free).
+ */
+fs_err fs_credential_parse(const char *json, size_t len, fs_credential **out, char *why,
+                           size_t why_len);
+
+/*
+ * Reads a credential file and parses it. Refuses a file that group or
+ * others may access (mode & 077: it holds a secret key) with FS_ERR_INVALID
+ * and a sentence saying so; FS_ERR_NOT_FOUND when it does not exist,
+ * FS_ERR_IO when it cannot be read.
+ */
+fs_err fs_credential_load(const char *path, fs_credential **out, char *why, size_t why_len);
+
+/* Frees *c (may be NULL or point to NULL), wiping the secret key first. */
+void fs_credential_free(fs_credential **c);
+
+/* ---- encrypted stores --------------------------------------------------- */
+
+#define FS_STORE_KEY_LEN 32
+
+/*
+ * Options for fs_store_create_ex/fs_store_open_ex. Zero-initialise, then set
+ * what you need. Nothing is kept after the call returns: the store holds its
+ * own copy of the key (wiped at close), and the caller may wipe theirs.
+ *
+ * With a key the store is encrypted (AES-256-GCM, the same envelope scheme
+ * as the daemon, proto/include/fieldsync/crypto.h): every payload in the
+ * local files is sealed with a data key - one per case for a case and its
+ * contacts, one per record otherwise - and the data keys are stored wrapped
+ * by this key. Ids, scopes and versions are not encrypted (PROTOCOL.md: ids
+ * are never personal data). Typical source of the key: the platform
+ * keystore, or a key file read with fsc_master_load_file().
+ */
+typedef struct fs_store_opts {
+	const char *default_scope;  /* create: NULL means the credential's first
+	                               scope, or "default" without a credential */
+	const uint8_t *key;         /* NULL: not encrypted; else key_len bytes */
+	size_t key_len;             /* FS_STORE_KEY_LEN */
+	const char *key_id;         /* the key's name, required with key: 1..64 of
+	                               [A-Za-z0-9._-] (not secret, stored in clear) */
+	const fs_credential *credential; /* create: store it (see fs_store_set_credential) */
+} fs_store_opts;
+
+/*
+ * fs_store_create with options. FS_ERR_INVALID for a bad key length or id,
+ * a bad scope, or a default_scope the credential does not grant.
+ */
+fs_err fs_store_create_ex(const char *dir, const fs_store_opts *opts, fs_store **out);
+
+/*
+ * fs_store_open with options (only key, key_len and key_id are used).
+ * FS_ERR_KEY_REQUIRED: the store is encrypted and no key was given;
+ * FS_ERR_KEY_WRONG: the key (or its id) is not the store's;
+ * FS_ERR_NOT_ENCRYPTED: a key was given for a store that is not encrypted
+ * (it is never encrypted behind the caller's back).
+ */
+fs_err fs_store_open_ex(const char *dir, const fs_store_opts *opts, fs_store **out);
+
+/* True when the store is encrypted. */
+bool fs_store_encrypted(const fs_store *s);
+
+/*
+ * Key rotation: re-wraps every data key of an encrypted store with the new
+ * key, in one durable transaction; from then on only the new key opens the
+ * store (the data itself is not re-encrypted: its data keys do not change).
+ * FS_ERR_NOT_ENCRYPTED for a plain store. No other call may run on s, and
+ * no other process may have the store open, while it runs.
+ */
+fs_err fs_store_rekey(fs_store *s, const uint8_t *key, size_t key_len, const char *key_id);
+
+/*
+ * Stores credential c in the store, replacing any earlier one; the secret
+ * key is sealed when the store is encrypted. From then on fs_sync() uses
+ * CURVE with its keys. The default scope does not change.
+ */
+fs_err fs_store_set_credential(fs_store *s, const fs_credential *c);
+
+/*
+ * The store's credential WITHOUT its secret key (client_secret_key NULL).
+ * FS_ERR_NOT_FOUND when the store has none. Free with fs_credential_free().
+ */
+fs_err fs_store_credential(fs_store *s, fs_credential **out);
 
 /* Closes *s (may be NULL or point to NULL) and sets *s = NULL. No sync
  * may be running on it. */
@@ -171,7 +286,7 @@ typedef struct fs_progress {
 typedef void (*fs_progress_fn)(void *arg, const fs_progress *p);
 
 typedef struct fs_sync_opts {
-	const char *endpoint;    /* "tcp://host:port" */
+	const char *endpoint;    /* "tcp://host:port"; NULL: the credential's */
 	int timeout_ms;          /* the whole sync; <= 0 means 30000 */
 	fs_progress_fn progress; /* may be NULL */
 	void *progress_arg;
@@ -195,6 +310,13 @@ typedef struct fs_sync_stats {
  * lost: unacknowledged changes stay in the outbox for the next sync.
  * stats may be NULL; it is filled even on failure with what was done.
  * The outcome is also recorded for fs_status().
+ * When the store holds a credential the connection uses CURVE: the daemon
+ * must prove it holds the server key of the credential, and the tablet
+ * authenticates with its client key pair. A handshake that fails (the
+ * daemon refused the key: revoked, never enrolled; or the endpoint lacks the
+ * server key) ends the sync at once with FS_ERR_REFUSED and a message in
+ * fs_status; a libzmq without CURVE is FS_ERR_NETWORK, never a clear-text
+ * sync. FS_ERR_INVALID when there is neither an endpoint nor a credential.
  */
 fs_err fs_sync(fs_store *s, const fs_sync_opts *opts, fs_sync_stats *stats);
 
@@ -256,9 +378,15 @@ typedef struct fs_watch_opts {
 	uint64_t since_seq;            /* deliver events after this one (0: all) */
 	const char *rule;              /* only this rule; NULL: all */
 	const char *scope;             /* only this scope; NULL: all */
+	/* CURVE for both the SUB and the replay DEALER: Z85 keys (40 characters),
+	 * e.g. from a credential. All three, or none (no CURVE). Copied. */
+	const char *curve_server_key;  /* the daemon's public key */
+	const char *curve_public_key;  /* this client's key pair */
+	const char *curve_secret_key;
 } fs_watch_opts;
 
-/* Opens a watcher; FS_ERR_NETWORK for an endpoint that cannot be used. */
+/* Opens a watcher; FS_ERR_NETWORK for an endpoint that cannot be used,
+ * FS_ERR_INVALID for missing endpoints or bad or incomplete CURVE keys. */
 fs_err fs_watcher_open(const fs_watch_opts *opts, fs_watcher **out);
 
 /*

@@ -1,0 +1,340 @@
+/*
+ * Erasure (GDPR art. 17): `fieldsyncd purge`.
+ *
+ * A purge runs in one write transaction of the data store, in whatever
+ * process calls it (the admin command, while the daemon runs: LMDB
+ * serialises the writers, so the daemon cannot seal anything with a key
+ * between the moment the purge reads and the moment it destroys it):
+ *
+ *   1. every target record becomes a purge marker: RecordState{collection,
+ *      id, scope, new seq, purged} with no siblings. It moves to the head of
+ *      the feed, so every tablet sees it and deletes the record physically,
+ *      and the writer rejects any later push to it ("the record was purged");
+ *   2. a case's reminders go (active ones are CANCELLED first);
+ *   3. the data key is destroyed in the key store: a case and all its
+ *      contacts share "c:<case>", so `--case` destroys it; a single contact
+ *      shares it with the rest of its case, so its case is re-sealed under a
+ *      fresh key before the old one is destroyed; any other record has a key
+ *      of its own. Backups of the data taken before cannot be read for the
+ *      purged records any more;
+ *   4. an audit entry says who purged what, and when.
+ * The data transaction commits last. If it fails after the key was
+ * destroyed, the records are unreadable already; running the purge again
+ * finishes the markers.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fieldsync/v1/casework.pb-c.h"
+#include "internal.h"
+
+struct id_set {
+	char (*ids)[FSP_ID_MAX + 1];
+	size_t n, cap, prefix_len;
+	bool oom;
+};
+
+static bool
+collect_contact(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+	struct id_set *s = arg;
+	(void)val;
+	(void)vlen;
+	size_t l = klen - s->prefix_len;
+	if (l > FSP_ID_MAX)
+		return true;
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 32;
+		void *p = realloc(s->ids, cap * sizeof(*s->ids));
+		if (p == NULL) {
+			s->oom = true;
+			return false;
+		}
+		s->ids = p;
+		s->cap = cap;
+	}
+	memcpy(s->ids[s->n], key + s->prefix_len, l);
+	s->ids[s->n][l] = '\0';
+	s->n++;
+	return true;
+}
+
+/* The contacts the index lists for case_id. */
+static store_rc
+case_contacts(store_txn *t, const char *case_id, struct id_set *out)
+{
+	uint8_t prefix[1 + FSP_ID_MAX];
+	size_t l = strlen(case_id);
+	prefix[0] = (uint8_t)l;
+	memcpy(prefix + 1, case_id, l);
+	out->prefix_len = 1 + l;
+	store_rc rc = store_kv_scan(t, STORE_T_CASE_CONTACTS, prefix, 1 + l, prefix, 1 + l,
+	                            collect_contact, out);
+	return rc == STORE_OK && out->oom ? STORE_ERROR : rc;
+}
+
+static store_rc
+drop_index(store_txn *t, const char *case_id, const char *contact_id)
+{
+	uint8_t key[1 + 2 * FSP_ID_MAX];
+	size_t cl = strlen(case_id), il = strlen(contact_id);
+	key[0] = (uint8_t)cl;
+	memcpy(key + 1, case_id, cl);
+	memcpy(key + 1 + cl, contact_id, il);
+	store_rc rc = store_kv_del(t, STORE_T_CASE_CONTACTS, key, 1 + cl + il);
+	return rc == STORE_NOTFOUND ? STORE_OK : rc;
+}
+
+/* Replaces one record by its purge marker; *found says whether it existed. */
+static store_rc
+mark_purged(store_txn *t, const char *collection, const char *id, bool *found)
+{
+	char scope[FSP_SCOPE_MAX + 1];
+	uint64_t seq = 0;
+	bool purged = false;
+	store_rc rc = store_record_head(t, collection, id, scope, &seq, &purged);
+	*found = false;
+	if (rc == STORE_NOTFOUND)
+		return STORE_OK;
+	if (rc != STORE_OK)
+		return rc;
+	*found = true;
+	if (purged)
+		return STORE_OK; /* again: nothing more to mark */
+	fs_record_state marker;
+	fieldsync__v1__record_state__init(&marker);
+	marker.collection = (char *)collection;
+	marker.id = (char *)id;
+	marker.scope = scope;
+	marker.seq = store_next_seq(t);
+	marker.purged = true;
+	return store_record_put(t, &marker, seq);
+}
+
+/* The case a contact belongs to (from its first live sibling); "" if none. */
+static void
+contact_case(store_txn *t, const char *id, char out[FSP_ID_MAX + 1])
+{
+	fs_record_state *rs = NULL;
+	out[0] = '\0';
+	if (store_record_get(t, "contact", id, &rs) != STORE_OK)
+		return;
+	for (size_t i = 0; i < rs->n_siblings && out[0] == '\0'; i++) {
+		const fsp_record *v = rs->siblings[i];
+		Fieldsync__V1__Contact *c =
+		    v->deleted ? NULL
+		               : fieldsync__v1__contact__unpack(NULL, v->payload.len, v->payload.data);
+		if (c != NULL && strlen(c->case_id) <= FSP_ID_MAX)
+			snprintf(out, FSP_ID_MAX + 1, "%s", c->case_id);
+		if (c != NULL)
+			fieldsync__v1__contact__free_unpacked(c, NULL);
+	}
+	store_record_free(rs);
+}
+
+struct row_copy {
+	uint8_t **keys, **vals;
+	size_t *klens, *vlens;
+	size_t n, cap;
+	bool failed;
+	store_txn *t;
+};
+
+/* Collects each reminder row of a case, opened (plaintext in memory). */
+static bool
+collect_row(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+	struct row_copy *r = arg;
+	if (r->n == r->cap) {
+		size_t cap = r->cap ? r->cap * 2 : 16;
+		void *a = realloc(r->keys, cap * sizeof(*r->keys)), *b = realloc(r->vals, cap * sizeof(*r->vals));
+		void *c = realloc(r->klens, cap * sizeof(*r->klens)), *d = realloc(r->vlens, cap * sizeof(*r->vlens));
+		if (a) r->keys = a;
+		if (b) r->vals = b;
+		if (c) r->klens = c;
+		if (d) r->vlens = d;
+		if (!a || !b || !c || !d) {
+			r->failed = true;
+			return false;
+		}
+		r->cap = cap;
+	}
+	uint8_t *k = malloc(klen), *v = NULL;
+	size_t vl = 0;
+	if (k == NULL || store_unseal(r->t, key, klen, val, vlen, &v, &vl) != STORE_OK) {
+		free(k);
+		r->failed = true;
+		return false;
+	}
+	memcpy(k, key, klen);
+	r->keys[r->n] = k;
+	r->klens[r->n] = klen;
+	r->vals[r->n] = v;
+	r->vlens[r->n] = vl;
+	r->n++;
+	return true;
+}
+
+/*
+ * The case keeps living after one of its contacts was purged: re-seal the
+ * case, its other contacts and its reminder rows under a fresh key, then
+ * the old one (which the purged contact's old copies are sealed with) is
+ * gone: read everything, destroy the key, write everything back.
+ */
+static store_rc
+rekey_case(store *s, store_txn *t, const char *case_id)
+{
+	keyring *kr = store_keyring(s);
+	struct id_set contacts = {0};
+	struct row_copy rows = {.t = t};
+	fs_record_state **keep = NULL;
+	size_t n_keep = 0;
+	char name[FSP_ID_MAX + 3];
+	uint8_t prefix[1 + FSP_ID_MAX];
+	size_t plen = strlen(case_id);
+	store_rc rc = case_contacts(t, case_id, &contacts);
+
+	if (kr == NULL || rc != STORE_OK)
+		goto out;
+	keep = calloc(contacts.n + 1, sizeof(*keep));
+	if (keep == NULL) {
+		rc = STORE_ERROR;
+		goto out;
+	}
+	/* 1. read everything sealed with the case key */
+	rc = store_record_get(t, "case", case_id, &keep[n_keep]);
+	if (rc == STORE_OK)
+		n_keep++;
+	else if (rc != STORE_NOTFOUND)
+		goto out;
+	for (size_t i = 0; i < contacts.n; i++) {
+		store_rc g = store_record_get(t, "contact", contacts.ids[i], &keep[n_keep]);
+		if (g == STORE_OK)
+			n_keep++;
+		else if (g != STORE_NOTFOUND) {
+			rc = g;
+			goto out;
+		}
+	}
+	prefix[0] = (uint8_t)plen;
+	memcpy(prefix + 1, case_id, plen);
+	rc = store_kv_scan(t, STORE_T_REMINDERS, prefix, 1 + plen, prefix, 1 + plen, collect_row, &rows);
+	if (rc == STORE_OK && rows.failed)
+		rc = STORE_ERROR;
+	if (rc != STORE_OK)
+		goto out;
+	/* 2. the old key goes */
+	snprintf(name, sizeof(name), "c:%s", case_id);
+	if (!keyring_destroy(kr, name)) {
+		rc = STORE_ERROR;
+		goto out;
+	}
+	/* 3. everything comes back sealed under a fresh one */
+	for (size_t i = 0; rc == STORE_OK && i < n_keep; i++)
+		if (!keep[i]->purged)
+			rc = store_record_rewrite(t, keep[i]);
+	for (size_t i = 0; rc == STORE_OK && i < rows.n; i++) {
+		uint8_t *sealed = NULL;
+		size_t sl = 0;
+		rc = store_seal(t, name, rows.keys[i], rows.klens[i], rows.vals[i], rows.vlens[i], &sealed,
+		                &sl);
+		if (rc == STORE_OK)
+			rc = store_kv_put(t, STORE_T_REMINDERS, rows.keys[i], rows.klens[i], sealed, sl, false);
+		free(sealed);
+	}
+out:
+	for (size_t i = 0; i < n_keep; i++)
+		store_record_free(keep[i]);
+	free(keep);
+	for (size_t i = 0; i < rows.n; i++) {
+		free(rows.keys[i]);
+		free(rows.vals[i]);
+	}
+	free(rows.keys);
+	free(rows.vals);
+	free(rows.klens);
+	free(rows.vlens);
+	free(contacts.ids);
+	return rc;
+}
+
+store_rc
+purge_run(store *s, const char *collection, const char *id, bool whole_case, const char *actor,
+          purge_report *rep)
+{
+	store_txn *t = NULL;
+	char name[FSP_COLLECTION_MAX + FSP_ID_MAX + 4];
+	bool found = false;
+	struct id_set contacts = {0};
+	store_rc rc = store_write_begin(s, &t);
+	int64_t now = wire_now_ms();
+
+	memset(rep, 0, sizeof(*rep));
+	if (rc != STORE_OK)
+		return rc;
+	if (whole_case || strcmp(collection, "case") == 0) {
+		const char *case_id = id;
+		if ((rc = case_contacts(t, case_id, &contacts)) != STORE_OK)
+			goto fail;
+		if ((rc = mark_purged(t, "case", case_id, &found)) != STORE_OK)
+			goto fail;
+		rep->records += found;
+		for (size_t i = 0; i < contacts.n; i++) {
+			if ((rc = mark_purged(t, "contact", contacts.ids[i], &found)) != STORE_OK ||
+			    (rc = drop_index(t, case_id, contacts.ids[i])) != STORE_OK)
+				goto fail;
+			rep->records += found;
+		}
+		if ((rc = reminders_erase_case(t, case_id, now, &rep->reminders)) != STORE_OK)
+			goto fail;
+		rc = audit_append(t, actor, "purge", "case", case_id, whole_case ? "case and contacts" : "");
+		if (rc != STORE_OK)
+			goto fail;
+		snprintf(name, sizeof(name), "c:%s", case_id);
+		if (store_keyring(s) != NULL) {
+			if (!keyring_destroy(store_keyring(s), name)) {
+				rc = STORE_ERROR;
+				goto fail;
+			}
+			rep->keys_destroyed++;
+		}
+	} else if (strcmp(collection, "contact") == 0) {
+		char case_id[FSP_ID_MAX + 1];
+		contact_case(t, id, case_id);
+		if ((rc = mark_purged(t, "contact", id, &found)) != STORE_OK)
+			goto fail;
+		rep->records += found;
+		if (case_id[0] != '\0') {
+			if ((rc = drop_index(t, case_id, id)) != STORE_OK)
+				goto fail;
+			if (store_keyring(s) != NULL) {
+				if ((rc = rekey_case(s, t, case_id)) != STORE_OK)
+					goto fail;
+				rep->keys_destroyed++;
+			}
+		}
+		if ((rc = audit_append(t, actor, "purge", "contact", id, "")) != STORE_OK)
+			goto fail;
+	} else {
+		if ((rc = mark_purged(t, collection, id, &found)) != STORE_OK)
+			goto fail;
+		rep->records += found;
+		if ((rc = audit_append(t, actor, "purge", collection, id, "")) != STORE_OK)
+			goto fail;
+		snprintf(name, sizeof(name), "r:%s/%s", collection, id);
+		if (store_keyring(s) != NULL) {
+			if (!keyring_destroy(store_keyring(s), name)) {
+				rc = STORE_ERROR;
+				goto fail;
+			}
+			rep->keys_destroyed++;
+		}
+	}
+	free(contacts.ids);
+	return store_commit(&t);
+fail:
+	free(contacts.ids);
+	store_abort(&t);
+	return rc;
+}
