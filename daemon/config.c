@@ -75,7 +75,10 @@ usage(FILE *f)
 		fprintf(f, "  %-32s %s%s%s%s\n", left, opts[i].help, opts[i].env ? " [" : "",
 		        opts[i].env ? opts[i].env : "", opts[i].env ? "]" : "");
 	}
-	fprintf(f, "\nsignals: SIGTERM or SIGINT drain the queue, commit, answer and exit 0.\n");
+	fprintf(f, "\nwithout --dev: CURVE with enrolled keys (fieldsyncd init, enroll) and a master key.\n"
+	           "\nadmin subcommands (each with --help), usable while the daemon runs:\n"
+	           "  fieldsyncd init|enroll|revoke|devices|audit|purge|rotate-master-key --data-dir DIR ...\n"
+	           "\nsignals: SIGTERM or SIGINT drain the queue, commit, answer and exit 0.\n");
 }
 
 /* Parses "64M"-style sizes. */

@@ -137,6 +137,10 @@ Test(at_rest, a_canary_never_reaches_the_data_files, .timeout = 60)
 	push_case_and_contact(s);
 	cr_expect(feed_has_canary(s));
 	zmq_close(s);
+	char *log = fs_test_daemon_log(d);
+	cr_assert_not_null(log);
+	cr_expect_null(strstr(log, CANARY), "no payload content in the daemon's log");
+	free(log);
 	cr_assert_eq(fs_test_daemon_stop(&d), 0);
 
 	int n_files = 0;
@@ -230,6 +234,65 @@ Test(at_rest, the_master_key_is_guarded, .timeout = 60)
 	cr_expect_neq(st, 0);
 	cr_expect_not_null(strstr(out, "encrypted"), "%s", out);
 	free(out);
+	fs_test_rm_rf(dir);
+	free(key);
+	free(dir);
+}
+
+Test(at_rest, the_master_key_rotates, .timeout = 60)
+{
+	char *dir = fs_test_tmpdir();
+	char data[600], cmd[2048];
+	snprintf(data, sizeof(data), "%s/data", dir);
+	char *key = write_key(dir, "k1:" KEY_HEX "\n", 0600);
+	const char *args[] = {"--master-key-file", key, NULL};
+	fs_test_daemon *d = fs_test_daemon_start_args(data, args);
+	cr_assert_not_null(d);
+	void *ctx = zmq_ctx_new();
+	void *s = fs_test_dealer(ctx, fs_test_daemon_endpoint(d));
+	push_case_and_contact(s);
+	zmq_close(s);
+
+	/* New key first, old one second; the daemon runs on; rotate while it runs. */
+	free(key);
+	key = write_key(dir,
+	                "k2:ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100\n"
+	                "k1:" KEY_HEX "\n",
+	                0600);
+	snprintf(cmd, sizeof(cmd), "%s rotate-master-key --data-dir %s --master-key-file %s >/dev/null",
+	         FS_DAEMON_BIN, data, key);
+	cr_assert_eq(system(cmd), 0);
+	cr_assert_eq(fs_test_daemon_stop(&d), 0);
+
+	/* Only the new key now: everything still opens. */
+	free(key);
+	key = write_key(dir, "k2:ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100\n",
+	                0600);
+	d = fs_test_daemon_start_args(data, args);
+	cr_assert_not_null(d);
+	s = fs_test_dealer(ctx, fs_test_daemon_endpoint(d));
+	cr_expect(feed_has_canary(s), "every data key was rewrapped with k2");
+	zmq_close(s);
+	cr_expect_eq(fs_test_daemon_stop(&d), 0);
+
+	/* And the old key alone no longer opens them. */
+	free(key);
+	key = write_key(dir, "k1:" KEY_HEX "\n", 0600);
+	d = fs_test_daemon_start_args(data, args);
+	cr_assert_not_null(d);
+	s = fs_test_dealer(ctx, fs_test_daemon_endpoint(d));
+	Fieldsync__V1__PullRequest pr = FIELDSYNC__V1__PULL_REQUEST__INIT;
+	env_t e = FIELDSYNC__V1__ENVELOPE__INIT;
+	e.request_id = 5;
+	e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_PULL;
+	e.pull = &pr;
+	env_t *r = fs_test_call(s, &e, 10000);
+	cr_assert_not_null(r);
+	cr_expect_neq(r->body_case, FIELDSYNC__V1__ENVELOPE__BODY_PULL_REPLY);
+	fieldsync__v1__envelope__free_unpacked(r, NULL);
+	zmq_close(s);
+	zmq_ctx_term(ctx);
+	cr_expect_eq(fs_test_daemon_stop(&d), 0);
 	fs_test_rm_rf(dir);
 	free(key);
 	free(dir);
