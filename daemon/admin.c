@@ -27,7 +27,13 @@
 #include <cjson/cJSON.h>
 #include <zmq.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
 #include "internal.h"
+#include "ops_http.h"
 
 #define ADMIN_OPTS_MAX 12
 #define ADMIN_MAP_SIZE (1ULL << 30)      /* as the daemon's default; LMDB keeps a larger file's */
@@ -845,6 +851,59 @@ cmd_rotate(const admin_cmd *c, const admin_args *a)
 	return 0;
 }
 
+/* ---- health: for container HEALTHCHECKs (no curl in the image) ---------- */
+
+static int
+cmd_health(const admin_cmd *c, const admin_args *a)
+{
+	const char *listen = opt(c, a, "ops-listen");
+	const char *path = opt(c, a, "ready") ? "/readyz" : "/healthz";
+	struct sockaddr_storage addr;
+	char err[200], req[128], buf[256];
+	if (listen == NULL)
+		listen = getenv("FIELDSYNC_OPS_LISTEN");
+	if (listen == NULL || listen[0] == '\0')
+		listen = "127.0.0.1:7480";
+	if (!ops_http_parse_listen(listen, &addr, err, sizeof(err))) {
+		fprintf(stderr, "fieldsyncd health: %s\n", err);
+		return EXIT_USAGE;
+	}
+	/* 0.0.0.0 / :: listen on every address: ask loopback. */
+	if (addr.ss_family == AF_INET) {
+		struct sockaddr_in *in = (struct sockaddr_in *)&addr;
+		if (in->sin_addr.s_addr == htonl(INADDR_ANY))
+			in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	} else if (addr.ss_family == AF_INET6) {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&addr;
+		if (IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr))
+			in6->sin6_addr = in6addr_loopback;
+	}
+	int fd = socket(addr.ss_family, SOCK_STREAM, 0);
+	struct timeval tv = {5, 0};
+	if (fd < 0)
+		return EXIT_FAIL;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	socklen_t al = addr.ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+	int code = -1;
+	if (connect(fd, (struct sockaddr *)&addr, al) == 0) {
+		int l = snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\n\r\n", path);
+		ssize_t n = write(fd, req, (size_t)l) == l ? read(fd, buf, sizeof(buf) - 1) : -1;
+		if (n > 0) {
+			buf[n] = '\0';
+			if (sscanf(buf, "HTTP/1.%*d %d", &code) != 1)
+				code = -1;
+		}
+	}
+	close(fd);
+	if (code != 200) {
+		fprintf(stderr, "fieldsyncd health: %s%s %s\n", listen, path,
+		        code < 0 ? "did not answer" : "is not OK");
+		return EXIT_FAIL;
+	}
+	return 0;
+}
+
 /* ---- the table ----------------------------------------------------------------- */
 
 #define OPT_DATA_DIR {"data-dir", "DIR", true, "the daemon's data directory [FIELDSYNC_DATA_DIR]"}
@@ -895,6 +954,11 @@ static const admin_cmd commands[] = {
 	 {OPT_DATA_DIR,
 	  {"master-key-file", "FILE", false, "the master key(s) [or FIELDSYNC_MASTER_KEY]"},
 	  OPT_ACTOR}},
+	{"health", cmd_health,
+	 "Asks the running daemon's ops endpoint: exit 0 when /healthz (or, with --ready,\n"
+	 "/readyz) answers 200, else 1. For container HEALTHCHECKs: the image needs no curl.",
+	 {{"ops-listen", "HOST:PORT", false, "the daemon's --ops-listen [FIELDSYNC_OPS_LISTEN]"},
+	  {"ready", NULL, false, "ask /readyz (deep) instead of /healthz (shallow)"}}},
 	{"audit", cmd_audit,
 	 "Prints the audit log in order: who did what to which collection and id, and when.\n"
 	 "It holds identifiers only, never payload content.",

@@ -31,6 +31,9 @@ Test(ops, health_readiness_and_metrics, .timeout = 60)
 	free(body);
 	cr_expect_eq(fs_test_http_get(port, "/readyz", &body), 200, "ready: %s", body);
 	free(body);
+	char cmd[512];
+	snprintf(cmd, sizeof(cmd), "%s health --ready --ops-listen 127.0.0.1:%d", FS_DAEMON_BIN, port);
+	cr_expect_eq(system(cmd), 0, "fieldsyncd health (the HEALTHCHECK) says ready");
 
 	void *ctx = zmq_ctx_new();
 	void *s = fs_test_dealer(ctx, fs_test_daemon_endpoint(d));
@@ -80,4 +83,6 @@ Test(ops, health_readiness_and_metrics, .timeout = 60)
 	zmq_close(s);
 	zmq_ctx_term(ctx);
 	cr_expect_eq(fs_test_daemon_stop(&d), 0);
+	snprintf(cmd, sizeof(cmd), "%s health --ops-listen 127.0.0.1:%d 2>/dev/null", FS_DAEMON_BIN, port);
+	cr_expect_neq(system(cmd), 0, "and fails once the daemon is gone");
 }
