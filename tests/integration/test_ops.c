@@ -70,7 +70,6 @@ Test(ops, health_readiness_and_metrics, .timeout = 60)
 	FILE *f = fdopen(fd, "w");
 	fputs(body, f);
 	fclose(f);
-	char cmd[256];
 	snprintf(cmd, sizeof(cmd), "promtool check metrics < %s 2>&1", path);
 	FILE *pc = popen(cmd, "r");
 	char out[4096] = "";
