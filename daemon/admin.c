@@ -963,6 +963,36 @@ static const admin_cmd commands[] = {
 	 "Prints the audit log in order: who did what to which collection and id, and when.\n"
 	 "It holds identifiers only, never payload content.",
 	 {OPT_DATA_DIR, OPT_JSON}},
+	/* backup.c; the order of opts follows BACKUP_O_* etc. in internal.h */
+	{"backup", backup_cmd_backup,
+	 "A hot, compacting copy of the store (DIR/data.mdb) into a new file, taken while\n"
+	 "the daemon runs: the snapshot of the moment it began. Progress on a terminal.\n"
+	 "The data keys (DIR/keys) are not in it, so a purge reaches data backups: copy\n"
+	 "them with --with-keys into a separate file (key escrow, short retention).\n"
+	 "Server keys are in no backup. Writes an audit entry.",
+	 {OPT_DATA_DIR,
+	  {"out", "FILE", true, "the backup file to create (mode 0600, never overwritten)"},
+	  {"with-keys", "FILE2", false, "also copy the key store (DIR/keys) into FILE2"},
+	  {"master-key-file", "FILE", false, "check that this master key opens the key store"},
+	  OPT_ACTOR}},
+	{"restore", backup_cmd_restore,
+	 "Restores a backup into a new data directory (one holding a data.mdb is refused),\n"
+	 "optionally with its key store backup, then verifies it. Server keys are not in\n"
+	 "backups: copy server.key and server.pub from your secret store.",
+	 {{"data-dir", "DIR", true, "the new data directory [FIELDSYNC_DATA_DIR]"},
+	  {"from", "FILE", true, "the backup made by 'fieldsyncd backup --out'"},
+	  {"keys-from", "FILE2", false, "the key store backup made by --with-keys"},
+	  {"master-key-file", "FILE", false, "the master key(s), to verify sealed data [or FIELDSYNC_MASTER_KEY]"},
+	  {"rules", "FILE", false, "the daemon's rule table, for the reminder check [FIELDSYNC_RULES]"},
+	  {"time-zone", "ZONE", false, "the daemon's time zone (default Europe/Copenhagen) [FIELDSYNC_TIME_ZONE]"}}},
+	{"verify", backup_cmd_verify,
+	 "Checks a store: every record decodes (and its payloads open, with a master key),\n"
+	 "the feed index matches the records, and stored reminders match their rules.\n"
+	 "Problems name the record by collection/id. Exit 1 on any problem.",
+	 {OPT_DATA_DIR,
+	  {"master-key-file", "FILE", false, "the master key(s), to open sealed data [or FIELDSYNC_MASTER_KEY]"},
+	  {"rules", "FILE", false, "the daemon's rule table, for the reminder check [FIELDSYNC_RULES]"},
+	  {"time-zone", "ZONE", false, "the daemon's time zone (default Europe/Copenhagen) [FIELDSYNC_TIME_ZONE]"}}},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 

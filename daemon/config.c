@@ -1,10 +1,13 @@
 /*
- * Configuration: defaults, then FIELDSYNC_* environment variables, then the
- * command line, so a container sets env and a person types flags. Every
- * value is checked here; a bad one stops start-up with a message naming it.
+ * Configuration: defaults, then an INI file (--config, or FIELDSYNC_CONFIG;
+ * parsed by Debian's libinih), then FIELDSYNC_* environment variables, then
+ * the command line: flags > env > file. A container sets env, a packager
+ * ships a file, a person types flags. Every value is checked here; a bad one
+ * stops start-up with a message naming it (the file's key).
  */
 #include <errno.h>
 #include <getopt.h>
+#include <ini.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +31,7 @@ enum {
 	OPT_RULES,
 	OPT_CLOCK_OFFSET,
 	OPT_MASTER_KEY_FILE,
+	OPT_CONFIG,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -56,6 +60,7 @@ static const struct opt {
 	{"rules", OPT_RULES, "FIELDSYNC_RULES", "FILE", "JSON rule table (default: METHOD.md's; docs/reminders.md)"},
 	{"master-key-file", OPT_MASTER_KEY_FILE, "FIELDSYNC_MASTER_KEY_FILE", "FILE", "master key(s), one id:hex per line, first current (or FIELDSYNC_MASTER_KEY)"},
 	{"clock-offset-ms", OPT_CLOCK_OFFSET, "FIELDSYNC_CLOCK_OFFSET_MS", "MS", "testing aid: shift the daemon's clock (default 0)"},
+	{"config", OPT_CONFIG, "FIELDSYNC_CONFIG", "FILE", "INI file: these option names as keys, in [fieldsyncd]"},
 	{"help", OPT_HELP, NULL, NULL, "print this help and exit"},
 	{"version", OPT_VERSION, NULL, NULL, "print the version and exit"},
 };
@@ -154,6 +159,7 @@ apply(config *c, const struct opt *o, const char *v, const char *source)
 	case OPT_TIME_ZONE: ok = copy_str(c->time_zone, sizeof(c->time_zone), v); break;
 	case OPT_RULES: ok = copy_str(c->rules_file, sizeof(c->rules_file), v); break;
 	case OPT_MASTER_KEY_FILE: ok = copy_str(c->master_key_file, sizeof(c->master_key_file), v); break;
+	case OPT_CONFIG: ok = copy_str(c->config_file, sizeof(c->config_file), v); break;
 	case OPT_CLOCK_OFFSET: {
 		char *end;
 		errno = 0;
@@ -168,6 +174,54 @@ apply(config *c, const struct opt *o, const char *v, const char *source)
 		fprintf(stderr, "fieldsyncd: bad value for %s%s: '%s'\n", source,
 		        source[0] == '-' ? o->name : "", v);
 	return ok;
+}
+
+struct ini_ctx {
+	config *c;
+	bool ok;
+};
+
+/* One key of the INI file: an option's long name (dashes or underscores). */
+static int
+ini_key(void *user, const char *section, const char *name, const char *value)
+{
+	struct ini_ctx *x = user;
+	char key[64], where[96];
+	snprintf(key, sizeof(key), "%s", name);
+	for (char *p = key; *p; p++)
+		if (*p == '_')
+			*p = '-';
+	if (section[0] != '\0' && strcmp(section, "fieldsyncd") != 0) {
+		fprintf(stderr, "fieldsyncd: config: unknown section [%s] (use [fieldsyncd])\n", section);
+		x->ok = false;
+		return 0;
+	}
+	for (size_t i = 0; i < N_OPTS; i++) {
+		if (strcmp(opts[i].name, key) != 0 || opts[i].id == OPT_CONFIG || opts[i].id == OPT_HELP ||
+		    opts[i].id == OPT_VERSION)
+			continue;
+		snprintf(where, sizeof(where), "config key '%s'", name);
+		if (!apply(x->c, &opts[i], value, where))
+			x->ok = false;
+		return x->ok;
+	}
+	fprintf(stderr, "fieldsyncd: config: unknown key '%s'\n", name);
+	x->ok = false;
+	return 0;
+}
+
+/* --config FILE or FIELDSYNC_CONFIG, found before anything else is read. */
+static const char *
+config_path(int argc, char **argv)
+{
+	const char *path = getenv("FIELDSYNC_CONFIG");
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+			path = argv[i + 1];
+		else if (strncmp(argv[i], "--config=", 9) == 0)
+			path = argv[i] + 9;
+	}
+	return path;
 }
 
 config_action
@@ -190,10 +244,29 @@ config_load(config *c, int argc, char **argv)
 	c->batch_max_jobs = 512;
 	c->log_level = LOG_INFO;
 	strcpy(c->time_zone, "Europe/Copenhagen");
+	c->argc = argc;
+	c->argv = argv;
+
+	const char *file = config_path(argc, argv);
+	if (file != NULL && file[0] != '\0') {
+		struct ini_ctx x = {c, true};
+		snprintf(c->config_file, sizeof(c->config_file), "%s", file);
+		int r = ini_parse(file, ini_key, &x);
+		if (r < 0) {
+			fprintf(stderr, "fieldsyncd: cannot read the config file %s\n", file);
+			return CONFIG_EXIT_ERR;
+		}
+		if (r > 0 && x.ok)
+			fprintf(stderr, "fieldsyncd: config file %s: syntax error on line %d\n", file, r);
+		if (r > 0 || !x.ok)
+			return CONFIG_EXIT_ERR;
+	}
 
 	for (size_t i = 0; i < N_OPTS; i++) {
 		const char *v = opts[i].env ? getenv(opts[i].env) : NULL;
-		if (v != NULL && !apply(c, &opts[i], v, opts[i].env))
+		if (v != NULL && v[0] == '\0')
+			continue; /* an empty variable counts as unset */
+		if (v != NULL && opts[i].id != OPT_CONFIG && !apply(c, &opts[i], v, opts[i].env))
 			return CONFIG_EXIT_ERR;
 	}
 
@@ -245,4 +318,29 @@ config_load(config *c, int argc, char **argv)
 		return CONFIG_EXIT_ERR;
 	}
 	return CONFIG_RUN;
+}
+
+void
+config_print(const config *c, FILE *f)
+{
+	const char *env_key = getenv("FIELDSYNC_MASTER_KEY");
+	fprintf(f, "# the effective configuration (flags > env > file); secrets redacted\n[fieldsyncd]\n");
+	fprintf(f, "config = %s\n", c->config_file[0] ? c->config_file : "(none)");
+	fprintf(f, "data-dir = %s\nsync-endpoint = %s\nreminder-endpoint = %s\nops-listen = %s\n",
+	        c->data_dir, c->sync_endpoint, c->reminder_endpoint, c->ops_listen);
+	fprintf(f, "dev = %s\n", c->dev ? "true" : "false");
+	fprintf(f, "map-size = %llu\nmap-size-max = %llu\nmax-message-bytes = %llu\n",
+	        (unsigned long long)c->map_size, (unsigned long long)c->map_size_max,
+	        (unsigned long long)c->max_message_bytes);
+	fprintf(f, "max-changes-per-push = %u\nmax-payload-bytes = %llu\nreplies-kept = %llu\n",
+	        c->max_changes_per_push, (unsigned long long)c->max_payload_bytes,
+	        (unsigned long long)c->replies_kept);
+	static const char *const levels[] = {"debug", "info", "warn", "error"};
+	fprintf(f, "log-level = %s\ntime-zone = %s\nrules = %s\n", levels[c->log_level & 3],
+	        c->time_zone, c->rules_file[0] ? c->rules_file : "(METHOD.md defaults)");
+	if (c->master_key_file[0])
+		fprintf(f, "master-key-file = %s\n", c->master_key_file);
+	else
+		fprintf(f, "master-key-file = %s\n", env_key && env_key[0] ? "(FIELDSYNC_MASTER_KEY: redacted)" : "(none)");
+	fprintf(f, "clock-offset-ms = %lld\n", (long long)c->clock_offset_ms);
 }

@@ -11,6 +11,7 @@
 #define FIELDSYNCD_INTERNAL_H
 
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -47,6 +48,9 @@ typedef struct config {
 	char time_zone[128];        /* IANA zone of the deadline arithmetic */
 	char rules_file[512];       /* JSON rule table; "" = METHOD.md's defaults */
 	char master_key_file[512];  /* encryption at rest; "" = FIELDSYNC_MASTER_KEY or none */
+	char config_file[512];      /* the INI file read, "" for none */
+	int argc;                   /* what config_load read, for a reload (SIGHUP) */
+	char **argv;
 	int64_t clock_offset_ms;    /* testing aid: shifts the daemon's clock */
 	int log_level;              /* LOG_DEBUG .. LOG_ERROR */
 } config;
@@ -57,8 +61,11 @@ typedef enum {
 	CONFIG_EXIT_ERR /* bad option; the message was printed */
 } config_action;
 
-/* Fills *c from defaults, then FIELDSYNC_* environment, then argv. */
+/* Fills *c from defaults, then the INI file, then FIELDSYNC_* environment,
+ * then argv. */
 config_action config_load(config *c, int argc, char **argv);
+/* Prints the effective configuration as INI, secrets redacted. */
+void config_print(const config *c, FILE *f);
 
 /* ---- log.c -------------------------------------------------------------- */
 
@@ -311,6 +318,12 @@ void event_batch_free(event_batch *b);
 /* Loads the time zone and the rule table; NULL with a sentence in err. */
 reminders *reminders_new(const config *c, char *err, size_t errlen);
 void reminders_free(reminders **r);
+/* The rule table of c (--rules, else METHOD.md's); false with err. SIGHUP
+ * loads a new one and the writer installs it with reminders_set_rules(): it
+ * applies to every case evaluated from then on. */
+struct rules_config;
+bool reminders_load_rules(const config *c, struct rules_config *out, char *err, size_t errlen);
+void reminders_set_rules(reminders *r, const struct rules_config *rc);
 
 /*
  * Called by the writer for every record it writes, inside the write txn:
@@ -454,7 +467,7 @@ void push_job_free(push_job *j);
  * pointer: PIPE_JOB + push_job * (both ways) or PIPE_EVENTS + event_batch *
  * (writer to transport: publish these); or a zero-length frame meaning "stop
  * after what is queued" (to the writer) or "stopped" (from the writer). */
-enum { PIPE_JOB = 'J', PIPE_EVENTS = 'E' };
+enum { PIPE_JOB = 'J', PIPE_EVENTS = 'E', PIPE_RULES = 'R' /* a malloc'd rules_config */ };
 #define PIPE_MSG_LEN (1 + sizeof(void *))
 bool pipe_send(void *sock, char tag, void *ptr, int flags);
 /* Returns the tag (0 for the empty frame, -1 for nothing/error). */
@@ -485,5 +498,31 @@ extern daemon_stats g_stats;
 /* Runs the daemon until SIGTERM/SIGINT; returns the process exit code.
  * Takes ownership of rem. */
 int transport_run(const config *c, store *s, reminders *rem);
+
+/* ---- backup.c: `fieldsyncd backup|restore|verify` ------------------------ */
+
+/* The subcommands' functions, for their rows in admin.c's `commands` table.
+ * Their options are read by position: the order of the `opts` of each row
+ * must follow the BACKUP_O_* / RESTORE_O_* / VERIFY_O_* numbers below. */
+struct admin_cmd;
+struct admin_args;
+enum { BACKUP_O_DATA_DIR = 0, BACKUP_O_OUT, BACKUP_O_WITH_KEYS, BACKUP_O_MASTER_KEY,
+       BACKUP_O_ACTOR };
+enum { RESTORE_O_DATA_DIR = 0, RESTORE_O_FROM, RESTORE_O_KEYS_FROM, RESTORE_O_MASTER_KEY,
+       RESTORE_O_RULES, RESTORE_O_TIME_ZONE };
+enum { VERIFY_O_DATA_DIR = 0, VERIFY_O_MASTER_KEY, VERIFY_O_RULES, VERIFY_O_TIME_ZONE };
+int backup_cmd_backup(const struct admin_cmd *c, const struct admin_args *a);
+int backup_cmd_restore(const struct admin_cmd *c, const struct admin_args *a);
+int backup_cmd_verify(const struct admin_cmd *c, const struct admin_args *a);
+
+/* reminders.c, for verify: re-runs the rules on case_id (loaded as the
+ * writer loads it) in txn t and calls fn for every difference from the
+ * stored rows: an implied reminder without a row, an active row whose due
+ * time differs, an active row the data no longer implies. Ids only.
+ * *n_checked grows by the reminders looked at. */
+typedef void (*reminders_verify_fn)(void *arg, const char *case_id, const char *reminder_id,
+                                    const char *problem);
+store_rc reminders_verify_case(reminders *r, store_txn *t, const char *case_id,
+                               reminders_verify_fn fn, void *arg, size_t *n_checked);
 
 #endif

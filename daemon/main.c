@@ -4,6 +4,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 
 #include "internal.h"
@@ -18,6 +19,26 @@ main(int argc, char **argv)
 	/* fieldsyncd init|enroll|revoke|devices|audit ...: admin.c */
 	if (admin_dispatch(argc, argv, &code))
 		return code;
+	if (argc > 1 && strcmp(argv[1], "check-config") == 0) {
+		/* The same options as the daemon; prints what it would run with. */
+		switch (config_load(&c, argc - 1, argv + 1)) {
+		case CONFIG_EXIT_OK:
+			return 0;
+		case CONFIG_EXIT_ERR:
+			return 2;
+		case CONFIG_RUN:
+			break;
+		}
+		char err[600];
+		reminders *r = reminders_new(&c, err, sizeof(err));
+		if (r == NULL) {
+			fprintf(stderr, "fieldsyncd: %s\n", err);
+			return 2;
+		}
+		reminders_free(&r);
+		config_print(&c, stdout);
+		return 0;
+	}
 	switch (config_load(&c, argc, argv)) {
 	case CONFIG_EXIT_OK:
 		return 0;

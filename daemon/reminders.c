@@ -183,6 +183,32 @@ read_file(const char *path, size_t max)
 	return buf;
 }
 
+bool
+reminders_load_rules(const config *c, rules_config *out, char *err, size_t errlen)
+{
+	rules_config_default(out);
+	if (c->rules_file[0] == '\0')
+		return true;
+	char *json = read_file(c->rules_file, 1 << 20);
+	char why[512] = "";
+	if (json == NULL) {
+		snprintf(err, errlen, "--rules %s: cannot read the file (or it is over 1 MiB)",
+		         c->rules_file);
+		return false;
+	}
+	bool ok = rules_config_load_json(out, json, why, sizeof(why));
+	free(json);
+	if (!ok)
+		snprintf(err, errlen, "--rules %s: %s", c->rules_file, why);
+	return ok;
+}
+
+void
+reminders_set_rules(reminders *r, const rules_config *rc)
+{
+	r->rules = *rc;
+}
+
 reminders *
 reminders_new(const config *c, char *err, size_t errlen)
 {
@@ -197,22 +223,8 @@ reminders_new(const config *c, char *err, size_t errlen)
 		snprintf(err, errlen, "--time-zone %s: %s", c->time_zone, tzerr);
 		goto fail;
 	}
-	rules_config_default(&r->rules);
-	if (c->rules_file[0] != '\0') {
-		char *json = read_file(c->rules_file, 1 << 20);
-		char why[512] = "";
-		if (json == NULL) {
-			snprintf(err, errlen, "--rules %s: cannot read the file (or it is over 1 MiB)",
-			         c->rules_file);
-			goto fail;
-		}
-		bool ok = rules_config_load_json(&r->rules, json, why, sizeof(why));
-		free(json);
-		if (!ok) {
-			snprintf(err, errlen, "--rules %s: %s", c->rules_file, why);
-			goto fail;
-		}
-	}
+	if (!reminders_load_rules(c, &r->rules, err, errlen))
+		goto fail;
 	return r;
 fail:
 	reminders_free(&r);
@@ -1052,5 +1064,101 @@ out:
 	for (size_t i = 0; i < pg.n; i++)
 		fieldsync__v1__reminder_event__free_unpacked(pg.events[i], NULL);
 	free(pg.events);
+	return rc;
+}
+
+/* ---- verification (backup.c's `verify`) ---------------------------------- */
+
+store_rc
+reminders_verify_case(reminders *r, store_txn *t, const char *case_id, reminders_verify_fn fn,
+                      void *arg, size_t *n_checked)
+{
+	struct case_data cd = {0};
+	struct row_list existing = {0};
+	rules_reminder *rems = NULL;
+	size_t n = 0, cap = 64;
+	uint8_t prefix[KEY_MAX], key[KEY_MAX];
+	size_t plen = case_prefix(prefix, case_id);
+	store_rc rc = case_load(t, case_id, &cd);
+
+	if (rc != STORE_OK)
+		goto out;
+	if (cd.n_cases > 0) {
+		rules_input in = {
+			.case_id = case_id,
+			.cases = (const Fieldsync__V1__Case *const *)cd.cases,
+			.n_cases = cd.n_cases,
+			.contacts = cd.contacts,
+			.n_contacts = cd.n_contacts,
+		};
+		for (;;) {
+			rules_reminder *grown = realloc(rems, cap * sizeof(*rems));
+			if (grown == NULL) {
+				rc = STORE_ERROR;
+				goto out;
+			}
+			rems = grown;
+			n = rules_evaluate(&r->rules, r->tz, &in, rems, cap);
+			if (n <= cap)
+				break;
+			cap = n;
+		}
+	}
+	/* Every reminder the data implies has a row; an active one has its due time. */
+	for (size_t i = 0; rc == STORE_OK && i < n; i++) {
+		size_t kl = pair_key(key, case_id, rems[i].reminder_id);
+		store_rc grc;
+		reminder_row *row = row_get(t, key, kl, &grc);
+		(*n_checked)++;
+		if (row == NULL) {
+			if (grc == STORE_NOTFOUND)
+				fn(arg, case_id, rems[i].reminder_id, "implied by the rules but has no row");
+			else if (grc == STORE_CORRUPT)
+				fn(arg, case_id, rems[i].reminder_id, "its row does not decode");
+			else
+				rc = grc;
+			continue;
+		}
+		if (row_is_active(row->state) && row->due_at_ms != rems[i].due_at_ms)
+			fn(arg, case_id, rems[i].reminder_id, "its row's due time differs from the rules'");
+		fieldsyncd__store__reminder_row__free_unpacked(row, NULL);
+	}
+	if (rc != STORE_OK)
+		goto out;
+	/* No active row the data no longer implies. */
+	rc = store_kv_scan(t, STORE_T_REMINDERS, prefix, plen, prefix, plen, collect_key, &existing);
+	if (rc == STORE_OK && existing.oom)
+		rc = STORE_ERROR;
+	for (size_t i = 0; rc == STORE_OK && i < existing.n; i++) {
+		bool implied = false;
+		for (size_t k = 0; k < n && !implied; k++) {
+			size_t kl = pair_key(key, case_id, rems[k].reminder_id);
+			implied = kl == existing.klens[i] && memcmp(key, existing.keys[i], kl) == 0;
+		}
+		if (implied)
+			continue;
+		char rid[RULES_ID_MAX];
+		size_t idl = existing.klens[i] - plen < sizeof(rid) - 1 ? existing.klens[i] - plen
+		                                                        : sizeof(rid) - 1;
+		memcpy(rid, existing.keys[i] + plen, idl);
+		rid[idl] = '\0';
+		(*n_checked)++;
+		store_rc grc;
+		reminder_row *row = row_get(t, existing.keys[i], existing.klens[i], &grc);
+		if (row == NULL) {
+			if (grc == STORE_CORRUPT || grc == STORE_NOTFOUND)
+				fn(arg, case_id, rid, "its row does not decode");
+			else
+				rc = grc;
+			continue;
+		}
+		if (row_is_active(row->state))
+			fn(arg, case_id, rid, "an active row the rules no longer imply");
+		fieldsyncd__store__reminder_row__free_unpacked(row, NULL);
+	}
+out:
+	row_list_free(&existing);
+	free(rems);
+	case_data_free(&cd);
 	return rc;
 }

@@ -38,7 +38,7 @@
 #define PEERS 4096
 
 daemon_stats g_stats;
-static volatile sig_atomic_t g_stop;
+static volatile sig_atomic_t g_stop, g_reload;
 
 /* What the ops HTTP thread may look at: atomics and short read txns only. */
 static struct ops_state {
@@ -112,7 +112,7 @@ struct peer {
 struct transport {
 	const config *c;
 	store *s;
-	void *ctx, *router, *pipe, *pub;
+	void *ctx, *router, *pipe, *pub, *monitor;
 	bool secure;                          /* CURVE + ZAP: not --dev */
 	char server_secret[AUTH_Z85_KEY_LEN + 1];
 	zap_handler *zap;
@@ -127,8 +127,39 @@ struct transport {
 static void
 on_signal(int sig)
 {
-	(void)sig;
-	g_stop = 1;
+	if (sig == SIGHUP)
+		g_reload = 1;
+	else
+		g_stop = 1;
+}
+
+/*
+ * SIGHUP: read the configuration again (file, env, flags as at start) and
+ * apply what can change without dropping a connection: the log level and the
+ * rule table. A bad file or table is logged and the old one stays.
+ */
+static void
+reload(struct transport *tp)
+{
+	config nc;
+	char err[600];
+	rules_config *rc = malloc(sizeof(*rc));
+	if (rc == NULL)
+		return;
+	if (config_load(&nc, tp->c->argc, tp->c->argv) != CONFIG_RUN) {
+		log_event(LOG_ERROR, "reload refused: the configuration is bad; nothing changed", NULL);
+		free(rc);
+		return;
+	}
+	if (!reminders_load_rules(&nc, rc, err, sizeof(err))) {
+		log_event(LOG_ERROR, "reload refused: bad rule table; nothing changed", LS("error", err), NULL);
+		free(rc);
+		return;
+	}
+	log_set_level(nc.log_level);
+	if (!pipe_send(tp->pipe, PIPE_RULES, rc, 0))
+		free(rc);
+	log_event(LOG_INFO, "configuration reloaded (log level, rule table)", NULL);
 }
 
 int64_t
@@ -552,6 +583,13 @@ static void
 publish_events(struct transport *tp, event_batch *b)
 {
 	for (size_t i = 0; i < b->n; i++) {
+		Fieldsync__V1__ReminderEvent *ev =
+		    fieldsync__v1__reminder_event__unpack(NULL, b->len[i], b->data[i]);
+		rule_id r;
+		if (ev != NULL && rule_parse(ev->rule, &r))
+			metrics_inc(METRIC_REMINDER_EVENTS_TOTAL, metrics_rule_state((int)r, (int)ev->state), 1);
+		if (ev != NULL)
+			fieldsync__v1__reminder_event__free_unpacked(ev, NULL);
 		if (zmq_send(tp->pub, b->topics[i], strlen(b->topics[i]), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
 		    zmq_send(tp->pub, b->data[i], b->len[i], ZMQ_DONTWAIT) < 0)
 			continue;
@@ -559,6 +597,35 @@ publish_events(struct transport *tp, event_batch *b)
 		metrics_inc(METRIC_REMINDER_EVENTS_PUBLISHED_TOTAL, 0, 1);
 	}
 	event_batch_free(b);
+}
+
+/* One socket-monitor event: a peer came or went. */
+static void
+read_monitor(struct transport *tp)
+{
+	for (;;) {
+		zmq_msg_t m;
+		zmq_msg_init(&m);
+		if (zmq_msg_recv(&m, tp->monitor, ZMQ_DONTWAIT) < 0) {
+			zmq_msg_close(&m);
+			return;
+		}
+		int more = zmq_msg_more(&m);
+		if (zmq_msg_size(&m) >= 2) {
+			uint16_t ev;
+			memcpy(&ev, zmq_msg_data(&m), 2);
+			if (ev == ZMQ_EVENT_ACCEPTED)
+				metrics_add(METRIC_PEERS_CONNECTED, 0, 1);
+			else if (ev == ZMQ_EVENT_DISCONNECTED)
+				metrics_add(METRIC_PEERS_CONNECTED, 0, -1);
+		}
+		zmq_msg_close(&m);
+		if (more) { /* the second frame: the endpoint */
+			zmq_msg_init(&m);
+			zmq_msg_recv(&m, tp->monitor, 0);
+			zmq_msg_close(&m);
+		}
+	}
 }
 
 /* Forwards what the writer finished. Returns false on "stopped". */
@@ -755,8 +822,24 @@ setup(struct transport *tp)
 	zmq_setsockopt(tp->router, ZMQ_SNDHWM, &hwm, sizeof(hwm));
 	zmq_setsockopt(tp->router, ZMQ_RCVHWM, &hwm, sizeof(hwm));
 	zmq_setsockopt(tp->router, ZMQ_LINGER, &linger, sizeof(linger));
+	/* ZMTP heartbeats: a tablet that vanished (radio gone, no FIN) is noticed
+	 * within 30 s and its connection state freed; a handshake must finish in 10 s. */
+	int hb_ivl = 10000, hb_timeout = 30000, hb_ttl = 30000, handshake = 10000;
+	zmq_setsockopt(tp->router, ZMQ_HEARTBEAT_IVL, &hb_ivl, sizeof(hb_ivl));
+	zmq_setsockopt(tp->router, ZMQ_HEARTBEAT_TIMEOUT, &hb_timeout, sizeof(hb_timeout));
+	zmq_setsockopt(tp->router, ZMQ_HEARTBEAT_TTL, &hb_ttl, sizeof(hb_ttl));
+	zmq_setsockopt(tp->router, ZMQ_HANDSHAKE_IVL, &handshake, sizeof(handshake));
 	if (tp->secure && secure_socket(tp, tp->router) != 0)
 		return -1;
+	/* Connected peers for /metrics: the socket monitor's accept/disconnect events. */
+	if (zmq_socket_monitor(tp->router, "inproc://fieldsyncd-monitor",
+	                       ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) == 0) {
+		tp->monitor = zmq_socket(tp->ctx, ZMQ_PAIR);
+		if (tp->monitor != NULL && zmq_connect(tp->monitor, "inproc://fieldsyncd-monitor") != 0) {
+			zmq_close(tp->monitor);
+			tp->monitor = NULL;
+		}
+	}
 	if (zmq_bind(tp->router, tp->c->sync_endpoint) != 0) {
 		log_event(LOG_ERROR, "cannot bind the sync endpoint", LS("endpoint", tp->c->sync_endpoint),
 		          LS("error", zmq_strerror(zmq_errno())), NULL);
@@ -787,6 +870,7 @@ transport_run(const config *c, store *s, reminders *rem)
 	sa.sa_handler = on_signal; /* no SA_RESTART: zmq_poll returns EINTR */
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	/* A file size limit must fail the write (EFBIG -> BUSY), not kill us. */
 	signal(SIGXFSZ, SIG_IGN);
@@ -826,12 +910,17 @@ transport_run(const config *c, store *s, reminders *rem)
 	while (!g_stop) {
 		atomic_store(&g_ops.beat_ms, mono_ms());
 		registry_check(&tp);
-		zmq_pollitem_t items[3] = {
+		if (g_reload) {
+			g_reload = 0;
+			reload(&tp);
+		}
+		zmq_pollitem_t items[4] = {
 			{tp.router, 0, ZMQ_POLLIN, 0},
 			{tp.pipe, 0, ZMQ_POLLIN, 0},
+			{tp.monitor, 0, tp.monitor ? ZMQ_POLLIN : 0, 0},
 			{tp.pub, 0, ZMQ_POLLIN, 0},
 		};
-		if (zmq_poll(items, tp.secure ? 3 : 2, 1000) < 0) {
+		if (zmq_poll(items, tp.secure ? 4 : 3, 1000) < 0) {
 			if (zmq_errno() == EINTR)
 				continue;
 			log_event(LOG_ERROR, "poll failed", LS("error", zmq_strerror(zmq_errno())), NULL);
@@ -839,7 +928,9 @@ transport_run(const config *c, store *s, reminders *rem)
 		}
 		if (items[1].revents & ZMQ_POLLIN)
 			read_pipe(&tp);
-		if (tp.secure && (items[2].revents & ZMQ_POLLIN))
+		if (items[2].revents & ZMQ_POLLIN)
+			read_monitor(&tp);
+		if (tp.secure && (items[3].revents & ZMQ_POLLIN))
 			xpub_subscription(&tp);
 		/* A bounded number per wake-up keeps replies flowing under load. */
 		for (int i = 0; i < 256 && (items[0].revents & ZMQ_POLLIN); i++) {
@@ -884,6 +975,8 @@ out:
 		zmq_close(tp.router);
 	if (tp.pub != NULL)
 		zmq_close(tp.pub);
+	if (tp.monitor != NULL)
+		zmq_close(tp.monitor);
 	zap_stop(&tp.zap);
 	if (tp.pipe != NULL)
 		zmq_close(tp.pipe);

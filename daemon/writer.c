@@ -193,6 +193,12 @@ apply_change(writer *w, store_txn *t, const peer_auth *peer, fsp_record *in,
 		next.n_siblings = n_out;
 		next.siblings = out;
 		rc = store_record_put(t, &next, cur ? cur->seq : 0);
+		/* Open conflicts, for /metrics: counted in the transaction, so a
+		 * rolled-back change set takes its count back with it. */
+		int delta = (n_out > 1) - (n_cur > 1);
+		if (rc == STORE_OK && delta != 0)
+			rc = store_meta_set_u64(t, "conflicts_open",
+			                        store_meta_u64(t, "conflicts_open") + (uint64_t)(int64_t)delta);
 		if (rc == STORE_OK && cur != NULL && strcmp(cur->scope, next.scope) != 0)
 			rc = store_former_scope_add(t, next.collection, next.id, cur->scope);
 		if (rc == STORE_OK)
@@ -375,6 +381,7 @@ writer_round(writer *w, push_job **jobs, size_t n)
 		if (rc == STORE_OK)
 			rc = reminders_tick(w->rem, t, clock_now_ms(w->c));
 		int64_t next_fire = rc == STORE_OK ? reminders_next_fire(w->rem, t) : 0;
+		int64_t conflicts = rc == STORE_OK ? (int64_t)store_meta_u64(t, "conflicts_open") : 0;
 		if (rc == STORE_OK)
 			rc = store_commit(&t);
 		else
@@ -385,6 +392,7 @@ writer_round(writer *w, push_job **jobs, size_t n)
 			                (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 			if (n > 0)
 				metrics_observe(METRIC_COMMIT_BATCH_CHANGESETS, (double)n);
+			metrics_set(METRIC_CONFLICTS_OPEN, 0, conflicts);
 			for (size_t i = 0; i < n; i++) {
 				metrics_inc(METRIC_CHANGESETS_TOTAL, jobs[i]->m_result, 1);
 				for (size_t k = 0; k < MCH_COUNT; k++)
@@ -489,8 +497,13 @@ writer_main(void *arg)
 				stopping = true;
 				break;
 			}
-			if (tag == PIPE_JOB && j != NULL)
+			if (tag == PIPE_JOB && j != NULL) {
 				jobs[n++] = j;
+			} else if (tag == PIPE_RULES && j != NULL) { /* SIGHUP: a new rule table */
+				reminders_set_rules(w->rem, (const struct rules_config *)(void *)j);
+				free(j);
+				log_event(LOG_INFO, "rule table reloaded", NULL);
+			}
 		}
 		bool timer_due = w->next_fire > 0 && clock_now_ms(w->c) >= w->next_fire;
 		if (n > 0 || timer_due) {

@@ -259,6 +259,7 @@ Test(at_rest, the_master_key_rotates, .timeout = 60)
 	                "k2:ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100\n"
 	                "k1:" KEY_HEX "\n",
 	                0600);
+	args[1] = key;
 	snprintf(cmd, sizeof(cmd), "%s rotate-master-key --data-dir %s --master-key-file %s >/dev/null",
 	         FS_DAEMON_BIN, data, key);
 	cr_assert_eq(system(cmd), 0);
@@ -268,6 +269,7 @@ Test(at_rest, the_master_key_rotates, .timeout = 60)
 	free(key);
 	key = write_key(dir, "k2:ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100\n",
 	                0600);
+	args[1] = key;
 	d = fs_test_daemon_start_args(data, args);
 	cr_assert_not_null(d);
 	s = fs_test_dealer(ctx, fs_test_daemon_endpoint(d));
@@ -278,6 +280,7 @@ Test(at_rest, the_master_key_rotates, .timeout = 60)
 	/* And the old key alone no longer opens them. */
 	free(key);
 	key = write_key(dir, "k1:" KEY_HEX "\n", 0600);
+	args[1] = key;
 	d = fs_test_daemon_start_args(data, args);
 	cr_assert_not_null(d);
 	s = fs_test_dealer(ctx, fs_test_daemon_endpoint(d));

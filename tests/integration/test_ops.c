@@ -53,12 +53,29 @@ Test(ops, health_readiness_and_metrics, .timeout = 60)
 	cr_assert_not_null(r);
 	fieldsync__v1__envelope__free_unpacked(r, NULL);
 
+	/* A conflict: two concurrent versions of one record. */
+	p = fs_test_push_new("cs-ops-c");
+	fs_test_push_add(p, "note", "a", "team-a", "x:1,y:1", false, "3", 1);
+	r = fs_test_call(s, fs_test_push_envelope(p, 3), 10000);
+	cr_assert_not_null(r);
+	fieldsync__v1__envelope__free_unpacked(r, NULL);
+	fs_test_push_free(p);
+	p = fs_test_push_new("cs-ops-d");
+	fs_test_push_add(p, "note", "a", "team-a", "x:1,z:1", false, "4", 1);
+	r = fs_test_call(s, fs_test_push_envelope(p, 4), 10000);
+	cr_assert_not_null(r);
+	fieldsync__v1__envelope__free_unpacked(r, NULL);
+	fs_test_push_free(p);
+
 	cr_assert_eq(fs_test_http_get(port, "/metrics", &body), 200);
+	cr_expect_eq(sample(body, "fieldsync_conflicts_open"), 1, "%s", body);
+	cr_expect_geq(sample(body, "fieldsync_peers_connected"), 1);
 	cr_expect_eq(sample(body, "fieldsync_up"), 1);
-	cr_expect_eq(sample(body, "fieldsync_changes_total{result=\"applied\"}"), 2, "%s", body);
-	cr_expect_eq(sample(body, "fieldsync_changesets_total{result=\"applied\"}"), 1);
+	cr_expect_eq(sample(body, "fieldsync_changes_total{result=\"applied\"}"), 3, "%s", body);
+	cr_expect_eq(sample(body, "fieldsync_changes_total{result=\"conflict\"}"), 1);
+	cr_expect_eq(sample(body, "fieldsync_changesets_total{result=\"applied\"}"), 3);
 	cr_expect_eq(sample(body, "fieldsync_pulled_records_total"), 2);
-	cr_expect_eq(sample(body, "fieldsync_requests_total{type=\"push\"}"), 1);
+	cr_expect_eq(sample(body, "fieldsync_requests_total{type=\"push\"}"), 3);
 	cr_expect_geq(sample(body, "fieldsync_commit_duration_seconds_count"), 1);
 	cr_expect_gt(sample(body, "fieldsync_lmdb_map_size_bytes"), 0);
 	cr_expect_gt(sample(body, "fieldsync_lmdb_used_bytes"), 0);

@@ -304,7 +304,6 @@ Test(config, bad_environment_values_are_errors)
 		{"FIELDSYNC_MAP_SIZE", "12Q"},
 		{"FIELDSYNC_MAX_CHANGES_PER_PUSH", "0"},
 		{"FIELDSYNC_LOG_LEVEL", "loud"},
-		{"FIELDSYNC_SYNC_ENDPOINT", ""},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		config c;
@@ -319,6 +318,18 @@ Test(config, bad_environment_values_are_errors)
 		free(err);
 		unsetenv(cases[i].name);
 	}
+}
+
+Test(config, an_empty_environment_variable_counts_as_unset)
+{
+	config c;
+	setenv("FIELDSYNC_SYNC_ENDPOINT", "", 1);
+	setenv("FIELDSYNC_MASTER_KEY_FILE", "", 1);
+	cr_assert_eq(load(&c, NULL), CONFIG_RUN);
+	cr_expect_str_eq(c.sync_endpoint, "tcp://*:7400", "the default stays");
+	cr_expect_str_eq(c.master_key_file, "");
+	unsetenv("FIELDSYNC_SYNC_ENDPOINT");
+	unsetenv("FIELDSYNC_MASTER_KEY_FILE");
 }
 
 Test(config, map_size_may_equal_its_maximum)
