@@ -32,6 +32,7 @@ enum {
 	OPT_CLOCK_OFFSET,
 	OPT_MASTER_KEY_FILE,
 	OPT_CONFIG,
+	OPT_MIN_FREE,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -60,6 +61,7 @@ static const struct opt {
 	{"rules", OPT_RULES, "FIELDSYNC_RULES", "FILE", "JSON rule table (default: METHOD.md's; docs/reminders.md)"},
 	{"master-key-file", OPT_MASTER_KEY_FILE, "FIELDSYNC_MASTER_KEY_FILE", "FILE", "master key(s), one id:hex per line, first current (or FIELDSYNC_MASTER_KEY)"},
 	{"clock-offset-ms", OPT_CLOCK_OFFSET, "FIELDSYNC_CLOCK_OFFSET_MS", "MS", "testing aid: shift the daemon's clock (default 0)"},
+	{"min-free-bytes", OPT_MIN_FREE, "FIELDSYNC_MIN_FREE_BYTES", "BYTES", "/readyz fails below this much free disk (default 64M)"},
 	{"config", OPT_CONFIG, "FIELDSYNC_CONFIG", "FILE", "INI file: these option names as keys, in [fieldsyncd]"},
 	{"help", OPT_HELP, NULL, NULL, "print this help and exit"},
 	{"version", OPT_VERSION, NULL, NULL, "print the version and exit"},
@@ -160,6 +162,7 @@ apply(config *c, const struct opt *o, const char *v, const char *source)
 	case OPT_RULES: ok = copy_str(c->rules_file, sizeof(c->rules_file), v); break;
 	case OPT_MASTER_KEY_FILE: ok = copy_str(c->master_key_file, sizeof(c->master_key_file), v); break;
 	case OPT_CONFIG: ok = copy_str(c->config_file, sizeof(c->config_file), v); break;
+	case OPT_MIN_FREE: ok = parse_size(v, &c->min_free_bytes); break;
 	case OPT_CLOCK_OFFSET: {
 		char *end;
 		errno = 0;
@@ -246,6 +249,7 @@ config_load(config *c, int argc, char **argv)
 	strcpy(c->time_zone, "Europe/Copenhagen");
 	c->argc = argc;
 	c->argv = argv;
+	c->min_free_bytes = 64ULL << 20;
 
 	const char *file = config_path(argc, argv);
 	if (file != NULL && file[0] != '\0') {
@@ -342,5 +346,6 @@ config_print(const config *c, FILE *f)
 		fprintf(f, "master-key-file = %s\n", c->master_key_file);
 	else
 		fprintf(f, "master-key-file = %s\n", env_key && env_key[0] ? "(FIELDSYNC_MASTER_KEY: redacted)" : "(none)");
+	fprintf(f, "min-free-bytes = %llu\n", (unsigned long long)c->min_free_bytes);
 	fprintf(f, "clock-offset-ms = %lld\n", (long long)c->clock_offset_ms);
 }

@@ -49,6 +49,7 @@ typedef struct config {
 	char rules_file[512];       /* JSON rule table; "" = METHOD.md's defaults */
 	char master_key_file[512];  /* encryption at rest; "" = FIELDSYNC_MASTER_KEY or none */
 	char config_file[512];      /* the INI file read, "" for none */
+	uint64_t min_free_bytes;    /* readiness needs this much free disk */
 	int argc;                   /* what config_load read, for a reload (SIGHUP) */
 	char **argv;
 	int64_t clock_offset_ms;    /* testing aid: shifts the daemon's clock */

@@ -84,7 +84,7 @@ ops_ready(void *arg, char *why, size_t len)
 		return false;
 	}
 	store_read_end(&t);
-	return ops_disk_ok(g_ops.c->data_dir, 64u << 20, &free_bytes, why, len);
+	return ops_disk_ok(g_ops.c->data_dir, g_ops.c->min_free_bytes, &free_bytes, why, len);
 }
 
 static void
@@ -127,10 +127,12 @@ struct transport {
 static void
 on_signal(int sig)
 {
-	if (sig == SIGHUP)
+	if (sig == SIGHUP) {
 		g_reload = 1;
-	else
+	} else {
 		g_stop = 1;
+		atomic_store(&g_ops.draining, true); /* readiness false at once (lock-free) */
+	}
 }
 
 /*
