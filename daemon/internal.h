@@ -345,6 +345,8 @@ store_rc reminders_erase_case(store_txn *t, const char *case_id, int64_t now_ms,
 /* Fires the timers due at now_ms, at most 8192 in one call (transactions
  * stay small; the writer comes back at once while any is due). */
 store_rc reminders_tick(reminders *r, store_txn *t, int64_t now_ms);
+/* How many reminders of rule are in state now (for /metrics). */
+uint64_t reminders_count(store_txn *t, int rule, int state);
 /* The earliest timer, 0 when none. */
 int64_t reminders_next_fire(reminders *r, store_txn *t);
 

@@ -515,6 +515,26 @@ timer_set(store_txn *t, const uint8_t *rkey, size_t rklen, int64_t old_fire, int
 	return rc;
 }
 
+/* How many reminders are in each (rule, state), for /metrics: counters in
+ * meta, moved in the transaction that moves the reminder. */
+static store_rc
+count_state(store_txn *t, uint32_t rule, uint32_t state, int delta)
+{
+	char name[32];
+	if (rule >= RULE_COUNT || state > FIELDSYNC__V1__REMINDER_EVENT__STATE__CANCELLED)
+		return STORE_OK;
+	snprintf(name, sizeof(name), "rem:%u:%u", rule, state);
+	return store_meta_set_u64(t, name, store_meta_u64(t, name) + (uint64_t)(int64_t)delta);
+}
+
+uint64_t
+reminders_count(store_txn *t, int rule, int state)
+{
+	char name[32];
+	snprintf(name, sizeof(name), "rem:%d:%d", rule, state);
+	return store_meta_u64(t, name);
+}
+
 /* Stores one event with the next seq and queues it for publishing. */
 static store_rc
 emit(reminders *r, store_txn *t, reminder_row *row, uint32_t state, int64_t now_ms)
@@ -553,6 +573,9 @@ emit(reminders *r, store_txn *t, reminder_row *row, uint32_t state, int64_t now_
 		free(buf);
 		return STORE_ERROR;
 	}
+	if ((rc = count_state(t, row->rule, row->state, -1)) != STORE_OK ||
+	    (rc = count_state(t, row->rule, state, +1)) != STORE_OK)
+		return rc;
 	row->state = state;
 	row->last_seq = seq;
 	return STORE_OK;
@@ -799,6 +822,8 @@ reminders_erase_case(store_txn *t, const char *case_id, int64_t now_ms, size_t *
 			rc = emit(NULL, t, row, FIELDSYNC__V1__REMINDER_EVENT__STATE__CANCELLED, now_ms);
 		if (row != NULL && rc == STORE_OK)
 			rc = timer_set(t, rows.keys[i], rows.klens[i], row->next_fire_ms, 0);
+		if (row != NULL && rc == STORE_OK)
+			rc = count_state(t, row->rule, row->state, -1);
 		if (row != NULL)
 			fieldsyncd__store__reminder_row__free_unpacked(row, NULL);
 		if (rc == STORE_OK)

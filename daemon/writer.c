@@ -382,6 +382,10 @@ writer_round(writer *w, push_job **jobs, size_t n)
 			rc = reminders_tick(w->rem, t, clock_now_ms(w->c));
 		int64_t next_fire = rc == STORE_OK ? reminders_next_fire(w->rem, t) : 0;
 		int64_t conflicts = rc == STORE_OK ? (int64_t)store_meta_u64(t, "conflicts_open") : 0;
+		int64_t counts[METRIC_RULES][METRIC_STATES];
+		for (int r = 0; rc == STORE_OK && r < METRIC_RULES; r++)
+			for (int st = 0; st < METRIC_STATES; st++)
+				counts[r][st] = (int64_t)reminders_count(t, r, st);
 		if (rc == STORE_OK)
 			rc = store_commit(&t);
 		else
@@ -393,6 +397,9 @@ writer_round(writer *w, push_job **jobs, size_t n)
 			if (n > 0)
 				metrics_observe(METRIC_COMMIT_BATCH_CHANGESETS, (double)n);
 			metrics_set(METRIC_CONFLICTS_OPEN, 0, conflicts);
+			for (int r = 0; r < METRIC_RULES; r++)
+				for (int st = 0; st < METRIC_STATES; st++)
+					metrics_set(METRIC_REMINDERS, metrics_rule_state(r, st), counts[r][st]);
 			for (size_t i = 0; i < n; i++) {
 				metrics_inc(METRIC_CHANGESETS_TOTAL, jobs[i]->m_result, 1);
 				for (size_t k = 0; k < MCH_COUNT; k++)

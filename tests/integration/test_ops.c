@@ -6,9 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zmq.h>
 
 #include "daemon.h"
+#include "fieldsync/v1/casework.pb-c.h"
 
 /* The value of the sample line starting with `name` in a Prometheus text. */
 static double
@@ -53,6 +55,19 @@ Test(ops, health_readiness_and_metrics, .timeout = 60)
 	cr_assert_not_null(r);
 	fieldsync__v1__envelope__free_unpacked(r, NULL);
 
+	/* A case whose quick-help is in its warning window (first contact 6 days ago). */
+	{
+		Fieldsync__V1__Case k = FIELDSYNC__V1__CASE__INIT;
+		uint8_t kb[64];
+		k.first_contact_at_ms = (int64_t)time(NULL) * 1000 - 6LL * 86400000;
+		size_t kl = fieldsync__v1__case__pack(&k, kb);
+		p = fs_test_push_new("cs-ops-case");
+		fs_test_push_add(p, "case", "ops-case", "team-a", "x:1", false, kb, kl);
+		r = fs_test_call(s, fs_test_push_envelope(p, 5), 10000);
+		cr_assert_not_null(r);
+		fieldsync__v1__envelope__free_unpacked(r, NULL);
+		fs_test_push_free(p);
+	}
 	/* A conflict: two concurrent versions of one record. */
 	p = fs_test_push_new("cs-ops-c");
 	fs_test_push_add(p, "note", "a", "team-a", "x:1,y:1", false, "3", 1);
@@ -69,13 +84,15 @@ Test(ops, health_readiness_and_metrics, .timeout = 60)
 
 	cr_assert_eq(fs_test_http_get(port, "/metrics", &body), 200);
 	cr_expect_eq(sample(body, "fieldsync_conflicts_open"), 1, "%s", body);
+	cr_expect_eq(sample(body, "fieldsync_reminders{rule=\"quick-help\",state=\"warning\"}"), 1,
+	             "the case pushed above is in its warning window");
 	cr_expect_geq(sample(body, "fieldsync_peers_connected"), 1);
 	cr_expect_eq(sample(body, "fieldsync_up"), 1);
-	cr_expect_eq(sample(body, "fieldsync_changes_total{result=\"applied\"}"), 3, "%s", body);
+	cr_expect_eq(sample(body, "fieldsync_changes_total{result=\"applied\"}"), 4, "%s", body);
 	cr_expect_eq(sample(body, "fieldsync_changes_total{result=\"conflict\"}"), 1);
-	cr_expect_eq(sample(body, "fieldsync_changesets_total{result=\"applied\"}"), 3);
+	cr_expect_eq(sample(body, "fieldsync_changesets_total{result=\"applied\"}"), 4);
 	cr_expect_eq(sample(body, "fieldsync_pulled_records_total"), 2);
-	cr_expect_eq(sample(body, "fieldsync_requests_total{type=\"push\"}"), 3);
+	cr_expect_eq(sample(body, "fieldsync_requests_total{type=\"push\"}"), 4);
 	cr_expect_geq(sample(body, "fieldsync_commit_duration_seconds_count"), 1);
 	cr_expect_gt(sample(body, "fieldsync_lmdb_map_size_bytes"), 0);
 	cr_expect_gt(sample(body, "fieldsync_lmdb_used_bytes"), 0);
