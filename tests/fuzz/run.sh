@@ -100,14 +100,14 @@ fi
 
 need_deps=0
 command -v protoc-c >/dev/null 2>&1 || need_deps=1
-command -v pkg-config >/dev/null 2>&1 && pkg-config --exists libprotobuf-c libcjson || need_deps=1
+command -v pkg-config >/dev/null 2>&1 && pkg-config --exists libprotobuf-c libcjson inih || need_deps=1
 if [ "$need_deps" -eq 1 ]; then
   [ -x "$root/deploy/install-deps.sh" ] || die "protoc-c, pkg-config, libprotobuf-c or libcjson is missing"
   say "build dependencies are missing: running deploy/install-deps.sh"
   "$root/deploy/install-deps.sh" >&2 || die "deploy/install-deps.sh failed"
 fi
-read -r -a PKG_FLAGS <<<"$(pkg-config --cflags --libs libprotobuf-c libcjson)" ||
-  die "pkg-config libprotobuf-c libcjson failed"
+read -r -a PKG_FLAGS <<<"$(pkg-config --cflags --libs libprotobuf-c libcjson inih)" ||
+  die "pkg-config libprotobuf-c libcjson inih failed"
 
 # ---- generated code ---------------------------------------------------------
 
