@@ -164,8 +164,8 @@ Test(install, sdk_builds_from_installed_files_with_pkg_config)
 	         "fixed=; for t in $flags; do case $t in -*) ;; lib*.a) t=-l:$t;; esac; "
 	         "fixed=\"$fixed $t\"; done; "
 	         "echo \"pkg-config: $fixed\" >&2; "
-	         "cc -std=c11 -Wall -Werror -o '%s' '%s' $fixed",
-	         pcdir, exe, src);
+	         "cc -std=c11 -Wall -Werror %s%s -o '%s' '%s' $fixed",
+	         pcdir, FS_TEST_SANITIZE[0] ? "-fsanitize=" : "", FS_TEST_SANITIZE, exe, src);
 	int rc = run(cmd);
 	cr_assert_neq(rc, 90, "pkg-config --static fieldsync failed");
 	cr_assert_eq(rc, 0, "compiling against the installed SDK failed (exit %d)", rc);
