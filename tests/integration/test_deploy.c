@@ -82,26 +82,6 @@ write_file(const char *path, const char *text, mode_t mode, uid_t uid, gid_t gid
 	cr_assert_eq(chmod(path, mode), 0);
 	cr_assert_eq(chown(path, uid, gid), 0, "chown %s: %s", path, strerror(errno));
 }
-
-/* A free TCP port on loopback (bound and released; the kernel does not hand
- * it out again at once). */
-static int
-pick_port(void)
-{
-	struct sockaddr_in a;
-	socklen_t l = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = -1;
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &l) == 0)
-		port = ntohs(a.sin_port);
-	if (fd >= 0)
-		close(fd);
-	return port;
-}
-
 /* The test's fixture: one temporary tree, made as root, used as APP_UID. */
 struct tree {
 	char base[256], bin[300], data[300], secrets[300], run[300], log[300];
@@ -147,9 +127,9 @@ tree_make(struct tree *t)
 	cr_assert_eq(mkdir(t->run, 0700), 0);
 	cr_assert_eq(chown(t->run, APP_UID, APP_GID), 0);
 
-	t->sync_port = pick_port();
-	t->reminder_port = pick_port();
-	t->ops_port = pick_port();
+	t->sync_port = fs_test_free_port();
+	t->reminder_port = fs_test_free_port();
+	t->ops_port = fs_test_free_port();
 	cr_assert(t->sync_port > 0 && t->reminder_port > 0 && t->ops_port > 0);
 }
 
@@ -369,7 +349,7 @@ Test(deploy, image_entrypoint_as_uid_10001_read_only_install, .timeout = 120)
 	char *ready_cmd[] = {t.daemon, "health", "--ready", NULL};
 	cr_expect_eq(run_as_app(t.log, ready_cmd, envp, 10000), 0);
 	/* ...and 1 when nothing answers. */
-	snprintf(port_arg, sizeof(port_arg), "127.0.0.1:%d", pick_port());
+	snprintf(port_arg, sizeof(port_arg), "127.0.0.1:%d", fs_test_free_port());
 	char *dead_cmd[] = {t.daemon, "health", "--ops-listen", port_arg, NULL};
 	cr_expect_eq(run_as_app(t.log, dead_cmd, envp, 10000), 1);
 

@@ -38,21 +38,6 @@ static int ops_port;
 static pid_t daemon_pid = -1;
 static fs_store *tab[2];
 
-static int
-free_port(void)
-{
-	struct sockaddr_in a;
-	socklen_t l = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &l), 0);
-	close(fd);
-	return ntohs(a.sin_port);
-}
-
 /* Runs argv to completion with stdout/stderr to log; returns its exit status. */
 static int
 run(const char *const *argv, const char *log)
@@ -138,9 +123,9 @@ setup(void)
 	snprintf(data_dir, sizeof(data_dir), "%s/daemon", tmp);
 	snprintf(master_key, sizeof(master_key), "%s/master.key", tmp);
 	snprintf(log, sizeof(log), "%s/admin.log", tmp);
-	snprintf(ep, sizeof(ep), "tcp://127.0.0.1:%d", free_port());
-	snprintf(rem_ep, sizeof(rem_ep), "tcp://127.0.0.1:%d", free_port());
-	ops_port = free_port();
+	snprintf(ep, sizeof(ep), "tcp://127.0.0.1:%d", fs_test_free_port());
+	snprintf(rem_ep, sizeof(rem_ep), "tcp://127.0.0.1:%d", fs_test_free_port());
+	ops_port = fs_test_free_port();
 	snprintf(ops, sizeof(ops), "127.0.0.1:%d", ops_port);
 	char err[256];
 	cr_assert(fsc_master_create_file(master_key, "m1", err, sizeof(err)), "%s", err);

@@ -58,21 +58,53 @@ fs_test_rm_rf(const char *path)
 	nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-static int
-free_port(void)
+/* A loopback TCP port that is free now. It is drawn from 20000-32767, below
+ * Linux's ephemeral range (32768-60999), so no outgoing connection of another
+ * test can be handed it between this check and the daemon's bind; two tests
+ * drawing the same port is caught by start()'s retry. */
+int
+fs_test_free_port(void)
 {
-	struct sockaddr_in a;
-	socklen_t l = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &l) == 0)
-		port = ntohs(a.sin_port);
-	if (fd >= 0)
+	static unsigned seed;
+	if (seed == 0)
+		seed = (unsigned)getpid() * 2654435761u ^ (unsigned)time(NULL);
+	for (int attempt = 0; attempt < 200; attempt++) {
+		int port = 20000 + (int)(rand_r(&seed) % 12768);
+		struct sockaddr_in a;
+		memset(&a, 0, sizeof(a));
+		a.sin_family = AF_INET;
+		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		a.sin_port = htons((uint16_t)port);
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			return -1;
+		bool ok = bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
 		close(fd);
-	return port;
+		if (ok)
+			return port;
+	}
+	return -1;
+}
+
+static void
+pick_ports(fs_test_daemon *d)
+{
+	d->port = fs_test_free_port();
+	snprintf(d->endpoint, sizeof(d->endpoint), "tcp://127.0.0.1:%d", d->port);
+	d->reminder_port = fs_test_free_port();
+	d->ops_port = fs_test_free_port();
+	snprintf(d->reminder_endpoint, sizeof(d->reminder_endpoint), "tcp://127.0.0.1:%d",
+	         d->reminder_port);
+}
+
+/* True if the daemon's log says a bind failed because the port was taken. */
+static bool
+lost_port_race(fs_test_daemon *d)
+{
+	char *log = fs_test_daemon_log(d);
+	bool lost = log != NULL && strstr(log, "Address already in use") != NULL;
+	free(log);
+	return lost;
 }
 
 static bool
@@ -174,15 +206,17 @@ start(const char *data_dir, const char *const *extra, bool production)
 	snprintf(d->logpath, sizeof(d->logpath), "%s/daemon.log", tmp);
 	free(tmp);
 	tmp = NULL;
-	d->port = free_port();
-	snprintf(d->endpoint, sizeof(d->endpoint), "tcp://127.0.0.1:%d", d->port);
-	d->reminder_port = free_port();
-	d->ops_port = free_port();
-	snprintf(d->reminder_endpoint, sizeof(d->reminder_endpoint), "tcp://127.0.0.1:%d",
-	         d->reminder_port);
-	if (!spawn(d) || !wait_ready(d))
-		goto fail;
-	return d;
+	for (int attempt = 0; attempt < 5; attempt++) {
+		pick_ports(d);
+		if (!spawn(d))
+			goto fail;
+		if (wait_ready(d))
+			return d;
+		if (d->pid != 0 || !lost_port_race(d))
+			goto fail;
+		if (truncate(d->logpath, 0) != 0) /* another test took a port first: new ports */
+			goto fail;
+	}
 fail:
 	free(tmp);
 	if (d != NULL) {

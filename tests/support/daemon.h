@@ -38,6 +38,8 @@ void fs_test_daemon_kill9(fs_test_daemon *d);       /* SIGKILL and reap */
 int fs_test_daemon_wait(fs_test_daemon *d, int timeout_ms);
 bool fs_test_daemon_restart(fs_test_daemon *d);     /* same dir and port; waits until ready */
 int fs_test_daemon_stop(fs_test_daemon **d);        /* SIGTERM, reap, remove temp dir; exit status or -1 */
+/* A free loopback TCP port below the ephemeral range; -1 if none found. */
+int fs_test_free_port(void);
 char *fs_test_tmpdir(void);                         /* mkdtemp under /tmp; caller frees */
 void fs_test_rm_rf(const char *path);
 
