@@ -68,13 +68,23 @@ static const struct opt {
 };
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
 
+/* check_config: the help of `fieldsyncd check-config`, which takes the
+ * daemon's own options. */
 static void
-usage(FILE *f)
+usage(FILE *f, bool check_config)
 {
-	fprintf(f, "usage: fieldsyncd [OPTIONS]\n\n"
-	           "fieldsyncd receives change sets from tablets over ZeroMQ, merges them into\n"
-	           "LMDB with version vectors and serves the change feed (PROTOCOL.md).\n\n"
-	           "options (each also read from the environment variable shown):\n");
+	if (check_config)
+		fprintf(f, "usage: fieldsyncd check-config [OPTIONS]\n\n"
+		           "Reads the configuration as the daemon would (defaults, then --config FILE,\n"
+		           "then FIELDSYNC_* environment, then flags), checks it with the rule table,\n"
+		           "and prints the effective configuration as INI with secrets redacted.\n"
+		           "Exits 0 when it is good, 2 naming the bad key otherwise.\n\n"
+		           "options (each also read from the environment variable shown):\n");
+	else
+		fprintf(f, "usage: fieldsyncd [OPTIONS]\n\n"
+		           "fieldsyncd receives change sets from tablets over ZeroMQ, merges them into\n"
+		           "LMDB with version vectors and serves the change feed (PROTOCOL.md).\n\n"
+		           "options (each also read from the environment variable shown):\n");
 	for (size_t i = 0; i < N_OPTS; i++) {
 		char left[64];
 		snprintf(left, sizeof(left), "--%s%s%s", opts[i].name, opts[i].arg ? " " : "",
@@ -83,8 +93,11 @@ usage(FILE *f)
 		        opts[i].env ? opts[i].env : "", opts[i].env ? "]" : "");
 	}
 	fprintf(f, "\nwithout --dev: CURVE with enrolled keys (fieldsyncd init, enroll) and a master key.\n"
-	           "\nadmin subcommands (each with --help), usable while the daemon runs:\n"
+	           "\nsubcommands (each with --help), usable while the daemon runs:\n"
 	           "  fieldsyncd init|enroll|revoke|devices|audit|purge|rotate-master-key --data-dir DIR ...\n"
+	           "  fieldsyncd backup|restore|verify --data-dir DIR ...\n"
+	           "  fieldsyncd health [--ready] [--ops-listen HOST:PORT]\n"
+	           "  fieldsyncd check-config [OPTIONS]\n"
 	           "\nsignals: SIGTERM or SIGINT drain the queue, commit, answer and exit 0.\n");
 }
 
@@ -289,7 +302,7 @@ config_load(config *c, int argc, char **argv)
 		if (id == -1)
 			break;
 		if (id == OPT_HELP) {
-			usage(stdout);
+			usage(stdout, argc > 0 && strcmp(argv[0], "check-config") == 0);
 			return CONFIG_EXIT_OK;
 		}
 		if (id == OPT_VERSION) {

@@ -87,6 +87,14 @@ Test(config_file, flags_beat_env_beat_the_file, .timeout = 30)
 	cr_expect_neq(st, 0);
 	cr_expect_not_null(strstr(out, "max-payload-bytes"), "%s", out);
 	free(out);
+
+	/* Its --help is its own, and exits 0 without checking anything. */
+	snprintf(cmd, sizeof(cmd), "%s check-config --help", FS_DAEMON_BIN);
+	out = run(cmd, &st);
+	cr_expect_eq(st, 0);
+	cr_expect_not_null(strstr(out, "usage: fieldsyncd check-config"), "%s", out);
+	cr_expect_not_null(strstr(out, "--config FILE"), "%s", out);
+	free(out);
 	fs_test_rm_rf(dir);
 	free(dir);
 }
