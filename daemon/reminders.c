@@ -723,6 +723,69 @@ row_list_free(struct row_list *l)
 	free(l->klens);
 }
 
+/*
+ * What the case's data implies now: loads the case (*cd, caller frees with
+ * case_data_free) and evaluates the rules into *rems (caller frees), *n of
+ * them. A case without a live `case` record implies none.
+ */
+static store_rc
+implied_reminders(reminders *r, store_txn *t, const char *case_id, struct case_data *cd,
+                  rules_reminder **rems, size_t *n)
+{
+	size_t cap = 64;
+	store_rc rc = case_load(t, case_id, cd);
+
+	*rems = NULL;
+	*n = 0;
+	if (rc != STORE_OK || cd->n_cases == 0)
+		return rc;
+	rules_input in = {
+		.case_id = case_id,
+		.cases = (const Fieldsync__V1__Case *const *)cd->cases,
+		.n_cases = cd->n_cases,
+		.contacts = cd->contacts,
+		.n_contacts = cd->n_contacts,
+	};
+	for (;;) {
+		rules_reminder *grown = realloc(*rems, cap * sizeof(**rems));
+		if (grown == NULL)
+			return STORE_ERROR;
+		*rems = grown;
+		*n = rules_evaluate(&r->rules, r->tz, &in, *rems, cap);
+		if (*n <= cap)
+			return STORE_OK;
+		cap = *n;
+	}
+}
+
+/* The case's stored reminder rows (prefix) that rems[0..n) no longer
+ * implies, into *out (caller frees with row_list_free). */
+static store_rc
+unimplied_rows(store_txn *t, const char *case_id, const uint8_t *prefix, size_t plen,
+               const rules_reminder *rems, size_t n, struct row_list *out)
+{
+	uint8_t key[KEY_MAX];
+	store_rc rc = store_kv_scan(t, STORE_T_REMINDERS, prefix, plen, prefix, plen, collect_key, out);
+	if (rc == STORE_OK && out->oom)
+		rc = STORE_ERROR;
+	size_t kept = 0;
+	for (size_t i = 0; i < out->n; i++) {
+		bool implied = false;
+		for (size_t k = 0; k < n && !implied; k++) {
+			size_t kl = pair_key(key, case_id, rems[k].reminder_id);
+			implied = kl == out->klens[i] && memcmp(key, out->keys[i], kl) == 0;
+		}
+		if (implied) {
+			free(out->keys[i]);
+			continue;
+		}
+		out->keys[kept] = out->keys[i];
+		out->klens[kept++] = out->klens[i];
+	}
+	out->n = kept;
+	return rc;
+}
+
 /* Re-evaluates one case. */
 static store_rc
 evaluate_case(reminders *r, store_txn *t, const char *case_id, int64_t now_ms)
@@ -730,34 +793,13 @@ evaluate_case(reminders *r, store_txn *t, const char *case_id, int64_t now_ms)
 	struct case_data cd = {0};
 	struct row_list existing = {0};
 	rules_reminder *rems = NULL;
-	size_t n = 0, cap = 64;
+	size_t n = 0;
 	uint8_t prefix[KEY_MAX], key[KEY_MAX];
 	size_t plen = case_prefix(prefix, case_id);
-	store_rc rc = case_load(t, case_id, &cd);
+	store_rc rc = implied_reminders(r, t, case_id, &cd, &rems, &n);
 
 	if (rc != STORE_OK)
 		goto out;
-	if (cd.n_cases > 0) {
-		rules_input in = {
-			.case_id = case_id,
-			.cases = (const Fieldsync__V1__Case *const *)cd.cases,
-			.n_cases = cd.n_cases,
-			.contacts = cd.contacts,
-			.n_contacts = cd.n_contacts,
-		};
-		for (;;) {
-			rules_reminder *grown = realloc(rems, cap * sizeof(*rems));
-			if (grown == NULL) {
-				rc = STORE_ERROR;
-				goto out;
-			}
-			rems = grown;
-			n = rules_evaluate(&r->rules, r->tz, &in, rems, cap);
-			if (n <= cap)
-				break;
-			cap = n;
-		}
-	}
 	const char *scope = cd.case_state != NULL ? cd.case_state->scope : "";
 
 	/* What the data implies now. */
@@ -777,17 +819,8 @@ evaluate_case(reminders *r, store_txn *t, const char *case_id, int64_t now_ms)
 		goto out;
 
 	/* What it no longer implies. */
-	rc = store_kv_scan(t, STORE_T_REMINDERS, prefix, plen, prefix, plen, collect_key, &existing);
-	if (rc == STORE_OK && existing.oom)
-		rc = STORE_ERROR;
+	rc = unimplied_rows(t, case_id, prefix, plen, rems, n, &existing);
 	for (size_t i = 0; rc == STORE_OK && i < existing.n; i++) {
-		bool implied = false;
-		for (size_t k = 0; k < n && !implied; k++) {
-			size_t kl = pair_key(key, case_id, rems[k].reminder_id);
-			implied = kl == existing.klens[i] && memcmp(key, existing.keys[i], kl) == 0;
-		}
-		if (implied)
-			continue;
 		store_rc grc;
 		reminder_row *old = row_get(t, existing.keys[i], existing.klens[i], &grc);
 		if (old == NULL) {
@@ -1101,34 +1134,13 @@ reminders_verify_case(reminders *r, store_txn *t, const char *case_id, reminders
 	struct case_data cd = {0};
 	struct row_list existing = {0};
 	rules_reminder *rems = NULL;
-	size_t n = 0, cap = 64;
+	size_t n = 0;
 	uint8_t prefix[KEY_MAX], key[KEY_MAX];
 	size_t plen = case_prefix(prefix, case_id);
-	store_rc rc = case_load(t, case_id, &cd);
+	store_rc rc = implied_reminders(r, t, case_id, &cd, &rems, &n);
 
 	if (rc != STORE_OK)
 		goto out;
-	if (cd.n_cases > 0) {
-		rules_input in = {
-			.case_id = case_id,
-			.cases = (const Fieldsync__V1__Case *const *)cd.cases,
-			.n_cases = cd.n_cases,
-			.contacts = cd.contacts,
-			.n_contacts = cd.n_contacts,
-		};
-		for (;;) {
-			rules_reminder *grown = realloc(rems, cap * sizeof(*rems));
-			if (grown == NULL) {
-				rc = STORE_ERROR;
-				goto out;
-			}
-			rems = grown;
-			n = rules_evaluate(&r->rules, r->tz, &in, rems, cap);
-			if (n <= cap)
-				break;
-			cap = n;
-		}
-	}
 	/* Every reminder the data implies has a row; an active one has its due time. */
 	for (size_t i = 0; rc == STORE_OK && i < n; i++) {
 		size_t kl = pair_key(key, case_id, rems[i].reminder_id);
@@ -1151,17 +1163,8 @@ reminders_verify_case(reminders *r, store_txn *t, const char *case_id, reminders
 	if (rc != STORE_OK)
 		goto out;
 	/* No active row the data no longer implies. */
-	rc = store_kv_scan(t, STORE_T_REMINDERS, prefix, plen, prefix, plen, collect_key, &existing);
-	if (rc == STORE_OK && existing.oom)
-		rc = STORE_ERROR;
+	rc = unimplied_rows(t, case_id, prefix, plen, rems, n, &existing);
 	for (size_t i = 0; rc == STORE_OK && i < existing.n; i++) {
-		bool implied = false;
-		for (size_t k = 0; k < n && !implied; k++) {
-			size_t kl = pair_key(key, case_id, rems[k].reminder_id);
-			implied = kl == existing.klens[i] && memcmp(key, existing.keys[i], kl) == 0;
-		}
-		if (implied)
-			continue;
 		char rid[RULES_ID_MAX];
 		size_t idl = existing.klens[i] - plen < sizeof(rid) - 1 ? existing.klens[i] - plen
 		                                                        : sizeof(rid) - 1;
