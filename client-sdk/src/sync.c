@@ -184,6 +184,32 @@ remaining(const conn *c)
 }
 
 /*
+ * Waits until the socket is ready for events (ZMQ_POLLIN or ZMQ_POLLOUT),
+ * the deadline passes (FS_ERR_TIMEOUT), or the monitor says the server
+ * refused us (FS_ERR_REFUSED).
+ */
+static fs_err
+conn_wait(conn *c, short events)
+{
+	for (;;) {
+		zmq_pollitem_t pi[2] = {{c->sock, 0, events, 0}, {c->mon, 0, ZMQ_POLLIN, 0}};
+		int left = remaining(c);
+		if (left == 0)
+			return FS_ERR_TIMEOUT;
+		int n = zmq_poll(pi, c->mon ? 2 : 1, left);
+		if (n < 0 && zmq_errno() == EINTR)
+			continue;
+		if (n < 0)
+			return FS_ERR_NETWORK;
+		if (conn_refused(c))
+			return FS_ERR_REFUSED;
+		if (n > 0 && (pi[0].revents & events))
+			return FS_OK;
+		/* else: only the monitor spoke, or a spurious wake-up; re-check the deadline */
+	}
+}
+
+/*
  * Sends e (its request_id set here) and waits for the reply with the same
  * request_id, or an Error with request_id 0. Replies to other ids are
  * dropped. *rep is the caller's to free.
@@ -203,25 +229,8 @@ conn_call(conn *c, envelope *e, envelope **rep)
 		return FS_ERR_NOMEM;
 	fieldsync__v1__envelope__pack(e, buf);
 	for (;;) {
-		zmq_pollitem_t pi[2] = {{c->sock, 0, ZMQ_POLLOUT, 0}, {c->mon, 0, ZMQ_POLLIN, 0}};
-		int left = remaining(c);
-		if (left == 0) {
-			err = FS_ERR_TIMEOUT;
+		if ((err = conn_wait(c, ZMQ_POLLOUT)) != FS_OK)
 			goto out;
-		}
-		int n = zmq_poll(pi, c->mon ? 2 : 1, left);
-		if (n < 0 && zmq_errno() == EINTR)
-			continue;
-		if (n < 0) {
-			err = FS_ERR_NETWORK;
-			goto out;
-		}
-		if (conn_refused(c)) {
-			err = FS_ERR_REFUSED;
-			goto out;
-		}
-		if (n == 0 || !(pi[0].revents & ZMQ_POLLOUT))
-			continue; /* re-checks the deadline */
 		if (zmq_send(c->sock, buf, len, ZMQ_DONTWAIT) == (int)len)
 			break;
 		if (zmq_errno() != EAGAIN && zmq_errno() != EINTR) {
@@ -230,27 +239,10 @@ conn_call(conn *c, envelope *e, envelope **rep)
 		}
 	}
 	for (;;) {
-		zmq_pollitem_t pi[2] = {{c->sock, 0, ZMQ_POLLIN, 0}, {c->mon, 0, ZMQ_POLLIN, 0}};
 		int more = 0;
 		size_t more_len = sizeof(more);
-		int left = remaining(c);
-		if (left == 0) {
-			err = FS_ERR_TIMEOUT;
+		if ((err = conn_wait(c, ZMQ_POLLIN)) != FS_OK)
 			goto out;
-		}
-		int n = zmq_poll(pi, c->mon ? 2 : 1, left);
-		if (n < 0 && zmq_errno() == EINTR)
-			continue;
-		if (n < 0) {
-			err = FS_ERR_NETWORK;
-			goto out;
-		}
-		if (conn_refused(c)) {
-			err = FS_ERR_REFUSED;
-			goto out;
-		}
-		if (n == 0 || !(pi[0].revents & ZMQ_POLLIN))
-			continue;
 		zmq_msg_init(&m);
 		m_open = true;
 		if (zmq_msg_recv(&m, c->sock, ZMQ_DONTWAIT) < 0) {
