@@ -344,39 +344,52 @@ case_data_free(struct case_data *cd)
 	memset(cd, 0, sizeof(*cd));
 }
 
-struct id_list {
-	char **ids;
+/* The keys a prefix scan found, copied (collect_key); key_list_free frees. */
+struct key_list {
+	uint8_t **keys;
+	size_t *klens;
 	size_t n, cap;
-	size_t prefix_len;
 	bool oom;
 };
 
 static bool
-collect_contact_id(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+collect_key(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
 {
-	struct id_list *l = arg;
+	struct key_list *l = arg;
 	(void)val;
 	(void)vlen;
 	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 32;
-		char **ids = realloc(l->ids, cap * sizeof(*ids));
-		if (ids == NULL) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		uint8_t **k = realloc(l->keys, cap * sizeof(*k));
+		if (k == NULL) {
 			l->oom = true;
 			return false;
 		}
-		l->ids = ids;
+		l->keys = k;
+		size_t *kl = realloc(l->klens, cap * sizeof(*kl));
+		if (kl == NULL) {
+			l->oom = true;
+			return false;
+		}
+		l->klens = kl;
 		l->cap = cap;
 	}
-	size_t n = klen - l->prefix_len;
-	char *id = malloc(n + 1);
-	if (id == NULL) {
+	if ((l->keys[l->n] = malloc(klen)) == NULL) {
 		l->oom = true;
 		return false;
 	}
-	memcpy(id, key + l->prefix_len, n);
-	id[n] = '\0';
-	l->ids[l->n++] = id;
-	return true;
+	memcpy(l->keys[l->n], key, klen);
+	l->klens[l->n++] = klen;
+	return l->cap < 1000000; /* bounded: a case never has a million reminders */
+}
+
+static void
+key_list_free(struct key_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->keys[i]);
+	free(l->keys);
+	free(l->klens);
 }
 
 static bool
@@ -405,8 +418,9 @@ add_contact_value(struct case_data *cd, const char *id, Fieldsync__V1__Contact *
 static store_rc
 case_load(store_txn *t, const char *case_id, struct case_data *cd)
 {
-	struct id_list ids = {0};
+	struct key_list ids = {0};
 	uint8_t prefix[KEY_MAX];
+	size_t plen;
 	store_rc rc = store_record_get(t, "case", case_id, &cd->case_state);
 
 	if (rc == STORE_NOTFOUND)
@@ -428,9 +442,8 @@ case_load(store_txn *t, const char *case_id, struct case_data *cd)
 		}
 	}
 
-	ids.prefix_len = case_prefix(prefix, case_id);
-	rc = store_kv_scan(t, STORE_T_CASE_CONTACTS, prefix, ids.prefix_len, prefix,
-	                   ids.prefix_len, collect_contact_id, &ids);
+	plen = case_prefix(prefix, case_id);
+	rc = store_kv_scan(t, STORE_T_CASE_CONTACTS, prefix, plen, prefix, plen, collect_key, &ids);
 	if (rc == STORE_OK && ids.oom)
 		rc = STORE_ERROR;
 	cd->contact_states = calloc(ids.n + 1, sizeof(*cd->contact_states));
@@ -438,7 +451,13 @@ case_load(store_txn *t, const char *case_id, struct case_data *cd)
 		rc = STORE_ERROR;
 	for (size_t i = 0; rc == STORE_OK && i < ids.n; i++) {
 		fs_record_state *rs = NULL;
-		store_rc grc = store_record_get(t, "contact", ids.ids[i], &rs);
+		char id[FSP_ID_MAX + 1];
+		size_t idl = ids.klens[i] - plen; /* the key is the case prefix, then the contact id */
+		if (idl > FSP_ID_MAX)
+			continue;
+		memcpy(id, ids.keys[i] + plen, idl);
+		id[idl] = '\0';
+		store_rc grc = store_record_get(t, "contact", id, &rs);
 		if (grc == STORE_NOTFOUND)
 			continue;
 		if (grc != STORE_OK) {
@@ -464,9 +483,7 @@ case_load(store_txn *t, const char *case_id, struct case_data *cd)
 			}
 		}
 	}
-	for (size_t i = 0; i < ids.n; i++)
-		free(ids.ids[i]);
-	free(ids.ids);
+	key_list_free(&ids);
 	return rc;
 }
 
@@ -676,53 +693,6 @@ reconcile(reminders *r, store_txn *t, const char *case_id, const char *scope,
 	return rc;
 }
 
-struct row_list {
-	uint8_t **keys;
-	size_t *klens;
-	size_t n, cap;
-	bool oom;
-};
-
-static bool
-collect_key(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
-{
-	struct row_list *l = arg;
-	(void)val;
-	(void)vlen;
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 16;
-		uint8_t **k = realloc(l->keys, cap * sizeof(*k));
-		if (k == NULL) {
-			l->oom = true;
-			return false;
-		}
-		l->keys = k;
-		size_t *kl = realloc(l->klens, cap * sizeof(*kl));
-		if (kl == NULL) {
-			l->oom = true;
-			return false;
-		}
-		l->klens = kl;
-		l->cap = cap;
-	}
-	if ((l->keys[l->n] = malloc(klen)) == NULL) {
-		l->oom = true;
-		return false;
-	}
-	memcpy(l->keys[l->n], key, klen);
-	l->klens[l->n++] = klen;
-	return l->cap < 1000000; /* bounded: a case never has a million reminders */
-}
-
-static void
-row_list_free(struct row_list *l)
-{
-	for (size_t i = 0; i < l->n; i++)
-		free(l->keys[i]);
-	free(l->keys);
-	free(l->klens);
-}
-
 /*
  * What the case's data implies now: loads the case (*cd, caller frees with
  * case_data_free) and evaluates the rules into *rems (caller frees), *n of
@@ -759,10 +729,10 @@ implied_reminders(reminders *r, store_txn *t, const char *case_id, struct case_d
 }
 
 /* The case's stored reminder rows (prefix) that rems[0..n) no longer
- * implies, into *out (caller frees with row_list_free). */
+ * implies, into *out (caller frees with key_list_free). */
 static store_rc
 unimplied_rows(store_txn *t, const char *case_id, const uint8_t *prefix, size_t plen,
-               const rules_reminder *rems, size_t n, struct row_list *out)
+               const rules_reminder *rems, size_t n, struct key_list *out)
 {
 	uint8_t key[KEY_MAX];
 	store_rc rc = store_kv_scan(t, STORE_T_REMINDERS, prefix, plen, prefix, plen, collect_key, out);
@@ -791,7 +761,7 @@ static store_rc
 evaluate_case(reminders *r, store_txn *t, const char *case_id, int64_t now_ms)
 {
 	struct case_data cd = {0};
-	struct row_list existing = {0};
+	struct key_list existing = {0};
 	rules_reminder *rems = NULL;
 	size_t n = 0;
 	uint8_t prefix[KEY_MAX], key[KEY_MAX];
@@ -832,7 +802,7 @@ evaluate_case(reminders *r, store_txn *t, const char *case_id, int64_t now_ms)
 		fieldsyncd__store__reminder_row__free_unpacked(old, NULL);
 	}
 out:
-	row_list_free(&existing);
+	key_list_free(&existing);
 	free(rems);
 	case_data_free(&cd);
 	return rc;
@@ -841,7 +811,7 @@ out:
 store_rc
 reminders_erase_case(store_txn *t, const char *case_id, int64_t now_ms, size_t *n_erased)
 {
-	struct row_list rows = {0};
+	struct key_list rows = {0};
 	uint8_t prefix[KEY_MAX];
 	size_t plen = case_prefix(prefix, case_id);
 	store_rc rc = store_kv_scan(t, STORE_T_REMINDERS, prefix, plen, prefix, plen, collect_key, &rows);
@@ -864,7 +834,7 @@ reminders_erase_case(store_txn *t, const char *case_id, int64_t now_ms, size_t *
 		if (rc == STORE_OK)
 			(*n_erased)++;
 	}
-	row_list_free(&rows);
+	key_list_free(&rows);
 	return rc;
 }
 
@@ -879,7 +849,7 @@ reminders_flush(reminders *r, store_txn *t, int64_t now_ms)
 }
 
 struct due_list {
-	struct row_list keys;
+	struct key_list keys;
 	int64_t now_ms;
 };
 
@@ -927,7 +897,7 @@ reminders_tick(reminders *r, store_txn *t, int64_t now_ms)
 				rc = row_put(t, rkey, rklen, row);
 			fieldsyncd__store__reminder_row__free_unpacked(row, NULL);
 		}
-		row_list_free(&due.keys);
+		key_list_free(&due.keys);
 		if (rc != STORE_OK || n < TICK_BATCH || ++batches == TICK_ROUND_BATCHES)
 			break; /* the rest fire in the next round: transactions stay small */
 	}
@@ -1132,7 +1102,7 @@ reminders_verify_case(reminders *r, store_txn *t, const char *case_id, reminders
                       void *arg, size_t *n_checked)
 {
 	struct case_data cd = {0};
-	struct row_list existing = {0};
+	struct key_list existing = {0};
 	rules_reminder *rems = NULL;
 	size_t n = 0;
 	uint8_t prefix[KEY_MAX], key[KEY_MAX];
@@ -1185,7 +1155,7 @@ reminders_verify_case(reminders *r, store_txn *t, const char *case_id, reminders
 		fieldsyncd__store__reminder_row__free_unpacked(row, NULL);
 	}
 out:
-	row_list_free(&existing);
+	key_list_free(&existing);
 	free(rems);
 	case_data_free(&cd);
 	return rc;

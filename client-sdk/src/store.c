@@ -2253,6 +2253,23 @@ inflight_del(fs_store *s, MDB_txn *t, uint64_t key)
 	return rc == MDB_NOTFOUND ? MDB_SUCCESS : rc;
 }
 
+/* The end of settling a change set: it is no longer in flight, and the
+ * outbox changes commit with that; *o gets the counts once durable. */
+static fs_err
+settle_commit(fs_store *s, MDB_txn *t, uint64_t key, const sdk_push_outcome *oc,
+              sdk_push_outcome *o)
+{
+	int rc = inflight_del(s, t, key);
+	if (rc != MDB_SUCCESS) {
+		mdb_txn_abort(t);
+		return map_rc(rc);
+	}
+	rc = mdb_txn_commit(t);
+	if (rc == MDB_SUCCESS && o != NULL)
+		*o = *oc;
+	return map_rc(rc);
+}
+
 fs_err
 sdk_push_done(fs_store *s, uint64_t key, const sdk_push_request *req,
               const sdk_push_reply *rep, sdk_push_outcome *o)
@@ -2314,12 +2331,7 @@ sdk_push_done(fs_store *s, uint64_t key, const sdk_push_request *req,
 		else if (touched && action != 'a')
 			oc.requeued++;
 	}
-	if ((rc = inflight_del(s, t, key)) != MDB_SUCCESS)
-		goto fail;
-	rc = mdb_txn_commit(t);
-	if (rc == MDB_SUCCESS && o != NULL)
-		*o = oc;
-	return map_rc(rc);
+	return settle_commit(s, t, key, &oc, o);
 fail:
 	mdb_txn_abort(t);
 	return map_rc(rc);
@@ -2348,12 +2360,7 @@ sdk_push_refused(fs_store *s, uint64_t key, const sdk_push_request *req, const c
 		else if (touched)
 			oc.requeued++;
 	}
-	if ((rc = inflight_del(s, t, key)) != MDB_SUCCESS)
-		goto fail;
-	rc = mdb_txn_commit(t);
-	if (rc == MDB_SUCCESS && o != NULL)
-		*o = oc;
-	return map_rc(rc);
+	return settle_commit(s, t, key, &oc, o);
 fail:
 	mdb_txn_abort(t);
 	return map_rc(rc);

@@ -574,27 +574,34 @@ Test(sync, sigterm_answers_what_is_queued)
 
 Test(sync, a_reply_to_a_vanished_peer_is_counted)
 {
-	/* A second client pipelines 50 change sets and disappears before the
-	 * replies can be sent: the later ones meet a peer that is gone. */
-	enum { SETS = 50, PER = 100 };
+	/* A second client makes itself known with one change set, then pipelines
+	 * SETS big ones and disappears: the writer needs far longer to commit
+	 * SETS x PER records than the daemon needs to notice the closed
+	 * connection, so the later replies meet a peer that is gone. (Sending
+	 * all first and vanishing after the first reply was racy: one group
+	 * commit could take every set and answer them all before the close.) */
+	enum { SETS = 40, PER = 1000 };
 	void *gone = fs_test_dealer(ctx, fs_test_daemon_endpoint(d));
-	for (int k = 0; k < SETS; k++) {
+	for (int k = 0; k <= SETS; k++) {
 		char csid[32];
 		snprintf(csid, sizeof(csid), "cs-vanished-%d", k);
 		fs_test_push *p = fs_test_push_new(csid);
-		for (int i = 0; i < PER; i++) {
+		for (int i = 0; i < (k == 0 ? 1 : PER); i++) {
 			char id[16];
 			snprintf(id, sizeof(id), "v%d-%d", k, i);
 			fs_test_push_add(p, "note", id, "team-a", "a:1", false, "v", 1);
 		}
 		cr_assert(fs_test_send(gone, fs_test_push_envelope(p, (uint64_t)k + 1)));
 		fs_test_push_free(p);
+		if (k == 0) { /* the daemon is committing and knows this peer */
+			env_t *first = fs_test_recv(gone, 10000);
+			cr_assert_not_null(first);
+			fieldsync__v1__envelope__free_unpacked(first, NULL);
+		}
 	}
-	/* The first reply proves the daemon is committing; then vanish. */
-	env_t *first = fs_test_recv(gone, 10000);
-	cr_assert_not_null(first);
-	fieldsync__v1__envelope__free_unpacked(first, NULL);
-	zmq_close(gone); /* linger 0: the connection goes at once */
+	int linger = 5000; /* flush the requests, then the connection goes */
+	zmq_setsockopt(gone, ZMQ_LINGER, &linger, sizeof(linger));
+	zmq_close(gone);
 
 	/* The data is committed all the same: a retry would get the stored reply. */
 	uint64_t last = 0;
@@ -620,6 +627,8 @@ Test(sync, a_reply_to_a_vanished_peer_is_counted)
 	char *log = fs_test_daemon_log(d);
 	const char *at = log ? strstr(log, "\"replies_unroutable\":") : NULL;
 	cr_assert_not_null(at, "the drain log line counts unroutable replies");
+	cr_log_info("replies to the vanished peer: %d unroutable",
+	            atoi(at + strlen("\"replies_unroutable\":")));
 	cr_expect_gt(atoi(at + strlen("\"replies_unroutable\":")), 0,
 	             "replies to the vanished peer were counted");
 	free(log);
