@@ -32,7 +32,7 @@
 #include <string.h>
 
 #include "metrics.h"
-#include "rules.h"
+#include "fieldsync/rules.h"
 
 _Static_assert(METRIC_RULES == RULE_COUNT, "metrics.c: rule labels out of step with rules.h");
 _Static_assert(METRIC_STATES == FIELDSYNC__V1__REMINDER_EVENT__STATE__CANCELLED + 1,

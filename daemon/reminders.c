@@ -42,10 +42,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "calendar.h"
+#include "fieldsync/calendar.h"
 #include "fieldsync/v1/casework.pb-c.h"
 #include "internal.h"
-#include "rules.h"
+#include "fieldsync/rules.h"
 #include "storage.pb-c.h"
 
 #define KEY_MAX (1 + FSP_ID_MAX + RULES_ID_MAX)

@@ -31,7 +31,7 @@
 
 #include "internal.h"
 #include "metrics.h"
-#include "rules.h"
+#include "fieldsync/rules.h"
 #include "ops_http.h"
 
 #define PIPE_ENDPOINT "inproc://fieldsyncd-writer"

@@ -2,7 +2,7 @@
  * libFuzzer target: the rule table (--rules FILE, docs/reminders.md), the
  * daemon's config decoder for untrusted-ish text.
  *
- *   1. rules_config_load_json() (daemon/rules.c) over METHOD.md's defaults,
+ *   1. rules_config_load_json() (proto/rules.c) over METHOD.md's defaults,
  *      on the input made NUL-terminated, as reminders_new() calls it. A
  *      refusal must come with a sentence in err.
  *   2. A table it accepts must be safe to run: rules_evaluate() on a fixed
@@ -11,14 +11,14 @@
  *      where the calendar runs out), in the zone of the daemon's default
  *      (Europe/Copenhagen, else UTC; skipped without a tz database). Every
  *      reminder must have due_day <= due_at, and rules_next_change() must
- *      be after `now` or 0 (daemon/rules.h).
+ *      be after `now` or 0 (proto/include/fieldsync/rules.h).
  * Any violation calls abort(), so libFuzzer records it as a crash.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "rules.h"
+#include "fieldsync/rules.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

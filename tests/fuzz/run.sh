@@ -137,7 +137,7 @@ sources_of() {
   case $1 in
     fuzz_envelope) echo daemon/validate.c daemon/config.c daemon/log.c ;;
     fuzz_payloads) echo client-sdk/src/json.c ;;
-    fuzz_rules_config) echo daemon/rules.c daemon/calendar.c ;;
+    fuzz_rules_config) echo proto/rules.c proto/calendar.c ;;
     fuzz_json_payload) echo client-sdk/src/json.c ;;
   esac
 }

@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "calendar.h"
+#include "fieldsync/calendar.h"
 
 #define H 3600LL
 

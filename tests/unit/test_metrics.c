@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "metrics.h"
-#include "rules.h"
+#include "fieldsync/rules.h"
 
 /* ---- a small parser of the text format ---------------------------------- */
 

@@ -19,9 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "calendar.h"
+#include "fieldsync/calendar.h"
 #include "fieldsync/v1/casework.pb-c.h"
-#include "rules.h"
+#include "fieldsync/rules.h"
 
 /* ---- the oracle --------------------------------------------------------- */
 

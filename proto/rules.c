@@ -49,7 +49,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "rules.h"
+#include "fieldsync/rules.h"
 
 #define RULES_COUNT_MAX 100     /* largest "count" (METHOD.md: 5 and 12) */
 #define RULES_AMOUNT_MAX 10000  /* largest N in "<N> days|weeks|months" */

@@ -4,8 +4,8 @@
  * tz_load(); nothing here touches TZ, tzset() or localtime(), and a loaded
  * zone is never modified, so any number of threads may share one.
  */
-#ifndef FIELDSYNCD_CALENDAR_H
-#define FIELDSYNCD_CALENDAR_H
+#ifndef FIELDSYNC_CALENDAR_H
+#define FIELDSYNC_CALENDAR_H
 
 #include <stdbool.h>
 #include <stddef.h>

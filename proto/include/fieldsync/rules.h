@@ -3,14 +3,14 @@
  * one case's data: no LMDB, no sockets, no clock of its own. reminders.c
  * stores what it returns and turns changes into ReminderEvents.
  */
-#ifndef FIELDSYNCD_RULES_H
-#define FIELDSYNCD_RULES_H
+#ifndef FIELDSYNC_RULES_H
+#define FIELDSYNC_RULES_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "calendar.h"
+#include "fieldsync/calendar.h"
 #include "fieldsync/v1/casework.pb-c.h"
 #include "fieldsync/v1/sync.pb-c.h"
 

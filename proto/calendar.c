@@ -50,7 +50,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "calendar.h"
+#include "fieldsync/calendar.h"
 
 #define TZ_DEFAULT_DIR "/usr/share/zoneinfo"
 #define TZ_NAME_MAX 255               /* longest zone name accepted */
