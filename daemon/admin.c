@@ -369,7 +369,7 @@ enroll_txn(store_txn *t, void *arg)
 		return rc;
 	if ((rc = auth_device_list(t, clash_check, j)) != STORE_OK || j->why[0] != '\0')
 		return rc != STORE_OK ? rc : STORE_ERROR;
-	j->d.enrolled_at_ms = wire_now_ms();
+	j->d.enrolled_at_ms = clock_wall_ms();
 	if ((rc = auth_device_put(t, &j->d)) != STORE_OK)
 		return rc;
 	off = (size_t)snprintf(detail, sizeof(detail), "role=%s scopes=", role_name(j->d.role));
@@ -526,7 +526,7 @@ revoke_txn(store_txn *t, void *arg)
 		return STORE_OK; /* commits nothing new */
 	}
 	j->d.revoked = true;
-	j->d.revoked_at_ms = wire_now_ms();
+	j->d.revoked_at_ms = clock_wall_ms();
 	if ((rc = auth_device_put(t, &j->d)) != STORE_OK)
 		return rc;
 	char detail[32];

@@ -478,7 +478,7 @@ audit_append(store_txn *t, const char *actor, const char *action, const char *co
 
 	if (o == NULL)
 		return STORE_ERROR;
-	if (cJSON_AddNumberToObject(o, "ts_ms", (double)wire_now_ms()) == NULL ||
+	if (cJSON_AddNumberToObject(o, "ts_ms", (double)clock_wall_ms()) == NULL ||
 	    !add_capped(o, "actor", actor && actor[0] ? actor : "unknown", 128) ||
 	    !add_capped(o, "action", action, 128) || !add_capped(o, "collection", collection, 128) ||
 	    !add_capped(o, "id", id, 128) || !add_capped(o, "detail", detail, 512) ||
@@ -583,7 +583,7 @@ zap_decide(struct zap_handler *z, zmq_msg_t *f, size_t n, bool truncated, const 
 	if (rc == STORE_OK && !d.revoked) {
 		z->last_refused[0] = '\0';
 	} else if (rc == STORE_OK || rc == STORE_NOTFOUND) {
-		int64_t now = wire_now_ms();
+		int64_t now = clock_wall_ms();
 		quiet = strcmp(z->last_refused, key) == 0 && now - z->last_refused_ms < ZAP_REPEAT_LOG_MS;
 		if (quiet) {
 			z->repeats++;

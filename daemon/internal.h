@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "clock.h"
+#include "err.h"
 #include "fieldsync/merge.h"
 #include "fieldsync/v1/sync.pb-c.h"
 
@@ -297,9 +299,6 @@ uint8_t *wire_pack(const fs_envelope *e, size_t *len);
 /* Packs Error{code, message, retry_after_ms} answering request_id. */
 uint8_t *wire_error(uint64_t request_id, fs_error_code code, const char *message,
                     uint32_t retry_after_ms, size_t *len);
-int64_t wire_now_ms(void);
-/* The daemon's clock for deadlines: wall clock + --clock-offset-ms. */
-int64_t clock_now_ms(const config *c);
 
 /* ---- reminders.c -------------------------------------------------------- */
 

@@ -268,7 +268,7 @@ purge_run(store *s, const char *collection, const char *id, bool whole_case, con
 	bool found = false;
 	struct id_set contacts = {0};
 	store_rc rc = store_write_begin(s, &t);
-	int64_t now = wire_now_ms();
+	int64_t now = clock_wall_ms();
 
 	memset(rep, 0, sizeof(*rep));
 	if (rc != STORE_OK)

@@ -161,7 +161,7 @@ make_uuid(char out[37])
 	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || read(fd, b, sizeof(b)) != (ssize_t)sizeof(b)) {
 		/* No urandom: fall back to time and pid, still unique enough for an id. */
-		uint64_t t = (uint64_t)wire_now_ms() ^ ((uint64_t)getpid() << 32);
+		uint64_t t = (uint64_t)clock_wall_ms() ^ ((uint64_t)getpid() << 32);
 		for (int i = 0; i < 16; i++)
 			b[i] = (uint8_t)(t >> ((i % 8) * 8)) ^ (uint8_t)(i * 37);
 	}

@@ -48,20 +48,12 @@ static struct ops_state {
 	const config *c;
 } g_ops;
 
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* /healthz: shallow, the event loop turned within the last 5 s. */
 static bool
 ops_alive(void *arg)
 {
 	(void)arg;
-	return mono_ms() - atomic_load(&g_ops.beat_ms) < 5000;
+	return clock_mono_ms() - atomic_load(&g_ops.beat_ms) < 5000;
 }
 
 /* /readyz: deep. */
@@ -162,20 +154,6 @@ reload(struct transport *tp)
 	if (!pipe_send(tp->pipe, PIPE_RULES, rc, 0))
 		free(rc);
 	log_event(LOG_INFO, "configuration reloaded (log level, rule table)", NULL);
-}
-
-int64_t
-clock_now_ms(const config *c)
-{
-	return wire_now_ms() + c->clock_offset_ms;
-}
-
-int64_t
-wire_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 uint8_t *
@@ -333,7 +311,7 @@ handle_hello(struct transport *tp, const uint8_t *rid, size_t rid_len, const pee
 	}
 	w.max_changes_per_push = tp->c->max_changes_per_push;
 	w.max_message_bytes = tp->c->max_message_bytes;
-	w.server_time_ms = wire_now_ms();
+	w.server_time_ms = clock_wall_ms();
 	fieldsync__v1__envelope__init(&e);
 	e.request_id = req->request_id;
 	e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_WELCOME;
@@ -434,7 +412,7 @@ handle_push(struct transport *tp, const uint8_t *rid, size_t rid_len, const peer
 	j->request_id = req->request_id;
 	j->auth = *peer;
 	j->request = req;
-	j->received_ms = wire_now_ms();
+	j->received_ms = clock_wall_ms();
 	if (!pipe_send(tp->pipe, PIPE_JOB, j, ZMQ_DONTWAIT)) {
 		/* The writer's queue is full: shed load rather than grow without bound. */
 		j->request = NULL;
@@ -760,7 +738,7 @@ fingerprint_device(void *arg, const device_info *d)
 static void
 registry_check(struct transport *tp)
 {
-	int64_t now = wire_now_ms();
+	int64_t now = clock_wall_ms();
 	if (!tp->secure || now < tp->next_registry_check_ms)
 		return;
 	tp->next_registry_check_ms = now + 1000;
@@ -891,7 +869,7 @@ transport_run(const config *c, store *s, reminders *rem)
 	}
 	g_ops.s = s;
 	g_ops.c = c;
-	atomic_store(&g_ops.beat_ms, mono_ms());
+	atomic_store(&g_ops.beat_ms, clock_mono_ms());
 	ops_http_hooks hooks = {.alive = ops_alive, .ready = ops_ready,
 	                        .before_metrics = ops_before_metrics};
 	char err[256];
@@ -910,7 +888,7 @@ transport_run(const config *c, store *s, reminders *rem)
 	log_event(LOG_INFO, "ops HTTP ready", LS("listen", c->ops_listen),
 	          LI("port", ops_http_port(ops)), NULL);
 	while (!g_stop) {
-		atomic_store(&g_ops.beat_ms, mono_ms());
+		atomic_store(&g_ops.beat_ms, clock_mono_ms());
 		registry_check(&tp);
 		if (g_reload) {
 			g_reload = 0;
@@ -950,7 +928,7 @@ transport_run(const config *c, store *s, reminders *rem)
 	          LU("in_flight", tp.inflight), NULL);
 	zmq_send(tp.pipe, "", 0, 0);
 	for (;;) {
-		atomic_store(&g_ops.beat_ms, mono_ms());
+		atomic_store(&g_ops.beat_ms, clock_mono_ms());
 		zmq_pollitem_t it = {tp.pipe, 0, ZMQ_POLLIN, 0};
 		if (zmq_poll(&it, 1, 1000) < 0 && zmq_errno() != EINTR)
 			break;

@@ -285,7 +285,7 @@ apply_job(writer *w, store_txn *parent, push_job *j)
 		}
 	}
 	/* The deadlines follow the data in the same transaction. */
-	if ((rc = reminders_flush(w->rem, t, clock_now_ms(w->c))) != STORE_OK) {
+	if ((rc = reminders_flush(w->rem, t, clock_deadline_ms(w->c->clock_offset_ms))) != STORE_OK) {
 		store_abort(&t);
 		reminders_rollback(w->rem, mark);
 		goto out;
@@ -379,7 +379,7 @@ writer_round(writer *w, push_job **jobs, size_t n)
 		for (size_t i = 0; rc == STORE_OK && i < n; i++)
 			rc = apply_job(w, t, jobs[i]);
 		if (rc == STORE_OK)
-			rc = reminders_tick(w->rem, t, clock_now_ms(w->c));
+			rc = reminders_tick(w->rem, t, clock_deadline_ms(w->c->clock_offset_ms));
 		int64_t next_fire = rc == STORE_OK ? reminders_next_fire(w->rem, t) : 0;
 		int64_t conflicts = rc == STORE_OK ? (int64_t)store_meta_u64(t, "conflicts_open") : 0;
 		int64_t counts[METRIC_RULES][METRIC_STATES];
@@ -461,7 +461,7 @@ writer_timeout(const writer *w)
 	 * process stored (publish_external). */
 	if (w->next_fire <= 0)
 		return 1000;
-	int64_t wait = w->next_fire - clock_now_ms(w->c);
+	int64_t wait = w->next_fire - clock_deadline_ms(w->c->clock_offset_ms);
 	if (wait < 0)
 		return 0;
 	return wait > 1000 ? 1000 : (long)wait;
@@ -512,7 +512,7 @@ writer_main(void *arg)
 				log_event(LOG_INFO, "rule table reloaded", NULL);
 			}
 		}
-		bool timer_due = w->next_fire > 0 && clock_now_ms(w->c) >= w->next_fire;
+		bool timer_due = w->next_fire > 0 && clock_deadline_ms(w->c->clock_offset_ms) >= w->next_fire;
 		if (n > 0 || timer_due) {
 			writer_round(w, jobs, n);
 		} else if (!stopping) { /* idle: anything another process stored? */

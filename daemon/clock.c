@@ -1,0 +1,30 @@
+/* clock: wall, monotonic and deadline time (see clock.h). Infrastructure layer. */
+#include <time.h>
+
+#include "clock.h"
+
+static int64_t
+read_ms(clockid_t id)
+{
+	struct timespec ts;
+	clock_gettime(id, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t
+clock_wall_ms(void)
+{
+	return read_ms(CLOCK_REALTIME);
+}
+
+int64_t
+clock_mono_ms(void)
+{
+	return read_ms(CLOCK_MONOTONIC);
+}
+
+int64_t
+clock_deadline_ms(int64_t offset_ms)
+{
+	return clock_wall_ms() + offset_ms;
+}
