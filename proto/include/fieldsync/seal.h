@@ -35,9 +35,9 @@
  *   reminder rows     the row's LMDB key, [u8 len][case_id][reminder_id]
  *                     (fsk_case_key in keys.h), daemon only
  *
- * Contract: the DEKs themselves (storage, wrapping, creation) belong to the
- * hosts; this module never stores, caches or logs a key, and wipes nothing
- * it was not given. Outputs named *out are malloc'd and owned by the caller;
+ * Contract: the DEKs themselves (storage, wrapping, creation, wiping)
+ * belong to the hosts; a DEK passed in is only read, never copied, stored
+ * or logged. Outputs named *out are malloc'd and owned by the caller;
  * on failure *out is NULL. Views (fss_parts.body) point into the caller's
  * input and live as long as it. Thread-safe.
  */
