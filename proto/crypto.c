@@ -1,6 +1,6 @@
 /*
  * libfieldsync-crypto (see fieldsync/crypto.h): AES-256-GCM through OpenSSL
- * EVP, random keys from RAND_bytes, master key files.
+ * EVP, random keys and UUIDs from RAND_bytes, master key files.
  *
  * OpenSSL stays inside this file: every function answers true/false, and
  * the OpenSSL error queue is cleared on every failure so no stale error
@@ -62,6 +62,28 @@ bool
 fsc_new_key(uint8_t key[FSC_KEY_LEN])
 {
 	return fsc_random(key, FSC_KEY_LEN);
+}
+
+bool
+fsc_uuid(char out[FSC_UUID_LEN + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+	uint8_t b[16];
+	size_t o = 0;
+
+	out[0] = '\0';
+	if (!fsc_random(b, sizeof(b)))
+		return false;
+	b[6] = (uint8_t)((b[6] & 0x0f) | 0x40); /* version 4 */
+	b[8] = (uint8_t)((b[8] & 0x3f) | 0x80); /* variant 10 */
+	for (size_t i = 0; i < sizeof(b); i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			out[o++] = '-';
+		out[o++] = hex[b[i] >> 4];
+		out[o++] = hex[b[i] & 15];
+	}
+	out[o] = '\0';
+	return true;
 }
 
 /* Feeds [p, p+len) through EVP_*Update in int-sized chunks; out may be NULL (AAD). */

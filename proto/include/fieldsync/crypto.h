@@ -16,6 +16,11 @@
  * [sealed DEK with AAD "fieldsync-dek"], so a store knows which master key
  * wrapped each DEK and a rotation can re-wrap them one by one.
  *
+ * Also here: randomness and UUIDs (fsc_random, fsc_uuid), both from
+ * OpenSSL's RAND_bytes, so both hosts get them the same portable way and
+ * fail closed the same way. The sealed-value framing around fsc_seal and
+ * the data-key names are in fieldsync/seal.h (same library).
+ *
  * Nothing here logs, and no function leaves key material in memory it frees
  * (buffers holding keys are cleansed with OPENSSL_cleanse).
  */
@@ -41,6 +46,17 @@ bool fsc_random(void *buf, size_t len);
 
 /* A fresh random data key. */
 bool fsc_new_key(uint8_t key[FSC_KEY_LEN]);
+
+/*
+ * A random (version 4, RFC 9562 variant) UUID as 36 lowercase characters
+ * "xxxxxxxx-xxxx-4xxx-[89ab]xxx-xxxxxxxxxxxx" plus NUL, from fsc_random.
+ * Fails closed: false, out "", when the CSPRNG has no bytes; never falls
+ * back to the clock, the pid or any other guessable source. The one UUID
+ * maker of both hosts (the daemon's server id, the SDK's replica and
+ * change-set ids).
+ */
+#define FSC_UUID_LEN 36
+bool fsc_uuid(char out[FSC_UUID_LEN + 1]);
 
 /*
  * Seals plaintext[0..len) with key and aad. *out is malloc'd (caller frees),

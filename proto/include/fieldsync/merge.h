@@ -7,6 +7,12 @@
  * proto/fieldsync/v1/sync.proto, so a record decoded from the wire or from a
  * store can be merged without copying. Nothing here allocates except
  * fsp_vv_join() and fsp_vv_increment(), which say so.
+ *
+ * The rest of the shared core, each the one implementation both hosts use:
+ * limits.h (size limits), casework.h (typed payloads, the case of a
+ * contact), keys.h (LMDB key layouts, integer encodings), calendar.h and
+ * rules.h (deadlines), and in libfieldsync-crypto crypto.h (AES-GCM, keys,
+ * UUIDs) and seal.h (the sealed-value format and the data-key names).
  */
 #ifndef FIELDSYNC_MERGE_H
 #define FIELDSYNC_MERGE_H
@@ -15,18 +21,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The typed payload checks (fsp_collection_typed, fsp_typed_check) moved
+ * to casework.h with the other casework helpers; it is included here so the
+ * callers that know them from this header keep compiling. */
+#include "fieldsync/casework.h"
+#include "fieldsync/limits.h" /* FSP_COLLECTION_MAX, FSP_ID_MAX, ... */
 #include "fieldsync/v1/sync.pb-c.h"
 
 typedef Fieldsync__V1__Dot fsp_dot;
 typedef Fieldsync__V1__VersionVector fsp_vv;
 typedef Fieldsync__V1__Record fsp_record;
-
-/* Limits of PROTOCOL.md §3 and the ones fieldsync adds (docs/protocol-notes.md). */
-#define FSP_COLLECTION_MAX 64  /* [a-z][a-z0-9_-]{0,63} */
-#define FSP_ID_MAX 128         /* 1..128 bytes */
-#define FSP_SCOPE_MAX 64       /* [a-z0-9][a-z0-9._-]{0,63} */
-#define FSP_REPLICA_MAX 64     /* 1..64 bytes, no '\0' */
-#define FSP_DOTS_MAX 256       /* dots in one version vector */
 
 /* How version a relates to version b. */
 typedef enum {
@@ -113,21 +117,15 @@ bool fsp_record_check(const fsp_record *r, char *why, size_t len);
  * field and then re-encodes it into bytes it cannot decode). */
 bool fsp_record_has_field_zero(const fsp_record *r);
 
+/* The same test for one decoded message (its unknown fields only, not its
+ * sub-messages): true when it carries field number 0. */
+bool fsp_message_has_field_zero(const ProtobufCMessage *m);
+
 /* True when name matches [a-z][a-z0-9_-]{0,63}. */
 bool fsp_collection_valid(const char *name);
 
 /* True when scope matches [a-z0-9][a-z0-9._-]{0,63}. */
 bool fsp_scope_valid(const char *scope);
-
-/*
- * Typed collections of METHOD.md ("case", "contact"): true when `collection`
- * is one. For those, fsp_typed_check() decodes the payload and checks the
- * enum ranges, the WHO-5 range and that a contact names its case. Other
- * collections always pass.
- */
-bool fsp_collection_typed(const char *collection);
-bool fsp_typed_check(const char *collection, const uint8_t *payload, size_t len,
-                     char *why, size_t why_len);
 
 /* A total order on versions, for printing and tests: bytewise on the dot list. */
 int fsp_vv_cmp_lex(const fsp_vv *a, const fsp_vv *b);
