@@ -132,7 +132,7 @@ fi
 # ---- build ------------------------------------------------------------------
 
 # Exactly the project sources each target needs (no LMDB, no ZeroMQ).
-PROTO_SRCS=("${GEN[@]}" proto/vv.c proto/merge.c proto/check.c)
+PROTO_SRCS=("${GEN[@]}" proto/vv.c proto/merge.c proto/check.c proto/casework.c)
 sources_of() {
   case $1 in
     fuzz_envelope) echo daemon/validate.c daemon/config.c daemon/log.c ;;
