@@ -243,9 +243,10 @@ admin_cmd_backup(const admin_args *a)
 	                "in no backup; keep them in your secret store\n");
 
 	struct backup_audit w = {admin_actor(a), detail};
-	store *s = store_open(dir, ADMIN_MAP_SIZE, ADMIN_MAP_SIZE_MAX);
 	snprintf(detail, sizeof(detail), "bytes=%llu keys=%s", (unsigned long long)bytes,
 	         keys_out != NULL ? "yes" : "no");
+	/* store_open, not admin_open_store: a failure is told once, below */
+	store *s = store_open(dir, ADMIN_MAP_SIZE, ADMIN_MAP_SIZE_MAX);
 	store_rc rc = s == NULL ? STORE_ERROR : admin_write_txn(s, backup_audit_txn, &w);
 	store_close(&s);
 	if (rc != STORE_OK) {

@@ -36,6 +36,7 @@
 
 #define WALK_OOM (-1) /* a walk's result besides 0 and LMDB codes: out of memory */
 
+/* A record seen in the records table, to match against the feed. */
 struct vrec {
 	uint8_t *key;
 	size_t klen;
@@ -44,6 +45,7 @@ struct vrec {
 	unsigned in_feed;
 };
 
+/* What a verification has seen and counted so far. */
 struct verify {
 	struct vrec *recs;
 	size_t n_recs, cap_recs;
@@ -111,7 +113,9 @@ str_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Checks one record's payloads: they open, typed ones decode. */
+/* Checks one record's payloads: they open, typed ones decode. The AAD
+ * "collection\0id" binding a sealed value to its record is a copy of
+ * store.c's (static) record_aad: to come from the layer owning records. */
 static void
 check_payloads(struct verify *v, keyring *k, const fs_record_state *rs, const char *name)
 {
@@ -162,8 +166,6 @@ check_payloads(struct verify *v, keyring *k, const fs_record_state *rs, const ch
 		free(plain);
 	}
 }
-
-/* (1) records and (2) the feed, in one read txn of the raw tables. */
 
 /* ---- raw table walks: to move to the layers owning these tables ----------- */
 
