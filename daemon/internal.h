@@ -421,11 +421,6 @@ typedef struct zap_handler zap_handler;
 zap_handler *zap_start(void *zctx, store *s);
 void zap_stop(zap_handler **z);
 
-/* ---- admin.c: `fieldsyncd init|enroll|revoke|devices|purge ...` --------- */
-
-/* True when argv[1] names an admin subcommand; then runs it and sets *code. */
-bool admin_dispatch(int argc, char **argv, int *code);
-
 /* ---- purge.c: erasure ------------------------------------------------------ */
 
 typedef struct purge_report {
@@ -500,22 +495,6 @@ extern daemon_stats g_stats;
 /* Runs the daemon until SIGTERM/SIGINT; returns the process exit code.
  * Takes ownership of rem. */
 int transport_run(const config *c, store *s, reminders *rem);
-
-/* ---- backup.c: `fieldsyncd backup|restore|verify` ------------------------ */
-
-/* The subcommands' functions, for their rows in admin.c's `commands` table.
- * Their options are read by position: the order of the `opts` of each row
- * must follow the BACKUP_O_* / RESTORE_O_* / VERIFY_O_* numbers below. */
-struct admin_cmd;
-struct admin_args;
-enum { BACKUP_O_DATA_DIR = 0, BACKUP_O_OUT, BACKUP_O_WITH_KEYS, BACKUP_O_MASTER_KEY,
-       BACKUP_O_ACTOR };
-enum { RESTORE_O_DATA_DIR = 0, RESTORE_O_FROM, RESTORE_O_KEYS_FROM, RESTORE_O_MASTER_KEY,
-       RESTORE_O_RULES, RESTORE_O_TIME_ZONE };
-enum { VERIFY_O_DATA_DIR = 0, VERIFY_O_MASTER_KEY, VERIFY_O_RULES, VERIFY_O_TIME_ZONE };
-int backup_cmd_backup(const struct admin_cmd *c, const struct admin_args *a);
-int backup_cmd_restore(const struct admin_cmd *c, const struct admin_args *a);
-int backup_cmd_verify(const struct admin_cmd *c, const struct admin_args *a);
 
 /* reminders.c, for verify: re-runs the rules on case_id (loaded as the
  * writer loads it) in txn t and calls fn for every difference from the

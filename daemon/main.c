@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "admin/admin_dispatch.h"
 #include "internal.h"
 
 int
@@ -16,7 +17,7 @@ main(int argc, char **argv)
 	store *s;
 	int code;
 
-	/* fieldsyncd init|enroll|revoke|devices|audit ...: admin.c */
+	/* fieldsyncd init|enroll|...|backup|restore|verify: daemon/admin/ */
 	if (admin_dispatch(argc, argv, &code))
 		return code;
 	if (argc > 1 && strcmp(argv[1], "check-config") == 0) {

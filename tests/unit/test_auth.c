@@ -15,6 +15,7 @@
 #include <cjson/cJSON.h>
 #include <zmq.h>
 
+#include "admin/admin_dispatch.h"
 #include "daemon.h"
 #include "internal.h"
 #include "metrics.h"
