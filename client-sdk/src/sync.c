@@ -34,7 +34,11 @@
 #include <zmq.h>
 
 #include "fieldsync/crypto.h"
-#include "internal.h"
+#include "credential.h"
+#include "credstore.h"
+#include "lists.h"
+#include "pull.h"
+#include "push.h"
 
 #define DEFAULT_TIMEOUT_MS 30000
 #define DEFAULT_PULL_LIMIT 500

@@ -21,7 +21,8 @@
 #include "fieldsync/crypto.h"
 #include "fieldsync/fieldsync.h"
 #include "fieldsync/v1/sync.pb-c.h"
-#include "internal.h"
+#include "base.h"
+#include "credential.h"
 
 #define REPLAY_PAGE 1000
 #define QUIET_CHECK_MS 2000
