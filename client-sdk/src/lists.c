@@ -131,8 +131,7 @@ list_scan(fs_store *s, enum list_kind kind, const char *collection, fs_list **ou
 out:
 	if (c != NULL)
 		mdb_cursor_close(c);
-	if (t != NULL)
-		mdb_txn_abort(t);
+	sdk_txn_abort(&t);
 	if (err != FS_OK)
 		fs_list_free(&l);
 	else
@@ -205,8 +204,7 @@ fs_status_get(fs_store *s, fs_status *out)
 	err = FS_OK;
 	*out = st;
 out:
-	if (t != NULL)
-		mdb_txn_abort(t);
+	sdk_txn_abort(&t);
 	return err;
 }
 

@@ -133,14 +133,11 @@ fs_retry_failed(fs_store *s, size_t *n)
 	}
 	mdb_cursor_close(c);
 	c = NULL;
-	rc = mdb_txn_commit(t);
-	t = NULL;
-	err = sdk_map_rc(rc);
+	err = sdk_txn_commit(&t);
 out:
 	if (c != NULL)
 		mdb_cursor_close(c);
-	if (t != NULL)
-		mdb_txn_abort(t);
+	sdk_txn_abort(&t);
 	if (err == FS_OK && n != NULL)
 		*n = count;
 	return err;

@@ -167,8 +167,7 @@ again:
 out:
 	if (c != NULL)
 		mdb_cursor_close(c);
-	if (t != NULL)
-		mdb_txn_abort(t);
+	sdk_txn_abort(&t);
 	return err;
 }
 
@@ -318,9 +317,7 @@ sdk_push_prepare(fs_store *s, size_t max, size_t budget, uint64_t *key, uint8_t 
 		err = sdk_map_rc(rc);
 		goto out;
 	}
-	rc = mdb_txn_commit(t);
-	t = NULL;
-	if ((err = sdk_map_rc(rc)) != FS_OK)
+	if ((err = sdk_txn_commit(&t)) != FS_OK)
 		goto out;
 	*key = next;
 	*bytes = out;
@@ -329,8 +326,7 @@ sdk_push_prepare(fs_store *s, size_t max, size_t budget, uint64_t *key, uint8_t 
 out:
 	if (c != NULL)
 		mdb_cursor_close(c);
-	if (t != NULL)
-		mdb_txn_abort(t);
+	sdk_txn_abort(&t);
 	for (size_t i = 0; i < n; i++)
 		fieldsync__v1__record__free_unpacked(chs[i].record, NULL);
 	for (size_t i = 0; plain != NULL && i < max; i++)

@@ -216,12 +216,9 @@ write_value(fs_store *s, const char *collection, const char *id, const char *sco
 		err = sdk_map_rc(rc);
 		goto out;
 	}
-	rc = mdb_txn_commit(t);
-	t = NULL;
-	err = sdk_map_rc(rc);
+	err = sdk_txn_commit(&t);
 out:
-	if (t != NULL)
-		mdb_txn_abort(t);
+	sdk_txn_abort(&t);
 	if (old != NULL)
 		fieldsync__v1__record_state__free_unpacked(old, NULL);
 	fsp_vv_free(joined);
@@ -298,8 +295,7 @@ fs_get(fs_store *s, const char *collection, const char *id, fs_record **out)
 		sdk_vv_text(v, r->versions[i], need);
 	}
 out:
-	if (t != NULL)
-		mdb_txn_abort(t);
+	sdk_txn_abort(&t);
 	if (err != FS_OK)
 		fs_record_free(&r);
 	if (rs != NULL)

@@ -1,5 +1,20 @@
 /*
- * The tablet's local store, on LMDB.
+ * The tablet's local store, on LMDB: its lifecycle (create, open, close,
+ * rekey), the LMDB environment and table handles, and the primitives the
+ * other store files share (store.h): error mapping, transactions, record
+ * keys, integer encodings, the meta table.
+ *
+ * The store's jobs, one file each (store.h's contract covers them all):
+ *
+ *   store.c      lifecycle, env, tables, meta, keys and integers
+ *   seal.c       encryption of values: DEKs in `keys`, DEK names, the
+ *                sealed-value format, rewrapping for a rekey
+ *   credstore.c  the credential in meta (its secret sealed when encrypted)
+ *   records.c    the one local write (put, delete, resolve) and fs_get
+ *   outbox.c     the outbox entry format, counts, retry, settling one entry
+ *   push.c       change sets: prepare, in flight, done, refused
+ *   pull.c       applying pulled pages, the checkpoint, erasure on purge
+ *   lists.c      lists (collection, conflicts, failed) and status
  *
  * NOTES ON THE DESIGN OF THE STORE
  *
@@ -17,6 +32,10 @@
  *             "cs_next"    -> u64 LE, the key of the next in-flight change set
  *             "last_ok"    -> i64 LE, wall clock ms of the last good sync
  *             "last_err"   -> [u32 LE fs_err][i64 LE ms][message text]
+ *             "credential" -> the store's credential as compact JSON, without
+ *                             its secret (absent: none; credstore.c)
+ *             "credential_secret" -> its Z85 secret key (40 bytes; sealed in
+ *                             an encrypted store)
  *   records   key(collection, id) -> packed fieldsync.v1.RecordState: the
  *             scope and ALL current siblings (Records with versions). One
  *             sibling unless in conflict. key = [u8 len(collection)]
@@ -33,16 +52,18 @@
  *
  * Outbox entry states and the functions that move them:
  *
- *   (none) --write_value--> PENDING, no id
- *   PENDING/SOLO, no id --sdk_push_prepare--> same state, id = new change set
+ *   (none) --write_value (records.c)--> PENDING, no id
+ *   PENDING/SOLO, no id --sdk_push_prepare (push.c)--> same state, id = new
+ *       change set
  *   with id --sdk_push_done, acknowledged, same version--> deleted
  *   with id --sdk_push_done, REJECTED--> PARKED (reason) or PENDING/SOLO, no id
  *   with id --sdk_push_refused--> PARKED (one change) or SOLO (several)
+ *       (both settle each entry through sdk_outbox_settle, outbox.c)
  *   any --write_value (a new local edit)--> PENDING, no id: a new version that
  *       is not in any change set; an ack of the older version compares
  *       versions and leaves it alone, so an edit made during a sync survives
- *   PARKED --fs_retry_failed--> PENDING, no id
- *   any --sdk_pull_apply of a purged/revoked record--> deleted
+ *   PARKED --fs_retry_failed (outbox.c)--> PENDING, no id
+ *   any --sdk_pull_apply (pull.c) of a purged/revoked record--> deleted
  *
  * SOLO entries are pushed one per change set: used after the daemon refused
  * a multi-change set without saying which change was at fault.
@@ -70,8 +91,9 @@
  * an `outbox` entry, of every change of an `inflight` PushRequest - is
  * stored as [0xFE 'K'][u8 name length][DEK name][fsc_seal output] with AAD
  * "<collection>\0<id>" (taken from the LMDB key for records and outbox),
- * the daemon's format. Payloads are plaintext only in memory: record_load
- * and the push functions open them, record_save and write_value seal them.
+ * the daemon's format (seal.c). Payloads are plaintext only in memory:
+ * sdk_record_load and the push functions open them, sdk_record_save and
+ * write_value seal them.
  * Ids, scopes, versions and the outbox bookkeeping stay in clear.
  *
  * A DEK is created (and wrapped) in the write transaction that first seals
@@ -138,6 +160,22 @@ sdk_map_rc(int rc)
 	default: /* RC_CRYPTO and every other error */
 		return FS_ERR_IO;
 	}
+}
+
+fs_err
+sdk_txn_commit(MDB_txn **t)
+{
+	int rc = mdb_txn_commit(*t);
+	*t = NULL;
+	return sdk_map_rc(rc);
+}
+
+void
+sdk_txn_abort(MDB_txn **t)
+{
+	if (*t != NULL)
+		mdb_txn_abort(*t);
+	*t = NULL;
 }
 
 size_t
@@ -492,12 +530,9 @@ fs_store_create_ex(const char *dir, const fs_store_opts *o, fs_store **out)
 	}
 	if (cred != NULL && (err = sdk_cred_put(s, t, cred)) != FS_OK)
 		goto out;
-	rc = mdb_txn_commit(t);
-	t = NULL;
-	err = sdk_map_rc(rc);
+	err = sdk_txn_commit(&t);
 out:
-	if (t != NULL)
-		mdb_txn_abort(t);
+	sdk_txn_abort(&t);
 	if (err != FS_OK)
 		fs_store_close(&s);
 	fsc_cleanse(&m, sizeof(m));
@@ -565,12 +600,9 @@ fs_store_open_ex(const char *dir, const fs_store_opts *o, fs_store **out)
 			goto out;
 	}
 	/* DBI handles opened in a read txn stay valid once it commits. */
-	rc = mdb_txn_commit(t);
-	t = NULL;
-	err = sdk_map_rc(rc);
+	err = sdk_txn_commit(&t);
 out:
-	if (t != NULL)
-		mdb_txn_abort(t);
+	sdk_txn_abort(&t);
 	if (err != FS_OK)
 		fs_store_close(&s);
 	*out = s;
@@ -652,13 +684,10 @@ fs_store_rekey(fs_store *s, const uint8_t *key, size_t key_len, const char *key_
 		err = sdk_map_rc(rc);
 		goto out;
 	}
-	rc = mdb_txn_commit(t);
-	t = NULL;
-	if ((err = sdk_map_rc(rc)) == FS_OK)
+	if ((err = sdk_txn_commit(&t)) == FS_OK)
 		s->master = nm;
 out:
-	if (t != NULL)
-		mdb_txn_abort(t);
+	sdk_txn_abort(&t);
 	free(w);
 	fsc_cleanse(&nm, sizeof(nm));
 	return err;

@@ -47,6 +47,15 @@ struct fs_store {
 /* LMDB, errno and RC_* codes stop here. */
 fs_err sdk_map_rc(int rc);
 
+/* ---- transactions ------------------------------------------------------- */
+
+/* Commits *t (durable once it returns FS_OK) and sets *t to NULL: the
+ * transaction is gone either way. */
+fs_err sdk_txn_commit(MDB_txn **t);
+
+/* Aborts *t unless it is NULL, and sets it to NULL. */
+void sdk_txn_abort(MDB_txn **t);
+
 /* ---- record keys: [u8 len(collection)][collection][id] ------------------- */
 
 /* Writes the key of (collection, id) into k (KEY_MAX bytes); returns its
