@@ -42,7 +42,7 @@ sdk_ob_decode(const MDB_val *d, sdk_ob_entry *e)
 
 int
 sdk_ob_put(fs_store *s, MDB_txn *t, const MDB_val *key, uint8_t state, const char *csid,
-       const char *reason, const uint8_t *rec, size_t rec_len)
+           const char *reason, const uint8_t *rec, size_t rec_len)
 {
 	size_t cl = csid ? strlen(csid) : 0, rl = reason ? strlen(reason) : 0;
 	if (cl > 255)

@@ -60,7 +60,7 @@ sdk_record_load(fs_store *s, MDB_txn *t, const uint8_t *key, size_t klen, sdk_re
 
 int
 sdk_record_save(fs_store *s, MDB_txn *t, const uint8_t *key, size_t klen,
-            const sdk_record_state *rs)
+                const sdk_record_state *rs)
 {
 	MDB_val k = {klen, (void *)key}, d;
 	sdk_record_state sealed_rs;

@@ -178,7 +178,7 @@ sdk_seal_value(fs_store *s, MDB_txn *t, const char *coll, const char *id, const 
 
 int
 sdk_open_value(fs_store *s, MDB_txn *t, const char *coll, const char *id, const uint8_t *in,
-           size_t len, uint8_t **out, size_t *out_len)
+               size_t len, uint8_t **out, size_t *out_len)
 {
 	char name[256];
 	uint8_t dek[FSC_KEY_LEN], aad[AAD_MAX];

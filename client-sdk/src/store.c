@@ -353,6 +353,22 @@ dbis_open(fs_store *s, MDB_txn *t, unsigned flags)
 	return MDB_SUCCESS;
 }
 
+/* A text value of 1..max bytes that must be there, into buf (max + 1 bytes);
+ * FS_ERR_CORRUPT when it is absent or out of bounds. */
+static fs_err
+meta_text(fs_store *s, MDB_txn *t, const char *name, char *buf, size_t max)
+{
+	MDB_val k = {strlen(name), (void *)name}, d;
+	int rc = mdb_get(t, s->meta, &k, &d);
+	if (rc != MDB_SUCCESS)
+		return rc == MDB_NOTFOUND ? FS_ERR_CORRUPT : sdk_map_rc(rc);
+	if (d.mv_size == 0 || d.mv_size > max)
+		return FS_ERR_CORRUPT;
+	memcpy(buf, d.mv_data, d.mv_size);
+	buf[d.mv_size] = '\0';
+	return FS_OK;
+}
+
 /* Reads schema, replica, scope and whether the store is encrypted into s. */
 static fs_err
 load_meta(fs_store *s, MDB_txn *t)
@@ -381,25 +397,12 @@ load_meta(fs_store *s, MDB_txn *t)
 		return FS_ERR_CORRUPT; /* never guess which one is right */
 	if (s->encrypted && (d.mv_size != 1 || ((const uint8_t *)d.mv_data)[0] != 1))
 		return FS_ERR_VERSION; /* a scheme this SDK does not know */
-	k.mv_data = "replica";
-	k.mv_size = 7;
-	if ((rc = mdb_get(t, s->meta, &k, &d)) != MDB_SUCCESS)
-		return rc == MDB_NOTFOUND ? FS_ERR_CORRUPT : sdk_map_rc(rc);
-	if (d.mv_size == 0 || d.mv_size > FSP_REPLICA_MAX)
-		return FS_ERR_CORRUPT;
-	memcpy(s->replica, d.mv_data, d.mv_size);
-	s->replica[d.mv_size] = '\0';
-	k.mv_data = "scope";
-	k.mv_size = 5;
-	if ((rc = mdb_get(t, s->meta, &k, &d)) != MDB_SUCCESS)
-		return rc == MDB_NOTFOUND ? FS_ERR_CORRUPT : sdk_map_rc(rc);
-	if (d.mv_size == 0 || d.mv_size > FSP_SCOPE_MAX)
-		return FS_ERR_CORRUPT;
-	memcpy(s->scope, d.mv_data, d.mv_size);
-	s->scope[d.mv_size] = '\0';
-	if (!fsp_scope_valid(s->scope))
-		return FS_ERR_CORRUPT;
-	return FS_OK;
+	fs_err err = meta_text(s, t, "replica", s->replica, FSP_REPLICA_MAX);
+	if (err == FS_OK)
+		err = meta_text(s, t, "scope", s->scope, FSP_SCOPE_MAX);
+	if (err == FS_OK && !fsp_scope_valid(s->scope))
+		err = FS_ERR_CORRUPT;
+	return err;
 }
 
 /*

@@ -15,16 +15,21 @@
  *
  * The connection is conn.c's (one DEALER, CURVE from the store's
  * credential): every wait is bounded by the sync's one deadline, and
- * closing never waits. Nothing from the network is trusted: an undecodable frame, a multi-frame message, a reply whose
- * results do not match the request end the sync with FS_ERR_PROTOCOL and
- * leave the outbox and in-flight sets as they were. No transaction is held
+ * closing never waits. Nothing from the network is trusted: an
+ * undecodable frame, a multi-frame message, a reply whose results do not
+ * match the request end the sync with FS_ERR_PROTOCOL and leave the outbox
+ * and in-flight sets as they were. No transaction is held
  * across a network wait, so the app keeps writing while a sync runs.
  *
  * A store with a credential talks CURVE: the server key is pinned from the
  * credential and the client key pair authenticates the tablet. A handshake
  * that fails (the daemon refused the key: revoked, never enrolled; or a
- * daemon without that server key) is seen on a socket monitor and ends the
- * sync at once with FS_ERR_REFUSED instead of waiting for the timeout.
+ * daemon without that server key) is seen on conn.c's socket monitor and
+ * ends the sync at once with FS_ERR_REFUSED instead of waiting for the
+ * timeout.
+ *
+ * Layer: endpoints (over conn, push, pull, lists, credstore). One thread;
+ * the fs_store is the caller's for the duration of the call.
  */
 #include <stdint.h>
 #include <stdio.h>

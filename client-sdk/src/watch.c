@@ -14,15 +14,18 @@
  * the keys are kept (binary) for the DEALER's reconnects and wiped at close.
  * The DEALER is conn.c's connection, on the watcher's context; a Replay
  * that gets no answer reopens it, so a late answer is never mistaken.
+ *
+ * Layer: endpoints (over conn). A watcher belongs to one thread (its
+ * sockets do); fs_watcher_close frees it and wipes its keys.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
 
+#include "conn.h"
 #include "fieldsync/fieldsync.h"
 #include "fieldsync/v1/sync.pb-c.h"
-#include "conn.h"
 
 #define REPLAY_PAGE 1000
 #define QUIET_CHECK_MS 2000
