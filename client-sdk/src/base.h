@@ -3,11 +3,13 @@
  * size limits and the protobuf type names every other SDK file uses.
  *
  * Layers of the SDK, low to high (a file includes headers of its own
- * layer or lower, never higher):
+ * layer or lower, never higher; no circle of files):
  *   base        base, credential (Z85 keys, credential files), json
- *   storage     store (LMDB env, tables, meta, keys), seal (encryption of values)
+ *   db          db (the private struct fs_store, LMDB primitives, meta)
+ *   seal        seal (data keys, the sealed-value format)
  *   data        credstore, records, outbox
- *   logic       lists (and status), push (change sets), pull
+ *   operations  lists (and status), push (change sets), pull, store
+ *               (lifecycle: create, open, close, rekey)
  *   wire        conn (one DEALER+CURVE client connection)
  *   endpoints   sync (fs_sync), watch (fs_watcher)
  *

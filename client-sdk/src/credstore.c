@@ -14,7 +14,7 @@
 
 #include "credential.h"
 #include "credstore.h"
-#include "store.h"
+#include "db.h"
 
 static const char cred_aad[] = "fieldsync-credential-secret";
 

@@ -9,7 +9,7 @@
  *   base.h        clocks, UUIDs, limits, protobuf type names
  *   credential.h  Z85 keys, credential parsing
  *   json.h        version text
- *   store.h       the store's private struct, keys, integers, meta (LMDB)
+ *   db.h          the store's private struct, LMDB primitives, keys, meta
  *   seal.h        encryption of values: DEKs, names, the sealed format
  *   credstore.h   the store's credential
  *   records.h     the table `records`

@@ -9,7 +9,7 @@
  * rather than failing the listing. An fs_list is the app's until
  * fs_list_free.
  *
- * Layer: logic.
+ * Layer: operations.
  */
 #include <stdlib.h>
 #include <string.h>

@@ -3,7 +3,7 @@
  * fs_status_get) is in fieldsync.h; this is the sync's way to record its
  * outcome for fs_status_get (meta "last_ok", "last_err").
  *
- * Layer: logic. Each function runs its own transaction.
+ * Layer: operations (over outbox). Each function runs its own transaction.
  */
 #ifndef FIELDSYNC_SDK_LISTS_H
 #define FIELDSYNC_SDK_LISTS_H

@@ -12,7 +12,7 @@
 #ifndef FIELDSYNC_SDK_OUTBOX_H
 #define FIELDSYNC_SDK_OUTBOX_H
 
-#include "store.h"
+#include "db.h"
 
 enum { OB_PENDING = 0, OB_PARKED = 1, OB_SOLO = 2 };
 

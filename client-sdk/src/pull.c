@@ -11,7 +11,7 @@
  * purged case takes its "c:" key and every record and outbox entry sealed
  * under it (its contacts) - crypto-shredding, see the note atop store.c.
  *
- * Layer: logic. Nothing from the wire is trusted: bad names and bad
+ * Layer: operations. Nothing from the wire is trusted: bad names and bad
  * siblings are skipped, never stored, never a crash.
  */
 #include <errno.h>

@@ -3,7 +3,7 @@
  * into `records` with the shared merge rule, and the pull checkpoint (meta
  * "checkpoint").
  *
- * Layer: logic (over records, outbox and seal). Each function runs its own
+ * Layer: operations (over records, outbox and seal). Each function runs its own
  * durable transaction; the checkpoint and the records of a page move in
  * the same one, so a crash re-pulls a page but never skips one.
  */

@@ -9,7 +9,7 @@
  * the set from `inflight` (settle_commit). In an encrypted store the
  * in-flight value is stored sealed and opened on the way out.
  *
- * Layer: logic. Each exported function begins and commits its own
+ * Layer: operations. Each exported function begins and commits its own
  * transaction.
  */
 #include <errno.h>

@@ -4,7 +4,7 @@
  * it: make a change set from the outbox, find the ones still in flight,
  * apply the daemon's answer. The state machine is in the note atop store.c.
  *
- * Layer: logic (over outbox and seal). Each function runs its own durable
+ * Layer: operations (over outbox and seal). Each function runs its own durable
  * transaction and holds none across calls, so the app keeps writing while
  * a sync waits on the network. Bytes handed out are malloc'd and the
  * caller's; they hold plaintext payloads (what is sent to the daemon).

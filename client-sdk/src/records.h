@@ -11,7 +11,7 @@
 #ifndef FIELDSYNC_SDK_RECORDS_H
 #define FIELDSYNC_SDK_RECORDS_H
 
-#include "store.h"
+#include "db.h"
 
 /* Loads the record at key into *rs (NULL when absent), payloads opened.
  * MDB_CORRUPTED when it does not decode, RC_SEAL_BAD when it does not open. */

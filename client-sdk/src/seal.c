@@ -10,7 +10,7 @@
  * the value is stored, never from what it says, so a sealed value moved to
  * another record does not open. The daemon's keyring writes the same bytes.
  *
- * Layer: storage. Never begins or ends a transaction.
+ * Layer: seal (over db). Never begins or ends a transaction.
  */
 #include <errno.h>
 #include <stdio.h>

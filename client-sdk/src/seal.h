@@ -4,7 +4,7 @@
  * [0xFE 'K'][u8 name length][DEK name][fsc_seal output] with AAD
  * "<collection>\0<id>" - byte for byte the daemon keyring's format.
  *
- * Layer: storage. Each format detail (DEK names, the contact's case id,
+ * Layer: seal (over db). Each format detail (DEK names, the contact's case id,
  * the AAD, the frame) is one small function, so the shared core in proto/
  * can replace it without touching the callers.
  *
@@ -18,7 +18,7 @@
 #ifndef FIELDSYNC_SDK_SEAL_H
 #define FIELDSYNC_SDK_SEAL_H
 
-#include "store.h"
+#include "db.h"
 
 #define DEK_NAME_MAX (2 + FSP_COLLECTION_MAX + 1 + FSP_ID_MAX)
 

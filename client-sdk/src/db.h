@@ -1,12 +1,12 @@
 /*
- * store.h - the local store's private struct and the storage primitives
+ * db.h - the local store's private struct and the LMDB primitives (db.c)
  * shared by the store files (store.c, seal.c, credstore.c, records.c,
  * outbox.c, push.c, pull.c, lists.c). The public lifecycle (fs_store_open,
- * _create, _close, _rekey) is in fieldsync.h; the on-disk layout and the
- * outbox state machine are in the design note atop store.c.
+ * _create, _close, _rekey: store.c) is in fieldsync.h; the on-disk layout
+ * and the outbox state machine are in the design note atop store.c.
  *
- * Layer: storage. Only the store files include this header and <lmdb.h>;
- * sync.c and watch.c never do.
+ * Layer: db, the bottom of the store. Only the store files include this
+ * header and <lmdb.h>; sync.c and watch.c never do.
  *
  * Contract:
  * - struct fs_store is owned by the app (fs_store_open .. fs_store_close);
@@ -21,8 +21,8 @@
  * - Threads: one fs_store may be used by one thread at a time (the app's
  *   rule in fieldsync.h); LMDB serialises write transactions.
  */
-#ifndef FIELDSYNC_SDK_STORE_H
-#define FIELDSYNC_SDK_STORE_H
+#ifndef FIELDSYNC_SDK_DB_H
+#define FIELDSYNC_SDK_DB_H
 
 #include <lmdb.h>
 
