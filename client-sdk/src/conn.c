@@ -242,6 +242,8 @@ sdk_conn_call(sdk_conn *c, envelope *e, int64_t deadline, envelope **rep)
 	bool m_open = false;
 
 	*rep = NULL;
+	if (c->sock == NULL)
+		return FS_ERR_NETWORK; /* never opened, or a reopen failed */
 	e->request_id = c->next_rid++;
 	size_t len = fieldsync__v1__envelope__get_packed_size(e);
 	if ((buf = malloc(len ? len : 1)) == NULL)

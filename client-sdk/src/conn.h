@@ -70,8 +70,9 @@ fs_err sdk_conn_open(sdk_conn *c, void *ctx, const char *endpoint, const sdk_cur
  * Sends e (its request_id set here) and waits until deadline (monotonic ms,
  * sdk_mono_ms) for the reply with the same request_id, or an Error with
  * request_id 0; replies to other ids are dropped. *rep is the caller's to
- * free. FS_ERR_TIMEOUT, FS_ERR_REFUSED (handshake), FS_ERR_NETWORK,
- * FS_ERR_PROTOCOL (a multi-frame or undecodable reply), FS_ERR_NOMEM.
+ * free. FS_ERR_TIMEOUT, FS_ERR_REFUSED (handshake), FS_ERR_NETWORK (also
+ * on a connection that is not open), FS_ERR_PROTOCOL (a multi-frame or
+ * undecodable reply), FS_ERR_NOMEM.
  */
 fs_err sdk_conn_call(sdk_conn *c, Fieldsync__V1__Envelope *e, int64_t deadline,
                      Fieldsync__V1__Envelope **rep);
