@@ -6,6 +6,9 @@
  * Layer: data. The public half (fs_store_set_credential,
  * fs_store_credential) is in fieldsync.h. Ownership: a credential handed
  * out is the caller's; fs_credential_free wipes its secret.
+ *
+ * Threads: like every store function, one thread at a time per fs_store
+ * (db.h); LMDB serialises the write transactions.
  */
 #ifndef FIELDSYNC_SDK_CREDSTORE_H
 #define FIELDSYNC_SDK_CREDSTORE_H

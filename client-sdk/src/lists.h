@@ -4,6 +4,9 @@
  * outcome for fs_status_get (meta "last_ok", "last_err").
  *
  * Layer: operations (over outbox). Each function runs its own transaction.
+ *
+ * Threads: like every store function, one thread at a time per fs_store
+ * (db.h); LMDB serialises the write transactions.
  */
 #ifndef FIELDSYNC_SDK_LISTS_H
 #define FIELDSYNC_SDK_LISTS_H

@@ -8,6 +8,9 @@
  * Layer: data. Functions that take an MDB_txn never end it. A decoded
  * entry points into the MDB_val it came from: valid until the end of the
  * transaction and only until the entry is written again.
+ *
+ * Threads: like every store function, one thread at a time per fs_store
+ * (db.h); LMDB serialises the write transactions.
  */
 #ifndef FIELDSYNC_SDK_OUTBOX_H
 #define FIELDSYNC_SDK_OUTBOX_H

@@ -6,6 +6,9 @@
  * Layer: operations (over records, outbox and seal). Each function runs its own
  * durable transaction; the checkpoint and the records of a page move in
  * the same one, so a crash re-pulls a page but never skips one.
+ *
+ * Threads: like every store function, one thread at a time per fs_store
+ * (db.h); LMDB serialises the write transactions.
  */
 #ifndef FIELDSYNC_SDK_PULL_H
 #define FIELDSYNC_SDK_PULL_H

@@ -8,6 +8,9 @@
  * transaction and holds none across calls, so the app keeps writing while
  * a sync waits on the network. Bytes handed out are malloc'd and the
  * caller's; they hold plaintext payloads (what is sent to the daemon).
+ *
+ * Threads: like every store function, one thread at a time per fs_store
+ * (db.h); LMDB serialises the write transactions.
  */
 #ifndef FIELDSYNC_SDK_PUSH_H
 #define FIELDSYNC_SDK_PUSH_H

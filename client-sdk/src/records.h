@@ -7,6 +7,9 @@
  * Layer: data. Both functions take the caller's transaction and never end
  * it. A RecordState handed out holds plaintext payloads and is the
  * caller's (fieldsync__v1__record_state__free_unpacked).
+ *
+ * Threads: like every store function, one thread at a time per fs_store
+ * (db.h); LMDB serialises the write transactions.
  */
 #ifndef FIELDSYNC_SDK_RECORDS_H
 #define FIELDSYNC_SDK_RECORDS_H

@@ -14,6 +14,9 @@
  * before return; buffers handed out are malloc'd and the caller's.
  * Call these only on an encrypted store (s->encrypted), except
  * sdk_record_open which does nothing on a plain one.
+ *
+ * Threads: like every store function, one thread at a time per fs_store
+ * (db.h); LMDB serialises the write transactions.
  */
 #ifndef FIELDSYNC_SDK_SEAL_H
 #define FIELDSYNC_SDK_SEAL_H
