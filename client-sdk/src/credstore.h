@@ -7,8 +7,8 @@
  * fs_store_credential) is in fieldsync.h. Ownership: a credential handed
  * out is the caller's; fs_credential_free wipes its secret.
  *
- * Threads: like every store function, one thread at a time per fs_store
- * (db.h); LMDB serialises the write transactions.
+ * Threads: an fs_store may be used from several threads at once (db.h);
+ * a transaction belongs to the thread that began it.
  */
 #ifndef FIELDSYNC_SDK_CREDSTORE_H
 #define FIELDSYNC_SDK_CREDSTORE_H

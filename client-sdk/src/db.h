@@ -18,8 +18,11 @@
  * - Functions returning int return an LMDB code, an errno, or RC_SEAL_BAD /
  *   RC_CRYPTO; sdk_map_rc turns any of them into an fs_err at the edge of
  *   the public API, so no LMDB code leaks out.
- * - Threads: one fs_store may be used by one thread at a time (the app's
- *   rule in fieldsync.h); LMDB serialises write transactions.
+ * - Threads: one fs_store may be used from several threads at once
+ *   (fieldsync.h). Its fields are set at open and only read afterwards
+ *   (fs_store_rekey swaps the store key once its transaction commits); every
+ *   call runs in transactions of its own (MDB_NOTLS: a read transaction is
+ *   not tied to a thread) and LMDB serialises the write transactions.
  */
 #ifndef FIELDSYNC_SDK_DB_H
 #define FIELDSYNC_SDK_DB_H

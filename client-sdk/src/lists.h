@@ -5,8 +5,8 @@
  *
  * Layer: operations (over outbox). Each function runs its own transaction.
  *
- * Threads: like every store function, one thread at a time per fs_store
- * (db.h); LMDB serialises the write transactions.
+ * Threads: an fs_store may be used from several threads at once (db.h);
+ * a transaction belongs to the thread that began it.
  */
 #ifndef FIELDSYNC_SDK_LISTS_H
 #define FIELDSYNC_SDK_LISTS_H

@@ -9,8 +9,8 @@
  * entry points into the MDB_val it came from: valid until the end of the
  * transaction and only until the entry is written again.
  *
- * Threads: like every store function, one thread at a time per fs_store
- * (db.h); LMDB serialises the write transactions.
+ * Threads: an fs_store may be used from several threads at once (db.h);
+ * a transaction belongs to the thread that began it.
  */
 #ifndef FIELDSYNC_SDK_OUTBOX_H
 #define FIELDSYNC_SDK_OUTBOX_H

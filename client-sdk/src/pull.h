@@ -7,8 +7,8 @@
  * durable transaction; the checkpoint and the records of a page move in
  * the same one, so a crash re-pulls a page but never skips one.
  *
- * Threads: like every store function, one thread at a time per fs_store
- * (db.h); LMDB serialises the write transactions.
+ * Threads: an fs_store may be used from several threads at once (db.h);
+ * a transaction belongs to the thread that began it.
  */
 #ifndef FIELDSYNC_SDK_PULL_H
 #define FIELDSYNC_SDK_PULL_H

@@ -9,8 +9,8 @@
  * a sync waits on the network. Bytes handed out are malloc'd and the
  * caller's; they hold plaintext payloads (what is sent to the daemon).
  *
- * Threads: like every store function, one thread at a time per fs_store
- * (db.h); LMDB serialises the write transactions.
+ * Threads: an fs_store may be used from several threads at once (db.h);
+ * a transaction belongs to the thread that began it.
  */
 #ifndef FIELDSYNC_SDK_PUSH_H
 #define FIELDSYNC_SDK_PUSH_H

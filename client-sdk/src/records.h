@@ -8,8 +8,8 @@
  * it. A RecordState handed out holds plaintext payloads and is the
  * caller's (fieldsync__v1__record_state__free_unpacked).
  *
- * Threads: like every store function, one thread at a time per fs_store
- * (db.h); LMDB serialises the write transactions.
+ * Threads: an fs_store may be used from several threads at once (db.h);
+ * a transaction belongs to the thread that began it.
  */
 #ifndef FIELDSYNC_SDK_RECORDS_H
 #define FIELDSYNC_SDK_RECORDS_H

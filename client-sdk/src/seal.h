@@ -15,8 +15,8 @@
  * Call these only on an encrypted store (s->encrypted), except
  * sdk_record_open which does nothing on a plain one.
  *
- * Threads: like every store function, one thread at a time per fs_store
- * (db.h); LMDB serialises the write transactions.
+ * Threads: an fs_store may be used from several threads at once (db.h);
+ * a transaction belongs to the thread that began it.
  */
 #ifndef FIELDSYNC_SDK_SEAL_H
 #define FIELDSYNC_SDK_SEAL_H
