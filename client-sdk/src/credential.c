@@ -18,8 +18,9 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "credential.h"
 #include "fieldsync/crypto.h"
-#include "internal.h"
+#include "fieldsync/merge.h"
 
 #define CRED_FILE_MAX (64u << 10)
 #define ENDPOINT_MAX 255

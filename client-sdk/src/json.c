@@ -14,7 +14,8 @@
 #include <string.h>
 
 #include "fieldsync/v1/casework.pb-c.h"
-#include "internal.h"
+#include "base.h"
+#include "json.h"
 
 #define JSON_MAX (4u << 20)
 #define STRING_MAX 65536

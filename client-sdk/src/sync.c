@@ -13,278 +13,51 @@
  *   pull until !more          each page merged and checkpointed in one
  *                             transaction (sdk_pull_apply)
  *
- * Every wait is a zmq_poll() bounded by the time left before the deadline;
- * the socket has linger 0, so closing never waits. Nothing from the network
- * is trusted: an undecodable frame, a multi-frame message, a reply whose
- * results do not match the request end the sync with FS_ERR_PROTOCOL and
- * leave the outbox and in-flight sets as they were. No transaction is held
+ * The connection is conn.c's (one DEALER, CURVE from the store's
+ * credential): every wait is bounded by the sync's one deadline, and
+ * closing never waits. Nothing from the network is trusted: an
+ * undecodable frame, a multi-frame message, a reply whose results do not
+ * match the request end the sync with FS_ERR_PROTOCOL and leave the outbox
+ * and in-flight sets as they were. No transaction is held
  * across a network wait, so the app keeps writing while a sync runs.
  *
  * A store with a credential talks CURVE: the server key is pinned from the
  * credential and the client key pair authenticates the tablet. A handshake
  * that fails (the daemon refused the key: revoked, never enrolled; or a
- * daemon without that server key) is seen on a socket monitor and ends the
- * sync at once with FS_ERR_REFUSED instead of waiting for the timeout.
+ * daemon without that server key) is seen on conn.c's socket monitor and
+ * ends the sync at once with FS_ERR_REFUSED instead of waiting for the
+ * timeout.
+ *
+ * Layer: endpoints (over conn, push, pull, lists, credstore). One thread;
+ * the fs_store is the caller's for the duration of the call.
  */
-#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zmq.h>
 
-#include "fieldsync/crypto.h"
-#include "internal.h"
+#include "conn.h"
+#include "credstore.h"
+#include "lists.h"
+#include "pull.h"
+#include "push.h"
 
 #define DEFAULT_TIMEOUT_MS 30000
 #define DEFAULT_PULL_LIMIT 500
 #define DEFAULT_BATCH 100
 #define BATCH_MAX 10000
-#define RECV_MAX ((int64_t)64 << 20)
 
 typedef Fieldsync__V1__Envelope envelope;
-
-typedef struct conn {
-	void *ctx, *sock;
-	void *mon; /* PAIR on the socket's monitor (CURVE only): handshake failures */
-	int64_t deadline;
-	uint64_t next_rid;
-	int handshake_failed; /* the first ZMQ_EVENT_HANDSHAKE_FAILED_* seen; 0: none */
-} conn;
 
 typedef struct sync_run {
 	fs_store *s;
 	const fs_sync_opts *o;
-	conn c;
+	sdk_conn c;
+	int64_t deadline; /* monotonic ms: no wait goes past it */
 	fs_sync_stats st;
 	fs_progress pr;
 	char msg[256];
 } sync_run;
-
-static void
-conn_close(conn *c)
-{
-	if (c->mon != NULL)
-		zmq_close(c->mon);
-	if (c->sock != NULL)
-		zmq_close(c->sock);
-	if (c->ctx != NULL)
-		zmq_ctx_term(c->ctx);
-	c->sock = c->ctx = c->mon = NULL;
-}
-
-/* Sets the CURVE client options from cred (Z85 keys checked at parse time). */
-static fs_err
-conn_curve(conn *c, const fs_credential *cred)
-{
-	uint8_t srv[32], pub[32], sec[32];
-	char ep[64];
-	fs_err err = FS_ERR_INVALID;
-	if (!zmq_has("curve"))
-		return FS_ERR_NETWORK; /* this libzmq cannot encrypt: never fall back to clear */
-	if (!sdk_z85_key_decode(cred->server_public_key, srv) ||
-	    !sdk_z85_key_decode(cred->client_public_key, pub) ||
-	    !sdk_z85_key_decode(cred->client_secret_key, sec))
-		goto out;
-	err = FS_ERR_NETWORK;
-	if (zmq_setsockopt(c->sock, ZMQ_CURVE_SERVERKEY, srv, 32) != 0 ||
-	    zmq_setsockopt(c->sock, ZMQ_CURVE_PUBLICKEY, pub, 32) != 0 ||
-	    zmq_setsockopt(c->sock, ZMQ_CURVE_SECRETKEY, sec, 32) != 0)
-		goto out;
-	/* a monitor tells a refused handshake from a daemon that is not there */
-	snprintf(ep, sizeof(ep), "inproc://fs-sync-mon-%p", (void *)c);
-	if (zmq_socket_monitor(c->sock, ep,
-	                       ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-	                           ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) != 0)
-		goto out;
-	if ((c->mon = zmq_socket(c->ctx, ZMQ_PAIR)) == NULL || zmq_connect(c->mon, ep) != 0)
-		goto out;
-	int zero = 0;
-	zmq_setsockopt(c->mon, ZMQ_LINGER, &zero, sizeof(zero));
-	err = FS_OK;
-out:
-	fsc_cleanse(sec, sizeof(sec));
-	return err;
-}
-
-/* Drains the monitor; true when a handshake failed. */
-static bool
-conn_refused(conn *c)
-{
-	while (c->mon != NULL) {
-		zmq_msg_t m;
-		zmq_msg_init(&m);
-		if (zmq_msg_recv(&m, c->mon, ZMQ_DONTWAIT) < 0) {
-			zmq_msg_close(&m);
-			break;
-		}
-		if (zmq_msg_size(&m) >= 2) { /* frame 1: u16 event, u32 value, host order */
-			uint16_t ev;
-			memcpy(&ev, zmq_msg_data(&m), sizeof(ev));
-			if (c->handshake_failed == 0 && (ev == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH ||
-			                                 ev == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||
-			                                 ev == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL))
-				c->handshake_failed = ev;
-		}
-		int more = 0;
-		size_t ml = sizeof(more);
-		zmq_getsockopt(c->mon, ZMQ_RCVMORE, &more, &ml);
-		zmq_msg_close(&m);
-		while (more) { /* frame 2: the endpoint */
-			zmq_msg_t x;
-			zmq_msg_init(&x);
-			if (zmq_msg_recv(&x, c->mon, ZMQ_DONTWAIT) < 0) {
-				zmq_msg_close(&x);
-				break;
-			}
-			zmq_msg_close(&x);
-			zmq_getsockopt(c->mon, ZMQ_RCVMORE, &more, &ml);
-		}
-	}
-	return c->handshake_failed != 0;
-}
-
-static fs_err
-conn_open(conn *c, const char *endpoint, const fs_credential *cred)
-{
-	int zero = 0, ivl = 100, ivl_max = 1000;
-	int64_t maxmsg = RECV_MAX;
-	uint64_t r = 0;
-	char u[37];
-	fs_err err;
-
-	if ((c->ctx = zmq_ctx_new()) == NULL)
-		return FS_ERR_NOMEM;
-	if ((c->sock = zmq_socket(c->ctx, ZMQ_DEALER)) == NULL)
-		return FS_ERR_NETWORK;
-	zmq_setsockopt(c->sock, ZMQ_LINGER, &zero, sizeof(zero));
-	if (cred != NULL && (err = conn_curve(c, cred)) != FS_OK)
-		return err;
-	zmq_setsockopt(c->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof(ivl));
-	zmq_setsockopt(c->sock, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof(ivl_max));
-	zmq_setsockopt(c->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg));
-	if (zmq_connect(c->sock, endpoint) != 0)
-		return FS_ERR_NETWORK;
-	/* request ids start at a random point so replies from another
-	 * conversation (a reused routing id) can never match */
-	if (sdk_uuid(u))
-		for (int i = 0; i < 12; i++)
-			r = (r << 4) | (uint64_t)(u[i] >= 'a' ? u[i] - 'a' + 10 : u[i] - '0');
-	c->next_rid = (r & 0xffffffffffffull) + 1;
-	return FS_OK;
-}
-
-static int
-remaining(const conn *c)
-{
-	int64_t left = c->deadline - sdk_mono_ms();
-	if (left <= 0)
-		return 0;
-	return left > 0x7fffffff ? 0x7fffffff : (int)left;
-}
-
-/*
- * Waits until the socket is ready for events (ZMQ_POLLIN or ZMQ_POLLOUT),
- * the deadline passes (FS_ERR_TIMEOUT), or the monitor says the server
- * refused us (FS_ERR_REFUSED).
- */
-static fs_err
-conn_wait(conn *c, short events)
-{
-	for (;;) {
-		zmq_pollitem_t pi[2] = {{c->sock, 0, events, 0}, {c->mon, 0, ZMQ_POLLIN, 0}};
-		int left = remaining(c);
-		if (left == 0)
-			return FS_ERR_TIMEOUT;
-		int n = zmq_poll(pi, c->mon ? 2 : 1, left);
-		if (n < 0 && zmq_errno() == EINTR)
-			continue;
-		if (n < 0)
-			return FS_ERR_NETWORK;
-		if (conn_refused(c))
-			return FS_ERR_REFUSED;
-		if (n > 0 && (pi[0].revents & events))
-			return FS_OK;
-		/* else: only the monitor spoke, or a spurious wake-up; re-check the deadline */
-	}
-}
-
-/*
- * Sends e (its request_id set here) and waits for the reply with the same
- * request_id, or an Error with request_id 0. Replies to other ids are
- * dropped. *rep is the caller's to free.
- */
-static fs_err
-conn_call(conn *c, envelope *e, envelope **rep)
-{
-	uint8_t *buf = NULL;
-	fs_err err = FS_OK;
-	zmq_msg_t m;
-	bool m_open = false;
-
-	*rep = NULL;
-	e->request_id = c->next_rid++;
-	size_t len = fieldsync__v1__envelope__get_packed_size(e);
-	if ((buf = malloc(len ? len : 1)) == NULL)
-		return FS_ERR_NOMEM;
-	fieldsync__v1__envelope__pack(e, buf);
-	for (;;) {
-		if ((err = conn_wait(c, ZMQ_POLLOUT)) != FS_OK)
-			goto out;
-		if (zmq_send(c->sock, buf, len, ZMQ_DONTWAIT) == (int)len)
-			break;
-		if (zmq_errno() != EAGAIN && zmq_errno() != EINTR) {
-			err = FS_ERR_NETWORK;
-			goto out;
-		}
-	}
-	for (;;) {
-		int more = 0;
-		size_t more_len = sizeof(more);
-		if ((err = conn_wait(c, ZMQ_POLLIN)) != FS_OK)
-			goto out;
-		zmq_msg_init(&m);
-		m_open = true;
-		if (zmq_msg_recv(&m, c->sock, ZMQ_DONTWAIT) < 0) {
-			zmq_msg_close(&m);
-			m_open = false;
-			continue;
-		}
-		zmq_getsockopt(c->sock, ZMQ_RCVMORE, &more, &more_len);
-		if (more) { /* a reply is exactly one frame: drain and refuse */
-			while (more) {
-				zmq_msg_t part;
-				zmq_msg_init(&part);
-				if (zmq_msg_recv(&part, c->sock, ZMQ_DONTWAIT) < 0) {
-					zmq_msg_close(&part);
-					break;
-				}
-				zmq_msg_close(&part);
-				zmq_getsockopt(c->sock, ZMQ_RCVMORE, &more, &more_len);
-			}
-			err = FS_ERR_PROTOCOL;
-			goto out;
-		}
-		envelope *r = fieldsync__v1__envelope__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
-		zmq_msg_close(&m);
-		m_open = false;
-		if (r == NULL) {
-			err = FS_ERR_PROTOCOL;
-			goto out;
-		}
-		if (r->request_id == e->request_id ||
-		    (r->request_id == 0 && r->body_case == FIELDSYNC__V1__ENVELOPE__BODY_ERROR)) {
-			*rep = r;
-			goto out;
-		}
-		fieldsync__v1__envelope__free_unpacked(r, NULL); /* a stale reply */
-	}
-out:
-	if (m_open)
-		zmq_msg_close(&m);
-	free(buf);
-	return err;
-}
 
 static const char *
 code_name(int code)
@@ -341,7 +114,7 @@ hello(sync_run *r, size_t *max, size_t *budget)
 	h.client = "libfieldsync/0.1";
 	e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_HELLO;
 	e.hello = &h;
-	if ((err = conn_call(&r->c, &e, &rep)) != FS_OK)
+	if ((err = sdk_conn_call(&r->c, &e, r->deadline, &rep)) != FS_OK)
 		goto out;
 	if (rep->body_case == FIELDSYNC__V1__ENVELOPE__BODY_ERROR && rep->error != NULL) {
 		err = error_reply(r, rep->error);
@@ -357,8 +130,8 @@ hello(sync_run *r, size_t *max, size_t *budget)
 		*max = BATCH_MAX;
 	uint64_t mb = rep->welcome->max_message_bytes ? rep->welcome->max_message_bytes
 	                                              : (uint64_t)16 << 20;
-	if (mb > (uint64_t)RECV_MAX)
-		mb = (uint64_t)RECV_MAX;
+	if (mb > SDK_RECV_MAX)
+		mb = SDK_RECV_MAX;
 	*budget = (size_t)(mb - mb / 8); /* room for the envelope */
 out:
 	if (rep != NULL)
@@ -384,7 +157,7 @@ push_one(sync_run *r, uint64_t key, const uint8_t *bytes, size_t len)
 		}
 	e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_PUSH;
 	e.push = req;
-	if ((err = conn_call(&r->c, &e, &rep)) != FS_OK)
+	if ((err = sdk_conn_call(&r->c, &e, r->deadline, &rep)) != FS_OK)
 		goto out;
 	if (rep->body_case == FIELDSYNC__V1__ENVELOPE__BODY_ERROR && rep->error != NULL) {
 		int code = rep->error->code;
@@ -486,7 +259,7 @@ pull_all(sync_run *r)
 		pr.limit = r->o->pull_limit ? r->o->pull_limit : DEFAULT_PULL_LIMIT;
 		e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_PULL;
 		e.pull = &pr;
-		if ((err = conn_call(&r->c, &e, &rep)) != FS_OK)
+		if ((err = sdk_conn_call(&r->c, &e, r->deadline, &rep)) != FS_OK)
 			return err;
 		if (rep->body_case == FIELDSYNC__V1__ENVELOPE__BODY_ERROR && rep->error != NULL) {
 			err = error_reply(r, rep->error);
@@ -521,6 +294,7 @@ fs_sync(fs_store *s, const fs_sync_opts *o, fs_sync_stats *stats)
 	fs_err err;
 	fs_credential *cred = NULL;
 	const char *endpoint;
+	sdk_curve_keys keys = {0};
 
 	if (s == NULL || o == NULL)
 		return FS_ERR_INVALID;
@@ -535,12 +309,17 @@ fs_sync(fs_store *s, const fs_sync_opts *o, fs_sync_stats *stats)
 	memset(&r, 0, sizeof(r));
 	r.s = s;
 	r.o = o;
-	r.c.deadline = sdk_mono_ms() + (o->timeout_ms > 0 ? o->timeout_ms : DEFAULT_TIMEOUT_MS);
+	r.deadline = sdk_mono_ms() + (o->timeout_ms > 0 ? o->timeout_ms : DEFAULT_TIMEOUT_MS);
 	r.pr.phase = FS_SYNC_CONNECT;
-	err = conn_open(&r.c, endpoint, cred);
+	err = cred == NULL ? FS_OK
+	                   : sdk_curve_keys_set(&keys, cred->server_public_key,
+	                                        cred->client_public_key, cred->client_secret_key);
+	if (err == FS_OK)
+		err = sdk_conn_open(&r.c, NULL, endpoint, &keys, true);
+	sdk_curve_keys_wipe(&keys);
 	if (err != FS_OK) {
 		snprintf(r.msg, sizeof(r.msg), "%s",
-		         err == FS_ERR_NETWORK && cred != NULL && !zmq_has("curve")
+		         err == FS_ERR_NETWORK && cred != NULL && !sdk_curve_supported()
 		             ? "this libzmq has no CURVE support; refusing to sync in clear"
 		             : "cannot connect to the endpoint (bad address?)");
 		goto out;
@@ -552,12 +331,12 @@ fs_sync(fs_store *s, const fs_sync_opts *o, fs_sync_stats *stats)
 		goto out;
 	err = pull_all(&r);
 out:
-	conn_close(&r.c);
+	sdk_conn_close(&r.c);
 	fs_credential_free(&cred); /* wipes the secret key */
-	if (err == FS_ERR_REFUSED && r.c.handshake_failed == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+	if (err == FS_ERR_REFUSED && sdk_conn_key_refused(&r.c))
 		snprintf(r.msg, sizeof(r.msg), "the daemon refused this device's key in the CURVE "
 		                               "handshake (revoked, or not enrolled there)");
-	else if (err == FS_ERR_REFUSED && r.c.handshake_failed != 0)
+	else if (err == FS_ERR_REFUSED && sdk_conn_handshake_failed(&r.c))
 		snprintf(r.msg, sizeof(r.msg), "the CURVE handshake failed: the endpoint does not hold "
 		                               "the server key the credential names, or does not "
 		                               "speak CURVE");

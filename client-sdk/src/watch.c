@@ -12,16 +12,20 @@
  * so gaps are normal and are filled (and filtered) the same way.
  * With CURVE keys both sockets are CURVE clients with the same key pair;
  * the keys are kept (binary) for the DEALER's reconnects and wiped at close.
+ * The DEALER is conn.c's connection, on the watcher's context; a Replay
+ * that gets no answer reopens it, so a late answer is never mistaken.
+ *
+ * Layer: endpoints (over conn). A watcher belongs to one thread (its
+ * sockets do); fs_watcher_close frees it and wipes its keys.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
 
-#include "fieldsync/crypto.h"
+#include "conn.h"
 #include "fieldsync/fieldsync.h"
 #include "fieldsync/v1/sync.pb-c.h"
-#include "internal.h"
 
 #define REPLAY_PAGE 1000
 #define QUIET_CHECK_MS 2000
@@ -30,10 +34,11 @@
 typedef Fieldsync__V1__ReminderEvent event_t;
 
 struct fs_watcher {
-	void *ctx, *sub, *dealer;
+	void *ctx, *sub;
+	sdk_conn dealer; /* Replay, on the watcher's context */
 	char *sync_endpoint;
 	char *rule, *scope;
-	uint64_t cursor, request_id;
+	uint64_t cursor;
 	/* events fetched by replay, waiting to be delivered */
 	event_t **queue;
 	size_t q_head, q_len, q_cap;
@@ -43,20 +48,8 @@ struct fs_watcher {
 	bool catch_up;
 	int64_t last_check_ms;
 	fs_reminder out;
-	bool curve;
-	uint8_t curve_server[32], curve_public[32], curve_secret[32];
+	sdk_curve_keys keys; /* kept for the DEALER's reconnects; wiped at close */
 };
-
-/* Makes s a CURVE client when the watcher has keys. */
-static bool
-curve_apply(const fs_watcher *w, void *s)
-{
-	if (!w->curve)
-		return true;
-	return zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, w->curve_server, 32) == 0 &&
-	       zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, w->curve_public, 32) == 0 &&
-	       zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, w->curve_secret, 32) == 0;
-}
 
 static const char *const state_names[] = {"SCHEDULED", "WARNING", "DUE",
                                           "OVERDUE",   "MET",     "CANCELLED"};
@@ -86,19 +79,14 @@ drop_page(fs_watcher *w)
 	w->q_head = w->q_len = 0;
 }
 
+/* A fresh DEALER for Replay (after a call without an answer, so a late
+ * answer to the old one can never be taken for the next). */
 static fs_err
 dealer_open(fs_watcher *w)
 {
-	int zero = 0;
-	if (w->dealer != NULL)
-		zmq_close(w->dealer);
-	w->dealer = zmq_socket(w->ctx, ZMQ_DEALER);
-	if (w->dealer == NULL)
-		return FS_ERR_NOMEM;
-	zmq_setsockopt(w->dealer, ZMQ_LINGER, &zero, sizeof(zero));
-	if (!curve_apply(w, w->dealer))
-		return FS_ERR_NETWORK;
-	return zmq_connect(w->dealer, w->sync_endpoint) == 0 ? FS_OK : FS_ERR_NETWORK;
+	sdk_conn_close(&w->dealer);
+	memset(&w->dealer, 0, sizeof(w->dealer));
+	return sdk_conn_open(&w->dealer, w->ctx, w->sync_endpoint, &w->keys, false);
 }
 
 /* One Replay round trip from the cursor; fills the queue with matches. */
@@ -106,67 +94,46 @@ static fs_err
 replay(fs_watcher *w, int timeout_ms)
 {
 	Fieldsync__V1__ReplayRequest rr = FIELDSYNC__V1__REPLAY_REQUEST__INIT;
-	Fieldsync__V1__Envelope e = FIELDSYNC__V1__ENVELOPE__INIT;
-	uint8_t buf[64];
-	zmq_pollitem_t it;
-	fs_err err = FS_ERR_TIMEOUT;
+	Fieldsync__V1__Envelope e = FIELDSYNC__V1__ENVELOPE__INIT, *r = NULL;
+	fs_err err;
 
 	rr.since_seq = w->cursor;
 	rr.limit = REPLAY_PAGE;
-	e.request_id = ++w->request_id;
 	e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_REPLAY;
 	e.replay = &rr;
-	size_t len = fieldsync__v1__envelope__pack(&e, buf);
-	if (zmq_send(w->dealer, buf, len, ZMQ_DONTWAIT) != (int)len)
-		return FS_ERR_TIMEOUT;
-	int64_t deadline = sdk_mono_ms() + timeout_ms;
-	for (;;) {
-		int64_t left = deadline - sdk_mono_ms();
-		if (left <= 0)
-			break;
-		it = (zmq_pollitem_t){w->dealer, 0, ZMQ_POLLIN, 0};
-		if (zmq_poll(&it, 1, (long)left) <= 0)
-			continue;
-		zmq_msg_t m;
-		zmq_msg_init(&m);
-		if (zmq_msg_recv(&m, w->dealer, 0) < 0) {
-			zmq_msg_close(&m);
-			continue;
-		}
-		Fieldsync__V1__Envelope *r =
-		    fieldsync__v1__envelope__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
-		zmq_msg_close(&m);
-		if (r == NULL || r->request_id != w->request_id) {
-			if (r != NULL) /* a late answer to an earlier try */
-				fieldsync__v1__envelope__free_unpacked(r, NULL);
-			continue;
-		}
-		if (r->body_case != FIELDSYNC__V1__ENVELOPE__BODY_REPLAY_REPLY) {
+	err = sdk_conn_call(&w->dealer, &e, sdk_mono_ms() + timeout_ms, &r);
+	if (err == FS_ERR_NOMEM)
+		return err;
+	if (err != FS_OK || r->request_id != e.request_id) {
+		/* No answer (or only an unaddressed Error, or garbage): the daemon
+		 * is down or slow. Start afresh next time. */
+		if (r != NULL)
 			fieldsync__v1__envelope__free_unpacked(r, NULL);
-			return FS_ERR_PROTOCOL;
-		}
-		drop_page(w);
-		w->page = r;
-		Fieldsync__V1__ReplayReply *rp = r->replay_reply;
-		if (rp->n_events > w->q_cap) {
-			event_t **q = realloc(w->queue, rp->n_events * sizeof(*q));
-			if (q == NULL)
-				return FS_ERR_NOMEM;
-			w->queue = q;
-			w->q_cap = rp->n_events;
-		}
-		for (size_t i = 0; i < rp->n_events; i++)
-			if (rp->events[i]->seq > w->cursor)
-				w->queue[w->q_len++] = rp->events[i];
-		if (w->q_len == 0 && rp->last_seq > w->cursor)
-			w->cursor = rp->last_seq; /* nothing there for us */
-		w->catch_up = rp->more;
-		w->last_check_ms = sdk_mono_ms();
-		return FS_OK;
+		dealer_open(w);
+		return FS_ERR_TIMEOUT;
 	}
-	/* No answer: the daemon is down or slow. Start afresh next time. */
-	dealer_open(w);
-	return err;
+	if (r->body_case != FIELDSYNC__V1__ENVELOPE__BODY_REPLAY_REPLY) {
+		fieldsync__v1__envelope__free_unpacked(r, NULL);
+		return FS_ERR_PROTOCOL;
+	}
+	drop_page(w);
+	w->page = r;
+	Fieldsync__V1__ReplayReply *rp = r->replay_reply;
+	if (rp->n_events > w->q_cap) {
+		event_t **q = realloc(w->queue, rp->n_events * sizeof(*q));
+		if (q == NULL)
+			return FS_ERR_NOMEM;
+		w->queue = q;
+		w->q_cap = rp->n_events;
+	}
+	for (size_t i = 0; i < rp->n_events; i++)
+		if (rp->events[i]->seq > w->cursor)
+			w->queue[w->q_len++] = rp->events[i];
+	if (w->q_len == 0 && rp->last_seq > w->cursor)
+		w->cursor = rp->last_seq; /* nothing there for us */
+	w->catch_up = rp->more;
+	w->last_check_ms = sdk_mono_ms();
+	return FS_OK;
 }
 
 fs_err
@@ -184,16 +151,11 @@ fs_watcher_open(const fs_watch_opts *o, fs_watcher **out)
 	}
 	if (o->curve_server_key != NULL || o->curve_public_key != NULL ||
 	    o->curve_secret_key != NULL) {
-		err = FS_ERR_INVALID; /* all three, valid, and a pair that belongs together */
-		if (!sdk_z85_key_decode(o->curve_server_key, w->curve_server) ||
-		    !sdk_z85_key_decode(o->curve_public_key, w->curve_public) ||
-		    !sdk_z85_key_decode(o->curve_secret_key, w->curve_secret) ||
-		    !sdk_curve_pair_ok(o->curve_public_key, o->curve_secret_key))
+		/* all three, valid, and a pair that belongs together; never clear */
+		err = sdk_curve_keys_set(&w->keys, o->curve_server_key, o->curve_public_key,
+		                         o->curve_secret_key);
+		if (err != FS_OK)
 			goto fail;
-		err = FS_ERR_NETWORK;
-		if (!zmq_has("curve"))
-			goto fail; /* never fall back to clear */
-		w->curve = true;
 		err = FS_ERR_NOMEM;
 	}
 	w->cursor = o->since_seq;
@@ -218,7 +180,7 @@ fs_watcher_open(const fs_watch_opts *o, fs_watcher **out)
 		snprintf(prefix, sizeof(prefix), "reminder/");
 	zmq_setsockopt(w->sub, ZMQ_SUBSCRIBE, prefix, strlen(prefix));
 	err = FS_ERR_NETWORK;
-	if (!curve_apply(w, w->sub) || zmq_connect(w->sub, o->reminder_endpoint) != 0)
+	if (!sdk_curve_apply(w->sub, &w->keys) || zmq_connect(w->sub, o->reminder_endpoint) != 0)
 		goto fail;
 	if ((err = dealer_open(w)) != FS_OK)
 		goto fail;
@@ -261,15 +223,7 @@ sub_read(fs_watcher *w)
 	if (!more || zmq_msg_recv(&body, w->sub, 0) < 0)
 		goto out;
 	e = fieldsync__v1__reminder_event__unpack(NULL, zmq_msg_size(&body), zmq_msg_data(&body));
-	/* drain any extra frames of a malformed message */
-	zmq_getsockopt(w->sub, ZMQ_RCVMORE, &more, &ml);
-	while (more) {
-		zmq_msg_t x;
-		zmq_msg_init(&x);
-		zmq_msg_recv(&x, w->sub, 0);
-		zmq_msg_close(&x);
-		zmq_getsockopt(w->sub, ZMQ_RCVMORE, &more, &ml);
-	}
+	sdk_drain_frames(w->sub); /* any extra frames of a malformed message */
 out:
 	zmq_msg_close(&topic);
 	zmq_msg_close(&body);
@@ -348,14 +302,13 @@ fs_watcher_close(fs_watcher **wp)
 	free(w->queue);
 	if (w->sub != NULL)
 		zmq_close(w->sub);
-	if (w->dealer != NULL)
-		zmq_close(w->dealer);
+	sdk_conn_close(&w->dealer);
 	if (w->ctx != NULL)
 		zmq_ctx_term(w->ctx);
 	free(w->sync_endpoint);
 	free(w->rule);
 	free(w->scope);
-	fsc_cleanse(w->curve_secret, sizeof(w->curve_secret));
+	sdk_curve_keys_wipe(&w->keys);
 	free(w);
 	*wp = NULL;
 }

@@ -1,0 +1,50 @@
+/*
+ * base.h - the bottom layer of libfieldsync: clocks, random UUIDs, the
+ * size limits and the protobuf type names every other SDK file uses.
+ *
+ * Layers of the SDK, low to high (a file includes headers of its own
+ * layer or lower, never higher; no circle of files):
+ *   base        base, credential (Z85 keys, credential files), json
+ *   db          db (the private struct fs_store, LMDB primitives, meta)
+ *   seal        seal (data keys, the sealed-value format)
+ *   data        credstore, records, outbox
+ *   operations  lists (and status), push (change sets), pull, store
+ *               (lifecycle: create, open, close, rekey)
+ *   wire        conn (one DEALER+CURVE client connection)
+ *   endpoints   sync (fs_sync), watch (fs_watcher)
+ *
+ * Nothing here is public; every symbol is sdk_… so it cannot collide with
+ * the daemon's modules (the tests link both). Every function here is
+ * thread-safe and keeps no state.
+ */
+#ifndef FIELDSYNC_SDK_BASE_H
+#define FIELDSYNC_SDK_BASE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fieldsync/fieldsync.h"
+#include "fieldsync/merge.h"
+#include "fieldsync/v1/sync.pb-c.h"
+
+typedef Fieldsync__V1__RecordState sdk_record_state;
+typedef Fieldsync__V1__PushRequest sdk_push_request;
+typedef Fieldsync__V1__PushReply sdk_push_reply;
+typedef Fieldsync__V1__PullReply sdk_pull_reply;
+
+#define SDK_REASON_MAX 300  /* a parked change's reason, truncated */
+#define SDK_PAYLOAD_MAX (16u << 20)
+
+/* Milliseconds: wall clock (for records and status) and monotonic (deadlines). */
+int64_t sdk_now_ms(void);
+int64_t sdk_mono_ms(void);
+
+/*
+ * 36-character random UUID (v4) text from getrandom(); false if no entropy
+ * (it fails closed, never falls back to a weaker source). The one place the
+ * SDK makes ids: the replica id and every changeset_id.
+ */
+bool sdk_uuid(char out[37]);
+
+#endif

@@ -1,0 +1,90 @@
+/*
+ * db.h - the local store's private struct and the LMDB primitives (db.c)
+ * shared by the store files (store.c, seal.c, credstore.c, records.c,
+ * outbox.c, push.c, pull.c, lists.c). The public lifecycle (fs_store_open,
+ * _create, _close, _rekey: store.c) is in fieldsync.h; the on-disk layout
+ * and the outbox state machine are in the design note atop store.c.
+ *
+ * Layer: db, the bottom of the store. Only the store files include this
+ * header and <lmdb.h>; sync.c and watch.c never do.
+ *
+ * Contract:
+ * - struct fs_store is owned by the app (fs_store_open .. fs_store_close);
+ *   its table handles stay valid until close. The store key and the store
+ *   DEK live in it and are wiped at close.
+ * - Functions that take an MDB_txn never begin, commit or abort it: the
+ *   caller owns the transaction. MDB_val data they hand out is valid until
+ *   the end of that transaction.
+ * - Functions returning int return an LMDB code, an errno, or RC_SEAL_BAD /
+ *   RC_CRYPTO; sdk_map_rc turns any of them into an fs_err at the edge of
+ *   the public API, so no LMDB code leaks out.
+ * - Threads: one fs_store may be used from several threads at once
+ *   (fieldsync.h). Its fields are set at open and only read afterwards
+ *   (fs_store_rekey swaps the store key once its transaction commits); every
+ *   call runs in transactions of its own (MDB_NOTLS: a read transaction is
+ *   not tied to a thread) and LMDB serialises the write transactions.
+ */
+#ifndef FIELDSYNC_SDK_DB_H
+#define FIELDSYNC_SDK_DB_H
+
+#include <lmdb.h>
+
+#include "base.h"
+#include "fieldsync/crypto.h"
+
+/* Our own return codes next to LMDB's and errno's. */
+#define RC_SEAL_BAD (-31900) /* a sealed value does not open (or its DEK is gone) */
+#define RC_CRYPTO (-31901)   /* sealing failed: no randomness, OpenSSL error */
+#define KEY_MAX (1 + FSP_COLLECTION_MAX + FSP_ID_MAX) /* a records/outbox key */
+
+struct fs_store {
+	MDB_env *env;
+	MDB_dbi meta, records, outbox, inflight, keys; /* keys: encrypted stores only */
+	char replica[FSP_REPLICA_MAX + 1];
+	char scope[FSP_SCOPE_MAX + 1];
+	bool encrypted;
+	fsc_master master;              /* the store key; wiped at close */
+	uint8_t store_dek[FSC_KEY_LEN]; /* seals the credential's secret; wiped at close */
+};
+
+/* LMDB, errno and RC_* codes stop here. */
+fs_err sdk_map_rc(int rc);
+
+/* ---- transactions ------------------------------------------------------- */
+
+/* Commits *t (durable once it returns FS_OK) and sets *t to NULL: the
+ * transaction is gone either way. */
+fs_err sdk_txn_commit(MDB_txn **t);
+
+/* Aborts *t unless it is NULL, and sets it to NULL. */
+void sdk_txn_abort(MDB_txn **t);
+
+/* ---- record keys: [u8 len(collection)][collection][id] ------------------- */
+
+/* Writes the key of (collection, id) into k (KEY_MAX bytes); returns its
+ * length. The names must be valid (sdk_names_valid). */
+size_t sdk_make_key(uint8_t *k, const char *collection, const char *id);
+
+/* Splits a records/outbox key; false when it is not one we wrote. */
+bool sdk_split_key(const MDB_val *k, char coll[FSP_COLLECTION_MAX + 1],
+                   char id[FSP_ID_MAX + 1]);
+
+/* A valid collection name and an id of 1..FSP_ID_MAX bytes. */
+bool sdk_names_valid(const char *collection, const char *id);
+
+/* ---- integers ------------------------------------------------------------ */
+
+void sdk_put_u64le(uint8_t *p, uint64_t v);
+uint64_t sdk_get_u64le(const uint8_t *p);
+uint32_t sdk_get_u32le(const uint8_t *p);
+void sdk_put_u64be(uint8_t *p, uint64_t v); /* in-flight keys sort in order */
+uint64_t sdk_get_u64be(const uint8_t *p);
+
+/* ---- the meta table ------------------------------------------------------ */
+
+/* A u64 LE counter; 0 when absent, MDB_CORRUPTED when not 8 bytes. */
+int sdk_meta_get_u64(fs_store *s, MDB_txn *t, const char *name, uint64_t *v);
+int sdk_meta_put(fs_store *s, MDB_txn *t, const char *name, const void *data, size_t len);
+int sdk_meta_put_u64(fs_store *s, MDB_txn *t, const char *name, uint64_t v);
+
+#endif
