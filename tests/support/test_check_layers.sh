@@ -127,6 +127,17 @@ clean missing
 put missing daemon/store.c store.h nowhere.h
 expect missing 1 '^daemon/store\.c:4 includes nowhere\.h \(not found in the tree\)'
 
+# The CLI's "internal.h" is the SDK's, not the daemon's of the same name.
+clean cli
+put cli daemon/internal.h
+put cli client-sdk/cli/fieldsync.c fieldsync/fieldsync.h internal.h
+put cli daemon/fieldsyncd.h internal.h
+expect cli 1 '^daemon/internal\.h:1 is not in the layer table'
+if "${check[@]}" --root "$work/cli" 2>/dev/null | grep -q '^client-sdk/'; then
+	echo "FAIL cli: client-sdk/cli/fieldsync.c's internal.h taken for the daemon's"
+	failures=$((failures + 1))
+fi
+
 # The real tree is checked by the `layers` test (FS_CHECK_LAYERS=ON).
 if [ "$failures" -ne 0 ]; then
 	echo "check-layers self-test: $failures failure(s)"
