@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets with clang (outside the CMake build) and runs
-# each for a bounded time on a copy of the committed seed corpus.
+# Builds the libFuzzer targets (CMake targets of tests/fuzz/CMakeLists.txt,
+# linked against the real libraries) with clang in build-fuzz/, and runs each
+# for a bounded time on a copy of the committed seed corpus.
 #
 #   tests/fuzz/run.sh                      every target, FUZZ_SECONDS (30) each
 #   tests/fuzz/run.sh fuzz_envelope ...    only the targets named
@@ -10,11 +11,13 @@
 #   tests/fuzz/run.sh --regen-corpus       rewrite tests/fuzz/corpus from gen_corpus.c
 #
 # Environment: FUZZ_SECONDS (per target, default 30), FUZZ_CC (default
-# clang), FUZZ_WORKDIR (build and run directory; default a fresh temp dir,
-# removed after a clean run, kept when something failed or FUZZ_KEEP=1),
-# FUZZ_SKIP_KNOWN=1 (step over the known findings of fuzz_known.h, to look
-# for new ones while those wait for a fix).
-# Nothing is written into the repository except by --regen-corpus.
+# clang), FUZZ_BUILD_DIR (the CMake build directory, default build-fuzz),
+# FUZZ_WORKDIR (run directory; default a fresh temp dir, removed after a
+# clean run, kept when something failed or FUZZ_KEEP=1), FUZZ_SKIP_KNOWN=1
+# (step over the known findings of fuzz_known.h, to look for new ones while
+# those wait for a fix).
+# Nothing is written into the repository except build-fuzz/ (ignored) and,
+# by --regen-corpus, the corpus.
 #
 # Exit status: 0 when every target built and ran its time without a crash,
 # leak, timeout or out-of-memory; 1 otherwise; 2 on a usage or setup error.
@@ -27,9 +30,9 @@ cd "$root"
 ALL_TARGETS=(fuzz_envelope fuzz_payloads fuzz_rules_config fuzz_json_payload)
 CC=${FUZZ_CC:-clang}
 SECONDS_PER_TARGET=${FUZZ_SECONDS:-30}
-CFLAGS=(-std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
-        -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE)
-[ "${FUZZ_SKIP_KNOWN:-0}" = 1 ] && CFLAGS+=(-DFUZZ_SKIP_KNOWN)
+BUILD=${FUZZ_BUILD_DIR:-$root/build-fuzz}
+SKIP_KNOWN=OFF
+[ "${FUZZ_SKIP_KNOWN:-0}" = 1 ] && SKIP_KNOWN=ON
 
 say() { printf 'fuzz: %s\n' "$*" >&2; }
 work= keep=1
@@ -77,7 +80,7 @@ else
   work=$(mktemp -d "${TMPDIR:-/tmp}/fieldsync-fuzz.XXXXXX") || die "mktemp failed"
   keep=${FUZZ_KEEP:-0}
 fi
-mkdir -p "$work/gen" "$work/bin" "$work/logs" "$work/corpus" "$work/artifacts"
+mkdir -p "$work/logs" "$work/corpus" "$work/artifacts"
 
 fuzzer_works() {
   command -v "$CC" >/dev/null 2>&1 || return 1
@@ -98,67 +101,58 @@ if ! fuzzer_works; then
   fuzzer_works || die "$CC cannot build a libFuzzer target: install clang and libclang-rt-14-dev"
 fi
 
-need_deps=0
-command -v protoc-c >/dev/null 2>&1 || need_deps=1
-command -v pkg-config >/dev/null 2>&1 && pkg-config --exists libprotobuf-c libcjson inih || need_deps=1
-if [ "$need_deps" -eq 1 ]; then
-  [ -x "$root/deploy/install-deps.sh" ] || die "protoc-c, pkg-config, libprotobuf-c or libcjson is missing"
-  say "build dependencies are missing: running deploy/install-deps.sh"
+# The whole project is configured (the targets link its libraries), so
+# every build dependency must be there; install-deps.sh is quick when they are.
+if [ -x "$root/deploy/install-deps.sh" ]; then
   "$root/deploy/install-deps.sh" >&2 || die "deploy/install-deps.sh failed"
 fi
-read -r -a PKG_FLAGS <<<"$(pkg-config --cflags --libs libprotobuf-c libcjson inih)" ||
-  die "pkg-config libprotobuf-c libcjson inih failed"
+command -v cmake >/dev/null 2>&1 || die "cmake is missing"
 
-# ---- generated code ---------------------------------------------------------
+# ---- build (CMake, -DFS_BUILD_FUZZ=ON) --------------------------------------
 
-protoc-c --c_out="$work/gen" -I"$root/proto" \
-  "$root/proto/fieldsync/v1/sync.proto" "$root/proto/fieldsync/v1/casework.proto" ||
-  die "protoc-c failed on proto/fieldsync/v1/*.proto"
-GEN=("$work/gen/fieldsync/v1/sync.pb-c.c" "$work/gen/fieldsync/v1/casework.pb-c.c")
-INC=(-I"$root/proto/include" -I"$work/gen")
+# The libraries get -fsanitize=fuzzer-no-link (coverage) with ASan + UBSan
+# through FS_SANITIZE; each target adds -fsanitize=fuzzer (tests/fuzz/CMakeLists.txt).
+# A build directory made with another compiler is started again.
+cc_path=$(command -v "$CC")
+if [ -f "$BUILD/CMakeCache.txt" ] &&
+   ! grep -qx "CMAKE_C_COMPILER:[A-Z]*=$cc_path" "$BUILD/CMakeCache.txt"; then
+  say "$BUILD was configured with another compiler: configuring it again"
+  rm -rf "$BUILD/CMakeCache.txt" "$BUILD/CMakeFiles"
+fi
+if ! cmake -S "$root" -B "$BUILD" -DCMAKE_C_COMPILER="$cc_path" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+     -DFS_BUILD_FUZZ=ON -DFS_SANITIZE=fuzzer-no-link,address,undefined \
+     -DFS_FUZZ_SKIP_KNOWN="$SKIP_KNOWN" -DFS_BUILD_BENCH=OFF -DFS_WERROR=OFF \
+     >"$work/logs/configure.log" 2>&1; then
+  cat "$work/logs/configure.log" >&2
+  die "cmake could not configure $BUILD"
+fi
+JOBS=${FUZZ_JOBS:-2}
 
 if [ "$mode" = regen ]; then
-  "$CC" -std=c11 -O1 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE "${INC[@]}" \
-    "$here/gen_corpus.c" "${GEN[@]}" "${PKG_FLAGS[@]}" -o "$work/bin/gen_corpus" ||
-    die "gen_corpus.c does not build"
+  cmake --build "$BUILD" -j"$JOBS" --target fuzz_gen_corpus >"$work/logs/gen_corpus.build.log" 2>&1 ||
+    { cat "$work/logs/gen_corpus.build.log" >&2; die "gen_corpus.c does not build"; }
   rm -rf "$here/corpus.new"
-  "$work/bin/gen_corpus" "$here/corpus.new" || die "gen_corpus failed"
+  ASAN_OPTIONS=detect_leaks=0 "$BUILD/tests/fuzz/fuzz_gen_corpus" "$here/corpus.new" || die "gen_corpus failed"
   rm -rf "$here/corpus" && mv "$here/corpus.new" "$here/corpus"
   [ "$keep" -eq 1 ] || rm -rf "$work"
   say "wrote $(find "$here/corpus" -type f | wc -l) seeds, $(du -sb "$here/corpus" | cut -f1) bytes, to tests/fuzz/corpus"
   exit 0
 fi
 
-# ---- build ------------------------------------------------------------------
-
-# Exactly the project sources each target needs (no LMDB, no ZeroMQ).
-PROTO_SRCS=("${GEN[@]}" proto/vv.c proto/merge.c proto/check.c proto/casework.c)
-sources_of() {
-  case $1 in
-    fuzz_envelope) echo daemon/validate.c daemon/config.c daemon/log.c ;;
-    fuzz_payloads) echo client-sdk/src/json.c ;;
-    fuzz_rules_config) echo proto/rules.c proto/calendar.c ;;
-    fuzz_json_payload) echo client-sdk/src/json.c ;;
-  esac
-}
-TARGET_INC=(-I"$root/daemon" -I"$root/client-sdk/include" -I"$root/client-sdk/src")
-
 declare -A result
+declare -A bin
 build_failed=0
 for t in "${targets[@]}"; do
-  read -r -a extra <<<"$(sources_of "$t")"
-  if "$CC" "${CFLAGS[@]}" -Wall -Wextra -Wno-unused-parameter "${INC[@]}" "${TARGET_INC[@]}" \
-      "$here/$t.c" "${extra[@]}" "${PROTO_SRCS[@]}" "${PKG_FLAGS[@]}" -lm \
-      -o "$work/bin/$t" >"$work/logs/$t.build.log" 2>&1; then
-    :
+  if cmake --build "$BUILD" -j"$JOBS" --target "$t" >"$work/logs/$t.build.log" 2>&1; then
+    bin[$t]=$BUILD/tests/fuzz/$t
   else
     result[$t]="BUILD-FAILED"
     build_failed=1
     say "$t does not build:"
-    cat "$work/logs/$t.build.log" >&2
+    grep -E -B2 -A6 'error|Error' "$work/logs/$t.build.log" | head -60 >&2
   fi
 done
-[ "$mode" = build ] && { say "binaries in $work/bin"; exit "$build_failed"; }
+[ "$mode" = build ] && { say "binaries in $BUILD/tests/fuzz"; exit "$build_failed"; }
 
 # ---- run --------------------------------------------------------------------
 
@@ -173,7 +167,7 @@ fi
 if [ "$mode" = repro ]; then
   [ -z "${result[$repro_target]:-}" ] || exit 1
   say "running $repro_target on $repro_file"
-  "$work/bin/$repro_target" -rss_limit_mb=2048 -timeout=10 "$repro_file"
+  "${bin[$repro_target]}" -rss_limit_mb=2048 -timeout=10 "$repro_file"
   rc=$?
   [ "$keep" -eq 1 ] || rm -rf "$work"
   exit "$rc"
@@ -195,7 +189,7 @@ for t in "${targets[@]}"; do
   [ -f "$here/dict/$t.dict" ] && args+=(-dict="$here/dict/$t.dict")
   say "running $t for ${SECONDS_PER_TARGET}s on $seeds seeds"
   log=$work/logs/$t.log
-  "$work/bin/$t" "${args[@]}" "$work/corpus/$t" >"$log" 2>&1
+  "${bin[$t]}" "${args[@]}" "$work/corpus/$t" >"$log" 2>&1
   rc=$?
 
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n1)
