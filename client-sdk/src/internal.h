@@ -6,7 +6,7 @@
  * cannot collide with the daemon's modules (tests link both).
  *
  * The module headers, low to high (base.h lists the layers):
- *   base.h        clocks, UUIDs, limits, protobuf type names
+ *   base.h        clocks, limits, protobuf type names
  *   credential.h  Z85 keys, credential parsing
  *   json.h        version text
  *   db.h          the store's private struct, LMDB primitives, keys, meta

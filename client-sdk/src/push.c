@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fieldsync/crypto.h"
 #include "outbox.h"
 #include "push.h"
 #include "seal.h"
@@ -186,7 +187,7 @@ sdk_push_prepare(fs_store *s, size_t max, size_t budget, uint64_t *key, uint8_t 
 	uint8_t *keybuf = NULL, **plain = NULL, *sealed_out = NULL;
 	size_t n = 0, size = 0, *plain_len = NULL;
 	bool solo = false;
-	char csid[37];
+	char csid[FSC_UUID_LEN + 1];
 	uint8_t *out = NULL;
 
 	if (max == 0)
@@ -252,7 +253,7 @@ sdk_push_prepare(fs_store *s, size_t max, size_t budget, uint64_t *key, uint8_t 
 		err = FS_ERR_NOT_FOUND;
 		goto out;
 	}
-	if (!sdk_uuid(csid)) {
+	if (!fsc_uuid(csid)) {
 		err = FS_ERR_IO;
 		goto out;
 	}

@@ -30,7 +30,8 @@
  *   meta      "schema"     -> u32 LE SDK_SCHEMA; any other value is refused
  *                             (FS_ERR_VERSION), never guessed at
  *             "replica"    -> 36-byte UUID text, made by fs_store_create from
- *                             getrandom(); never changed, never reused
+ *                             fsc_uuid (OpenSSL RAND_bytes); never changed,
+ *                             never reused
  *             "scope"      -> the default scope for new records
  *             "checkpoint" -> u64 LE, last_seq of the last applied PullReply
  *             "cs_next"    -> u64 LE, the key of the next in-flight change set
@@ -121,7 +122,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <lmdb.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,6 +129,7 @@
 
 #include "credstore.h"
 #include "db.h"
+#include "fieldsync/crypto.h"
 #include "seal.h"
 
 #define SDK_SCHEMA 1u     /* a plain store */
@@ -344,7 +345,7 @@ fs_store_create_ex(const char *dir, const fs_store_opts *o, fs_store **out)
 	if (err != FS_ERR_NOT_FOUND)
 		goto out;
 	uint8_t schema[4] = {(keyed ? SDK_SCHEMA_ENC : SDK_SCHEMA) & 0xff, 0, 0, 0};
-	if (!sdk_uuid(s->replica)) {
+	if (!fsc_uuid(s->replica)) {
 		err = FS_ERR_IO;
 		goto out;
 	}
