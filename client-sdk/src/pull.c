@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fieldsync/keys.h"
 #include "outbox.h"
 #include "pull.h"
 #include "records.h"
@@ -84,16 +85,17 @@ sweep_sealed_under(fs_store *s, MDB_txn *t, const char *name)
 static int
 pull_one(fs_store *s, MDB_txn *t, const sdk_record_state *in, bool *applied)
 {
-	uint8_t key[KEY_MAX];
+	uint8_t key[FSK_RECORD_KEY_MAX];
 	sdk_record_state *old = NULL;
 	fsp_record **set = NULL, **next = NULL;
 	size_t n = 0;
 	int rc;
 
 	*applied = false;
-	if (!sdk_names_valid(in->collection, in->id))
+	size_t klen;
+	if (!sdk_names_valid(in->collection, in->id) ||
+	    (klen = fsk_record_key(key, in->collection, in->id)) == 0)
 		return MDB_SUCCESS; /* garbage from the wire: skip, never crash */
-	size_t klen = sdk_make_key(key, in->collection, in->id);
 	MDB_val k = {klen, key};
 	if (in->purged || in->revoked) {
 		rc = mdb_del(t, s->records, &k, NULL);

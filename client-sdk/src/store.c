@@ -130,6 +130,7 @@
 #include "credstore.h"
 #include "db.h"
 #include "fieldsync/crypto.h"
+#include "fieldsync/keys.h"
 #include "seal.h"
 
 #define SDK_SCHEMA 1u     /* a plain store */
@@ -231,7 +232,7 @@ load_meta(fs_store *s, MDB_txn *t)
 	if (d.mv_size != 4)
 		return FS_ERR_CORRUPT;
 	const uint8_t *p = d.mv_data;
-	uint32_t schema = sdk_get_u32le(p);
+	uint32_t schema = fsk_get_le32(p);
 	if (schema != SDK_SCHEMA && schema != SDK_SCHEMA_ENC)
 		return FS_ERR_VERSION;
 	k.mv_data = "encryption";
@@ -344,7 +345,8 @@ fs_store_create_ex(const char *dir, const fs_store_opts *o, fs_store **out)
 	}
 	if (err != FS_ERR_NOT_FOUND)
 		goto out;
-	uint8_t schema[4] = {(keyed ? SDK_SCHEMA_ENC : SDK_SCHEMA) & 0xff, 0, 0, 0};
+	uint8_t schema[4];
+	fsk_put_le32(schema, keyed ? SDK_SCHEMA_ENC : SDK_SCHEMA);
 	if (!fsc_uuid(s->replica)) {
 		err = FS_ERR_IO;
 		goto out;
