@@ -10,7 +10,7 @@
  *               crypto.h sealing and UUIDs, merge.h); the SDK keeps no copy
  *   base        base, credential (Z85 keys, credential files), json
  *   db          db (the private struct fs_store, LMDB primitives, meta)
- *   seal        seal (data keys, the sealed-value format)
+ *   seal        seal (data keys; sealing and opening through the core)
  *   data        credstore, records, outbox
  *   operations  lists (and status), push (change sets), pull, store
  *               (lifecycle: create, open, close, rekey)

@@ -9,8 +9,8 @@
  *   base.h        clocks, limits, protobuf type names
  *   credential.h  Z85 keys, credential parsing
  *   json.h        version text
- *   db.h          the store's private struct, LMDB primitives, keys, meta
- *   seal.h        encryption of values: DEKs, names, the sealed format
+ *   db.h          the store's private struct, LMDB primitives, name checks, meta
+ *   seal.h        encryption of values: DEKs, sealing through the core
  *   credstore.h   the store's credential
  *   records.h     the table `records`
  *   outbox.h      the table `outbox`
