@@ -194,8 +194,10 @@ sdk_push_prepare(fs_store *s, size_t max, size_t budget, uint64_t *key, uint8_t 
 	if (max == 0)
 		max = 1;
 	if ((changes = calloc(max, sizeof(*changes))) == NULL ||
-	    (chs = calloc(max, sizeof(*chs))) == NULL || (keys = calloc(max, sizeof(*keys))) == NULL ||
-	    (keybuf = malloc(max * FSK_RECORD_KEY_MAX)) == NULL || (plain = calloc(max, sizeof(*plain))) == NULL ||
+	    (chs = calloc(max, sizeof(*chs))) == NULL ||
+	    (keys = calloc(max, sizeof(*keys))) == NULL ||
+	    (keybuf = malloc(max * FSK_RECORD_KEY_MAX)) == NULL ||
+	    (plain = calloc(max, sizeof(*plain))) == NULL ||
 	    (plain_len = calloc(max, sizeof(*plain_len))) == NULL) {
 		err = FS_ERR_NOMEM;
 		goto out;
@@ -219,10 +221,11 @@ sdk_push_prepare(fs_store *s, size_t max, size_t budget, uint64_t *key, uint8_t 
 			continue; /* cannot be pushed; stays visible in status */
 		if (s->encrypted) { /* it must open, under the names it is stored at */
 			char kc[FSP_COLLECTION_MAX + 1], ki[FSP_ID_MAX + 1];
-			if (!fsk_record_key_split(k.mv_data, k.mv_size, kc, ki) || r->collection == NULL || r->id == NULL ||
+			if (!fsk_record_key_split(k.mv_data, k.mv_size, kc, ki) ||
+			    r->collection == NULL || r->id == NULL ||
 			    strcmp(kc, r->collection) != 0 || strcmp(ki, r->id) != 0 ||
 			    sdk_open_value(s, t, kc, ki, r->payload.data, r->payload.len, &plain[n],
-			               &plain_len[n]) != MDB_SUCCESS) {
+			                   &plain_len[n]) != MDB_SUCCESS) {
 				fieldsync__v1__record__free_unpacked(r, NULL);
 				continue; /* like an undecodable entry: stays visible in status */
 			}

@@ -86,8 +86,8 @@ sdk_record_save(fs_store *s, MDB_txn *t, const uint8_t *key, size_t klen,
 			ptrs[i] = &views[i];
 			if (views[i].payload.len == 0)
 				continue;
-			rc = sdk_seal_value(s, t, coll, id, views[i].payload.data, views[i].payload.len,
-			                &bufs[i], &bl);
+			rc = sdk_seal_value(s, t, coll, id, views[i].payload.data,
+			                    views[i].payload.len, &bufs[i], &bl);
 			if (rc != MDB_SUCCESS)
 				goto out;
 			views[i].payload.data = bufs[i];
@@ -199,8 +199,8 @@ write_value(fs_store *s, const char *collection, const char *id, const char *sco
 		goto out;
 	}
 	if (s->encrypted && r.payload.len > 0) { /* the outbox copy is sealed too */
-		if ((rc = sdk_seal_value(s, t, collection, id, r.payload.data, r.payload.len, &sealed,
-		                     &r.payload.len)) != MDB_SUCCESS) {
+		if ((rc = sdk_seal_value(s, t, collection, id, r.payload.data, r.payload.len,
+		                         &sealed, &r.payload.len)) != MDB_SUCCESS) {
 			err = sdk_map_rc(rc);
 			goto out;
 		}

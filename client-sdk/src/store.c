@@ -110,7 +110,8 @@
  * (RC_SEAL_BAD): reading its record is FS_ERR_CORRUPT, its outbox entry is
  * not pushed, its in-flight set is requeued. Payloads are plaintext only
  * in memory: sdk_record_load and the push functions open them,
- * sdk_record_save and write_value seal them. Ids, scopes, versions and the outbox bookkeeping stay in clear.
+ * sdk_record_save and write_value seal them. Ids, scopes, versions and
+ * the outbox bookkeeping stay in clear.
  *
  * A DEK is created (and wrapped) in the write transaction that first seals
  * with it, so a sealed value and its key are committed together. A purged
