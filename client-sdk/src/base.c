@@ -1,10 +1,8 @@
 /*
- * The bottom layer of libfieldsync (base.h): clocks, random UUIDs and the
- * text of every fs_err. No state, no locks, no LMDB or ZeroMQ.
+ * The bottom layer of libfieldsync (base.h): clocks and the text of every
+ * fs_err. No state, no locks, no LMDB or ZeroMQ. Random ids come from the
+ * shared core (fsc_uuid, fsc_random in fieldsync/crypto.h).
  */
-#include <errno.h>
-#include <stdio.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include "base.h"
@@ -23,29 +21,6 @@ sdk_mono_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-bool
-sdk_uuid(char out[37])
-{
-	uint8_t b[16];
-	size_t got = 0;
-	while (got < sizeof(b)) {
-		ssize_t n = getrandom(b + got, sizeof(b) - got, 0);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return false;
-		}
-		got += (size_t)n;
-	}
-	b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
-	b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
-	snprintf(out, 37,
-	         "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-	         b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
-	         b[12], b[13], b[14], b[15]);
-	return true;
 }
 
 const char *

@@ -1,12 +1,16 @@
 /*
- * base.h - the bottom layer of libfieldsync: clocks, random UUIDs, the
- * size limits and the protobuf type names every other SDK file uses.
+ * base.h - the bottom layer of libfieldsync: clocks, the size limits and
+ * the protobuf type names every other SDK file uses.
  *
  * Layers of the SDK, low to high (a file includes headers of its own
  * layer or lower, never higher; no circle of files):
+ *   core        the shared core in proto/, under every SDK layer: the formats
+ *               the daemon writes too (fieldsync/keys.h record keys and
+ *               integers, seal.h sealed values and DEK names, casework.h,
+ *               crypto.h sealing and UUIDs, merge.h); the SDK keeps no copy
  *   base        base, credential (Z85 keys, credential files), json
  *   db          db (the private struct fs_store, LMDB primitives, meta)
- *   seal        seal (data keys, the sealed-value format)
+ *   seal        seal (data keys; sealing and opening through the core)
  *   data        credstore, records, outbox
  *   operations  lists (and status), push (change sets), pull, store
  *               (lifecycle: create, open, close, rekey)
@@ -39,12 +43,5 @@ typedef Fieldsync__V1__PullReply sdk_pull_reply;
 /* Milliseconds: wall clock (for records and status) and monotonic (deadlines). */
 int64_t sdk_now_ms(void);
 int64_t sdk_mono_ms(void);
-
-/*
- * 36-character random UUID (v4) text from getrandom(); false if no entropy
- * (it fails closed, never falls back to a weaker source). The one place the
- * SDK makes ids: the replica id and every changeset_id.
- */
-bool sdk_uuid(char out[37]);
 
 #endif

@@ -138,12 +138,12 @@ monitor_refused(sdk_conn *c)
 static uint64_t
 first_request_id(void)
 {
+	uint8_t b[6];
 	uint64_t r = 0;
-	char u[37];
-	if (sdk_uuid(u))
-		for (int i = 0; i < 12; i++)
-			r = (r << 4) | (uint64_t)(u[i] >= 'a' ? u[i] - 'a' + 10 : u[i] - '0');
-	return (r & 0xffffffffffffull) + 1;
+	if (fsc_random(b, sizeof(b)))
+		for (size_t i = 0; i < sizeof(b); i++)
+			r = r << 8 | b[i];
+	return r + 1;
 }
 
 fs_err

@@ -1,17 +1,20 @@
 /*
  * The LMDB primitives under every store file (db.h): error mapping,
- * transactions, record keys, integer encodings, the meta table. No policy
- * and no table layout beyond the key format: that is the job of the files
- * above (the note atop store.c lists them). The record key and the integer
- * encodings are the daemon's too; the shared core in proto/ is to offer
- * them, and these small functions are the places to switch.
+ * transactions, the check of record names, the meta table. No policy and
+ * no table layout: that is the job of the files above (the note atop
+ * store.c lists them). The record keys and the integer encodings are the
+ * daemon's too, so they are not here but in the shared core
+ * (fieldsync/keys.h: fsk_record_key, fsk_record_prefix,
+ * fsk_record_key_split, fsk_*_be64/le64/le32), which every store file
+ * calls directly.
  *
- * Layer: db, the bottom of the store. Calls nothing above it.
+ * Layer: db, the bottom of the store, over the core. Calls nothing above it.
  */
 #include <errno.h>
 #include <string.h>
 
 #include "db.h"
+#include "fieldsync/keys.h"
 
 /* ---- errors and transactions -------------------------------------------- */
 
@@ -60,36 +63,7 @@ sdk_txn_abort(MDB_txn **t)
 	*t = NULL;
 }
 
-/* ---- record keys -------------------------------------------------------- */
-
-size_t
-sdk_make_key(uint8_t *k, const char *collection, const char *id)
-{
-	size_t cl = strlen(collection), il = strlen(id);
-	k[0] = (uint8_t)cl;
-	memcpy(k + 1, collection, cl);
-	memcpy(k + 1 + cl, id, il);
-	return 1 + cl + il;
-}
-
-bool
-sdk_split_key(const MDB_val *k, char coll[FSP_COLLECTION_MAX + 1], char id[FSP_ID_MAX + 1])
-{
-	const uint8_t *p = k->mv_data;
-	if (k->mv_size < 2)
-		return false;
-	size_t cl = p[0];
-	if (cl == 0 || cl > FSP_COLLECTION_MAX || 1 + cl >= k->mv_size)
-		return false;
-	size_t il = k->mv_size - 1 - cl;
-	if (il > FSP_ID_MAX)
-		return false;
-	memcpy(coll, p + 1, cl);
-	coll[cl] = '\0';
-	memcpy(id, p + 1 + cl, il);
-	id[il] = '\0';
-	return true;
-}
+/* ---- names ------------------------------------------------------------- */
 
 bool
 sdk_names_valid(const char *collection, const char *id)
@@ -99,46 +73,6 @@ sdk_names_valid(const char *collection, const char *id)
 		return false;
 	il = strlen(id);
 	return il >= 1 && il <= FSP_ID_MAX;
-}
-
-/* ---- integers ----------------------------------------------------------- */
-
-void
-sdk_put_u64le(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-uint64_t
-sdk_get_u64le(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 7; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
-
-uint32_t
-sdk_get_u32le(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-void
-sdk_put_u64be(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (56 - 8 * i));
-}
-
-uint64_t
-sdk_get_u64be(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = (v << 8) | p[i];
-	return v;
 }
 
 /* ---- the meta table ----------------------------------------------------- */
@@ -156,7 +90,7 @@ sdk_meta_get_u64(fs_store *s, MDB_txn *t, const char *name, uint64_t *v)
 		return rc;
 	if (d.mv_size != 8)
 		return MDB_CORRUPTED;
-	*v = sdk_get_u64le(d.mv_data);
+	*v = fsk_get_le64(d.mv_data);
 	return MDB_SUCCESS;
 }
 
@@ -171,6 +105,6 @@ int
 sdk_meta_put_u64(fs_store *s, MDB_txn *t, const char *name, uint64_t v)
 {
 	uint8_t b[8];
-	sdk_put_u64le(b, v);
+	fsk_put_le64(b, v);
 	return sdk_meta_put(s, t, name, b, sizeof(b));
 }

@@ -35,7 +35,6 @@
 /* Our own return codes next to LMDB's and errno's. */
 #define RC_SEAL_BAD (-31900) /* a sealed value does not open (or its DEK is gone) */
 #define RC_CRYPTO (-31901)   /* sealing failed: no randomness, OpenSSL error */
-#define KEY_MAX (1 + FSP_COLLECTION_MAX + FSP_ID_MAX) /* a records/outbox key */
 
 struct fs_store {
 	MDB_env *env;
@@ -59,30 +58,19 @@ fs_err sdk_txn_commit(MDB_txn **t);
 /* Aborts *t unless it is NULL, and sets it to NULL. */
 void sdk_txn_abort(MDB_txn **t);
 
-/* ---- record keys: [u8 len(collection)][collection][id] ------------------- */
+/* ---- names ------------------------------------------------------------- */
 
-/* Writes the key of (collection, id) into k (KEY_MAX bytes); returns its
- * length. The names must be valid (sdk_names_valid). */
-size_t sdk_make_key(uint8_t *k, const char *collection, const char *id);
-
-/* Splits a records/outbox key; false when it is not one we wrote. */
-bool sdk_split_key(const MDB_val *k, char coll[FSP_COLLECTION_MAX + 1],
-                   char id[FSP_ID_MAX + 1]);
-
-/* A valid collection name and an id of 1..FSP_ID_MAX bytes. */
+/*
+ * A valid collection name and an id of 1..FSP_ID_MAX bytes: what the SDK
+ * accepts from the app and from the wire. The keys of `records` and
+ * `outbox` are the core's record keys (fsk_record_key, keys.h), which
+ * such names always fit.
+ */
 bool sdk_names_valid(const char *collection, const char *id);
-
-/* ---- integers ------------------------------------------------------------ */
-
-void sdk_put_u64le(uint8_t *p, uint64_t v);
-uint64_t sdk_get_u64le(const uint8_t *p);
-uint32_t sdk_get_u32le(const uint8_t *p);
-void sdk_put_u64be(uint8_t *p, uint64_t v); /* in-flight keys sort in order */
-uint64_t sdk_get_u64be(const uint8_t *p);
 
 /* ---- the meta table ------------------------------------------------------ */
 
-/* A u64 LE counter; 0 when absent, MDB_CORRUPTED when not 8 bytes. */
+/* A u64 LE counter (fsk_get_le64); 0 when absent, MDB_CORRUPTED when not 8 bytes. */
 int sdk_meta_get_u64(fs_store *s, MDB_txn *t, const char *name, uint64_t *v);
 int sdk_meta_put(fs_store *s, MDB_txn *t, const char *name, const void *data, size_t len);
 int sdk_meta_put_u64(fs_store *s, MDB_txn *t, const char *name, uint64_t v);

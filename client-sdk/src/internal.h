@@ -6,11 +6,11 @@
  * cannot collide with the daemon's modules (tests link both).
  *
  * The module headers, low to high (base.h lists the layers):
- *   base.h        clocks, UUIDs, limits, protobuf type names
+ *   base.h        clocks, limits, protobuf type names
  *   credential.h  Z85 keys, credential parsing
  *   json.h        version text
- *   db.h          the store's private struct, LMDB primitives, keys, meta
- *   seal.h        encryption of values: DEKs, names, the sealed format
+ *   db.h          the store's private struct, LMDB primitives, name checks, meta
+ *   seal.h        encryption of values: DEKs, sealing through the core
  *   credstore.h   the store's credential
  *   records.h     the table `records`
  *   outbox.h      the table `outbox`

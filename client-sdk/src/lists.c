@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fieldsync/keys.h"
 #include "lists.h"
 #include "outbox.h"
 
@@ -78,9 +79,7 @@ list_scan(fs_store *s, enum list_kind kind, const char *collection, fs_list **ou
 	if (kind == LIST_COLLECTION) {
 		if (collection == NULL || !fsp_collection_valid(collection))
 			return FS_ERR_INVALID;
-		plen = 1 + strlen(collection);
-		prefix[0] = (uint8_t)(plen - 1);
-		memcpy(prefix + 1, collection, plen - 1);
+		plen = fsk_record_prefix(prefix, collection); /* > 0: a valid name */
 	}
 	if ((l = calloc(1, sizeof(*l))) == NULL)
 		return FS_ERR_NOMEM;
@@ -100,7 +99,7 @@ list_scan(fs_store *s, enum list_kind kind, const char *collection, fs_list **ou
 		char coll[FSP_COLLECTION_MAX + 1], id[FSP_ID_MAX + 1];
 		if (plen > 0 && (k.mv_size <= plen || memcmp(k.mv_data, prefix, plen) != 0))
 			break;
-		if (!sdk_split_key(&k, coll, id))
+		if (!fsk_record_key_split(k.mv_data, k.mv_size, coll, id))
 			continue; /* not ours: skip rather than fail the listing */
 		if (kind == LIST_FAILED) {
 			sdk_ob_entry e;
@@ -189,9 +188,9 @@ fs_status_get(fs_store *s, fs_status *out)
 	rc = mdb_get(t, s->meta, &k, &d);
 	if (rc == MDB_SUCCESS && d.mv_size >= 12) {
 		const uint8_t *p = d.mv_data;
-		uint32_t code = sdk_get_u32le(p);
+		uint32_t code = fsk_get_le32(p);
 		st.last_error = code <= FS_ERR_NOT_ENCRYPTED ? (fs_err)code : FS_ERR_CORRUPT;
-		st.last_error_ms = (int64_t)sdk_get_u64le(p + 4);
+		st.last_error_ms = (int64_t)fsk_get_le64(p + 4);
 		size_t ml = d.mv_size - 12;
 		if (ml >= sizeof(st.last_error_msg))
 			ml = sizeof(st.last_error_msg) - 1;
@@ -230,9 +229,8 @@ sdk_sync_record(fs_store *s, fs_err e, const char *msg)
 		size_t ml = msg ? strlen(msg) : 0;
 		if (ml > 255)
 			ml = 255;
-		for (int i = 0; i < 4; i++)
-			buf[i] = (uint8_t)((uint32_t)e >> (8 * i));
-		sdk_put_u64le(buf + 4, (uint64_t)now);
+		fsk_put_le32(buf, (uint32_t)e);
+		fsk_put_le64(buf + 4, (uint64_t)now);
 		if (ml)
 			memcpy(buf + 12, msg, ml);
 		if ((rc = sdk_meta_put(s, t, "last_err", buf, 12 + ml)) != MDB_SUCCESS)

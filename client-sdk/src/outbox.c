@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fieldsync/keys.h"
 #include "outbox.h"
 
 bool
@@ -148,15 +149,15 @@ int
 sdk_outbox_settle(fs_store *s, MDB_txn *t, const fsp_record *r, sdk_settle action,
                   const char *reason, bool *touched)
 {
-	uint8_t key[KEY_MAX];
+	uint8_t key[FSK_RECORD_KEY_MAX];
 	MDB_val k, d;
 	sdk_ob_entry e;
 	int rc;
 
 	*touched = false;
-	if (r == NULL || !sdk_names_valid(r->collection, r->id))
+	if (r == NULL || !sdk_names_valid(r->collection, r->id) ||
+	    (k.mv_size = fsk_record_key(key, r->collection, r->id)) == 0)
 		return MDB_SUCCESS;
-	k.mv_size = sdk_make_key(key, r->collection, r->id);
 	k.mv_data = key;
 	rc = mdb_get(t, s->outbox, &k, &d);
 	if (rc == MDB_NOTFOUND)

@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fieldsync/keys.h"
+#include "fieldsync/seal.h"
 #include "outbox.h"
 #include "pull.h"
 #include "records.h"
@@ -52,8 +54,8 @@ sweep_sealed_under(fs_store *s, MDB_txn *t, const char *name)
 		sdk_record_state *rs = fieldsync__v1__record_state__unpack(NULL, d.mv_size, d.mv_data);
 		bool hit = false;
 		for (size_t i = 0; rs != NULL && i < rs->n_siblings; i++)
-			hit |= sdk_sealed_under(rs->siblings[i]->payload.data, rs->siblings[i]->payload.len,
-			                    name);
+			hit |= fss_sealed_under(rs->siblings[i]->payload.data,
+			                        rs->siblings[i]->payload.len, name);
 		if (rs != NULL)
 			fieldsync__v1__record_state__free_unpacked(rs, NULL);
 		if (hit && (rc = mdb_cursor_del(c, 0)) != MDB_SUCCESS)
@@ -70,7 +72,7 @@ sweep_sealed_under(fs_store *s, MDB_txn *t, const char *name)
 		fsp_record *r = NULL;
 		if (sdk_ob_decode(&d, &e))
 			r = fieldsync__v1__record__unpack(NULL, e.rec_len, e.rec_bytes);
-		bool hit = r != NULL && sdk_sealed_under(r->payload.data, r->payload.len, name);
+		bool hit = r != NULL && fss_sealed_under(r->payload.data, r->payload.len, name);
 		if (r != NULL)
 			fieldsync__v1__record__free_unpacked(r, NULL);
 		if (hit && (rc = mdb_cursor_del(c, 0)) != MDB_SUCCESS)
@@ -84,16 +86,17 @@ sweep_sealed_under(fs_store *s, MDB_txn *t, const char *name)
 static int
 pull_one(fs_store *s, MDB_txn *t, const sdk_record_state *in, bool *applied)
 {
-	uint8_t key[KEY_MAX];
+	uint8_t key[FSK_RECORD_KEY_MAX];
 	sdk_record_state *old = NULL;
 	fsp_record **set = NULL, **next = NULL;
 	size_t n = 0;
 	int rc;
 
 	*applied = false;
-	if (!sdk_names_valid(in->collection, in->id))
+	size_t klen;
+	if (!sdk_names_valid(in->collection, in->id) ||
+	    (klen = fsk_record_key(key, in->collection, in->id)) == 0)
 		return MDB_SUCCESS; /* garbage from the wire: skip, never crash */
-	size_t klen = sdk_make_key(key, in->collection, in->id);
 	MDB_val k = {klen, key};
 	if (in->purged || in->revoked) {
 		rc = mdb_del(t, s->records, &k, NULL);
@@ -103,12 +106,14 @@ pull_one(fs_store *s, MDB_txn *t, const sdk_record_state *in, bool *applied)
 		if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
 			return rc;
 		if (s->encrypted) { /* crypto-shredding: its data key goes too */
-			char name[DEK_NAME_MAX + 1];
-			sdk_dek_name_record(in->collection, in->id, name);
+			char name[FSS_DEK_NAME_MAX + 1];
+			if (!fss_dek_record(in->collection, in->id, name))
+				return EINVAL; /* names checked above: cannot happen */
 			if ((rc = sdk_dek_destroy(s, t, name)) != MDB_SUCCESS)
 				return rc;
 			if (in->purged && strcmp(in->collection, "case") == 0) {
-				sdk_dek_name_case(in->id, name);
+				if (!fss_dek_case(in->id, name))
+					return EINVAL;
 				if ((rc = sdk_dek_destroy(s, t, name)) != MDB_SUCCESS ||
 				    (rc = sweep_sealed_under(s, t, name)) != MDB_SUCCESS)
 					return rc;

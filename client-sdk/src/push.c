@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fieldsync/crypto.h"
+#include "fieldsync/keys.h"
 #include "outbox.h"
 #include "push.h"
 #include "seal.h"
@@ -39,7 +41,7 @@ static int
 inflight_del(fs_store *s, MDB_txn *t, uint64_t key)
 {
 	uint8_t kb[8];
-	sdk_put_u64be(kb, key);
+	fsk_put_be64(kb, key);
 	MDB_val k = {8, kb};
 	int rc = mdb_del(t, s->inflight, &k, NULL);
 	return rc == MDB_NOTFOUND ? MDB_SUCCESS : rc;
@@ -61,7 +63,7 @@ inflight_discard(fs_store *s, uint64_t key)
 	bool touched;
 	int rc;
 
-	sdk_put_u64be(kb, key);
+	fsk_put_be64(kb, key);
 	if ((rc = mdb_txn_begin(s->env, NULL, 0, &t)) != MDB_SUCCESS)
 		return sdk_map_rc(rc);
 	rc = mdb_get(t, s->inflight, &k, &d);
@@ -121,7 +123,7 @@ sdk_inflight_next(fs_store *s, uint64_t *key, uint8_t **bytes, size_t *len)
 	uint64_t from = *key;
 
 again:
-	sdk_put_u64be(kb, from + 1);
+	fsk_put_be64(kb, from + 1);
 	k.mv_size = 8;
 	k.mv_data = kb;
 	if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t)) != MDB_SUCCESS ||
@@ -137,7 +139,7 @@ again:
 		err = sdk_map_rc(rc);
 		goto out;
 	}
-	uint64_t found = sdk_get_u64be(k.mv_data);
+	uint64_t found = fsk_get_be64(k.mv_data);
 	if (s->encrypted) {
 		rc = inflight_open(s, t, &d, bytes, len);
 		if (rc == RC_SEAL_BAD) { /* its key is gone: requeue its changes, go on */
@@ -186,14 +188,16 @@ sdk_push_prepare(fs_store *s, size_t max, size_t budget, uint64_t *key, uint8_t 
 	uint8_t *keybuf = NULL, **plain = NULL, *sealed_out = NULL;
 	size_t n = 0, size = 0, *plain_len = NULL;
 	bool solo = false;
-	char csid[37];
+	char csid[FSC_UUID_LEN + 1];
 	uint8_t *out = NULL;
 
 	if (max == 0)
 		max = 1;
 	if ((changes = calloc(max, sizeof(*changes))) == NULL ||
-	    (chs = calloc(max, sizeof(*chs))) == NULL || (keys = calloc(max, sizeof(*keys))) == NULL ||
-	    (keybuf = malloc(max * KEY_MAX)) == NULL || (plain = calloc(max, sizeof(*plain))) == NULL ||
+	    (chs = calloc(max, sizeof(*chs))) == NULL ||
+	    (keys = calloc(max, sizeof(*keys))) == NULL ||
+	    (keybuf = malloc(max * FSK_RECORD_KEY_MAX)) == NULL ||
+	    (plain = calloc(max, sizeof(*plain))) == NULL ||
 	    (plain_len = calloc(max, sizeof(*plain_len))) == NULL) {
 		err = FS_ERR_NOMEM;
 		goto out;
@@ -210,17 +214,18 @@ sdk_push_prepare(fs_store *s, size_t max, size_t budget, uint64_t *key, uint8_t 
 			continue;
 		if (e.state == OB_SOLO && n > 0)
 			continue;
-		if (k.mv_size > KEY_MAX)
+		if (k.mv_size > FSK_RECORD_KEY_MAX)
 			continue;
 		fsp_record *r = fieldsync__v1__record__unpack(NULL, e.rec_len, e.rec_bytes);
 		if (r == NULL)
 			continue; /* cannot be pushed; stays visible in status */
 		if (s->encrypted) { /* it must open, under the names it is stored at */
 			char kc[FSP_COLLECTION_MAX + 1], ki[FSP_ID_MAX + 1];
-			if (!sdk_split_key(&k, kc, ki) || r->collection == NULL || r->id == NULL ||
+			if (!fsk_record_key_split(k.mv_data, k.mv_size, kc, ki) ||
+			    r->collection == NULL || r->id == NULL ||
 			    strcmp(kc, r->collection) != 0 || strcmp(ki, r->id) != 0 ||
 			    sdk_open_value(s, t, kc, ki, r->payload.data, r->payload.len, &plain[n],
-			               &plain_len[n]) != MDB_SUCCESS) {
+			                   &plain_len[n]) != MDB_SUCCESS) {
 				fieldsync__v1__record__free_unpacked(r, NULL);
 				continue; /* like an undecodable entry: stays visible in status */
 			}
@@ -235,8 +240,8 @@ sdk_push_prepare(fs_store *s, size_t max, size_t budget, uint64_t *key, uint8_t 
 		fieldsync__v1__change__init(&chs[n]);
 		chs[n].record = r;
 		changes[n] = &chs[n];
-		memcpy(keybuf + n * KEY_MAX, k.mv_data, k.mv_size);
-		keys[n].mv_data = keybuf + n * KEY_MAX;
+		memcpy(keybuf + n * FSK_RECORD_KEY_MAX, k.mv_data, k.mv_size);
+		keys[n].mv_data = keybuf + n * FSK_RECORD_KEY_MAX;
 		keys[n].mv_size = k.mv_size;
 		size += sz;
 		n++;
@@ -252,7 +257,7 @@ sdk_push_prepare(fs_store *s, size_t max, size_t budget, uint64_t *key, uint8_t 
 		err = FS_ERR_NOT_FOUND;
 		goto out;
 	}
-	if (!sdk_uuid(csid)) {
+	if (!fsc_uuid(csid)) {
 		err = FS_ERR_IO;
 		goto out;
 	}
@@ -310,7 +315,7 @@ sdk_push_prepare(fs_store *s, size_t max, size_t budget, uint64_t *key, uint8_t 
 	}
 	if (next == 0)
 		next = 1;
-	sdk_put_u64be(kb, next);
+	fsk_put_be64(kb, next);
 	MDB_val ik = {8, kb}, iv = {slen, sealed_out != NULL ? sealed_out : out};
 	if ((rc = mdb_put(t, s->inflight, &ik, &iv, 0)) != MDB_SUCCESS ||
 	    (rc = sdk_meta_put_u64(s, t, "cs_next", next + 1)) != MDB_SUCCESS) {

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fieldsync/keys.h"
 #include "json.h"
 #include "outbox.h"
 #include "records.h"
@@ -43,7 +44,7 @@ sdk_record_load(fs_store *s, MDB_txn *t, const uint8_t *key, size_t klen, sdk_re
 		return MDB_CORRUPTED;
 	char coll[FSP_COLLECTION_MAX + 1], id[FSP_ID_MAX + 1];
 	rc = MDB_SUCCESS;
-	if (s->encrypted && !sdk_split_key(&k, coll, id))
+	if (s->encrypted && !fsk_record_key_split(key, klen, coll, id))
 		rc = MDB_CORRUPTED;
 	for (size_t i = 0; rc == MDB_SUCCESS && i < (*rs)->n_siblings; i++) {
 		if ((*rs)->siblings[i]->version == NULL)
@@ -71,8 +72,8 @@ sdk_record_save(fs_store *s, MDB_txn *t, const uint8_t *key, size_t klen,
 	int rc = MDB_SUCCESS;
 
 	if (s->encrypted) {
-		if (!sdk_split_key(&k, coll, id))
-			return EINVAL; /* make_key of checked names: cannot happen */
+		if (!fsk_record_key_split(key, klen, coll, id))
+			return EINVAL; /* a key of checked names: cannot happen */
 		if ((views = calloc(ns ? ns : 1, sizeof(*views))) == NULL ||
 		    (ptrs = calloc(ns ? ns : 1, sizeof(*ptrs))) == NULL ||
 		    (bufs = calloc(ns ? ns : 1, sizeof(*bufs))) == NULL) {
@@ -85,8 +86,8 @@ sdk_record_save(fs_store *s, MDB_txn *t, const uint8_t *key, size_t klen,
 			ptrs[i] = &views[i];
 			if (views[i].payload.len == 0)
 				continue;
-			rc = sdk_seal_value(s, t, coll, id, views[i].payload.data, views[i].payload.len,
-			                &bufs[i], &bl);
+			rc = sdk_seal_value(s, t, coll, id, views[i].payload.data,
+			                    views[i].payload.len, &bufs[i], &bl);
 			if (rc != MDB_SUCCESS)
 				goto out;
 			views[i].payload.data = bufs[i];
@@ -119,7 +120,7 @@ static fs_err
 write_value(fs_store *s, const char *collection, const char *id, const char *scope,
             bool deleted, const void *payload, size_t len, bool must_exist, bool must_live)
 {
-	uint8_t key[KEY_MAX], *rec_buf = NULL, *sealed = NULL;
+	uint8_t key[FSK_RECORD_KEY_MAX], *rec_buf = NULL, *sealed = NULL;
 	size_t klen;
 	MDB_txn *t = NULL;
 	sdk_record_state *old = NULL;
@@ -129,12 +130,12 @@ write_value(fs_store *s, const char *collection, const char *id, const char *sco
 	int rc;
 
 	if (s == NULL || !sdk_names_valid(collection, id) || (scope && !fsp_scope_valid(scope)) ||
-	    (len > 0 && payload == NULL) || len > SDK_PAYLOAD_MAX)
+	    (len > 0 && payload == NULL) || len > SDK_PAYLOAD_MAX ||
+	    (klen = fsk_record_key(key, collection, id)) == 0)
 		return FS_ERR_INVALID;
 	if (!deleted && fsp_collection_typed(collection) &&
 	    !fsp_typed_check(collection, payload, len, why, sizeof(why)))
 		return FS_ERR_INVALID;
-	klen = sdk_make_key(key, collection, id);
 	if ((rc = mdb_txn_begin(s->env, NULL, 0, &t)) != MDB_SUCCESS ||
 	    (rc = sdk_record_load(s, t, key, klen, &old)) != MDB_SUCCESS) {
 		err = sdk_map_rc(rc);
@@ -198,8 +199,8 @@ write_value(fs_store *s, const char *collection, const char *id, const char *sco
 		goto out;
 	}
 	if (s->encrypted && r.payload.len > 0) { /* the outbox copy is sealed too */
-		if ((rc = sdk_seal_value(s, t, collection, id, r.payload.data, r.payload.len, &sealed,
-		                     &r.payload.len)) != MDB_SUCCESS) {
+		if ((rc = sdk_seal_value(s, t, collection, id, r.payload.data, r.payload.len,
+		                         &sealed, &r.payload.len)) != MDB_SUCCESS) {
 			err = sdk_map_rc(rc);
 			goto out;
 		}
@@ -251,7 +252,7 @@ fs_resolve(fs_store *s, const char *collection, const char *id, const void *payl
 fs_err
 fs_get(fs_store *s, const char *collection, const char *id, fs_record **out)
 {
-	uint8_t key[KEY_MAX];
+	uint8_t key[FSK_RECORD_KEY_MAX];
 	MDB_txn *t = NULL;
 	sdk_record_state *rs = NULL;
 	fs_record *r = NULL;
@@ -259,9 +260,10 @@ fs_get(fs_store *s, const char *collection, const char *id, fs_record **out)
 	int rc;
 	bool live = false;
 
-	if (s == NULL || out == NULL || !sdk_names_valid(collection, id))
+	size_t klen;
+	if (s == NULL || out == NULL || !sdk_names_valid(collection, id) ||
+	    (klen = fsk_record_key(key, collection, id)) == 0)
 		return FS_ERR_INVALID;
-	size_t klen = sdk_make_key(key, collection, id);
 	if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t)) != MDB_SUCCESS ||
 	    (rc = sdk_record_load(s, t, key, klen, &rs)) != MDB_SUCCESS) {
 		err = sdk_map_rc(rc);

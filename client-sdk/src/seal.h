@@ -1,12 +1,14 @@
 /*
  * seal.h - encryption of values in an encrypted store (seal.c): the data
- * keys (DEKs) in the table `keys`, their names, and the sealed-value format
- * [0xFE 'K'][u8 name length][DEK name][fsc_seal output] with AAD
- * "<collection>\0<id>" - byte for byte the daemon keyring's format.
+ * keys (DEKs) in the table `keys`, and sealing and opening payloads with
+ * them. The format - DEK names, a contact's case, the AAD
+ * "<collection>\0<id>", the frame [0xFE 'K'][u8 name length][DEK name]
+ * [fsc_seal output] - is the shared core's (fieldsync/seal.h), the same
+ * code the daemon's keyring runs; callers that need a name or a test on a
+ * sealed value (pull.c's erasure) call fss_dek_case, fss_dek_record and
+ * fss_sealed_under directly.
  *
- * Layer: seal (over db). Each format detail (DEK names, the contact's case id,
- * the AAD, the frame) is one small function, so the shared core in proto/
- * can replace it without touching the callers.
+ * Layer: seal (over db and the core).
  *
  * Contract: functions take the caller's MDB_txn and never end it; a DEK
  * made while sealing is written in that transaction, so a sealed value and
@@ -23,23 +25,18 @@
 
 #include "db.h"
 
-#define DEK_NAME_MAX (2 + FSP_COLLECTION_MAX + 1 + FSP_ID_MAX)
-
-/* "c:<case_id>": the DEK of a case and of its contacts. */
-void sdk_dek_name_case(const char *case_id, char name[DEK_NAME_MAX + 1]);
-
-/* "r:<collection>/<id>": the DEK of any other record. */
-void sdk_dek_name_record(const char *coll, const char *id, char name[DEK_NAME_MAX + 1]);
-
 /*
- * Seals payload p[0..len) of (coll, id): *out malloc'd (caller frees). An
- * empty payload stays empty (*out NULL, *out_len 0): there is nothing to hide.
+ * Seals payload p[0..len) of (coll, id) under the DEK fss_dek_for names
+ * (created in t if new): *out malloc'd (caller frees). An empty payload
+ * stays empty (*out NULL, *out_len 0): there is nothing to hide. EINVAL
+ * on names sdk_names_valid refuses, RC_CRYPTO when sealing fails.
  */
 int sdk_seal_value(fs_store *s, MDB_txn *t, const char *coll, const char *id,
                    const uint8_t *p, size_t len, uint8_t **out, size_t *out_len);
 
 /* Opens what sdk_seal_value made: *out malloc'd (NULL, 0 for empty).
- * RC_SEAL_BAD when it is not sealed, its DEK is gone, or it does not verify. */
+ * RC_SEAL_BAD when it is not FSS_SEALED (plain or malformed), its DEK is
+ * gone, or it does not verify. */
 int sdk_open_value(fs_store *s, MDB_txn *t, const char *coll, const char *id,
                    const uint8_t *in, size_t len, uint8_t **out, size_t *out_len);
 
@@ -47,9 +44,6 @@ int sdk_open_value(fs_store *s, MDB_txn *t, const char *coll, const char *id,
  * protobuf-c unpack with the default allocator, so its bytes are malloc'd).
  * Does nothing on a plain store or an empty payload. */
 int sdk_record_open(fs_store *s, MDB_txn *t, const char *coll, const char *id, fsp_record *r);
-
-/* True when the sealed payload p was sealed under DEK `name`. */
-bool sdk_sealed_under(const uint8_t *p, size_t len, const char *name);
 
 /* Removes DEK `name` (crypto-shredding); absent is fine. */
 int sdk_dek_destroy(fs_store *s, MDB_txn *t, const char *name);

@@ -6,9 +6,9 @@
  * The store's jobs, one file each, low to high (no file calls a higher one):
  *
  *   db.c         the private struct fs_store (db.h), error mapping,
- *                transactions, record keys, integers, the meta table
- *   seal.c       encryption of values: DEKs in `keys`, DEK names, the
- *                sealed-value format, rewrapping for a rekey
+ *                transactions, the check of record names, the meta table
+ *   seal.c       encryption of values: DEKs in `keys`, sealing and
+ *                opening payloads with them, rewrapping for a rekey
  *   credstore.c  the credential in meta (its secret sealed when encrypted)
  *   records.c    the one local write (put, delete, resolve) and fs_get
  *   outbox.c     the outbox entry format, counts, retry, settling one entry
@@ -16,6 +16,12 @@
  *   pull.c       applying pulled pages, the checkpoint, erasure on purge
  *   lists.c      lists (collection, conflicts, failed) and status
  *   store.c      lifecycle (this file)
+ *
+ * Every format the daemon writes too is the shared core's (proto/), called
+ * directly and never copied here: record keys, collection prefixes and
+ * integers (fieldsync/keys.h: fsk_*), DEK names, the AAD and the
+ * sealed-value frame (fieldsync/seal.h: fss_*), UUIDs (fieldsync/crypto.h:
+ * fsc_uuid).
  *
  * Layer: operations (over db, seal and credstore). The fs_store it
  * hands out is the app's until fs_store_close, which wipes the store key.
@@ -30,7 +36,8 @@
  *   meta      "schema"     -> u32 LE SDK_SCHEMA; any other value is refused
  *                             (FS_ERR_VERSION), never guessed at
  *             "replica"    -> 36-byte UUID text, made by fs_store_create from
- *                             getrandom(); never changed, never reused
+ *                             fsc_uuid (OpenSSL RAND_bytes); never changed,
+ *                             never reused
  *             "scope"      -> the default scope for new records
  *             "checkpoint" -> u64 LE, last_seq of the last applied PullReply
  *             "cs_next"    -> u64 LE, the key of the next in-flight change set
@@ -43,13 +50,14 @@
  *   records   key(collection, id) -> packed fieldsync.v1.RecordState: the
  *             scope and ALL current siblings (Records with versions). One
  *             sibling unless in conflict. key = [u8 len(collection)]
- *             [collection][id], so a collection is a key prefix.
+ *             [collection][id] (fsk_record_key), so a collection is a key
+ *             prefix (fsk_record_prefix).
  *   outbox    key(collection, id) -> [u8 state][u8 n][changeset_id: n bytes]
  *             [u16 LE m][reason: m bytes][packed Record]. At most ONE entry
  *             per record: the latest local value, whose version dominates
  *             every earlier local value, so pushing it alone is enough.
  *             changeset_id is empty until the entry is put in a change set.
- *   inflight  u64 BE key -> packed PushRequest, exactly the bytes sent (its
+ *   inflight  u64 BE key (fsk_put_be64) -> packed PushRequest, exactly the bytes sent (its
  *             changeset_id inside). A change set lives here from the moment
  *             it is made until a reply (or a request-level refusal) is
  *             applied, so a retry resends the same id and the same changes.
@@ -87,18 +95,23 @@
  *                             store unwraps it, which proves the key (and
  *                             its id) right: FS_ERR_KEY_WRONG otherwise
  *   keys      DEK name -> fsc_wrap(store key, DEK). Names as the daemon's
- *             keyring: "c:<case_id>" for a case and its contacts (a
- *             contact's case is its payload's case_id), "r:<collection>/<id>"
- *             for every other record (and a contact without a case id)
+ *             keyring (fss_dek_for): "c:<case_id>" for a case and its
+ *             contacts (a contact's case is its payload's case_id,
+ *             fsp_contact_case_id), "r:<collection>/<id>" for every other
+ *             record (and a contact without a valid case id)
  *
  * Every non-empty payload - of every sibling in `records`, of the Record in
  * an `outbox` entry, of every change of an `inflight` PushRequest - is
  * stored as [0xFE 'K'][u8 name length][DEK name][fsc_seal output] with AAD
  * "<collection>\0<id>" (taken from the LMDB key for records and outbox),
- * the daemon's format (seal.c). Payloads are plaintext only in memory:
- * sdk_record_load and the push functions open them, sdk_record_save and
- * write_value seal them.
- * Ids, scopes, versions and the outbox bookkeeping stay in clear.
+ * the daemon's format: the core's fss_seal and fss_open (fieldsync/seal.h),
+ * called from seal.c. A non-empty payload that is not a well-formed sealed
+ * value (plain, or FSS_MALFORMED) counts as one whose DEK is gone
+ * (RC_SEAL_BAD): reading its record is FS_ERR_CORRUPT, its outbox entry is
+ * not pushed, its in-flight set is requeued. Payloads are plaintext only
+ * in memory: sdk_record_load and the push functions open them,
+ * sdk_record_save and write_value seal them. Ids, scopes, versions and
+ * the outbox bookkeeping stay in clear.
  *
  * A DEK is created (and wrapped) in the write transaction that first seals
  * with it, so a sealed value and its key are committed together. A purged
@@ -121,7 +134,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <lmdb.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,6 +141,8 @@
 
 #include "credstore.h"
 #include "db.h"
+#include "fieldsync/crypto.h"
+#include "fieldsync/keys.h"
 #include "seal.h"
 
 #define SDK_SCHEMA 1u     /* a plain store */
@@ -230,7 +244,7 @@ load_meta(fs_store *s, MDB_txn *t)
 	if (d.mv_size != 4)
 		return FS_ERR_CORRUPT;
 	const uint8_t *p = d.mv_data;
-	uint32_t schema = sdk_get_u32le(p);
+	uint32_t schema = fsk_get_le32(p);
 	if (schema != SDK_SCHEMA && schema != SDK_SCHEMA_ENC)
 		return FS_ERR_VERSION;
 	k.mv_data = "encryption";
@@ -343,8 +357,9 @@ fs_store_create_ex(const char *dir, const fs_store_opts *o, fs_store **out)
 	}
 	if (err != FS_ERR_NOT_FOUND)
 		goto out;
-	uint8_t schema[4] = {(keyed ? SDK_SCHEMA_ENC : SDK_SCHEMA) & 0xff, 0, 0, 0};
-	if (!sdk_uuid(s->replica)) {
+	uint8_t schema[4];
+	fsk_put_le32(schema, keyed ? SDK_SCHEMA_ENC : SDK_SCHEMA);
+	if (!fsc_uuid(s->replica)) {
 		err = FS_ERR_IO;
 		goto out;
 	}
