@@ -32,7 +32,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
-#include "internal.h"
+#include "fieldsyncd.h"
 #include "ops_http.h"
 
 #define ADMIN_OPTS_MAX 12
@@ -147,34 +147,34 @@ open_store(const char *dir, bool create)
 }
 
 /* Runs fn in a write transaction and commits; grows the map when full. */
-typedef store_rc (*txn_fn)(store_txn *t, void *arg);
-static store_rc
+typedef fsd_err (*txn_fn)(store_txn *t, void *arg);
+static fsd_err
 write_txn(store *s, txn_fn fn, void *arg)
 {
 	for (int tries = 0;; tries++) {
 		store_txn *t;
-		store_rc rc = store_write_begin(s, &t);
-		if (rc != STORE_OK)
+		fsd_err rc = store_write_begin(s, &t);
+		if (rc != FSD_OK)
 			return rc;
-		if ((rc = fn(t, arg)) == STORE_OK)
+		if ((rc = fn(t, arg)) == FSD_OK)
 			rc = store_commit(&t);
 		else
 			store_abort(&t);
-		if (rc == STORE_FULL && tries < 4 && store_grow(s) == STORE_OK)
+		if (rc == FSD_FULL && tries < 4 && store_grow(s) == FSD_OK)
 			continue;
 		return rc;
 	}
 }
 
 static const char *
-store_rc_text(store_rc rc)
+store_rc_text(fsd_err rc)
 {
 	switch (rc) {
-	case STORE_OK: return "ok";
-	case STORE_NOTFOUND: return "not found";
-	case STORE_FULL: return "the store is full (raise --map-size-max)";
-	case STORE_NOSPACE: return "the disk is full";
-	case STORE_CORRUPT: return "a stored value does not decode";
+	case FSD_OK: return "ok";
+	case FSD_NOTFOUND: return "not found";
+	case FSD_FULL: return "the store is full (raise --map-size-max)";
+	case FSD_NOSPACE: return "the disk is full";
+	case FSD_CORRUPT: return "a stored value does not decode";
 	default: return "storage error";
 	}
 }
@@ -187,17 +187,17 @@ struct init_job {
 	bool keys_made;
 };
 
-static store_rc
+static fsd_err
 init_txn(store_txn *t, void *arg)
 {
 	struct init_job *j = arg;
-	store_rc rc = audit_append(t, j->actor, "init", NULL, NULL, "server key pair created");
-	if (rc != STORE_OK)
+	fsd_err rc = audit_append(t, j->actor, "init", NULL, NULL, "server key pair created");
+	if (rc != FSD_OK)
 		return rc;
-	if (!j->keys_made && !auth_server_keys_create(j->dir, j->err, sizeof(j->err)))
-		return STORE_ERROR;
+	if (!j->keys_made && !zap_keys_create(j->dir, j->err, sizeof(j->err)))
+		return FSD_ERROR;
 	j->keys_made = true;
-	return STORE_OK;
+	return FSD_OK;
 }
 
 static int
@@ -207,7 +207,7 @@ cmd_init(const admin_cmd *c, const admin_args *a)
 	char pub[AUTH_Z85_KEY_LEN + 1], sec[AUTH_Z85_KEY_LEN + 1], path[600];
 	struct stat st;
 	store *s;
-	store_rc rc;
+	fsd_err rc;
 
 	snprintf(path, sizeof(path), "%s/server.key", j.dir);
 	if (lstat(path, &st) == 0) {
@@ -222,7 +222,7 @@ cmd_init(const admin_cmd *c, const admin_args *a)
 		                "chmod 700 %s\n", j.dir, (unsigned)(st.st_mode & 07777), j.dir);
 	rc = write_txn(s, init_txn, &j);
 	store_close(&s);
-	if (rc != STORE_OK) {
+	if (rc != FSD_OK) {
 		if (j.keys_made) { /* committing failed: leave no keys the log does not know */
 			snprintf(path, sizeof(path), "%s/server.key", j.dir);
 			unlink(path);
@@ -232,7 +232,7 @@ cmd_init(const admin_cmd *c, const admin_args *a)
 		fprintf(stderr, "fieldsyncd: init failed: %s\n", j.err[0] ? j.err : store_rc_text(rc));
 		return EXIT_FAIL;
 	}
-	if (!auth_server_keys_load(j.dir, pub, sec, j.err, sizeof(j.err))) {
+	if (!zap_keys_load(j.dir, pub, sec, j.err, sizeof(j.err))) {
 		fprintf(stderr, "fieldsyncd: %s\n", j.err);
 		return EXIT_FAIL;
 	}
@@ -350,27 +350,27 @@ out:
 	return ok;
 }
 
-static store_rc
+static fsd_err
 enroll_txn(store_txn *t, void *arg)
 {
 	struct enroll_job *j = arg;
 	device_info old;
 	char detail[AUTH_SCOPES_MAX * (FSP_SCOPE_MAX + 1) + 32];
 	size_t off;
-	store_rc rc = auth_device_by_name(t, j->d.name, &old);
+	fsd_err rc = registry_device_by_name(t, j->d.name, &old);
 
-	if (rc == STORE_OK) {
+	if (rc == FSD_OK) {
 		snprintf(j->why, sizeof(j->why), "a device named '%s' is already enrolled%s; names "
 		         "are never reused (they identify the device in the audit log): choose "
 		         "another name", j->d.name, old.revoked ? " (and was revoked)" : "");
-		return STORE_ERROR;
+		return FSD_ERROR;
 	}
-	if (rc != STORE_NOTFOUND)
+	if (rc != FSD_NOTFOUND)
 		return rc;
-	if ((rc = auth_device_list(t, clash_check, j)) != STORE_OK || j->why[0] != '\0')
-		return rc != STORE_OK ? rc : STORE_ERROR;
+	if ((rc = registry_device_list(t, clash_check, j)) != FSD_OK || j->why[0] != '\0')
+		return rc != FSD_OK ? rc : FSD_ERROR;
 	j->d.enrolled_at_ms = clock_wall_ms();
-	if ((rc = auth_device_put(t, &j->d)) != STORE_OK)
+	if ((rc = registry_device_put(t, &j->d)) != FSD_OK)
 		return rc;
 	off = (size_t)snprintf(detail, sizeof(detail), "role=%s scopes=", role_name(j->d.role));
 	for (size_t i = 0; i < j->d.n_scopes && off < sizeof(detail); i++)
@@ -434,7 +434,7 @@ cmd_enroll(const admin_cmd *c, const admin_args *a)
 	char spub[AUTH_Z85_KEY_LEN + 1], ssec[AUTH_Z85_KEY_LEN + 1], csec[AUTH_Z85_KEY_LEN + 1];
 	char err[700];
 	store *s = NULL;
-	store_rc rc;
+	fsd_err rc;
 	int code = EXIT_FAIL;
 
 	if (!device_name_valid(name)) {
@@ -459,7 +459,7 @@ cmd_enroll(const admin_cmd *c, const admin_args *a)
 		                "tcp://sync.example.org:7400 (not '%s')\n", j.endpoint);
 		return EXIT_USAGE;
 	}
-	if (!auth_server_keys_load(dir, spub, ssec, err, sizeof(err))) {
+	if (!zap_keys_load(dir, spub, ssec, err, sizeof(err))) {
 		fprintf(stderr, "fieldsyncd: %s\n", err);
 		return EXIT_FAIL;
 	}
@@ -474,25 +474,25 @@ cmd_enroll(const admin_cmd *c, const admin_args *a)
 	j.client_secret = csec;
 	for (int tries = 0;; tries++) {
 		store_txn *t;
-		if ((rc = store_write_begin(s, &t)) != STORE_OK)
+		if ((rc = store_write_begin(s, &t)) != FSD_OK)
 			break;
 		j.why[0] = '\0';
-		if ((rc = enroll_txn(t, &j)) == STORE_OK && !write_credential(&j))
-			rc = STORE_ERROR;
-		if (rc == STORE_OK) {
+		if ((rc = enroll_txn(t, &j)) == FSD_OK && !write_credential(&j))
+			rc = FSD_ERROR;
+		if (rc == FSD_OK) {
 			rc = store_commit(&t);
 		} else {
 			store_abort(&t);
 		}
-		if (rc != STORE_OK && j.file_made) { /* the key is not enrolled: no credential */
+		if (rc != FSD_OK && j.file_made) { /* the key is not enrolled: no credential */
 			unlink(j.out);
 			j.file_made = false;
 		}
-		if (rc == STORE_FULL && tries < 4 && store_grow(s) == STORE_OK)
+		if (rc == FSD_FULL && tries < 4 && store_grow(s) == FSD_OK)
 			continue;
 		break;
 	}
-	if (rc != STORE_OK) {
+	if (rc != FSD_OK) {
 		fprintf(stderr, "fieldsyncd: enroll refused: %s\n", j.why[0] ? j.why : store_rc_text(rc));
 		goto out;
 	}
@@ -514,20 +514,20 @@ struct revoke_job {
 	bool already;
 };
 
-static store_rc
+static fsd_err
 revoke_txn(store_txn *t, void *arg)
 {
 	struct revoke_job *j = arg;
-	store_rc rc = auth_device_by_name(t, j->name, &j->d);
-	if (rc != STORE_OK)
+	fsd_err rc = registry_device_by_name(t, j->name, &j->d);
+	if (rc != FSD_OK)
 		return rc;
 	if (j->d.revoked) {
 		j->already = true;
-		return STORE_OK; /* commits nothing new */
+		return FSD_OK; /* commits nothing new */
 	}
 	j->d.revoked = true;
 	j->d.revoked_at_ms = clock_wall_ms();
-	if ((rc = auth_device_put(t, &j->d)) != STORE_OK)
+	if ((rc = registry_device_put(t, &j->d)) != FSD_OK)
 		return rc;
 	char detail[32];
 	snprintf(detail, sizeof(detail), "role=%s", role_name(j->d.role));
@@ -539,18 +539,18 @@ cmd_revoke(const admin_cmd *c, const admin_args *a)
 {
 	struct revoke_job j = {.name = opt(c, a, "name"), .actor = actor_of(c, a)};
 	store *s = open_store(opt(c, a, "data-dir"), false);
-	store_rc rc;
+	fsd_err rc;
 	char when[32];
 
 	if (s == NULL)
 		return EXIT_FAIL;
 	rc = write_txn(s, revoke_txn, &j);
 	store_close(&s);
-	if (rc == STORE_NOTFOUND) {
+	if (rc == FSD_NOTFOUND) {
 		fprintf(stderr, "fieldsyncd: no device named '%s' is enrolled\n", j.name);
 		return EXIT_FAIL;
 	}
-	if (rc != STORE_OK) {
+	if (rc != FSD_OK) {
 		fprintf(stderr, "fieldsyncd: revoke failed: %s\n", store_rc_text(rc));
 		return EXIT_FAIL;
 	}
@@ -644,26 +644,26 @@ print_entry(const cJSON *o)
  */
 static int
 list_and_print(const admin_cmd *c, const admin_args *a, const char *header,
-               store_rc (*read)(store_txn *t, struct list_job *j), void (*print)(const cJSON *o))
+               fsd_err (*read)(store_txn *t, struct list_job *j), void (*print)(const cJSON *o))
 {
 	struct list_job j = {cJSON_CreateArray(), true};
 	store *s = open_store(opt(c, a, "data-dir"), false);
 	store_txn *t = NULL;
-	store_rc rc = STORE_ERROR;
+	fsd_err rc = FSD_ERROR;
 
-	if (s != NULL && j.items != NULL && (rc = store_read_begin(s, &t)) == STORE_OK) {
+	if (s != NULL && j.items != NULL && (rc = store_read_begin(s, &t)) == FSD_OK) {
 		rc = read(t, &j);
 		store_read_end(&t);
 	}
 	store_close(&s);
-	if (rc == STORE_OK && j.ok && opt(c, a, "json") != NULL) {
+	if (rc == FSD_OK && j.ok && opt(c, a, "json") != NULL) {
 		char *text = cJSON_Print(j.items);
 		if (text != NULL)
 			printf("%s\n", text);
 		else
 			j.ok = false;
 		free(text);
-	} else if (rc == STORE_OK && j.ok) {
+	} else if (rc == FSD_OK && j.ok) {
 		const cJSON *it;
 		printf("%s\n", header);
 		cJSON_ArrayForEach(it, j.items)
@@ -672,18 +672,18 @@ list_and_print(const admin_cmd *c, const admin_args *a, const char *header,
 		}
 	}
 	cJSON_Delete(j.items);
-	if (rc != STORE_OK || !j.ok) {
+	if (rc != FSD_OK || !j.ok) {
 		fprintf(stderr, "fieldsyncd %s: failed: %s\n", c->name,
-		        rc != STORE_OK ? store_rc_text(rc) : "out of memory");
+		        rc != FSD_OK ? store_rc_text(rc) : "out of memory");
 		return EXIT_FAIL;
 	}
 	return 0;
 }
 
-static store_rc
+static fsd_err
 read_devices(store_txn *t, struct list_job *j)
 {
-	return auth_device_list(t, list_device, j);
+	return registry_device_list(t, list_device, j);
 }
 
 static int
@@ -737,10 +737,10 @@ fail:
 	return false;
 }
 
-static store_rc
+static fsd_err
 read_audit(store_txn *t, struct list_job *j)
 {
-	return store_kv_scan(t, STORE_T_AUDIT, NULL, 0, NULL, 0, audit_entry, j);
+	return store_kv_scan(t, &audit_table, NULL, 0, NULL, 0, audit_entry, j);
 }
 
 static int
@@ -798,10 +798,10 @@ cmd_purge(const admin_cmd *c, const admin_args *a)
 		return EXIT_FAIL;
 	}
 	store_set_keyring(s, k);
-	store_rc rc = purge_run(s, collection, id, whole_case, actor_of(c, a), &rep);
+	fsd_err rc = purge_run(s, collection, id, whole_case, actor_of(c, a), &rep);
 	store_close(&s);
 	keyring_close(&k);
-	if (rc != STORE_OK) {
+	if (rc != FSD_OK) {
 		fprintf(stderr, "fieldsyncd: purge failed: %s\n", store_rc_text(rc));
 		return EXIT_FAIL;
 	}
@@ -838,8 +838,8 @@ cmd_rotate(const admin_cmd *c, const admin_args *a)
 	store *s = open_store(opt(c, a, "data-dir"), false);
 	if (s != NULL) {
 		store_txn *t = NULL;
-		if (store_write_begin(s, &t) == STORE_OK) {
-			if (audit_append(t, actor_of(c, a), "rotate-master-key", NULL, NULL, idc) == STORE_OK)
+		if (store_write_begin(s, &t) == FSD_OK) {
+			if (audit_append(t, actor_of(c, a), "rotate-master-key", NULL, NULL, idc) == FSD_OK)
 				store_commit(&t);
 			else
 				store_abort(&t);

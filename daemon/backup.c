@@ -47,7 +47,7 @@
 #include <unistd.h>
 
 #include "fieldsync/v1/casework.pb-c.h"
-#include "internal.h"
+#include "fieldsyncd.h"
 
 #define BK_MAP_SIZE (1ULL << 30)
 #define BK_MAP_SIZE_MAX (64ULL << 30)
@@ -67,14 +67,14 @@ arg(const struct admin_args *a, int i)
 }
 
 static const char *
-rc_text(store_rc rc)
+rc_text(fsd_err rc)
 {
 	switch (rc) {
-	case STORE_OK: return "ok";
-	case STORE_NOTFOUND: return "not found";
-	case STORE_FULL: return "the store is full";
-	case STORE_NOSPACE: return "the disk is full";
-	case STORE_CORRUPT: return "a stored value does not decode";
+	case FSD_OK: return "ok";
+	case FSD_NOTFOUND: return "not found";
+	case FSD_FULL: return "the store is full";
+	case FSD_NOSPACE: return "the disk is full";
+	case FSD_CORRUPT: return "a stored value does not decode";
 	default: return "storage error";
 	}
 }
@@ -345,16 +345,16 @@ backup_cmd_backup(const struct admin_cmd *c, const struct admin_args *a)
 
 	store *s = store_open(dir, BK_MAP_SIZE, BK_MAP_SIZE_MAX);
 	store_txn *t = NULL;
-	store_rc rc = s == NULL ? STORE_ERROR : store_write_begin(s, &t);
+	fsd_err rc = s == NULL ? FSD_ERROR : store_write_begin(s, &t);
 	snprintf(detail, sizeof(detail), "bytes=%llu keys=%s", (unsigned long long)bytes,
 	         keys_out != NULL ? "yes" : "no");
-	if (rc == STORE_OK && (rc = audit_append(t, actor(a), "backup", NULL, NULL, detail)) ==
-	                          STORE_OK)
+	if (rc == FSD_OK && (rc = audit_append(t, actor(a), "backup", NULL, NULL, detail)) ==
+	                          FSD_OK)
 		rc = store_commit(&t);
 	else
 		store_abort(&t);
 	store_close(&s);
-	if (rc != STORE_OK) {
+	if (rc != FSD_OK) {
 		fprintf(stderr, "fieldsyncd backup: the backup is complete, but its audit entry was "
 		                "not written: %s\n", rc_text(rc));
 		return EXIT_FAIL;
@@ -681,7 +681,7 @@ verify_reminders(const char *dir, keyring *k, const char *rules, const char *tz,
 		return false;
 	store *s = store_open(dir, BK_MAP_SIZE, BK_MAP_SIZE_MAX);
 	store_txn *t = NULL;
-	if (s == NULL || store_read_begin(s, &t) != STORE_OK) {
+	if (s == NULL || store_read_begin(s, &t) != FSD_OK) {
 		snprintf(err, errlen, "cannot open the store in %s", dir);
 		store_close(&s);
 		reminders_free(&r);
@@ -693,9 +693,9 @@ verify_reminders(const char *dir, keyring *k, const char *rules, const char *tz,
 	for (size_t i = 0; i < v->n_cases; i++) {
 		if (i > 0 && strcmp(v->cases[i], v->cases[i - 1]) == 0)
 			continue;
-		store_rc rc = reminders_verify_case(r, t, v->cases[i], reminder_problem, v,
+		fsd_err rc = reminders_verify_case(r, t, v->cases[i], reminder_problem, v,
 		                                    &v->reminders);
-		if (rc != STORE_OK) {
+		if (rc != FSD_OK) {
 			char who[FSP_ID_MAX + 8];
 			snprintf(who, sizeof(who), "case/%s", v->cases[i]);
 			problem(v, "record %s: its reminders cannot be checked: %s", who, rc_text(rc));

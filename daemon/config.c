@@ -12,7 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "config.h"
+#include "log.h"
 
 enum {
 	OPT_DATA_DIR = 256,

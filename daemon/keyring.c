@@ -38,8 +38,8 @@
 #include <sys/stat.h>
 
 #include "fieldsync/crypto.h"
-#include "fieldsync/v1/casework.pb-c.h"
-#include "internal.h"
+#include "keyring.h"
+#include "log.h"
 
 #define MASTERS_MAX 8
 #define SEAL_MAGIC0 0xFE
@@ -246,26 +246,7 @@ dek_get(keyring *k, const char *name, bool create, uint8_t dek[FSC_KEY_LEN])
 	return rc == 0;
 }
 
-void
-keyring_dek_name(const char *collection, const char *id, const uint8_t *payload, size_t len,
-                 char *name, size_t namelen)
-{
-	if (strcmp(collection, "case") == 0) {
-		snprintf(name, namelen, "c:%s", id);
-		return;
-	}
-	if (strcmp(collection, "contact") == 0) {
-		Fieldsync__V1__Contact *c = fieldsync__v1__contact__unpack(NULL, len, payload);
-		if (c != NULL && c->case_id[0] != '\0') {
-			snprintf(name, namelen, "c:%s", c->case_id);
-			fieldsync__v1__contact__free_unpacked(c, NULL);
-			return;
-		}
-		if (c != NULL)
-			fieldsync__v1__contact__free_unpacked(c, NULL);
-	}
-	snprintf(name, namelen, "r:%s/%s", collection, id);
-}
+const store_table keyring_table = {"keys"};
 
 bool
 keyring_seal(keyring *k, const char *name, const void *aad, size_t aad_len, const uint8_t *in,
@@ -399,3 +380,39 @@ out:
 		mdb_txn_abort(txn);
 	return ok;
 }
+
+fsd_err
+keyring_txn_seal(store_txn *t, const char *name, const void *aad, size_t aad_len,
+                 const uint8_t *in,
+                 size_t len, uint8_t **out, size_t *out_len)
+{
+	keyring *kr = store_keyring(store_txn_store(t));
+	if (kr == NULL) {
+		*out = malloc(len ? len : 1);
+		if (*out == NULL)
+			return FSD_ERROR;
+		memcpy(*out, in, len);
+		*out_len = len;
+		return FSD_OK;
+	}
+	return keyring_seal(kr, name, aad, aad_len, in, len, out, out_len) ? FSD_OK
+	                                                                       : FSD_ERROR;
+}
+
+fsd_err
+keyring_txn_unseal(store_txn *t, const void *aad, size_t aad_len, const uint8_t *in, size_t len,
+                   uint8_t **out, size_t *out_len)
+{
+	int r = keyring_open_value(store_keyring(store_txn_store(t)), aad, aad_len, in, len, out, out_len);
+	if (r == KEYRING_OPENED)
+		return FSD_OK;
+	if (r != KEYRING_PLAIN)
+		return FSD_CORRUPT;
+	*out = malloc(len ? len : 1);
+	if (*out == NULL)
+		return FSD_ERROR;
+	memcpy(*out, in, len);
+	*out_len = len;
+	return FSD_OK;
+}
+

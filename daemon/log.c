@@ -4,11 +4,12 @@
  * logged, never payload content.
  */
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
-#include "internal.h"
+#include "log.h"
 
 static int g_level = LOG_INFO;
 static const char *const level_names[] = {"debug", "info", "warn", "error"};

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "internal.h"
+#include "fieldsyncd.h"
 
 int
 main(int argc, char **argv)

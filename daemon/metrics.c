@@ -34,6 +34,8 @@
 #include "metrics.h"
 #include "fieldsync/rules.h"
 
+daemon_stats g_stats;
+
 _Static_assert(METRIC_RULES == RULE_COUNT, "metrics.c: rule labels out of step with rules.h");
 _Static_assert(METRIC_STATES == FIELDSYNC__V1__REMINDER_EVENT__STATE__CANCELLED + 1,
                "metrics.c: state labels out of step with ReminderEvent.State");

@@ -24,7 +24,7 @@
 #include <string.h>
 #include <sys/statvfs.h>
 
-#include "internal.h"
+#include "log.h"
 #include "metrics.h"
 #include "ops_http.h"
 

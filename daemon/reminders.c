@@ -44,13 +44,22 @@
 
 #include "fieldsync/calendar.h"
 #include "fieldsync/v1/casework.pb-c.h"
-#include "internal.h"
+#include "caseindex.h"
+#include "keyring.h"
+#include "log.h"
+#include "metrics.h"
+#include "reminders.h"
+#include "sys.h"
 #include "fieldsync/rules.h"
 #include "storage.pb-c.h"
 
 #define KEY_MAX (1 + FSP_ID_MAX + RULES_ID_MAX)
 #define TICK_BATCH 1024
 #define TICK_ROUND_BATCHES 8 /* at most 8192 timers per round */
+
+const store_table reminders_table = {"reminders"};
+const store_table reminders_timers_table = {"timers"};
+const store_table reminders_events_table = {"events"};
 
 typedef Fieldsync__V1__ReminderEvent reminder_event;
 typedef Fieldsyncd__Store__ReminderRow reminder_row;
@@ -79,11 +88,12 @@ event_batch_free(event_batch *b)
 	free(b->topics);
 	free(b->data);
 	free(b->len);
+	free(b->label);
 	free(b);
 }
 
 static bool
-batch_add(event_batch *b, const char *topic, uint8_t *data, size_t len, uint64_t seq)
+batch_add(event_batch *b, const char *topic, uint8_t *data, size_t len, uint64_t seq, int label)
 {
 	if (b->n == b->cap) {
 		size_t cap = b->cap ? b->cap * 2 : 16;
@@ -99,6 +109,10 @@ batch_add(event_batch *b, const char *topic, uint8_t *data, size_t len, uint64_t
 		if (l == NULL)
 			return false;
 		b->len = l;
+		int *lb = realloc(b->label, cap * sizeof(*lb));
+		if (lb == NULL)
+			return false;
+		b->label = lb;
 		b->cap = cap;
 	}
 	b->topics[b->n] = strdup(topic);
@@ -106,6 +120,7 @@ batch_add(event_batch *b, const char *topic, uint8_t *data, size_t len, uint64_t
 		return false;
 	b->data[b->n] = data;
 	b->len[b->n] = len;
+	b->label[b->n] = label;
 	b->n++;
 	b->last_seq = seq;
 	return true;
@@ -162,34 +177,13 @@ touched_clear(reminders *r)
 
 /* ---- lifecycle ---------------------------------------------------------- */
 
-static char *
-read_file(const char *path, size_t max)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf = NULL;
-	if (f == NULL)
-		return NULL;
-	buf = malloc(max + 1);
-	if (buf != NULL) {
-		size_t n = fread(buf, 1, max + 1, f);
-		if (n > max) {
-			free(buf);
-			buf = NULL;
-		} else {
-			buf[n] = '\0';
-		}
-	}
-	fclose(f);
-	return buf;
-}
-
 bool
 reminders_load_rules(const config *c, rules_config *out, char *err, size_t errlen)
 {
 	rules_config_default(out);
 	if (c->rules_file[0] == '\0')
 		return true;
-	char *json = read_file(c->rules_file, 1 << 20);
+	char *json = sys_read_file(c->rules_file, 1 << 20);
 	char why[512] = "";
 	if (json == NULL) {
 		snprintf(err, errlen, "--rules %s: cannot read the file (or it is over 1 MiB)",
@@ -276,40 +270,35 @@ contact_case_ids(const fs_record_state *rs, char ids[][FSP_ID_MAX + 1], size_t c
 	return n;
 }
 
-store_rc
+fsd_err
 reminders_note_record(reminders *r, store_txn *t, const fs_record_state *before,
                       const fs_record_state *after)
 {
 	enum { CAP = 16 };
 	char old_ids[CAP][FSP_ID_MAX + 1], new_ids[CAP][FSP_ID_MAX + 1];
-	uint8_t key[KEY_MAX];
-	store_rc rc = STORE_OK;
+	fsd_err rc = FSD_OK;
 
 	if (strcmp(after->collection, "case") == 0)
-		return touched_add(r, after->id) ? STORE_OK : STORE_ERROR;
+		return touched_add(r, after->id) ? FSD_OK : FSD_ERROR;
 	if (strcmp(after->collection, "contact") != 0)
-		return STORE_OK;
+		return FSD_OK;
 
 	size_t n_old = contact_case_ids(before, old_ids, CAP);
 	size_t n_new = contact_case_ids(after, new_ids, CAP);
-	for (size_t i = 0; i < n_old && rc == STORE_OK; i++) {
+	for (size_t i = 0; i < n_old && rc == FSD_OK; i++) {
 		bool kept = false;
 		for (size_t k = 0; k < n_new; k++)
 			kept |= strcmp(old_ids[i], new_ids[k]) == 0;
 		if (!kept) {
-			size_t kl = pair_key(key, old_ids[i], after->id);
-			rc = store_kv_del(t, STORE_T_CASE_CONTACTS, key, kl);
-			if (rc == STORE_NOTFOUND)
-				rc = STORE_OK;
+			rc = caseindex_del(t, old_ids[i], after->id);
 		}
-		if (rc == STORE_OK && !touched_add(r, old_ids[i]))
-			rc = STORE_ERROR;
+		if (rc == FSD_OK && !touched_add(r, old_ids[i]))
+			rc = FSD_ERROR;
 	}
-	for (size_t i = 0; i < n_new && rc == STORE_OK; i++) {
-		size_t kl = pair_key(key, new_ids[i], after->id);
-		rc = store_kv_put(t, STORE_T_CASE_CONTACTS, key, kl, "", 0, false);
-		if (rc == STORE_OK && !touched_add(r, new_ids[i]))
-			rc = STORE_ERROR;
+	for (size_t i = 0; i < n_new && rc == FSD_OK; i++) {
+		rc = caseindex_add(t, new_ids[i], after->id);
+		if (rc == FSD_OK && !touched_add(r, new_ids[i]))
+			rc = FSD_ERROR;
 	}
 	return rc;
 }
@@ -333,13 +322,13 @@ case_data_free(struct case_data *cd)
 	for (size_t i = 0; i < cd->n_cases; i++)
 		fieldsync__v1__case__free_unpacked(cd->cases[i], NULL);
 	free(cd->cases);
-	store_record_free(cd->case_state);
+	records_free(cd->case_state);
 	for (size_t i = 0; i < cd->n_contacts; i++)
 		fieldsync__v1__contact__free_unpacked(cd->contact_values[i], NULL);
 	free(cd->contact_values);
 	free(cd->contacts);
 	for (size_t i = 0; i < cd->n_states; i++)
-		store_record_free(cd->contact_states[i]);
+		records_free(cd->contact_states[i]);
 	free(cd->contact_states);
 	memset(cd, 0, sizeof(*cd));
 }
@@ -383,6 +372,13 @@ collect_key(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size
 	return l->cap < 1000000; /* bounded: a case never has a million reminders */
 }
 
+/* caseindex_contacts() into a key_list: each contact id, without its NUL. */
+static bool
+collect_id(void *arg, const char *contact_id)
+{
+	return collect_key(arg, (const uint8_t *)contact_id, strlen(contact_id), NULL, 0);
+}
+
 static void
 key_list_free(struct key_list *l)
 {
@@ -415,22 +411,21 @@ add_contact_value(struct case_data *cd, const char *id, Fieldsync__V1__Contact *
 }
 
 /* Loads the live case siblings and the live contact values of case_id. */
-static store_rc
+static fsd_err
 case_load(store_txn *t, const char *case_id, struct case_data *cd)
 {
 	struct key_list ids = {0};
-	uint8_t prefix[KEY_MAX];
 	size_t plen;
-	store_rc rc = store_record_get(t, "case", case_id, &cd->case_state);
+	fsd_err rc = records_get(t, "case", case_id, &cd->case_state);
 
-	if (rc == STORE_NOTFOUND)
-		rc = STORE_OK;
-	if (rc != STORE_OK)
+	if (rc == FSD_NOTFOUND)
+		rc = FSD_OK;
+	if (rc != FSD_OK)
 		return rc;
 	if (cd->case_state != NULL) {
 		cd->cases = calloc(cd->case_state->n_siblings + 1, sizeof(*cd->cases));
 		if (cd->cases == NULL)
-			return STORE_ERROR;
+			return FSD_ERROR;
 		for (size_t i = 0; i < cd->case_state->n_siblings; i++) {
 			const fsp_record *v = cd->case_state->siblings[i];
 			Fieldsync__V1__Case *c;
@@ -442,14 +437,14 @@ case_load(store_txn *t, const char *case_id, struct case_data *cd)
 		}
 	}
 
-	plen = case_prefix(prefix, case_id);
-	rc = store_kv_scan(t, STORE_T_CASE_CONTACTS, prefix, plen, prefix, plen, collect_key, &ids);
-	if (rc == STORE_OK && ids.oom)
-		rc = STORE_ERROR;
+	rc = caseindex_contacts(t, case_id, collect_id, &ids);
+	plen = 0; /* the list holds contact ids alone */
+	if (rc == FSD_OK && ids.oom)
+		rc = FSD_ERROR;
 	cd->contact_states = calloc(ids.n + 1, sizeof(*cd->contact_states));
 	if (cd->contact_states == NULL)
-		rc = STORE_ERROR;
-	for (size_t i = 0; rc == STORE_OK && i < ids.n; i++) {
+		rc = FSD_ERROR;
+	for (size_t i = 0; rc == FSD_OK && i < ids.n; i++) {
 		fs_record_state *rs = NULL;
 		char id[FSP_ID_MAX + 1];
 		size_t idl = ids.klens[i] - plen; /* the key is the case prefix, then the contact id */
@@ -457,10 +452,10 @@ case_load(store_txn *t, const char *case_id, struct case_data *cd)
 			continue;
 		memcpy(id, ids.keys[i] + plen, idl);
 		id[idl] = '\0';
-		store_rc grc = store_record_get(t, "contact", id, &rs);
-		if (grc == STORE_NOTFOUND)
+		fsd_err grc = records_get(t, "contact", id, &rs);
+		if (grc == FSD_NOTFOUND)
 			continue;
-		if (grc != STORE_OK) {
+		if (grc != FSD_OK) {
 			rc = grc;
 			break;
 		}
@@ -477,7 +472,7 @@ case_load(store_txn *t, const char *case_id, struct case_data *cd)
 				bool mine = strcmp(c->case_id, case_id) == 0;
 				fieldsync__v1__contact__free_unpacked(c, NULL);
 				if (mine) {
-					rc = STORE_ERROR;
+					rc = FSD_ERROR;
 					break;
 				}
 			}
@@ -511,35 +506,35 @@ row_to_reminder(const reminder_row *row, rules_reminder *out)
 	snprintf(out->contact_person, sizeof(out->contact_person), "%s", row->contact_person);
 }
 
-static store_rc
+static fsd_err
 timer_set(store_txn *t, const uint8_t *rkey, size_t rklen, int64_t old_fire, int64_t new_fire)
 {
 	uint8_t key[8 + KEY_MAX];
-	store_rc rc = STORE_OK;
+	fsd_err rc = FSD_OK;
 	if (old_fire == new_fire)
-		return STORE_OK;
+		return FSD_OK;
 	memcpy(key + 8, rkey, rklen);
 	if (old_fire > 0) {
 		store_put_be64(key, (uint64_t)old_fire);
-		rc = store_kv_del(t, STORE_T_TIMERS, key, 8 + rklen);
-		if (rc == STORE_NOTFOUND)
-			rc = STORE_OK;
+		rc = store_kv_del(t, &reminders_timers_table, key, 8 + rklen);
+		if (rc == FSD_NOTFOUND)
+			rc = FSD_OK;
 	}
-	if (rc == STORE_OK && new_fire > 0) {
+	if (rc == FSD_OK && new_fire > 0) {
 		store_put_be64(key, (uint64_t)new_fire);
-		rc = store_kv_put(t, STORE_T_TIMERS, key, 8 + rklen, "", 0, false);
+		rc = store_kv_put(t, &reminders_timers_table, key, 8 + rklen, "", 0, false);
 	}
 	return rc;
 }
 
 /* How many reminders are in each (rule, state), for /metrics: counters in
  * meta, moved in the transaction that moves the reminder. */
-static store_rc
+static fsd_err
 count_state(store_txn *t, uint32_t rule, uint32_t state, int delta)
 {
 	char name[32];
 	if (rule >= RULE_COUNT || state > FIELDSYNC__V1__REMINDER_EVENT__STATE__CANCELLED)
-		return STORE_OK;
+		return FSD_OK;
 	snprintf(name, sizeof(name), "rem:%u:%u", rule, state);
 	return store_meta_set_u64(t, name, store_meta_u64(t, name) + (uint64_t)(int64_t)delta);
 }
@@ -553,14 +548,14 @@ reminders_count(store_txn *t, int rule, int state)
 }
 
 /* Stores one event with the next seq and queues it for publishing. */
-static store_rc
+static fsd_err
 emit(reminders *r, store_txn *t, reminder_row *row, uint32_t state, int64_t now_ms)
 {
 	reminder_event ev;
 	uint8_t seqb[8];
 	char topic[160];
 	uint64_t seq = store_meta_u64(t, "event_seq") + 1;
-	store_rc rc;
+	fsd_err rc;
 
 	fieldsync__v1__reminder_event__init(&ev);
 	ev.seq = seq;
@@ -575,65 +570,66 @@ emit(reminders *r, store_txn *t, reminder_row *row, uint32_t state, int64_t now_
 	size_t len = fieldsync__v1__reminder_event__get_packed_size(&ev);
 	uint8_t *buf = malloc(len ? len : 1);
 	if (buf == NULL)
-		return STORE_ERROR;
+		return FSD_ERROR;
 	fieldsync__v1__reminder_event__pack(&ev, buf);
 	store_put_be64(seqb, seq);
-	if ((rc = store_kv_put(t, STORE_T_EVENTS, seqb, 8, buf, len, true)) != STORE_OK ||
-	    (rc = store_meta_set_u64(t, "event_seq", seq)) != STORE_OK) {
+	if ((rc = store_kv_put(t, &reminders_events_table, seqb, 8, buf, len, true)) != FSD_OK ||
+	    (rc = store_meta_set_u64(t, "event_seq", seq)) != FSD_OK) {
 		free(buf);
 		return rc;
 	}
 	snprintf(topic, sizeof(topic), "reminder/%s/%s", ev.rule, row->scope);
 	if (r == NULL) /* another process (purge): the daemon publishes it from the store */
 		free(buf);
-	else if (!batch_add(&r->out, topic, buf, len, seq)) {
+	else if (!batch_add(&r->out, topic, buf, len, seq,
+	                    metrics_rule_state((int)row->rule, (int)state))) {
 		free(buf);
-		return STORE_ERROR;
+		return FSD_ERROR;
 	}
-	if ((rc = count_state(t, row->rule, row->state, -1)) != STORE_OK ||
-	    (rc = count_state(t, row->rule, state, +1)) != STORE_OK)
+	if ((rc = count_state(t, row->rule, row->state, -1)) != FSD_OK ||
+	    (rc = count_state(t, row->rule, state, +1)) != FSD_OK)
 		return rc;
 	row->state = state;
 	row->last_seq = seq;
-	return STORE_OK;
+	return FSD_OK;
 }
 
 /* Reminder rows are sealed with their case's data key (a purge destroys
  * them with the case); the AAD is the row's key. */
-static store_rc
+static fsd_err
 row_put(store_txn *t, const uint8_t *key, size_t klen, const reminder_row *row)
 {
 	size_t len = fieldsyncd__store__reminder_row__get_packed_size(row), sl = 0;
 	uint8_t *buf = malloc(len ? len : 1), *sealed = NULL;
 	char name[FSP_ID_MAX + 3];
-	store_rc rc = STORE_ERROR;
+	fsd_err rc = FSD_ERROR;
 	if (buf == NULL)
-		return STORE_ERROR;
+		return FSD_ERROR;
 	fieldsyncd__store__reminder_row__pack(row, buf);
 	snprintf(name, sizeof(name), "c:%s", row->case_id);
-	rc = store_seal(t, name, key, klen, buf, len, &sealed, &sl);
-	if (rc == STORE_OK)
-		rc = store_kv_put(t, STORE_T_REMINDERS, key, klen, sealed, sl, false);
+	rc = keyring_txn_seal(t, name, key, klen, buf, len, &sealed, &sl);
+	if (rc == FSD_OK)
+		rc = store_kv_put(t, &reminders_table, key, klen, sealed, sl, false);
 	free(sealed);
 	free(buf);
 	return rc;
 }
 
 static reminder_row *
-row_get(store_txn *t, const uint8_t *key, size_t klen, store_rc *rc)
+row_get(store_txn *t, const uint8_t *key, size_t klen, fsd_err *rc)
 {
 	const void *v;
 	size_t vl, pl = 0;
 	uint8_t *plain = NULL;
-	*rc = store_kv_get(t, STORE_T_REMINDERS, key, klen, &v, &vl);
-	if (*rc != STORE_OK)
+	*rc = store_kv_get(t, &reminders_table, key, klen, &v, &vl);
+	if (*rc != FSD_OK)
 		return NULL;
-	if ((*rc = store_unseal(t, key, klen, v, vl, &plain, &pl)) != STORE_OK)
+	if ((*rc = keyring_txn_unseal(t, key, klen, v, vl, &plain, &pl)) != FSD_OK)
 		return NULL;
 	reminder_row *row = fieldsyncd__store__reminder_row__unpack(NULL, pl, plain);
 	free(plain);
 	if (row == NULL)
-		*rc = STORE_CORRUPT;
+		*rc = FSD_CORRUPT;
 	return row;
 }
 
@@ -641,24 +637,24 @@ row_get(store_txn *t, const uint8_t *key, size_t klen, store_rc *rc)
  * Brings one reminder's row in line with what the data now implies (rem) or,
  * when rem is NULL, with its absence. Emits at most one event.
  */
-static store_rc
+static fsd_err
 reconcile(reminders *r, store_txn *t, const char *case_id, const char *scope,
           const rules_reminder *rem, const uint8_t *key, size_t klen, reminder_row *old,
           int64_t now_ms)
 {
 	reminder_row row;
-	store_rc rc = STORE_OK;
+	fsd_err rc = FSD_OK;
 	int64_t old_fire = old ? old->next_fire_ms : 0;
 
 	if (rem == NULL) { /* the data no longer implies it */
 		if (old == NULL || !row_is_active(old->state))
-			return STORE_OK;
+			return FSD_OK;
 		row = *old;
 		row.next_fire_ms = 0;
 		rc = emit(r, t, &row, FIELDSYNC__V1__REMINDER_EVENT__STATE__CANCELLED, now_ms);
-		if (rc == STORE_OK)
+		if (rc == FSD_OK)
 			rc = timer_set(t, key, klen, old_fire, 0);
-		if (rc == STORE_OK)
+		if (rc == FSD_OK)
 			rc = row_put(t, key, klen, &row);
 		return rc;
 	}
@@ -683,9 +679,9 @@ reconcile(reminders *r, store_txn *t, const char *case_id, const char *scope,
 	               strcmp(old->scope, scope) != 0;
 	if (changed)
 		rc = emit(r, t, &row, want, now_ms);
-	if (rc == STORE_OK)
+	if (rc == FSD_OK)
 		rc = timer_set(t, key, klen, old_fire, row.next_fire_ms);
-	if (rc == STORE_OK && (changed || old->next_fire_ms != row.next_fire_ms ||
+	if (rc == FSD_OK && (changed || old->next_fire_ms != row.next_fire_ms ||
 	                       old->met != row.met || old->warning_at_ms != row.warning_at_ms ||
 	                       old->due_day_ms != row.due_day_ms ||
 	                       strcmp(old->contact_person, row.contact_person) != 0))
@@ -698,16 +694,16 @@ reconcile(reminders *r, store_txn *t, const char *case_id, const char *scope,
  * case_data_free) and evaluates the rules into *rems (caller frees), *n of
  * them. A case without a live `case` record implies none.
  */
-static store_rc
+static fsd_err
 implied_reminders(reminders *r, store_txn *t, const char *case_id, struct case_data *cd,
                   rules_reminder **rems, size_t *n)
 {
 	size_t cap = 64;
-	store_rc rc = case_load(t, case_id, cd);
+	fsd_err rc = case_load(t, case_id, cd);
 
 	*rems = NULL;
 	*n = 0;
-	if (rc != STORE_OK || cd->n_cases == 0)
+	if (rc != FSD_OK || cd->n_cases == 0)
 		return rc;
 	rules_input in = {
 		.case_id = case_id,
@@ -719,25 +715,25 @@ implied_reminders(reminders *r, store_txn *t, const char *case_id, struct case_d
 	for (;;) {
 		rules_reminder *grown = realloc(*rems, cap * sizeof(**rems));
 		if (grown == NULL)
-			return STORE_ERROR;
+			return FSD_ERROR;
 		*rems = grown;
 		*n = rules_evaluate(&r->rules, r->tz, &in, *rems, cap);
 		if (*n <= cap)
-			return STORE_OK;
+			return FSD_OK;
 		cap = *n;
 	}
 }
 
 /* The case's stored reminder rows (prefix) that rems[0..n) no longer
  * implies, into *out (caller frees with key_list_free). */
-static store_rc
+static fsd_err
 unimplied_rows(store_txn *t, const char *case_id, const uint8_t *prefix, size_t plen,
                const rules_reminder *rems, size_t n, struct key_list *out)
 {
 	uint8_t key[KEY_MAX];
-	store_rc rc = store_kv_scan(t, STORE_T_REMINDERS, prefix, plen, prefix, plen, collect_key, out);
-	if (rc == STORE_OK && out->oom)
-		rc = STORE_ERROR;
+	fsd_err rc = store_kv_scan(t, &reminders_table, prefix, plen, prefix, plen, collect_key, out);
+	if (rc == FSD_OK && out->oom)
+		rc = FSD_ERROR;
 	size_t kept = 0;
 	for (size_t i = 0; i < out->n; i++) {
 		bool implied = false;
@@ -757,7 +753,7 @@ unimplied_rows(store_txn *t, const char *case_id, const uint8_t *prefix, size_t 
 }
 
 /* Re-evaluates one case. */
-static store_rc
+static fsd_err
 evaluate_case(reminders *r, store_txn *t, const char *case_id, int64_t now_ms)
 {
 	struct case_data cd = {0};
@@ -766,18 +762,18 @@ evaluate_case(reminders *r, store_txn *t, const char *case_id, int64_t now_ms)
 	size_t n = 0;
 	uint8_t prefix[KEY_MAX], key[KEY_MAX];
 	size_t plen = case_prefix(prefix, case_id);
-	store_rc rc = implied_reminders(r, t, case_id, &cd, &rems, &n);
+	fsd_err rc = implied_reminders(r, t, case_id, &cd, &rems, &n);
 
-	if (rc != STORE_OK)
+	if (rc != FSD_OK)
 		goto out;
 	const char *scope = cd.case_state != NULL ? cd.case_state->scope : "";
 
 	/* What the data implies now. */
-	for (size_t i = 0; rc == STORE_OK && i < n; i++) {
+	for (size_t i = 0; rc == FSD_OK && i < n; i++) {
 		size_t kl = pair_key(key, case_id, rems[i].reminder_id);
-		store_rc grc;
+		fsd_err grc;
 		reminder_row *old = row_get(t, key, kl, &grc);
-		if (grc != STORE_OK && grc != STORE_NOTFOUND) {
+		if (grc != FSD_OK && grc != FSD_NOTFOUND) {
 			rc = grc;
 			break;
 		}
@@ -785,13 +781,13 @@ evaluate_case(reminders *r, store_txn *t, const char *case_id, int64_t now_ms)
 		if (old != NULL)
 			fieldsyncd__store__reminder_row__free_unpacked(old, NULL);
 	}
-	if (rc != STORE_OK)
+	if (rc != FSD_OK)
 		goto out;
 
 	/* What it no longer implies. */
 	rc = unimplied_rows(t, case_id, prefix, plen, rems, n, &existing);
-	for (size_t i = 0; rc == STORE_OK && i < existing.n; i++) {
-		store_rc grc;
+	for (size_t i = 0; rc == FSD_OK && i < existing.n; i++) {
+		fsd_err grc;
 		reminder_row *old = row_get(t, existing.keys[i], existing.klens[i], &grc);
 		if (old == NULL) {
 			rc = grc;
@@ -808,41 +804,41 @@ out:
 	return rc;
 }
 
-store_rc
+fsd_err
 reminders_erase_case(store_txn *t, const char *case_id, int64_t now_ms, size_t *n_erased)
 {
 	struct key_list rows = {0};
 	uint8_t prefix[KEY_MAX];
 	size_t plen = case_prefix(prefix, case_id);
-	store_rc rc = store_kv_scan(t, STORE_T_REMINDERS, prefix, plen, prefix, plen, collect_key, &rows);
-	if (rc == STORE_OK && rows.oom)
-		rc = STORE_ERROR;
+	fsd_err rc = store_kv_scan(t, &reminders_table, prefix, plen, prefix, plen, collect_key, &rows);
+	if (rc == FSD_OK && rows.oom)
+		rc = FSD_ERROR;
 	*n_erased = 0;
-	for (size_t i = 0; rc == STORE_OK && i < rows.n; i++) {
-		store_rc grc;
+	for (size_t i = 0; rc == FSD_OK && i < rows.n; i++) {
+		fsd_err grc;
 		reminder_row *row = row_get(t, rows.keys[i], rows.klens[i], &grc);
 		if (row != NULL && row_is_active(row->state))
 			rc = emit(NULL, t, row, FIELDSYNC__V1__REMINDER_EVENT__STATE__CANCELLED, now_ms);
-		if (row != NULL && rc == STORE_OK)
+		if (row != NULL && rc == FSD_OK)
 			rc = timer_set(t, rows.keys[i], rows.klens[i], row->next_fire_ms, 0);
-		if (row != NULL && rc == STORE_OK)
+		if (row != NULL && rc == FSD_OK)
 			rc = count_state(t, row->rule, row->state, -1);
 		if (row != NULL)
 			fieldsyncd__store__reminder_row__free_unpacked(row, NULL);
-		if (rc == STORE_OK)
-			rc = store_kv_del(t, STORE_T_REMINDERS, rows.keys[i], rows.klens[i]);
-		if (rc == STORE_OK)
+		if (rc == FSD_OK)
+			rc = store_kv_del(t, &reminders_table, rows.keys[i], rows.klens[i]);
+		if (rc == FSD_OK)
 			(*n_erased)++;
 	}
 	key_list_free(&rows);
 	return rc;
 }
 
-store_rc
+fsd_err
 reminders_flush(reminders *r, store_txn *t, int64_t now_ms)
 {
-	store_rc rc = STORE_OK;
-	for (size_t i = 0; rc == STORE_OK && i < r->n_touched; i++)
+	fsd_err rc = FSD_OK;
+	for (size_t i = 0; rc == FSD_OK && i < r->n_touched; i++)
 		rc = evaluate_case(r, t, r->touched[i], now_ms);
 	touched_clear(r);
 	return rc;
@@ -862,27 +858,27 @@ collect_due(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size
 	return collect_key(&d->keys, key, klen, val, vlen);
 }
 
-store_rc
+fsd_err
 reminders_tick(reminders *r, store_txn *t, int64_t now_ms)
 {
-	store_rc rc = STORE_OK;
+	fsd_err rc = FSD_OK;
 	int batches = 0;
 	for (;;) { /* in batches, so a million due timers do not need a million keys at once */
 		struct due_list due = {.now_ms = now_ms};
-		rc = store_kv_scan(t, STORE_T_TIMERS, NULL, 0, NULL, 0, collect_due, &due);
-		if (rc == STORE_OK && due.keys.oom)
-			rc = STORE_ERROR;
+		rc = store_kv_scan(t, &reminders_timers_table, NULL, 0, NULL, 0, collect_due, &due);
+		if (rc == FSD_OK && due.keys.oom)
+			rc = FSD_ERROR;
 		size_t n = due.keys.n;
-		for (size_t i = 0; rc == STORE_OK && i < n; i++) {
+		for (size_t i = 0; rc == FSD_OK && i < n; i++) {
 			const uint8_t *rkey = due.keys.keys[i] + 8;
 			size_t rklen = due.keys.klens[i] - 8;
-			store_rc grc;
-			rc = store_kv_del(t, STORE_T_TIMERS, due.keys.keys[i], due.keys.klens[i]);
-			if (rc != STORE_OK)
+			fsd_err grc;
+			rc = store_kv_del(t, &reminders_timers_table, due.keys.keys[i], due.keys.klens[i]);
+			if (rc != FSD_OK)
 				break;
 			reminder_row *row = row_get(t, rkey, rklen, &grc);
 			if (row == NULL) {
-				rc = grc == STORE_NOTFOUND ? STORE_OK : grc; /* stale timer */
+				rc = grc == FSD_NOTFOUND ? FSD_OK : grc; /* stale timer */
 				continue;
 			}
 			rules_reminder rem;
@@ -891,14 +887,14 @@ reminders_tick(reminders *r, store_txn *t, int64_t now_ms)
 			row->next_fire_ms = rules_next_change(&rem, now_ms);
 			if (want != row->state && row_is_active(row->state))
 				rc = emit(r, t, row, want, now_ms);
-			if (rc == STORE_OK && row->next_fire_ms > 0)
+			if (rc == FSD_OK && row->next_fire_ms > 0)
 				rc = timer_set(t, rkey, rklen, 0, row->next_fire_ms);
-			if (rc == STORE_OK)
+			if (rc == FSD_OK)
 				rc = row_put(t, rkey, rklen, row);
 			fieldsyncd__store__reminder_row__free_unpacked(row, NULL);
 		}
 		key_list_free(&due.keys);
-		if (rc != STORE_OK || n < TICK_BATCH || ++batches == TICK_ROUND_BATCHES)
+		if (rc != FSD_OK || n < TICK_BATCH || ++batches == TICK_ROUND_BATCHES)
 			break; /* the rest fire in the next round: transactions stay small */
 	}
 	return rc;
@@ -919,7 +915,7 @@ reminders_next_fire(reminders *r, store_txn *t)
 {
 	int64_t at = 0;
 	(void)r;
-	store_kv_scan(t, STORE_T_TIMERS, NULL, 0, NULL, 0, first_key, &at);
+	store_kv_scan(t, &reminders_timers_table, NULL, 0, NULL, 0, first_key, &at);
 	return at;
 }
 
@@ -991,12 +987,14 @@ take_event(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_
 	if (pg->raw) {
 		char topic[160];
 		uint8_t *copy = malloc(vlen ? vlen : 1);
+		rule_id rid;
+		int label = rule_parse(ev->rule, &rid) ? (int)metrics_rule_state((int)rid, (int)ev->state) : -1;
 		snprintf(topic, sizeof(topic), "reminder/%s/%s", ev->rule, ev->scope);
 		fieldsync__v1__reminder_event__free_unpacked(ev, NULL);
 		if (copy == NULL)
 			return false;
 		memcpy(copy, val, vlen);
-		if (!batch_add(pg->batch, topic, copy, vlen, pg->last)) {
+		if (!batch_add(pg->batch, topic, copy, vlen, pg->last, label)) {
 			free(copy);
 			return false;
 		}
@@ -1020,7 +1018,7 @@ reminders_events_after(store_txn *t, uint64_t after)
 		return NULL;
 	struct replay_page pg = {.cap = 100000, .budget = SIZE_MAX, .raw = true, .batch = b};
 	store_put_be64(seqb, after + 1);
-	store_kv_scan(t, STORE_T_EVENTS, seqb, 8, NULL, 0, take_event, &pg);
+	store_kv_scan(t, &reminders_events_table, seqb, 8, NULL, 0, take_event, &pg);
 	if (b->n == 0) {
 		event_batch_free(b);
 		return NULL;
@@ -1035,30 +1033,28 @@ reminders_unpublished(reminders *r, store_txn *t)
 	return reminders_events_after(t, store_meta_u64(t, "published_seq"));
 }
 
-store_rc
+fsd_err
 reminders_set_published(reminders *r, store_txn *t, uint64_t seq)
 {
 	(void)r;
 	if (seq <= store_meta_u64(t, "published_seq"))
-		return STORE_OK;
+		return FSD_OK;
 	return store_meta_set_u64(t, "published_seq", seq);
 }
 
 #define REPLAY_DEFAULT_LIMIT 500
 #define REPLAY_MAX_LIMIT 1000
 
-store_rc
-reminders_replay(store *s, const config *c, const peer_auth *peer, uint64_t request_id,
-                 const Fieldsync__V1__ReplayRequest *req, uint8_t **out, size_t *len)
+fsd_err
+reminders_replay(store *s, const config *c, const peer_auth *peer,
+                 const Fieldsync__V1__ReplayRequest *req, Fieldsync__V1__ReplayReply *out)
 {
 	struct replay_page pg = {.peer = peer};
-	Fieldsync__V1__ReplayReply reply;
-	fs_envelope e;
 	store_txn *t = NULL;
 	uint8_t seqb[8];
-	store_rc rc;
+	fsd_err rc;
 
-	*out = NULL;
+	fieldsync__v1__replay_reply__init(out);
 	pg.cap = req->limit == 0 ? REPLAY_DEFAULT_LIMIT : req->limit;
 	if (pg.cap > REPLAY_MAX_LIMIT)
 		pg.cap = REPLAY_MAX_LIMIT;
@@ -1066,28 +1062,21 @@ reminders_replay(store *s, const config *c, const peer_auth *peer, uint64_t requ
 	pg.last = req->since_seq;
 	pg.events = calloc(pg.cap, sizeof(*pg.events));
 	if (pg.events == NULL)
-		return STORE_ERROR;
-	if ((rc = store_read_begin(s, &t)) != STORE_OK)
+		return FSD_ERROR;
+	if ((rc = store_read_begin(s, &t)) != FSD_OK)
 		goto out;
 	if (req->since_seq < UINT64_MAX) {
 		store_put_be64(seqb, req->since_seq + 1);
-		rc = store_kv_scan(t, STORE_T_EVENTS, seqb, 8, NULL, 0, take_event, &pg);
+		rc = store_kv_scan(t, &reminders_events_table, seqb, 8, NULL, 0, take_event, &pg);
 	}
 	store_read_end(&t);
-	if (rc != STORE_OK)
+	if (rc != FSD_OK)
 		goto out;
-	fieldsync__v1__replay_reply__init(&reply);
-	reply.events = pg.events;
-	reply.n_events = pg.n;
-	reply.last_seq = pg.last;
-	reply.more = pg.more;
-	fieldsync__v1__envelope__init(&e);
-	e.request_id = request_id;
-	e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_REPLAY_REPLY;
-	e.replay_reply = &reply;
-	*out = wire_pack(&e, len);
-	if (*out == NULL)
-		rc = STORE_ERROR;
+	out->events = pg.events;
+	out->n_events = pg.n;
+	out->last_seq = pg.last;
+	out->more = pg.more;
+	return FSD_OK;
 out:
 	for (size_t i = 0; i < pg.n; i++)
 		fieldsync__v1__reminder_event__free_unpacked(pg.events[i], NULL);
@@ -1095,9 +1084,19 @@ out:
 	return rc;
 }
 
+void
+reminders_replay_free(Fieldsync__V1__ReplayReply *r)
+{
+	for (size_t i = 0; i < r->n_events; i++)
+		fieldsync__v1__reminder_event__free_unpacked(r->events[i], NULL);
+	free(r->events);
+	r->events = NULL;
+	r->n_events = 0;
+}
+
 /* ---- verification (backup.c's `verify`) ---------------------------------- */
 
-store_rc
+fsd_err
 reminders_verify_case(reminders *r, store_txn *t, const char *case_id, reminders_verify_fn fn,
                       void *arg, size_t *n_checked)
 {
@@ -1107,20 +1106,20 @@ reminders_verify_case(reminders *r, store_txn *t, const char *case_id, reminders
 	size_t n = 0;
 	uint8_t prefix[KEY_MAX], key[KEY_MAX];
 	size_t plen = case_prefix(prefix, case_id);
-	store_rc rc = implied_reminders(r, t, case_id, &cd, &rems, &n);
+	fsd_err rc = implied_reminders(r, t, case_id, &cd, &rems, &n);
 
-	if (rc != STORE_OK)
+	if (rc != FSD_OK)
 		goto out;
 	/* Every reminder the data implies has a row; an active one has its due time. */
-	for (size_t i = 0; rc == STORE_OK && i < n; i++) {
+	for (size_t i = 0; rc == FSD_OK && i < n; i++) {
 		size_t kl = pair_key(key, case_id, rems[i].reminder_id);
-		store_rc grc;
+		fsd_err grc;
 		reminder_row *row = row_get(t, key, kl, &grc);
 		(*n_checked)++;
 		if (row == NULL) {
-			if (grc == STORE_NOTFOUND)
+			if (grc == FSD_NOTFOUND)
 				fn(arg, case_id, rems[i].reminder_id, "implied by the rules but has no row");
-			else if (grc == STORE_CORRUPT)
+			else if (grc == FSD_CORRUPT)
 				fn(arg, case_id, rems[i].reminder_id, "its row does not decode");
 			else
 				rc = grc;
@@ -1130,21 +1129,21 @@ reminders_verify_case(reminders *r, store_txn *t, const char *case_id, reminders
 			fn(arg, case_id, rems[i].reminder_id, "its row's due time differs from the rules'");
 		fieldsyncd__store__reminder_row__free_unpacked(row, NULL);
 	}
-	if (rc != STORE_OK)
+	if (rc != FSD_OK)
 		goto out;
 	/* No active row the data no longer implies. */
 	rc = unimplied_rows(t, case_id, prefix, plen, rems, n, &existing);
-	for (size_t i = 0; rc == STORE_OK && i < existing.n; i++) {
+	for (size_t i = 0; rc == FSD_OK && i < existing.n; i++) {
 		char rid[RULES_ID_MAX];
 		size_t idl = existing.klens[i] - plen < sizeof(rid) - 1 ? existing.klens[i] - plen
 		                                                        : sizeof(rid) - 1;
 		memcpy(rid, existing.keys[i] + plen, idl);
 		rid[idl] = '\0';
 		(*n_checked)++;
-		store_rc grc;
+		fsd_err grc;
 		reminder_row *row = row_get(t, existing.keys[i], existing.klens[i], &grc);
 		if (row == NULL) {
-			if (grc == STORE_CORRUPT || grc == STORE_NOTFOUND)
+			if (grc == FSD_CORRUPT || grc == FSD_NOTFOUND)
 				fn(arg, case_id, rid, "its row does not decode");
 			else
 				rc = grc;

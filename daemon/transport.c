@@ -29,15 +29,25 @@
 #include <time.h>
 #include <zmq.h>
 
-#include "internal.h"
+#include "actor.h"
+#include "clock.h"
+#include "feed.h"
+#include "log.h"
 #include "metrics.h"
 #include "fieldsync/rules.h"
 #include "ops_http.h"
+#include "peer.h"
+#include "registry.h"
+#include "reminders.h"
+#include "transport.h"
+#include "validate.h"
+#include "wire.h"
+#include "writer.h"
+#include "zap.h"
 
 #define PIPE_ENDPOINT "inproc://fieldsyncd-writer"
 #define PEERS 4096
 
-daemon_stats g_stats;
 static volatile sig_atomic_t g_stop, g_reload;
 
 /* What the ops HTTP thread may look at: atomics and short read txns only. */
@@ -71,7 +81,7 @@ ops_ready(void *arg, char *why, size_t len)
 		snprintf(why, len, "starting: the sockets are not bound yet");
 		return false;
 	}
-	if (store_read_begin(g_ops.s, &t) != STORE_OK) {
+	if (store_read_begin(g_ops.s, &t) != FSD_OK) {
 		snprintf(why, len, "the store cannot be read");
 		return false;
 	}
@@ -151,36 +161,9 @@ reload(struct transport *tp)
 		return;
 	}
 	log_set_level(nc.log_level);
-	if (!pipe_send(tp->pipe, PIPE_RULES, rc, 0))
+	if (actor_send(tp->pipe, WRITER_RULES, rc, 0) != FSD_OK)
 		free(rc);
 	log_event(LOG_INFO, "configuration reloaded (log level, rule table)", NULL);
-}
-
-uint8_t *
-wire_pack(const fs_envelope *e, size_t *len)
-{
-	*len = fieldsync__v1__envelope__get_packed_size(e);
-	uint8_t *buf = malloc(*len ? *len : 1);
-	if (buf != NULL)
-		fieldsync__v1__envelope__pack(e, buf);
-	return buf;
-}
-
-uint8_t *
-wire_error(uint64_t request_id, fs_error_code code, const char *message,
-           uint32_t retry_after_ms, size_t *len)
-{
-	Fieldsync__V1__Error err;
-	fs_envelope e;
-	fieldsync__v1__error__init(&err);
-	err.code = code;
-	err.message = (char *)message;
-	err.retry_after_ms = retry_after_ms;
-	fieldsync__v1__envelope__init(&e);
-	e.request_id = request_id;
-	e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_ERROR;
-	e.error = &err;
-	return wire_pack(&e, len);
 }
 
 static size_t
@@ -230,21 +213,7 @@ peer_resolve(struct transport *tp, const uint8_t *rid, size_t rid_len, const cha
 		snprintf(out->name, sizeof(out->name), "%s", peer_replica(tp, rid, rid_len));
 		return true;
 	}
-	device_info dev;
-	store_txn *t = NULL;
-	store_rc rc = STORE_ERROR;
-	if (user_id != NULL && store_read_begin(tp->s, &t) == STORE_OK) {
-		rc = auth_device_by_name(t, user_id, &dev);
-		store_read_end(&t);
-	}
-	if (rc != STORE_OK || dev.revoked)
-		return false;
-	snprintf(out->name, sizeof(out->name), "%s", dev.name);
-	out->may_sync = dev.role == ROLE_DEVICE;
-	out->n_scopes = dev.n_scopes;
-	for (size_t i = 0; i < dev.n_scopes; i++)
-		snprintf(out->scopes[i], sizeof(out->scopes[i]), "%s", dev.scopes[i]);
-	return true;
+	return peer_from_device(tp->s, user_id, out) == FSD_OK;
 }
 
 /* Sends one reply; counts, and logs, one that cannot be routed. */
@@ -269,8 +238,9 @@ static void
 send_error(struct transport *tp, const uint8_t *rid, size_t rid_len, uint64_t request_id,
            fs_error_code code, const char *msg, uint32_t retry_ms)
 {
-	size_t len;
-	uint8_t *buf = wire_error(request_id, code, msg, retry_ms, &len);
+	size_t len = 0;
+	uint8_t *buf = NULL;
+	wire_error(request_id, code, msg, retry_ms, &buf, &len);
 	send_reply(tp, rid, rid_len, buf, len);
 	free(buf);
 }
@@ -280,10 +250,10 @@ handle_hello(struct transport *tp, const uint8_t *rid, size_t rid_len, const pee
              fs_envelope *req)
 {
 	Fieldsync__V1__Welcome w;
-	fs_envelope e;
 	char *all[1] = {"*"};
 	char *granted[AUTH_SCOPES_MAX];
-	size_t len;
+	uint8_t *buf = NULL;
+	size_t len = 0;
 
 	if (strlen(req->hello->replica_id) > FSP_REPLICA_MAX || strlen(req->hello->client) > 128) {
 		send_error(tp, rid, rid_len, req->request_id, FIELDSYNC__V1__ERROR__CODE__INVALID,
@@ -312,11 +282,7 @@ handle_hello(struct transport *tp, const uint8_t *rid, size_t rid_len, const pee
 	w.max_changes_per_push = tp->c->max_changes_per_push;
 	w.max_message_bytes = tp->c->max_message_bytes;
 	w.server_time_ms = clock_wall_ms();
-	fieldsync__v1__envelope__init(&e);
-	e.request_id = req->request_id;
-	e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_WELCOME;
-	e.welcome = &w;
-	uint8_t *buf = wire_pack(&e, &len);
+	wire_welcome(req->request_id, &w, &buf, &len);
 	send_reply(tp, rid, rid_len, buf, len);
 	free(buf);
 }
@@ -332,8 +298,13 @@ handle_pull(struct transport *tp, const uint8_t *rid, size_t rid_len, const peer
 		           "a scheduler may only replay reminders", 0);
 		return;
 	}
-	store_rc rc = feed_pull(tp->s, tp->c, peer, req->request_id, req->pull, &buf, &len);
-	if (rc != STORE_OK)
+	feed_page page;
+	fsd_err rc = feed_pull(tp->s, tp->c, peer, req->pull, &page);
+	if (rc == FSD_OK) {
+		rc = wire_pull_reply(req->request_id, &page.reply, &buf, &len);
+		feed_page_free(&page);
+	}
+	if (rc != FSD_OK)
 		send_error(tp, rid, rid_len, req->request_id, FIELDSYNC__V1__ERROR__CODE__UNAVAILABLE,
 		           "the feed could not be read", 1000);
 	else
@@ -349,8 +320,13 @@ handle_replay(struct transport *tp, const uint8_t *rid, size_t rid_len, const pe
 	size_t len = 0;
 	atomic_fetch_add(&g_stats.replays, 1);
 	metrics_inc(METRIC_REPLAYS_TOTAL, 0, 1);
-	if (reminders_replay(tp->s, tp->c, peer, req->request_id, req->replay, &buf, &len) !=
-	    STORE_OK)
+	Fieldsync__V1__ReplayReply reply;
+	fsd_err rc = reminders_replay(tp->s, tp->c, peer, req->replay, &reply);
+	if (rc == FSD_OK) {
+		rc = wire_replay_reply(req->request_id, &reply, &buf, &len);
+		reminders_replay_free(&reply);
+	}
+	if (rc != FSD_OK)
 		send_error(tp, rid, rid_len, req->request_id, FIELDSYNC__V1__ERROR__CODE__UNAVAILABLE,
 		           "the reminder events could not be read", 1000);
 	else
@@ -377,13 +353,9 @@ handle_push(struct transport *tp, const uint8_t *rid, size_t rid_len, const peer
 	}
 	if (!validate_push(tp->c, peer, p, &code, msg, sizeof(msg), &rej)) {
 		if (rej != NULL) {
-			fs_envelope e;
-			size_t len;
-			fieldsync__v1__envelope__init(&e);
-			e.request_id = req->request_id;
-			e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_PUSH_REPLY;
-			e.push_reply = rej;
-			uint8_t *buf = wire_pack(&e, &len);
+			size_t len = 0;
+			uint8_t *buf = NULL;
+			wire_push_reply(req->request_id, rej, &buf, &len);
 			send_reply(tp, rid, rid_len, buf, len);
 			free(buf);
 			validate_reply_free(rej);
@@ -413,7 +385,7 @@ handle_push(struct transport *tp, const uint8_t *rid, size_t rid_len, const peer
 	j->auth = *peer;
 	j->request = req;
 	j->received_ms = clock_wall_ms();
-	if (!pipe_send(tp->pipe, PIPE_JOB, j, ZMQ_DONTWAIT)) {
+	if (actor_send(tp->pipe, WRITER_JOB, j, ZMQ_DONTWAIT) != FSD_OK) {
 		/* The writer's queue is full: shed load rather than grow without bound. */
 		j->request = NULL;
 		push_job_free(j);
@@ -431,48 +403,12 @@ oom:
 	fieldsync__v1__envelope__free_unpacked(req, NULL);
 }
 
-/*
- * protobuf-c allocates every field of a decoded message separately, so a
- * small frame of tiny repeated fields can cost many times its size in
- * memory. Each decode gets a budget: 16 bytes of heap per byte of frame plus
- * 1 MiB; past it the decode fails as malformed. Memory comes from malloc, so
- * the message is freed with the default allocator.
- */
-struct decode_budget {
-	size_t left;
-};
-
-static void *
-budget_alloc(void *data, size_t size)
-{
-	struct decode_budget *b = data;
-	if (size > b->left)
-		return NULL;
-	b->left -= size;
-	return malloc(size);
-}
-
-static void
-budget_free(void *data, void *p)
-{
-	(void)data;
-	free(p);
-}
-
-static fs_envelope *
-decode_envelope(const uint8_t *data, size_t len)
-{
-	struct decode_budget b = {.left = 16 * len + (1u << 20)};
-	ProtobufCAllocator a = {.alloc = budget_alloc, .free = budget_free, .allocator_data = &b};
-	return fieldsync__v1__envelope__unpack(&a, len, data);
-}
-
 /* One request frame from one peer; user_id is ZAP's User-Id (NULL in --dev). */
 static void
 handle_request(struct transport *tp, const uint8_t *rid, size_t rid_len, const char *user_id,
                const uint8_t *data, size_t len)
 {
-	fs_envelope *req = decode_envelope(data, len);
+	fs_envelope *req = wire_decode_envelope(data, len);
 
 	atomic_fetch_add(&g_stats.requests, 1);
 	if (req == NULL) {
@@ -563,13 +499,8 @@ static void
 publish_events(struct transport *tp, event_batch *b)
 {
 	for (size_t i = 0; i < b->n; i++) {
-		Fieldsync__V1__ReminderEvent *ev =
-		    fieldsync__v1__reminder_event__unpack(NULL, b->len[i], b->data[i]);
-		rule_id r;
-		if (ev != NULL && rule_parse(ev->rule, &r))
-			metrics_inc(METRIC_REMINDER_EVENTS_TOTAL, metrics_rule_state((int)r, (int)ev->state), 1);
-		if (ev != NULL)
-			fieldsync__v1__reminder_event__free_unpacked(ev, NULL);
+		if (b->label[i] >= 0)
+			metrics_inc(METRIC_REMINDER_EVENTS_TOTAL, (size_t)b->label[i], 1);
 		if (zmq_send(tp->pub, b->topics[i], strlen(b->topics[i]), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
 		    zmq_send(tp->pub, b->data[i], b->len[i], ZMQ_DONTWAIT) < 0)
 			continue;
@@ -614,14 +545,14 @@ read_pipe(struct transport *tp)
 {
 	for (;;) {
 		void *p = NULL;
-		int tag = pipe_recv(tp->pipe, &p, ZMQ_DONTWAIT);
-		if (tag < 0)
+		int tag;
+		if (actor_recv(tp->pipe, ZMQ_DONTWAIT, &tag, &p) != FSD_OK)
 			return true;
-		if (tag == 0)
+		if (tag == ACTOR_STOP)
 			return false;
-		if (tag == PIPE_EVENTS && p != NULL) {
+		if (tag == WRITER_EVENTS && p != NULL) {
 			publish_events(tp, p);
-		} else if (tag == PIPE_JOB && p != NULL) {
+		} else if (tag == WRITER_JOB && p != NULL) {
 			push_job *j = p;
 			tp->inflight--;
 			send_reply(tp, j->routing_id, j->routing_len, j->reply, j->reply_len);
@@ -744,9 +675,9 @@ registry_check(struct transport *tp)
 	tp->next_registry_check_ms = now + 1000;
 	struct fingerprint f = {1469598103934665603ULL};
 	store_txn *t = NULL;
-	if (store_read_begin(tp->s, &t) != STORE_OK)
+	if (store_read_begin(tp->s, &t) != FSD_OK)
 		return;
-	auth_device_list(t, fingerprint_device, &f);
+	registry_device_list(t, fingerprint_device, &f);
 	store_read_end(&t);
 	if (tp->revoked_fingerprint != 0 && f.h != tp->revoked_fingerprint) {
 		log_event(LOG_INFO, "a device was revoked: rebinding the reminder socket", NULL);
@@ -858,7 +789,7 @@ transport_run(const config *c, store *s, reminders *rem)
 	tp.secure = !c->dev;
 	if (tp.secure) {
 		char pub[AUTH_Z85_KEY_LEN + 1], err2[300];
-		if (!auth_server_keys_load(c->data_dir, pub, tp.server_secret, err2, sizeof(err2))) {
+		if (!zap_keys_load(c->data_dir, pub, tp.server_secret, err2, sizeof(err2))) {
 			log_event(LOG_ERROR, "cannot load the server keys", LS("error", err2), NULL);
 			fprintf(stderr, "fieldsyncd: %s\n", err2);
 			code = 2;
@@ -926,7 +857,7 @@ transport_run(const config *c, store *s, reminders *rem)
 	metrics_set(METRIC_DRAINING, 0, 1);
 	log_event(LOG_INFO, "draining: no new requests; committing and answering what is queued",
 	          LU("in_flight", tp.inflight), NULL);
-	zmq_send(tp.pipe, "", 0, 0);
+	actor_send_stop(tp.pipe);
 	for (;;) {
 		atomic_store(&g_ops.beat_ms, clock_mono_ms());
 		zmq_pollitem_t it = {tp.pipe, 0, ZMQ_POLLIN, 0};
@@ -947,7 +878,7 @@ transport_run(const config *c, store *s, reminders *rem)
 	          LU("replays", atomic_load(&g_stats.replays)), NULL);
 out:
 	if (code != 0 && tp.w != NULL)
-		zmq_send(tp.pipe, "", 0, 0); /* let a started writer end */
+		actor_send_stop(tp.pipe); /* let a started writer end */
 	writer_join(&tp.w);
 	ops_http_stop(&ops);
 	reminders_free(&tp.rem);

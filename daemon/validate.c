@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "validate.h"
 
 #define CHANGESET_ID_MAX 128
 
@@ -90,23 +90,6 @@ check_change(const config *c, const Fieldsync__V1__Change *ch, char *why, size_t
 	    !fsp_typed_check(r->collection, r->payload.data, r->payload.len, why, len))
 		return "INVALID";
 	return NULL;
-}
-
-bool
-peer_may(const peer_auth *p, const char *scope)
-{
-	if (p->all_scopes)
-		return true;
-	for (size_t i = 0; i < p->n_scopes; i++)
-		if (strcmp(p->scopes[i], scope) == 0)
-			return true;
-	return false;
-}
-
-bool
-peer_may_cb(const void *peer, const char *scope)
-{
-	return peer_may(peer, scope);
 }
 
 bool

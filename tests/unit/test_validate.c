@@ -10,7 +10,7 @@
 
 #include "fieldsync/merge.h"
 #include "fieldsync/v1/casework.pb-c.h"
-#include "internal.h"
+#include "fieldsyncd.h"
 
 #define MAXC 4
 #define DOTS_MAX 3
