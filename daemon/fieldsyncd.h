@@ -35,7 +35,6 @@
 #include "schema.h"
 #include "store.h"
 #include "sys.h"
-#include "transport.h"
 #include "validate.h"
 #include "wire.h"
 #include "zap.h"

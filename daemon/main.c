@@ -1,13 +1,23 @@
 /*
- * fieldsyncd: the offline-first sync daemon. main() wires the modules:
- * config -> log -> store -> transport (which starts the writer thread).
+ * fieldsyncd: the offline-first sync daemon (layer 8). main() dispatches
+ * the admin subcommands, then wires the daemon: config -> log -> rules ->
+ * store (schema.c) -> keyring -> daemon_run() (daemon.c: sockets, writer
+ * actor, main loop).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-#include "fieldsyncd.h"
+#include "admin.h"
+#include "config.h"
+#include "daemon_run.h"
+#include "err.h"
+#include "keyring.h"
+#include "log.h"
+#include "reminders.h"
+#include "schema.h"
+#include "store.h"
 
 int
 main(int argc, char **argv)
@@ -23,9 +33,9 @@ main(int argc, char **argv)
 		/* The same options as the daemon; prints what it would run with. */
 		switch (config_load(&c, argc - 1, argv + 1)) {
 		case CONFIG_EXIT_OK:
-			return 0;
+			return FSD_EXIT_OK;
 		case CONFIG_EXIT_ERR:
-			return 2;
+			return FSD_EXIT_USAGE;
 		case CONFIG_RUN:
 			break;
 		}
@@ -33,17 +43,17 @@ main(int argc, char **argv)
 		reminders *r = reminders_new(&c, err, sizeof(err));
 		if (r == NULL) {
 			fprintf(stderr, "fieldsyncd: %s\n", err);
-			return 2;
+			return FSD_EXIT_USAGE;
 		}
 		reminders_free(&r);
 		config_print(&c, stdout);
-		return 0;
+		return FSD_EXIT_OK;
 	}
 	switch (config_load(&c, argc, argv)) {
 	case CONFIG_EXIT_OK:
-		return 0;
+		return FSD_EXIT_OK;
 	case CONFIG_EXIT_ERR:
-		return 2;
+		return FSD_EXIT_USAGE;
 	case CONFIG_RUN:
 		break;
 	}
@@ -59,12 +69,12 @@ main(int argc, char **argv)
 	if (rem == NULL) {
 		log_event(LOG_ERROR, "bad reminder configuration", LS("error", err), NULL);
 		fprintf(stderr, "fieldsyncd: %s\n", err);
-		return 2;
+		return FSD_EXIT_USAGE;
 	}
 	s = store_open(c.data_dir, c.map_size, c.map_size_max);
 	if (s == NULL) {
 		reminders_free(&rem);
-		return 1;
+		return FSD_EXIT_FAIL;
 	}
 	/* Encryption at rest: required in production, optional with --dev. */
 	keyring *kr = NULL;
@@ -76,7 +86,7 @@ main(int argc, char **argv)
 			fprintf(stderr, "fieldsyncd: %s\n", err);
 			reminders_free(&rem);
 			store_close(&s);
-			return 2;
+			return FSD_EXIT_USAGE;
 		}
 		log_event(LOG_INFO, "encryption at rest is on", LS("master_key_id", keyring_current_id(kr)),
 		          NULL);
@@ -90,12 +100,12 @@ main(int argc, char **argv)
 			                "FIELDSYNC_MASTER_KEY\n", c.data_dir);
 			reminders_free(&rem);
 			store_close(&s);
-			return 2;
+			return FSD_EXIT_USAGE;
 		}
 		log_event(LOG_WARN, "DEVELOPMENT MODE: no master key, data at rest is NOT encrypted", NULL);
 	}
 	store_set_keyring(s, kr);
-	code = transport_run(&c, s, rem);
+	code = daemon_run(&c, s, rem);
 	store_close(&s);
 	keyring_close(&kr);
 	log_event(code == 0 ? LOG_INFO : LOG_ERROR, "fieldsyncd stopped", LI("exit_code", code), NULL);

@@ -31,4 +31,9 @@ typedef struct zap_handler zap_handler;
 zap_handler *zap_start(void *zctx, store *s);
 void zap_stop(zap_handler **z);
 
+/* CURVE server side and ZAP (domain "fieldsync", enforced) on a server
+ * socket with the server's secret key. Every option must take: a socket
+ * that would run without them is refused (fail closed): FSD_IO, logged. */
+fsd_err zap_secure_socket(void *sock, const char *server_secret);
+
 #endif
