@@ -238,7 +238,7 @@ handle_push(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, const peer_au
 		fieldsync__v1__envelope__free_unpacked(req, NULL);
 		return;
 	}
-	if (!validate_push(tp->c, peer, p, &code, msg, sizeof(msg), &rej)) {
+	if (validate_push(tp->c, peer, p, &code, msg, sizeof(msg), &rej) != FSD_OK) {
 		if (rej != NULL) {
 			size_t len = 0;
 			uint8_t *buf = NULL;

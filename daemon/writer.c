@@ -36,9 +36,7 @@
 #include "clock.h"
 #include "log.h"
 #include "metrics.h"
-#include "records.h"
-#include "replies.h"
-#include "validate.h"
+#include "changeset.h"
 #include "wire.h"
 #include "writer.h"
 
@@ -71,15 +69,6 @@ push_job_free(push_job *j)
 	free(j);
 }
 
-/* Wraps stored PushReply bytes in an Envelope for the job's request. */
-static bool
-job_set_push_reply(push_job *j, const uint8_t *reply, size_t len)
-{
-	free(j->reply);
-	j->reply = NULL;
-	return wire_push_reply_stored(j->request_id, reply, len, &j->reply, &j->reply_len) == FSD_OK;
-}
-
 static void
 job_set_error(push_job *j, fs_error_code code, const char *msg, uint32_t retry_ms)
 {
@@ -89,207 +78,32 @@ job_set_error(push_job *j, fs_error_code code, const char *msg, uint32_t retry_m
 		j->reply_len = 0;
 }
 
-/* Why a change that passed validation is still rejected, found in the store. */
-typedef struct rejection {
-	const char *code; /* NULL: not rejected */
-	char why[200];
-} rejection;
-
-/*
- * Applies one change inside txn t for peer. Returns FSD_OK with *res
- * filled, or a store error. Sets rej->code when the change must be rejected:
- * a reused dot (the merge rule's INVALID), a purged record, or a record that
- * lives in a scope the peer was not granted.
- */
-static fsd_err
-apply_change(writer *w, store_txn *t, const peer_auth *peer, fsp_record *in,
-             fs_change_result *res, rejection *rej)
-{
-	fs_record_state *cur = NULL;
-	fsp_record *one_in[1];
-	fsp_record **out = one_in;
-	size_t n_out = 0, n_cur = 0;
-	fsp_record *const *siblings = NULL;
-	fsd_err rc = records_get(t, in->collection, in->id, &cur);
-
-	if (rc != FSD_OK && rc != FSD_NOTFOUND)
-		return rc;
-	if (cur != NULL && cur->purged) { /* an old offline edit: never resurrected */
-		rej->code = "INVALID";
-		snprintf(rej->why, sizeof(rej->why), "the record was purged");
-		records_free(cur);
-		return FSD_OK;
-	}
-	if (cur != NULL && !peer_may(peer, cur->scope)) {
-		rej->code = "FORBIDDEN";
-		snprintf(rej->why, sizeof(rej->why),
-		         "the record lives in scope \"%s\", which is not granted to this device",
-		         cur->scope);
-		records_free(cur);
-		return FSD_OK;
-	}
-	if (cur != NULL) {
-		n_cur = cur->n_siblings;
-		siblings = cur->siblings;
-		out = malloc((n_cur + 1) * sizeof(*out));
-		if (out == NULL) {
-			records_free(cur);
-			return FSD_ERROR;
-		}
-	}
-	fsp_merge_status st = fsp_merge(siblings, n_cur, in, out, &n_out);
-	rc = FSD_OK;
-	switch (st) {
-	case FSP_MERGE_INVALID:
-		rej->code = "INVALID";
-		snprintf(rej->why, sizeof(rej->why),
-		         "an equal version with a different value is stored (a replica reused a dot)");
-		break;
-	case FSP_MERGE_DUPLICATE:
-	case FSP_MERGE_OBSOLETE:
-		res->status = st == FSP_MERGE_DUPLICATE ? FIELDSYNC__V1__CHANGE_RESULT__STATUS__DUPLICATE
-		                                        : FIELDSYNC__V1__CHANGE_RESULT__STATUS__OBSOLETE;
-		res->seq = cur->seq;
-		break;
-	case FSP_MERGE_APPLIED:
-	case FSP_MERGE_CONFLICT: {
-		fs_record_state next;
-		fieldsync__v1__record_state__init(&next);
-		next.collection = in->collection;
-		next.id = in->id;
-		next.scope = in->scope;
-		next.seq = store_next_seq(t);
-		next.n_siblings = n_out;
-		next.siblings = out;
-		rc = records_put(t, &next, cur ? cur->seq : 0);
-		/* Open conflicts, for /metrics: counted in the transaction, so a
-		 * rolled-back change set takes its count back with it. */
-		int delta = (n_out > 1) - (n_cur > 1);
-		if (rc == FSD_OK && delta != 0)
-			rc = store_meta_set_u64(t, "conflicts_open",
-			                        store_meta_u64(t, "conflicts_open") + (uint64_t)(int64_t)delta);
-		if (rc == FSD_OK && cur != NULL && strcmp(cur->scope, next.scope) != 0)
-			rc = records_former_scope_add(t, next.collection, next.id, cur->scope);
-		if (rc == FSD_OK)
-			rc = reminders_note_record(w->rem, t, cur, &next);
-		res->status = st == FSP_MERGE_APPLIED ? FIELDSYNC__V1__CHANGE_RESULT__STATUS__APPLIED
-		                                      : FIELDSYNC__V1__CHANGE_RESULT__STATUS__CONFLICT;
-		res->seq = next.seq;
-		break;
-	}
-	}
-	if (out != one_in)
-		free(out);
-	records_free(cur);
-	return rc;
-}
-
-/*
- * Applies one change set in a nested transaction of parent. Returns a store
- * error only for failures that doom the whole round (map full, I/O).
- */
+/* Applies one job's change set; its reply is set unless the round is doomed. */
 static fsd_err
 apply_job(writer *w, store_txn *parent, push_job *j)
 {
-	const fs_push_request *p = j->request->push;
-	const uint8_t *stored;
-	size_t stored_len, n = p->n_changes;
-	store_txn *t = NULL;
-	fs_change_result *results = NULL, **rptr = NULL;
-	fs_push_reply reply;
-	uint8_t *packed = NULL;
-	size_t mark = reminders_mark(w->rem);
-	fsd_err rc = replies_get(parent, p->changeset_id, &stored, &stored_len);
-
-	memset(j->m_changes, 0, sizeof(j->m_changes));
-	j->m_result = MCS_DUPLICATE;
-	if (rc == FSD_OK) { /* a retry: the stored reply again, nothing changes */
-		if (!job_set_push_reply(j, stored, stored_len))
-			job_set_error(j, FIELDSYNC__V1__ERROR__CODE__INTERNAL, "out of memory", 0);
-		return FSD_OK;
-	}
-	if (rc != FSD_NOTFOUND)
+	changeset_outcome o;
+	fsd_err rc = changeset_apply(parent, w->rem, w->c, &j->auth, j->request->push, &o);
+	if (rc != FSD_OK)
 		return rc;
-
-	results = calloc(n ? n : 1, sizeof(*results));
-	rptr = calloc(n ? n : 1, sizeof(*rptr));
-	if (results == NULL || rptr == NULL) {
-		rc = FSD_ERROR;
-		goto out;
-	}
-	if ((rc = store_nested_begin(parent, &t)) != FSD_OK)
-		goto out;
-	for (size_t i = 0; i < n; i++) {
-		rejection rej = {0};
-		fieldsync__v1__change_result__init(&results[i]);
-		rptr[i] = &results[i];
-		rc = apply_change(w, t, &j->auth, p->changes[i]->record, &results[i], &rej);
-		if (rc != FSD_OK) {
-			store_abort(&t);
-			reminders_rollback(w->rem, mark);
-			goto out;
-		}
-		if (rej.code != NULL) { /* the set is atomic: none of it is applied */
-			j->m_result = MCS_REJECTED;
-			j->m_changes[MCH_REJECTED] = (uint32_t)n;
-			store_abort(&t);
-			reminders_rollback(w->rem, mark);
-			fs_push_reply *reply_rej =
-			    validate_reject_all(p->changeset_id, n, i, rej.code, rej.why);
-			if (reply_rej == NULL) {
-				job_set_error(j, FIELDSYNC__V1__ERROR__CODE__INTERNAL, "out of memory", 0);
-			} else {
-				reply_rej->server_seq = store_last_seq(parent);
-				free(j->reply);
-				j->reply = NULL;
-				if (wire_push_reply(j->request_id, reply_rej, &j->reply, &j->reply_len) != FSD_OK)
-					j->reply_len = 0;
-				validate_reply_free(reply_rej);
-			}
-			rc = FSD_OK;
-			goto out;
-		}
-	}
-	/* The deadlines follow the data in the same transaction. */
-	if ((rc = reminders_flush(w->rem, t, clock_deadline_ms(w->c->clock_offset_ms))) != FSD_OK) {
-		store_abort(&t);
-		reminders_rollback(w->rem, mark);
-		goto out;
-	}
-	fieldsync__v1__push_reply__init(&reply);
-	reply.changeset_id = p->changeset_id;
-	reply.n_results = n;
-	reply.results = rptr;
-	reply.server_seq = store_last_seq(t);
-	size_t len = fieldsync__v1__push_reply__get_packed_size(&reply);
-	packed = malloc(len ? len : 1);
-	if (packed == NULL) {
-		store_abort(&t);
-		rc = FSD_ERROR;
-		goto out;
-	}
-	fieldsync__v1__push_reply__pack(&reply, packed);
-	rc = replies_put(t, p->changeset_id, packed, len, w->c->replies_kept);
-	if (rc != FSD_OK) {
-		store_abort(&t);
-		reminders_rollback(w->rem, mark);
-		goto out;
-	}
-	if ((rc = store_commit(&t)) != FSD_OK) {
-		reminders_rollback(w->rem, mark);
-		goto out;
-	}
-	if (!job_set_push_reply(j, packed, len))
+	j->m_result = o.m_result;
+	memcpy(j->m_changes, o.m_changes, sizeof(j->m_changes));
+	free(j->reply);
+	j->reply = NULL;
+	if (o.stored != NULL)
+		rc = wire_push_reply_stored(j->request_id, o.stored, o.stored_len, &j->reply,
+		                            &j->reply_len);
+	else if (o.packed != NULL)
+		rc = wire_push_reply_stored(j->request_id, o.packed, o.packed_len, &j->reply,
+		                            &j->reply_len);
+	else if (o.rejected != NULL)
+		rc = wire_push_reply(j->request_id, o.rejected, &j->reply, &j->reply_len);
+	else
+		rc = FSD_NOMEM;
+	if (rc != FSD_OK)
 		job_set_error(j, FIELDSYNC__V1__ERROR__CODE__INTERNAL, "out of memory", 0);
-	j->m_result = MCS_APPLIED;
-	for (size_t i = 0; i < n; i++) /* ChangeResult.Status and metric_change_result agree */
-		if ((unsigned)results[i].status < MCH_COUNT)
-			j->m_changes[results[i].status]++;
-out:
-	free(packed);
-	free(results);
-	free(rptr);
-	return rc;
+	changeset_outcome_free(&o);
+	return FSD_OK;
 }
 
 /* Hands the events of a committed round to the transport for publishing. */

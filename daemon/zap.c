@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -383,7 +384,12 @@ zap_start(void *zctx, store *s)
 	if (z == NULL)
 		return NULL;
 	z->s = s;
-	snprintf(pipe_ep, sizeof(pipe_ep), "inproc://fieldsyncd-zap-stop-%p", (void *)z);
+	/* A fresh name each time: a handler freed just before may have had the
+	 * same address, and its closed socket's endpoint lingers until the
+	 * reaper gets to it. */
+	static atomic_uint seq;
+	snprintf(pipe_ep, sizeof(pipe_ep), "inproc://fieldsyncd-zap-stop-%p-%u", (void *)z,
+	         atomic_fetch_add(&seq, 1));
 	if ((z->rep = socket_new(zctx, ZMQ_REP)) == NULL ||
 	    zmq_bind(z->rep, ZAP_ENDPOINT) != 0) {
 		log_event(LOG_ERROR, "cannot start the ZAP handler", LS("endpoint", ZAP_ENDPOINT),
