@@ -84,17 +84,23 @@ caseindex_contact_case(const uint8_t *payload, size_t len, char out[FSP_ID_MAX +
 }
 
 void
+caseindex_case_dek_name(const char *case_id, char *name, size_t namelen)
+{
+	snprintf(name, namelen, "c:%s", case_id);
+}
+
+void
 caseindex_dek_name(const char *collection, const char *id, const uint8_t *payload, size_t len,
                    char *name, size_t namelen)
 {
 	if (strcmp(collection, "case") == 0) {
-		snprintf(name, namelen, "c:%s", id);
+		caseindex_case_dek_name(id, name, namelen);
 		return;
 	}
 	if (strcmp(collection, "contact") == 0) {
 		Fieldsync__V1__Contact *c = fieldsync__v1__contact__unpack(NULL, len, payload);
 		if (c != NULL && c->case_id[0] != '\0') {
-			snprintf(name, namelen, "c:%s", c->case_id);
+			caseindex_case_dek_name(c->case_id, name, namelen);
 			fieldsync__v1__contact__free_unpacked(c, NULL);
 			return;
 		}

@@ -37,6 +37,9 @@ fsd_err caseindex_contacts(store_txn *t, const char *case_id, caseindex_fn fn, v
 /* The case id a Contact payload names: true with out set (1..FSP_ID_MAX
  * bytes), false when it does not decode or names none. */
 bool caseindex_contact_case(const uint8_t *payload, size_t len, char out[FSP_ID_MAX + 1]);
+#define CASEINDEX_DEK_NAME_MAX (FSP_ID_MAX + 3)
+/* The data key of everything that belongs to case_id: "c:<case_id>". */
+void caseindex_case_dek_name(const char *case_id, char *name, size_t namelen);
 /* The data key a value of collection/id with this payload is sealed with. */
 void caseindex_dek_name(const char *collection, const char *id, const uint8_t *payload,
                         size_t len, char *name, size_t namelen);

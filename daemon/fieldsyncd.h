@@ -22,6 +22,7 @@
 #include "clock.h"
 #include "config.h"
 #include "err.h"
+#include "events.h"
 #include "feed.h"
 #include "keyring.h"
 #include "log.h"

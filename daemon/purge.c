@@ -34,6 +34,7 @@
 #include "log.h"
 #include "purge.h"
 #include "records.h"
+#include "reminder_rows.h"
 #include "reminders.h"
 
 struct id_set {
@@ -118,49 +119,6 @@ contact_case(store_txn *t, const char *id, char out[FSP_ID_MAX + 1])
 	records_free(rs);
 }
 
-struct row_copy {
-	uint8_t **keys, **vals;
-	size_t *klens, *vlens;
-	size_t n, cap;
-	bool failed;
-	store_txn *t;
-};
-
-/* Collects each reminder row of a case, opened (plaintext in memory). */
-static bool
-collect_row(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
-{
-	struct row_copy *r = arg;
-	if (r->n == r->cap) {
-		size_t cap = r->cap ? r->cap * 2 : 16;
-		void *a = realloc(r->keys, cap * sizeof(*r->keys)), *b = realloc(r->vals, cap * sizeof(*r->vals));
-		void *c = realloc(r->klens, cap * sizeof(*r->klens)), *d = realloc(r->vlens, cap * sizeof(*r->vlens));
-		if (a) r->keys = a;
-		if (b) r->vals = b;
-		if (c) r->klens = c;
-		if (d) r->vlens = d;
-		if (!a || !b || !c || !d) {
-			r->failed = true;
-			return false;
-		}
-		r->cap = cap;
-	}
-	uint8_t *k = malloc(klen), *v = NULL;
-	size_t vl = 0;
-	if (k == NULL || keyring_txn_unseal(r->t, key, klen, val, vlen, &v, &vl) != FSD_OK) {
-		free(k);
-		r->failed = true;
-		return false;
-	}
-	memcpy(k, key, klen);
-	r->keys[r->n] = k;
-	r->klens[r->n] = klen;
-	r->vals[r->n] = v;
-	r->vlens[r->n] = vl;
-	r->n++;
-	return true;
-}
-
 /*
  * The case keeps living after one of its contacts was purged: re-seal the
  * case, its other contacts and its reminder rows under a fresh key, then
@@ -172,12 +130,10 @@ rekey_case(store *s, store_txn *t, const char *case_id)
 {
 	keyring *kr = store_keyring(s);
 	struct id_set contacts = {0};
-	struct row_copy rows = {.t = t};
+	reminder_rows_copy *rows = NULL;
 	fs_record_state **keep = NULL;
 	size_t n_keep = 0;
-	char name[FSP_ID_MAX + 3];
-	uint8_t prefix[1 + FSP_ID_MAX];
-	size_t plen = strlen(case_id);
+	char name[CASEINDEX_DEK_NAME_MAX];
 	fsd_err rc = case_contacts(t, case_id, &contacts);
 
 	if (kr == NULL || rc != FSD_OK)
@@ -202,15 +158,10 @@ rekey_case(store *s, store_txn *t, const char *case_id)
 			goto out;
 		}
 	}
-	prefix[0] = (uint8_t)plen;
-	memcpy(prefix + 1, case_id, plen);
-	rc = store_kv_scan(t, &reminders_table, prefix, 1 + plen, prefix, 1 + plen, collect_row, &rows);
-	if (rc == FSD_OK && rows.failed)
-		rc = FSD_ERROR;
-	if (rc != FSD_OK)
+	if ((rc = reminder_rows_copy_case(t, case_id, &rows)) != FSD_OK)
 		goto out;
 	/* 2. the old key goes */
-	snprintf(name, sizeof(name), "c:%s", case_id);
+	caseindex_case_dek_name(case_id, name, sizeof(name));
 	if (!keyring_destroy(kr, name)) {
 		rc = FSD_ERROR;
 		goto out;
@@ -219,27 +170,13 @@ rekey_case(store *s, store_txn *t, const char *case_id)
 	for (size_t i = 0; rc == FSD_OK && i < n_keep; i++)
 		if (!keep[i]->purged)
 			rc = records_rewrite(t, keep[i]);
-	for (size_t i = 0; rc == FSD_OK && i < rows.n; i++) {
-		uint8_t *sealed = NULL;
-		size_t sl = 0;
-		rc = keyring_txn_seal(t, name, rows.keys[i], rows.klens[i], rows.vals[i], rows.vlens[i], &sealed,
-		                &sl);
-		if (rc == FSD_OK)
-			rc = store_kv_put(t, &reminders_table, rows.keys[i], rows.klens[i], sealed, sl, false);
-		free(sealed);
-	}
+	if (rc == FSD_OK)
+		rc = reminder_rows_copy_write(t, case_id, rows);
 out:
 	for (size_t i = 0; i < n_keep; i++)
 		records_free(keep[i]);
 	free(keep);
-	for (size_t i = 0; i < rows.n; i++) {
-		free(rows.keys[i]);
-		free(rows.vals[i]);
-	}
-	free(rows.keys);
-	free(rows.vals);
-	free(rows.klens);
-	free(rows.vlens);
+	reminder_rows_copy_free(&rows);
 	free(contacts.ids);
 	return rc;
 }
@@ -276,7 +213,7 @@ purge_run(store *s, const char *collection, const char *id, bool whole_case, con
 		rc = audit_append(t, actor, "purge", "case", case_id, whole_case ? "case and contacts" : "");
 		if (rc != FSD_OK)
 			goto fail;
-		snprintf(name, sizeof(name), "c:%s", case_id);
+		caseindex_case_dek_name(case_id, name, sizeof(name));
 		if (store_keyring(s) != NULL) {
 			if (!keyring_destroy(store_keyring(s), name)) {
 				rc = FSD_ERROR;
@@ -307,7 +244,7 @@ purge_run(store *s, const char *collection, const char *id, bool whole_case, con
 		rep->records += found;
 		if ((rc = audit_append(t, actor, "purge", collection, id, "")) != FSD_OK)
 			goto fail;
-		snprintf(name, sizeof(name), "r:%s/%s", collection, id);
+		caseindex_dek_name(collection, id, NULL, 0, name, sizeof(name)); /* "r:<collection>/<id>" */
 		if (store_keyring(s) != NULL) {
 			if (!keyring_destroy(store_keyring(s), name)) {
 				rc = FSD_ERROR;

@@ -1,27 +1,28 @@
 /*
- * Reminders: the deadline state of every case, kept in the same LMDB
+ * reminders: the deadline state of every case, kept in the same LMDB
  * transactions as the data that drives it, and the event feed of
- * PROTOCOL.md §6.
+ * PROTOCOL.md §6 (logic layer).
  *
  * NOTES ON THE DESIGN OF THE REMINDERS
  *
- * rules.c says, as a pure function of one case's records, which reminders
- * exist and their times (start, warning, due day, due instant, met). This
- * module stores what was last published for each reminder and turns every
- * difference into exactly one ReminderEvent.
+ * rules.c (the shared core) says, as a pure function of one case's
+ * records, which reminders exist and their times (start, warning, due day,
+ * due instant, met). This module stores what was last published for each
+ * reminder and turns every difference into exactly one ReminderEvent.
  *
- * Tables (store_kv_*; keys are bytes):
- *   case_contacts  [u8 len][case_id][contact_id] -> ""   which contacts to load
- *                  for a case; kept by reminders_note_record() for every
- *                  case_id any live sibling of a contact names.
- *   reminders      [u8 len][case_id][reminder_id] -> ReminderRow (storage.proto):
- *                  the state last emitted, the times it was computed from, and
- *                  the key of its timer.
- *   timers         [u64 BE fire_ms][reminders key] -> "": the next instant at
- *                  which a reminder's state changes with the clock alone.
- *   events         [u64 BE seq] -> packed ReminderEvent; meta "event_seq" is
- *                  the last seq, gap-free because it only moves inside the
- *                  transaction that stores the event.
+ * Where the state lives (each module documents its table):
+ *   caseindex.c      case_contacts: which contacts to load for a case; kept
+ *                    by reminders_note_record() for every case_id any live
+ *                    sibling of a contact names.
+ *   reminder_rows.c  reminders: one sealed ReminderRow per reminder (the
+ *                    state last emitted, the times it was computed from, the
+ *                    key of its timer); timers: the next instant at which a
+ *                    reminder's state changes with the clock alone; the
+ *                    per-(rule, state) counters.
+ *   events.c         events: every emitted ReminderEvent by seq, gap-free
+ *                    (meta "event_seq" only moves in the transaction that
+ *                    stores the event); the outbox (an event_batch) holds
+ *                    the ones to publish after the commit.
  *
  * Transitions, each emitted once, in the transaction that causes it:
  *   data changed     reminders_flush(): re-evaluate the noted cases; a new
@@ -45,7 +46,8 @@
 #include "fieldsync/calendar.h"
 #include "fieldsync/v1/casework.pb-c.h"
 #include "caseindex.h"
-#include "keyring.h"
+#include "events.h"
+#include "reminder_rows.h"
 #include "log.h"
 #include "metrics.h"
 #include "reminders.h"
@@ -53,16 +55,12 @@
 #include "fieldsync/rules.h"
 #include "storage.pb-c.h"
 
-#define KEY_MAX (1 + FSP_ID_MAX + RULES_ID_MAX)
+#define KEY_MAX REMINDER_KEY_MAX
 #define TICK_BATCH 1024
 #define TICK_ROUND_BATCHES 8 /* at most 8192 timers per round */
 
-const store_table reminders_table = {"reminders"};
-const store_table reminders_timers_table = {"timers"};
-const store_table reminders_events_table = {"events"};
 
 typedef Fieldsync__V1__ReminderEvent reminder_event;
-typedef Fieldsyncd__Store__ReminderRow reminder_row;
 
 struct reminders {
 	fs_tz *tz;
@@ -75,77 +73,6 @@ struct reminders {
 };
 
 /* ---- small helpers ------------------------------------------------------ */
-
-void
-event_batch_free(event_batch *b)
-{
-	if (b == NULL)
-		return;
-	for (size_t i = 0; i < b->n; i++) {
-		free(b->topics[i]);
-		free(b->data[i]);
-	}
-	free(b->topics);
-	free(b->data);
-	free(b->len);
-	free(b->label);
-	free(b);
-}
-
-static bool
-batch_add(event_batch *b, const char *topic, uint8_t *data, size_t len, uint64_t seq, int label)
-{
-	if (b->n == b->cap) {
-		size_t cap = b->cap ? b->cap * 2 : 16;
-		char **t = realloc(b->topics, cap * sizeof(*t));
-		if (t == NULL)
-			return false;
-		b->topics = t;
-		uint8_t **d = realloc(b->data, cap * sizeof(*d));
-		if (d == NULL)
-			return false;
-		b->data = d;
-		size_t *l = realloc(b->len, cap * sizeof(*l));
-		if (l == NULL)
-			return false;
-		b->len = l;
-		int *lb = realloc(b->label, cap * sizeof(*lb));
-		if (lb == NULL)
-			return false;
-		b->label = lb;
-		b->cap = cap;
-	}
-	b->topics[b->n] = strdup(topic);
-	if (b->topics[b->n] == NULL)
-		return false;
-	b->data[b->n] = data;
-	b->len[b->n] = len;
-	b->label[b->n] = label;
-	b->n++;
-	b->last_seq = seq;
-	return true;
-}
-
-static size_t
-case_prefix(uint8_t *key, const char *case_id)
-{
-	size_t l = strlen(case_id);
-	if (l > FSP_ID_MAX)
-		l = FSP_ID_MAX;
-	key[0] = (uint8_t)l;
-	memcpy(key + 1, case_id, l);
-	return 1 + l;
-}
-
-static size_t
-pair_key(uint8_t *key, const char *case_id, const char *tail)
-{
-	size_t n = case_prefix(key, case_id), l = strlen(tail);
-	if (l > KEY_MAX - n)
-		l = KEY_MAX - n;
-	memcpy(key + n, tail, l);
-	return n + l;
-}
 
 static bool
 touched_add(reminders *r, const char *case_id)
@@ -506,59 +433,14 @@ row_to_reminder(const reminder_row *row, rules_reminder *out)
 	snprintf(out->contact_person, sizeof(out->contact_person), "%s", row->contact_person);
 }
 
-static fsd_err
-timer_set(store_txn *t, const uint8_t *rkey, size_t rklen, int64_t old_fire, int64_t new_fire)
-{
-	uint8_t key[8 + KEY_MAX];
-	fsd_err rc = FSD_OK;
-	if (old_fire == new_fire)
-		return FSD_OK;
-	memcpy(key + 8, rkey, rklen);
-	if (old_fire > 0) {
-		store_put_be64(key, (uint64_t)old_fire);
-		rc = store_kv_del(t, &reminders_timers_table, key, 8 + rklen);
-		if (rc == FSD_NOTFOUND)
-			rc = FSD_OK;
-	}
-	if (rc == FSD_OK && new_fire > 0) {
-		store_put_be64(key, (uint64_t)new_fire);
-		rc = store_kv_put(t, &reminders_timers_table, key, 8 + rklen, "", 0, false);
-	}
-	return rc;
-}
-
-/* How many reminders are in each (rule, state), for /metrics: counters in
- * meta, moved in the transaction that moves the reminder. */
-static fsd_err
-count_state(store_txn *t, uint32_t rule, uint32_t state, int delta)
-{
-	char name[32];
-	if (rule >= RULE_COUNT || state > FIELDSYNC__V1__REMINDER_EVENT__STATE__CANCELLED)
-		return FSD_OK;
-	snprintf(name, sizeof(name), "rem:%u:%u", rule, state);
-	return store_meta_set_u64(t, name, store_meta_u64(t, name) + (uint64_t)(int64_t)delta);
-}
-
-uint64_t
-reminders_count(store_txn *t, int rule, int state)
-{
-	char name[32];
-	snprintf(name, sizeof(name), "rem:%d:%d", rule, state);
-	return store_meta_u64(t, name);
-}
-
 /* Stores one event with the next seq and queues it for publishing. */
 static fsd_err
 emit(reminders *r, store_txn *t, reminder_row *row, uint32_t state, int64_t now_ms)
 {
 	reminder_event ev;
-	uint8_t seqb[8];
-	char topic[160];
-	uint64_t seq = store_meta_u64(t, "event_seq") + 1;
 	fsd_err rc;
 
 	fieldsync__v1__reminder_event__init(&ev);
-	ev.seq = seq;
 	ev.reminder_id = row->reminder_id;
 	ev.rule = (char *)rule_name((rule_id)row->rule);
 	ev.state = (reminder_state)state;
@@ -567,70 +449,16 @@ emit(reminders *r, store_txn *t, reminder_row *row, uint32_t state, int64_t now_
 	ev.contact_person = row->contact_person;
 	ev.due_at_ms = row->due_at_ms;
 	ev.emitted_at_ms = now_ms;
-	size_t len = fieldsync__v1__reminder_event__get_packed_size(&ev);
-	uint8_t *buf = malloc(len ? len : 1);
-	if (buf == NULL)
-		return FSD_ERROR;
-	fieldsync__v1__reminder_event__pack(&ev, buf);
-	store_put_be64(seqb, seq);
-	if ((rc = store_kv_put(t, &reminders_events_table, seqb, 8, buf, len, true)) != FSD_OK ||
-	    (rc = store_meta_set_u64(t, "event_seq", seq)) != FSD_OK) {
-		free(buf);
+	/* r NULL: another process (purge); the daemon publishes it from the store */
+	if ((rc = events_append(t, &ev, (int)metrics_rule_state((int)row->rule, (int)state),
+	                        r != NULL ? &r->out : NULL)) != FSD_OK)
 		return rc;
-	}
-	snprintf(topic, sizeof(topic), "reminder/%s/%s", ev.rule, row->scope);
-	if (r == NULL) /* another process (purge): the daemon publishes it from the store */
-		free(buf);
-	else if (!batch_add(&r->out, topic, buf, len, seq,
-	                    metrics_rule_state((int)row->rule, (int)state))) {
-		free(buf);
-		return FSD_ERROR;
-	}
-	if ((rc = count_state(t, row->rule, row->state, -1)) != FSD_OK ||
-	    (rc = count_state(t, row->rule, state, +1)) != FSD_OK)
+	if ((rc = reminder_rows_count_add(t, row->rule, row->state, -1)) != FSD_OK ||
+	    (rc = reminder_rows_count_add(t, row->rule, state, +1)) != FSD_OK)
 		return rc;
 	row->state = state;
-	row->last_seq = seq;
+	row->last_seq = ev.seq;
 	return FSD_OK;
-}
-
-/* Reminder rows are sealed with their case's data key (a purge destroys
- * them with the case); the AAD is the row's key. */
-static fsd_err
-row_put(store_txn *t, const uint8_t *key, size_t klen, const reminder_row *row)
-{
-	size_t len = fieldsyncd__store__reminder_row__get_packed_size(row), sl = 0;
-	uint8_t *buf = malloc(len ? len : 1), *sealed = NULL;
-	char name[FSP_ID_MAX + 3];
-	fsd_err rc = FSD_ERROR;
-	if (buf == NULL)
-		return FSD_ERROR;
-	fieldsyncd__store__reminder_row__pack(row, buf);
-	snprintf(name, sizeof(name), "c:%s", row->case_id);
-	rc = keyring_txn_seal(t, name, key, klen, buf, len, &sealed, &sl);
-	if (rc == FSD_OK)
-		rc = store_kv_put(t, &reminders_table, key, klen, sealed, sl, false);
-	free(sealed);
-	free(buf);
-	return rc;
-}
-
-static reminder_row *
-row_get(store_txn *t, const uint8_t *key, size_t klen, fsd_err *rc)
-{
-	const void *v;
-	size_t vl, pl = 0;
-	uint8_t *plain = NULL;
-	*rc = store_kv_get(t, &reminders_table, key, klen, &v, &vl);
-	if (*rc != FSD_OK)
-		return NULL;
-	if ((*rc = keyring_txn_unseal(t, key, klen, v, vl, &plain, &pl)) != FSD_OK)
-		return NULL;
-	reminder_row *row = fieldsyncd__store__reminder_row__unpack(NULL, pl, plain);
-	free(plain);
-	if (row == NULL)
-		*rc = FSD_CORRUPT;
-	return row;
 }
 
 /*
@@ -653,9 +481,9 @@ reconcile(reminders *r, store_txn *t, const char *case_id, const char *scope,
 		row.next_fire_ms = 0;
 		rc = emit(r, t, &row, FIELDSYNC__V1__REMINDER_EVENT__STATE__CANCELLED, now_ms);
 		if (rc == FSD_OK)
-			rc = timer_set(t, key, klen, old_fire, 0);
+			rc = reminder_rows_timer_set(t, key, klen, old_fire, 0);
 		if (rc == FSD_OK)
-			rc = row_put(t, key, klen, &row);
+			rc = reminder_rows_put(t, key, klen, &row);
 		return rc;
 	}
 
@@ -680,12 +508,12 @@ reconcile(reminders *r, store_txn *t, const char *case_id, const char *scope,
 	if (changed)
 		rc = emit(r, t, &row, want, now_ms);
 	if (rc == FSD_OK)
-		rc = timer_set(t, key, klen, old_fire, row.next_fire_ms);
+		rc = reminder_rows_timer_set(t, key, klen, old_fire, row.next_fire_ms);
 	if (rc == FSD_OK && (changed || old->next_fire_ms != row.next_fire_ms ||
 	                       old->met != row.met || old->warning_at_ms != row.warning_at_ms ||
 	                       old->due_day_ms != row.due_day_ms ||
 	                       strcmp(old->contact_person, row.contact_person) != 0))
-		rc = row_put(t, key, klen, &row);
+		rc = reminder_rows_put(t, key, klen, &row);
 	return rc;
 }
 
@@ -738,7 +566,7 @@ unimplied_rows(store_txn *t, const char *case_id, const uint8_t *prefix, size_t 
 	for (size_t i = 0; i < out->n; i++) {
 		bool implied = false;
 		for (size_t k = 0; k < n && !implied; k++) {
-			size_t kl = pair_key(key, case_id, rems[k].reminder_id);
+			size_t kl = reminder_rows_key(key, case_id, rems[k].reminder_id);
 			implied = kl == out->klens[i] && memcmp(key, out->keys[i], kl) == 0;
 		}
 		if (implied) {
@@ -761,7 +589,7 @@ evaluate_case(reminders *r, store_txn *t, const char *case_id, int64_t now_ms)
 	rules_reminder *rems = NULL;
 	size_t n = 0;
 	uint8_t prefix[KEY_MAX], key[KEY_MAX];
-	size_t plen = case_prefix(prefix, case_id);
+	size_t plen = reminder_rows_prefix(prefix, case_id);
 	fsd_err rc = implied_reminders(r, t, case_id, &cd, &rems, &n);
 
 	if (rc != FSD_OK)
@@ -770,9 +598,9 @@ evaluate_case(reminders *r, store_txn *t, const char *case_id, int64_t now_ms)
 
 	/* What the data implies now. */
 	for (size_t i = 0; rc == FSD_OK && i < n; i++) {
-		size_t kl = pair_key(key, case_id, rems[i].reminder_id);
+		size_t kl = reminder_rows_key(key, case_id, rems[i].reminder_id);
 		fsd_err grc;
-		reminder_row *old = row_get(t, key, kl, &grc);
+		reminder_row *old = reminder_rows_get(t, key, kl, &grc);
 		if (grc != FSD_OK && grc != FSD_NOTFOUND) {
 			rc = grc;
 			break;
@@ -788,7 +616,7 @@ evaluate_case(reminders *r, store_txn *t, const char *case_id, int64_t now_ms)
 	rc = unimplied_rows(t, case_id, prefix, plen, rems, n, &existing);
 	for (size_t i = 0; rc == FSD_OK && i < existing.n; i++) {
 		fsd_err grc;
-		reminder_row *old = row_get(t, existing.keys[i], existing.klens[i], &grc);
+		reminder_row *old = reminder_rows_get(t, existing.keys[i], existing.klens[i], &grc);
 		if (old == NULL) {
 			rc = grc;
 			break;
@@ -809,20 +637,20 @@ reminders_erase_case(store_txn *t, const char *case_id, int64_t now_ms, size_t *
 {
 	struct key_list rows = {0};
 	uint8_t prefix[KEY_MAX];
-	size_t plen = case_prefix(prefix, case_id);
+	size_t plen = reminder_rows_prefix(prefix, case_id);
 	fsd_err rc = store_kv_scan(t, &reminders_table, prefix, plen, prefix, plen, collect_key, &rows);
 	if (rc == FSD_OK && rows.oom)
 		rc = FSD_ERROR;
 	*n_erased = 0;
 	for (size_t i = 0; rc == FSD_OK && i < rows.n; i++) {
 		fsd_err grc;
-		reminder_row *row = row_get(t, rows.keys[i], rows.klens[i], &grc);
+		reminder_row *row = reminder_rows_get(t, rows.keys[i], rows.klens[i], &grc);
 		if (row != NULL && row_is_active(row->state))
 			rc = emit(NULL, t, row, FIELDSYNC__V1__REMINDER_EVENT__STATE__CANCELLED, now_ms);
 		if (row != NULL && rc == FSD_OK)
-			rc = timer_set(t, rows.keys[i], rows.klens[i], row->next_fire_ms, 0);
+			rc = reminder_rows_timer_set(t, rows.keys[i], rows.klens[i], row->next_fire_ms, 0);
 		if (row != NULL && rc == FSD_OK)
-			rc = count_state(t, row->rule, row->state, -1);
+			rc = reminder_rows_count_add(t, row->rule, row->state, -1);
 		if (row != NULL)
 			fieldsyncd__store__reminder_row__free_unpacked(row, NULL);
 		if (rc == FSD_OK)
@@ -876,7 +704,7 @@ reminders_tick(reminders *r, store_txn *t, int64_t now_ms)
 			rc = store_kv_del(t, &reminders_timers_table, due.keys.keys[i], due.keys.klens[i]);
 			if (rc != FSD_OK)
 				break;
-			reminder_row *row = row_get(t, rkey, rklen, &grc);
+			reminder_row *row = reminder_rows_get(t, rkey, rklen, &grc);
 			if (row == NULL) {
 				rc = grc == FSD_NOTFOUND ? FSD_OK : grc; /* stale timer */
 				continue;
@@ -888,9 +716,9 @@ reminders_tick(reminders *r, store_txn *t, int64_t now_ms)
 			if (want != row->state && row_is_active(row->state))
 				rc = emit(r, t, row, want, now_ms);
 			if (rc == FSD_OK && row->next_fire_ms > 0)
-				rc = timer_set(t, rkey, rklen, 0, row->next_fire_ms);
+				rc = reminder_rows_timer_set(t, rkey, rklen, 0, row->next_fire_ms);
 			if (rc == FSD_OK)
-				rc = row_put(t, rkey, rklen, row);
+				rc = reminder_rows_put(t, rkey, rklen, row);
 			fieldsyncd__store__reminder_row__free_unpacked(row, NULL);
 		}
 		key_list_free(&due.keys);
@@ -930,11 +758,7 @@ reminders_mark(const reminders *r)
 void
 reminders_rollback(reminders *r, size_t mark)
 {
-	while (r->out.n > mark) {
-		r->out.n--;
-		free(r->out.topics[r->out.n]);
-		free(r->out.data[r->out.n]);
-	}
+	events_batch_truncate(&r->out, mark);
 	touched_clear(r);
 }
 
@@ -951,149 +775,6 @@ reminders_take(reminders *r)
 	return b;
 }
 
-struct replay_page {
-	const peer_auth *peer; /* NULL: every scope (republishing) */
-	size_t examined;
-	reminder_event **events;
-	size_t n, cap, bytes, budget;
-	uint64_t last;
-	bool more;
-	bool raw; /* collect packed bytes (republish) instead of unpacked events */
-	event_batch *batch;
-};
-
-static bool
-take_event(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
-{
-	struct replay_page *pg = arg;
-	if (klen != 8)
-		return true;
-	if (pg->n == pg->cap || (pg->n > 0 && pg->bytes + vlen > pg->budget)) {
-		pg->more = true;
-		return false;
-	}
-	if (pg->examined++ >= 20000) { /* a bounded scan per page, like the feed */
-		pg->more = true;
-		return false;
-	}
-	reminder_event *ev = fieldsync__v1__reminder_event__unpack(NULL, vlen, val);
-	if (ev == NULL)
-		return true; /* cannot happen: we packed it; skip rather than stall the feed */
-	pg->last = store_get_be64(key);
-	if (pg->peer != NULL && !peer_may(pg->peer, ev->scope)) { /* not this peer's */
-		fieldsync__v1__reminder_event__free_unpacked(ev, NULL);
-		return true;
-	}
-	if (pg->raw) {
-		char topic[160];
-		uint8_t *copy = malloc(vlen ? vlen : 1);
-		rule_id rid;
-		int label = rule_parse(ev->rule, &rid) ? (int)metrics_rule_state((int)rid, (int)ev->state) : -1;
-		snprintf(topic, sizeof(topic), "reminder/%s/%s", ev->rule, ev->scope);
-		fieldsync__v1__reminder_event__free_unpacked(ev, NULL);
-		if (copy == NULL)
-			return false;
-		memcpy(copy, val, vlen);
-		if (!batch_add(pg->batch, topic, copy, vlen, pg->last, label)) {
-			free(copy);
-			return false;
-		}
-		pg->n++;
-	} else {
-		pg->events[pg->n++] = ev;
-	}
-	pg->bytes += vlen + 8;
-	return true;
-}
-
-event_batch *
-reminders_events_after(store_txn *t, uint64_t after)
-{
-	uint64_t to = store_meta_u64(t, "event_seq");
-	uint8_t seqb[8];
-	if (to <= after)
-		return NULL;
-	event_batch *b = calloc(1, sizeof(*b));
-	if (b == NULL)
-		return NULL;
-	struct replay_page pg = {.cap = 100000, .budget = SIZE_MAX, .raw = true, .batch = b};
-	store_put_be64(seqb, after + 1);
-	store_kv_scan(t, &reminders_events_table, seqb, 8, NULL, 0, take_event, &pg);
-	if (b->n == 0) {
-		event_batch_free(b);
-		return NULL;
-	}
-	return b;
-}
-
-event_batch *
-reminders_unpublished(reminders *r, store_txn *t)
-{
-	(void)r;
-	return reminders_events_after(t, store_meta_u64(t, "published_seq"));
-}
-
-fsd_err
-reminders_set_published(reminders *r, store_txn *t, uint64_t seq)
-{
-	(void)r;
-	if (seq <= store_meta_u64(t, "published_seq"))
-		return FSD_OK;
-	return store_meta_set_u64(t, "published_seq", seq);
-}
-
-#define REPLAY_DEFAULT_LIMIT 500
-#define REPLAY_MAX_LIMIT 1000
-
-fsd_err
-reminders_replay(store *s, const config *c, const peer_auth *peer,
-                 const Fieldsync__V1__ReplayRequest *req, Fieldsync__V1__ReplayReply *out)
-{
-	struct replay_page pg = {.peer = peer};
-	store_txn *t = NULL;
-	uint8_t seqb[8];
-	fsd_err rc;
-
-	fieldsync__v1__replay_reply__init(out);
-	pg.cap = req->limit == 0 ? REPLAY_DEFAULT_LIMIT : req->limit;
-	if (pg.cap > REPLAY_MAX_LIMIT)
-		pg.cap = REPLAY_MAX_LIMIT;
-	pg.budget = c->max_message_bytes / 2;
-	pg.last = req->since_seq;
-	pg.events = calloc(pg.cap, sizeof(*pg.events));
-	if (pg.events == NULL)
-		return FSD_ERROR;
-	if ((rc = store_read_begin(s, &t)) != FSD_OK)
-		goto out;
-	if (req->since_seq < UINT64_MAX) {
-		store_put_be64(seqb, req->since_seq + 1);
-		rc = store_kv_scan(t, &reminders_events_table, seqb, 8, NULL, 0, take_event, &pg);
-	}
-	store_read_end(&t);
-	if (rc != FSD_OK)
-		goto out;
-	out->events = pg.events;
-	out->n_events = pg.n;
-	out->last_seq = pg.last;
-	out->more = pg.more;
-	return FSD_OK;
-out:
-	for (size_t i = 0; i < pg.n; i++)
-		fieldsync__v1__reminder_event__free_unpacked(pg.events[i], NULL);
-	free(pg.events);
-	return rc;
-}
-
-void
-reminders_replay_free(Fieldsync__V1__ReplayReply *r)
-{
-	for (size_t i = 0; i < r->n_events; i++)
-		fieldsync__v1__reminder_event__free_unpacked(r->events[i], NULL);
-	free(r->events);
-	r->events = NULL;
-	r->n_events = 0;
-}
-
 /* ---- verification (backup.c's `verify`) ---------------------------------- */
 
 fsd_err
@@ -1105,16 +786,16 @@ reminders_verify_case(reminders *r, store_txn *t, const char *case_id, reminders
 	rules_reminder *rems = NULL;
 	size_t n = 0;
 	uint8_t prefix[KEY_MAX], key[KEY_MAX];
-	size_t plen = case_prefix(prefix, case_id);
+	size_t plen = reminder_rows_prefix(prefix, case_id);
 	fsd_err rc = implied_reminders(r, t, case_id, &cd, &rems, &n);
 
 	if (rc != FSD_OK)
 		goto out;
 	/* Every reminder the data implies has a row; an active one has its due time. */
 	for (size_t i = 0; rc == FSD_OK && i < n; i++) {
-		size_t kl = pair_key(key, case_id, rems[i].reminder_id);
+		size_t kl = reminder_rows_key(key, case_id, rems[i].reminder_id);
 		fsd_err grc;
-		reminder_row *row = row_get(t, key, kl, &grc);
+		reminder_row *row = reminder_rows_get(t, key, kl, &grc);
 		(*n_checked)++;
 		if (row == NULL) {
 			if (grc == FSD_NOTFOUND)
@@ -1141,7 +822,7 @@ reminders_verify_case(reminders *r, store_txn *t, const char *case_id, reminders
 		rid[idl] = '\0';
 		(*n_checked)++;
 		fsd_err grc;
-		reminder_row *row = row_get(t, existing.keys[i], existing.klens[i], &grc);
+		reminder_row *row = reminder_rows_get(t, existing.keys[i], existing.klens[i], &grc);
 		if (row == NULL) {
 			if (grc == FSD_CORRUPT || grc == FSD_NOTFOUND)
 				fn(arg, case_id, rid, "its row does not decode");

@@ -15,29 +15,16 @@
 
 #include "config.h"
 #include "err.h"
+#include "events.h"
+#include "reminder_rows.h"
 #include "peer.h"
 #include "records.h"
 #include "store.h"
 #include "fieldsync/v1/sync.pb-c.h"
 
-extern const store_table reminders_table;        /* reminders */
-extern const store_table reminders_timers_table; /* timers */
-extern const store_table reminders_events_table; /* events */
-
 
 typedef struct reminders reminders;
 
-/* Events committed and ready to publish: topic + packed ReminderEvent each. */
-typedef struct event_batch {
-	size_t n, cap;
-	char **topics;
-	uint8_t **data;
-	size_t *len;
-	int *label; /* metrics_rule_state(rule, state) of each, for the metric */
-	uint64_t last_seq;
-} event_batch;
-
-void event_batch_free(event_batch *b);
 
 /* Loads the time zone and the rule table; NULL with a sentence in err. */
 reminders *reminders_new(const config *c, char *err, size_t errlen);
@@ -68,8 +55,6 @@ fsd_err reminders_erase_case(store_txn *t, const char *case_id, int64_t now_ms,
 /* Fires the timers due at now_ms, at most 8192 in one call (transactions
  * stay small; the writer comes back at once while any is due). */
 fsd_err reminders_tick(reminders *r, store_txn *t, int64_t now_ms);
-/* How many reminders of rule are in state now (for /metrics). */
-uint64_t reminders_count(store_txn *t, int rule, int state);
 /* The earliest timer, 0 when none. */
 int64_t reminders_next_fire(reminders *r, store_txn *t);
 
@@ -79,19 +64,6 @@ size_t reminders_mark(const reminders *r);
 void reminders_rollback(reminders *r, size_t mark);
 /* Hands over the outbox (NULL when empty); the caller frees it. */
 event_batch *reminders_take(reminders *r);
-/* Stored events after seq `after` (e.g. written by another process). */
-event_batch *reminders_events_after(store_txn *t, uint64_t after);
-/* Events after published_seq that a crash may have kept from subscribers. */
-event_batch *reminders_unpublished(reminders *r, store_txn *t);
-/* Records (lazily, in t) that everything up to seq was handed to the publisher. */
-fsd_err reminders_set_published(reminders *r, store_txn *t, uint64_t seq);
-
-/* Answers a ReplayRequest for peer: FSD_OK with *out filled; its events are
- * the caller's (reminders_replay_free). */
-fsd_err reminders_replay(store *s, const config *c, const peer_auth *peer,
-                         const Fieldsync__V1__ReplayRequest *req,
-                         Fieldsync__V1__ReplayReply *out);
-void reminders_replay_free(Fieldsync__V1__ReplayReply *r);
 
 
 /* reminders.c, for verify: re-runs the rules on case_id (loaded as the

@@ -1,6 +1,5 @@
 /*
- * schema: the daemon's store with all its tables (logic layer: it names
- * tables of every layer up to the reminders).
+ * schema: the daemon's store with all its tables (data layer).
  *
  * Each table is declared by the module that owns its layout; schema.c only
  * lists them, in the order older builds created them. Admin commands and

@@ -23,6 +23,7 @@
 
 #include "actor.h"
 #include "clock.h"
+#include "events.h"
 #include "feed.h"
 #include "log.h"
 #include "metrics.h"
@@ -208,10 +209,11 @@ handle_replay(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, const peer_
 	atomic_fetch_add(&g_stats.replays, 1);
 	metrics_inc(METRIC_REPLAYS_TOTAL, 0, 1);
 	Fieldsync__V1__ReplayReply reply;
-	fsd_err rc = reminders_replay(tp->s, tp->c, peer, req->replay, &reply);
+	fsd_err rc = events_replay(tp->s, tp->c->max_message_bytes / 2, peer_may_cb, peer,
+	                           req->replay, &reply);
 	if (rc == FSD_OK) {
 		rc = wire_replay_reply(req->request_id, &reply, &buf, &len);
-		reminders_replay_free(&reply);
+		events_replay_free(&reply);
 	}
 	if (rc != FSD_OK)
 		send_error(tp, rid, rid_len, req->request_id, FIELDSYNC__V1__ERROR__CODE__UNAVAILABLE,

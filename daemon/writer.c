@@ -129,7 +129,7 @@ publish(writer *w)
 static void
 publish_external(writer *w, store_txn *t)
 {
-	event_batch *b = reminders_events_after(t, w->handed_seq);
+	event_batch *b = events_after(t, w->handed_seq);
 	if (b == NULL)
 		return;
 	uint64_t last = b->last_seq;
@@ -155,7 +155,7 @@ writer_round(writer *w, push_job **jobs, size_t n)
 		if (rc == FSD_OK)
 			publish_external(w, t);
 		if (rc == FSD_OK)
-			rc = reminders_set_published(w->rem, t, w->handed_seq);
+			rc = events_set_published(t, w->handed_seq);
 		for (size_t i = 0; rc == FSD_OK && i < n; i++)
 			rc = apply_job(w, t, jobs[i]);
 		if (rc == FSD_OK)
@@ -165,7 +165,7 @@ writer_round(writer *w, push_job **jobs, size_t n)
 		int64_t counts[METRIC_RULES][METRIC_STATES];
 		for (int r = 0; rc == FSD_OK && r < METRIC_RULES; r++)
 			for (int st = 0; st < METRIC_STATES; st++)
-				counts[r][st] = (int64_t)reminders_count(t, r, st);
+				counts[r][st] = (int64_t)reminder_rows_count(t, r, st);
 		if (rc == FSD_OK)
 			rc = store_commit(&t);
 		else
@@ -222,7 +222,7 @@ writer_recover(writer *w)
 	store_txn *t = NULL;
 	if (store_read_begin(w->s, &t) != FSD_OK)
 		return;
-	event_batch *b = reminders_unpublished(w->rem, t);
+	event_batch *b = events_unpublished(t);
 	w->handed_seq = store_meta_u64(t, "event_seq");
 	store_read_end(&t);
 	if (b != NULL) {
