@@ -765,8 +765,8 @@ open_keyring(const char *dir, const char *key_file, bool *needed)
 	*needed = stat(keys_dir, &st) == 0;
 	if (!*needed && (key_file == NULL || key_file[0] == '\0') && (env == NULL || env[0] == '\0'))
 		return NULL; /* a plaintext (--dev) store */
-	keyring *k = keyring_open(dir, key_file, env, err, sizeof(err));
-	if (k == NULL)
+	keyring *k = NULL;
+	if (keyring_open(dir, key_file, env, &k, err, sizeof(err)) != FSD_OK)
 		fprintf(stderr, "fieldsyncd: %s\n", err);
 	return k;
 }
@@ -826,7 +826,7 @@ cmd_rotate(const admin_cmd *c, const admin_args *a)
 			fprintf(stderr, "fieldsyncd: this store holds no encrypted data\n");
 		return EXIT_FAIL;
 	}
-	bool ok = keyring_rewrap_all(k, &n, err, sizeof(err));
+	bool ok = keyring_rewrap_all(k, &n, err, sizeof(err)) == FSD_OK;
 	const char *id = keyring_current_id(k);
 	char idc[80];
 	snprintf(idc, sizeof(idc), "%s", id);

@@ -307,8 +307,8 @@ backup_cmd_backup(const struct admin_cmd *c, const struct admin_args *a)
 	/* the key must open the key store, or the backup is unreadable; a plaintext
 	 * store has none (and keyring_open would make an empty one) */
 	if (key_file != NULL && file_exists(keys_dir)) {
-		keyring *k = keyring_open(dir, key_file, NULL, err, sizeof(err));
-		if (k == NULL) {
+		keyring *k = NULL;
+		if (keyring_open(dir, key_file, NULL, &k, err, sizeof(err)) != FSD_OK) {
 			fprintf(stderr, "fieldsyncd backup: %s\n", err);
 			return EXIT_FAIL;
 		}
@@ -461,16 +461,16 @@ check_payloads(struct verify *v, keyring *k, const fs_record_state *rs, const ch
 				continue;
 			}
 			size_t ol = 0;
-			int r = keyring_open_value(k, aad, (size_t)al, p, pl, &plain, &ol);
-			if (r == KEYRING_NO_KEY) {
+			fsd_err r = keyring_open_value(k, aad, (size_t)al, p, pl, &plain, &ol);
+			if (r == FSD_NOKEY) {
 				problem(v, "record %s: %s", name, "a payload's data key is gone");
 				continue;
 			}
-			if (r != KEYRING_OPENED && r != KEYRING_PLAIN) {
+			if (r != FSD_OK) {
 				problem(v, "record %s: %s", name, "a sealed payload does not verify");
 				continue;
 			}
-			if (r == KEYRING_OPENED) {
+			if (plain != NULL) {
 				p = plain;
 				pl = ol;
 			}
@@ -743,7 +743,7 @@ verify_run(const char *dir, const char *key_file, const char *rules, const char 
 	snprintf(path, sizeof(path), "%s/keys", dir);
 	encrypted = file_exists(path);
 	if (have_key) {
-		if ((k = keyring_open(dir, key_file, env_key, err, sizeof(err))) == NULL) {
+		if (keyring_open(dir, key_file, env_key, &k, err, sizeof(err)) != FSD_OK) {
 			fprintf(stderr, "fieldsyncd verify: %s\n", err);
 			return EXIT_FAIL;
 		}

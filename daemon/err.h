@@ -17,6 +17,7 @@
 typedef enum fsd_err {
 	FSD_OK = 0,
 	FSD_NOTFOUND,  /* no such record, key, device or entry */
+	FSD_EXISTS,    /* already there (and kept as it was) */
 	FSD_FULL,      /* the LMDB map is full: grow it and retry */
 	FSD_NOSPACE,   /* the disk refused a write (full, quota, I/O): BUSY */
 	FSD_CORRUPT,   /* stored bytes do not decode */

@@ -2,8 +2,8 @@
  * keyring: encryption at rest: master keys, data keys (DEKs) and sealed
  * values (storage layer). See keyring.c's design note for the format.
  *
- * The keyring keeps its DEKs in an LMDB environment of its own,
- * DATA_DIR/keys (one unnamed table, as it always had). Any thread: every
+ * The keyring keeps its DEKs in a store of its own, DATA_DIR/keys (a
+ * STORE_PLAIN environment: its unnamed table alone, as it always had). Any thread: every
  * seal or open unwraps its DEK in a short transaction of its own, so a DEK
  * destroyed by another process is gone at once. Master keys are operator
  * input: keyring_open() and keyring_rewrap_all() say why they failed in a
@@ -26,27 +26,25 @@ extern const store_table keyring_table;
 typedef struct keyring keyring;
 
 /* Loads the master keys (file first, else env text) and opens DATA_DIR/keys.
- * NULL with a sentence in err. */
-keyring *keyring_open(const char *data_dir, const char *key_file, const char *key_env,
-                      char *err, size_t errlen);
+ * FSD_OK with *out, or an error with a sentence for the operator in err. */
+fsd_err keyring_open(const char *data_dir, const char *key_file, const char *key_env,
+                     keyring **out, char *err, size_t errlen);
 void keyring_close(keyring **k);
 const char *keyring_current_id(const keyring *k);
 /* Seals in[0..len) with DEK `name` (made when absent); *out malloc'd. */
-bool keyring_seal(keyring *k, const char *name, const void *aad, size_t aad_len,
-                  const uint8_t *in, size_t len, uint8_t **out, size_t *out_len);
+fsd_err keyring_seal(keyring *k, const char *name, const void *aad, size_t aad_len,
+                     const uint8_t *in, size_t len, uint8_t **out, size_t *out_len);
 bool keyring_is_sealed(const uint8_t *in, size_t len);
-enum { KEYRING_PLAIN = 0, KEYRING_OPENED, KEYRING_NO_KEY, KEYRING_BAD };
-/* Opens a sealed value (*out malloc'd, or NULL for an empty one). Returns
- * KEYRING_PLAIN for a value that is not sealed (*out NULL: use it as is),
- * KEYRING_NO_KEY when its DEK is gone (purged) or k is NULL, KEYRING_BAD
- * when it does not verify. */
-int keyring_open_value(keyring *k, const void *aad, size_t aad_len, const uint8_t *in,
-                       size_t len, uint8_t **out, size_t *out_len);
-/* Destroys DEK `name` (crypto-shredding). */
-bool keyring_destroy(keyring *k, const char *name);
-/* Rewraps every DEK with the current master key. */
-bool keyring_rewrap_all(keyring *k, size_t *n_rewrapped, char *err, size_t errlen);
-
+/* Opens a value. FSD_OK: *out is the opened value (malloc'd, never NULL,
+ * *out_len may be 0), or *out is NULL when the value is not sealed (use it
+ * as it is). FSD_NOKEY when its DEK is gone (purged) or k is NULL,
+ * FSD_CORRUPT when it does not verify. */
+fsd_err keyring_open_value(keyring *k, const void *aad, size_t aad_len, const uint8_t *in,
+                           size_t len, uint8_t **out, size_t *out_len);
+/* Destroys DEK `name` (crypto-shredding); FSD_OK when it was not there. */
+fsd_err keyring_destroy(keyring *k, const char *name);
+/* Rewraps every DEK with the current master key; a sentence in err. */
+fsd_err keyring_rewrap_all(keyring *k, size_t *n_rewrapped, char *err, size_t errlen);
 
 /* Seals/opens an opaque value (reminder rows) with DEK `name`, using the
  * keyring of t's store; without one both copy. *out malloc'd. Unseal says

@@ -80,8 +80,7 @@ main(int argc, char **argv)
 	keyring *kr = NULL;
 	const char *env_key = getenv("FIELDSYNC_MASTER_KEY");
 	if (c.master_key_file[0] != '\0' || (env_key != NULL && env_key[0] != '\0') || !c.dev) {
-		kr = keyring_open(c.data_dir, c.master_key_file, env_key, err, sizeof(err));
-		if (kr == NULL) {
+		if (keyring_open(c.data_dir, c.master_key_file, env_key, &kr, err, sizeof(err)) != FSD_OK) {
 			log_event(LOG_ERROR, "cannot load the master key", LS("error", err), NULL);
 			fprintf(stderr, "fieldsyncd: %s\n", err);
 			reminders_free(&rem);

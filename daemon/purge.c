@@ -162,10 +162,8 @@ rekey_case(store *s, store_txn *t, const char *case_id)
 		goto out;
 	/* 2. the old key goes */
 	caseindex_case_dek_name(case_id, name, sizeof(name));
-	if (!keyring_destroy(kr, name)) {
-		rc = FSD_ERROR;
+	if ((rc = keyring_destroy(kr, name)) != FSD_OK)
 		goto out;
-	}
 	/* 3. everything comes back sealed under a fresh one */
 	for (size_t i = 0; rc == FSD_OK && i < n_keep; i++)
 		if (!keep[i]->purged)
@@ -215,10 +213,8 @@ purge_run(store *s, const char *collection, const char *id, bool whole_case, con
 			goto fail;
 		caseindex_case_dek_name(case_id, name, sizeof(name));
 		if (store_keyring(s) != NULL) {
-			if (!keyring_destroy(store_keyring(s), name)) {
-				rc = FSD_ERROR;
+			if ((rc = keyring_destroy(store_keyring(s), name)) != FSD_OK)
 				goto fail;
-			}
 			rep->keys_destroyed++;
 		}
 	} else if (strcmp(collection, "contact") == 0) {
@@ -246,10 +242,8 @@ purge_run(store *s, const char *collection, const char *id, bool whole_case, con
 			goto fail;
 		caseindex_dek_name(collection, id, NULL, 0, name, sizeof(name)); /* "r:<collection>/<id>" */
 		if (store_keyring(s) != NULL) {
-			if (!keyring_destroy(store_keyring(s), name)) {
-				rc = FSD_ERROR;
+			if ((rc = keyring_destroy(store_keyring(s), name)) != FSD_OK)
 				goto fail;
-			}
 			rep->keys_destroyed++;
 		}
 	}

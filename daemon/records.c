@@ -49,11 +49,11 @@ open_payloads(struct keyring *kr, fs_record_state *rs)
 		ProtobufCBinaryData *p = &rs->siblings[i]->payload;
 		uint8_t *plain = NULL;
 		size_t pl = 0;
-		int r = keyring_open_value(kr, aad, al, p->data, p->len, &plain, &pl);
-		if (r == KEYRING_PLAIN)
-			continue;
-		if (r != KEYRING_OPENED) {
-			log_event(LOG_ERROR, r == KEYRING_NO_KEY ? "a value's data key is gone (purged?)"
+		fsd_err r = keyring_open_value(kr, aad, al, p->data, p->len, &plain, &pl);
+		if (r == FSD_OK && plain == NULL)
+			continue; /* not sealed */
+		if (r != FSD_OK) {
+			log_event(LOG_ERROR, r == FSD_NOKEY ? "a value's data key is gone (purged?)"
 			                                         : "a sealed value does not verify",
 			          LS("collection", rs->collection), LS("id", rs->id), NULL);
 			return FSD_CORRUPT;
@@ -143,11 +143,9 @@ record_write(store_txn *t, const fs_record_state *rs, uint64_t old_seq, bool fee
 				continue;
 			caseindex_dek_name(rs->collection, rs->id, r->payload.data, r->payload.len, name,
 			                 sizeof(name));
-			if (!keyring_seal(kr, name, aad, al, r->payload.data, r->payload.len,
-			                  &copies[i].payload.data, &copies[i].payload.len)) {
-				src = FSD_ERROR;
+			if ((src = keyring_seal(kr, name, aad, al, r->payload.data, r->payload.len,
+			                        &copies[i].payload.data, &copies[i].payload.len)) != FSD_OK)
 				goto out;
-			}
 		}
 		rs = &sealed_rs;
 	}

@@ -22,5 +22,5 @@ store_open(const char *dir, uint64_t map_size, uint64_t map_size_max)
 		&registry_names_table, &keyring_table,       &records_former_scopes_table,
 		&audit_table,        NULL,
 	};
-	return store_open_with(dir, map_size, map_size_max, tables);
+	return store_open_with(dir, map_size, map_size_max, tables, 0);
 }

@@ -63,6 +63,7 @@ struct store {
 	struct keyring *kr; /* NULL: values are stored as they are (--dev without a key) */
 	MDB_env *env;
 	MDB_dbi meta;
+	bool plain; /* STORE_PLAIN: no meta table */
 	size_t n_tables;
 	const store_table *table[STORE_TABLES_MAX];
 	MDB_dbi dbi[STORE_TABLES_MAX];
@@ -210,7 +211,7 @@ table_dbi(store *s, const store_table *tb, MDB_dbi *out)
 
 store *
 store_open_with(const char *dir, uint64_t map_size, uint64_t map_size_max,
-                const store_table *const *tables)
+                const store_table *const *tables, unsigned flags)
 {
 	store *s = calloc(1, sizeof(*s));
 	MDB_txn *txn = NULL;
@@ -254,15 +255,18 @@ store_open_with(const char *dir, uint64_t map_size, uint64_t map_size_max,
 
 	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
 		goto lmdb_fail;
-	if ((rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta)) != 0 ||
-	    (rc = store_init_meta(s, txn)) != 0)
+	s->plain = (flags & STORE_PLAIN) != 0;
+	if (!s->plain && ((rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta)) != 0 ||
+	                  (rc = store_init_meta(s, txn)) != 0))
 		goto lmdb_fail;
 	for (size_t i = 0; tables != NULL && tables[i] != NULL; i++) {
 		if (s->n_tables == STORE_TABLES_MAX) {
 			rc = EINVAL;
 			goto lmdb_fail;
 		}
-		if ((rc = mdb_dbi_open(txn, tables[i]->name, MDB_CREATE, &s->dbi[s->n_tables])) != 0)
+		/* name NULL: the environment's unnamed table (it always exists) */
+		if ((rc = mdb_dbi_open(txn, tables[i]->name, tables[i]->name ? MDB_CREATE : 0,
+		                       &s->dbi[s->n_tables])) != 0)
 			goto lmdb_fail;
 		s->table[s->n_tables++] = tables[i];
 	}
@@ -270,8 +274,9 @@ store_open_with(const char *dir, uint64_t map_size, uint64_t map_size_max,
 	txn = NULL;
 	if (rc != 0)
 		goto lmdb_fail;
-	log_event(LOG_INFO, "store open", LS("dir", dir), LU("map_size", s->map_size),
-	          LS("server_id", s->server_id), NULL);
+	if (!s->plain)
+		log_event(LOG_INFO, "store open", LS("dir", dir), LU("map_size", s->map_size),
+		          LS("server_id", s->server_id), NULL);
 	return s;
 
 lmdb_fail:
@@ -337,7 +342,8 @@ store_read_begin(store *s, store_txn **out)
 		return map_rc(rc);
 	}
 	t->s = s;
-	meta_get_u64(t->txn, s->meta, "seq", &t->seq);
+	if (!s->plain)
+		meta_get_u64(t->txn, s->meta, "seq", &t->seq);
 	*out = t;
 	return FSD_OK;
 }
@@ -373,7 +379,8 @@ store_write_begin(store *s, store_txn **out)
 	}
 	t->s = s;
 	t->write = true;
-	meta_get_u64(t->txn, s->meta, "seq", &t->seq);
+	if (!s->plain)
+		meta_get_u64(t->txn, s->meta, "seq", &t->seq);
 	*out = t;
 	return FSD_OK;
 }
@@ -512,6 +519,18 @@ store_kv_put(store_txn *t, const store_table *tb, const void *key, size_t klen, 
 }
 
 fsd_err
+store_kv_add(store_txn *t, const store_table *tb, const void *key, size_t klen, const void *val,
+             size_t vlen)
+{
+	MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+	MDB_dbi dbi;
+	int rc = table_dbi(t->s, tb, &dbi);
+	if (rc == 0)
+		rc = mdb_put(t->txn, dbi, &k, &v, MDB_NOOVERWRITE);
+	return rc == MDB_KEYEXIST ? FSD_EXISTS : map_rc(rc);
+}
+
+fsd_err
 store_kv_reserve(store_txn *t, const store_table *tb, const void *key, size_t klen, size_t vlen,
                  void **val)
 {
@@ -572,13 +591,16 @@ uint64_t
 store_meta_u64(store_txn *t, const char *name)
 {
 	uint64_t v = 0;
-	meta_get_u64(t->txn, t->s->meta, name, &v);
+	if (!t->s->plain)
+		meta_get_u64(t->txn, t->s->meta, name, &v);
 	return v;
 }
 
 fsd_err
 store_meta_set_u64(store_txn *t, const char *name, uint64_t v)
 {
+	if (t->s->plain)
+		return FSD_INVALID;
 	return map_rc(meta_put_u64(t->txn, t->s->meta, name, v));
 }
 

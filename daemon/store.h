@@ -38,9 +38,13 @@ typedef struct store_table {
 #define STORE_TABLES_MAX 24
 
 /* Opens (creating when new) the store under dir with the tables of the
- * NULL-terminated list. NULL on failure, logged. */
+ * NULL-terminated list (a table named NULL is the environment's unnamed
+ * one). STORE_PLAIN: an environment of those tables alone, without the
+ * meta table (no schema, server id, seq or counters): the keyring's.
+ * NULL on failure, logged. */
+enum { STORE_PLAIN = 1 };
 store *store_open_with(const char *dir, uint64_t map_size, uint64_t map_size_max,
-                       const store_table *const *tables);
+                       const store_table *const *tables, unsigned flags);
 void store_close(store **s);
 const char *store_server_id(const store *s);
 
@@ -72,6 +76,9 @@ fsd_err store_kv_get(store_txn *t, const store_table *tb, const void *key, size_
 /* append: the key sorts after every key in the table (MDB_APPEND). */
 fsd_err store_kv_put(store_txn *t, const store_table *tb, const void *key, size_t klen,
                      const void *val, size_t vlen, bool append);
+/* Adds key only when absent: FSD_EXISTS when it is there (MDB_NOOVERWRITE). */
+fsd_err store_kv_add(store_txn *t, const store_table *tb, const void *key, size_t klen,
+                     const void *val, size_t vlen);
 /* Reserves vlen bytes for key and returns them in *val to be filled before
  * any other write in t (MDB_RESERVE). */
 fsd_err store_kv_reserve(store_txn *t, const store_table *tb, const void *key, size_t klen,
