@@ -676,8 +676,8 @@ verify_reminders(const char *dir, keyring *k, const char *rules, const char *tz,
 	memset(&conf, 0, sizeof(conf));
 	snprintf(conf.time_zone, sizeof(conf.time_zone), "%s", tz);
 	snprintf(conf.rules_file, sizeof(conf.rules_file), "%s", rules ? rules : "");
-	reminders *r = reminders_new(&conf, err, errlen);
-	if (r == NULL)
+	reminders *r = NULL;
+	if (reminders_new(&conf, &r, err, errlen) != FSD_OK)
 		return false;
 	store *s = store_open(dir, BK_MAP_SIZE, BK_MAP_SIZE_MAX);
 	store_txn *t = NULL;

@@ -137,7 +137,7 @@ reload(struct daemon *tp)
 		free(rc);
 		return;
 	}
-	if (!reminders_load_rules(&nc, rc, err, sizeof(err))) {
+	if (reminders_load_rules(&nc, rc, err, sizeof(err)) != FSD_OK) {
 		log_event(LOG_ERROR, "reload refused: bad rule table; nothing changed", LS("error", err), NULL);
 		free(rc);
 		return;
@@ -166,16 +166,17 @@ read_pipe(struct daemon *tp)
 	}
 }
 
-static int
+static fsd_err
 setup(struct daemon *tp)
 {
 	const char *secret = tp->secure ? tp->server_secret : NULL;
+	fsd_err rc;
 	tp->ctx = zmq_ctx_new();
 	if (tp->ctx == NULL)
-		return -1;
+		return FSD_IO;
 	tp->pipe = zmq_socket(tp->ctx, ZMQ_PAIR);
 	if (tp->pipe == NULL || zmq_bind(tp->pipe, PIPE_ENDPOINT) != 0)
-		return -1;
+		return FSD_IO;
 	int qhwm = 4096;
 	zmq_setsockopt(tp->pipe, ZMQ_SNDHWM, &qhwm, sizeof(qhwm));
 
@@ -183,19 +184,19 @@ setup(struct daemon *tp)
 		tp->zap = zap_start(tp->ctx, tp->s);
 		if (tp->zap == NULL) {
 			log_event(LOG_ERROR, "cannot start the ZAP handler", NULL);
-			return -1;
+			return FSD_IO;
 		}
 	}
 	/* The PUB is bound before the writer starts: its first round may publish. */
-	if (reminder_endpoint_open(tp->ctx, tp->c, tp->s, secret, &tp->re) != FSD_OK)
-		return -1;
-	tp->w = writer_start(tp->ctx, PIPE_ENDPOINT, tp->s, tp->c, tp->rem);
+	if ((rc = reminder_endpoint_open(tp->ctx, tp->c, tp->s, secret, &tp->re)) != FSD_OK)
+		return rc;
+	rc = writer_start(tp->ctx, PIPE_ENDPOINT, tp->s, tp->c, tp->rem, &tp->w);
 	tp->rem = NULL; /* the writer owns it now, even when it failed to start */
-	if (tp->w == NULL)
-		return -1;
-	if (sync_endpoint_open(tp->ctx, tp->c, tp->s, tp->pipe, secret, &tp->se) != FSD_OK)
-		return -1;
-	return 0;
+	if (rc != FSD_OK)
+		return rc;
+	if ((rc = sync_endpoint_open(tp->ctx, tp->c, tp->s, tp->pipe, secret, &tp->se)) != FSD_OK)
+		return rc;
+	return FSD_OK;
 }
 
 int
@@ -240,7 +241,7 @@ daemon_run(const config *c, store *s, reminders *rem)
 		goto out;
 	}
 	metrics_set(METRIC_UP, 0, 1);
-	if (setup(&tp) != 0) {
+	if (setup(&tp) != FSD_OK) {
 		log_event(LOG_ERROR, "start-up failed", NULL);
 		goto out;
 	}

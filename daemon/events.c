@@ -28,38 +28,39 @@ event_batch_free(event_batch *b)
 	free(b);
 }
 
-bool
-events_batch_add(event_batch *b, const char *topic, uint8_t *data, size_t len, uint64_t seq, int label)
+fsd_err
+events_batch_add(event_batch *b, const char *topic, uint8_t *data, size_t len, uint64_t seq,
+                 int label)
 {
 	if (b->n == b->cap) {
 		size_t cap = b->cap ? b->cap * 2 : 16;
 		char **t = realloc(b->topics, cap * sizeof(*t));
 		if (t == NULL)
-			return false;
+			return FSD_NOMEM;
 		b->topics = t;
 		uint8_t **d = realloc(b->data, cap * sizeof(*d));
 		if (d == NULL)
-			return false;
+			return FSD_NOMEM;
 		b->data = d;
 		size_t *l = realloc(b->len, cap * sizeof(*l));
 		if (l == NULL)
-			return false;
+			return FSD_NOMEM;
 		b->len = l;
 		int *lb = realloc(b->label, cap * sizeof(*lb));
 		if (lb == NULL)
-			return false;
+			return FSD_NOMEM;
 		b->label = lb;
 		b->cap = cap;
 	}
 	b->topics[b->n] = strdup(topic);
 	if (b->topics[b->n] == NULL)
-		return false;
+		return FSD_NOMEM;
 	b->data[b->n] = data;
 	b->len[b->n] = len;
 	b->label[b->n] = label;
 	b->n++;
 	b->last_seq = seq;
-	return true;
+	return FSD_OK;
 }
 
 void
@@ -95,7 +96,7 @@ events_append(store_txn *t, Fieldsync__V1__ReminderEvent *ev, int label, event_b
 	snprintf(topic, sizeof(topic), "reminder/%s/%s", ev->rule, ev->scope);
 	if (queue == NULL)
 		free(buf);
-	else if (!events_batch_add(queue, topic, buf, len, seq, label)) {
+	else if (events_batch_add(queue, topic, buf, len, seq, label) != FSD_OK) {
 		free(buf);
 		return FSD_NOMEM;
 	}
@@ -146,7 +147,7 @@ take_event(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_
 		if (copy == NULL)
 			return false;
 		memcpy(copy, val, vlen);
-		if (!events_batch_add(pg->batch, topic, copy, vlen, pg->last, label)) {
+		if (events_batch_add(pg->batch, topic, copy, vlen, pg->last, label) != FSD_OK) {
 			free(copy);
 			return false;
 		}
@@ -158,30 +159,32 @@ take_event(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_
 	return true;
 }
 
-event_batch *
-events_after(store_txn *t, uint64_t after)
+fsd_err
+events_after(store_txn *t, uint64_t after, event_batch **out)
 {
 	uint64_t to = store_meta_u64(t, "event_seq");
 	uint8_t seqb[8];
+	*out = NULL;
 	if (to <= after)
-		return NULL;
+		return FSD_OK;
 	event_batch *b = calloc(1, sizeof(*b));
 	if (b == NULL)
-		return NULL;
+		return FSD_NOMEM;
 	struct replay_page pg = {.cap = 100000, .budget = SIZE_MAX, .raw = true, .batch = b};
 	store_put_be64(seqb, after + 1);
-	store_kv_scan(t, &events_table, seqb, 8, NULL, 0, take_event, &pg);
-	if (b->n == 0) {
+	fsd_err rc = store_kv_scan(t, &events_table, seqb, 8, NULL, 0, take_event, &pg);
+	if (b->n == 0) { /* a partial batch is still worth publishing */
 		event_batch_free(b);
-		return NULL;
+		return rc;
 	}
-	return b;
+	*out = b;
+	return FSD_OK;
 }
 
-event_batch *
-events_unpublished(store_txn *t)
+fsd_err
+events_unpublished(store_txn *t, event_batch **out)
 {
-	return events_after(t, store_meta_u64(t, "published_seq"));
+	return events_after(t, store_meta_u64(t, "published_seq"), out);
 }
 
 fsd_err

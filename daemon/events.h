@@ -36,9 +36,9 @@ typedef struct event_batch {
 } event_batch;
 
 void event_batch_free(event_batch *b);
-/* Adds one event (takes data); false on out of memory (data not taken). */
-bool events_batch_add(event_batch *b, const char *topic, uint8_t *data, size_t len,
-                      uint64_t seq, int label);
+/* Adds one event (takes data); FSD_NOMEM leaves data the caller's. */
+fsd_err events_batch_add(event_batch *b, const char *topic, uint8_t *data, size_t len,
+                         uint64_t seq, int label);
 /* Drops the events after the first mark (a rolled-back change set's). */
 void events_batch_truncate(event_batch *b, size_t mark);
 
@@ -46,11 +46,11 @@ void events_batch_truncate(event_batch *b, size_t mark);
  * queue is not NULL, adds it there for publishing. */
 fsd_err events_append(store_txn *t, Fieldsync__V1__ReminderEvent *ev, int label,
                       event_batch *queue);
-/* Stored events after seq `after` (e.g. written by another process); NULL
- * when none. The caller frees the batch. */
-event_batch *events_after(store_txn *t, uint64_t after);
+/* Stored events after seq `after` (e.g. written by another process) in
+ * *out, NULL when none; the caller frees the batch. */
+fsd_err events_after(store_txn *t, uint64_t after, event_batch **out);
 /* Events after published_seq that a crash may have kept from subscribers. */
-event_batch *events_unpublished(store_txn *t);
+fsd_err events_unpublished(store_txn *t, event_batch **out);
 /* Records (lazily, in t) that everything up to seq was handed to the publisher. */
 fsd_err events_set_published(store_txn *t, uint64_t seq);
 

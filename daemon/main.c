@@ -40,8 +40,8 @@ main(int argc, char **argv)
 			break;
 		}
 		char err[600];
-		reminders *r = reminders_new(&c, err, sizeof(err));
-		if (r == NULL) {
+		reminders *r = NULL;
+		if (reminders_new(&c, &r, err, sizeof(err)) != FSD_OK) {
 			fprintf(stderr, "fieldsyncd: %s\n", err);
 			return FSD_EXIT_USAGE;
 		}
@@ -65,8 +65,8 @@ main(int argc, char **argv)
 		                    "every peer is granted every scope. Never use --dev with real data.",
 		          NULL);
 	char err[600];
-	reminders *rem = reminders_new(&c, err, sizeof(err));
-	if (rem == NULL) {
+	reminders *rem = NULL;
+	if (reminders_new(&c, &rem, err, sizeof(err)) != FSD_OK) {
 		log_event(LOG_ERROR, "bad reminder configuration", LS("error", err), NULL);
 		fprintf(stderr, "fieldsyncd: %s\n", err);
 		return FSD_EXIT_USAGE;

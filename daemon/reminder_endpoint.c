@@ -45,7 +45,7 @@ struct reminder_endpoint {
  * the daemon decides what each subscriber gets: a subscription is narrowed
  * to the topics of the scopes its key was granted (see xpub_subscription).
  */
-static int
+static fsd_err
 open_reminder_socket(reminder_endpoint *tp)
 {
 	int one = 1, linger = 2000;
@@ -54,20 +54,20 @@ open_reminder_socket(reminder_endpoint *tp)
 	int pub_hwm = 1000, pub_sndbuf = 256 * 1024;
 	tp->pub = zmq_socket(tp->ctx, tp->secure ? ZMQ_XPUB : ZMQ_PUB);
 	if (tp->pub == NULL)
-		return -1;
+		return FSD_IO;
 	zmq_setsockopt(tp->pub, ZMQ_LINGER, &linger, sizeof(linger));
 	zmq_setsockopt(tp->pub, ZMQ_SNDHWM, &pub_hwm, sizeof(pub_hwm));
 	zmq_setsockopt(tp->pub, ZMQ_SNDBUF, &pub_sndbuf, sizeof(pub_sndbuf));
 	if (tp->secure && (zmq_setsockopt(tp->pub, ZMQ_XPUB_MANUAL, &one, sizeof(one)) != 0 ||
 	                   zap_secure_socket(tp->pub, tp->server_secret) != FSD_OK))
-		return -1;
+		return FSD_IO;
 	if (zmq_bind(tp->pub, tp->c->reminder_endpoint) != 0) {
 		log_event(LOG_ERROR, "cannot bind the reminder endpoint",
 		          LS("endpoint", tp->c->reminder_endpoint), LS("error", zmq_strerror(zmq_errno())),
 		          NULL);
-		return -1;
+		return FSD_IO;
 	}
-	return 0;
+	return FSD_OK;
 }
 
 /* One subscription message on the XPUB (production only): grant what the key's scopes allow. */
@@ -141,7 +141,7 @@ reminder_endpoint_tick(reminder_endpoint *tp)
 		log_event(LOG_INFO, "a device was revoked: rebinding the reminder socket", NULL);
 		zmq_close(tp->pub);
 		tp->pub = NULL;
-		for (int i = 0; i < 50 && open_reminder_socket(tp) != 0; i++) {
+		for (int i = 0; i < 50 && open_reminder_socket(tp) != FSD_OK; i++) {
 			if (tp->pub != NULL)
 				zmq_close(tp->pub);
 			tp->pub = NULL;
@@ -183,7 +183,7 @@ reminder_endpoint_open(void *ctx, const config *c, store *s, const char *server_
 	tp->secure = server_secret != NULL;
 	if (tp->secure)
 		snprintf(tp->server_secret, sizeof(tp->server_secret), "%s", server_secret);
-	if (open_reminder_socket(tp) != 0) {
+	if (open_reminder_socket(tp) != FSD_OK) {
 		reminder_endpoint_close(&tp);
 		return FSD_IO;
 	}

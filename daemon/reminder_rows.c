@@ -111,22 +111,21 @@ reminder_rows_put(store_txn *t, const uint8_t *key, size_t klen, const reminder_
 	return rc;
 }
 
-reminder_row *
-reminder_rows_get(store_txn *t, const uint8_t *key, size_t klen, fsd_err *rc)
+fsd_err
+reminder_rows_get(store_txn *t, const uint8_t *key, size_t klen, reminder_row **out)
 {
 	const void *v;
 	size_t vl, pl = 0;
 	uint8_t *plain = NULL;
-	*rc = store_kv_get(t, &reminders_table, key, klen, &v, &vl);
-	if (*rc != FSD_OK)
-		return NULL;
-	if ((*rc = keyring_txn_unseal(t, key, klen, v, vl, &plain, &pl)) != FSD_OK)
-		return NULL;
-	reminder_row *row = fieldsyncd__store__reminder_row__unpack(NULL, pl, plain);
+	fsd_err rc = store_kv_get(t, &reminders_table, key, klen, &v, &vl);
+	*out = NULL;
+	if (rc != FSD_OK)
+		return rc;
+	if ((rc = keyring_txn_unseal(t, key, klen, v, vl, &plain, &pl)) != FSD_OK)
+		return rc;
+	*out = fieldsyncd__store__reminder_row__unpack(NULL, pl, plain);
 	free(plain);
-	if (row == NULL)
-		*rc = FSD_CORRUPT;
-	return row;
+	return *out == NULL ? FSD_CORRUPT : FSD_OK;
 }
 
 

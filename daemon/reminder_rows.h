@@ -30,8 +30,9 @@ size_t reminder_rows_key(uint8_t *key, const char *case_id, const char *reminder
 
 /* Seals (with the case's data key) and stores a row under key. */
 fsd_err reminder_rows_put(store_txn *t, const uint8_t *key, size_t klen, const reminder_row *row);
-/* The row under key, opened; NULL with *rc (FSD_NOTFOUND, FSD_CORRUPT, ...). */
-reminder_row *reminder_rows_get(store_txn *t, const uint8_t *key, size_t klen, fsd_err *rc);
+/* The row under key, opened, in *out (the caller's); FSD_NOTFOUND,
+ * FSD_CORRUPT, ... with *out NULL. */
+fsd_err reminder_rows_get(store_txn *t, const uint8_t *key, size_t klen, reminder_row **out);
 /* Moves the row's timer from old_fire to new_fire (0: none). */
 fsd_err reminder_rows_timer_set(store_txn *t, const uint8_t *rkey, size_t rklen,
                                 int64_t old_fire, int64_t new_fire);

@@ -104,24 +104,24 @@ touched_clear(reminders *r)
 
 /* ---- lifecycle ---------------------------------------------------------- */
 
-bool
+fsd_err
 reminders_load_rules(const config *c, rules_config *out, char *err, size_t errlen)
 {
 	rules_config_default(out);
 	if (c->rules_file[0] == '\0')
-		return true;
+		return FSD_OK;
 	char *json = sys_read_file(c->rules_file, 1 << 20);
 	char why[512] = "";
 	if (json == NULL) {
 		snprintf(err, errlen, "--rules %s: cannot read the file (or it is over 1 MiB)",
 		         c->rules_file);
-		return false;
+		return FSD_IO;
 	}
 	bool ok = rules_config_load_json(out, json, why, sizeof(why));
 	free(json);
 	if (!ok)
 		snprintf(err, errlen, "--rules %s: %s", c->rules_file, why);
-	return ok;
+	return ok ? FSD_OK : FSD_INVALID;
 }
 
 void
@@ -130,13 +130,15 @@ reminders_set_rules(reminders *r, const rules_config *rc)
 	r->rules = *rc;
 }
 
-reminders *
-reminders_new(const config *c, char *err, size_t errlen)
+fsd_err
+reminders_new(const config *c, reminders **out, char *err, size_t errlen)
 {
 	reminders *r = calloc(1, sizeof(*r));
+	fsd_err rc = FSD_INVALID;
+	*out = NULL;
 	if (r == NULL) {
 		snprintf(err, errlen, "out of memory");
-		return NULL;
+		return FSD_NOMEM;
 	}
 	char tzerr[256] = "";
 	r->tz = tz_load(c->time_zone, tzerr, sizeof(tzerr));
@@ -144,12 +146,13 @@ reminders_new(const config *c, char *err, size_t errlen)
 		snprintf(err, errlen, "--time-zone %s: %s", c->time_zone, tzerr);
 		goto fail;
 	}
-	if (!reminders_load_rules(c, &r->rules, err, errlen))
+	if ((rc = reminders_load_rules(c, &r->rules, err, errlen)) != FSD_OK)
 		goto fail;
-	return r;
+	*out = r;
+	return FSD_OK;
 fail:
 	reminders_free(&r);
-	return NULL;
+	return rc;
 }
 
 void
@@ -600,7 +603,8 @@ evaluate_case(reminders *r, store_txn *t, const char *case_id, int64_t now_ms)
 	for (size_t i = 0; rc == FSD_OK && i < n; i++) {
 		size_t kl = reminder_rows_key(key, case_id, rems[i].reminder_id);
 		fsd_err grc;
-		reminder_row *old = reminder_rows_get(t, key, kl, &grc);
+		reminder_row *old = NULL;
+		grc = reminder_rows_get(t, key, kl, &old);
 		if (grc != FSD_OK && grc != FSD_NOTFOUND) {
 			rc = grc;
 			break;
@@ -616,7 +620,8 @@ evaluate_case(reminders *r, store_txn *t, const char *case_id, int64_t now_ms)
 	rc = unimplied_rows(t, case_id, prefix, plen, rems, n, &existing);
 	for (size_t i = 0; rc == FSD_OK && i < existing.n; i++) {
 		fsd_err grc;
-		reminder_row *old = reminder_rows_get(t, existing.keys[i], existing.klens[i], &grc);
+		reminder_row *old = NULL;
+		grc = reminder_rows_get(t, existing.keys[i], existing.klens[i], &old);
 		if (old == NULL) {
 			rc = grc;
 			break;
@@ -643,8 +648,9 @@ reminders_erase_case(store_txn *t, const char *case_id, int64_t now_ms, size_t *
 		rc = FSD_ERROR;
 	*n_erased = 0;
 	for (size_t i = 0; rc == FSD_OK && i < rows.n; i++) {
-		fsd_err grc;
-		reminder_row *row = reminder_rows_get(t, rows.keys[i], rows.klens[i], &grc);
+		reminder_row *row = NULL;
+		/* a row that does not open is deleted all the same */
+		(void)reminder_rows_get(t, rows.keys[i], rows.klens[i], &row);
 		if (row != NULL && row_is_active(row->state))
 			rc = emit(NULL, t, row, FIELDSYNC__V1__REMINDER_EVENT__STATE__CANCELLED, now_ms);
 		if (row != NULL && rc == FSD_OK)
@@ -704,7 +710,8 @@ reminders_tick(reminders *r, store_txn *t, int64_t now_ms)
 			rc = store_kv_del(t, &reminders_timers_table, due.keys.keys[i], due.keys.klens[i]);
 			if (rc != FSD_OK)
 				break;
-			reminder_row *row = reminder_rows_get(t, rkey, rklen, &grc);
+			reminder_row *row = NULL;
+			grc = reminder_rows_get(t, rkey, rklen, &row);
 			if (row == NULL) {
 				rc = grc == FSD_NOTFOUND ? FSD_OK : grc; /* stale timer */
 				continue;
@@ -762,17 +769,19 @@ reminders_rollback(reminders *r, size_t mark)
 	touched_clear(r);
 }
 
-event_batch *
-reminders_take(reminders *r)
+fsd_err
+reminders_take(reminders *r, event_batch **out)
 {
+	*out = NULL;
 	if (r->out.n == 0)
-		return NULL;
+		return FSD_OK;
 	event_batch *b = malloc(sizeof(*b));
 	if (b == NULL)
-		return NULL;
+		return FSD_NOMEM;
 	*b = r->out;
 	memset(&r->out, 0, sizeof(r->out));
-	return b;
+	*out = b;
+	return FSD_OK;
 }
 
 /* ---- verification (backup.c's `verify`) ---------------------------------- */
@@ -795,7 +804,8 @@ reminders_verify_case(reminders *r, store_txn *t, const char *case_id, reminders
 	for (size_t i = 0; rc == FSD_OK && i < n; i++) {
 		size_t kl = reminder_rows_key(key, case_id, rems[i].reminder_id);
 		fsd_err grc;
-		reminder_row *row = reminder_rows_get(t, key, kl, &grc);
+		reminder_row *row = NULL;
+		grc = reminder_rows_get(t, key, kl, &row);
 		(*n_checked)++;
 		if (row == NULL) {
 			if (grc == FSD_NOTFOUND)
@@ -822,7 +832,8 @@ reminders_verify_case(reminders *r, store_txn *t, const char *case_id, reminders
 		rid[idl] = '\0';
 		(*n_checked)++;
 		fsd_err grc;
-		reminder_row *row = reminder_rows_get(t, existing.keys[i], existing.klens[i], &grc);
+		reminder_row *row = NULL;
+		grc = reminder_rows_get(t, existing.keys[i], existing.klens[i], &row);
 		if (row == NULL) {
 			if (grc == FSD_CORRUPT || grc == FSD_NOTFOUND)
 				fn(arg, case_id, rid, "its row does not decode");

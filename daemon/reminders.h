@@ -26,14 +26,16 @@
 typedef struct reminders reminders;
 
 
-/* Loads the time zone and the rule table; NULL with a sentence in err. */
-reminders *reminders_new(const config *c, char *err, size_t errlen);
+/* Loads the time zone and the rule table (operator input): FSD_OK with
+ * *out, or an error with a sentence in err. */
+fsd_err reminders_new(const config *c, reminders **out, char *err, size_t errlen);
 void reminders_free(reminders **r);
-/* The rule table of c (--rules, else METHOD.md's); false with err. SIGHUP
- * loads a new one and the writer installs it with reminders_set_rules(): it
- * applies to every case evaluated from then on. */
+/* The rule table of c (--rules, else METHOD.md's): FSD_OK, or an error
+ * with a sentence in err. SIGHUP loads a new one and the writer installs
+ * it with reminders_set_rules(): it applies to every case evaluated from
+ * then on. */
 struct rules_config;
-bool reminders_load_rules(const config *c, struct rules_config *out, char *err, size_t errlen);
+fsd_err reminders_load_rules(const config *c, struct rules_config *out, char *err, size_t errlen);
 void reminders_set_rules(reminders *r, const struct rules_config *rc);
 
 /*
@@ -62,8 +64,8 @@ int64_t reminders_next_fire(reminders *r, store_txn *t);
  * rolled-back change set drop the events it emitted. */
 size_t reminders_mark(const reminders *r);
 void reminders_rollback(reminders *r, size_t mark);
-/* Hands over the outbox (NULL when empty); the caller frees it. */
-event_batch *reminders_take(reminders *r);
+/* Hands over the outbox in *out (NULL when empty); the caller frees it. */
+fsd_err reminders_take(reminders *r, event_batch **out);
 
 
 /* reminders.c, for verify: re-runs the rules on case_id (loaded as the

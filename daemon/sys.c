@@ -30,14 +30,14 @@ sys_mkdir_p(const char *path)
 	return FSD_OK;
 }
 
-bool
+fsd_err
 sys_write_new_file(const char *path, const char *text, char *err, size_t errlen)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	size_t len = strlen(text), done = 0;
 	if (fd < 0) {
 		snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
-		return false;
+		return FSD_IO;
 	}
 	if (fchmod(fd, 0600) != 0) /* the umask may have taken bits away, never add them */
 		goto fail;
@@ -55,13 +55,13 @@ sys_write_new_file(const char *path, const char *text, char *err, size_t errlen)
 		fd = -1;
 		goto fail;
 	}
-	return true;
+	return FSD_OK;
 fail:
 	snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
 	if (fd >= 0)
 		close(fd);
 	unlink(path);
-	return false;
+	return FSD_IO;
 }
 
 void

@@ -13,7 +13,7 @@
 fsd_err sys_mkdir_p(const char *path);
 /* Writes text to a new file (O_EXCL, O_NOFOLLOW, mode 0600) and fsyncs it;
  * removes it again on failure. A sentence for the operator in err. */
-bool sys_write_new_file(const char *path, const char *text, char *err, size_t errlen);
+fsd_err sys_write_new_file(const char *path, const char *text, char *err, size_t errlen);
 /* fsyncs a directory (after creating files in it); best effort. */
 void sys_sync_dir(const char *dir);
 /* Reads a whole file of at most max bytes, NUL-terminated; NULL when it

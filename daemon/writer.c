@@ -110,8 +110,8 @@ apply_job(writer *w, store_txn *parent, push_job *j)
 static void
 publish(writer *w)
 {
-	event_batch *b = reminders_take(w->rem);
-	if (b == NULL)
+	event_batch *b = NULL;
+	if (reminders_take(w->rem, &b) != FSD_OK || b == NULL)
 		return;
 	uint64_t last = b->last_seq;
 	if (pipe_send(w->pipe, WRITER_EVENTS, b, 0))
@@ -129,8 +129,8 @@ publish(writer *w)
 static void
 publish_external(writer *w, store_txn *t)
 {
-	event_batch *b = events_after(t, w->handed_seq);
-	if (b == NULL)
+	event_batch *b = NULL;
+	if (events_after(t, w->handed_seq, &b) != FSD_OK || b == NULL)
 		return;
 	uint64_t last = b->last_seq;
 	if (pipe_send(w->pipe, WRITER_EVENTS, b, 0))
@@ -222,7 +222,8 @@ writer_recover(writer *w)
 	store_txn *t = NULL;
 	if (store_read_begin(w->s, &t) != FSD_OK)
 		return;
-	event_batch *b = events_unpublished(t);
+	event_batch *b = NULL;
+	events_unpublished(t, &b);
 	w->handed_seq = store_meta_u64(t, "event_seq");
 	store_read_end(&t);
 	if (b != NULL) {
@@ -301,26 +302,30 @@ writer_main(void *arg, void *pipe)
 	w->pipe = NULL;
 }
 
-writer *
-writer_start(void *zctx, const char *pipe_endpoint, store *s, const config *c, reminders *rem)
+fsd_err
+writer_start(void *zctx, const char *pipe_endpoint, store *s, const config *c, reminders *rem,
+             writer **out)
 {
 	writer *w = calloc(1, sizeof(*w));
+	fsd_err rc;
+	*out = NULL;
 	if (w == NULL || (w->jobs = calloc(c->batch_max_jobs ? c->batch_max_jobs : 1,
 	                                   sizeof(*w->jobs))) == NULL) {
 		free(w);
 		reminders_free(&rem);
-		return NULL;
+		return FSD_NOMEM;
 	}
 	w->rem = rem;
 	w->s = s;
 	w->c = c;
-	if (actor_start(zctx, pipe_endpoint, writer_main, w, &w->thread) != FSD_OK) {
+	if ((rc = actor_start(zctx, pipe_endpoint, writer_main, w, &w->thread)) != FSD_OK) {
 		reminders_free(&w->rem);
 		free(w->jobs);
 		free(w);
-		return NULL;
+		return rc;
 	}
-	return w;
+	*out = w;
+	return FSD_OK;
 }
 
 void

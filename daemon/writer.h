@@ -41,9 +41,10 @@ typedef struct push_job {
 typedef struct writer writer;
 
 /* Starts the writer actor; it connects a PAIR to `pipe_endpoint`. It owns
- * rem from then on (fires timers, evaluates cases, frees it at the end). */
-writer *writer_start(void *zctx, const char *pipe_endpoint, store *s, const config *c,
-                     reminders *rem);
+ * rem from then on (fires timers, evaluates cases, frees it at the end),
+ * and frees it also when it fails to start. */
+fsd_err writer_start(void *zctx, const char *pipe_endpoint, store *s, const config *c,
+                     reminders *rem, writer **out);
 /* Waits for the thread to end after it was told to stop over the pipe. */
 void writer_join(writer **w);
 void push_job_free(push_job *j);

@@ -78,10 +78,10 @@ zap_keys_create(const char *data_dir, char *err, size_t errlen)
 		return false;
 	}
 	snprintf(line, sizeof(line), "%s\n", sec);
-	if (!sys_write_new_file(sec_path, line, err, errlen))
+	if (sys_write_new_file(sec_path, line, err, errlen) != FSD_OK)
 		goto out;
 	snprintf(line, sizeof(line), "%s\n", pub);
-	if (!sys_write_new_file(pub_path, line, err, errlen)) {
+	if (sys_write_new_file(pub_path, line, err, errlen) != FSD_OK) {
 		unlink(sec_path);
 		goto out;
 	}
