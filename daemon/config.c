@@ -1,5 +1,5 @@
 /*
- * Configuration: defaults, then an INI file (--config, or FIELDSYNC_CONFIG;
+ * config: the configuration (infrastructure layer; config.h). Defaults, then an INI file (--config, or FIELDSYNC_CONFIG;
  * parsed by Debian's libinih), then FIELDSYNC_* environment variables, then
  * the command line: flags > env > file. A container sets env, a packager
  * ships a file, a person types flags. Every value is checked here; a bad one

@@ -1,5 +1,5 @@
 /*
- * The change feed (PROTOCOL.md §5): a page of RecordStates after since_seq,
+ * feed: the change feed (logic layer; feed.h, PROTOCOL.md §5): a page of RecordStates after since_seq,
  * in seq order, each record once at its latest position. A page ends at
  * `limit` records or at a byte budget well under the frame limit, whichever
  * comes first; `more` tells the device to ask again from `last_seq`.

@@ -7,11 +7,13 @@
  * Layers, low to high (a file includes its own layer or lower):
  *   1 infra      err, clock, log, config, metrics, actor, sys
  *   2 storage    store, keyring
- *   3 data       records, replies, caseindex, registry, audit
- *   4 logic      peer, validate, reminders, purge, feed, schema
+ *   3 data       records, replies, caseindex, registry, audit, events,
+ *                reminder_rows, schema
+ *   4 logic      peer, validate, changeset, reminders, purge, feed
  *   5 wire       wire
- *   6 endpoints  writer, transport, ops_http, zap
- *   7 admin      admin (admin.c, backup.c)
+ *   6 endpoints  writer, sync_endpoint, reminder_endpoint, ops_http, zap
+ *   7 daemon     daemon (daemon_run.h); admin (admin.c, backup.c)
+ *   8 main       main.c
  */
 #ifndef FIELDSYNCD_H
 #define FIELDSYNCD_H
@@ -19,6 +21,7 @@
 #include "admin.h"
 #include "audit.h"
 #include "caseindex.h"
+#include "changeset.h"
 #include "clock.h"
 #include "config.h"
 #include "err.h"
@@ -31,6 +34,7 @@
 #include "purge.h"
 #include "records.h"
 #include "registry.h"
+#include "reminder_rows.h"
 #include "reminders.h"
 #include "replies.h"
 #include "schema.h"

@@ -1,5 +1,6 @@
 /*
- * Encryption at rest: master keys, data keys (DEKs) and sealed values.
+ * keyring: encryption at rest: master keys, data keys (DEKs) and sealed
+ * values (storage layer; keyring.h).
  *
  * NOTES ON THE DESIGN OF THE KEYRING
  *

@@ -1,5 +1,5 @@
 /*
- * Structured logs: one JSON object per line on stderr, for ops pipelines
+ * log: structured logs (infrastructure layer; log.h): one JSON object per line on stderr, for ops pipelines
  * (journald, Loki, Kubernetes). Only identifiers, counts and codes are
  * logged, never payload content.
  */

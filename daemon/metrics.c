@@ -1,5 +1,5 @@
 /*
- * The daemon's metrics: one static table, relaxed atomics, Prometheus text.
+ * metrics: the daemon's metrics (infrastructure layer): one static table, relaxed atomics, Prometheus text.
  *
  * NOTES ON THE DESIGN
  *

@@ -1,5 +1,5 @@
 /*
- * metrics.c: the daemon's Prometheus metrics. Not a general library: the
+ * metrics: the daemon's Prometheus metrics (infrastructure layer). Not a general library: the
  * metrics are a fixed table (metrics.c), each with at most one fixed label
  * set drawn from the small enums below, so no label can ever carry a name,
  * a case id or anything else a device sent.

@@ -1,5 +1,5 @@
 /*
- * Erasure (GDPR art. 17): `fieldsyncd purge`.
+ * purge: erasure, GDPR art. 17 (logic layer; purge.h): `fieldsyncd purge`.
  *
  * A purge runs in one write transaction of the data store, in whatever
  * process calls it (the admin command, while the daemon runs: LMDB
@@ -106,15 +106,10 @@ contact_case(store_txn *t, const char *id, char out[FSP_ID_MAX + 1])
 	out[0] = '\0';
 	if (records_get(t, "contact", id, &rs) != FSD_OK)
 		return;
-	for (size_t i = 0; i < rs->n_siblings && out[0] == '\0'; i++) {
+	for (size_t i = 0; i < rs->n_siblings; i++) {
 		const fsp_record *v = rs->siblings[i];
-		Fieldsync__V1__Contact *c =
-		    v->deleted ? NULL
-		               : fieldsync__v1__contact__unpack(NULL, v->payload.len, v->payload.data);
-		if (c != NULL && strlen(c->case_id) <= FSP_ID_MAX)
-			snprintf(out, FSP_ID_MAX + 1, "%s", c->case_id);
-		if (c != NULL)
-			fieldsync__v1__contact__free_unpacked(c, NULL);
+		if (!v->deleted && caseindex_contact_case(v->payload.data, v->payload.len, out))
+			break;
 	}
 	records_free(rs);
 }

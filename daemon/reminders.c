@@ -184,18 +184,14 @@ contact_case_ids(const fs_record_state *rs, char ids[][FSP_ID_MAX + 1], size_t c
 	size_t n = 0;
 	for (size_t i = 0; rs != NULL && i < rs->n_siblings; i++) {
 		const fsp_record *v = rs->siblings[i];
-		if (v->deleted)
-			continue;
-		Fieldsync__V1__Contact *c =
-		    fieldsync__v1__contact__unpack(NULL, v->payload.len, v->payload.data);
-		if (c == NULL)
+		char id[FSP_ID_MAX + 1];
+		if (v->deleted || !caseindex_contact_case(v->payload.data, v->payload.len, id))
 			continue;
 		bool dup = false;
 		for (size_t k = 0; k < n; k++)
-			dup |= strcmp(ids[k], c->case_id) == 0;
-		if (!dup && n < cap && strlen(c->case_id) <= FSP_ID_MAX && c->case_id[0] != '\0')
-			strcpy(ids[n++], c->case_id);
-		fieldsync__v1__contact__free_unpacked(c, NULL);
+			dup |= strcmp(ids[k], id) == 0;
+		if (!dup && n < cap)
+			strcpy(ids[n++], id);
 	}
 	return n;
 }

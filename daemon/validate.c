@@ -1,5 +1,5 @@
 /*
- * Push validation: everything a change set is checked against before the
+ * validate: push validation (logic layer; validate.h): everything a change set is checked against before the
  * writer sees it, so nothing invalid ever reaches a transaction. The one
  * check that needs the stored record (an equal version with a different
  * payload) is the merge rule's INVALID, found by the writer.

@@ -1,10 +1,10 @@
 /*
- * The writer thread: group commit.
+ * writer: the writer actor, group commit (endpoint layer; writer.h).
  *
  * It owns the only LMDB write transaction. Each round it takes every push
  * job queued on the pipe (up to batch_max_jobs), applies them in ONE write
  * transaction, each change set in a nested transaction of its own so that a
- * rejected set rolls back alone, commits once (one fsync for the whole
+ * rejected set rolls back alone (changeset.c), commits once (one fsync for the whole
  * round), and only then hands the jobs back with their replies. Concurrent
  * devices thus share fsyncs instead of paying one each.
  *
@@ -17,15 +17,15 @@
  *
  * The same transactions carry the reminders (reminders.c): every record the
  * writer stores is noted, the cases it touches are re-evaluated before the
- * change set's nested transaction commits, and the events go to the
- * transport thread for publishing only after the durable commit. Between
+ * change set's nested transaction commits, and the events go to the main
+ * thread (daemon.c -> reminder_endpoint) only after the durable commit. Between
  * rounds the writer sleeps until the next reminder timer, then fires it in
  * a round of its own. The idle writer wakes at least once a second (to
  * publish events another process stored, publish_external), so its sleep
  * is capped at 1 s.
  *
  * Threads: the writer is an actor (actor.h): it runs on its own thread and
- * talks to the sync endpoint over its pipe only.
+ * talks to the main thread over its pipe only (writer.h lists the messages).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,7 +106,7 @@ apply_job(writer *w, store_txn *parent, push_job *j)
 	return FSD_OK;
 }
 
-/* Hands the events of a committed round to the transport for publishing. */
+/* Hands the events of a committed round to the main thread for publishing. */
 static void
 publish(writer *w)
 {
