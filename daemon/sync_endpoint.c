@@ -240,7 +240,8 @@ handle_push(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, const peer_au
 		fieldsync__v1__envelope__free_unpacked(req, NULL);
 		return;
 	}
-	if (validate_push(tp->c, peer, p, &code, msg, sizeof(msg), &rej) != FSD_OK) {
+	fsd_err vrc = validate_push(tp->c, peer, p, &code, msg, sizeof(msg), &rej);
+	if (vrc != FSD_OK) {
 		if (rej != NULL) {
 			size_t len = 0;
 			uint8_t *buf = NULL;
@@ -249,7 +250,7 @@ handle_push(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, const peer_au
 			free(buf);
 			validate_reply_free(rej);
 		} else {
-			send_error(tp, rid, rid_len, req->request_id, code, msg, 0);
+			send_error(tp, rid, rid_len, req->request_id, wire_code(vrc), msg, 0);
 		}
 		fieldsync__v1__envelope__free_unpacked(req, NULL);
 		return;

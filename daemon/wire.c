@@ -48,7 +48,6 @@ wire_code(fsd_err e)
 {
 	switch (e) {
 	case FSD_INVALID:
-	case FSD_CORRUPT:
 		return FIELDSYNC__V1__ERROR__CODE__INVALID;
 	case FSD_FORBIDDEN:
 		return FIELDSYNC__V1__ERROR__CODE__FORBIDDEN;
@@ -59,9 +58,8 @@ wire_code(fsd_err e)
 	case FSD_BUSY:
 		return FIELDSYNC__V1__ERROR__CODE__BUSY;
 	case FSD_NOMEM:
-	case FSD_ERROR:
 		return FIELDSYNC__V1__ERROR__CODE__INTERNAL;
-	default:
+	default: /* the store or the disk failed: try again later */
 		return FIELDSYNC__V1__ERROR__CODE__UNAVAILABLE;
 	}
 }

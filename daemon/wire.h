@@ -30,7 +30,10 @@ typedef Fieldsync__V1__Error__Code fs_error_code;
 fs_envelope *wire_decode_envelope(const uint8_t *data, size_t len);
 void wire_envelope_free(fs_envelope *e);
 
-/* The wire code a peer is told for e (an fsd_err from storage or logic). */
+/* The wire code a peer is told for e (an fsd_err from storage or logic):
+ * a refused request keeps its reason (INVALID, FORBIDDEN, TOO_LARGE), a
+ * full store or disk is BUSY, out of memory INTERNAL, anything else that
+ * failed underneath UNAVAILABLE. */
 fs_error_code wire_code(fsd_err e);
 
 /* Packs any envelope. */
