@@ -213,3 +213,9 @@ changeset_outcome_free(changeset_outcome *o)
 	o->rejected = NULL;
 }
 
+
+uint64_t
+changeset_conflicts_open(store_txn *t)
+{
+	return store_meta_u64(t, "conflicts_open");
+}

@@ -47,5 +47,8 @@ typedef struct changeset_outcome {
 fsd_err changeset_apply(store_txn *parent, reminders *rem, const config *c,
                         const peer_auth *peer, const fs_push_request *p, changeset_outcome *o);
 void changeset_outcome_free(changeset_outcome *o);
+/* Records with more than one sibling now (meta "conflicts_open", kept by
+ * changeset_apply in the same transactions), for /metrics. */
+uint64_t changeset_conflicts_open(store_txn *t);
 
 #endif

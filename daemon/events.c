@@ -181,6 +181,12 @@ events_after(store_txn *t, uint64_t after, event_batch **out)
 	return FSD_OK;
 }
 
+uint64_t
+events_last_seq(store_txn *t)
+{
+	return store_meta_u64(t, "event_seq");
+}
+
 fsd_err
 events_unpublished(store_txn *t, event_batch **out)
 {

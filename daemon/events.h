@@ -49,6 +49,8 @@ fsd_err events_append(store_txn *t, Fieldsync__V1__ReminderEvent *ev, int label,
 /* Stored events after seq `after` (e.g. written by another process) in
  * *out, NULL when none; the caller frees the batch. */
 fsd_err events_after(store_txn *t, uint64_t after, event_batch **out);
+/* The seq of the last stored event (0: none). */
+uint64_t events_last_seq(store_txn *t);
 /* Events after published_seq that a crash may have kept from subscribers. */
 fsd_err events_unpublished(store_txn *t, event_batch **out);
 /* Records (lazily, in t) that everything up to seq was handed to the publisher. */

@@ -37,6 +37,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "changeset.h"
+#include "events.h"
 #include "wire.h"
 #include "writer.h"
 
@@ -161,7 +162,7 @@ writer_round(writer *w, push_job **jobs, size_t n)
 		if (rc == FSD_OK)
 			rc = reminders_tick(w->rem, t, clock_deadline_ms(w->c->clock_offset_ms));
 		int64_t next_fire = rc == FSD_OK ? reminders_next_fire(w->rem, t) : 0;
-		int64_t conflicts = rc == FSD_OK ? (int64_t)store_meta_u64(t, "conflicts_open") : 0;
+		int64_t conflicts = rc == FSD_OK ? (int64_t)changeset_conflicts_open(t) : 0;
 		int64_t counts[METRIC_RULES][METRIC_STATES];
 		for (int r = 0; rc == FSD_OK && r < METRIC_RULES; r++)
 			for (int st = 0; st < METRIC_STATES; st++)
@@ -224,7 +225,7 @@ writer_recover(writer *w)
 		return;
 	event_batch *b = NULL;
 	events_unpublished(t, &b);
-	w->handed_seq = store_meta_u64(t, "event_seq");
+	w->handed_seq = events_last_seq(t);
 	store_read_end(&t);
 	if (b != NULL) {
 		log_event(LOG_INFO, "republishing reminder events a restart may have held back",
