@@ -233,8 +233,10 @@ store_open_with(const char *dir, uint64_t map_size, uint64_t map_size_max,
 		          LS("error", strerror(errno)), NULL);
 		goto fail;
 	}
-	if ((rc = mdb_env_create(&s->env)) != 0 || (rc = mdb_env_set_maxdbs(s->env, 24)) != 0 ||
-	    (rc = mdb_env_set_maxreaders(s->env, 256)) != 0)
+	/* A plain environment keeps LMDB's defaults, as the keyring always had. */
+	if ((rc = mdb_env_create(&s->env)) != 0 ||
+	    (!(flags & STORE_PLAIN) && ((rc = mdb_env_set_maxdbs(s->env, 24)) != 0 ||
+	                                (rc = mdb_env_set_maxreaders(s->env, 256)) != 0)))
 		goto lmdb_fail;
 	/* An existing, larger map keeps its size: LMDB adopts the file's size. */
 	if ((rc = mdb_env_set_mapsize(s->env, map_size)) != 0)
