@@ -194,7 +194,7 @@ init_txn(store_txn *t, void *arg)
 	fsd_err rc = audit_append(t, j->actor, "init", NULL, NULL, "server key pair created");
 	if (rc != FSD_OK)
 		return rc;
-	if (!j->keys_made && !zap_keys_create(j->dir, j->err, sizeof(j->err)))
+	if (!j->keys_made && zap_keys_create(j->dir, j->err, sizeof(j->err)) != FSD_OK)
 		return FSD_ERROR;
 	j->keys_made = true;
 	return FSD_OK;
@@ -232,7 +232,7 @@ cmd_init(const admin_cmd *c, const admin_args *a)
 		fprintf(stderr, "fieldsyncd: init failed: %s\n", j.err[0] ? j.err : store_rc_text(rc));
 		return EXIT_FAIL;
 	}
-	if (!zap_keys_load(j.dir, pub, sec, j.err, sizeof(j.err))) {
+	if (zap_keys_load(j.dir, pub, sec, j.err, sizeof(j.err)) != FSD_OK) {
 		fprintf(stderr, "fieldsyncd: %s\n", j.err);
 		return EXIT_FAIL;
 	}
@@ -459,7 +459,7 @@ cmd_enroll(const admin_cmd *c, const admin_args *a)
 		                "tcp://sync.example.org:7400 (not '%s')\n", j.endpoint);
 		return EXIT_USAGE;
 	}
-	if (!zap_keys_load(dir, spub, ssec, err, sizeof(err))) {
+	if (zap_keys_load(dir, spub, ssec, err, sizeof(err)) != FSD_OK) {
 		fprintf(stderr, "fieldsyncd: %s\n", err);
 		return EXIT_FAIL;
 	}

@@ -219,7 +219,7 @@ daemon_run(const config *c, store *s, reminders *rem)
 	tp.secure = !c->dev;
 	if (tp.secure) {
 		char pub[AUTH_Z85_KEY_LEN + 1], err2[300];
-		if (!zap_keys_load(c->data_dir, pub, tp.server_secret, err2, sizeof(err2))) {
+		if (zap_keys_load(c->data_dir, pub, tp.server_secret, err2, sizeof(err2)) != FSD_OK) {
 			log_event(LOG_ERROR, "cannot load the server keys", LS("error", err2), NULL);
 			fprintf(stderr, "fieldsyncd: %s\n", err2);
 			code = FSD_EXIT_USAGE;

@@ -55,27 +55,27 @@ key_path(char *out, size_t cap, const char *dir, const char *file)
 	return n > 0 && (size_t)n < cap;
 }
 
-bool
+fsd_err
 zap_keys_create(const char *data_dir, char *err, size_t errlen)
 {
 	char pub[AUTH_Z85_KEY_LEN + 1], sec[AUTH_Z85_KEY_LEN + 1];
 	char pub_path[600], sec_path[600], line[AUTH_Z85_KEY_LEN + 2];
 	struct stat st;
-	bool ok = false;
+	fsd_err rc = FSD_IO;
 
 	if (!key_path(sec_path, sizeof(sec_path), data_dir, "server.key") ||
 	    !key_path(pub_path, sizeof(pub_path), data_dir, "server.pub")) {
 		snprintf(err, errlen, "data directory path too long");
-		return false;
+		return FSD_INVALID;
 	}
 	if (lstat(sec_path, &st) == 0 || lstat(pub_path, &st) == 0) {
 		snprintf(err, errlen, "%s is already initialised (%s exists); the server keys are "
 		         "never overwritten", data_dir, lstat(sec_path, &st) == 0 ? sec_path : pub_path);
-		return false;
+		return FSD_EXISTS;
 	}
 	if (zmq_curve_keypair(pub, sec) != 0) {
 		snprintf(err, errlen, "cannot make a CURVE key pair: %s", zmq_strerror(zmq_errno()));
-		return false;
+		return FSD_ERROR;
 	}
 	snprintf(line, sizeof(line), "%s\n", sec);
 	if (sys_write_new_file(sec_path, line, err, errlen) != FSD_OK)
@@ -86,11 +86,11 @@ zap_keys_create(const char *data_dir, char *err, size_t errlen)
 		goto out;
 	}
 	sys_sync_dir(data_dir);
-	ok = true;
+	rc = FSD_OK;
 out:
 	sys_wipe(sec, sizeof(sec));
 	sys_wipe(line, sizeof(line));
-	return ok;
+	return rc;
 }
 
 /* Reads one Z85 key from path into key; secret: refuse group/other access. */
@@ -151,7 +151,7 @@ out:
 	return ok;
 }
 
-bool
+fsd_err
 zap_keys_load(const char *data_dir, char pub[AUTH_Z85_KEY_LEN + 1],
                       char sec[AUTH_Z85_KEY_LEN + 1], char *err, size_t errlen)
 {
@@ -160,20 +160,20 @@ zap_keys_load(const char *data_dir, char pub[AUTH_Z85_KEY_LEN + 1],
 	if (!key_path(sec_path, sizeof(sec_path), data_dir, "server.key") ||
 	    !key_path(pub_path, sizeof(pub_path), data_dir, "server.pub")) {
 		snprintf(err, errlen, "data directory path too long");
-		return false;
+		return FSD_INVALID;
 	}
 	if (!read_key_file(sec_path, true, sec, err, errlen))
-		return false;
+		return FSD_INVALID;
 	if (!read_key_file(pub_path, false, pub, err, errlen))
 		goto fail;
 	if (zmq_curve_public(derived, sec) != 0 || strcmp(derived, pub) != 0) {
 		snprintf(err, errlen, "%s does not hold the public key of %s", pub_path, sec_path);
 		goto fail;
 	}
-	return true;
+	return FSD_OK;
 fail:
 	sys_wipe(sec, AUTH_Z85_KEY_LEN + 1);
-	return false;
+	return FSD_INVALID;
 }
 
 /* ---- the ZAP handler ----------------------------------------------------- */

@@ -23,9 +23,11 @@
 #include "registry.h"
 #include "store.h"
 
-bool zap_keys_create(const char *data_dir, char *err, size_t errlen);
-bool zap_keys_load(const char *data_dir, char pub[AUTH_Z85_KEY_LEN + 1],
-                   char sec[AUTH_Z85_KEY_LEN + 1], char *err, size_t errlen);
+/* FSD_OK, or an error with a sentence for the operator in err (FSD_EXISTS:
+ * the keys are there already). */
+fsd_err zap_keys_create(const char *data_dir, char *err, size_t errlen);
+fsd_err zap_keys_load(const char *data_dir, char pub[AUTH_Z85_KEY_LEN + 1],
+                      char sec[AUTH_Z85_KEY_LEN + 1], char *err, size_t errlen);
 
 typedef struct zap_handler zap_handler;
 zap_handler *zap_start(void *zctx, store *s);

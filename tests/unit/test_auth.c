@@ -80,10 +80,10 @@ write_file(const char *file, const char *text, mode_t mode)
 Test(auth, server_keys_create_and_load)
 {
 	char err[600] = "", pub[41], sec[41], derived[41];
-	cr_assert(zap_keys_create(g_dir, err, sizeof(err)), "%s", err);
+	cr_assert(zap_keys_create(g_dir, err, sizeof(err)) == FSD_OK, "%s", err);
 	cr_assert_eq(mode_of("server.key"), 0600);
 	cr_assert_eq(mode_of("server.pub"), 0600);
-	cr_assert(zap_keys_load(g_dir, pub, sec, err, sizeof(err)), "%s", err);
+	cr_assert(zap_keys_load(g_dir, pub, sec, err, sizeof(err)) == FSD_OK, "%s", err);
 	cr_assert_eq(strlen(pub), 40);
 	cr_assert_eq(strlen(sec), 40);
 	cr_assert_eq(zmq_curve_public(derived, sec), 0);
@@ -91,41 +91,41 @@ Test(auth, server_keys_create_and_load)
 
 	/* never overwritten */
 	err[0] = '\0';
-	cr_assert_not(zap_keys_create(g_dir, err, sizeof(err)));
+	cr_assert(zap_keys_create(g_dir, err, sizeof(err)) != FSD_OK);
 	cr_assert_not_null(strstr(err, "already initialised"), "%s", err);
 	char pub2[41], sec2[41];
-	cr_assert(zap_keys_load(g_dir, pub2, sec2, err, sizeof(err)), "%s", err);
+	cr_assert(zap_keys_load(g_dir, pub2, sec2, err, sizeof(err)) == FSD_OK, "%s", err);
 	cr_assert_str_eq(pub2, pub);
 }
 
 Test(auth, server_key_readable_by_others_is_refused)
 {
 	char err[600] = "", pub[41], sec[41], p[600];
-	cr_assert(zap_keys_create(g_dir, err, sizeof(err)), "%s", err);
+	cr_assert(zap_keys_create(g_dir, err, sizeof(err)) == FSD_OK, "%s", err);
 	path_of(p, sizeof(p), "server.key");
 	cr_assert_eq(chmod(p, 0644), 0);
-	cr_assert_not(zap_keys_load(g_dir, pub, sec, err, sizeof(err)));
+	cr_assert(zap_keys_load(g_dir, pub, sec, err, sizeof(err)) != FSD_OK);
 	cr_assert_not_null(strstr(err, "server.key"), "%s", err);
 	cr_assert_not_null(strstr(err, "0644"), "%s", err);
 	cr_assert_not_null(strstr(err, "chmod 600"), "%s", err);
 	cr_assert_eq(chmod(p, 0640), 0); /* group alone is too much as well */
-	cr_assert_not(zap_keys_load(g_dir, pub, sec, err, sizeof(err)));
+	cr_assert(zap_keys_load(g_dir, pub, sec, err, sizeof(err)) != FSD_OK);
 	cr_assert_not_null(strstr(err, "0640"), "%s", err);
 	cr_assert_eq(chmod(p, 0400), 0); /* read-only for the owner is fine */
-	cr_assert(zap_keys_load(g_dir, pub, sec, err, sizeof(err)), "%s", err);
+	cr_assert(zap_keys_load(g_dir, pub, sec, err, sizeof(err)) == FSD_OK, "%s", err);
 }
 
 Test(auth, missing_key_files_are_refused)
 {
 	char err[600] = "", pub[41], sec[41], p[600];
-	cr_assert_not(zap_keys_load(g_dir, pub, sec, err, sizeof(err)));
+	cr_assert(zap_keys_load(g_dir, pub, sec, err, sizeof(err)) != FSD_OK);
 	cr_assert_not_null(strstr(err, "server.key is missing"), "%s", err);
 	cr_assert_not_null(strstr(err, "fieldsyncd init"), "%s", err);
 
-	cr_assert(zap_keys_create(g_dir, err, sizeof(err)), "%s", err);
+	cr_assert(zap_keys_create(g_dir, err, sizeof(err)) == FSD_OK, "%s", err);
 	path_of(p, sizeof(p), "server.pub");
 	cr_assert_eq(unlink(p), 0);
-	cr_assert_not(zap_keys_load(g_dir, pub, sec, err, sizeof(err)));
+	cr_assert(zap_keys_load(g_dir, pub, sec, err, sizeof(err)) != FSD_OK);
 	cr_assert_not_null(strstr(err, "server.pub is missing"), "%s", err);
 }
 
@@ -135,7 +135,7 @@ Test(auth, bad_key_files_are_refused)
 	cr_assert_eq(zmq_curve_keypair(opub, osec), 0);
 	write_file("server.key", "not a key\n", 0600);
 	write_file("server.pub", "not a key\n", 0600);
-	cr_assert_not(zap_keys_load(g_dir, pub, sec, err, sizeof(err)));
+	cr_assert(zap_keys_load(g_dir, pub, sec, err, sizeof(err)) != FSD_OK);
 	cr_assert_not_null(strstr(err, "does not hold a CURVE key"), "%s", err);
 
 	/* a public key that is not the secret key's */
@@ -145,7 +145,7 @@ Test(auth, bad_key_files_are_refused)
 	write_file("server.key", line, 0600);
 	snprintf(line, sizeof(line), "%s\n", opub);
 	write_file("server.pub", line, 0600);
-	cr_assert_not(zap_keys_load(g_dir, pub, sec, err, sizeof(err)));
+	cr_assert(zap_keys_load(g_dir, pub, sec, err, sizeof(err)) != FSD_OK);
 	cr_assert_not_null(strstr(err, "does not hold the public key"), "%s", err);
 }
 
