@@ -1,5 +1,5 @@
 /*
- * Configuration: defaults, then an INI file (--config, or FIELDSYNC_CONFIG;
+ * config: the configuration (infrastructure layer; config.h). Defaults, then an INI file (--config, or FIELDSYNC_CONFIG;
  * parsed by Debian's libinih), then FIELDSYNC_* environment variables, then
  * the command line: flags > env > file. A container sets env, a packager
  * ships a file, a person types flags. Every value is checked here; a bad one
@@ -12,7 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "config.h"
+#include "log.h"
 
 enum {
 	OPT_DATA_DIR = 256,

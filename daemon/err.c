@@ -7,6 +7,7 @@ fsd_strerror(fsd_err e)
 	switch (e) {
 	case FSD_OK: return "success";
 	case FSD_NOTFOUND: return "not found";
+	case FSD_EXISTS: return "already exists";
 	case FSD_FULL: return "the store's map is full";
 	case FSD_NOSPACE: return "the disk refused the write (full, quota or I/O error)";
 	case FSD_CORRUPT: return "stored data does not decode";

@@ -8,8 +8,16 @@
  * operator input is parsed (config, rule tables, key files): there the
  * sentence is what the operator reads.
  *
- * What a peer is told is a wire code (Fieldsync__V1__Error__Code), chosen
- * in wire.c from an fsd_err; texts come from fsd_strerror() alone.
+ * Three shapes are not an fsd_err, on purpose: a constructor of an opaque
+ * handle that tests and tools call (store_open, zap_start, ops_http_start,
+ * as fs_store_open in STYLE.md) returns the handle or NULL, logged; a
+ * predicate (peer_may, keyring_is_sealed) returns a bool; a decoder of
+ * untrusted bytes (wire_decode_envelope) returns the message or NULL.
+ *
+ * What a peer is told is a wire code (Fieldsync__V1__Error__Code), an enum
+ * value, never a string: wire_code() maps an fsd_err to it; the reason
+ * text of a rejected change names the code from the generated descriptor.
+ * Texts for operators come from fsd_strerror() alone.
  */
 #ifndef FIELDSYNCD_ERR_H
 #define FIELDSYNCD_ERR_H
@@ -17,6 +25,7 @@
 typedef enum fsd_err {
 	FSD_OK = 0,
 	FSD_NOTFOUND,  /* no such record, key, device or entry */
+	FSD_EXISTS,    /* already there (and kept as it was) */
 	FSD_FULL,      /* the LMDB map is full: grow it and retry */
 	FSD_NOSPACE,   /* the disk refused a write (full, quota, I/O): BUSY */
 	FSD_CORRUPT,   /* stored bytes do not decode */

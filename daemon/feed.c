@@ -1,5 +1,5 @@
 /*
- * The change feed (PROTOCOL.md §5): a page of RecordStates after since_seq,
+ * feed: the change feed (logic layer; feed.h, PROTOCOL.md §5): a page of RecordStates after since_seq,
  * in seq order, each record once at its latest position. A page ends at
  * `limit` records or at a byte budget well under the frame limit, whichever
  * comes first; `more` tells the device to ask again from `last_seq`.
@@ -15,8 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "feed.h"
 #include "metrics.h"
+#include "records.h"
 
 #define PULL_DEFAULT_LIMIT 500
 #define SCAN_MAX 20000
@@ -45,19 +46,19 @@ page_take(void *arg, store_txn *t, fs_record_state *rs)
 {
 	struct page *pg = arg;
 	if (pg->n == pg->cap || pg->examined++ >= SCAN_MAX) {
-		store_record_free(rs);
+		records_free(rs);
 		return FEED_STOP;
 	}
 	if (!peer_may(pg->peer, rs->scope)) {
-		if (!store_former_scope_any(t, rs->collection, rs->id, peer_may_cb, pg->peer)) {
-			store_record_free(rs);
+		if (!records_former_scope_any(t, rs->collection, rs->id, peer_may_cb, pg->peer)) {
+			records_free(rs);
 			return FEED_SKIP;
 		}
 		make_revoked(rs);
 	}
 	size_t sz = fieldsync__v1__record_state__get_packed_size(rs) + 8;
 	if (pg->n > 0 && pg->bytes + sz > pg->budget) {
-		store_record_free(rs);
+		records_free(rs);
 		return FEED_STOP;
 	}
 	pg->items[pg->n++] = rs;
@@ -65,50 +66,49 @@ page_take(void *arg, store_txn *t, fs_record_state *rs)
 	return FEED_TAKE;
 }
 
-store_rc
-feed_pull(store *s, const config *c, const peer_auth *peer, uint64_t request_id,
-          const Fieldsync__V1__PullRequest *req, uint8_t **out, size_t *len)
+fsd_err
+feed_pull(store *s, const config *c, const peer_auth *peer,
+          const Fieldsync__V1__PullRequest *req, feed_page *out)
 {
 	struct page pg = {.peer = peer};
 	store_txn *t = NULL;
-	Fieldsync__V1__PullReply reply;
-	fs_envelope e;
 	uint64_t last = 0;
 	bool more = false;
-	store_rc rc;
+	fsd_err rc;
 
-	*out = NULL;
+	fieldsync__v1__pull_reply__init(&out->reply);
 	pg.cap = req->limit == 0 ? PULL_DEFAULT_LIMIT : req->limit;
 	if (pg.cap > c->pull_limit_max)
 		pg.cap = c->pull_limit_max;
 	pg.budget = c->max_message_bytes / 2;
 	pg.items = calloc(pg.cap, sizeof(*pg.items));
 	if (pg.items == NULL)
-		return STORE_ERROR;
-	if ((rc = store_read_begin(s, &t)) != STORE_OK)
-		goto out;
-	rc = store_feed_scan(t, req->since_seq, page_take, &pg, &last, &more);
+		return FSD_NOMEM;
+	if ((rc = store_read_begin(s, &t)) != FSD_OK)
+		goto fail;
+	rc = records_feed_scan(t, req->since_seq, page_take, &pg, &last, &more);
 	store_read_end(&t);
-	if (rc != STORE_OK)
-		goto out;
-
-	fieldsync__v1__pull_reply__init(&reply);
-	reply.records = pg.items;
-	reply.n_records = pg.n;
-	reply.last_seq = last;
-	reply.more = more;
-	fieldsync__v1__envelope__init(&e);
-	e.request_id = request_id;
-	e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_PULL_REPLY;
-	e.pull_reply = &reply;
-	*out = wire_pack(&e, len);
-	if (*out == NULL)
-		rc = STORE_ERROR;
-	else
-		metrics_inc(METRIC_PULLED_RECORDS_TOTAL, 0, pg.n);
-out:
+	if (rc != FSD_OK)
+		goto fail;
+	out->reply.records = pg.items;
+	out->reply.n_records = pg.n;
+	out->reply.last_seq = last;
+	out->reply.more = more;
+	metrics_inc(METRIC_PULLED_RECORDS_TOTAL, 0, pg.n);
+	return FSD_OK;
+fail:
 	for (size_t i = 0; i < pg.n; i++)
-		store_record_free(pg.items[i]);
+		records_free(pg.items[i]);
 	free(pg.items);
 	return rc;
+}
+
+void
+feed_page_free(feed_page *p)
+{
+	for (size_t i = 0; i < p->reply.n_records; i++)
+		records_free(p->reply.records[i]);
+	free(p->reply.records);
+	p->reply.records = NULL;
+	p->reply.n_records = 0;
 }

@@ -1,5 +1,6 @@
 /*
- * Encryption at rest: master keys, data keys (DEKs) and sealed values.
+ * keyring: encryption at rest: master keys, data keys (DEKs) and sealed
+ * values (storage layer; keyring.h).
  *
  * NOTES ON THE DESIGN OF THE KEYRING
  *
@@ -31,15 +32,14 @@
  * gone for the daemon at once.
  */
 #include <errno.h>
-#include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "fieldsync/crypto.h"
-#include "fieldsync/v1/casework.pb-c.h"
-#include "internal.h"
+#include "keyring.h"
+#include "log.h"
 
 #define MASTERS_MAX 8
 #define SEAL_MAGIC0 0xFE
@@ -48,9 +48,12 @@
 struct keyring {
 	fsc_master masters[MASTERS_MAX];
 	size_t n_masters;
-	MDB_env *env;
-	MDB_dbi dbi;
+	store *keys; /* DATA_DIR/keys: the wrapped DEKs, in its unnamed table */
 };
+
+/* The key store's one table: the environment's unnamed one. */
+static const store_table deks_table = {NULL};
+static const store_table *const deks_tables[] = {&deks_table, NULL};
 
 static bool
 parse_masters(keyring *k, const char *text, char sep, char *err, size_t errlen)
@@ -122,18 +125,18 @@ read_key_file(keyring *k, const char *path, char *err, size_t errlen)
 	return ok;
 }
 
-keyring *
-keyring_open(const char *data_dir, const char *key_file, const char *key_env, char *err,
-             size_t errlen)
+fsd_err
+keyring_open(const char *data_dir, const char *key_file, const char *key_env, keyring **out,
+             char *err, size_t errlen)
 {
 	keyring *k = calloc(1, sizeof(*k));
 	char dir[600];
-	MDB_txn *txn = NULL;
-	int rc;
+	fsd_err rc = FSD_INVALID;
 
+	*out = NULL;
 	if (k == NULL) {
 		snprintf(err, errlen, "out of memory");
-		return NULL;
+		return FSD_NOMEM;
 	}
 	if (key_file != NULL && key_file[0] != '\0') {
 		if (!read_key_file(k, key_file, err, errlen))
@@ -151,23 +154,20 @@ keyring_open(const char *data_dir, const char *key_file, const char *key_env, ch
 	snprintf(dir, sizeof(dir), "%s/keys", data_dir);
 	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
 		snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+		rc = FSD_IO;
 		goto fail;
 	}
-	if ((rc = mdb_env_create(&k->env)) != 0 || (rc = mdb_env_set_mapsize(k->env, 1ULL << 30)) != 0 ||
-	    (rc = mdb_env_open(k->env, dir, MDB_NOTLS, 0600)) != 0 ||
-	    (rc = mdb_txn_begin(k->env, NULL, 0, &txn)) != 0 ||
-	    (rc = mdb_dbi_open(txn, NULL, 0, &k->dbi)) != 0 || (rc = mdb_txn_commit(txn)) != 0) {
-		if (txn != NULL && rc != 0)
-			mdb_txn_abort(txn);
-		snprintf(err, errlen, "cannot open the key store %s: %s", dir, mdb_strerror(rc));
+	k->keys = store_open_with(dir, 1ULL << 30, 1ULL << 30, deks_tables, STORE_PLAIN);
+	if (k->keys == NULL) {
+		snprintf(err, errlen, "cannot open the key store %s (the log says why)", dir);
+		rc = FSD_IO;
 		goto fail;
 	}
-	int dead = 0;
-	mdb_reader_check(k->env, &dead);
-	return k;
+	*out = k;
+	return FSD_OK;
 fail:
 	keyring_close(&k);
-	return NULL;
+	return rc;
 }
 
 void
@@ -176,8 +176,7 @@ keyring_close(keyring **kp)
 	if (kp == NULL || *kp == NULL)
 		return;
 	keyring *k = *kp;
-	if (k->env != NULL)
-		mdb_env_close(k->env);
+	store_close(&k->keys);
 	fsc_cleanse(k->masters, sizeof(k->masters));
 	free(k);
 	*kp = NULL;
@@ -198,87 +197,66 @@ master_by_id(const keyring *k, const char *id)
 	return NULL;
 }
 
-/* Reads and unwraps DEK `name`; creates it when absent and create is set. */
-static bool
+/* Reads and unwraps DEK `name`; creates it when absent and create is set.
+ * FSD_NOTFOUND when it is absent (destroyed by a purge, or never ours). */
+static fsd_err
 dek_get(keyring *k, const char *name, bool create, uint8_t dek[FSC_KEY_LEN])
 {
-	MDB_txn *txn = NULL;
-	MDB_val key = {strlen(name), (void *)name}, val;
+	store_txn *t = NULL;
+	const void *val;
+	size_t vl, nl = strlen(name);
 	char id[FSC_KEY_ID_MAX + 1];
-	bool ok = false;
-	int rc = mdb_txn_begin(k->env, NULL, MDB_RDONLY, &txn);
-	if (rc != 0)
-		return false;
-	rc = mdb_get(txn, k->dbi, &key, &val);
-	if (rc == 0) {
-		const fsc_master *m = fsc_wrapped_key_id(val.mv_data, val.mv_size, id)
-		                          ? master_by_id(k, id)
-		                          : NULL;
-		ok = m != NULL && fsc_unwrap(m, val.mv_data, val.mv_size, dek);
+	fsd_err rc = store_read_begin(k->keys, &t);
+	if (rc != FSD_OK)
+		return rc;
+	rc = store_kv_get(t, &deks_table, name, nl, &val, &vl);
+	if (rc == FSD_OK) {
+		const fsc_master *m = fsc_wrapped_key_id(val, vl, id) ? master_by_id(k, id) : NULL;
 		if (m == NULL)
 			log_event(LOG_ERROR, "a data key is wrapped by a master key we do not have",
 			          LS("master_key_id", id), NULL);
+		if (m == NULL || !fsc_unwrap(m, val, vl, dek))
+			rc = FSD_CORRUPT;
 	}
-	mdb_txn_abort(txn);
-	if (rc != MDB_NOTFOUND || !create)
-		return ok;
+	store_read_end(&t);
+	if (rc != FSD_NOTFOUND || !create)
+		return rc;
 
 	/* A new DEK, durable before anything is sealed with it. */
 	uint8_t *wrapped = NULL;
 	size_t wl = 0;
 	if (!fsc_new_key(dek) || !fsc_wrap(&k->masters[0], dek, &wrapped, &wl))
-		return false;
-	val.mv_size = wl;
-	val.mv_data = wrapped;
-	rc = mdb_txn_begin(k->env, NULL, 0, &txn);
-	if (rc == 0)
-		rc = mdb_put(txn, k->dbi, &key, &val, MDB_NOOVERWRITE);
-	if (rc == MDB_KEYEXIST) { /* another process made it first: use theirs */
-		mdb_txn_abort(txn);
-		free(wrapped);
+		return FSD_ERROR;
+	rc = store_write_begin(k->keys, &t);
+	if (rc == FSD_OK)
+		rc = store_kv_add(t, &deks_table, name, nl, wrapped, wl);
+	free(wrapped);
+	if (rc == FSD_EXISTS) { /* another process made it first: use theirs */
+		store_abort(&t);
 		return dek_get(k, name, false, dek);
 	}
-	if (rc == 0)
-		rc = mdb_txn_commit(txn);
-	else if (txn != NULL)
-		mdb_txn_abort(txn);
-	free(wrapped);
-	return rc == 0;
+	if (rc == FSD_OK)
+		return store_commit(&t);
+	store_abort(&t);
+	return rc;
 }
 
-void
-keyring_dek_name(const char *collection, const char *id, const uint8_t *payload, size_t len,
-                 char *name, size_t namelen)
-{
-	if (strcmp(collection, "case") == 0) {
-		snprintf(name, namelen, "c:%s", id);
-		return;
-	}
-	if (strcmp(collection, "contact") == 0) {
-		Fieldsync__V1__Contact *c = fieldsync__v1__contact__unpack(NULL, len, payload);
-		if (c != NULL && c->case_id[0] != '\0') {
-			snprintf(name, namelen, "c:%s", c->case_id);
-			fieldsync__v1__contact__free_unpacked(c, NULL);
-			return;
-		}
-		if (c != NULL)
-			fieldsync__v1__contact__free_unpacked(c, NULL);
-	}
-	snprintf(name, namelen, "r:%s/%s", collection, id);
-}
+const store_table keyring_table = {"keys"};
 
-bool
+fsd_err
 keyring_seal(keyring *k, const char *name, const void *aad, size_t aad_len, const uint8_t *in,
              size_t len, uint8_t **out, size_t *out_len)
 {
 	uint8_t dek[FSC_KEY_LEN], *sealed = NULL;
 	size_t nl = strlen(name), sl = 0;
-	bool ok = false;
+	fsd_err rc = FSD_INVALID;
 	*out = NULL;
-	if (nl > 255 || !dek_get(k, name, true, dek))
+	if (nl > 255 || (rc = dek_get(k, name, true, dek)) != FSD_OK)
 		goto out;
+	rc = FSD_ERROR;
 	if (!fsc_seal(dek, aad, aad_len, in, len, &sealed, &sl))
 		goto out;
+	rc = FSD_NOMEM;
 	*out = malloc(3 + nl + sl);
 	if (*out == NULL)
 		goto out;
@@ -288,11 +266,11 @@ keyring_seal(keyring *k, const char *name, const void *aad, size_t aad_len, cons
 	memcpy(*out + 3, name, nl);
 	memcpy(*out + 3 + nl, sealed, sl);
 	*out_len = 3 + nl + sl;
-	ok = true;
+	rc = FSD_OK;
 out:
 	fsc_cleanse(dek, sizeof(dek));
 	free(sealed);
-	return ok;
+	return rc;
 }
 
 bool
@@ -301,7 +279,7 @@ keyring_is_sealed(const uint8_t *in, size_t len)
 	return len >= 3 && in[0] == SEAL_MAGIC0 && in[1] == SEAL_MAGIC1 && len >= 3u + in[2];
 }
 
-int
+fsd_err
 keyring_open_value(keyring *k, const void *aad, size_t aad_len, const uint8_t *in, size_t len,
                    uint8_t **out, size_t *out_len)
 {
@@ -310,92 +288,178 @@ keyring_open_value(keyring *k, const void *aad, size_t aad_len, const uint8_t *i
 	*out = NULL;
 	*out_len = 0;
 	if (!keyring_is_sealed(in, len))
-		return KEYRING_PLAIN;
+		return FSD_OK; /* plain: *out stays NULL */
 	if (k == NULL)
-		return KEYRING_NO_KEY;
+		return FSD_NOKEY;
 	size_t nl = in[2];
 	memcpy(name, in + 3, nl);
 	name[nl] = '\0';
-	if (!dek_get(k, name, false, dek))
-		return KEYRING_NO_KEY; /* destroyed by a purge, or never ours */
+	if (dek_get(k, name, false, dek) != FSD_OK)
+		return FSD_NOKEY; /* destroyed by a purge, or never ours */
 	bool ok = fsc_open(dek, aad, aad_len, in + 3 + nl, len - 3 - nl, out, out_len);
 	fsc_cleanse(dek, sizeof(dek));
-	return ok ? KEYRING_OPENED : KEYRING_BAD;
+	if (ok && *out == NULL) /* an empty value opened: still say "opened" */
+		*out = malloc(1);
+	if (ok && *out == NULL)
+		return FSD_NOMEM;
+	return ok ? FSD_OK : FSD_CORRUPT;
 }
 
-bool
+fsd_err
 keyring_destroy(keyring *k, const char *name)
 {
-	MDB_txn *txn = NULL;
-	MDB_val key = {strlen(name), (void *)name};
-	int rc = mdb_txn_begin(k->env, NULL, 0, &txn);
-	if (rc != 0)
-		return false;
-	rc = mdb_del(txn, k->dbi, &key, NULL);
-	if (rc != 0 && rc != MDB_NOTFOUND) {
-		mdb_txn_abort(txn);
-		return false;
+	store_txn *t = NULL;
+	fsd_err rc = store_write_begin(k->keys, &t);
+	if (rc != FSD_OK)
+		return rc;
+	rc = store_kv_del(t, &deks_table, name, strlen(name));
+	if (rc != FSD_OK && rc != FSD_NOTFOUND) {
+		store_abort(&t);
+		return rc;
 	}
-	return mdb_txn_commit(txn) == 0;
+	return store_commit(&t);
 }
 
-bool
+/* The DEKs, copied out of the table (store_kv_scan may not write while it walks). */
+struct dek_list {
+	char **names;
+	uint8_t **vals;
+	size_t *vlens;
+	size_t n, cap;
+	bool oom;
+};
+
+static bool
+collect_dek(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+	struct dek_list *l = arg;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		char **a = realloc(l->names, cap * sizeof(*a));
+		if (a != NULL)
+			l->names = a;
+		uint8_t **b = realloc(l->vals, cap * sizeof(*b));
+		if (b != NULL)
+			l->vals = b;
+		size_t *c = realloc(l->vlens, cap * sizeof(*c));
+		if (c != NULL)
+			l->vlens = c;
+		if (a == NULL || b == NULL || c == NULL) {
+			l->oom = true;
+			return false;
+		}
+		l->cap = cap;
+	}
+	l->names[l->n] = malloc(klen + 1);
+	l->vals[l->n] = malloc(vlen ? vlen : 1);
+	if (l->names[l->n] == NULL || l->vals[l->n] == NULL) {
+		free(l->names[l->n]);
+		free(l->vals[l->n]);
+		l->oom = true;
+		return false;
+	}
+	memcpy(l->names[l->n], key, klen);
+	l->names[l->n][klen] = '\0';
+	memcpy(l->vals[l->n], val, vlen);
+	l->vlens[l->n] = vlen;
+	l->n++;
+	return true;
+}
+
+fsd_err
 keyring_rewrap_all(keyring *k, size_t *n_rewrapped, char *err, size_t errlen)
 {
-	MDB_txn *txn = NULL;
-	MDB_cursor *cur = NULL;
-	MDB_val key, val;
+	struct dek_list l = {0};
+	store_txn *t = NULL;
 	size_t n = 0;
-	bool ok = false;
-	int rc = mdb_txn_begin(k->env, NULL, 0, &txn);
-	if (rc == 0)
-		rc = mdb_cursor_open(txn, k->dbi, &cur);
-	for (rc = rc ? rc : mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+	fsd_err rc = store_write_begin(k->keys, &t);
+	if (rc == FSD_OK)
+		rc = store_kv_scan(t, &deks_table, NULL, 0, NULL, 0, collect_dek, &l);
+	if (rc == FSD_OK && l.oom)
+		rc = FSD_NOMEM;
+	if (rc != FSD_OK) {
+		snprintf(err, errlen, "key store: %s", fsd_strerror(rc));
+		goto out;
+	}
+	for (size_t i = 0; i < l.n; i++) {
 		char id[FSC_KEY_ID_MAX + 1];
 		uint8_t dek[FSC_KEY_LEN], *wrapped = NULL;
 		size_t wl = 0;
-		if (!fsc_wrapped_key_id(val.mv_data, val.mv_size, id)) {
+		if (!fsc_wrapped_key_id(l.vals[i], l.vlens[i], id)) {
 			snprintf(err, errlen, "a wrapped key does not parse");
+			rc = FSD_CORRUPT;
 			goto out;
 		}
 		if (strcmp(id, k->masters[0].id) == 0)
 			continue;
 		const fsc_master *m = master_by_id(k, id);
-		if (m == NULL || !fsc_unwrap(m, val.mv_data, val.mv_size, dek)) {
+		if (m == NULL || !fsc_unwrap(m, l.vals[i], l.vlens[i], dek)) {
 			snprintf(err, errlen, "a data key is wrapped by master key \"%s\", which was not given",
 			         id);
+			rc = FSD_NOKEY;
 			goto out;
 		}
 		bool w = fsc_wrap(&k->masters[0], dek, &wrapped, &wl);
 		fsc_cleanse(dek, sizeof(dek));
-		MDB_val nv = {wl, wrapped};
-		if (!w || mdb_cursor_put(cur, &key, &nv, MDB_CURRENT) != 0) {
-			free(wrapped);
+		rc = w ? store_kv_put(t, &deks_table, l.names[i], strlen(l.names[i]), wrapped, wl, false)
+		       : FSD_ERROR;
+		free(wrapped);
+		if (rc != FSD_OK) {
 			snprintf(err, errlen, "cannot rewrap a data key");
 			goto out;
 		}
-		free(wrapped);
 		n++;
 	}
-	if (rc != MDB_NOTFOUND) {
-		snprintf(err, errlen, "key store: %s", mdb_strerror(rc));
-		goto out;
-	}
-	mdb_cursor_close(cur);
-	cur = NULL;
-	rc = mdb_txn_commit(txn);
-	txn = NULL;
-	if (rc != 0) {
-		snprintf(err, errlen, "key store commit: %s", mdb_strerror(rc));
+	if ((rc = store_commit(&t)) != FSD_OK) {
+		snprintf(err, errlen, "key store commit: %s", fsd_strerror(rc));
 		goto out;
 	}
 	*n_rewrapped = n;
-	ok = true;
 out:
-	if (cur != NULL)
-		mdb_cursor_close(cur);
-	if (txn != NULL)
-		mdb_txn_abort(txn);
-	return ok;
+	store_abort(&t);
+	for (size_t i = 0; i < l.n; i++) {
+		free(l.names[i]);
+		fsc_cleanse(l.vals[i], l.vlens[i]);
+		free(l.vals[i]);
+	}
+	free(l.names);
+	free(l.vals);
+	free(l.vlens);
+	return rc;
 }
+
+fsd_err
+keyring_txn_seal(store_txn *t, const char *name, const void *aad, size_t aad_len,
+                 const uint8_t *in,
+                 size_t len, uint8_t **out, size_t *out_len)
+{
+	keyring *kr = store_keyring(store_txn_store(t));
+	if (kr == NULL) {
+		*out = malloc(len ? len : 1);
+		if (*out == NULL)
+			return FSD_ERROR;
+		memcpy(*out, in, len);
+		*out_len = len;
+		return FSD_OK;
+	}
+	return keyring_seal(kr, name, aad, aad_len, in, len, out, out_len);
+}
+
+fsd_err
+keyring_txn_unseal(store_txn *t, const void *aad, size_t aad_len, const uint8_t *in, size_t len,
+                   uint8_t **out, size_t *out_len)
+{
+	fsd_err rc = keyring_open_value(store_keyring(store_txn_store(t)), aad, aad_len, in, len, out,
+	                                out_len);
+	if (rc != FSD_OK)
+		return FSD_CORRUPT;
+	if (*out != NULL)
+		return FSD_OK; /* opened */
+	*out = malloc(len ? len : 1);
+	if (*out == NULL)
+		return FSD_ERROR;
+	memcpy(*out, in, len);
+	*out_len = len;
+	return FSD_OK;
+}
+

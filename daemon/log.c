@@ -1,14 +1,15 @@
 /*
- * Structured logs: one JSON object per line on stderr, for ops pipelines
+ * log: structured logs (infrastructure layer; log.h): one JSON object per line on stderr, for ops pipelines
  * (journald, Loki, Kubernetes). Only identifiers, counts and codes are
  * logged, never payload content.
  */
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
-#include "internal.h"
+#include "log.h"
 
 static int g_level = LOG_INFO;
 static const char *const level_names[] = {"debug", "info", "warn", "error"};

@@ -1,6 +1,8 @@
 /*
- * fieldsyncd: the offline-first sync daemon. main() wires the modules:
- * config -> log -> store -> transport (which starts the writer thread).
+ * fieldsyncd: the offline-first sync daemon (layer 8). main() dispatches
+ * the admin subcommands, then wires the daemon: config -> log -> rules ->
+ * store (schema.c) -> keyring -> daemon_run() (daemon.c: sockets, writer
+ * actor, main loop).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,7 +10,14 @@
 #include <sys/stat.h>
 
 #include "admin/admin_dispatch.h"
-#include "internal.h"
+#include "config.h"
+#include "daemon_run.h"
+#include "err.h"
+#include "keyring.h"
+#include "log.h"
+#include "reminders.h"
+#include "schema.h"
+#include "store.h"
 
 int
 main(int argc, char **argv)
@@ -24,27 +33,27 @@ main(int argc, char **argv)
 		/* The same options as the daemon; prints what it would run with. */
 		switch (config_load(&c, argc - 1, argv + 1)) {
 		case CONFIG_EXIT_OK:
-			return 0;
+			return FSD_EXIT_OK;
 		case CONFIG_EXIT_ERR:
-			return 2;
+			return FSD_EXIT_USAGE;
 		case CONFIG_RUN:
 			break;
 		}
 		char err[600];
-		reminders *r = reminders_new(&c, err, sizeof(err));
-		if (r == NULL) {
+		reminders *r = NULL;
+		if (reminders_new(&c, &r, err, sizeof(err)) != FSD_OK) {
 			fprintf(stderr, "fieldsyncd: %s\n", err);
-			return 2;
+			return FSD_EXIT_USAGE;
 		}
 		reminders_free(&r);
 		config_print(&c, stdout);
-		return 0;
+		return FSD_EXIT_OK;
 	}
 	switch (config_load(&c, argc, argv)) {
 	case CONFIG_EXIT_OK:
-		return 0;
+		return FSD_EXIT_OK;
 	case CONFIG_EXIT_ERR:
-		return 2;
+		return FSD_EXIT_USAGE;
 	case CONFIG_RUN:
 		break;
 	}
@@ -56,28 +65,27 @@ main(int argc, char **argv)
 		                    "every peer is granted every scope. Never use --dev with real data.",
 		          NULL);
 	char err[600];
-	reminders *rem = reminders_new(&c, err, sizeof(err));
-	if (rem == NULL) {
+	reminders *rem = NULL;
+	if (reminders_new(&c, &rem, err, sizeof(err)) != FSD_OK) {
 		log_event(LOG_ERROR, "bad reminder configuration", LS("error", err), NULL);
 		fprintf(stderr, "fieldsyncd: %s\n", err);
-		return 2;
+		return FSD_EXIT_USAGE;
 	}
 	s = store_open(c.data_dir, c.map_size, c.map_size_max);
 	if (s == NULL) {
 		reminders_free(&rem);
-		return 1;
+		return FSD_EXIT_FAIL;
 	}
 	/* Encryption at rest: required in production, optional with --dev. */
 	keyring *kr = NULL;
 	const char *env_key = getenv("FIELDSYNC_MASTER_KEY");
 	if (c.master_key_file[0] != '\0' || (env_key != NULL && env_key[0] != '\0') || !c.dev) {
-		kr = keyring_open(c.data_dir, c.master_key_file, env_key, err, sizeof(err));
-		if (kr == NULL) {
+		if (keyring_open(c.data_dir, c.master_key_file, env_key, &kr, err, sizeof(err)) != FSD_OK) {
 			log_event(LOG_ERROR, "cannot load the master key", LS("error", err), NULL);
 			fprintf(stderr, "fieldsyncd: %s\n", err);
 			reminders_free(&rem);
 			store_close(&s);
-			return 2;
+			return FSD_EXIT_USAGE;
 		}
 		log_event(LOG_INFO, "encryption at rest is on", LS("master_key_id", keyring_current_id(kr)),
 		          NULL);
@@ -91,12 +99,12 @@ main(int argc, char **argv)
 			                "FIELDSYNC_MASTER_KEY\n", c.data_dir);
 			reminders_free(&rem);
 			store_close(&s);
-			return 2;
+			return FSD_EXIT_USAGE;
 		}
 		log_event(LOG_WARN, "DEVELOPMENT MODE: no master key, data at rest is NOT encrypted", NULL);
 	}
 	store_set_keyring(s, kr);
-	code = transport_run(&c, s, rem);
+	code = daemon_run(&c, s, rem);
 	store_close(&s);
 	keyring_close(&kr);
 	log_event(code == 0 ? LOG_INFO : LOG_ERROR, "fieldsyncd stopped", LI("exit_code", code), NULL);

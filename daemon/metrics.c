@@ -1,5 +1,5 @@
 /*
- * The daemon's metrics: one static table, relaxed atomics, Prometheus text.
+ * metrics: the daemon's metrics (infrastructure layer): one static table, relaxed atomics, Prometheus text.
  *
  * NOTES ON THE DESIGN
  *
@@ -33,6 +33,8 @@
 
 #include "metrics.h"
 #include "fieldsync/rules.h"
+
+daemon_stats g_stats;
 
 _Static_assert(METRIC_RULES == RULE_COUNT, "metrics.c: rule labels out of step with rules.h");
 _Static_assert(METRIC_STATES == FIELDSYNC__V1__REMINDER_EVENT__STATE__CANCELLED + 1,

@@ -1,5 +1,5 @@
 /*
- * metrics.c: the daemon's Prometheus metrics. Not a general library: the
+ * metrics: the daemon's Prometheus metrics (infrastructure layer). Not a general library: the
  * metrics are a fixed table (metrics.c), each with at most one fixed label
  * set drawn from the small enums below, so no label can ever carry a name,
  * a case id or anything else a device sent.
@@ -13,6 +13,7 @@
 #ifndef FIELDSYNCD_METRICS_H
 #define FIELDSYNCD_METRICS_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -122,5 +123,20 @@ size_t metrics_render(char *buf, size_t cap);
 /* metrics_render() into a malloc'd buffer the caller frees; *len is its
  * length. NULL when out of memory. */
 char *metrics_render_alloc(size_t *len);
+
+/* Plain counters for the drain log line (any thread, relaxed atomics). */
+typedef struct daemon_stats {
+	atomic_uint_fast64_t requests;
+	atomic_uint_fast64_t malformed;
+	atomic_uint_fast64_t pushes;
+	atomic_uint_fast64_t changes_applied;
+	atomic_uint_fast64_t commits;
+	atomic_uint_fast64_t busy;
+	atomic_uint_fast64_t replies_unroutable;
+	atomic_uint_fast64_t events_published;
+	atomic_uint_fast64_t replays;
+} daemon_stats;
+
+extern daemon_stats g_stats;
 
 #endif

@@ -1,5 +1,6 @@
 /*
- * The ops HTTP endpoint: /metrics, /healthz, /readyz (ops_http.h).
+ * ops_http: the ops HTTP endpoint, /metrics, /healthz, /readyz (endpoint
+ * layer; ops_http.h).
  *
  * libmicrohttpd runs it on one internal polling thread of its own, bound to
  * the one address of --ops-listen. Every request is answered from the first
@@ -24,7 +25,7 @@
 #include <string.h>
 #include <sys/statvfs.h>
 
-#include "internal.h"
+#include "log.h"
 #include "metrics.h"
 #include "ops_http.h"
 

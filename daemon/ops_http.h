@@ -1,5 +1,5 @@
 /*
- * ops_http.c: the operator's HTTP endpoint (libmicrohttpd, its own polling
+ * ops_http (endpoint layer): the operator's HTTP endpoint (libmicrohttpd, its own polling
  * thread), on --ops-listen (default 127.0.0.1:7480):
  *
  *   GET /metrics   200, Prometheus text format 0.0.4 (metrics.h)

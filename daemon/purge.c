@@ -1,5 +1,5 @@
 /*
- * Erasure (GDPR art. 17): `fieldsyncd purge`.
+ * purge: erasure, GDPR art. 17 (logic layer; purge.h): `fieldsyncd purge`.
  *
  * A purge runs in one write transaction of the data store, in whatever
  * process calls it (the admin command, while the daemon runs: LMDB
@@ -27,23 +27,27 @@
 #include <string.h>
 
 #include "fieldsync/v1/casework.pb-c.h"
-#include "internal.h"
+#include "audit.h"
+#include "caseindex.h"
+#include "clock.h"
+#include "keyring.h"
+#include "log.h"
+#include "purge.h"
+#include "records.h"
+#include "reminder_rows.h"
+#include "reminders.h"
 
 struct id_set {
 	char (*ids)[FSP_ID_MAX + 1];
-	size_t n, cap, prefix_len;
+	size_t n, cap;
 	bool oom;
 };
 
 static bool
-collect_contact(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+collect_contact(void *arg, const char *id)
 {
 	struct id_set *s = arg;
-	(void)val;
-	(void)vlen;
-	size_t l = klen - s->prefix_len;
-	if (l > FSP_ID_MAX)
-		return true;
+	size_t l = strlen(id);
 	if (s->n == s->cap) {
 		size_t cap = s->cap ? s->cap * 2 : 32;
 		void *p = realloc(s->ids, cap * sizeof(*s->ids));
@@ -54,54 +58,36 @@ collect_contact(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, 
 		s->ids = p;
 		s->cap = cap;
 	}
-	memcpy(s->ids[s->n], key + s->prefix_len, l);
+	memcpy(s->ids[s->n], id, l);
 	s->ids[s->n][l] = '\0';
 	s->n++;
 	return true;
 }
 
 /* The contacts the index lists for case_id. */
-static store_rc
+static fsd_err
 case_contacts(store_txn *t, const char *case_id, struct id_set *out)
 {
-	uint8_t prefix[1 + FSP_ID_MAX];
-	size_t l = strlen(case_id);
-	prefix[0] = (uint8_t)l;
-	memcpy(prefix + 1, case_id, l);
-	out->prefix_len = 1 + l;
-	store_rc rc = store_kv_scan(t, STORE_T_CASE_CONTACTS, prefix, 1 + l, prefix, 1 + l,
-	                            collect_contact, out);
-	return rc == STORE_OK && out->oom ? STORE_ERROR : rc;
-}
-
-static store_rc
-drop_index(store_txn *t, const char *case_id, const char *contact_id)
-{
-	uint8_t key[1 + 2 * FSP_ID_MAX];
-	size_t cl = strlen(case_id), il = strlen(contact_id);
-	key[0] = (uint8_t)cl;
-	memcpy(key + 1, case_id, cl);
-	memcpy(key + 1 + cl, contact_id, il);
-	store_rc rc = store_kv_del(t, STORE_T_CASE_CONTACTS, key, 1 + cl + il);
-	return rc == STORE_NOTFOUND ? STORE_OK : rc;
+	fsd_err rc = caseindex_contacts(t, case_id, collect_contact, out);
+	return rc == FSD_OK && out->oom ? FSD_ERROR : rc;
 }
 
 /* Replaces one record by its purge marker; *found says whether it existed. */
-static store_rc
+static fsd_err
 mark_purged(store_txn *t, const char *collection, const char *id, bool *found)
 {
 	char scope[FSP_SCOPE_MAX + 1];
 	uint64_t seq = 0;
 	bool purged = false;
-	store_rc rc = store_record_head(t, collection, id, scope, &seq, &purged);
+	fsd_err rc = records_head(t, collection, id, scope, &seq, &purged);
 	*found = false;
-	if (rc == STORE_NOTFOUND)
-		return STORE_OK;
-	if (rc != STORE_OK)
+	if (rc == FSD_NOTFOUND)
+		return FSD_OK;
+	if (rc != FSD_OK)
 		return rc;
 	*found = true;
 	if (purged)
-		return STORE_OK; /* again: nothing more to mark */
+		return FSD_OK; /* again: nothing more to mark */
 	fs_record_state marker;
 	fieldsync__v1__record_state__init(&marker);
 	marker.collection = (char *)collection;
@@ -109,7 +95,7 @@ mark_purged(store_txn *t, const char *collection, const char *id, bool *found)
 	marker.scope = scope;
 	marker.seq = store_next_seq(t);
 	marker.purged = true;
-	return store_record_put(t, &marker, seq);
+	return records_put(t, &marker, seq);
 }
 
 /* The case a contact belongs to (from its first live sibling); "" if none. */
@@ -118,62 +104,14 @@ contact_case(store_txn *t, const char *id, char out[FSP_ID_MAX + 1])
 {
 	fs_record_state *rs = NULL;
 	out[0] = '\0';
-	if (store_record_get(t, "contact", id, &rs) != STORE_OK)
+	if (records_get(t, "contact", id, &rs) != FSD_OK)
 		return;
-	for (size_t i = 0; i < rs->n_siblings && out[0] == '\0'; i++) {
+	for (size_t i = 0; i < rs->n_siblings; i++) {
 		const fsp_record *v = rs->siblings[i];
-		Fieldsync__V1__Contact *c =
-		    v->deleted ? NULL
-		               : fieldsync__v1__contact__unpack(NULL, v->payload.len, v->payload.data);
-		if (c != NULL && strlen(c->case_id) <= FSP_ID_MAX)
-			snprintf(out, FSP_ID_MAX + 1, "%s", c->case_id);
-		if (c != NULL)
-			fieldsync__v1__contact__free_unpacked(c, NULL);
+		if (!v->deleted && caseindex_contact_case(v->payload.data, v->payload.len, out))
+			break;
 	}
-	store_record_free(rs);
-}
-
-struct row_copy {
-	uint8_t **keys, **vals;
-	size_t *klens, *vlens;
-	size_t n, cap;
-	bool failed;
-	store_txn *t;
-};
-
-/* Collects each reminder row of a case, opened (plaintext in memory). */
-static bool
-collect_row(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
-{
-	struct row_copy *r = arg;
-	if (r->n == r->cap) {
-		size_t cap = r->cap ? r->cap * 2 : 16;
-		void *a = realloc(r->keys, cap * sizeof(*r->keys)), *b = realloc(r->vals, cap * sizeof(*r->vals));
-		void *c = realloc(r->klens, cap * sizeof(*r->klens)), *d = realloc(r->vlens, cap * sizeof(*r->vlens));
-		if (a) r->keys = a;
-		if (b) r->vals = b;
-		if (c) r->klens = c;
-		if (d) r->vlens = d;
-		if (!a || !b || !c || !d) {
-			r->failed = true;
-			return false;
-		}
-		r->cap = cap;
-	}
-	uint8_t *k = malloc(klen), *v = NULL;
-	size_t vl = 0;
-	if (k == NULL || store_unseal(r->t, key, klen, val, vlen, &v, &vl) != STORE_OK) {
-		free(k);
-		r->failed = true;
-		return false;
-	}
-	memcpy(k, key, klen);
-	r->keys[r->n] = k;
-	r->klens[r->n] = klen;
-	r->vals[r->n] = v;
-	r->vlens[r->n] = vl;
-	r->n++;
-	return true;
+	records_free(rs);
 }
 
 /*
@@ -182,84 +120,61 @@ collect_row(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size
  * the old one (which the purged contact's old copies are sealed with) is
  * gone: read everything, destroy the key, write everything back.
  */
-static store_rc
+static fsd_err
 rekey_case(store *s, store_txn *t, const char *case_id)
 {
 	keyring *kr = store_keyring(s);
 	struct id_set contacts = {0};
-	struct row_copy rows = {.t = t};
+	reminder_rows_copy *rows = NULL;
 	fs_record_state **keep = NULL;
 	size_t n_keep = 0;
-	char name[FSP_ID_MAX + 3];
-	uint8_t prefix[1 + FSP_ID_MAX];
-	size_t plen = strlen(case_id);
-	store_rc rc = case_contacts(t, case_id, &contacts);
+	char name[CASEINDEX_DEK_NAME_MAX];
+	fsd_err rc = case_contacts(t, case_id, &contacts);
 
-	if (kr == NULL || rc != STORE_OK)
+	if (kr == NULL || rc != FSD_OK)
 		goto out;
 	keep = calloc(contacts.n + 1, sizeof(*keep));
 	if (keep == NULL) {
-		rc = STORE_ERROR;
+		rc = FSD_ERROR;
 		goto out;
 	}
 	/* 1. read everything sealed with the case key */
-	rc = store_record_get(t, "case", case_id, &keep[n_keep]);
-	if (rc == STORE_OK)
+	rc = records_get(t, "case", case_id, &keep[n_keep]);
+	if (rc == FSD_OK)
 		n_keep++;
-	else if (rc != STORE_NOTFOUND)
+	else if (rc != FSD_NOTFOUND)
 		goto out;
 	for (size_t i = 0; i < contacts.n; i++) {
-		store_rc g = store_record_get(t, "contact", contacts.ids[i], &keep[n_keep]);
-		if (g == STORE_OK)
+		fsd_err g = records_get(t, "contact", contacts.ids[i], &keep[n_keep]);
+		if (g == FSD_OK)
 			n_keep++;
-		else if (g != STORE_NOTFOUND) {
+		else if (g != FSD_NOTFOUND) {
 			rc = g;
 			goto out;
 		}
 	}
-	prefix[0] = (uint8_t)plen;
-	memcpy(prefix + 1, case_id, plen);
-	rc = store_kv_scan(t, STORE_T_REMINDERS, prefix, 1 + plen, prefix, 1 + plen, collect_row, &rows);
-	if (rc == STORE_OK && rows.failed)
-		rc = STORE_ERROR;
-	if (rc != STORE_OK)
+	if ((rc = reminder_rows_copy_case(t, case_id, &rows)) != FSD_OK)
 		goto out;
 	/* 2. the old key goes */
-	snprintf(name, sizeof(name), "c:%s", case_id);
-	if (!keyring_destroy(kr, name)) {
-		rc = STORE_ERROR;
+	caseindex_case_dek_name(case_id, name, sizeof(name));
+	if ((rc = keyring_destroy(kr, name)) != FSD_OK)
 		goto out;
-	}
 	/* 3. everything comes back sealed under a fresh one */
-	for (size_t i = 0; rc == STORE_OK && i < n_keep; i++)
+	for (size_t i = 0; rc == FSD_OK && i < n_keep; i++)
 		if (!keep[i]->purged)
-			rc = store_record_rewrite(t, keep[i]);
-	for (size_t i = 0; rc == STORE_OK && i < rows.n; i++) {
-		uint8_t *sealed = NULL;
-		size_t sl = 0;
-		rc = store_seal(t, name, rows.keys[i], rows.klens[i], rows.vals[i], rows.vlens[i], &sealed,
-		                &sl);
-		if (rc == STORE_OK)
-			rc = store_kv_put(t, STORE_T_REMINDERS, rows.keys[i], rows.klens[i], sealed, sl, false);
-		free(sealed);
-	}
+			rc = records_rewrite(t, keep[i]);
+	if (rc == FSD_OK)
+		rc = reminder_rows_copy_write(t, case_id, rows);
 out:
 	for (size_t i = 0; i < n_keep; i++)
-		store_record_free(keep[i]);
+		records_free(keep[i]);
 	free(keep);
-	for (size_t i = 0; i < rows.n; i++) {
-		free(rows.keys[i]);
-		free(rows.vals[i]);
-	}
-	free(rows.keys);
-	free(rows.vals);
-	free(rows.klens);
-	free(rows.vlens);
+	reminder_rows_copy_free(&rows);
 	free(contacts.ids);
 	return rc;
 }
 
-store_rc
+fsd_err
 purge_run(store *s, const char *collection, const char *id, bool whole_case, const char *actor,
           purge_report *rep)
 {
@@ -267,67 +182,63 @@ purge_run(store *s, const char *collection, const char *id, bool whole_case, con
 	char name[FSP_COLLECTION_MAX + FSP_ID_MAX + 4];
 	bool found = false;
 	struct id_set contacts = {0};
-	store_rc rc = store_write_begin(s, &t);
+	fsd_err rc = store_write_begin(s, &t);
 	int64_t now = clock_wall_ms();
 
 	memset(rep, 0, sizeof(*rep));
-	if (rc != STORE_OK)
+	if (rc != FSD_OK)
 		return rc;
 	if (whole_case || strcmp(collection, "case") == 0) {
 		const char *case_id = id;
-		if ((rc = case_contacts(t, case_id, &contacts)) != STORE_OK)
+		if ((rc = case_contacts(t, case_id, &contacts)) != FSD_OK)
 			goto fail;
-		if ((rc = mark_purged(t, "case", case_id, &found)) != STORE_OK)
+		if ((rc = mark_purged(t, "case", case_id, &found)) != FSD_OK)
 			goto fail;
 		rep->records += found;
 		for (size_t i = 0; i < contacts.n; i++) {
-			if ((rc = mark_purged(t, "contact", contacts.ids[i], &found)) != STORE_OK ||
-			    (rc = drop_index(t, case_id, contacts.ids[i])) != STORE_OK)
+			if ((rc = mark_purged(t, "contact", contacts.ids[i], &found)) != FSD_OK ||
+			    (rc = caseindex_del(t, case_id, contacts.ids[i])) != FSD_OK)
 				goto fail;
 			rep->records += found;
 		}
-		if ((rc = reminders_erase_case(t, case_id, now, &rep->reminders)) != STORE_OK)
+		if ((rc = reminders_erase_case(t, case_id, now, &rep->reminders)) != FSD_OK)
 			goto fail;
 		rc = audit_append(t, actor, "purge", "case", case_id, whole_case ? "case and contacts" : "");
-		if (rc != STORE_OK)
+		if (rc != FSD_OK)
 			goto fail;
-		snprintf(name, sizeof(name), "c:%s", case_id);
+		caseindex_case_dek_name(case_id, name, sizeof(name));
 		if (store_keyring(s) != NULL) {
-			if (!keyring_destroy(store_keyring(s), name)) {
-				rc = STORE_ERROR;
+			if ((rc = keyring_destroy(store_keyring(s), name)) != FSD_OK)
 				goto fail;
-			}
 			rep->keys_destroyed++;
 		}
 	} else if (strcmp(collection, "contact") == 0) {
 		char case_id[FSP_ID_MAX + 1];
 		contact_case(t, id, case_id);
-		if ((rc = mark_purged(t, "contact", id, &found)) != STORE_OK)
+		if ((rc = mark_purged(t, "contact", id, &found)) != FSD_OK)
 			goto fail;
 		rep->records += found;
 		if (case_id[0] != '\0') {
-			if ((rc = drop_index(t, case_id, id)) != STORE_OK)
+			if ((rc = caseindex_del(t, case_id, id)) != FSD_OK)
 				goto fail;
 			if (store_keyring(s) != NULL) {
-				if ((rc = rekey_case(s, t, case_id)) != STORE_OK)
+				if ((rc = rekey_case(s, t, case_id)) != FSD_OK)
 					goto fail;
 				rep->keys_destroyed++;
 			}
 		}
-		if ((rc = audit_append(t, actor, "purge", "contact", id, "")) != STORE_OK)
+		if ((rc = audit_append(t, actor, "purge", "contact", id, "")) != FSD_OK)
 			goto fail;
 	} else {
-		if ((rc = mark_purged(t, collection, id, &found)) != STORE_OK)
+		if ((rc = mark_purged(t, collection, id, &found)) != FSD_OK)
 			goto fail;
 		rep->records += found;
-		if ((rc = audit_append(t, actor, "purge", collection, id, "")) != STORE_OK)
+		if ((rc = audit_append(t, actor, "purge", collection, id, "")) != FSD_OK)
 			goto fail;
-		snprintf(name, sizeof(name), "r:%s/%s", collection, id);
+		caseindex_dek_name(collection, id, NULL, 0, name, sizeof(name)); /* "r:<collection>/<id>" */
 		if (store_keyring(s) != NULL) {
-			if (!keyring_destroy(store_keyring(s), name)) {
-				rc = STORE_ERROR;
+			if ((rc = keyring_destroy(store_keyring(s), name)) != FSD_OK)
 				goto fail;
-			}
 			rep->keys_destroyed++;
 		}
 	}

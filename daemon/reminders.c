@@ -1,27 +1,28 @@
 /*
- * Reminders: the deadline state of every case, kept in the same LMDB
+ * reminders: the deadline state of every case, kept in the same LMDB
  * transactions as the data that drives it, and the event feed of
- * PROTOCOL.md §6.
+ * PROTOCOL.md §6 (logic layer).
  *
  * NOTES ON THE DESIGN OF THE REMINDERS
  *
- * rules.c says, as a pure function of one case's records, which reminders
- * exist and their times (start, warning, due day, due instant, met). This
- * module stores what was last published for each reminder and turns every
- * difference into exactly one ReminderEvent.
+ * rules.c (the shared core) says, as a pure function of one case's
+ * records, which reminders exist and their times (start, warning, due day,
+ * due instant, met). This module stores what was last published for each
+ * reminder and turns every difference into exactly one ReminderEvent.
  *
- * Tables (store_kv_*; keys are bytes):
- *   case_contacts  [u8 len][case_id][contact_id] -> ""   which contacts to load
- *                  for a case; kept by reminders_note_record() for every
- *                  case_id any live sibling of a contact names.
- *   reminders      [u8 len][case_id][reminder_id] -> ReminderRow (storage.proto):
- *                  the state last emitted, the times it was computed from, and
- *                  the key of its timer.
- *   timers         [u64 BE fire_ms][reminders key] -> "": the next instant at
- *                  which a reminder's state changes with the clock alone.
- *   events         [u64 BE seq] -> packed ReminderEvent; meta "event_seq" is
- *                  the last seq, gap-free because it only moves inside the
- *                  transaction that stores the event.
+ * Where the state lives (each module documents its table):
+ *   caseindex.c      case_contacts: which contacts to load for a case; kept
+ *                    by reminders_note_record() for every case_id any live
+ *                    sibling of a contact names.
+ *   reminder_rows.c  reminders: one sealed ReminderRow per reminder (the
+ *                    state last emitted, the times it was computed from, the
+ *                    key of its timer); timers: the next instant at which a
+ *                    reminder's state changes with the clock alone; the
+ *                    per-(rule, state) counters.
+ *   events.c         events: every emitted ReminderEvent by seq, gap-free
+ *                    (meta "event_seq" only moves in the transaction that
+ *                    stores the event); the outbox (an event_batch) holds
+ *                    the ones to publish after the commit.
  *
  * Transitions, each emitted once, in the transaction that causes it:
  *   data changed     reminders_flush(): re-evaluate the noted cases; a new
@@ -44,16 +45,22 @@
 
 #include "fieldsync/calendar.h"
 #include "fieldsync/v1/casework.pb-c.h"
-#include "internal.h"
+#include "caseindex.h"
+#include "events.h"
+#include "reminder_rows.h"
+#include "log.h"
+#include "metrics.h"
+#include "reminders.h"
+#include "sys.h"
 #include "fieldsync/rules.h"
 #include "storage.pb-c.h"
 
-#define KEY_MAX (1 + FSP_ID_MAX + RULES_ID_MAX)
+#define KEY_MAX REMINDER_KEY_MAX
 #define TICK_BATCH 1024
 #define TICK_ROUND_BATCHES 8 /* at most 8192 timers per round */
 
+
 typedef Fieldsync__V1__ReminderEvent reminder_event;
-typedef Fieldsyncd__Store__ReminderRow reminder_row;
 
 struct reminders {
 	fs_tz *tz;
@@ -66,71 +73,6 @@ struct reminders {
 };
 
 /* ---- small helpers ------------------------------------------------------ */
-
-void
-event_batch_free(event_batch *b)
-{
-	if (b == NULL)
-		return;
-	for (size_t i = 0; i < b->n; i++) {
-		free(b->topics[i]);
-		free(b->data[i]);
-	}
-	free(b->topics);
-	free(b->data);
-	free(b->len);
-	free(b);
-}
-
-static bool
-batch_add(event_batch *b, const char *topic, uint8_t *data, size_t len, uint64_t seq)
-{
-	if (b->n == b->cap) {
-		size_t cap = b->cap ? b->cap * 2 : 16;
-		char **t = realloc(b->topics, cap * sizeof(*t));
-		if (t == NULL)
-			return false;
-		b->topics = t;
-		uint8_t **d = realloc(b->data, cap * sizeof(*d));
-		if (d == NULL)
-			return false;
-		b->data = d;
-		size_t *l = realloc(b->len, cap * sizeof(*l));
-		if (l == NULL)
-			return false;
-		b->len = l;
-		b->cap = cap;
-	}
-	b->topics[b->n] = strdup(topic);
-	if (b->topics[b->n] == NULL)
-		return false;
-	b->data[b->n] = data;
-	b->len[b->n] = len;
-	b->n++;
-	b->last_seq = seq;
-	return true;
-}
-
-static size_t
-case_prefix(uint8_t *key, const char *case_id)
-{
-	size_t l = strlen(case_id);
-	if (l > FSP_ID_MAX)
-		l = FSP_ID_MAX;
-	key[0] = (uint8_t)l;
-	memcpy(key + 1, case_id, l);
-	return 1 + l;
-}
-
-static size_t
-pair_key(uint8_t *key, const char *case_id, const char *tail)
-{
-	size_t n = case_prefix(key, case_id), l = strlen(tail);
-	if (l > KEY_MAX - n)
-		l = KEY_MAX - n;
-	memcpy(key + n, tail, l);
-	return n + l;
-}
 
 static bool
 touched_add(reminders *r, const char *case_id)
@@ -162,45 +104,24 @@ touched_clear(reminders *r)
 
 /* ---- lifecycle ---------------------------------------------------------- */
 
-static char *
-read_file(const char *path, size_t max)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf = NULL;
-	if (f == NULL)
-		return NULL;
-	buf = malloc(max + 1);
-	if (buf != NULL) {
-		size_t n = fread(buf, 1, max + 1, f);
-		if (n > max) {
-			free(buf);
-			buf = NULL;
-		} else {
-			buf[n] = '\0';
-		}
-	}
-	fclose(f);
-	return buf;
-}
-
-bool
+fsd_err
 reminders_load_rules(const config *c, rules_config *out, char *err, size_t errlen)
 {
 	rules_config_default(out);
 	if (c->rules_file[0] == '\0')
-		return true;
-	char *json = read_file(c->rules_file, 1 << 20);
+		return FSD_OK;
+	char *json = sys_read_file(c->rules_file, 1 << 20);
 	char why[512] = "";
 	if (json == NULL) {
 		snprintf(err, errlen, "--rules %s: cannot read the file (or it is over 1 MiB)",
 		         c->rules_file);
-		return false;
+		return FSD_IO;
 	}
 	bool ok = rules_config_load_json(out, json, why, sizeof(why));
 	free(json);
 	if (!ok)
 		snprintf(err, errlen, "--rules %s: %s", c->rules_file, why);
-	return ok;
+	return ok ? FSD_OK : FSD_INVALID;
 }
 
 void
@@ -209,13 +130,15 @@ reminders_set_rules(reminders *r, const rules_config *rc)
 	r->rules = *rc;
 }
 
-reminders *
-reminders_new(const config *c, char *err, size_t errlen)
+fsd_err
+reminders_new(const config *c, reminders **out, char *err, size_t errlen)
 {
 	reminders *r = calloc(1, sizeof(*r));
+	fsd_err rc = FSD_INVALID;
+	*out = NULL;
 	if (r == NULL) {
 		snprintf(err, errlen, "out of memory");
-		return NULL;
+		return FSD_NOMEM;
 	}
 	char tzerr[256] = "";
 	r->tz = tz_load(c->time_zone, tzerr, sizeof(tzerr));
@@ -223,12 +146,13 @@ reminders_new(const config *c, char *err, size_t errlen)
 		snprintf(err, errlen, "--time-zone %s: %s", c->time_zone, tzerr);
 		goto fail;
 	}
-	if (!reminders_load_rules(c, &r->rules, err, errlen))
+	if ((rc = reminders_load_rules(c, &r->rules, err, errlen)) != FSD_OK)
 		goto fail;
-	return r;
+	*out = r;
+	return FSD_OK;
 fail:
 	reminders_free(&r);
-	return NULL;
+	return rc;
 }
 
 void
@@ -260,56 +184,47 @@ contact_case_ids(const fs_record_state *rs, char ids[][FSP_ID_MAX + 1], size_t c
 	size_t n = 0;
 	for (size_t i = 0; rs != NULL && i < rs->n_siblings; i++) {
 		const fsp_record *v = rs->siblings[i];
-		if (v->deleted)
-			continue;
-		Fieldsync__V1__Contact *c =
-		    fieldsync__v1__contact__unpack(NULL, v->payload.len, v->payload.data);
-		if (c == NULL)
+		char id[FSP_ID_MAX + 1];
+		if (v->deleted || !caseindex_contact_case(v->payload.data, v->payload.len, id))
 			continue;
 		bool dup = false;
 		for (size_t k = 0; k < n; k++)
-			dup |= strcmp(ids[k], c->case_id) == 0;
-		if (!dup && n < cap && strlen(c->case_id) <= FSP_ID_MAX && c->case_id[0] != '\0')
-			strcpy(ids[n++], c->case_id);
-		fieldsync__v1__contact__free_unpacked(c, NULL);
+			dup |= strcmp(ids[k], id) == 0;
+		if (!dup && n < cap)
+			strcpy(ids[n++], id);
 	}
 	return n;
 }
 
-store_rc
+fsd_err
 reminders_note_record(reminders *r, store_txn *t, const fs_record_state *before,
                       const fs_record_state *after)
 {
 	enum { CAP = 16 };
 	char old_ids[CAP][FSP_ID_MAX + 1], new_ids[CAP][FSP_ID_MAX + 1];
-	uint8_t key[KEY_MAX];
-	store_rc rc = STORE_OK;
+	fsd_err rc = FSD_OK;
 
 	if (strcmp(after->collection, "case") == 0)
-		return touched_add(r, after->id) ? STORE_OK : STORE_ERROR;
+		return touched_add(r, after->id) ? FSD_OK : FSD_ERROR;
 	if (strcmp(after->collection, "contact") != 0)
-		return STORE_OK;
+		return FSD_OK;
 
 	size_t n_old = contact_case_ids(before, old_ids, CAP);
 	size_t n_new = contact_case_ids(after, new_ids, CAP);
-	for (size_t i = 0; i < n_old && rc == STORE_OK; i++) {
+	for (size_t i = 0; i < n_old && rc == FSD_OK; i++) {
 		bool kept = false;
 		for (size_t k = 0; k < n_new; k++)
 			kept |= strcmp(old_ids[i], new_ids[k]) == 0;
 		if (!kept) {
-			size_t kl = pair_key(key, old_ids[i], after->id);
-			rc = store_kv_del(t, STORE_T_CASE_CONTACTS, key, kl);
-			if (rc == STORE_NOTFOUND)
-				rc = STORE_OK;
+			rc = caseindex_del(t, old_ids[i], after->id);
 		}
-		if (rc == STORE_OK && !touched_add(r, old_ids[i]))
-			rc = STORE_ERROR;
+		if (rc == FSD_OK && !touched_add(r, old_ids[i]))
+			rc = FSD_ERROR;
 	}
-	for (size_t i = 0; i < n_new && rc == STORE_OK; i++) {
-		size_t kl = pair_key(key, new_ids[i], after->id);
-		rc = store_kv_put(t, STORE_T_CASE_CONTACTS, key, kl, "", 0, false);
-		if (rc == STORE_OK && !touched_add(r, new_ids[i]))
-			rc = STORE_ERROR;
+	for (size_t i = 0; i < n_new && rc == FSD_OK; i++) {
+		rc = caseindex_add(t, new_ids[i], after->id);
+		if (rc == FSD_OK && !touched_add(r, new_ids[i]))
+			rc = FSD_ERROR;
 	}
 	return rc;
 }
@@ -333,13 +248,13 @@ case_data_free(struct case_data *cd)
 	for (size_t i = 0; i < cd->n_cases; i++)
 		fieldsync__v1__case__free_unpacked(cd->cases[i], NULL);
 	free(cd->cases);
-	store_record_free(cd->case_state);
+	records_free(cd->case_state);
 	for (size_t i = 0; i < cd->n_contacts; i++)
 		fieldsync__v1__contact__free_unpacked(cd->contact_values[i], NULL);
 	free(cd->contact_values);
 	free(cd->contacts);
 	for (size_t i = 0; i < cd->n_states; i++)
-		store_record_free(cd->contact_states[i]);
+		records_free(cd->contact_states[i]);
 	free(cd->contact_states);
 	memset(cd, 0, sizeof(*cd));
 }
@@ -383,6 +298,13 @@ collect_key(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size
 	return l->cap < 1000000; /* bounded: a case never has a million reminders */
 }
 
+/* caseindex_contacts() into a key_list: each contact id, without its NUL. */
+static bool
+collect_id(void *arg, const char *contact_id)
+{
+	return collect_key(arg, (const uint8_t *)contact_id, strlen(contact_id), NULL, 0);
+}
+
 static void
 key_list_free(struct key_list *l)
 {
@@ -415,22 +337,21 @@ add_contact_value(struct case_data *cd, const char *id, Fieldsync__V1__Contact *
 }
 
 /* Loads the live case siblings and the live contact values of case_id. */
-static store_rc
+static fsd_err
 case_load(store_txn *t, const char *case_id, struct case_data *cd)
 {
 	struct key_list ids = {0};
-	uint8_t prefix[KEY_MAX];
 	size_t plen;
-	store_rc rc = store_record_get(t, "case", case_id, &cd->case_state);
+	fsd_err rc = records_get(t, "case", case_id, &cd->case_state);
 
-	if (rc == STORE_NOTFOUND)
-		rc = STORE_OK;
-	if (rc != STORE_OK)
+	if (rc == FSD_NOTFOUND)
+		rc = FSD_OK;
+	if (rc != FSD_OK)
 		return rc;
 	if (cd->case_state != NULL) {
 		cd->cases = calloc(cd->case_state->n_siblings + 1, sizeof(*cd->cases));
 		if (cd->cases == NULL)
-			return STORE_ERROR;
+			return FSD_ERROR;
 		for (size_t i = 0; i < cd->case_state->n_siblings; i++) {
 			const fsp_record *v = cd->case_state->siblings[i];
 			Fieldsync__V1__Case *c;
@@ -442,14 +363,14 @@ case_load(store_txn *t, const char *case_id, struct case_data *cd)
 		}
 	}
 
-	plen = case_prefix(prefix, case_id);
-	rc = store_kv_scan(t, STORE_T_CASE_CONTACTS, prefix, plen, prefix, plen, collect_key, &ids);
-	if (rc == STORE_OK && ids.oom)
-		rc = STORE_ERROR;
+	rc = caseindex_contacts(t, case_id, collect_id, &ids);
+	plen = 0; /* the list holds contact ids alone */
+	if (rc == FSD_OK && ids.oom)
+		rc = FSD_ERROR;
 	cd->contact_states = calloc(ids.n + 1, sizeof(*cd->contact_states));
 	if (cd->contact_states == NULL)
-		rc = STORE_ERROR;
-	for (size_t i = 0; rc == STORE_OK && i < ids.n; i++) {
+		rc = FSD_ERROR;
+	for (size_t i = 0; rc == FSD_OK && i < ids.n; i++) {
 		fs_record_state *rs = NULL;
 		char id[FSP_ID_MAX + 1];
 		size_t idl = ids.klens[i] - plen; /* the key is the case prefix, then the contact id */
@@ -457,10 +378,10 @@ case_load(store_txn *t, const char *case_id, struct case_data *cd)
 			continue;
 		memcpy(id, ids.keys[i] + plen, idl);
 		id[idl] = '\0';
-		store_rc grc = store_record_get(t, "contact", id, &rs);
-		if (grc == STORE_NOTFOUND)
+		fsd_err grc = records_get(t, "contact", id, &rs);
+		if (grc == FSD_NOTFOUND)
 			continue;
-		if (grc != STORE_OK) {
+		if (grc != FSD_OK) {
 			rc = grc;
 			break;
 		}
@@ -477,7 +398,7 @@ case_load(store_txn *t, const char *case_id, struct case_data *cd)
 				bool mine = strcmp(c->case_id, case_id) == 0;
 				fieldsync__v1__contact__free_unpacked(c, NULL);
 				if (mine) {
-					rc = STORE_ERROR;
+					rc = FSD_ERROR;
 					break;
 				}
 			}
@@ -511,59 +432,14 @@ row_to_reminder(const reminder_row *row, rules_reminder *out)
 	snprintf(out->contact_person, sizeof(out->contact_person), "%s", row->contact_person);
 }
 
-static store_rc
-timer_set(store_txn *t, const uint8_t *rkey, size_t rklen, int64_t old_fire, int64_t new_fire)
-{
-	uint8_t key[8 + KEY_MAX];
-	store_rc rc = STORE_OK;
-	if (old_fire == new_fire)
-		return STORE_OK;
-	memcpy(key + 8, rkey, rklen);
-	if (old_fire > 0) {
-		store_put_be64(key, (uint64_t)old_fire);
-		rc = store_kv_del(t, STORE_T_TIMERS, key, 8 + rklen);
-		if (rc == STORE_NOTFOUND)
-			rc = STORE_OK;
-	}
-	if (rc == STORE_OK && new_fire > 0) {
-		store_put_be64(key, (uint64_t)new_fire);
-		rc = store_kv_put(t, STORE_T_TIMERS, key, 8 + rklen, "", 0, false);
-	}
-	return rc;
-}
-
-/* How many reminders are in each (rule, state), for /metrics: counters in
- * meta, moved in the transaction that moves the reminder. */
-static store_rc
-count_state(store_txn *t, uint32_t rule, uint32_t state, int delta)
-{
-	char name[32];
-	if (rule >= RULE_COUNT || state > FIELDSYNC__V1__REMINDER_EVENT__STATE__CANCELLED)
-		return STORE_OK;
-	snprintf(name, sizeof(name), "rem:%u:%u", rule, state);
-	return store_meta_set_u64(t, name, store_meta_u64(t, name) + (uint64_t)(int64_t)delta);
-}
-
-uint64_t
-reminders_count(store_txn *t, int rule, int state)
-{
-	char name[32];
-	snprintf(name, sizeof(name), "rem:%d:%d", rule, state);
-	return store_meta_u64(t, name);
-}
-
 /* Stores one event with the next seq and queues it for publishing. */
-static store_rc
+static fsd_err
 emit(reminders *r, store_txn *t, reminder_row *row, uint32_t state, int64_t now_ms)
 {
 	reminder_event ev;
-	uint8_t seqb[8];
-	char topic[160];
-	uint64_t seq = store_meta_u64(t, "event_seq") + 1;
-	store_rc rc;
+	fsd_err rc;
 
 	fieldsync__v1__reminder_event__init(&ev);
-	ev.seq = seq;
 	ev.reminder_id = row->reminder_id;
 	ev.rule = (char *)rule_name((rule_id)row->rule);
 	ev.state = (reminder_state)state;
@@ -572,94 +448,41 @@ emit(reminders *r, store_txn *t, reminder_row *row, uint32_t state, int64_t now_
 	ev.contact_person = row->contact_person;
 	ev.due_at_ms = row->due_at_ms;
 	ev.emitted_at_ms = now_ms;
-	size_t len = fieldsync__v1__reminder_event__get_packed_size(&ev);
-	uint8_t *buf = malloc(len ? len : 1);
-	if (buf == NULL)
-		return STORE_ERROR;
-	fieldsync__v1__reminder_event__pack(&ev, buf);
-	store_put_be64(seqb, seq);
-	if ((rc = store_kv_put(t, STORE_T_EVENTS, seqb, 8, buf, len, true)) != STORE_OK ||
-	    (rc = store_meta_set_u64(t, "event_seq", seq)) != STORE_OK) {
-		free(buf);
+	/* r NULL: another process (purge); the daemon publishes it from the store */
+	if ((rc = events_append(t, &ev, (int)metrics_rule_state((int)row->rule, (int)state),
+	                        r != NULL ? &r->out : NULL)) != FSD_OK)
 		return rc;
-	}
-	snprintf(topic, sizeof(topic), "reminder/%s/%s", ev.rule, row->scope);
-	if (r == NULL) /* another process (purge): the daemon publishes it from the store */
-		free(buf);
-	else if (!batch_add(&r->out, topic, buf, len, seq)) {
-		free(buf);
-		return STORE_ERROR;
-	}
-	if ((rc = count_state(t, row->rule, row->state, -1)) != STORE_OK ||
-	    (rc = count_state(t, row->rule, state, +1)) != STORE_OK)
+	if ((rc = reminder_rows_count_add(t, row->rule, row->state, -1)) != FSD_OK ||
+	    (rc = reminder_rows_count_add(t, row->rule, state, +1)) != FSD_OK)
 		return rc;
 	row->state = state;
-	row->last_seq = seq;
-	return STORE_OK;
-}
-
-/* Reminder rows are sealed with their case's data key (a purge destroys
- * them with the case); the AAD is the row's key. */
-static store_rc
-row_put(store_txn *t, const uint8_t *key, size_t klen, const reminder_row *row)
-{
-	size_t len = fieldsyncd__store__reminder_row__get_packed_size(row), sl = 0;
-	uint8_t *buf = malloc(len ? len : 1), *sealed = NULL;
-	char name[FSP_ID_MAX + 3];
-	store_rc rc = STORE_ERROR;
-	if (buf == NULL)
-		return STORE_ERROR;
-	fieldsyncd__store__reminder_row__pack(row, buf);
-	snprintf(name, sizeof(name), "c:%s", row->case_id);
-	rc = store_seal(t, name, key, klen, buf, len, &sealed, &sl);
-	if (rc == STORE_OK)
-		rc = store_kv_put(t, STORE_T_REMINDERS, key, klen, sealed, sl, false);
-	free(sealed);
-	free(buf);
-	return rc;
-}
-
-static reminder_row *
-row_get(store_txn *t, const uint8_t *key, size_t klen, store_rc *rc)
-{
-	const void *v;
-	size_t vl, pl = 0;
-	uint8_t *plain = NULL;
-	*rc = store_kv_get(t, STORE_T_REMINDERS, key, klen, &v, &vl);
-	if (*rc != STORE_OK)
-		return NULL;
-	if ((*rc = store_unseal(t, key, klen, v, vl, &plain, &pl)) != STORE_OK)
-		return NULL;
-	reminder_row *row = fieldsyncd__store__reminder_row__unpack(NULL, pl, plain);
-	free(plain);
-	if (row == NULL)
-		*rc = STORE_CORRUPT;
-	return row;
+	row->last_seq = ev.seq;
+	return FSD_OK;
 }
 
 /*
  * Brings one reminder's row in line with what the data now implies (rem) or,
  * when rem is NULL, with its absence. Emits at most one event.
  */
-static store_rc
+static fsd_err
 reconcile(reminders *r, store_txn *t, const char *case_id, const char *scope,
           const rules_reminder *rem, const uint8_t *key, size_t klen, reminder_row *old,
           int64_t now_ms)
 {
 	reminder_row row;
-	store_rc rc = STORE_OK;
+	fsd_err rc = FSD_OK;
 	int64_t old_fire = old ? old->next_fire_ms : 0;
 
 	if (rem == NULL) { /* the data no longer implies it */
 		if (old == NULL || !row_is_active(old->state))
-			return STORE_OK;
+			return FSD_OK;
 		row = *old;
 		row.next_fire_ms = 0;
 		rc = emit(r, t, &row, FIELDSYNC__V1__REMINDER_EVENT__STATE__CANCELLED, now_ms);
-		if (rc == STORE_OK)
-			rc = timer_set(t, key, klen, old_fire, 0);
-		if (rc == STORE_OK)
-			rc = row_put(t, key, klen, &row);
+		if (rc == FSD_OK)
+			rc = reminder_rows_timer_set(t, key, klen, old_fire, 0);
+		if (rc == FSD_OK)
+			rc = reminder_rows_put(t, key, klen, &row);
 		return rc;
 	}
 
@@ -683,13 +506,13 @@ reconcile(reminders *r, store_txn *t, const char *case_id, const char *scope,
 	               strcmp(old->scope, scope) != 0;
 	if (changed)
 		rc = emit(r, t, &row, want, now_ms);
-	if (rc == STORE_OK)
-		rc = timer_set(t, key, klen, old_fire, row.next_fire_ms);
-	if (rc == STORE_OK && (changed || old->next_fire_ms != row.next_fire_ms ||
+	if (rc == FSD_OK)
+		rc = reminder_rows_timer_set(t, key, klen, old_fire, row.next_fire_ms);
+	if (rc == FSD_OK && (changed || old->next_fire_ms != row.next_fire_ms ||
 	                       old->met != row.met || old->warning_at_ms != row.warning_at_ms ||
 	                       old->due_day_ms != row.due_day_ms ||
 	                       strcmp(old->contact_person, row.contact_person) != 0))
-		rc = row_put(t, key, klen, &row);
+		rc = reminder_rows_put(t, key, klen, &row);
 	return rc;
 }
 
@@ -698,16 +521,16 @@ reconcile(reminders *r, store_txn *t, const char *case_id, const char *scope,
  * case_data_free) and evaluates the rules into *rems (caller frees), *n of
  * them. A case without a live `case` record implies none.
  */
-static store_rc
+static fsd_err
 implied_reminders(reminders *r, store_txn *t, const char *case_id, struct case_data *cd,
                   rules_reminder **rems, size_t *n)
 {
 	size_t cap = 64;
-	store_rc rc = case_load(t, case_id, cd);
+	fsd_err rc = case_load(t, case_id, cd);
 
 	*rems = NULL;
 	*n = 0;
-	if (rc != STORE_OK || cd->n_cases == 0)
+	if (rc != FSD_OK || cd->n_cases == 0)
 		return rc;
 	rules_input in = {
 		.case_id = case_id,
@@ -719,30 +542,30 @@ implied_reminders(reminders *r, store_txn *t, const char *case_id, struct case_d
 	for (;;) {
 		rules_reminder *grown = realloc(*rems, cap * sizeof(**rems));
 		if (grown == NULL)
-			return STORE_ERROR;
+			return FSD_ERROR;
 		*rems = grown;
 		*n = rules_evaluate(&r->rules, r->tz, &in, *rems, cap);
 		if (*n <= cap)
-			return STORE_OK;
+			return FSD_OK;
 		cap = *n;
 	}
 }
 
 /* The case's stored reminder rows (prefix) that rems[0..n) no longer
  * implies, into *out (caller frees with key_list_free). */
-static store_rc
+static fsd_err
 unimplied_rows(store_txn *t, const char *case_id, const uint8_t *prefix, size_t plen,
                const rules_reminder *rems, size_t n, struct key_list *out)
 {
 	uint8_t key[KEY_MAX];
-	store_rc rc = store_kv_scan(t, STORE_T_REMINDERS, prefix, plen, prefix, plen, collect_key, out);
-	if (rc == STORE_OK && out->oom)
-		rc = STORE_ERROR;
+	fsd_err rc = store_kv_scan(t, &reminders_table, prefix, plen, prefix, plen, collect_key, out);
+	if (rc == FSD_OK && out->oom)
+		rc = FSD_ERROR;
 	size_t kept = 0;
 	for (size_t i = 0; i < out->n; i++) {
 		bool implied = false;
 		for (size_t k = 0; k < n && !implied; k++) {
-			size_t kl = pair_key(key, case_id, rems[k].reminder_id);
+			size_t kl = reminder_rows_key(key, case_id, rems[k].reminder_id);
 			implied = kl == out->klens[i] && memcmp(key, out->keys[i], kl) == 0;
 		}
 		if (implied) {
@@ -757,7 +580,7 @@ unimplied_rows(store_txn *t, const char *case_id, const uint8_t *prefix, size_t 
 }
 
 /* Re-evaluates one case. */
-static store_rc
+static fsd_err
 evaluate_case(reminders *r, store_txn *t, const char *case_id, int64_t now_ms)
 {
 	struct case_data cd = {0};
@@ -765,19 +588,20 @@ evaluate_case(reminders *r, store_txn *t, const char *case_id, int64_t now_ms)
 	rules_reminder *rems = NULL;
 	size_t n = 0;
 	uint8_t prefix[KEY_MAX], key[KEY_MAX];
-	size_t plen = case_prefix(prefix, case_id);
-	store_rc rc = implied_reminders(r, t, case_id, &cd, &rems, &n);
+	size_t plen = reminder_rows_prefix(prefix, case_id);
+	fsd_err rc = implied_reminders(r, t, case_id, &cd, &rems, &n);
 
-	if (rc != STORE_OK)
+	if (rc != FSD_OK)
 		goto out;
 	const char *scope = cd.case_state != NULL ? cd.case_state->scope : "";
 
 	/* What the data implies now. */
-	for (size_t i = 0; rc == STORE_OK && i < n; i++) {
-		size_t kl = pair_key(key, case_id, rems[i].reminder_id);
-		store_rc grc;
-		reminder_row *old = row_get(t, key, kl, &grc);
-		if (grc != STORE_OK && grc != STORE_NOTFOUND) {
+	for (size_t i = 0; rc == FSD_OK && i < n; i++) {
+		size_t kl = reminder_rows_key(key, case_id, rems[i].reminder_id);
+		fsd_err grc;
+		reminder_row *old = NULL;
+		grc = reminder_rows_get(t, key, kl, &old);
+		if (grc != FSD_OK && grc != FSD_NOTFOUND) {
 			rc = grc;
 			break;
 		}
@@ -785,14 +609,15 @@ evaluate_case(reminders *r, store_txn *t, const char *case_id, int64_t now_ms)
 		if (old != NULL)
 			fieldsyncd__store__reminder_row__free_unpacked(old, NULL);
 	}
-	if (rc != STORE_OK)
+	if (rc != FSD_OK)
 		goto out;
 
 	/* What it no longer implies. */
 	rc = unimplied_rows(t, case_id, prefix, plen, rems, n, &existing);
-	for (size_t i = 0; rc == STORE_OK && i < existing.n; i++) {
-		store_rc grc;
-		reminder_row *old = row_get(t, existing.keys[i], existing.klens[i], &grc);
+	for (size_t i = 0; rc == FSD_OK && i < existing.n; i++) {
+		fsd_err grc;
+		reminder_row *old = NULL;
+		grc = reminder_rows_get(t, existing.keys[i], existing.klens[i], &old);
 		if (old == NULL) {
 			rc = grc;
 			break;
@@ -808,41 +633,42 @@ out:
 	return rc;
 }
 
-store_rc
+fsd_err
 reminders_erase_case(store_txn *t, const char *case_id, int64_t now_ms, size_t *n_erased)
 {
 	struct key_list rows = {0};
 	uint8_t prefix[KEY_MAX];
-	size_t plen = case_prefix(prefix, case_id);
-	store_rc rc = store_kv_scan(t, STORE_T_REMINDERS, prefix, plen, prefix, plen, collect_key, &rows);
-	if (rc == STORE_OK && rows.oom)
-		rc = STORE_ERROR;
+	size_t plen = reminder_rows_prefix(prefix, case_id);
+	fsd_err rc = store_kv_scan(t, &reminders_table, prefix, plen, prefix, plen, collect_key, &rows);
+	if (rc == FSD_OK && rows.oom)
+		rc = FSD_ERROR;
 	*n_erased = 0;
-	for (size_t i = 0; rc == STORE_OK && i < rows.n; i++) {
-		store_rc grc;
-		reminder_row *row = row_get(t, rows.keys[i], rows.klens[i], &grc);
+	for (size_t i = 0; rc == FSD_OK && i < rows.n; i++) {
+		reminder_row *row = NULL;
+		/* a row that does not open is deleted all the same */
+		(void)reminder_rows_get(t, rows.keys[i], rows.klens[i], &row);
 		if (row != NULL && row_is_active(row->state))
 			rc = emit(NULL, t, row, FIELDSYNC__V1__REMINDER_EVENT__STATE__CANCELLED, now_ms);
-		if (row != NULL && rc == STORE_OK)
-			rc = timer_set(t, rows.keys[i], rows.klens[i], row->next_fire_ms, 0);
-		if (row != NULL && rc == STORE_OK)
-			rc = count_state(t, row->rule, row->state, -1);
+		if (row != NULL && rc == FSD_OK)
+			rc = reminder_rows_timer_set(t, rows.keys[i], rows.klens[i], row->next_fire_ms, 0);
+		if (row != NULL && rc == FSD_OK)
+			rc = reminder_rows_count_add(t, row->rule, row->state, -1);
 		if (row != NULL)
 			fieldsyncd__store__reminder_row__free_unpacked(row, NULL);
-		if (rc == STORE_OK)
-			rc = store_kv_del(t, STORE_T_REMINDERS, rows.keys[i], rows.klens[i]);
-		if (rc == STORE_OK)
+		if (rc == FSD_OK)
+			rc = store_kv_del(t, &reminders_table, rows.keys[i], rows.klens[i]);
+		if (rc == FSD_OK)
 			(*n_erased)++;
 	}
 	key_list_free(&rows);
 	return rc;
 }
 
-store_rc
+fsd_err
 reminders_flush(reminders *r, store_txn *t, int64_t now_ms)
 {
-	store_rc rc = STORE_OK;
-	for (size_t i = 0; rc == STORE_OK && i < r->n_touched; i++)
+	fsd_err rc = FSD_OK;
+	for (size_t i = 0; rc == FSD_OK && i < r->n_touched; i++)
 		rc = evaluate_case(r, t, r->touched[i], now_ms);
 	touched_clear(r);
 	return rc;
@@ -862,27 +688,28 @@ collect_due(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size
 	return collect_key(&d->keys, key, klen, val, vlen);
 }
 
-store_rc
+fsd_err
 reminders_tick(reminders *r, store_txn *t, int64_t now_ms)
 {
-	store_rc rc = STORE_OK;
+	fsd_err rc = FSD_OK;
 	int batches = 0;
 	for (;;) { /* in batches, so a million due timers do not need a million keys at once */
 		struct due_list due = {.now_ms = now_ms};
-		rc = store_kv_scan(t, STORE_T_TIMERS, NULL, 0, NULL, 0, collect_due, &due);
-		if (rc == STORE_OK && due.keys.oom)
-			rc = STORE_ERROR;
+		rc = store_kv_scan(t, &reminders_timers_table, NULL, 0, NULL, 0, collect_due, &due);
+		if (rc == FSD_OK && due.keys.oom)
+			rc = FSD_ERROR;
 		size_t n = due.keys.n;
-		for (size_t i = 0; rc == STORE_OK && i < n; i++) {
+		for (size_t i = 0; rc == FSD_OK && i < n; i++) {
 			const uint8_t *rkey = due.keys.keys[i] + 8;
 			size_t rklen = due.keys.klens[i] - 8;
-			store_rc grc;
-			rc = store_kv_del(t, STORE_T_TIMERS, due.keys.keys[i], due.keys.klens[i]);
-			if (rc != STORE_OK)
+			fsd_err grc;
+			rc = store_kv_del(t, &reminders_timers_table, due.keys.keys[i], due.keys.klens[i]);
+			if (rc != FSD_OK)
 				break;
-			reminder_row *row = row_get(t, rkey, rklen, &grc);
+			reminder_row *row = NULL;
+			grc = reminder_rows_get(t, rkey, rklen, &row);
 			if (row == NULL) {
-				rc = grc == STORE_NOTFOUND ? STORE_OK : grc; /* stale timer */
+				rc = grc == FSD_NOTFOUND ? FSD_OK : grc; /* stale timer */
 				continue;
 			}
 			rules_reminder rem;
@@ -891,14 +718,14 @@ reminders_tick(reminders *r, store_txn *t, int64_t now_ms)
 			row->next_fire_ms = rules_next_change(&rem, now_ms);
 			if (want != row->state && row_is_active(row->state))
 				rc = emit(r, t, row, want, now_ms);
-			if (rc == STORE_OK && row->next_fire_ms > 0)
-				rc = timer_set(t, rkey, rklen, 0, row->next_fire_ms);
-			if (rc == STORE_OK)
-				rc = row_put(t, rkey, rklen, row);
+			if (rc == FSD_OK && row->next_fire_ms > 0)
+				rc = reminder_rows_timer_set(t, rkey, rklen, 0, row->next_fire_ms);
+			if (rc == FSD_OK)
+				rc = reminder_rows_put(t, rkey, rklen, row);
 			fieldsyncd__store__reminder_row__free_unpacked(row, NULL);
 		}
 		key_list_free(&due.keys);
-		if (rc != STORE_OK || n < TICK_BATCH || ++batches == TICK_ROUND_BATCHES)
+		if (rc != FSD_OK || n < TICK_BATCH || ++batches == TICK_ROUND_BATCHES)
 			break; /* the rest fire in the next round: transactions stay small */
 	}
 	return rc;
@@ -919,7 +746,7 @@ reminders_next_fire(reminders *r, store_txn *t)
 {
 	int64_t at = 0;
 	(void)r;
-	store_kv_scan(t, STORE_T_TIMERS, NULL, 0, NULL, 0, first_key, &at);
+	store_kv_scan(t, &reminders_timers_table, NULL, 0, NULL, 0, first_key, &at);
 	return at;
 }
 
@@ -934,170 +761,28 @@ reminders_mark(const reminders *r)
 void
 reminders_rollback(reminders *r, size_t mark)
 {
-	while (r->out.n > mark) {
-		r->out.n--;
-		free(r->out.topics[r->out.n]);
-		free(r->out.data[r->out.n]);
-	}
+	events_batch_truncate(&r->out, mark);
 	touched_clear(r);
 }
 
-event_batch *
-reminders_take(reminders *r)
+fsd_err
+reminders_take(reminders *r, event_batch **out)
 {
+	*out = NULL;
 	if (r->out.n == 0)
-		return NULL;
+		return FSD_OK;
 	event_batch *b = malloc(sizeof(*b));
 	if (b == NULL)
-		return NULL;
+		return FSD_NOMEM;
 	*b = r->out;
 	memset(&r->out, 0, sizeof(r->out));
-	return b;
-}
-
-struct replay_page {
-	const peer_auth *peer; /* NULL: every scope (republishing) */
-	size_t examined;
-	reminder_event **events;
-	size_t n, cap, bytes, budget;
-	uint64_t last;
-	bool more;
-	bool raw; /* collect packed bytes (republish) instead of unpacked events */
-	event_batch *batch;
-};
-
-static bool
-take_event(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
-{
-	struct replay_page *pg = arg;
-	if (klen != 8)
-		return true;
-	if (pg->n == pg->cap || (pg->n > 0 && pg->bytes + vlen > pg->budget)) {
-		pg->more = true;
-		return false;
-	}
-	if (pg->examined++ >= 20000) { /* a bounded scan per page, like the feed */
-		pg->more = true;
-		return false;
-	}
-	reminder_event *ev = fieldsync__v1__reminder_event__unpack(NULL, vlen, val);
-	if (ev == NULL)
-		return true; /* cannot happen: we packed it; skip rather than stall the feed */
-	pg->last = store_get_be64(key);
-	if (pg->peer != NULL && !peer_may(pg->peer, ev->scope)) { /* not this peer's */
-		fieldsync__v1__reminder_event__free_unpacked(ev, NULL);
-		return true;
-	}
-	if (pg->raw) {
-		char topic[160];
-		uint8_t *copy = malloc(vlen ? vlen : 1);
-		snprintf(topic, sizeof(topic), "reminder/%s/%s", ev->rule, ev->scope);
-		fieldsync__v1__reminder_event__free_unpacked(ev, NULL);
-		if (copy == NULL)
-			return false;
-		memcpy(copy, val, vlen);
-		if (!batch_add(pg->batch, topic, copy, vlen, pg->last)) {
-			free(copy);
-			return false;
-		}
-		pg->n++;
-	} else {
-		pg->events[pg->n++] = ev;
-	}
-	pg->bytes += vlen + 8;
-	return true;
-}
-
-event_batch *
-reminders_events_after(store_txn *t, uint64_t after)
-{
-	uint64_t to = store_meta_u64(t, "event_seq");
-	uint8_t seqb[8];
-	if (to <= after)
-		return NULL;
-	event_batch *b = calloc(1, sizeof(*b));
-	if (b == NULL)
-		return NULL;
-	struct replay_page pg = {.cap = 100000, .budget = SIZE_MAX, .raw = true, .batch = b};
-	store_put_be64(seqb, after + 1);
-	store_kv_scan(t, STORE_T_EVENTS, seqb, 8, NULL, 0, take_event, &pg);
-	if (b->n == 0) {
-		event_batch_free(b);
-		return NULL;
-	}
-	return b;
-}
-
-event_batch *
-reminders_unpublished(reminders *r, store_txn *t)
-{
-	(void)r;
-	return reminders_events_after(t, store_meta_u64(t, "published_seq"));
-}
-
-store_rc
-reminders_set_published(reminders *r, store_txn *t, uint64_t seq)
-{
-	(void)r;
-	if (seq <= store_meta_u64(t, "published_seq"))
-		return STORE_OK;
-	return store_meta_set_u64(t, "published_seq", seq);
-}
-
-#define REPLAY_DEFAULT_LIMIT 500
-#define REPLAY_MAX_LIMIT 1000
-
-store_rc
-reminders_replay(store *s, const config *c, const peer_auth *peer, uint64_t request_id,
-                 const Fieldsync__V1__ReplayRequest *req, uint8_t **out, size_t *len)
-{
-	struct replay_page pg = {.peer = peer};
-	Fieldsync__V1__ReplayReply reply;
-	fs_envelope e;
-	store_txn *t = NULL;
-	uint8_t seqb[8];
-	store_rc rc;
-
-	*out = NULL;
-	pg.cap = req->limit == 0 ? REPLAY_DEFAULT_LIMIT : req->limit;
-	if (pg.cap > REPLAY_MAX_LIMIT)
-		pg.cap = REPLAY_MAX_LIMIT;
-	pg.budget = c->max_message_bytes / 2;
-	pg.last = req->since_seq;
-	pg.events = calloc(pg.cap, sizeof(*pg.events));
-	if (pg.events == NULL)
-		return STORE_ERROR;
-	if ((rc = store_read_begin(s, &t)) != STORE_OK)
-		goto out;
-	if (req->since_seq < UINT64_MAX) {
-		store_put_be64(seqb, req->since_seq + 1);
-		rc = store_kv_scan(t, STORE_T_EVENTS, seqb, 8, NULL, 0, take_event, &pg);
-	}
-	store_read_end(&t);
-	if (rc != STORE_OK)
-		goto out;
-	fieldsync__v1__replay_reply__init(&reply);
-	reply.events = pg.events;
-	reply.n_events = pg.n;
-	reply.last_seq = pg.last;
-	reply.more = pg.more;
-	fieldsync__v1__envelope__init(&e);
-	e.request_id = request_id;
-	e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_REPLAY_REPLY;
-	e.replay_reply = &reply;
-	*out = wire_pack(&e, len);
-	if (*out == NULL)
-		rc = STORE_ERROR;
-out:
-	for (size_t i = 0; i < pg.n; i++)
-		fieldsync__v1__reminder_event__free_unpacked(pg.events[i], NULL);
-	free(pg.events);
-	return rc;
+	*out = b;
+	return FSD_OK;
 }
 
 /* ---- verification (backup.c's `verify`) ---------------------------------- */
 
-store_rc
+fsd_err
 reminders_verify_case(reminders *r, store_txn *t, const char *case_id, reminders_verify_fn fn,
                       void *arg, size_t *n_checked)
 {
@@ -1106,21 +791,22 @@ reminders_verify_case(reminders *r, store_txn *t, const char *case_id, reminders
 	rules_reminder *rems = NULL;
 	size_t n = 0;
 	uint8_t prefix[KEY_MAX], key[KEY_MAX];
-	size_t plen = case_prefix(prefix, case_id);
-	store_rc rc = implied_reminders(r, t, case_id, &cd, &rems, &n);
+	size_t plen = reminder_rows_prefix(prefix, case_id);
+	fsd_err rc = implied_reminders(r, t, case_id, &cd, &rems, &n);
 
-	if (rc != STORE_OK)
+	if (rc != FSD_OK)
 		goto out;
 	/* Every reminder the data implies has a row; an active one has its due time. */
-	for (size_t i = 0; rc == STORE_OK && i < n; i++) {
-		size_t kl = pair_key(key, case_id, rems[i].reminder_id);
-		store_rc grc;
-		reminder_row *row = row_get(t, key, kl, &grc);
+	for (size_t i = 0; rc == FSD_OK && i < n; i++) {
+		size_t kl = reminder_rows_key(key, case_id, rems[i].reminder_id);
+		fsd_err grc;
+		reminder_row *row = NULL;
+		grc = reminder_rows_get(t, key, kl, &row);
 		(*n_checked)++;
 		if (row == NULL) {
-			if (grc == STORE_NOTFOUND)
+			if (grc == FSD_NOTFOUND)
 				fn(arg, case_id, rems[i].reminder_id, "implied by the rules but has no row");
-			else if (grc == STORE_CORRUPT)
+			else if (grc == FSD_CORRUPT)
 				fn(arg, case_id, rems[i].reminder_id, "its row does not decode");
 			else
 				rc = grc;
@@ -1130,21 +816,22 @@ reminders_verify_case(reminders *r, store_txn *t, const char *case_id, reminders
 			fn(arg, case_id, rems[i].reminder_id, "its row's due time differs from the rules'");
 		fieldsyncd__store__reminder_row__free_unpacked(row, NULL);
 	}
-	if (rc != STORE_OK)
+	if (rc != FSD_OK)
 		goto out;
 	/* No active row the data no longer implies. */
 	rc = unimplied_rows(t, case_id, prefix, plen, rems, n, &existing);
-	for (size_t i = 0; rc == STORE_OK && i < existing.n; i++) {
+	for (size_t i = 0; rc == FSD_OK && i < existing.n; i++) {
 		char rid[RULES_ID_MAX];
 		size_t idl = existing.klens[i] - plen < sizeof(rid) - 1 ? existing.klens[i] - plen
 		                                                        : sizeof(rid) - 1;
 		memcpy(rid, existing.keys[i] + plen, idl);
 		rid[idl] = '\0';
 		(*n_checked)++;
-		store_rc grc;
-		reminder_row *row = row_get(t, existing.keys[i], existing.klens[i], &grc);
+		fsd_err grc;
+		reminder_row *row = NULL;
+		grc = reminder_rows_get(t, existing.keys[i], existing.klens[i], &row);
 		if (row == NULL) {
-			if (grc == STORE_CORRUPT || grc == STORE_NOTFOUND)
+			if (grc == FSD_CORRUPT || grc == FSD_NOTFOUND)
 				fn(arg, case_id, rid, "its row does not decode");
 			else
 				rc = grc;

@@ -1,26 +1,30 @@
 /*
- * Push validation: everything a change set is checked against before the
+ * validate: push validation (logic layer; validate.h): everything a change set is checked against before the
  * writer sees it, so nothing invalid ever reaches a transaction. The one
  * check that needs the stored record (an equal version with a different
  * payload) is the merge rule's INVALID, found by the writer.
  *
  * A change set is atomic: when one change is bad, the reply is a PushReply
  * whose every result is REJECTED. The bad change's reason starts with the
- * Error code name ("INVALID: ...", "TOO_LARGE: ..."), the others say they
- * were not applied (docs/protocol-notes.md).
+ * Error code's name as the protocol spells it ("INVALID: ...", "TOO_LARGE:
+ * ..."; taken from the generated enum descriptor, never typed by hand), the
+ * others say they were not applied (docs/protocol-notes.md).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "validate.h"
 
 #define CHANGESET_ID_MAX 128
 
 fs_push_reply *
-validate_reject_all(const char *changeset_id, size_t n, size_t bad, const char *code,
+validate_reject_all(const char *changeset_id, size_t n, size_t bad, fs_error_code code,
                     const char *why)
 {
+	const ProtobufCEnumValue *cv =
+	    protobuf_c_enum_descriptor_get_value(&fieldsync__v1__error__code__descriptor, (int)code);
+	const char *name = cv != NULL ? cv->name : "UNSPECIFIED";
 	fs_push_reply *r = calloc(1, sizeof(*r));
 	if (r == NULL)
 		return NULL;
@@ -38,7 +42,7 @@ validate_reject_all(const char *changeset_id, size_t n, size_t bad, const char *
 		r->results[r->n_results++] = cr;
 		cr->status = FIELDSYNC__V1__CHANGE_RESULT__STATUS__REJECTED;
 		if (i == bad)
-			snprintf(buf, sizeof(buf), "%s: %s", code, why);
+			snprintf(buf, sizeof(buf), "%s: %s", name, why);
 		else
 			snprintf(buf, sizeof(buf), "not applied: change %zu of this change set was rejected", bad);
 		if ((cr->reason = strdup(buf)) == NULL)
@@ -66,50 +70,33 @@ validate_reply_free(fs_push_reply *r)
 	free(r);
 }
 
-/* Checks one record; returns the Error code name on failure. */
-static const char *
+/* Checks one record; the wire code of what is wrong (UNSPECIFIED: nothing). */
+static fs_error_code
 check_change(const config *c, const Fieldsync__V1__Change *ch, char *why, size_t len)
 {
 	const fsp_record *r = ch->record;
 	if (r == NULL) {
 		snprintf(why, len, "change has no record");
-		return "INVALID";
+		return FIELDSYNC__V1__ERROR__CODE__INVALID;
 	}
 	if (r->payload.len > c->max_payload_bytes) {
 		snprintf(why, len, "payload is %zu bytes, the limit is %llu", r->payload.len,
 		         (unsigned long long)c->max_payload_bytes);
-		return "TOO_LARGE";
+		return FIELDSYNC__V1__ERROR__CODE__TOO_LARGE;
 	}
 	if (fsp_record_has_field_zero(r)) {
 		snprintf(why, len, "the record holds field number 0, which is not valid protobuf");
-		return "INVALID";
+		return FIELDSYNC__V1__ERROR__CODE__INVALID;
 	}
 	if (!fsp_record_check(r, why, len))
-		return "INVALID";
+		return FIELDSYNC__V1__ERROR__CODE__INVALID;
 	if (!r->deleted && fsp_collection_typed(r->collection) &&
 	    !fsp_typed_check(r->collection, r->payload.data, r->payload.len, why, len))
-		return "INVALID";
-	return NULL;
+		return FIELDSYNC__V1__ERROR__CODE__INVALID;
+	return FIELDSYNC__V1__ERROR__CODE__UNSPECIFIED;
 }
 
-bool
-peer_may(const peer_auth *p, const char *scope)
-{
-	if (p->all_scopes)
-		return true;
-	for (size_t i = 0; i < p->n_scopes; i++)
-		if (strcmp(p->scopes[i], scope) == 0)
-			return true;
-	return false;
-}
-
-bool
-peer_may_cb(const void *peer, const char *scope)
-{
-	return peer_may(peer, scope);
-}
-
-bool
+fsd_err
 validate_push(const config *c, const peer_auth *peer, const fs_push_request *p,
               fs_error_code *err_code, char *err_msg, size_t err_len, fs_push_reply **reply)
 {
@@ -118,30 +105,34 @@ validate_push(const config *c, const peer_auth *peer, const fs_push_request *p,
 	if (idl == 0 || idl > CHANGESET_ID_MAX) {
 		*err_code = FIELDSYNC__V1__ERROR__CODE__INVALID;
 		snprintf(err_msg, err_len, "changeset_id must be 1..%d bytes", CHANGESET_ID_MAX);
-		return false;
+		return FSD_INVALID;
 	}
 	if (p->n_changes > c->max_changes_per_push) {
 		*err_code = FIELDSYNC__V1__ERROR__CODE__TOO_LARGE;
 		snprintf(err_msg, err_len, "%zu changes in one change set, the limit is %u",
 		         p->n_changes, c->max_changes_per_push);
-		return false;
+		return FSD_TOO_LARGE;
 	}
 	for (size_t i = 0; i < p->n_changes; i++) {
 		char why[256];
-		const char *code = check_change(c, p->changes[i], why, sizeof(why));
-		if (code == NULL && !peer_may(peer, p->changes[i]->record->scope)) {
+		fs_error_code code = check_change(c, p->changes[i], why, sizeof(why));
+		if (code == FIELDSYNC__V1__ERROR__CODE__UNSPECIFIED &&
+		    !peer_may(peer, p->changes[i]->record->scope)) {
 			snprintf(why, sizeof(why), "scope \"%s\" is not granted to this device",
 			         p->changes[i]->record->scope);
-			code = "FORBIDDEN";
+			code = FIELDSYNC__V1__ERROR__CODE__FORBIDDEN;
 		}
-		if (code != NULL) {
+		if (code != FIELDSYNC__V1__ERROR__CODE__UNSPECIFIED) {
 			*reply = validate_reject_all(p->changeset_id, p->n_changes, i, code, why);
 			if (*reply == NULL) {
 				*err_code = FIELDSYNC__V1__ERROR__CODE__INTERNAL;
 				snprintf(err_msg, err_len, "out of memory");
+				return FSD_NOMEM;
 			}
-			return false;
+			return code == FIELDSYNC__V1__ERROR__CODE__TOO_LARGE   ? FSD_TOO_LARGE
+			       : code == FIELDSYNC__V1__ERROR__CODE__FORBIDDEN ? FSD_FORBIDDEN
+			                                                        : FSD_INVALID;
 		}
 	}
-	return true;
+	return FSD_OK;
 }

@@ -1,10 +1,10 @@
 /*
- * The writer thread: group commit.
+ * writer: the writer actor, group commit (endpoint layer; writer.h).
  *
  * It owns the only LMDB write transaction. Each round it takes every push
  * job queued on the pipe (up to batch_max_jobs), applies them in ONE write
  * transaction, each change set in a nested transaction of its own so that a
- * rejected set rolls back alone, commits once (one fsync for the whole
+ * rejected set rolls back alone (changeset.c), commits once (one fsync for the whole
  * round), and only then hands the jobs back with their replies. Concurrent
  * devices thus share fsyncs instead of paying one each.
  *
@@ -17,58 +17,46 @@
  *
  * The same transactions carry the reminders (reminders.c): every record the
  * writer stores is noted, the cases it touches are re-evaluated before the
- * change set's nested transaction commits, and the events go to the
- * transport thread for publishing only after the durable commit. Between
+ * change set's nested transaction commits, and the events go to the main
+ * thread (daemon.c -> reminder_endpoint) only after the durable commit. Between
  * rounds the writer sleeps until the next reminder timer, then fires it in
- * a round of its own.
+ * a round of its own. The idle writer wakes at least once a second (to
+ * publish events another process stored, publish_external), so its sleep
+ * is capped at 1 s.
+ *
+ * Threads: the writer is an actor (actor.h): it runs on its own thread and
+ * talks to the main thread over its pipe only (writer.h lists the messages).
  */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <zmq.h>
 
-#include "internal.h"
+#include "clock.h"
+#include "log.h"
 #include "metrics.h"
+#include "changeset.h"
+#include "events.h"
+#include "wire.h"
+#include "writer.h"
 
 struct writer {
-	pthread_t thread;
-	void *zctx;
-	char endpoint[128];
+	actor *thread;
 	store *s;
 	const config *c;
 	reminders *rem;
+	push_job **jobs;     /* room for batch_max_jobs */
 	uint64_t handed_seq; /* last event seq handed to the publisher */
 	int64_t next_fire;   /* earliest reminder timer, 0 = none */
-	void *pipe;
-	pthread_mutex_t ready_lock;
-	pthread_cond_t ready_cond;
-	int ready; /* 0 starting, 1 running, -1 failed */
+	void *pipe;          /* the actor's end, valid while it runs */
 };
 
-bool
-pipe_send(void *sock, char tag, void *ptr, int flags)
+/* pipe_send() of old: true when sent. */
+static bool
+pipe_send(void *pipe, char tag, void *ptr, int flags)
 {
-	uint8_t msg[PIPE_MSG_LEN];
-	msg[0] = (uint8_t)tag;
-	memcpy(msg + 1, &ptr, sizeof(ptr));
-	return zmq_send(sock, msg, sizeof(msg), flags) == (int)sizeof(msg);
-}
-
-int
-pipe_recv(void *sock, void **ptr, int flags)
-{
-	uint8_t msg[PIPE_MSG_LEN + 1];
-	int n = zmq_recv(sock, msg, sizeof(msg), flags);
-	if (n < 0)
-		return -1;
-	if (n == 0)
-		return 0;
-	if (n != (int)PIPE_MSG_LEN)
-		return -1;
-	memcpy(ptr, msg + 1, sizeof(*ptr));
-	return msg[0];
+	return actor_send(pipe, tag, ptr, flags) == FSD_OK;
 }
 
 void
@@ -82,259 +70,52 @@ push_job_free(push_job *j)
 	free(j);
 }
 
-/* Wraps packed PushReply bytes in an Envelope for request_id. */
-static bool
-job_set_push_reply(push_job *j, const uint8_t *reply, size_t len)
-{
-	/* Envelope { request_id = 1; push_reply = 13 } hand-encoded: the stored
-	 * PushReply bytes are the field's content, so a replayed reply is
-	 * byte-identical to the first one. */
-	uint8_t head[24];
-	size_t n = 0;
-	uint64_t v = j->request_id;
-	head[n++] = 0x08; /* field 1, varint */
-	do {
-		head[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
-		v >>= 7;
-	} while (v != 0);
-	head[n++] = (13 << 3) | 2; /* field 13, length-delimited */
-	v = len;
-	do {
-		head[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
-		v >>= 7;
-	} while (v != 0);
-	free(j->reply);
-	j->reply = malloc(n + len);
-	if (j->reply == NULL)
-		return false;
-	memcpy(j->reply, head, n);
-	memcpy(j->reply + n, reply, len);
-	j->reply_len = n + len;
-	return true;
-}
-
 static void
 job_set_error(push_job *j, fs_error_code code, const char *msg, uint32_t retry_ms)
 {
 	free(j->reply);
-	j->reply = wire_error(j->request_id, code, msg, retry_ms, &j->reply_len);
+	j->reply = NULL;
+	if (wire_error(j->request_id, code, msg, retry_ms, &j->reply, &j->reply_len) != FSD_OK)
+		j->reply_len = 0;
 }
 
-/* Why a change that passed validation is still rejected, found in the store. */
-typedef struct rejection {
-	const char *code; /* NULL: not rejected */
-	char why[200];
-} rejection;
-
-/*
- * Applies one change inside txn t for peer. Returns STORE_OK with *res
- * filled, or a store error. Sets rej->code when the change must be rejected:
- * a reused dot (the merge rule's INVALID), a purged record, or a record that
- * lives in a scope the peer was not granted.
- */
-static store_rc
-apply_change(writer *w, store_txn *t, const peer_auth *peer, fsp_record *in,
-             fs_change_result *res, rejection *rej)
-{
-	fs_record_state *cur = NULL;
-	fsp_record *one_in[1];
-	fsp_record **out = one_in;
-	size_t n_out = 0, n_cur = 0;
-	fsp_record *const *siblings = NULL;
-	store_rc rc = store_record_get(t, in->collection, in->id, &cur);
-
-	if (rc != STORE_OK && rc != STORE_NOTFOUND)
-		return rc;
-	if (cur != NULL && cur->purged) { /* an old offline edit: never resurrected */
-		rej->code = "INVALID";
-		snprintf(rej->why, sizeof(rej->why), "the record was purged");
-		store_record_free(cur);
-		return STORE_OK;
-	}
-	if (cur != NULL && !peer_may(peer, cur->scope)) {
-		rej->code = "FORBIDDEN";
-		snprintf(rej->why, sizeof(rej->why),
-		         "the record lives in scope \"%s\", which is not granted to this device",
-		         cur->scope);
-		store_record_free(cur);
-		return STORE_OK;
-	}
-	if (cur != NULL) {
-		n_cur = cur->n_siblings;
-		siblings = cur->siblings;
-		out = malloc((n_cur + 1) * sizeof(*out));
-		if (out == NULL) {
-			store_record_free(cur);
-			return STORE_ERROR;
-		}
-	}
-	fsp_merge_status st = fsp_merge(siblings, n_cur, in, out, &n_out);
-	rc = STORE_OK;
-	switch (st) {
-	case FSP_MERGE_INVALID:
-		rej->code = "INVALID";
-		snprintf(rej->why, sizeof(rej->why),
-		         "an equal version with a different value is stored (a replica reused a dot)");
-		break;
-	case FSP_MERGE_DUPLICATE:
-	case FSP_MERGE_OBSOLETE:
-		res->status = st == FSP_MERGE_DUPLICATE ? FIELDSYNC__V1__CHANGE_RESULT__STATUS__DUPLICATE
-		                                        : FIELDSYNC__V1__CHANGE_RESULT__STATUS__OBSOLETE;
-		res->seq = cur->seq;
-		break;
-	case FSP_MERGE_APPLIED:
-	case FSP_MERGE_CONFLICT: {
-		fs_record_state next;
-		fieldsync__v1__record_state__init(&next);
-		next.collection = in->collection;
-		next.id = in->id;
-		next.scope = in->scope;
-		next.seq = store_next_seq(t);
-		next.n_siblings = n_out;
-		next.siblings = out;
-		rc = store_record_put(t, &next, cur ? cur->seq : 0);
-		/* Open conflicts, for /metrics: counted in the transaction, so a
-		 * rolled-back change set takes its count back with it. */
-		int delta = (n_out > 1) - (n_cur > 1);
-		if (rc == STORE_OK && delta != 0)
-			rc = store_meta_set_u64(t, "conflicts_open",
-			                        store_meta_u64(t, "conflicts_open") + (uint64_t)(int64_t)delta);
-		if (rc == STORE_OK && cur != NULL && strcmp(cur->scope, next.scope) != 0)
-			rc = store_former_scope_add(t, next.collection, next.id, cur->scope);
-		if (rc == STORE_OK)
-			rc = reminders_note_record(w->rem, t, cur, &next);
-		res->status = st == FSP_MERGE_APPLIED ? FIELDSYNC__V1__CHANGE_RESULT__STATUS__APPLIED
-		                                      : FIELDSYNC__V1__CHANGE_RESULT__STATUS__CONFLICT;
-		res->seq = next.seq;
-		break;
-	}
-	}
-	if (out != one_in)
-		free(out);
-	store_record_free(cur);
-	return rc;
-}
-
-/*
- * Applies one change set in a nested transaction of parent. Returns a store
- * error only for failures that doom the whole round (map full, I/O).
- */
-static store_rc
+/* Applies one job's change set; its reply is set unless the round is doomed. */
+static fsd_err
 apply_job(writer *w, store_txn *parent, push_job *j)
 {
-	const fs_push_request *p = j->request->push;
-	const uint8_t *stored;
-	size_t stored_len, n = p->n_changes;
-	store_txn *t = NULL;
-	fs_change_result *results = NULL, **rptr = NULL;
-	fs_push_reply reply;
-	uint8_t *packed = NULL;
-	size_t mark = reminders_mark(w->rem);
-	store_rc rc = store_reply_get(parent, p->changeset_id, &stored, &stored_len);
-
-	memset(j->m_changes, 0, sizeof(j->m_changes));
-	j->m_result = MCS_DUPLICATE;
-	if (rc == STORE_OK) { /* a retry: the stored reply again, nothing changes */
-		if (!job_set_push_reply(j, stored, stored_len))
-			job_set_error(j, FIELDSYNC__V1__ERROR__CODE__INTERNAL, "out of memory", 0);
-		return STORE_OK;
-	}
-	if (rc != STORE_NOTFOUND)
+	changeset_outcome o;
+	fsd_err rc = changeset_apply(parent, w->rem, w->c, &j->auth, j->request->push, &o);
+	if (rc != FSD_OK)
 		return rc;
-
-	results = calloc(n ? n : 1, sizeof(*results));
-	rptr = calloc(n ? n : 1, sizeof(*rptr));
-	if (results == NULL || rptr == NULL) {
-		rc = STORE_ERROR;
-		goto out;
-	}
-	if ((rc = store_nested_begin(parent, &t)) != STORE_OK)
-		goto out;
-	for (size_t i = 0; i < n; i++) {
-		rejection rej = {0};
-		fieldsync__v1__change_result__init(&results[i]);
-		rptr[i] = &results[i];
-		rc = apply_change(w, t, &j->auth, p->changes[i]->record, &results[i], &rej);
-		if (rc != STORE_OK) {
-			store_abort(&t);
-			reminders_rollback(w->rem, mark);
-			goto out;
-		}
-		if (rej.code != NULL) { /* the set is atomic: none of it is applied */
-			j->m_result = MCS_REJECTED;
-			j->m_changes[MCH_REJECTED] = (uint32_t)n;
-			store_abort(&t);
-			reminders_rollback(w->rem, mark);
-			fs_push_reply *reply_rej =
-			    validate_reject_all(p->changeset_id, n, i, rej.code, rej.why);
-			if (reply_rej == NULL) {
-				job_set_error(j, FIELDSYNC__V1__ERROR__CODE__INTERNAL, "out of memory", 0);
-			} else {
-				fs_envelope e;
-				fieldsync__v1__envelope__init(&e);
-				e.request_id = j->request_id;
-				e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_PUSH_REPLY;
-				reply_rej->server_seq = store_last_seq(parent);
-				e.push_reply = reply_rej;
-				free(j->reply);
-				j->reply = wire_pack(&e, &j->reply_len);
-				validate_reply_free(reply_rej);
-			}
-			rc = STORE_OK;
-			goto out;
-		}
-	}
-	/* The deadlines follow the data in the same transaction. */
-	if ((rc = reminders_flush(w->rem, t, clock_deadline_ms(w->c->clock_offset_ms))) != STORE_OK) {
-		store_abort(&t);
-		reminders_rollback(w->rem, mark);
-		goto out;
-	}
-	fieldsync__v1__push_reply__init(&reply);
-	reply.changeset_id = p->changeset_id;
-	reply.n_results = n;
-	reply.results = rptr;
-	reply.server_seq = store_last_seq(t);
-	size_t len = fieldsync__v1__push_reply__get_packed_size(&reply);
-	packed = malloc(len ? len : 1);
-	if (packed == NULL) {
-		store_abort(&t);
-		rc = STORE_ERROR;
-		goto out;
-	}
-	fieldsync__v1__push_reply__pack(&reply, packed);
-	rc = store_reply_put(t, p->changeset_id, packed, len, w->c->replies_kept);
-	if (rc != STORE_OK) {
-		store_abort(&t);
-		reminders_rollback(w->rem, mark);
-		goto out;
-	}
-	if ((rc = store_commit(&t)) != STORE_OK) {
-		reminders_rollback(w->rem, mark);
-		goto out;
-	}
-	if (!job_set_push_reply(j, packed, len))
+	j->m_result = o.m_result;
+	memcpy(j->m_changes, o.m_changes, sizeof(j->m_changes));
+	free(j->reply);
+	j->reply = NULL;
+	if (o.stored != NULL)
+		rc = wire_push_reply_stored(j->request_id, o.stored, o.stored_len, &j->reply,
+		                            &j->reply_len);
+	else if (o.packed != NULL)
+		rc = wire_push_reply_stored(j->request_id, o.packed, o.packed_len, &j->reply,
+		                            &j->reply_len);
+	else if (o.rejected != NULL)
+		rc = wire_push_reply(j->request_id, o.rejected, &j->reply, &j->reply_len);
+	else
+		rc = FSD_NOMEM;
+	if (rc != FSD_OK)
 		job_set_error(j, FIELDSYNC__V1__ERROR__CODE__INTERNAL, "out of memory", 0);
-	j->m_result = MCS_APPLIED;
-	for (size_t i = 0; i < n; i++) /* ChangeResult.Status and metric_change_result agree */
-		if ((unsigned)results[i].status < MCH_COUNT)
-			j->m_changes[results[i].status]++;
-out:
-	free(packed);
-	free(results);
-	free(rptr);
-	return rc;
+	changeset_outcome_free(&o);
+	return FSD_OK;
 }
 
-/* Hands the events of a committed round to the transport for publishing. */
+/* Hands the events of a committed round to the main thread for publishing. */
 static void
 publish(writer *w)
 {
-	event_batch *b = reminders_take(w->rem);
-	if (b == NULL)
+	event_batch *b = NULL;
+	if (reminders_take(w->rem, &b) != FSD_OK || b == NULL)
 		return;
 	uint64_t last = b->last_seq;
-	if (pipe_send(w->pipe, PIPE_EVENTS, b, 0))
+	if (pipe_send(w->pipe, WRITER_EVENTS, b, 0))
 		w->handed_seq = last;
 	else
 		event_batch_free(b); /* subscribers recover it by replay */
@@ -349,11 +130,11 @@ publish(writer *w)
 static void
 publish_external(writer *w, store_txn *t)
 {
-	event_batch *b = reminders_events_after(t, w->handed_seq);
-	if (b == NULL)
+	event_batch *b = NULL;
+	if (events_after(t, w->handed_seq, &b) != FSD_OK || b == NULL)
 		return;
 	uint64_t last = b->last_seq;
-	if (pipe_send(w->pipe, PIPE_EVENTS, b, 0))
+	if (pipe_send(w->pipe, WRITER_EVENTS, b, 0))
 		w->handed_seq = last;
 	else
 		event_batch_free(b);
@@ -363,7 +144,7 @@ publish_external(writer *w, store_txn *t)
  * One round: jobs[0..n) (n may be 0) and every reminder timer due now, in one
  * transaction. Retries after growing a full map. Returns the store result.
  */
-static store_rc
+static fsd_err
 writer_round(writer *w, push_job **jobs, size_t n)
 {
 	size_t mark = reminders_mark(w->rem);
@@ -371,26 +152,26 @@ writer_round(writer *w, push_job **jobs, size_t n)
 		store_txn *t = NULL;
 		struct timespec t0, t1;
 		clock_gettime(CLOCK_MONOTONIC, &t0);
-		store_rc rc = store_write_begin(w->s, &t);
-		if (rc == STORE_OK)
+		fsd_err rc = store_write_begin(w->s, &t);
+		if (rc == FSD_OK)
 			publish_external(w, t);
-		if (rc == STORE_OK)
-			rc = reminders_set_published(w->rem, t, w->handed_seq);
-		for (size_t i = 0; rc == STORE_OK && i < n; i++)
+		if (rc == FSD_OK)
+			rc = events_set_published(t, w->handed_seq);
+		for (size_t i = 0; rc == FSD_OK && i < n; i++)
 			rc = apply_job(w, t, jobs[i]);
-		if (rc == STORE_OK)
+		if (rc == FSD_OK)
 			rc = reminders_tick(w->rem, t, clock_deadline_ms(w->c->clock_offset_ms));
-		int64_t next_fire = rc == STORE_OK ? reminders_next_fire(w->rem, t) : 0;
-		int64_t conflicts = rc == STORE_OK ? (int64_t)store_meta_u64(t, "conflicts_open") : 0;
+		int64_t next_fire = rc == FSD_OK ? reminders_next_fire(w->rem, t) : 0;
+		int64_t conflicts = rc == FSD_OK ? (int64_t)changeset_conflicts_open(t) : 0;
 		int64_t counts[METRIC_RULES][METRIC_STATES];
-		for (int r = 0; rc == STORE_OK && r < METRIC_RULES; r++)
+		for (int r = 0; rc == FSD_OK && r < METRIC_RULES; r++)
 			for (int st = 0; st < METRIC_STATES; st++)
-				counts[r][st] = (int64_t)reminders_count(t, r, st);
-		if (rc == STORE_OK)
+				counts[r][st] = (int64_t)reminder_rows_count(t, r, st);
+		if (rc == FSD_OK)
 			rc = store_commit(&t);
 		else
 			store_abort(&t);
-		if (rc == STORE_OK) {
+		if (rc == FSD_OK) {
 			clock_gettime(CLOCK_MONOTONIC, &t1);
 			metrics_observe(METRIC_COMMIT_DURATION_SECONDS,
 			                (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
@@ -411,16 +192,16 @@ writer_round(writer *w, push_job **jobs, size_t n)
 				atomic_fetch_add(&g_stats.changes_applied, jobs[i]->request->push->n_changes);
 			w->next_fire = next_fire;
 			publish(w);
-			return STORE_OK;
+			return FSD_OK;
 		}
 		reminders_rollback(w->rem, mark);
-		if (rc == STORE_FULL && store_grow(w->s) == STORE_OK)
+		if (rc == FSD_FULL && store_grow(w->s) == FSD_OK)
 			continue;
 		/* Nothing of this round was committed: no job may say otherwise. */
 		for (size_t i = 0; i < n; i++) {
 			metrics_inc(METRIC_CHANGESETS_TOTAL,
-			            rc == STORE_FULL || rc == STORE_NOSPACE ? MCS_BUSY : MCS_FAILED, 1);
-			if (rc == STORE_FULL || rc == STORE_NOSPACE) {
+			            rc == FSD_FULL || rc == FSD_NOSPACE ? MCS_BUSY : MCS_FAILED, 1);
+			if (rc == FSD_FULL || rc == FSD_NOSPACE) {
 				job_set_error(jobs[i], FIELDSYNC__V1__ERROR__CODE__BUSY,
 				              "storage is full; nothing of this change set was applied", 5000);
 				atomic_fetch_add(&g_stats.busy, 1);
@@ -430,7 +211,7 @@ writer_round(writer *w, push_job **jobs, size_t n)
 			}
 		}
 		log_event(LOG_WARN, "group commit failed; change sets answered BUSY/UNAVAILABLE",
-		          LU("change_sets", n), LI("store_rc", rc), NULL);
+		          LU("change_sets", n), LI("fsd_err", rc), NULL);
 		return rc;
 	}
 }
@@ -440,20 +221,21 @@ static void
 writer_recover(writer *w)
 {
 	store_txn *t = NULL;
-	if (store_read_begin(w->s, &t) != STORE_OK)
+	if (store_read_begin(w->s, &t) != FSD_OK)
 		return;
-	event_batch *b = reminders_unpublished(w->rem, t);
-	w->handed_seq = store_meta_u64(t, "event_seq");
+	event_batch *b = NULL;
+	events_unpublished(t, &b);
+	w->handed_seq = events_last_seq(t);
 	store_read_end(&t);
 	if (b != NULL) {
 		log_event(LOG_INFO, "republishing reminder events a restart may have held back",
 		          LU("events", b->n), NULL);
-		if (!pipe_send(w->pipe, PIPE_EVENTS, b, 0))
+		if (!pipe_send(w->pipe, WRITER_EVENTS, b, 0))
 			event_batch_free(b);
 	}
 }
 
-/* How long the writer may sleep: until the next timer, at most a minute. */
+/* How long the writer may sleep: until the next timer, at most a second. */
 static long
 writer_timeout(const writer *w)
 {
@@ -467,27 +249,18 @@ writer_timeout(const writer *w)
 	return wait > 1000 ? 1000 : (long)wait;
 }
 
-static void *
-writer_main(void *arg)
+static void
+writer_main(void *arg, void *pipe)
 {
 	writer *w = arg;
 	size_t cap = w->c->batch_max_jobs;
-	push_job **jobs = calloc(cap, sizeof(*jobs));
+	push_job **jobs = w->jobs;
 	bool stopping = false;
-	int ok;
 
-	w->pipe = zmq_socket(w->zctx, ZMQ_PAIR);
-	ok = jobs != NULL && w->pipe != NULL && zmq_connect(w->pipe, w->endpoint) == 0;
-	pthread_mutex_lock(&w->ready_lock);
-	w->ready = ok ? 1 : -1;
-	pthread_cond_signal(&w->ready_cond);
-	pthread_mutex_unlock(&w->ready_lock);
-	if (!ok)
-		goto out;
-
+	w->pipe = pipe;
 	writer_recover(w);
 	/* First round: fire every deadline that passed while we were down. */
-	if (writer_round(w, jobs, 0) != STORE_OK)
+	if (writer_round(w, jobs, 0) != FSD_OK)
 		log_event(LOG_ERROR, "the start-up reminder round failed; it is retried", NULL);
 	while (!stopping) {
 		size_t n = 0;
@@ -496,19 +269,19 @@ writer_main(void *arg)
 		if (pr < 0 && zmq_errno() == ETERM)
 			break;
 		while (n < cap && pr > 0) {
-			push_job *j = NULL;
-			int tag = pipe_recv(w->pipe, (void **)&j, ZMQ_DONTWAIT);
-			if (tag < 0)
+			void *p = NULL;
+			int tag;
+			if (actor_recv(w->pipe, ZMQ_DONTWAIT, &tag, &p) != FSD_OK)
 				break; /* EAGAIN: the queue is drained */
-			if (tag == 0) {
+			if (tag == ACTOR_STOP) {
 				stopping = true;
 				break;
 			}
-			if (tag == PIPE_JOB && j != NULL) {
-				jobs[n++] = j;
-			} else if (tag == PIPE_RULES && j != NULL) { /* SIGHUP: a new rule table */
-				reminders_set_rules(w->rem, (const struct rules_config *)(void *)j);
-				free(j);
+			if (tag == WRITER_JOB && p != NULL) {
+				jobs[n++] = p;
+			} else if (tag == WRITER_RULES && p != NULL) { /* SIGHUP: a new rule table */
+				reminders_set_rules(w->rem, (const struct rules_config *)p);
+				free(p);
 				log_event(LOG_INFO, "rule table reloaded", NULL);
 			}
 		}
@@ -517,53 +290,43 @@ writer_main(void *arg)
 			writer_round(w, jobs, n);
 		} else if (!stopping) { /* idle: anything another process stored? */
 			store_txn *rt = NULL;
-			if (store_read_begin(w->s, &rt) == STORE_OK) {
+			if (store_read_begin(w->s, &rt) == FSD_OK) {
 				publish_external(w, rt);
 				store_read_end(&rt);
 			}
 		}
 		for (size_t i = 0; i < n; i++)
-			pipe_send(w->pipe, PIPE_JOB, jobs[i], 0);
+			pipe_send(w->pipe, WRITER_JOB, jobs[i], 0);
 	}
-	zmq_send(w->pipe, "", 0, 0); /* "stopped": everything queued was answered */
-out:
-	free(jobs);
+	actor_send_stop(w->pipe); /* "stopped": everything queued was answered */
 	reminders_free(&w->rem);
-	if (w->pipe != NULL)
-		zmq_close(w->pipe);
-	return NULL;
+	w->pipe = NULL;
 }
 
-writer *
-writer_start(void *zctx, const char *pipe_endpoint, store *s, const config *c, reminders *rem)
+fsd_err
+writer_start(void *zctx, const char *pipe_endpoint, store *s, const config *c, reminders *rem,
+             writer **out)
 {
 	writer *w = calloc(1, sizeof(*w));
-	if (w == NULL) {
+	fsd_err rc;
+	*out = NULL;
+	if (w == NULL || (w->jobs = calloc(c->batch_max_jobs ? c->batch_max_jobs : 1,
+	                                   sizeof(*w->jobs))) == NULL) {
+		free(w);
 		reminders_free(&rem);
-		return NULL;
+		return FSD_NOMEM;
 	}
 	w->rem = rem;
-	w->zctx = zctx;
-	snprintf(w->endpoint, sizeof(w->endpoint), "%s", pipe_endpoint);
 	w->s = s;
 	w->c = c;
-	pthread_mutex_init(&w->ready_lock, NULL);
-	pthread_cond_init(&w->ready_cond, NULL);
-	if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
+	if ((rc = actor_start(zctx, pipe_endpoint, writer_main, w, &w->thread)) != FSD_OK) {
 		reminders_free(&w->rem);
+		free(w->jobs);
 		free(w);
-		return NULL;
+		return rc;
 	}
-	pthread_mutex_lock(&w->ready_lock);
-	while (w->ready == 0)
-		pthread_cond_wait(&w->ready_cond, &w->ready_lock);
-	pthread_mutex_unlock(&w->ready_lock);
-	if (w->ready < 0) {
-		pthread_join(w->thread, NULL);
-		free(w);
-		return NULL;
-	}
-	return w;
+	*out = w;
+	return FSD_OK;
 }
 
 void
@@ -571,9 +334,9 @@ writer_join(writer **wp)
 {
 	if (wp == NULL || *wp == NULL)
 		return;
-	pthread_join((*wp)->thread, NULL);
-	pthread_mutex_destroy(&(*wp)->ready_lock);
-	pthread_cond_destroy(&(*wp)->ready_cond);
+	actor_join(&(*wp)->thread);
+	reminders_free(&(*wp)->rem);
+	free((*wp)->jobs);
 	free(*wp);
 	*wp = NULL;
 }

@@ -39,6 +39,13 @@
 #include <lmdb.h>
 
 #include "admin.h"
+#include "schema.h"
+#include "log.h"
+#include "store.h"
+#include "keyring.h"
+#include "clock.h"
+#include "ops_http.h"
+#include "registry.h"
 #include "admin_dispatch.h"
 
 /* ---- options and usage ---------------------------------------------------- */
@@ -99,33 +106,33 @@ admin_open_store(const char *dir, bool create)
 	return s;
 }
 
-store_rc
+fsd_err
 admin_write_txn(store *s, admin_txn_fn fn, void *arg)
 {
 	for (int tries = 0;; tries++) {
 		store_txn *t;
-		store_rc rc = store_write_begin(s, &t);
-		if (rc != STORE_OK)
+		fsd_err rc = store_write_begin(s, &t);
+		if (rc != FSD_OK)
 			return rc;
-		if ((rc = fn(t, arg)) == STORE_OK)
+		if ((rc = fn(t, arg)) == FSD_OK)
 			rc = store_commit(&t);
 		else
 			store_abort(&t);
-		if (rc == STORE_FULL && tries < 4 && store_grow(s) == STORE_OK)
+		if (rc == FSD_FULL && tries < 4 && store_grow(s) == FSD_OK)
 			continue;
 		return rc;
 	}
 }
 
 const char *
-admin_store_rc_text(store_rc rc)
+admin_store_rc_text(fsd_err rc)
 {
 	switch (rc) {
-	case STORE_OK: return "ok";
-	case STORE_NOTFOUND: return "not found";
-	case STORE_FULL: return "the store is full (raise --map-size-max)";
-	case STORE_NOSPACE: return "the disk is full";
-	case STORE_CORRUPT: return "a stored value does not decode";
+	case FSD_OK: return "ok";
+	case FSD_NOTFOUND: return "not found";
+	case FSD_FULL: return "the store is full (raise --map-size-max)";
+	case FSD_NOSPACE: return "the disk is full";
+	case FSD_CORRUPT: return "a stored value does not decode";
 	default: return "storage error";
 	}
 }
@@ -140,8 +147,8 @@ admin_open_keyring(const char *dir, const char *key_file, bool *needed)
 	*needed = stat(keys_dir, &st) == 0;
 	if (!*needed && (key_file == NULL || key_file[0] == '\0') && (env == NULL || env[0] == '\0'))
 		return NULL; /* a plaintext (--dev) store */
-	keyring *k = keyring_open(dir, key_file, env, err, sizeof(err));
-	if (k == NULL)
+	keyring *k = NULL;
+	if (keyring_open(dir, key_file, env, &k, err, sizeof(err)) != FSD_OK)
 		fprintf(stderr, "fieldsyncd: %s\n", err);
 	return k;
 }
@@ -150,26 +157,26 @@ admin_open_keyring(const char *dir, const char *key_file, bool *needed)
 
 int
 admin_list_print(const admin_args *a, const char *header,
-                 store_rc (*read)(store_txn *t, admin_list *l), void (*print)(const cJSON *item))
+                 fsd_err (*read)(store_txn *t, admin_list *l), void (*print)(const cJSON *item))
 {
 	admin_list l = {cJSON_CreateArray(), true};
 	store *s = admin_open_store(admin_opt(a, "data-dir"), false);
 	store_txn *t = NULL;
-	store_rc rc = STORE_ERROR;
+	fsd_err rc = FSD_ERROR;
 
-	if (s != NULL && l.items != NULL && (rc = store_read_begin(s, &t)) == STORE_OK) {
+	if (s != NULL && l.items != NULL && (rc = store_read_begin(s, &t)) == FSD_OK) {
 		rc = read(t, &l);
 		store_read_end(&t);
 	}
 	store_close(&s);
-	if (rc == STORE_OK && l.ok && admin_opt(a, "json") != NULL) {
+	if (rc == FSD_OK && l.ok && admin_opt(a, "json") != NULL) {
 		char *text = cJSON_Print(l.items);
 		if (text != NULL)
 			printf("%s\n", text);
 		else
 			l.ok = false;
 		free(text);
-	} else if (rc == STORE_OK && l.ok) {
+	} else if (rc == FSD_OK && l.ok) {
 		const cJSON *it;
 		printf("%s\n", header);
 		cJSON_ArrayForEach(it, l.items)
@@ -178,9 +185,9 @@ admin_list_print(const admin_args *a, const char *header,
 		}
 	}
 	cJSON_Delete(l.items);
-	if (rc != STORE_OK || !l.ok) {
+	if (rc != FSD_OK || !l.ok) {
 		fprintf(stderr, "fieldsyncd %s: failed: %s\n", a->cmd->name,
-		        rc != STORE_OK ? admin_store_rc_text(rc) : "out of memory");
+		        rc != FSD_OK ? admin_store_rc_text(rc) : "out of memory");
 		return FSD_EXIT_FAIL;
 	}
 	return FSD_EXIT_OK;

@@ -25,7 +25,8 @@
 #include <cjson/cJSON.h>
 
 #include "err.h"
-#include "internal.h"
+#include "keyring.h"
+#include "store.h"
 
 #define ADMIN_OPTS_MAX 12
 #define ADMIN_MAP_SIZE (1ULL << 30) /* as the daemon's default; LMDB keeps a larger file's */
@@ -84,10 +85,10 @@ void admin_print_usage(FILE *f, const admin_cmd *c);
  * after a sentence on stderr, when there is none or it does not open. */
 store *admin_open_store(const char *dir, bool create);
 /* Runs fn in a write transaction of s and commits; grows the map when full. */
-typedef store_rc (*admin_txn_fn)(store_txn *t, void *arg);
-store_rc admin_write_txn(store *s, admin_txn_fn fn, void *arg);
-/* The one text for a store_rc in the subcommands' messages; never NULL. */
-const char *admin_store_rc_text(store_rc rc);
+typedef fsd_err (*admin_txn_fn)(store_txn *t, void *arg);
+fsd_err admin_write_txn(store *s, admin_txn_fn fn, void *arg);
+/* The one text for a fsd_err in the subcommands' messages; never NULL. */
+const char *admin_store_rc_text(fsd_err rc);
 /* The keyring of dir for purge and rotate: --master-key-file or
  * FIELDSYNC_MASTER_KEY. NULL for a plaintext store (*needed false) or, after
  * a sentence on stderr, when it does not open (*needed true if DIR/keys exists). */
@@ -107,7 +108,7 @@ typedef struct admin_list {
  * each. Returns an fsd_exit code.
  */
 int admin_list_print(const admin_args *a, const char *header,
-                     store_rc (*read)(store_txn *t, admin_list *l),
+                     fsd_err (*read)(store_txn *t, admin_list *l),
                      void (*print)(const cJSON *item));
 /* o[key] when it is a string, else "". */
 const char *admin_jstr(const cJSON *o, const char *key);

@@ -12,6 +12,7 @@
 #include <cjson/cJSON.h>
 
 #include "admin.h"
+#include "audit.h"
 
 /* One line of the table: SEQ TIME ACTOR ACTION WHAT. */
 static void
@@ -68,10 +69,10 @@ fail:
 	return false;
 }
 
-static store_rc
+static fsd_err
 read_audit(store_txn *t, admin_list *l)
 {
-	return store_kv_scan(t, STORE_T_AUDIT, NULL, 0, NULL, 0, audit_entry, l);
+	return store_kv_scan(t, &audit_table, NULL, 0, NULL, 0, audit_entry, l);
 }
 
 int

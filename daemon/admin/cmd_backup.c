@@ -35,6 +35,10 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "schema.h"
+#include "audit.h"
+#include "store.h"
+#include "keyring.h"
 #include "clock.h"
 
 /* Seconds on the monotonic clock, for progress and the time taken. */
@@ -181,7 +185,7 @@ struct backup_audit {
 };
 
 /* The audit entry of a backup, written into the live store after the copy. */
-static store_rc
+static fsd_err
 backup_audit_txn(store_txn *t, void *arg)
 {
 	const struct backup_audit *w = arg;
@@ -206,8 +210,8 @@ admin_cmd_backup(const admin_args *a)
 	/* the key must open the key store, or the backup is unreadable; a plaintext
 	 * store has none (and keyring_open would make an empty one) */
 	if (key_file != NULL && admin_file_exists(keys_dir)) {
-		keyring *k = keyring_open(dir, key_file, NULL, err, sizeof(err));
-		if (k == NULL) {
+		keyring *k = NULL;
+		if (keyring_open(dir, key_file, NULL, &k, err, sizeof(err)) != FSD_OK) {
 			fprintf(stderr, "fieldsyncd backup: %s\n", err);
 			return FSD_EXIT_FAIL;
 		}
@@ -247,9 +251,9 @@ admin_cmd_backup(const admin_args *a)
 	         keys_out != NULL ? "yes" : "no");
 	/* store_open, not admin_open_store: a failure is told once, below */
 	store *s = store_open(dir, ADMIN_MAP_SIZE, ADMIN_MAP_SIZE_MAX);
-	store_rc rc = s == NULL ? STORE_ERROR : admin_write_txn(s, backup_audit_txn, &w);
+	fsd_err rc = s == NULL ? FSD_ERROR : admin_write_txn(s, backup_audit_txn, &w);
 	store_close(&s);
-	if (rc != STORE_OK) {
+	if (rc != FSD_OK) {
 		fprintf(stderr, "fieldsyncd backup: the backup is complete, but its audit entry was "
 		                "not written: %s\n", admin_store_rc_text(rc));
 		return FSD_EXIT_FAIL;

@@ -26,6 +26,11 @@
 #include <zmq.h>
 
 #include "admin.h"
+#include "audit.h"
+#include "registry.h"
+#include "zap.h"
+#include "clock.h"
+#include "peer.h"
 
 static const char *
 role_name(device_role r)
@@ -147,27 +152,27 @@ out:
 	return ok;
 }
 
-static store_rc
+static fsd_err
 enroll_txn(store_txn *t, void *arg)
 {
 	struct enroll_job *j = arg;
 	device_info old;
 	char detail[AUTH_SCOPES_MAX * (FSP_SCOPE_MAX + 1) + 32];
 	size_t off;
-	store_rc rc = auth_device_by_name(t, j->d.name, &old);
+	fsd_err rc = registry_device_by_name(t, j->d.name, &old);
 
-	if (rc == STORE_OK) {
+	if (rc == FSD_OK) {
 		snprintf(j->why, sizeof(j->why), "a device named '%s' is already enrolled%s; names "
 		         "are never reused (they identify the device in the audit log): choose "
 		         "another name", j->d.name, old.revoked ? " (and was revoked)" : "");
-		return STORE_ERROR;
+		return FSD_ERROR;
 	}
-	if (rc != STORE_NOTFOUND)
+	if (rc != FSD_NOTFOUND)
 		return rc;
-	if ((rc = auth_device_list(t, clash_check, j)) != STORE_OK || j->why[0] != '\0')
-		return rc != STORE_OK ? rc : STORE_ERROR;
+	if ((rc = registry_device_list(t, clash_check, j)) != FSD_OK || j->why[0] != '\0')
+		return rc != FSD_OK ? rc : FSD_ERROR;
 	j->d.enrolled_at_ms = clock_wall_ms();
-	if ((rc = auth_device_put(t, &j->d)) != STORE_OK)
+	if ((rc = registry_device_put(t, &j->d)) != FSD_OK)
 		return rc;
 	off = (size_t)snprintf(detail, sizeof(detail), "role=%s scopes=", role_name(j->d.role));
 	for (size_t i = 0; i < j->d.n_scopes && off < sizeof(detail); i++)
@@ -231,7 +236,7 @@ admin_cmd_enroll(const admin_args *a)
 	char spub[AUTH_Z85_KEY_LEN + 1], ssec[AUTH_Z85_KEY_LEN + 1], csec[AUTH_Z85_KEY_LEN + 1];
 	char err[700];
 	store *s = NULL;
-	store_rc rc;
+	fsd_err rc;
 	int code = FSD_EXIT_FAIL;
 
 	if (!device_name_valid(name)) {
@@ -256,7 +261,7 @@ admin_cmd_enroll(const admin_args *a)
 		                "tcp://sync.example.org:7400 (not '%s')\n", j.endpoint);
 		return FSD_EXIT_USAGE;
 	}
-	if (!auth_server_keys_load(dir, spub, ssec, err, sizeof(err))) {
+	if (zap_keys_load(dir, spub, ssec, err, sizeof(err)) != FSD_OK) {
 		fprintf(stderr, "fieldsyncd: %s\n", err);
 		return FSD_EXIT_FAIL;
 	}
@@ -271,25 +276,25 @@ admin_cmd_enroll(const admin_args *a)
 	j.client_secret = csec;
 	for (int tries = 0;; tries++) {
 		store_txn *t;
-		if ((rc = store_write_begin(s, &t)) != STORE_OK)
+		if ((rc = store_write_begin(s, &t)) != FSD_OK)
 			break;
 		j.why[0] = '\0';
-		if ((rc = enroll_txn(t, &j)) == STORE_OK && !write_credential(&j))
-			rc = STORE_ERROR;
-		if (rc == STORE_OK) {
+		if ((rc = enroll_txn(t, &j)) == FSD_OK && !write_credential(&j))
+			rc = FSD_ERROR;
+		if (rc == FSD_OK) {
 			rc = store_commit(&t);
 		} else {
 			store_abort(&t);
 		}
-		if (rc != STORE_OK && j.file_made) { /* the key is not enrolled: no credential */
+		if (rc != FSD_OK && j.file_made) { /* the key is not enrolled: no credential */
 			unlink(j.out);
 			j.file_made = false;
 		}
-		if (rc == STORE_FULL && tries < 4 && store_grow(s) == STORE_OK)
+		if (rc == FSD_FULL && tries < 4 && store_grow(s) == FSD_OK)
 			continue;
 		break;
 	}
-	if (rc != STORE_OK) {
+	if (rc != FSD_OK) {
 		fprintf(stderr, "fieldsyncd: enroll refused: %s\n",
 		        j.why[0] ? j.why : admin_store_rc_text(rc));
 		goto out;
@@ -312,20 +317,20 @@ struct revoke_job {
 	bool already;
 };
 
-static store_rc
+static fsd_err
 revoke_txn(store_txn *t, void *arg)
 {
 	struct revoke_job *j = arg;
-	store_rc rc = auth_device_by_name(t, j->name, &j->d);
-	if (rc != STORE_OK)
+	fsd_err rc = registry_device_by_name(t, j->name, &j->d);
+	if (rc != FSD_OK)
 		return rc;
 	if (j->d.revoked) {
 		j->already = true;
-		return STORE_OK; /* commits nothing new */
+		return FSD_OK; /* commits nothing new */
 	}
 	j->d.revoked = true;
 	j->d.revoked_at_ms = clock_wall_ms();
-	if ((rc = auth_device_put(t, &j->d)) != STORE_OK)
+	if ((rc = registry_device_put(t, &j->d)) != FSD_OK)
 		return rc;
 	char detail[32];
 	snprintf(detail, sizeof(detail), "role=%s", role_name(j->d.role));
@@ -337,18 +342,18 @@ admin_cmd_revoke(const admin_args *a)
 {
 	struct revoke_job j = {.name = admin_opt(a, "name"), .actor = admin_actor(a)};
 	store *s = admin_open_store(admin_opt(a, "data-dir"), false);
-	store_rc rc;
+	fsd_err rc;
 	char when[32];
 
 	if (s == NULL)
 		return FSD_EXIT_FAIL;
 	rc = admin_write_txn(s, revoke_txn, &j);
 	store_close(&s);
-	if (rc == STORE_NOTFOUND) {
+	if (rc == FSD_NOTFOUND) {
 		fprintf(stderr, "fieldsyncd: no device named '%s' is enrolled\n", j.name);
 		return FSD_EXIT_FAIL;
 	}
-	if (rc != STORE_OK) {
+	if (rc != FSD_OK) {
 		fprintf(stderr, "fieldsyncd: revoke failed: %s\n", admin_store_rc_text(rc));
 		return FSD_EXIT_FAIL;
 	}
@@ -410,10 +415,10 @@ print_device(const cJSON *o)
 	       admin_jstr(o, "revoked_at")[0] ? admin_jstr(o, "revoked_at") : "-", scopes);
 }
 
-static store_rc
+static fsd_err
 read_devices(store_txn *t, admin_list *l)
 {
-	return auth_device_list(t, list_device, l);
+	return registry_device_list(t, list_device, l);
 }
 
 int

@@ -17,6 +17,7 @@
 #include <sys/time.h>
 
 #include "admin.h"
+#include "clock.h"
 #include "ops_http.h"
 
 int

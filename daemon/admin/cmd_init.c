@@ -14,6 +14,9 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "audit.h"
+#include "zap.h"
+#include "store.h"
 
 struct init_job {
 	const char *dir, *actor;
@@ -22,17 +25,17 @@ struct init_job {
 };
 
 /* The audit entry and the key pair, in one transaction (keys made once). */
-static store_rc
+static fsd_err
 init_txn(store_txn *t, void *arg)
 {
 	struct init_job *j = arg;
-	store_rc rc = audit_append(t, j->actor, "init", NULL, NULL, "server key pair created");
-	if (rc != STORE_OK)
+	fsd_err rc = audit_append(t, j->actor, "init", NULL, NULL, "server key pair created");
+	if (rc != FSD_OK)
 		return rc;
-	if (!j->keys_made && !auth_server_keys_create(j->dir, j->err, sizeof(j->err)))
-		return STORE_ERROR;
+	if (!j->keys_made && zap_keys_create(j->dir, j->err, sizeof(j->err)) != FSD_OK)
+		return FSD_ERROR;
 	j->keys_made = true;
-	return STORE_OK;
+	return FSD_OK;
 }
 
 int
@@ -42,7 +45,7 @@ admin_cmd_init(const admin_args *a)
 	char pub[AUTH_Z85_KEY_LEN + 1], sec[AUTH_Z85_KEY_LEN + 1], path[600];
 	struct stat st;
 	store *s;
-	store_rc rc;
+	fsd_err rc;
 
 	snprintf(path, sizeof(path), "%s/server.key", j.dir);
 	if (lstat(path, &st) == 0) {
@@ -57,7 +60,7 @@ admin_cmd_init(const admin_args *a)
 		                "chmod 700 %s\n", j.dir, (unsigned)(st.st_mode & 07777), j.dir);
 	rc = admin_write_txn(s, init_txn, &j);
 	store_close(&s);
-	if (rc != STORE_OK) {
+	if (rc != FSD_OK) {
 		if (j.keys_made) { /* committing failed: leave no keys the log does not know */
 			snprintf(path, sizeof(path), "%s/server.key", j.dir);
 			unlink(path);
@@ -68,7 +71,7 @@ admin_cmd_init(const admin_args *a)
 		        j.err[0] ? j.err : admin_store_rc_text(rc));
 		return FSD_EXIT_FAIL;
 	}
-	if (!auth_server_keys_load(j.dir, pub, sec, j.err, sizeof(j.err))) {
+	if (zap_keys_load(j.dir, pub, sec, j.err, sizeof(j.err)) != FSD_OK) {
 		fprintf(stderr, "fieldsyncd: %s\n", j.err);
 		return FSD_EXIT_FAIL;
 	}

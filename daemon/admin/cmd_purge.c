@@ -14,6 +14,8 @@
 #include <string.h>
 
 #include "admin.h"
+#include "fieldsync/merge.h"
+#include "purge.h"
 
 int
 admin_cmd_purge(const admin_args *a)
@@ -43,10 +45,10 @@ admin_cmd_purge(const admin_args *a)
 		return FSD_EXIT_FAIL;
 	}
 	store_set_keyring(s, k);
-	store_rc rc = purge_run(s, collection, id, whole_case, admin_actor(a), &rep);
+	fsd_err rc = purge_run(s, collection, id, whole_case, admin_actor(a), &rep);
 	store_close(&s);
 	keyring_close(&k);
-	if (rc != STORE_OK) {
+	if (rc != FSD_OK) {
 		fprintf(stderr, "fieldsyncd: purge failed: %s\n", admin_store_rc_text(rc));
 		return FSD_EXIT_FAIL;
 	}

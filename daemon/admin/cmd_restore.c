@@ -16,6 +16,8 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "store.h"
+#include "keyring.h"
 
 /* Copies from into a new file to (0600, O_EXCL), synced. */
 static bool

@@ -10,9 +10,11 @@
 #include <stdio.h>
 
 #include "admin.h"
+#include "audit.h"
+#include "keyring.h"
 
 /* The audit entry of a done rotation; nothing is undone when it fails. */
-static store_rc
+static fsd_err
 rotate_audit_txn(store_txn *t, void *arg)
 {
 	const char *const *w = arg; /* actor, key id */
@@ -32,7 +34,7 @@ admin_cmd_rotate(const admin_args *a)
 			fprintf(stderr, "fieldsyncd: this store holds no encrypted data\n");
 		return FSD_EXIT_FAIL;
 	}
-	bool ok = keyring_rewrap_all(k, &n, err, sizeof(err));
+	bool ok = keyring_rewrap_all(k, &n, err, sizeof(err)) == FSD_OK;
 	const char *id = keyring_current_id(k);
 	char idc[80];
 	snprintf(idc, sizeof(idc), "%s", id);

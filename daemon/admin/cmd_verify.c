@@ -32,6 +32,14 @@
 #include <string.h>
 
 #include "admin.h"
+#include "schema.h"
+#include "config.h"
+#include "reminders.h"
+#include "records.h"
+#include "keyring.h"
+#include "store.h"
+#include "reminder_rows.h"
+#include "caseindex.h"
 #include "fieldsync/v1/casework.pb-c.h"
 
 #define WALK_OOM (-1) /* a walk's result besides 0 and LMDB codes: out of memory */
@@ -135,16 +143,16 @@ check_payloads(struct verify *v, keyring *k, const fs_record_state *rs, const ch
 				continue;
 			}
 			size_t ol = 0;
-			int r = keyring_open_value(k, aad, (size_t)al, p, pl, &plain, &ol);
-			if (r == KEYRING_NO_KEY) {
+			fsd_err r = keyring_open_value(k, aad, (size_t)al, p, pl, &plain, &ol);
+			if (r == FSD_NOKEY) {
 				problem(v, "record %s: %s", name, "a payload's data key is gone");
 				continue;
 			}
-			if (r != KEYRING_OPENED && r != KEYRING_PLAIN) {
+			if (r != FSD_OK) {
 				problem(v, "record %s: %s", name, "a sealed payload does not verify");
 				continue;
 			}
-			if (r == KEYRING_OPENED) {
+			if (plain != NULL) {
 				p = plain;
 				pl = ol;
 			}
@@ -416,12 +424,12 @@ verify_reminders(const char *dir, keyring *k, const char *rules, const char *tz,
 	memset(&conf, 0, sizeof(conf));
 	snprintf(conf.time_zone, sizeof(conf.time_zone), "%s", tz);
 	snprintf(conf.rules_file, sizeof(conf.rules_file), "%s", rules ? rules : "");
-	reminders *r = reminders_new(&conf, err, errlen);
-	if (r == NULL)
+	reminders *r = NULL;
+	if (reminders_new(&conf, &r, err, errlen) != FSD_OK)
 		return false;
 	store *s = store_open(dir, ADMIN_MAP_SIZE, ADMIN_MAP_SIZE_MAX);
 	store_txn *t = NULL;
-	if (s == NULL || store_read_begin(s, &t) != STORE_OK) {
+	if (s == NULL || store_read_begin(s, &t) != FSD_OK) {
 		snprintf(err, errlen, "cannot open the store in %s", dir);
 		store_close(&s);
 		reminders_free(&r);
@@ -433,9 +441,9 @@ verify_reminders(const char *dir, keyring *k, const char *rules, const char *tz,
 	for (size_t i = 0; i < v->n_cases; i++) {
 		if (i > 0 && strcmp(v->cases[i], v->cases[i - 1]) == 0)
 			continue;
-		store_rc rc = reminders_verify_case(r, t, v->cases[i], reminder_problem, v,
+		fsd_err rc = reminders_verify_case(r, t, v->cases[i], reminder_problem, v,
 		                                    &v->reminders);
-		if (rc != STORE_OK) {
+		if (rc != FSD_OK) {
 			char who[FSP_ID_MAX + 8];
 			snprintf(who, sizeof(who), "case/%s", v->cases[i]);
 			problem(v, "record %s: its reminders cannot be checked: %s", who, admin_store_rc_text(rc));
@@ -483,7 +491,7 @@ admin_verify_run(const char *dir, const char *key_file, const char *rules, const
 	snprintf(path, sizeof(path), "%s/keys", dir);
 	encrypted = admin_file_exists(path);
 	if (have_key) {
-		if ((k = keyring_open(dir, key_file, env_key, err, sizeof(err))) == NULL) {
+		if (keyring_open(dir, key_file, env_key, &k, err, sizeof(err)) != FSD_OK) {
 			fprintf(stderr, "fieldsyncd verify: %s\n", err);
 			return FSD_EXIT_FAIL;
 		}

@@ -20,7 +20,7 @@
 #include <zmq.h>
 
 #include "daemon.h"
-#include "internal.h"
+#include "fieldsyncd.h"
 
 #ifndef ZMQ_ZAP_ENFORCE_DOMAIN /* a draft option in zmq.h 4.3; libzmq takes it */
 #define ZMQ_ZAP_ENFORCE_DOMAIN 93
@@ -238,7 +238,7 @@ Test(admin, init_makes_store_and_keys_once)
 	cr_assert_eq(mode_of(g_dir), 0700);
 
 	char pub[41], sec[41], err[600];
-	cr_assert(auth_server_keys_load(g_dir, pub, sec, err, sizeof(err)), "%s", err);
+	cr_assert(zap_keys_load(g_dir, pub, sec, err, sizeof(err)) == FSD_OK, "%s", err);
 	cr_assert_eq(strlen(r.out), 41, "stdout is the public key: '%s'", r.out);
 	cr_assert_eq(strncmp(r.out, pub, 40), 0, "prints the server public key");
 	cr_assert_null(strstr(r.out, sec));
@@ -250,7 +250,7 @@ Test(admin, init_makes_store_and_keys_once)
 	cr_assert_not_null(strstr(r.err, "already initialised"), "%s", r.err);
 	run_free(&r);
 	char pub2[41], sec2[41];
-	cr_assert(auth_server_keys_load(g_dir, pub2, sec2, err, sizeof(err)));
+	cr_assert(zap_keys_load(g_dir, pub2, sec2, err, sizeof(err)) == FSD_OK);
 	cr_assert_str_eq(pub2, pub, "the keys were not replaced");
 	cr_assert_str_eq(sec2, sec);
 }
@@ -315,7 +315,7 @@ Test(admin, enroll_writes_a_private_credential)
 	cr_assert_eq(strlen(c.client_pub), 40);
 	cr_assert_eq(strlen(c.client_sec), 40);
 	char pub[41], sec[41], err[600], derived[41];
-	cr_assert(auth_server_keys_load(g_dir, pub, sec, err, sizeof(err)));
+	cr_assert(zap_keys_load(g_dir, pub, sec, err, sizeof(err)) == FSD_OK);
 	cr_assert_str_eq(c.server_pub, pub);
 	cr_assert_eq(zmq_curve_public(derived, c.client_sec), 0);
 	cr_assert_str_eq(derived, c.client_pub, "a matching key pair");
@@ -523,7 +523,7 @@ server_start(server *sv)
 	size_t len = sizeof(sv->endpoint);
 	int one = 1, zero = 0, timeout = 1000;
 	memset(sv, 0, sizeof(*sv));
-	cr_assert(auth_server_keys_load(g_dir, sv->pub, sec, err, sizeof(err)), "%s", err);
+	cr_assert(zap_keys_load(g_dir, sv->pub, sec, err, sizeof(err)) == FSD_OK, "%s", err);
 	sv->s = store_open(g_dir, 1ULL << 30, 64ULL << 30);
 	cr_assert_not_null(sv->s);
 	sv->ctx = zmq_ctx_new();

@@ -17,7 +17,7 @@
 
 #include "admin/admin_dispatch.h"
 #include "daemon.h"
-#include "internal.h"
+#include "fieldsyncd.h"
 #include "metrics.h"
 
 #ifndef ZMQ_ZAP_ENFORCE_DOMAIN /* a draft option in zmq.h 4.3; libzmq takes it */
@@ -81,10 +81,10 @@ write_file(const char *file, const char *text, mode_t mode)
 Test(auth, server_keys_create_and_load)
 {
 	char err[600] = "", pub[41], sec[41], derived[41];
-	cr_assert(auth_server_keys_create(g_dir, err, sizeof(err)), "%s", err);
+	cr_assert(zap_keys_create(g_dir, err, sizeof(err)) == FSD_OK, "%s", err);
 	cr_assert_eq(mode_of("server.key"), 0600);
 	cr_assert_eq(mode_of("server.pub"), 0600);
-	cr_assert(auth_server_keys_load(g_dir, pub, sec, err, sizeof(err)), "%s", err);
+	cr_assert(zap_keys_load(g_dir, pub, sec, err, sizeof(err)) == FSD_OK, "%s", err);
 	cr_assert_eq(strlen(pub), 40);
 	cr_assert_eq(strlen(sec), 40);
 	cr_assert_eq(zmq_curve_public(derived, sec), 0);
@@ -92,41 +92,41 @@ Test(auth, server_keys_create_and_load)
 
 	/* never overwritten */
 	err[0] = '\0';
-	cr_assert_not(auth_server_keys_create(g_dir, err, sizeof(err)));
+	cr_assert(zap_keys_create(g_dir, err, sizeof(err)) != FSD_OK);
 	cr_assert_not_null(strstr(err, "already initialised"), "%s", err);
 	char pub2[41], sec2[41];
-	cr_assert(auth_server_keys_load(g_dir, pub2, sec2, err, sizeof(err)), "%s", err);
+	cr_assert(zap_keys_load(g_dir, pub2, sec2, err, sizeof(err)) == FSD_OK, "%s", err);
 	cr_assert_str_eq(pub2, pub);
 }
 
 Test(auth, server_key_readable_by_others_is_refused)
 {
 	char err[600] = "", pub[41], sec[41], p[600];
-	cr_assert(auth_server_keys_create(g_dir, err, sizeof(err)), "%s", err);
+	cr_assert(zap_keys_create(g_dir, err, sizeof(err)) == FSD_OK, "%s", err);
 	path_of(p, sizeof(p), "server.key");
 	cr_assert_eq(chmod(p, 0644), 0);
-	cr_assert_not(auth_server_keys_load(g_dir, pub, sec, err, sizeof(err)));
+	cr_assert(zap_keys_load(g_dir, pub, sec, err, sizeof(err)) != FSD_OK);
 	cr_assert_not_null(strstr(err, "server.key"), "%s", err);
 	cr_assert_not_null(strstr(err, "0644"), "%s", err);
 	cr_assert_not_null(strstr(err, "chmod 600"), "%s", err);
 	cr_assert_eq(chmod(p, 0640), 0); /* group alone is too much as well */
-	cr_assert_not(auth_server_keys_load(g_dir, pub, sec, err, sizeof(err)));
+	cr_assert(zap_keys_load(g_dir, pub, sec, err, sizeof(err)) != FSD_OK);
 	cr_assert_not_null(strstr(err, "0640"), "%s", err);
 	cr_assert_eq(chmod(p, 0400), 0); /* read-only for the owner is fine */
-	cr_assert(auth_server_keys_load(g_dir, pub, sec, err, sizeof(err)), "%s", err);
+	cr_assert(zap_keys_load(g_dir, pub, sec, err, sizeof(err)) == FSD_OK, "%s", err);
 }
 
 Test(auth, missing_key_files_are_refused)
 {
 	char err[600] = "", pub[41], sec[41], p[600];
-	cr_assert_not(auth_server_keys_load(g_dir, pub, sec, err, sizeof(err)));
+	cr_assert(zap_keys_load(g_dir, pub, sec, err, sizeof(err)) != FSD_OK);
 	cr_assert_not_null(strstr(err, "server.key is missing"), "%s", err);
 	cr_assert_not_null(strstr(err, "fieldsyncd init"), "%s", err);
 
-	cr_assert(auth_server_keys_create(g_dir, err, sizeof(err)), "%s", err);
+	cr_assert(zap_keys_create(g_dir, err, sizeof(err)) == FSD_OK, "%s", err);
 	path_of(p, sizeof(p), "server.pub");
 	cr_assert_eq(unlink(p), 0);
-	cr_assert_not(auth_server_keys_load(g_dir, pub, sec, err, sizeof(err)));
+	cr_assert(zap_keys_load(g_dir, pub, sec, err, sizeof(err)) != FSD_OK);
 	cr_assert_not_null(strstr(err, "server.pub is missing"), "%s", err);
 }
 
@@ -136,7 +136,7 @@ Test(auth, bad_key_files_are_refused)
 	cr_assert_eq(zmq_curve_keypair(opub, osec), 0);
 	write_file("server.key", "not a key\n", 0600);
 	write_file("server.pub", "not a key\n", 0600);
-	cr_assert_not(auth_server_keys_load(g_dir, pub, sec, err, sizeof(err)));
+	cr_assert(zap_keys_load(g_dir, pub, sec, err, sizeof(err)) != FSD_OK);
 	cr_assert_not_null(strstr(err, "does not hold a CURVE key"), "%s", err);
 
 	/* a public key that is not the secret key's */
@@ -146,7 +146,7 @@ Test(auth, bad_key_files_are_refused)
 	write_file("server.key", line, 0600);
 	snprintf(line, sizeof(line), "%s\n", opub);
 	write_file("server.pub", line, 0600);
-	cr_assert_not(auth_server_keys_load(g_dir, pub, sec, err, sizeof(err)));
+	cr_assert(zap_keys_load(g_dir, pub, sec, err, sizeof(err)) != FSD_OK);
 	cr_assert_not_null(strstr(err, "does not hold the public key"), "%s", err);
 }
 
@@ -180,9 +180,9 @@ static void
 put(store *s, const device_info *d)
 {
 	store_txn *t;
-	cr_assert_eq(store_write_begin(s, &t), STORE_OK);
-	cr_assert_eq(auth_device_put(t, d), STORE_OK);
-	cr_assert_eq(store_commit(&t), STORE_OK);
+	cr_assert_eq(store_write_begin(s, &t), FSD_OK);
+	cr_assert_eq(registry_device_put(t, d), FSD_OK);
+	cr_assert_eq(store_commit(&t), FSD_OK);
 }
 
 static void
@@ -225,21 +225,21 @@ Test(auth, registry_put_get_list)
 	put(s, &a);
 	put(s, &b);
 	put(s, &c);
-	cr_assert_eq(store_read_begin(s, &t), STORE_OK);
-	cr_assert_eq(auth_device_by_key(t, a.public_key, &got), STORE_OK);
+	cr_assert_eq(store_read_begin(s, &t), FSD_OK);
+	cr_assert_eq(registry_device_by_key(t, a.public_key, &got), FSD_OK);
 	assert_same(&got, &a);
-	cr_assert_eq(auth_device_by_name(t, "sched.1", &got), STORE_OK);
+	cr_assert_eq(registry_device_by_name(t, "sched.1", &got), FSD_OK);
 	assert_same(&got, &b);
-	cr_assert_eq(auth_device_by_name(t, "nobody", &got), STORE_NOTFOUND);
-	cr_assert_eq(auth_device_by_name(t, "Not A Name", &got), STORE_NOTFOUND);
+	cr_assert_eq(registry_device_by_name(t, "nobody", &got), FSD_NOTFOUND);
+	cr_assert_eq(registry_device_by_name(t, "Not A Name", &got), FSD_NOTFOUND);
 	char other[41], sec[41];
 	zmq_curve_keypair(other, sec);
-	cr_assert_eq(auth_device_by_key(t, other, &got), STORE_NOTFOUND);
-	cr_assert_eq(auth_device_by_key(t, "short", &got), STORE_NOTFOUND);
-	cr_assert_eq(auth_device_by_key(t, NULL, &got), STORE_NOTFOUND);
+	cr_assert_eq(registry_device_by_key(t, other, &got), FSD_NOTFOUND);
+	cr_assert_eq(registry_device_by_key(t, "short", &got), FSD_NOTFOUND);
+	cr_assert_eq(registry_device_by_key(t, NULL, &got), FSD_NOTFOUND);
 
 	struct names n = {0};
-	cr_assert_eq(auth_device_list(t, collect, &n), STORE_OK);
+	cr_assert_eq(registry_device_list(t, collect, &n), FSD_OK);
 	cr_assert_eq(n.n, 3);
 	cr_assert_str_eq(n.name[0], "sched.1"); /* by name */
 	cr_assert_str_eq(n.name[1], "tab-1");
@@ -250,8 +250,8 @@ Test(auth, registry_put_get_list)
 	a.revoked = true;
 	a.revoked_at_ms = 1700000001000;
 	put(s, &a);
-	cr_assert_eq(store_read_begin(s, &t), STORE_OK);
-	cr_assert_eq(auth_device_by_name(t, "tab-2", &got), STORE_OK);
+	cr_assert_eq(store_read_begin(s, &t), FSD_OK);
+	cr_assert_eq(registry_device_by_name(t, "tab-2", &got), FSD_OK);
 	assert_same(&got, &a);
 	store_read_end(&t);
 	store_close(&s);
@@ -264,30 +264,30 @@ Test(auth, registry_refuses_bad_rows)
 	store_txn *t;
 	put(s, &a);
 
-	cr_assert_eq(store_write_begin(s, &t), STORE_OK);
+	cr_assert_eq(store_write_begin(s, &t), FSD_OK);
 	device_info same_name = make_device("tab-1", ROLE_DEVICE, "team-a", NULL);
-	cr_assert_eq(auth_device_put(t, &same_name), STORE_ERROR, "a name belongs to one key");
+	cr_assert_eq(registry_device_put(t, &same_name), FSD_INVALID, "a name belongs to one key");
 	device_info bad = make_device("Tab 1", ROLE_DEVICE, "team-a", NULL);
-	cr_assert_eq(auth_device_put(t, &bad), STORE_ERROR);
+	cr_assert_eq(registry_device_put(t, &bad), FSD_INVALID);
 	bad = make_device("tab-3", ROLE_DEVICE, "Team A", NULL);
-	cr_assert_eq(auth_device_put(t, &bad), STORE_ERROR);
+	cr_assert_eq(registry_device_put(t, &bad), FSD_INVALID);
 	bad = make_device("tab-3", ROLE_DEVICE, "team-a", NULL);
 	bad.n_scopes = 0;
-	cr_assert_eq(auth_device_put(t, &bad), STORE_ERROR);
+	cr_assert_eq(registry_device_put(t, &bad), FSD_INVALID);
 	bad = make_device("tab-3", ROLE_DEVICE, "team-a", NULL);
 	strcpy(bad.public_key, "not-z85-not-z85-not-z85-not-z85-not-z85~");
-	cr_assert_eq(auth_device_put(t, &bad), STORE_ERROR);
+	cr_assert_eq(registry_device_put(t, &bad), FSD_INVALID);
 	bad = make_device("tab-3", (device_role)7, "team-a", NULL);
-	cr_assert_eq(auth_device_put(t, &bad), STORE_ERROR);
+	cr_assert_eq(registry_device_put(t, &bad), FSD_INVALID);
 	store_abort(&t);
 
 	/* a row that does not decode is corrupt, never a device */
-	cr_assert_eq(store_write_begin(s, &t), STORE_OK);
+	cr_assert_eq(store_write_begin(s, &t), FSD_OK);
 	char k2[41], sec[41];
 	zmq_curve_keypair(k2, sec);
-	cr_assert_eq(store_kv_put(t, STORE_T_DEVICES, k2, 40, "\xff\xff\xff", 3, false), STORE_OK);
+	cr_assert_eq(store_kv_put(t, &registry_devices_table, k2, 40, "\xff\xff\xff", 3, false), FSD_OK);
 	device_info got;
-	cr_assert_eq(auth_device_by_key(t, k2, &got), STORE_CORRUPT);
+	cr_assert_eq(registry_device_by_key(t, k2, &got), FSD_CORRUPT);
 	store_abort(&t);
 	store_close(&s);
 }
@@ -295,11 +295,11 @@ Test(auth, registry_refuses_bad_rows)
 Test(auth, has_scope)
 {
 	device_info d = make_device("tab-1", ROLE_DEVICE, "team-a", "team-b");
-	cr_assert(auth_has_scope(&d, "team-a"));
-	cr_assert(auth_has_scope(&d, "team-b"));
-	cr_assert_not(auth_has_scope(&d, "team-ab"));
-	cr_assert_not(auth_has_scope(&d, "team"));
-	cr_assert_not(auth_has_scope(&d, ""));
+	cr_assert(registry_has_scope(&d, "team-a"));
+	cr_assert(registry_has_scope(&d, "team-b"));
+	cr_assert_not(registry_has_scope(&d, "team-ab"));
+	cr_assert_not(registry_has_scope(&d, "team"));
+	cr_assert_not(registry_has_scope(&d, ""));
 }
 
 /* The prefix rule lives in `enroll`: run it in this process. */
@@ -347,10 +347,10 @@ Test(auth, enroll_refuses_scopes_that_prefix_one_another)
 	store *s = open_store();
 	store_txn *t;
 	device_info got;
-	cr_assert_eq(store_read_begin(s, &t), STORE_OK);
-	cr_assert_eq(auth_device_by_name(t, "tab-2", &got), STORE_NOTFOUND);
-	cr_assert_eq(auth_device_by_name(t, "tab-3", &got), STORE_NOTFOUND);
-	cr_assert_eq(auth_device_by_name(t, "tab-4", &got), STORE_OK);
+	cr_assert_eq(store_read_begin(s, &t), FSD_OK);
+	cr_assert_eq(registry_device_by_name(t, "tab-2", &got), FSD_NOTFOUND);
+	cr_assert_eq(registry_device_by_name(t, "tab-3", &got), FSD_NOTFOUND);
+	cr_assert_eq(registry_device_by_name(t, "tab-4", &got), FSD_OK);
 	store_read_end(&t);
 	store_close(&s);
 	char p[600];
@@ -387,20 +387,20 @@ Test(auth, audit_append_in_order)
 	memset(long_detail, 'x', sizeof(long_detail) - 1);
 	long_detail[sizeof(long_detail) - 1] = '\0';
 
-	cr_assert_eq(store_write_begin(s, &t), STORE_OK);
-	cr_assert_eq(audit_append(t, "alice", "enroll", "device", "tab-1", "role=device"), STORE_OK);
-	cr_assert_eq(audit_append(t, NULL, "purge", "case", "c-17", NULL), STORE_OK);
-	cr_assert_eq(store_commit(&t), STORE_OK);
-	cr_assert_eq(store_write_begin(s, &t), STORE_OK); /* an aborted entry leaves no gap */
-	cr_assert_eq(audit_append(t, "bob", "revoke", "device", "tab-1", ""), STORE_OK);
+	cr_assert_eq(store_write_begin(s, &t), FSD_OK);
+	cr_assert_eq(audit_append(t, "alice", "enroll", "device", "tab-1", "role=device"), FSD_OK);
+	cr_assert_eq(audit_append(t, NULL, "purge", "case", "c-17", NULL), FSD_OK);
+	cr_assert_eq(store_commit(&t), FSD_OK);
+	cr_assert_eq(store_write_begin(s, &t), FSD_OK); /* an aborted entry leaves no gap */
+	cr_assert_eq(audit_append(t, "bob", "revoke", "device", "tab-1", ""), FSD_OK);
 	store_abort(&t);
-	cr_assert_eq(store_write_begin(s, &t), STORE_OK);
-	cr_assert_eq(audit_append(t, "bob", "revoke", "device", "tab-1", long_detail), STORE_OK);
-	cr_assert_eq(store_commit(&t), STORE_OK);
+	cr_assert_eq(store_write_begin(s, &t), FSD_OK);
+	cr_assert_eq(audit_append(t, "bob", "revoke", "device", "tab-1", long_detail), FSD_OK);
+	cr_assert_eq(store_commit(&t), FSD_OK);
 
 	struct entries e = {0};
-	cr_assert_eq(store_read_begin(s, &t), STORE_OK);
-	cr_assert_eq(store_kv_scan(t, STORE_T_AUDIT, NULL, 0, NULL, 0, collect_entry, &e), STORE_OK);
+	cr_assert_eq(store_read_begin(s, &t), FSD_OK);
+	cr_assert_eq(store_kv_scan(t, &audit_table, NULL, 0, NULL, 0, collect_entry, &e), FSD_OK);
 	store_read_end(&t);
 	cr_assert_eq(e.n, 3);
 	const char *actions[] = {"enroll", "purge", "revoke"};

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "fieldsyncd.h"
 
 #define KIB (1ULL << 10)
 #define MIB (1ULL << 20)

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "fieldsyncd.h"
 
 #define LINES_MAX 16
 

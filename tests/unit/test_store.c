@@ -12,7 +12,7 @@
 
 #include "daemon.h"
 #include "fieldsync/merge.h"
-#include "internal.h"
+#include "fieldsyncd.h"
 
 #define MIB (1ULL << 20)
 
@@ -149,12 +149,12 @@ put_text(store *s, const char *collection, const char *id, const char *version,
 {
 	store_txn *t = NULL;
 	state_buf b;
-	cr_assert_eq(store_write_begin(s, &t), STORE_OK);
+	cr_assert_eq(store_write_begin(s, &t), FSD_OK);
 	uint64_t seq = store_next_seq(t);
 	state_init(&b, collection, id, "team-a", seq);
 	state_add(&b, version, false, payload, strlen(payload));
-	cr_assert_eq(store_record_put(t, &b.rs, old_seq), STORE_OK);
-	cr_assert_eq(store_commit(&t), STORE_OK);
+	cr_assert_eq(records_put(t, &b.rs, old_seq), FSD_OK);
+	cr_assert_eq(store_commit(&t), FSD_OK);
 	cr_expect_null(t);
 	state_fini(&b);
 	return seq;
@@ -166,7 +166,7 @@ expect_text(store_txn *t, const char *collection, const char *id, const char *pa
             uint64_t seq)
 {
 	fs_record_state *rs = NULL;
-	cr_assert_eq(store_record_get(t, collection, id, &rs), STORE_OK,
+	cr_assert_eq(records_get(t, collection, id, &rs), FSD_OK,
 	             "record %s/%s not found", collection, id);
 	cr_assert_not_null(rs);
 	cr_expect_str_eq(rs->collection, collection);
@@ -177,14 +177,14 @@ expect_text(store_txn *t, const char *collection, const char *id, const char *pa
 	cr_assert_eq(rs->siblings[0]->payload.len, strlen(payload));
 	cr_expect_eq(memcmp(rs->siblings[0]->payload.data, payload, strlen(payload)), 0,
 	             "%s/%s: wrong payload", collection, id);
-	store_record_free(rs);
+	records_free(rs);
 }
 
 static void
 expect_absent(store_txn *t, const char *collection, const char *id)
 {
 	fs_record_state *rs = (fs_record_state *)&rs; /* must be reset to NULL */
-	cr_expect_eq(store_record_get(t, collection, id, &rs), STORE_NOTFOUND,
+	cr_expect_eq(records_get(t, collection, id, &rs), FSD_NOTFOUND,
 	             "record %s/%s should be absent", collection, id);
 	cr_expect_null(rs);
 }
@@ -193,7 +193,7 @@ static uint64_t
 committed_seq(store *s)
 {
 	store_txn *r = NULL;
-	cr_assert_eq(store_read_begin(s, &r), STORE_OK);
+	cr_assert_eq(store_read_begin(s, &r), FSD_OK);
 	uint64_t seq = store_last_seq(r);
 	store_read_end(&r);
 	cr_expect_null(r);
@@ -267,28 +267,28 @@ Test(store, record_round_trips_with_siblings_versions_and_payload)
 	fs_record_state *got = NULL;
 
 	/* Two concurrent siblings: an edit and a delete. */
-	cr_assert_eq(store_write_begin(s, &t), STORE_OK);
+	cr_assert_eq(store_write_begin(s, &t), FSD_OK);
 	state_init(&b, "note", "n-1", "team-a.north", 0);
 	b.rs.seq = store_next_seq(t);
 	cr_expect_eq(b.rs.seq, 1);
 	state_add(&b, "alpha:3,beta:1", false, bin, sizeof(bin));
 	state_add(&b, "alpha:2,gamma:7", true, NULL, 0);
-	cr_assert_eq(store_record_put(t, &b.rs, 0), STORE_OK);
+	cr_assert_eq(records_put(t, &b.rs, 0), FSD_OK);
 
 	/* Visible inside the writing transaction ... */
-	cr_assert_eq(store_record_get(t, "note", "n-1", &got), STORE_OK);
+	cr_assert_eq(records_get(t, "note", "n-1", &got), FSD_OK);
 	expect_state_eq(got, &b.rs);
-	store_record_free(got);
+	records_free(got);
 	got = NULL;
-	cr_assert_eq(store_commit(&t), STORE_OK);
+	cr_assert_eq(store_commit(&t), FSD_OK);
 
 	/* ... and after the commit, in a read transaction. */
-	cr_assert_eq(store_read_begin(s, &t), STORE_OK);
-	cr_assert_eq(store_record_get(t, "note", "n-1", &got), STORE_OK);
+	cr_assert_eq(store_read_begin(s, &t), FSD_OK);
+	cr_assert_eq(records_get(t, "note", "n-1", &got), FSD_OK);
 	expect_state_eq(got, &b.rs);
 	cr_expect_eq(got->siblings[0]->version->n_dots, 2);
 	cr_expect_eq(got->siblings[1]->version->dots[1]->counter, 7);
-	store_record_free(got);
+	records_free(got);
 	got = NULL;
 	store_read_end(&t);
 	cr_expect_null(t);
@@ -296,10 +296,10 @@ Test(store, record_round_trips_with_siblings_versions_and_payload)
 
 	/* ... and after a reopen. */
 	s = open_default();
-	cr_assert_eq(store_read_begin(s, &t), STORE_OK);
-	cr_assert_eq(store_record_get(t, "note", "n-1", &got), STORE_OK);
+	cr_assert_eq(store_read_begin(s, &t), FSD_OK);
+	cr_assert_eq(records_get(t, "note", "n-1", &got), FSD_OK);
 	expect_state_eq(got, &b.rs);
-	store_record_free(got);
+	records_free(got);
 	store_read_end(&t);
 	store_close(&s);
 	state_fini(&b);
@@ -312,7 +312,7 @@ Test(store, put_replaces_the_stored_state)
 	uint64_t s2 = put_text(s, "note", "n", "r1:2", "second", s1);
 	store_txn *t = NULL;
 	cr_expect_eq(s2, s1 + 1);
-	cr_assert_eq(store_read_begin(s, &t), STORE_OK);
+	cr_assert_eq(store_read_begin(s, &t), FSD_OK);
 	expect_text(t, "note", "n", "second", s2);
 	store_read_end(&t);
 	store_close(&s);
@@ -324,7 +324,7 @@ Test(store, absent_record_is_notfound)
 	store_txn *t = NULL;
 	put_text(s, "note", "abc", "r1:1", "x", 0);
 
-	cr_assert_eq(store_read_begin(s, &t), STORE_OK);
+	cr_assert_eq(store_read_begin(s, &t), FSD_OK);
 	expect_absent(t, "note", "missing");
 	expect_absent(t, "note", "ab");   /* a prefix of a stored id */
 	expect_absent(t, "note", "abcd"); /* a stored id is a prefix of it */
@@ -337,7 +337,7 @@ Test(store, absent_record_is_notfound)
 	store_close(&s);
 	fs_test_rm_rf(g_dir);
 	s = open_default();
-	cr_assert_eq(store_read_begin(s, &t), STORE_OK);
+	cr_assert_eq(store_read_begin(s, &t), FSD_OK);
 	expect_absent(t, "note", "abc");
 	store_read_end(&t);
 	store_close(&s);
@@ -364,7 +364,7 @@ Test(store, collection_and_id_boundaries_are_not_confused)
 	for (size_t i = 0; i < n; i++)
 		seqs[i] = put_text(s, recs[i].collection, recs[i].id, "r1:1", recs[i].payload, 0);
 
-	cr_assert_eq(store_read_begin(s, &t), STORE_OK);
+	cr_assert_eq(store_read_begin(s, &t), FSD_OK);
 	for (size_t i = 0; i < n; i++)
 		expect_text(t, recs[i].collection, recs[i].id, recs[i].payload, seqs[i]);
 	expect_absent(t, "abc", "d");
@@ -380,17 +380,17 @@ Test(store, seq_increments_and_persists)
 	store_txn *t = NULL;
 
 	cr_expect_eq(committed_seq(s), 0);
-	cr_assert_eq(store_write_begin(s, &t), STORE_OK);
+	cr_assert_eq(store_write_begin(s, &t), FSD_OK);
 	cr_expect_eq(store_last_seq(t), 0);
 	cr_expect_eq(store_next_seq(t), 1);
 	cr_expect_eq(store_next_seq(t), 2);
 	cr_expect_eq(store_next_seq(t), 3);
 	cr_expect_eq(store_last_seq(t), 3);
-	cr_assert_eq(store_commit(&t), STORE_OK);
+	cr_assert_eq(store_commit(&t), FSD_OK);
 	cr_expect_eq(committed_seq(s), 3);
 
 	/* The next write txn continues from there. */
-	cr_assert_eq(store_write_begin(s, &t), STORE_OK);
+	cr_assert_eq(store_write_begin(s, &t), FSD_OK);
 	cr_expect_eq(store_last_seq(t), 3);
 	cr_expect_eq(store_next_seq(t), 4);
 	store_abort(&t);
@@ -400,9 +400,9 @@ Test(store, seq_increments_and_persists)
 	store_close(&s);
 	s = open_default();
 	cr_expect_eq(committed_seq(s), 3);
-	cr_assert_eq(store_write_begin(s, &t), STORE_OK);
+	cr_assert_eq(store_write_begin(s, &t), FSD_OK);
 	cr_expect_eq(store_next_seq(t), 4);
-	cr_assert_eq(store_commit(&t), STORE_OK);
+	cr_assert_eq(store_commit(&t), FSD_OK);
 	store_close(&s);
 	s = open_default();
 	cr_expect_eq(committed_seq(s), 4);
@@ -415,18 +415,18 @@ Test(store, aborted_top_txn_leaves_nothing)
 	store_txn *t = NULL;
 	state_buf b;
 
-	cr_assert_eq(store_write_begin(s, &t), STORE_OK);
+	cr_assert_eq(store_write_begin(s, &t), FSD_OK);
 	state_init(&b, "note", "gone", "team-a", store_next_seq(t));
 	state_add(&b, "r1:1", false, "x", 1);
-	cr_assert_eq(store_record_put(t, &b.rs, 0), STORE_OK);
-	cr_assert_eq(store_reply_put(t, "cs-gone", (const uint8_t *)"r", 1, 10), STORE_OK);
+	cr_assert_eq(records_put(t, &b.rs, 0), FSD_OK);
+	cr_assert_eq(replies_put(t, "cs-gone", (const uint8_t *)"r", 1, 10), FSD_OK);
 	store_abort(&t);
 
-	cr_assert_eq(store_read_begin(s, &t), STORE_OK);
+	cr_assert_eq(store_read_begin(s, &t), FSD_OK);
 	expect_absent(t, "note", "gone");
 	const uint8_t *d = NULL;
 	size_t l = 0;
-	cr_expect_eq(store_reply_get(t, "cs-gone", &d, &l), STORE_NOTFOUND);
+	cr_expect_eq(replies_get(t, "cs-gone", &d, &l), FSD_NOTFOUND);
 	cr_expect_eq(store_last_seq(t), 0);
 	store_read_end(&t);
 	state_fini(&b);
@@ -439,28 +439,28 @@ Test(store, aborted_nested_txn_rolls_back_its_seq_and_writes)
 	store_txn *t = NULL, *child = NULL;
 	state_buf b;
 
-	cr_assert_eq(store_write_begin(s, &t), STORE_OK);
+	cr_assert_eq(store_write_begin(s, &t), FSD_OK);
 	cr_expect_eq(store_next_seq(t), 1);
 
-	cr_assert_eq(store_nested_begin(t, &child), STORE_OK);
+	cr_assert_eq(store_nested_begin(t, &child), FSD_OK);
 	cr_expect_eq(store_last_seq(child), 1, "a child starts at the parent's seq");
 	cr_expect_eq(store_next_seq(child), 2);
 	cr_expect_eq(store_next_seq(child), 3);
 	state_init(&b, "note", "rolled-back", "team-a", 3);
 	state_add(&b, "r1:1", false, "x", 1);
-	cr_assert_eq(store_record_put(child, &b.rs, 0), STORE_OK);
+	cr_assert_eq(records_put(child, &b.rs, 0), FSD_OK);
 	store_abort(&child);
 	cr_expect_null(child);
 
 	cr_expect_eq(store_last_seq(t), 1, "the aborted child's seqs must not reach the parent");
 	expect_absent(t, "note", "rolled-back");
 	cr_expect_eq(store_next_seq(t), 2, "the parent hands out the seq the child lost");
-	cr_assert_eq(store_commit(&t), STORE_OK);
+	cr_assert_eq(store_commit(&t), FSD_OK);
 
 	store_close(&s);
 	s = open_default();
 	cr_expect_eq(committed_seq(s), 2);
-	cr_assert_eq(store_read_begin(s, &t), STORE_OK);
+	cr_assert_eq(store_read_begin(s, &t), FSD_OK);
 	expect_absent(t, "note", "rolled-back");
 	store_read_end(&t);
 	state_fini(&b);
@@ -473,14 +473,14 @@ Test(store, committed_nested_txn_propagates_seq_and_writes)
 	store_txn *t = NULL, *child = NULL;
 	state_buf b;
 
-	cr_assert_eq(store_write_begin(s, &t), STORE_OK);
-	cr_assert_eq(store_nested_begin(t, &child), STORE_OK);
+	cr_assert_eq(store_write_begin(s, &t), FSD_OK);
+	cr_assert_eq(store_nested_begin(t, &child), FSD_OK);
 	cr_expect_eq(store_next_seq(child), 1);
 	cr_expect_eq(store_next_seq(child), 2);
 	state_init(&b, "note", "kept", "team-a", 2);
 	state_add(&b, "r1:1", false, "kept!", 5);
-	cr_assert_eq(store_record_put(child, &b.rs, 0), STORE_OK);
-	cr_assert_eq(store_commit(&child), STORE_OK);
+	cr_assert_eq(records_put(child, &b.rs, 0), FSD_OK);
+	cr_assert_eq(store_commit(&child), FSD_OK);
 	cr_expect_null(child);
 
 	cr_expect_eq(store_last_seq(t), 2);
@@ -489,18 +489,18 @@ Test(store, committed_nested_txn_propagates_seq_and_writes)
 	cr_expect_eq(committed_seq(s), 0);
 
 	/* A second child after the first continues from the parent's seq. */
-	cr_assert_eq(store_nested_begin(t, &child), STORE_OK);
+	cr_assert_eq(store_nested_begin(t, &child), FSD_OK);
 	cr_expect_eq(store_next_seq(child), 3);
-	cr_assert_eq(store_commit(&child), STORE_OK);
+	cr_assert_eq(store_commit(&child), FSD_OK);
 	cr_expect_eq(store_last_seq(t), 3);
 	/* The parent commits without handing out a seq of its own. */
-	cr_assert_eq(store_commit(&t), STORE_OK);
+	cr_assert_eq(store_commit(&t), FSD_OK);
 	cr_expect_eq(committed_seq(s), 3);
 
 	store_close(&s);
 	s = open_default();
 	cr_expect_eq(committed_seq(s), 3);
-	cr_assert_eq(store_read_begin(s, &t), STORE_OK);
+	cr_assert_eq(store_read_begin(s, &t), FSD_OK);
 	expect_text(t, "note", "kept", "kept!", 2);
 	store_read_end(&t);
 	state_fini(&b);
@@ -512,12 +512,12 @@ Test(store, committed_nested_txn_then_parent_seq)
 	store *s = open_default();
 	store_txn *t = NULL, *child = NULL;
 
-	cr_assert_eq(store_write_begin(s, &t), STORE_OK);
-	cr_assert_eq(store_nested_begin(t, &child), STORE_OK);
+	cr_assert_eq(store_write_begin(s, &t), FSD_OK);
+	cr_assert_eq(store_nested_begin(t, &child), FSD_OK);
 	cr_expect_eq(store_next_seq(child), 1);
-	cr_assert_eq(store_commit(&child), STORE_OK);
+	cr_assert_eq(store_commit(&child), FSD_OK);
 	cr_expect_eq(store_next_seq(t), 2);
-	cr_assert_eq(store_commit(&t), STORE_OK);
+	cr_assert_eq(store_commit(&t), FSD_OK);
 	store_close(&s);
 	s = open_default();
 	cr_expect_eq(committed_seq(s), 2);
@@ -540,23 +540,23 @@ Test(store, parent_seq_survives_a_nested_commit_without_seq)
 	store_txn *t = NULL, *child = NULL;
 	state_buf b;
 
-	cr_assert_eq(store_write_begin(s, &t), STORE_OK);
+	cr_assert_eq(store_write_begin(s, &t), FSD_OK);
 	state_init(&b, "note", "a", "team-a", store_next_seq(t));
 	cr_expect_eq(b.rs.seq, 1);
 	state_add(&b, "r1:1", false, "a", 1);
-	cr_assert_eq(store_record_put(t, &b.rs, 0), STORE_OK);
+	cr_assert_eq(records_put(t, &b.rs, 0), FSD_OK);
 	state_fini(&b);
-	cr_assert_eq(store_nested_begin(t, &child), STORE_OK);
-	cr_assert_eq(store_commit(&child), STORE_OK);
+	cr_assert_eq(store_nested_begin(t, &child), FSD_OK);
+	cr_assert_eq(store_commit(&child), FSD_OK);
 	cr_expect_eq(store_last_seq(t), 1);
-	cr_assert_eq(store_commit(&t), STORE_OK);
+	cr_assert_eq(store_commit(&t), FSD_OK);
 	cr_expect_eq(committed_seq(s), 1, "the parent's seq 1 was not persisted");
 
-	cr_assert_eq(store_write_begin(s, &t), STORE_OK);
+	cr_assert_eq(store_write_begin(s, &t), FSD_OK);
 	state_init(&b, "note", "b", "team-a", store_next_seq(t));
 	cr_expect_eq(b.rs.seq, 2, "seq %llu handed out twice", (unsigned long long)b.rs.seq);
 	state_add(&b, "r1:1", false, "b", 1);
-	cr_expect_eq(store_record_put(t, &b.rs, 0), STORE_OK);
+	cr_expect_eq(records_put(t, &b.rs, 0), FSD_OK);
 	state_fini(&b);
 	store_abort(&t);
 	store_close(&s);
@@ -580,13 +580,13 @@ collect_fn(void *arg, store_txn *t, fs_record_state *rs)
 	struct collect *c = arg;
 	(void)t;
 	if (c->n == c->cap) {
-		store_record_free(rs);
+		records_free(rs);
 		return FEED_STOP;
 	}
 	c->seq[c->n] = rs->seq;
 	snprintf(c->id[c->n], sizeof(c->id[0]), "%s", rs->id);
 	c->n++;
-	store_record_free(rs);
+	records_free(rs);
 	return FEED_TAKE;
 }
 
@@ -598,8 +598,8 @@ scan(store *s, uint64_t since, size_t cap, struct collect *c, uint64_t *last, bo
 	c->cap = cap;
 	*last = 12345;
 	*more = true;
-	cr_assert_eq(store_read_begin(s, &t), STORE_OK);
-	cr_assert_eq(store_feed_scan(t, since, collect_fn, c, last, more), STORE_OK);
+	cr_assert_eq(store_read_begin(s, &t), FSD_OK);
+	cr_assert_eq(records_feed_scan(t, since, collect_fn, c, last, more), FSD_OK);
 	store_read_end(&t);
 }
 
@@ -731,7 +731,7 @@ expect_reply(store_txn *t, const char *csid, const void *data, size_t len)
 {
 	const uint8_t *d = NULL;
 	size_t l = 0;
-	cr_assert_eq(store_reply_get(t, csid, &d, &l), STORE_OK, "reply %s not found", csid);
+	cr_assert_eq(replies_get(t, csid, &d, &l), FSD_OK, "reply %s not found", csid);
 	cr_assert_eq(l, len, "reply %s: %zu bytes, want %zu", csid, l, len);
 	cr_expect_eq(memcmp(d, data, len), 0, "reply %s: wrong bytes", csid);
 }
@@ -744,24 +744,24 @@ Test(store, reply_round_trips)
 	const uint8_t *d = NULL;
 	size_t l = 0;
 
-	cr_assert_eq(store_write_begin(s, &t), STORE_OK);
-	cr_expect_eq(store_reply_get(t, "cs-1", &d, &l), STORE_NOTFOUND);
-	cr_assert_eq(store_reply_put(t, "cs-1", r1, sizeof(r1), 100), STORE_OK);
+	cr_assert_eq(store_write_begin(s, &t), FSD_OK);
+	cr_expect_eq(replies_get(t, "cs-1", &d, &l), FSD_NOTFOUND);
+	cr_assert_eq(replies_put(t, "cs-1", r1, sizeof(r1), 100), FSD_OK);
 	expect_reply(t, "cs-1", r1, sizeof(r1));
-	cr_assert_eq(store_reply_put(t, "cs-empty", r1, 0, 100), STORE_OK);
-	cr_assert_eq(store_commit(&t), STORE_OK);
+	cr_assert_eq(replies_put(t, "cs-empty", r1, 0, 100), FSD_OK);
+	cr_assert_eq(store_commit(&t), FSD_OK);
 
-	cr_assert_eq(store_read_begin(s, &t), STORE_OK);
+	cr_assert_eq(store_read_begin(s, &t), FSD_OK);
 	expect_reply(t, "cs-1", r1, sizeof(r1));
-	cr_assert_eq(store_reply_get(t, "cs-empty", &d, &l), STORE_OK);
+	cr_assert_eq(replies_get(t, "cs-empty", &d, &l), FSD_OK);
 	cr_expect_eq(l, 0);
-	cr_expect_eq(store_reply_get(t, "cs-2", &d, &l), STORE_NOTFOUND);
-	cr_expect_eq(store_reply_get(t, "cs-", &d, &l), STORE_NOTFOUND);
+	cr_expect_eq(replies_get(t, "cs-2", &d, &l), FSD_NOTFOUND);
+	cr_expect_eq(replies_get(t, "cs-", &d, &l), FSD_NOTFOUND);
 	store_read_end(&t);
 
 	store_close(&s);
 	s = open_default();
-	cr_assert_eq(store_read_begin(s, &t), STORE_OK);
+	cr_assert_eq(store_read_begin(s, &t), FSD_OK);
 	expect_reply(t, "cs-1", r1, sizeof(r1));
 	store_read_end(&t);
 	store_close(&s);
@@ -780,7 +780,7 @@ expect_newest_replies_in(store_txn *t, int total, int keep)
 		if (i > total - keep)
 			expect_reply(t, csid, body, strlen(body));
 		else
-			cr_expect_eq(store_reply_get(t, csid, &d, &l), STORE_NOTFOUND,
+			cr_expect_eq(replies_get(t, csid, &d, &l), FSD_NOTFOUND,
 			             "after %d puts, %s should have been dropped (keep=%d)", total, csid,
 			             keep);
 	}
@@ -790,7 +790,7 @@ static void
 expect_only_newest_replies(store *s, int total, int keep)
 {
 	store_txn *t = NULL;
-	cr_assert_eq(store_read_begin(s, &t), STORE_OK);
+	cr_assert_eq(store_read_begin(s, &t), FSD_OK);
 	expect_newest_replies_in(t, total, keep);
 	store_read_end(&t);
 }
@@ -801,7 +801,7 @@ put_reply_n(store_txn *t, int i, uint64_t keep)
 	char csid[32], body[32];
 	snprintf(csid, sizeof(csid), "cs-%d", i);
 	snprintf(body, sizeof(body), "reply-%d", i);
-	cr_assert_eq(store_reply_put(t, csid, (const uint8_t *)body, strlen(body), keep), STORE_OK);
+	cr_assert_eq(replies_put(t, csid, (const uint8_t *)body, strlen(body), keep), FSD_OK);
 }
 
 Test(store, replies_keep_only_the_newest_across_txns)
@@ -809,9 +809,9 @@ Test(store, replies_keep_only_the_newest_across_txns)
 	store *s = open_default();
 	for (int i = 1; i <= 5; i++) {
 		store_txn *t = NULL;
-		cr_assert_eq(store_write_begin(s, &t), STORE_OK);
+		cr_assert_eq(store_write_begin(s, &t), FSD_OK);
 		put_reply_n(t, i, 3);
-		cr_assert_eq(store_commit(&t), STORE_OK);
+		cr_assert_eq(store_commit(&t), FSD_OK);
 		expect_only_newest_replies(s, i, i < 3 ? i : 3);
 	}
 	store_close(&s);
@@ -824,18 +824,18 @@ Test(store, replies_keep_only_the_newest_in_one_txn)
 {
 	store *s = open_default();
 	store_txn *t = NULL;
-	cr_assert_eq(store_write_begin(s, &t), STORE_OK);
+	cr_assert_eq(store_write_begin(s, &t), FSD_OK);
 	for (int i = 1; i <= 5; i++) {
 		put_reply_n(t, i, 3);
 		expect_newest_replies_in(t, i, i < 3 ? i : 3);
 	}
-	cr_assert_eq(store_commit(&t), STORE_OK);
+	cr_assert_eq(store_commit(&t), FSD_OK);
 	expect_only_newest_replies(s, 5, 3);
 
 	/* keep=1: only the last one. */
-	cr_assert_eq(store_write_begin(s, &t), STORE_OK);
+	cr_assert_eq(store_write_begin(s, &t), FSD_OK);
 	put_reply_n(t, 6, 1);
-	cr_assert_eq(store_commit(&t), STORE_OK);
+	cr_assert_eq(store_commit(&t), FSD_OK);
 	expect_only_newest_replies(s, 6, 1);
 	store_close(&s);
 }
@@ -863,13 +863,13 @@ fill_payload(uint8_t *p, size_t n, unsigned salt)
  * Writes records batch-0 .. batch-(per-1) of a batch in one write txn.
  * Returns the first failure; *at_put tells whether it came from a put.
  */
-static store_rc
+static fsd_err
 write_batch(store *s, int batch, int per, bool *at_put)
 {
 	store_txn *t = NULL;
-	store_rc rc;
+	fsd_err rc;
 	*at_put = false;
-	if ((rc = store_write_begin(s, &t)) != STORE_OK)
+	if ((rc = store_write_begin(s, &t)) != FSD_OK)
 		return rc;
 	for (int k = 0; k < per; k++) {
 		char id[32];
@@ -878,9 +878,9 @@ write_batch(store *s, int batch, int per, bool *at_put)
 		fill_payload(g_payload, sizeof(g_payload), (unsigned)(batch * 1000 + k));
 		state_init(&b, "blob", id, "team-a", store_next_seq(t));
 		state_add(&b, "r1:1", false, g_payload, sizeof(g_payload));
-		rc = store_record_put(t, &b.rs, 0);
+		rc = records_put(t, &b.rs, 0);
 		state_fini(&b);
-		if (rc != STORE_OK) {
+		if (rc != FSD_OK) {
 			*at_put = true;
 			store_abort(&t);
 			return rc;
@@ -893,18 +893,18 @@ static void
 expect_batches(store *s, int batches, int per)
 {
 	store_txn *t = NULL;
-	cr_assert_eq(store_read_begin(s, &t), STORE_OK);
+	cr_assert_eq(store_read_begin(s, &t), FSD_OK);
 	for (int batch = 0; batch < batches; batch++) {
 		for (int k = 0; k < per; k++) {
 			char id[32];
 			fs_record_state *rs = NULL;
 			snprintf(id, sizeof(id), "g-%d-%d", batch, k);
-			cr_assert_eq(store_record_get(t, "blob", id, &rs), STORE_OK, "%s lost", id);
+			cr_assert_eq(records_get(t, "blob", id, &rs), FSD_OK, "%s lost", id);
 			fill_payload(g_payload, sizeof(g_payload), (unsigned)(batch * 1000 + k));
 			cr_assert_eq(rs->siblings[0]->payload.len, GROW_PAYLOAD);
 			cr_expect_eq(memcmp(rs->siblings[0]->payload.data, g_payload, GROW_PAYLOAD), 0,
 			             "%s has the wrong payload", id);
-			store_record_free(rs);
+			records_free(rs);
 		}
 	}
 	store_read_end(&t);
@@ -913,22 +913,22 @@ expect_batches(store *s, int batches, int per)
 Test(store, full_map_grows_and_the_write_then_succeeds)
 {
 	store *s = store_open(g_dir, 1 * MIB, 64 * MIB);
-	store_rc rc = STORE_OK;
+	fsd_err rc = FSD_OK;
 	bool at_put = false;
 	int batch, grows;
 
 	cr_assert_not_null(s);
 	for (batch = 0; batch < 1000; batch++)
-		if ((rc = write_batch(s, batch, GROW_PER_TXN, &at_put)) != STORE_OK)
+		if ((rc = write_batch(s, batch, GROW_PER_TXN, &at_put)) != FSD_OK)
 			break;
-	cr_assert_eq(rc, STORE_FULL, "a 1 MiB map never filled (rc %d after %d txns)", rc, batch);
+	cr_assert_eq(rc, FSD_FULL, "a 1 MiB map never filled (rc %d after %d txns)", rc, batch);
 	cr_expect(at_put, "the map filled at commit rather than at a put");
 	cr_assert_gt(batch, 0, "not even one txn fitted into 1 MiB");
 	cr_expect_eq(committed_seq(s), (uint64_t)batch * GROW_PER_TXN,
 	             "the failed txn must not have moved seq");
 
-	cr_assert_eq(store_grow(s), STORE_OK); /* 2 MiB */
-	cr_assert_eq(write_batch(s, batch, GROW_PER_TXN, &at_put), STORE_OK,
+	cr_assert_eq(store_grow(s), FSD_OK); /* 2 MiB */
+	cr_assert_eq(write_batch(s, batch, GROW_PER_TXN, &at_put), FSD_OK,
 	             "the same write still fails after store_grow");
 	batch++;
 	expect_batches(s, batch, GROW_PER_TXN);
@@ -936,17 +936,17 @@ Test(store, full_map_grows_and_the_write_then_succeeds)
 
 	/* 2 -> 4 -> 8 -> 16 -> 32 -> 64 MiB, then no further. */
 	for (grows = 0; grows < 20; grows++)
-		if ((rc = store_grow(s)) != STORE_OK)
+		if ((rc = store_grow(s)) != FSD_OK)
 			break;
-	cr_expect_eq(rc, STORE_FULL);
+	cr_expect_eq(rc, FSD_FULL);
 	cr_expect_eq(grows, 5, "%d doublings from 2 MiB to the 64 MiB maximum", grows);
-	cr_expect_eq(store_grow(s), STORE_FULL, "still full at the maximum");
+	cr_expect_eq(store_grow(s), FSD_FULL, "still full at the maximum");
 
 	/* The map really is larger now: 40 MiB more fit (not in 32 MiB). */
 	int more_from = batch;
 	for (; batch < more_from + 40; batch++) {
 		rc = write_batch(s, batch, 64, &at_put);
-		cr_assert_eq(rc, STORE_OK, "txn %d failed (rc %d) in a 64 MiB map", batch, rc);
+		cr_assert_eq(rc, FSD_OK, "txn %d failed (rc %d) in a 64 MiB map", batch, rc);
 	}
 	expect_batches(s, more_from, GROW_PER_TXN);
 	store_close(&s);
@@ -962,15 +962,15 @@ Test(store, grow_at_the_maximum_is_full)
 {
 	store *s = store_open(g_dir, 4 * MIB, 4 * MIB);
 	cr_assert_not_null(s);
-	cr_expect_eq(store_grow(s), STORE_FULL);
+	cr_expect_eq(store_grow(s), FSD_FULL);
 	store_close(&s);
 
 	/* A maximum that is not a power-of-two multiple: capped, then full. */
 	fs_test_rm_rf(g_dir);
 	s = store_open(g_dir, 4 * MIB, 6 * MIB);
 	cr_assert_not_null(s);
-	cr_expect_eq(store_grow(s), STORE_OK);
-	cr_expect_eq(store_grow(s), STORE_FULL);
+	cr_expect_eq(store_grow(s), FSD_OK);
+	cr_expect_eq(store_grow(s), FSD_FULL);
 	store_close(&s);
 }
 
@@ -1019,7 +1019,7 @@ Test(store, another_schema_is_refused)
 	cr_expect_eq(raw_put_schema(g_dir, 1), 99);
 	s = store_open(g_dir, 16 * MIB, 64 * MIB);
 	cr_assert_not_null(s);
-	cr_assert_eq(store_read_begin(s, &t), STORE_OK);
+	cr_assert_eq(store_read_begin(s, &t), FSD_OK);
 	expect_text(t, "note", "n", "x", 1);
 	store_read_end(&t);
 	store_close(&s);
@@ -1037,21 +1037,21 @@ Test(store, read_txn_sees_a_consistent_snapshot)
 	state_buf b;
 	uint64_t a1 = put_text(s, "note", "a", "r1:1", "a-v1", 0);
 
-	cr_assert_eq(store_read_begin(s, &r), STORE_OK);
+	cr_assert_eq(store_read_begin(s, &r), FSD_OK);
 	cr_expect_eq(store_last_seq(r), 1);
 
 	/* A write commits while r is open. */
-	cr_assert_eq(store_write_begin(s, &w), STORE_OK);
+	cr_assert_eq(store_write_begin(s, &w), FSD_OK);
 	state_init(&b, "note", "a", "team-a", store_next_seq(w));
 	state_add(&b, "r1:2", false, "a-v2", 4);
-	cr_assert_eq(store_record_put(w, &b.rs, a1), STORE_OK);
+	cr_assert_eq(records_put(w, &b.rs, a1), FSD_OK);
 	state_fini(&b);
 	state_init(&b, "note", "b", "team-a", store_next_seq(w));
 	state_add(&b, "r1:1", false, "b-v1", 4);
-	cr_assert_eq(store_record_put(w, &b.rs, 0), STORE_OK);
+	cr_assert_eq(records_put(w, &b.rs, 0), FSD_OK);
 	state_fini(&b);
-	cr_assert_eq(store_reply_put(w, "cs-late", (const uint8_t *)"late", 4, 10), STORE_OK);
-	cr_assert_eq(store_commit(&w), STORE_OK);
+	cr_assert_eq(replies_put(w, "cs-late", (const uint8_t *)"late", 4, 10), FSD_OK);
+	cr_assert_eq(store_commit(&w), FSD_OK);
 
 	/* r still sees the old world, record, seq, feed and replies alike. */
 	expect_text(r, "note", "a", "a-v1", 1);
@@ -1059,17 +1059,17 @@ Test(store, read_txn_sees_a_consistent_snapshot)
 	cr_expect_eq(store_last_seq(r), 1);
 	const uint8_t *d = NULL;
 	size_t l = 0;
-	cr_expect_eq(store_reply_get(r, "cs-late", &d, &l), STORE_NOTFOUND);
+	cr_expect_eq(replies_get(r, "cs-late", &d, &l), FSD_NOTFOUND);
 	memset(&c, 0, sizeof(c));
 	c.cap = COLLECT_MAX;
-	cr_assert_eq(store_feed_scan(r, 0, collect_fn, &c, &last, &more), STORE_OK);
+	cr_assert_eq(records_feed_scan(r, 0, collect_fn, &c, &last, &more), FSD_OK);
 	cr_assert_eq(c.n, 1);
 	cr_expect_eq(c.seq[0], 1);
 	cr_expect_eq(last, 1);
 	cr_expect_not(more);
 
 	/* A read txn begun after the commit sees the new world. */
-	cr_assert_eq(store_read_begin(s, &r2), STORE_OK);
+	cr_assert_eq(store_read_begin(s, &r2), FSD_OK);
 	cr_expect_eq(store_last_seq(r2), 3);
 	expect_text(r2, "note", "a", "a-v2", 2);
 	expect_text(r2, "note", "b", "b-v1", 3);

@@ -10,7 +10,7 @@
 
 #include "fieldsync/merge.h"
 #include "fieldsync/v1/casework.pb-c.h"
-#include "internal.h"
+#include "fieldsyncd.h"
 
 #define MAXC 4
 #define DOTS_MAX 3
@@ -108,7 +108,7 @@ run(const push_buf *b, fs_error_code *code, char *msg, size_t msg_len, fs_push_r
 	*reply = &g_unset;
 	msg[0] = '\0';
 	peer_auth all = {.all_scopes = true, .may_sync = true};
-	ok = validate_push(&g_cfg, &all, &b->req, code, msg, msg_len, reply);
+	ok = validate_push(&g_cfg, &all, &b->req, code, msg, msg_len, reply) == FSD_OK;
 	cr_assert_neq(*reply, &g_unset, "validate_push left *reply unset");
 	return ok;
 }
@@ -493,7 +493,7 @@ Test(validate, two_bad_changes_reject_everything)
 
 Test(validate, reject_all_builds_n_results)
 {
-	fs_push_reply *r = validate_reject_all("cs-ra", 4, 2, "TOO_LARGE", "payload is huge");
+	fs_push_reply *r = validate_reject_all("cs-ra", 4, 2, FIELDSYNC__V1__ERROR__CODE__TOO_LARGE, "payload is huge");
 	cr_assert_not_null(r);
 	cr_expect_str_eq(r->changeset_id, "cs-ra");
 	cr_assert_eq(r->n_results, 4);
@@ -524,13 +524,13 @@ Test(validate, reject_all_builds_n_results)
 	free(buf);
 	validate_reply_free(r);
 
-	r = validate_reject_all("cs-one", 1, 0, "INVALID", "x");
+	r = validate_reject_all("cs-one", 1, 0, FIELDSYNC__V1__ERROR__CODE__INVALID, "x");
 	cr_assert_not_null(r);
 	cr_assert_eq(r->n_results, 1);
 	cr_expect_str_eq(r->results[0]->reason, "INVALID: x");
 	validate_reply_free(r);
 
-	r = validate_reject_all("cs-none", 0, 0, "INVALID", "x");
+	r = validate_reject_all("cs-none", 0, 0, FIELDSYNC__V1__ERROR__CODE__INVALID, "x");
 	cr_assert_not_null(r);
 	cr_expect_eq(r->n_results, 0);
 	cr_expect_str_eq(r->changeset_id, "cs-none");
@@ -547,7 +547,7 @@ Test(validate, a_scope_not_granted_is_forbidden)
 	fs_error_code code = FIELDSYNC__V1__ERROR__CODE__UNSPECIFIED;
 	char msg[256] = "";
 	fs_push_reply *reply = NULL;
-	cr_assert(!validate_push(&g_cfg, &dev, &b.req, &code, msg, sizeof(msg), &reply));
+	cr_assert(validate_push(&g_cfg, &dev, &b.req, &code, msg, sizeof(msg), &reply) != FSD_OK);
 	cr_assert_not_null(reply);
 	cr_expect_eq(strncmp(reply->results[2]->reason, "FORBIDDEN: ", 11), 0, "%s",
 	             reply->results[2]->reason);
@@ -557,7 +557,7 @@ Test(validate, a_scope_not_granted_is_forbidden)
 	/* team-a alone passes; a peer with every scope passes team-b too. */
 	b.rec[2].scope = (char *)"team-a";
 	reply = NULL;
-	cr_expect(validate_push(&g_cfg, &dev, &b.req, &code, msg, sizeof(msg), &reply));
+	cr_expect(validate_push(&g_cfg, &dev, &b.req, &code, msg, sizeof(msg), &reply) == FSD_OK);
 	cr_expect_null(reply);
 	cr_expect(peer_may(&dev, "team-a"));
 	cr_expect(!peer_may(&dev, "team-ab"), "scopes match exactly, never by prefix");

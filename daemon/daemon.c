@@ -1,0 +1,318 @@
+/*
+ * daemon: the process lifecycle of fieldsyncd (layer 7): start order,
+ * signals, reload, the main loop and the drain.
+ *
+ * Start order (each step fails closed):
+ *   server keys (production)  ->  ops HTTP  ->  the writer's pipe  ->  ZAP
+ *   (before any server socket binds)  ->  the reminder endpoint (before the
+ *   writer starts: its first round may publish)  ->  the writer actor  ->
+ *   the sync endpoint. Readiness (/readyz) turns true after the last.
+ *
+ * The main thread owns every socket and polls the ROUTER, the writer's
+ * pipe, the ROUTER's monitor and the XPUB. An upward flow is a message:
+ * the writer sends finished jobs and event batches over its pipe.
+ *
+ * Signals: SIGHUP sets a flag the loop turns into reload() (log level and
+ * rule table; a bad one is logged and the old one stays). SIGTERM/SIGINT:
+ * stop reading the ROUTER, tell the writer to finish what is queued,
+ * forward those replies, close, exit 0.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "actor.h"
+#include "clock.h"
+#include "daemon_run.h"
+#include "fieldsync/rules.h"
+#include "log.h"
+#include "metrics.h"
+#include "ops_http.h"
+#include "registry.h"
+#include "reminder_endpoint.h"
+#include "sync_endpoint.h"
+#include "writer.h"
+#include "zap.h"
+
+#define PIPE_ENDPOINT "inproc://fieldsyncd-writer"
+
+static volatile sig_atomic_t g_stop, g_reload;
+
+/* What the ops HTTP thread may look at: atomics and short read txns only. */
+static struct ops_state {
+	_Atomic int64_t beat_ms; /* the event loop's last turn (monotonic) */
+	atomic_bool bound, draining;
+	store *s;
+	const config *c;
+} g_ops;
+
+/* /healthz: shallow, the event loop turned within the last 5 s. */
+static bool
+ops_alive(void *arg)
+{
+	(void)arg;
+	return clock_mono_ms() - atomic_load(&g_ops.beat_ms) < 5000;
+}
+
+/* /readyz: deep. */
+static bool
+ops_ready(void *arg, char *why, size_t len)
+{
+	store_txn *t = NULL;
+	uint64_t free_bytes = 0;
+	(void)arg;
+	if (atomic_load(&g_ops.draining)) {
+		snprintf(why, len, "draining: shutdown in progress");
+		return false;
+	}
+	if (!atomic_load(&g_ops.bound)) {
+		snprintf(why, len, "starting: the sockets are not bound yet");
+		return false;
+	}
+	if (store_read_begin(g_ops.s, &t) != FSD_OK) {
+		snprintf(why, len, "the store cannot be read");
+		return false;
+	}
+	store_read_end(&t);
+	return ops_disk_ok(g_ops.c->data_dir, g_ops.c->min_free_bytes, &free_bytes, why, len);
+}
+
+static void
+ops_before_metrics(void *arg)
+{
+	uint64_t map = 0, used = 0, free_bytes = 0;
+	uint32_t readers = 0;
+	char why[128];
+	(void)arg;
+	store_stats(g_ops.s, &map, &used, &readers);
+	metrics_set(METRIC_LMDB_MAP_SIZE_BYTES, 0, (int64_t)map);
+	metrics_set(METRIC_LMDB_USED_BYTES, 0, (int64_t)used);
+	metrics_set(METRIC_LMDB_READERS, 0, readers);
+	ops_disk_ok(g_ops.c->data_dir, 0, &free_bytes, why, sizeof(why));
+	metrics_set(METRIC_DISK_FREE_BYTES, 0, (int64_t)free_bytes);
+}
+
+struct daemon {
+	const config *c;
+	store *s;
+	void *ctx, *pipe;                     /* pipe: our end of the writer's */
+	bool secure;                          /* CURVE + ZAP: not --dev */
+	char server_secret[AUTH_Z85_KEY_LEN + 1];
+	zap_handler *zap;
+	writer *w;
+	reminders *rem; /* until the writer takes it */
+	sync_endpoint *se;
+	reminder_endpoint *re;
+};
+
+static void
+on_signal(int sig)
+{
+	if (sig == SIGHUP) {
+		g_reload = 1;
+	} else {
+		g_stop = 1;
+		atomic_store(&g_ops.draining, true); /* readiness false at once (lock-free) */
+	}
+}
+
+/*
+ * SIGHUP: read the configuration again (file, env, flags as at start) and
+ * apply what can change without dropping a connection: the log level and the
+ * rule table. A bad file or table is logged and the old one stays.
+ */
+static void
+reload(struct daemon *tp)
+{
+	config nc;
+	char err[600];
+	rules_config *rc = malloc(sizeof(*rc));
+	if (rc == NULL)
+		return;
+	if (config_load(&nc, tp->c->argc, tp->c->argv) != CONFIG_RUN) {
+		log_event(LOG_ERROR, "reload refused: the configuration is bad; nothing changed", NULL);
+		free(rc);
+		return;
+	}
+	if (reminders_load_rules(&nc, rc, err, sizeof(err)) != FSD_OK) {
+		log_event(LOG_ERROR, "reload refused: bad rule table; nothing changed", LS("error", err), NULL);
+		free(rc);
+		return;
+	}
+	log_set_level(nc.log_level);
+	if (actor_send(tp->pipe, WRITER_RULES, rc, 0) != FSD_OK)
+		free(rc);
+	log_event(LOG_INFO, "configuration reloaded (log level, rule table)", NULL);
+}
+
+/* Forwards what the writer finished. Returns false on "stopped". */
+static bool
+read_pipe(struct daemon *tp)
+{
+	for (;;) {
+		void *p = NULL;
+		int tag;
+		if (actor_recv(tp->pipe, ZMQ_DONTWAIT, &tag, &p) != FSD_OK)
+			return true;
+		if (tag == ACTOR_STOP)
+			return false;
+		if (tag == WRITER_EVENTS && p != NULL)
+			reminder_endpoint_publish(tp->re, p);
+		else if (tag == WRITER_JOB && p != NULL)
+			sync_endpoint_reply(tp->se, p);
+	}
+}
+
+static fsd_err
+setup(struct daemon *tp)
+{
+	const char *secret = tp->secure ? tp->server_secret : NULL;
+	fsd_err rc;
+	tp->ctx = zmq_ctx_new();
+	if (tp->ctx == NULL)
+		return FSD_IO;
+	tp->pipe = zmq_socket(tp->ctx, ZMQ_PAIR);
+	if (tp->pipe == NULL || zmq_bind(tp->pipe, PIPE_ENDPOINT) != 0)
+		return FSD_IO;
+	int qhwm = 4096;
+	zmq_setsockopt(tp->pipe, ZMQ_SNDHWM, &qhwm, sizeof(qhwm));
+
+	if (tp->secure) { /* ZAP before any server socket binds: fail closed */
+		tp->zap = zap_start(tp->ctx, tp->s);
+		if (tp->zap == NULL) {
+			log_event(LOG_ERROR, "cannot start the ZAP handler", NULL);
+			return FSD_IO;
+		}
+	}
+	/* The PUB is bound before the writer starts: its first round may publish. */
+	if ((rc = reminder_endpoint_open(tp->ctx, tp->c, tp->s, secret, &tp->re)) != FSD_OK)
+		return rc;
+	rc = writer_start(tp->ctx, PIPE_ENDPOINT, tp->s, tp->c, tp->rem, &tp->w);
+	tp->rem = NULL; /* the writer owns it now, even when it failed to start */
+	if (rc != FSD_OK)
+		return rc;
+	if ((rc = sync_endpoint_open(tp->ctx, tp->c, tp->s, tp->pipe, secret, &tp->se)) != FSD_OK)
+		return rc;
+	return FSD_OK;
+}
+
+int
+daemon_run(const config *c, store *s, reminders *rem)
+{
+	struct daemon tp = {.c = c, .s = s, .rem = rem};
+	struct sigaction sa;
+	ops_http *ops = NULL;
+	int code = FSD_EXIT_FAIL;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal; /* no SA_RESTART: zmq_poll returns EINTR */
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	/* A file size limit must fail the write (EFBIG -> BUSY), not kill us. */
+	signal(SIGXFSZ, SIG_IGN);
+
+	tp.secure = !c->dev;
+	if (tp.secure) {
+		char pub[AUTH_Z85_KEY_LEN + 1], err2[300];
+		if (zap_keys_load(c->data_dir, pub, tp.server_secret, err2, sizeof(err2)) != FSD_OK) {
+			log_event(LOG_ERROR, "cannot load the server keys", LS("error", err2), NULL);
+			fprintf(stderr, "fieldsyncd: %s\n", err2);
+			code = FSD_EXIT_USAGE;
+			goto out;
+		}
+		log_event(LOG_INFO, "CURVE on; only enrolled devices are admitted",
+		          LS("server_public_key", pub), NULL);
+	}
+	g_ops.s = s;
+	g_ops.c = c;
+	atomic_store(&g_ops.beat_ms, clock_mono_ms());
+	ops_http_hooks hooks = {.alive = ops_alive, .ready = ops_ready,
+	                        .before_metrics = ops_before_metrics};
+	char err[256];
+	ops = ops_http_start(c->ops_listen, &hooks, err, sizeof(err));
+	if (ops == NULL) {
+		log_event(LOG_ERROR, "cannot serve the ops HTTP endpoint", LS("listen", c->ops_listen),
+		          LS("error", err), NULL);
+		goto out;
+	}
+	metrics_set(METRIC_UP, 0, 1);
+	if (setup(&tp) != FSD_OK) {
+		log_event(LOG_ERROR, "start-up failed", NULL);
+		goto out;
+	}
+	atomic_store(&g_ops.bound, true);
+	log_event(LOG_INFO, "ops HTTP ready", LS("listen", c->ops_listen),
+	          LI("port", ops_http_port(ops)), NULL);
+	while (!g_stop) {
+		atomic_store(&g_ops.beat_ms, clock_mono_ms());
+		if (tp.re != NULL)
+			reminder_endpoint_tick(tp.re);
+		if (g_reload) {
+			g_reload = 0;
+			reload(&tp);
+		}
+		zmq_pollitem_t items[4] = {
+			{sync_endpoint_socket(tp.se), 0, ZMQ_POLLIN, 0},
+			{tp.pipe, 0, ZMQ_POLLIN, 0},
+			{sync_endpoint_monitor(tp.se), 0, sync_endpoint_monitor(tp.se) ? ZMQ_POLLIN : 0, 0},
+			{reminder_endpoint_socket(tp.re), 0, ZMQ_POLLIN, 0},
+		};
+		if (zmq_poll(items, tp.secure ? 4 : 3, 1000) < 0) {
+			if (zmq_errno() == EINTR)
+				continue;
+			log_event(LOG_ERROR, "poll failed", LS("error", zmq_strerror(zmq_errno())), NULL);
+			break;
+		}
+		if (items[1].revents & ZMQ_POLLIN)
+			read_pipe(&tp);
+		if (items[2].revents & ZMQ_POLLIN)
+			sync_endpoint_read_monitor(tp.se);
+		if (tp.secure && (items[3].revents & ZMQ_POLLIN))
+			reminder_endpoint_read(tp.re);
+		if (items[0].revents & ZMQ_POLLIN)
+			sync_endpoint_read(tp.se);
+	}
+	atomic_store(&g_ops.draining, true); /* readiness goes false at once */
+	metrics_set(METRIC_DRAINING, 0, 1);
+	log_event(LOG_INFO, "draining: no new requests; committing and answering what is queued",
+	          LU("in_flight", sync_endpoint_inflight(tp.se)), NULL);
+	actor_send_stop(tp.pipe);
+	for (;;) {
+		atomic_store(&g_ops.beat_ms, clock_mono_ms());
+		zmq_pollitem_t it = {tp.pipe, 0, ZMQ_POLLIN, 0};
+		if (zmq_poll(&it, 1, 1000) < 0 && zmq_errno() != EINTR)
+			break;
+		if ((it.revents & ZMQ_POLLIN) && !read_pipe(&tp))
+			break;
+	}
+	code = FSD_EXIT_OK;
+	log_event(LOG_INFO, "drained", LU("requests", atomic_load(&g_stats.requests)),
+	          LU("pushes", atomic_load(&g_stats.pushes)),
+	          LU("changes_applied", atomic_load(&g_stats.changes_applied)),
+	          LU("commits", atomic_load(&g_stats.commits)),
+	          LU("malformed", atomic_load(&g_stats.malformed)),
+	          LU("busy", atomic_load(&g_stats.busy)),
+	          LU("replies_unroutable", atomic_load(&g_stats.replies_unroutable)),
+	          LU("events_published", atomic_load(&g_stats.events_published)),
+	          LU("replays", atomic_load(&g_stats.replays)), NULL);
+out:
+	if (code != 0 && tp.w != NULL)
+		actor_send_stop(tp.pipe); /* let a started writer end */
+	writer_join(&tp.w);
+	ops_http_stop(&ops);
+	reminders_free(&tp.rem);
+	sync_endpoint_close(&tp.se);
+	reminder_endpoint_close(&tp.re);
+	zap_stop(&tp.zap); /* after the server sockets: ZMQ_ZAP_ENFORCE_DOMAIN */
+	if (tp.pipe != NULL)
+		zmq_close(tp.pipe);
+	if (tp.ctx != NULL)
+		zmq_ctx_term(tp.ctx);
+	memset(tp.server_secret, 0, sizeof(tp.server_secret));
+	return code;
+}

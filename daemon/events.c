@@ -1,0 +1,255 @@
+/*
+ * events: the reminder event log (data layer). See events.h.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "events.h"
+#include "fieldsync/rules.h"
+#include "metrics.h"
+
+const store_table events_table = {"events"};
+
+void
+event_batch_free(event_batch *b)
+{
+	if (b == NULL)
+		return;
+	for (size_t i = 0; i < b->n; i++) {
+		free(b->topics[i]);
+		free(b->data[i]);
+	}
+	free(b->topics);
+	free(b->data);
+	free(b->len);
+	free(b->label);
+	free(b);
+}
+
+fsd_err
+events_batch_add(event_batch *b, const char *topic, uint8_t *data, size_t len, uint64_t seq,
+                 int label)
+{
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 16;
+		char **t = realloc(b->topics, cap * sizeof(*t));
+		if (t == NULL)
+			return FSD_NOMEM;
+		b->topics = t;
+		uint8_t **d = realloc(b->data, cap * sizeof(*d));
+		if (d == NULL)
+			return FSD_NOMEM;
+		b->data = d;
+		size_t *l = realloc(b->len, cap * sizeof(*l));
+		if (l == NULL)
+			return FSD_NOMEM;
+		b->len = l;
+		int *lb = realloc(b->label, cap * sizeof(*lb));
+		if (lb == NULL)
+			return FSD_NOMEM;
+		b->label = lb;
+		b->cap = cap;
+	}
+	b->topics[b->n] = strdup(topic);
+	if (b->topics[b->n] == NULL)
+		return FSD_NOMEM;
+	b->data[b->n] = data;
+	b->len[b->n] = len;
+	b->label[b->n] = label;
+	b->n++;
+	b->last_seq = seq;
+	return FSD_OK;
+}
+
+void
+events_batch_truncate(event_batch *b, size_t mark)
+{
+	while (b->n > mark) {
+		b->n--;
+		free(b->topics[b->n]);
+		free(b->data[b->n]);
+	}
+}
+
+fsd_err
+events_append(store_txn *t, Fieldsync__V1__ReminderEvent *ev, int label, event_batch *queue)
+{
+	uint8_t seqb[8];
+	char topic[160];
+	uint64_t seq = store_meta_u64(t, "event_seq") + 1;
+	fsd_err rc;
+
+	ev->seq = seq;
+	size_t len = fieldsync__v1__reminder_event__get_packed_size(ev);
+	uint8_t *buf = malloc(len ? len : 1);
+	if (buf == NULL)
+		return FSD_NOMEM;
+	fieldsync__v1__reminder_event__pack(ev, buf);
+	store_put_be64(seqb, seq);
+	if ((rc = store_kv_put(t, &events_table, seqb, 8, buf, len, true)) != FSD_OK ||
+	    (rc = store_meta_set_u64(t, "event_seq", seq)) != FSD_OK) {
+		free(buf);
+		return rc;
+	}
+	snprintf(topic, sizeof(topic), "reminder/%s/%s", ev->rule, ev->scope);
+	if (queue == NULL)
+		free(buf);
+	else if (events_batch_add(queue, topic, buf, len, seq, label) != FSD_OK) {
+		free(buf);
+		return FSD_NOMEM;
+	}
+	return FSD_OK;
+}
+
+struct replay_page {
+	events_visible_fn visible; /* NULL: every scope (republishing) */
+	const void *visible_arg;
+	size_t examined;
+	Fieldsync__V1__ReminderEvent **events;
+	size_t n, cap, bytes, budget;
+	uint64_t last;
+	bool more;
+	bool raw; /* collect packed bytes (republish) instead of unpacked events */
+	event_batch *batch;
+};
+
+static bool
+take_event(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+	struct replay_page *pg = arg;
+	if (klen != 8)
+		return true;
+	if (pg->n == pg->cap || (pg->n > 0 && pg->bytes + vlen > pg->budget)) {
+		pg->more = true;
+		return false;
+	}
+	if (pg->examined++ >= 20000) { /* a bounded scan per page, like the feed */
+		pg->more = true;
+		return false;
+	}
+	Fieldsync__V1__ReminderEvent *ev = fieldsync__v1__reminder_event__unpack(NULL, vlen, val);
+	if (ev == NULL)
+		return true; /* cannot happen: we packed it; skip rather than stall the feed */
+	pg->last = store_get_be64(key);
+	if (pg->visible != NULL && !pg->visible(pg->visible_arg, ev->scope)) { /* not this peer's */
+		fieldsync__v1__reminder_event__free_unpacked(ev, NULL);
+		return true;
+	}
+	if (pg->raw) {
+		char topic[160];
+		uint8_t *copy = malloc(vlen ? vlen : 1);
+		rule_id rid;
+		int label = rule_parse(ev->rule, &rid) ? (int)metrics_rule_state((int)rid, (int)ev->state) : -1;
+		snprintf(topic, sizeof(topic), "reminder/%s/%s", ev->rule, ev->scope);
+		fieldsync__v1__reminder_event__free_unpacked(ev, NULL);
+		if (copy == NULL)
+			return false;
+		memcpy(copy, val, vlen);
+		if (events_batch_add(pg->batch, topic, copy, vlen, pg->last, label) != FSD_OK) {
+			free(copy);
+			return false;
+		}
+		pg->n++;
+	} else {
+		pg->events[pg->n++] = ev;
+	}
+	pg->bytes += vlen + 8;
+	return true;
+}
+
+fsd_err
+events_after(store_txn *t, uint64_t after, event_batch **out)
+{
+	uint64_t to = store_meta_u64(t, "event_seq");
+	uint8_t seqb[8];
+	*out = NULL;
+	if (to <= after)
+		return FSD_OK;
+	event_batch *b = calloc(1, sizeof(*b));
+	if (b == NULL)
+		return FSD_NOMEM;
+	struct replay_page pg = {.cap = 100000, .budget = SIZE_MAX, .raw = true, .batch = b};
+	store_put_be64(seqb, after + 1);
+	fsd_err rc = store_kv_scan(t, &events_table, seqb, 8, NULL, 0, take_event, &pg);
+	if (b->n == 0) { /* a partial batch is still worth publishing */
+		event_batch_free(b);
+		return rc;
+	}
+	*out = b;
+	return FSD_OK;
+}
+
+uint64_t
+events_last_seq(store_txn *t)
+{
+	return store_meta_u64(t, "event_seq");
+}
+
+fsd_err
+events_unpublished(store_txn *t, event_batch **out)
+{
+	return events_after(t, store_meta_u64(t, "published_seq"), out);
+}
+
+fsd_err
+events_set_published(store_txn *t, uint64_t seq)
+{
+	if (seq <= store_meta_u64(t, "published_seq"))
+		return FSD_OK;
+	return store_meta_set_u64(t, "published_seq", seq);
+}
+
+#define REPLAY_DEFAULT_LIMIT 500
+#define REPLAY_MAX_LIMIT 1000
+
+fsd_err
+events_replay(store *s, size_t budget, events_visible_fn visible, const void *arg,
+              const Fieldsync__V1__ReplayRequest *req, Fieldsync__V1__ReplayReply *out)
+{
+	struct replay_page pg = {.visible = visible, .visible_arg = arg};
+	store_txn *t = NULL;
+	uint8_t seqb[8];
+	fsd_err rc;
+
+	fieldsync__v1__replay_reply__init(out);
+	pg.cap = req->limit == 0 ? REPLAY_DEFAULT_LIMIT : req->limit;
+	if (pg.cap > REPLAY_MAX_LIMIT)
+		pg.cap = REPLAY_MAX_LIMIT;
+	pg.budget = budget;
+	pg.last = req->since_seq;
+	pg.events = calloc(pg.cap, sizeof(*pg.events));
+	if (pg.events == NULL)
+		return FSD_ERROR;
+	if ((rc = store_read_begin(s, &t)) != FSD_OK)
+		goto out;
+	if (req->since_seq < UINT64_MAX) {
+		store_put_be64(seqb, req->since_seq + 1);
+		rc = store_kv_scan(t, &events_table, seqb, 8, NULL, 0, take_event, &pg);
+	}
+	store_read_end(&t);
+	if (rc != FSD_OK)
+		goto out;
+	out->events = pg.events;
+	out->n_events = pg.n;
+	out->last_seq = pg.last;
+	out->more = pg.more;
+	return FSD_OK;
+out:
+	for (size_t i = 0; i < pg.n; i++)
+		fieldsync__v1__reminder_event__free_unpacked(pg.events[i], NULL);
+	free(pg.events);
+	return rc;
+}
+
+void
+events_replay_free(Fieldsync__V1__ReplayReply *r)
+{
+	for (size_t i = 0; i < r->n_events; i++)
+		fieldsync__v1__reminder_event__free_unpacked(r->events[i], NULL);
+	free(r->events);
+	r->events = NULL;
+	r->n_events = 0;
+}
+

@@ -1,0 +1,57 @@
+/*
+ * keyring: encryption at rest: master keys, data keys (DEKs) and sealed
+ * values (storage layer). See keyring.c's design note for the format.
+ *
+ * The keyring keeps its DEKs in a store of its own, DATA_DIR/keys (a
+ * STORE_PLAIN environment: its unnamed table alone, as it always had). Any thread: every
+ * seal or open unwraps its DEK in a short transaction of its own, so a DEK
+ * destroyed by another process is gone at once. Master keys are operator
+ * input: keyring_open() and keyring_rewrap_all() say why they failed in a
+ * sentence. The data-key NAME of a value is its owner's business
+ * (caseindex_dek_name()); the keyring only seals with the name given.
+ */
+#ifndef FIELDSYNCD_KEYRING_H
+#define FIELDSYNCD_KEYRING_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "store.h"
+
+/* The main store's "keys" table (kept, empty, for the keyring). */
+extern const store_table keyring_table;
+
+typedef struct keyring keyring;
+
+/* Loads the master keys (file first, else env text) and opens DATA_DIR/keys.
+ * FSD_OK with *out, or an error with a sentence for the operator in err. */
+fsd_err keyring_open(const char *data_dir, const char *key_file, const char *key_env,
+                     keyring **out, char *err, size_t errlen);
+void keyring_close(keyring **k);
+const char *keyring_current_id(const keyring *k);
+/* Seals in[0..len) with DEK `name` (made when absent); *out malloc'd. */
+fsd_err keyring_seal(keyring *k, const char *name, const void *aad, size_t aad_len,
+                     const uint8_t *in, size_t len, uint8_t **out, size_t *out_len);
+bool keyring_is_sealed(const uint8_t *in, size_t len);
+/* Opens a value. FSD_OK: *out is the opened value (malloc'd, never NULL,
+ * *out_len may be 0), or *out is NULL when the value is not sealed (use it
+ * as it is). FSD_NOKEY when its DEK is gone (purged) or k is NULL,
+ * FSD_CORRUPT when it does not verify. */
+fsd_err keyring_open_value(keyring *k, const void *aad, size_t aad_len, const uint8_t *in,
+                           size_t len, uint8_t **out, size_t *out_len);
+/* Destroys DEK `name` (crypto-shredding); FSD_OK when it was not there. */
+fsd_err keyring_destroy(keyring *k, const char *name);
+/* Rewraps every DEK with the current master key; a sentence in err. */
+fsd_err keyring_rewrap_all(keyring *k, size_t *n_rewrapped, char *err, size_t errlen);
+
+/* Seals/opens an opaque value (reminder rows) with DEK `name`, using the
+ * keyring of t's store; without one both copy. *out malloc'd. Unseal says
+ * FSD_CORRUPT for a value that does not open (its key gone or bad bytes). */
+fsd_err keyring_txn_seal(store_txn *t, const char *name, const void *aad, size_t aad_len,
+                         const uint8_t *in, size_t len, uint8_t **out, size_t *out_len);
+fsd_err keyring_txn_unseal(store_txn *t, const void *aad, size_t aad_len, const uint8_t *in,
+                           size_t len, uint8_t **out, size_t *out_len);
+
+#endif

@@ -1,0 +1,79 @@
+/*
+ * records: the record table, the feed index and former scopes (data layer).
+ *
+ * Tables (declared here, opened by schema.c):
+ *   records        key(collection, id) -> packed RecordState: scope, the
+ *                  record's current seq and ALL its siblings (Record values
+ *                  with their version vectors). key = [u8 len(collection)]
+ *                  [collection][id], so no byte of an id can be confused
+ *                  with the separator.
+ *   feed           u64 BE seq -> key(collection, id). Exactly one entry per
+ *                  record, at its latest seq: a write deletes the entry at
+ *                  the old seq. Pull is a walk from since_seq + 1.
+ *   former_scopes  key(collection, id) -> "scope\n" lines: the scopes a
+ *                  record was in before it moved (PROTOCOL.md §5 `revoked`).
+ *
+ * Sealing: with a keyring on the store (store_set_keyring), every sibling
+ * payload is sealed on the way in and opened on the way out, with the data
+ * key caseindex_dek_name() names and the AAD collection NUL id.
+ *
+ * Ownership: a RecordState returned here is the caller's (records_free).
+ * Writes only in the writer's transaction (or an admin process's).
+ */
+#ifndef FIELDSYNCD_RECORDS_H
+#define FIELDSYNCD_RECORDS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "fieldsync/merge.h"
+#include "fieldsync/v1/sync.pb-c.h"
+#include "store.h"
+
+typedef Fieldsync__V1__RecordState fs_record_state;
+
+extern const store_table records_table;
+extern const store_table records_feed_table;
+extern const store_table records_former_scopes_table;
+
+/* On FSD_OK *out is an unpacked RecordState the caller frees with
+ * records_free(). FSD_NOTFOUND, or FSD_CORRUPT when it does not decode or
+ * open. */
+fsd_err records_get(store_txn *t, const char *collection, const char *id,
+                    fs_record_state **out);
+/* Writes rs (its seq already set) and moves the record to rs->seq in the feed. */
+fsd_err records_put(store_txn *t, const fs_record_state *rs, uint64_t old_seq);
+/* Writes rs again in place (same seq, the feed untouched): re-sealing it
+ * after its data key was replaced. */
+fsd_err records_rewrite(store_txn *t, const fs_record_state *rs);
+/* The record's scope, seq and purge mark without opening its payloads. */
+fsd_err records_head(store_txn *t, const char *collection, const char *id,
+                     char scope[FSP_SCOPE_MAX + 1], uint64_t *seq, bool *purged);
+void records_free(fs_record_state *rs);
+
+/*
+ * Feed iteration: calls fn for each record with seq > since, ascending, until
+ * fn says FEED_STOP or the feed ends. fn owns rs from the call on (it keeps
+ * it or frees it with records_free), whatever it answers. *last is the
+ * seq of the last record fn took or skipped (since when none). *more tells
+ * whether records remain after *last.
+ */
+typedef enum {
+	FEED_TAKE = 0, /* taken: go on */
+	FEED_SKIP,     /* not for this reader: go on (it still counts as read) */
+	FEED_STOP,     /* the page is full: stop before this record */
+} feed_verdict;
+typedef feed_verdict (*records_feed_fn)(void *arg, store_txn *t, fs_record_state *rs);
+fsd_err records_feed_scan(store_txn *t, uint64_t since, records_feed_fn fn, void *arg,
+                          uint64_t *last, bool *more);
+
+/* Remembers that the record was in scope before it moved. */
+fsd_err records_former_scope_add(store_txn *t, const char *collection, const char *id,
+                                 const char *scope);
+/* True when one of the record's former scopes is in the given set. */
+bool records_former_scope_any(store_txn *t, const char *collection, const char *id,
+                              bool (*granted)(const void *arg, const char *scope),
+                              const void *arg);
+
+#endif

@@ -1,0 +1,233 @@
+/*
+ * reminder_rows: the reminders' stored state: one row per reminder, its
+ * timer, and the per-(rule, state) counters (data layer).
+ *
+ * Tables (declared here, opened by schema.c):
+ *   reminders  [u8 len][case_id][reminder_id] -> ReminderRow (storage.proto),
+ *              sealed with the case's data key (a purge destroys it with
+ *              the case), the AAD being the row's key: the state last
+ *              emitted, the times it was computed from, its next timer.
+ *   timers     [u64 BE fire_ms][reminders key] -> "": the next instant at
+ *              which a reminder's state changes with the clock alone.
+ * meta "rem:<rule>:<state>" counts the reminders in each state (/metrics),
+ * moved in the transaction that moves the reminder.
+ *
+ * What the rows mean (the state machine) is reminders.c's business. Writes
+ * in the caller's write transaction.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "caseindex.h"
+#include "keyring.h"
+#include "reminder_rows.h"
+
+const store_table reminders_table = {"reminders"};
+const store_table reminders_timers_table = {"timers"};
+
+#define KEY_MAX REMINDER_KEY_MAX
+
+size_t
+reminder_rows_prefix(uint8_t *key, const char *case_id)
+{
+	size_t l = strlen(case_id);
+	if (l > FSP_ID_MAX)
+		l = FSP_ID_MAX;
+	key[0] = (uint8_t)l;
+	memcpy(key + 1, case_id, l);
+	return 1 + l;
+}
+
+size_t
+reminder_rows_key(uint8_t *key, const char *case_id, const char *tail)
+{
+	size_t n = reminder_rows_prefix(key, case_id), l = strlen(tail);
+	if (l > KEY_MAX - n)
+		l = KEY_MAX - n;
+	memcpy(key + n, tail, l);
+	return n + l;
+}
+
+fsd_err
+reminder_rows_timer_set(store_txn *t, const uint8_t *rkey, size_t rklen, int64_t old_fire, int64_t new_fire)
+{
+	uint8_t key[8 + KEY_MAX];
+	fsd_err rc = FSD_OK;
+	if (old_fire == new_fire)
+		return FSD_OK;
+	memcpy(key + 8, rkey, rklen);
+	if (old_fire > 0) {
+		store_put_be64(key, (uint64_t)old_fire);
+		rc = store_kv_del(t, &reminders_timers_table, key, 8 + rklen);
+		if (rc == FSD_NOTFOUND)
+			rc = FSD_OK;
+	}
+	if (rc == FSD_OK && new_fire > 0) {
+		store_put_be64(key, (uint64_t)new_fire);
+		rc = store_kv_put(t, &reminders_timers_table, key, 8 + rklen, "", 0, false);
+	}
+	return rc;
+}
+
+/* How many reminders are in each (rule, state), for /metrics: counters in
+ * meta, moved in the transaction that moves the reminder. */
+fsd_err
+reminder_rows_count_add(store_txn *t, uint32_t rule, uint32_t state, int delta)
+{
+	char name[32];
+	if (rule >= RULE_COUNT || state > FIELDSYNC__V1__REMINDER_EVENT__STATE__CANCELLED)
+		return FSD_OK;
+	snprintf(name, sizeof(name), "rem:%u:%u", rule, state);
+	return store_meta_set_u64(t, name, store_meta_u64(t, name) + (uint64_t)(int64_t)delta);
+}
+
+uint64_t
+reminder_rows_count(store_txn *t, int rule, int state)
+{
+	char name[32];
+	snprintf(name, sizeof(name), "rem:%d:%d", rule, state);
+	return store_meta_u64(t, name);
+}
+
+/* Reminder rows are sealed with their case's data key (a purge destroys
+ * them with the case); the AAD is the row's key. */
+fsd_err
+reminder_rows_put(store_txn *t, const uint8_t *key, size_t klen, const reminder_row *row)
+{
+	size_t len = fieldsyncd__store__reminder_row__get_packed_size(row), sl = 0;
+	uint8_t *buf = malloc(len ? len : 1), *sealed = NULL;
+	char name[CASEINDEX_DEK_NAME_MAX];
+	fsd_err rc = FSD_ERROR;
+	if (buf == NULL)
+		return FSD_NOMEM;
+	fieldsyncd__store__reminder_row__pack(row, buf);
+	caseindex_case_dek_name(row->case_id, name, sizeof(name));
+	rc = keyring_txn_seal(t, name, key, klen, buf, len, &sealed, &sl);
+	if (rc == FSD_OK)
+		rc = store_kv_put(t, &reminders_table, key, klen, sealed, sl, false);
+	free(sealed);
+	free(buf);
+	return rc;
+}
+
+fsd_err
+reminder_rows_get(store_txn *t, const uint8_t *key, size_t klen, reminder_row **out)
+{
+	const void *v;
+	size_t vl, pl = 0;
+	uint8_t *plain = NULL;
+	fsd_err rc = store_kv_get(t, &reminders_table, key, klen, &v, &vl);
+	*out = NULL;
+	if (rc != FSD_OK)
+		return rc;
+	if ((rc = keyring_txn_unseal(t, key, klen, v, vl, &plain, &pl)) != FSD_OK)
+		return rc;
+	*out = fieldsyncd__store__reminder_row__unpack(NULL, pl, plain);
+	free(plain);
+	return *out == NULL ? FSD_CORRUPT : FSD_OK;
+}
+
+
+/* ---- re-sealing a case's rows (purge) ------------------------------------ */
+
+struct reminder_rows_copy {
+	uint8_t **keys, **vals;
+	size_t *klens, *vlens;
+	size_t n, cap;
+	bool failed;
+	store_txn *t;
+};
+
+/* Collects each reminder row of a case, opened (plaintext in memory). */
+static bool
+collect_row(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+	struct reminder_rows_copy *r = arg;
+	if (r->n == r->cap) {
+		size_t cap = r->cap ? r->cap * 2 : 16;
+		void *a = realloc(r->keys, cap * sizeof(*r->keys)), *b = realloc(r->vals, cap * sizeof(*r->vals));
+		void *c = realloc(r->klens, cap * sizeof(*r->klens)), *d = realloc(r->vlens, cap * sizeof(*r->vlens));
+		if (a) r->keys = a;
+		if (b) r->vals = b;
+		if (c) r->klens = c;
+		if (d) r->vlens = d;
+		if (!a || !b || !c || !d) {
+			r->failed = true;
+			return false;
+		}
+		r->cap = cap;
+	}
+	uint8_t *k = malloc(klen), *v = NULL;
+	size_t vl = 0;
+	if (k == NULL || keyring_txn_unseal(r->t, key, klen, val, vlen, &v, &vl) != FSD_OK) {
+		free(k);
+		r->failed = true;
+		return false;
+	}
+	memcpy(k, key, klen);
+	r->keys[r->n] = k;
+	r->klens[r->n] = klen;
+	r->vals[r->n] = v;
+	r->vlens[r->n] = vl;
+	r->n++;
+	return true;
+}
+
+fsd_err
+reminder_rows_copy_case(store_txn *t, const char *case_id, reminder_rows_copy **out)
+{
+	uint8_t prefix[KEY_MAX];
+	size_t plen = reminder_rows_prefix(prefix, case_id);
+	reminder_rows_copy *rows = calloc(1, sizeof(*rows));
+	*out = NULL;
+	if (rows == NULL)
+		return FSD_NOMEM;
+	rows->t = t;
+	fsd_err rc = store_kv_scan(t, &reminders_table, prefix, plen, prefix, plen, collect_row, rows);
+	if (rc == FSD_OK && rows->failed)
+		rc = FSD_ERROR;
+	if (rc != FSD_OK) {
+		reminder_rows_copy_free(&rows);
+		return rc;
+	}
+	*out = rows;
+	return FSD_OK;
+}
+
+fsd_err
+reminder_rows_copy_write(store_txn *t, const char *case_id, const reminder_rows_copy *rows)
+{
+	char name[CASEINDEX_DEK_NAME_MAX];
+	fsd_err rc = FSD_OK;
+	caseindex_case_dek_name(case_id, name, sizeof(name));
+	for (size_t i = 0; rc == FSD_OK && i < rows->n; i++) {
+		uint8_t *sealed = NULL;
+		size_t sl = 0;
+		rc = keyring_txn_seal(t, name, rows->keys[i], rows->klens[i], rows->vals[i],
+		                      rows->vlens[i], &sealed, &sl);
+		if (rc == FSD_OK)
+			rc = store_kv_put(t, &reminders_table, rows->keys[i], rows->klens[i], sealed, sl,
+			                  false);
+		free(sealed);
+	}
+	return rc;
+}
+
+void
+reminder_rows_copy_free(reminder_rows_copy **rp)
+{
+	if (rp == NULL || *rp == NULL)
+		return;
+	reminder_rows_copy *rows = *rp;
+	for (size_t i = 0; i < rows->n; i++) {
+		free(rows->keys[i]);
+		free(rows->vals[i]);
+	}
+	free(rows->keys);
+	free(rows->vals);
+	free(rows->klens);
+	free(rows->vlens);
+	free(rows);
+	*rp = NULL;
+}

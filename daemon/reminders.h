@@ -1,0 +1,81 @@
+/*
+ * reminders: the deadline state of every case and its events (logic layer).
+ * See reminders.c's design note for the tables and the transitions.
+ *
+ * Threads: a reminders handle belongs to the writer thread (it is handed
+ * over at start); the functions that take no handle run in any
+ * transaction of any process (the purge command, verify, replay).
+ */
+#ifndef FIELDSYNCD_REMINDERS_H
+#define FIELDSYNCD_REMINDERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "err.h"
+#include "events.h"
+#include "reminder_rows.h"
+#include "peer.h"
+#include "records.h"
+#include "store.h"
+#include "fieldsync/v1/sync.pb-c.h"
+
+
+typedef struct reminders reminders;
+
+
+/* Loads the time zone and the rule table (operator input): FSD_OK with
+ * *out, or an error with a sentence in err. */
+fsd_err reminders_new(const config *c, reminders **out, char *err, size_t errlen);
+void reminders_free(reminders **r);
+/* The rule table of c (--rules, else METHOD.md's): FSD_OK, or an error
+ * with a sentence in err. SIGHUP loads a new one and the writer installs
+ * it with reminders_set_rules(): it applies to every case evaluated from
+ * then on. */
+struct rules_config;
+fsd_err reminders_load_rules(const config *c, struct rules_config *out, char *err, size_t errlen);
+void reminders_set_rules(reminders *r, const struct rules_config *rc);
+
+/*
+ * Called by the writer for every record it writes, inside the write txn:
+ * keeps the case -> contacts index and remembers which cases to evaluate.
+ * before may be NULL (a new record).
+ */
+fsd_err reminders_note_record(reminders *r, store_txn *t, const fs_record_state *before,
+                               const fs_record_state *after);
+/* Evaluates the cases noted since the last call, at now_ms, in txn t. */
+fsd_err reminders_flush(reminders *r, store_txn *t, int64_t now_ms);
+/*
+ * Erasure: every reminder of case_id goes, in txn t; an active one is first
+ * CANCELLED (the event is stored; the daemon publishes events another
+ * process stored). Works without a reminders handle (the purge command).
+ */
+fsd_err reminders_erase_case(store_txn *t, const char *case_id, int64_t now_ms,
+                              size_t *n_erased);
+/* Fires the timers due at now_ms, at most 8192 in one call (transactions
+ * stay small; the writer comes back at once while any is due). */
+fsd_err reminders_tick(reminders *r, store_txn *t, int64_t now_ms);
+/* The earliest timer, 0 when none. */
+int64_t reminders_next_fire(reminders *r, store_txn *t);
+
+/* The events emitted since the last take form the outbox. A mark lets a
+ * rolled-back change set drop the events it emitted. */
+size_t reminders_mark(const reminders *r);
+void reminders_rollback(reminders *r, size_t mark);
+/* Hands over the outbox in *out (NULL when empty); the caller frees it. */
+fsd_err reminders_take(reminders *r, event_batch **out);
+
+
+/* reminders.c, for verify: re-runs the rules on case_id (loaded as the
+ * writer loads it) in txn t and calls fn for every difference from the
+ * stored rows: an implied reminder without a row, an active row whose due
+ * time differs, an active row the data no longer implies. Ids only.
+ * *n_checked grows by the reminders looked at. */
+typedef void (*reminders_verify_fn)(void *arg, const char *case_id, const char *reminder_id,
+                                    const char *problem);
+fsd_err reminders_verify_case(reminders *r, store_txn *t, const char *case_id,
+                               reminders_verify_fn fn, void *arg, size_t *n_checked);
+
+#endif

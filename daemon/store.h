@@ -1,0 +1,109 @@
+/*
+ * store: the one owner of LMDB (storage layer).
+ *
+ * A store is one LMDB environment: its transactions, a set of generic
+ * tables (byte keys -> byte values) and named u64 counters in the table
+ * meta. The store knows no record, event or device: every table is declared
+ * by the module that owns its layout (a `const store_table` in that
+ * module's header) and handed to store_open_with(); schema.c's store_open()
+ * opens the daemon's store with all of them. <lmdb.h> is included here
+ * alone; LMDB codes are mapped to fsd_err and never leak.
+ *
+ * Threads: read transactions are short and may be used on any thread (one
+ * at a time); the one write transaction belongs to the writer thread (or
+ * to an admin process: LMDB serialises writers). A value returned by
+ * store_kv_get() is valid until its transaction ends.
+ *
+ * Keyring: the store carries the keyring it was given (store_set_keyring)
+ * for the data layer to seal with; it never calls it itself.
+ */
+#ifndef FIELDSYNCD_STORE_H
+#define FIELDSYNCD_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+typedef struct store store;
+typedef struct store_txn store_txn;
+struct keyring;
+
+/* A table: declared (const, static storage) by the module that owns it. */
+typedef struct store_table {
+	const char *name; /* the LMDB database name: never change it */
+} store_table;
+
+#define STORE_TABLES_MAX 24
+
+/* Opens (creating when new) the store under dir with the tables of the
+ * NULL-terminated list (a table named NULL is the environment's unnamed
+ * one). STORE_PLAIN: an environment of those tables alone, without the
+ * meta table (no schema, server id, seq or counters): the keyring's.
+ * NULL on failure, logged. */
+enum { STORE_PLAIN = 1 };
+store *store_open_with(const char *dir, uint64_t map_size, uint64_t map_size_max,
+                       const store_table *const *tables, unsigned flags);
+void store_close(store **s);
+const char *store_server_id(const store *s);
+
+/* Read transactions: short, any thread. */
+fsd_err store_read_begin(store *s, store_txn **t);
+void store_read_end(store_txn **t);
+
+/* The one write transaction, writer thread only. */
+fsd_err store_write_begin(store *s, store_txn **t);
+fsd_err store_nested_begin(store_txn *parent, store_txn **t);
+fsd_err store_commit(store_txn **t); /* durable on FSD_OK */
+void store_abort(store_txn **t);
+/* LMDB figures for /metrics: map size, bytes in use, reader slots taken. */
+void store_stats(store *s, uint64_t *map_size, uint64_t *used, uint32_t *readers);
+/* Doubles the map (up to the maximum); no transaction may be open. */
+fsd_err store_grow(store *s);
+/* The store a transaction belongs to. */
+store *store_txn_store(store_txn *t);
+
+/* The last seq handed out, as committed or as this write txn left it. */
+uint64_t store_last_seq(store_txn *t);
+/* Hands out the next seq inside write txn t. */
+uint64_t store_next_seq(store_txn *t);
+
+/* Generic tables. Keys and values are bytes; *val is valid until the
+ * transaction ends. A table not given to store_open_with is an error. */
+fsd_err store_kv_get(store_txn *t, const store_table *tb, const void *key, size_t klen,
+                     const void **val, size_t *vlen);
+/* append: the key sorts after every key in the table (MDB_APPEND). */
+fsd_err store_kv_put(store_txn *t, const store_table *tb, const void *key, size_t klen,
+                     const void *val, size_t vlen, bool append);
+/* Adds key only when absent: FSD_EXISTS when it is there (MDB_NOOVERWRITE). */
+fsd_err store_kv_add(store_txn *t, const store_table *tb, const void *key, size_t klen,
+                     const void *val, size_t vlen);
+/* Reserves vlen bytes for key and returns them in *val to be filled before
+ * any other write in t (MDB_RESERVE). */
+fsd_err store_kv_reserve(store_txn *t, const store_table *tb, const void *key, size_t klen,
+                         size_t vlen, void **val);
+fsd_err store_kv_del(store_txn *t, const store_table *tb, const void *key, size_t klen);
+/* Number of entries in the table. */
+fsd_err store_kv_count(store_txn *t, const store_table *tb, uint64_t *n);
+/* Calls fn for each entry with key >= from whose key starts with prefix
+ * (plen 0: any), in key order, until fn returns false. fn must not write to
+ * the table it is walking. */
+typedef bool (*store_kv_fn)(void *arg, const uint8_t *key, size_t klen, const uint8_t *val,
+                            size_t vlen);
+fsd_err store_kv_scan(store_txn *t, const store_table *tb, const void *from, size_t flen,
+                      const void *prefix, size_t plen, store_kv_fn fn, void *arg);
+
+/* Named u64 counters in meta, each named and owned by one module
+ * ("event_seq", "audit_seq", "conflicts_open", ...); 0 when absent. */
+uint64_t store_meta_u64(store_txn *t, const char *name);
+fsd_err store_meta_set_u64(store_txn *t, const char *name, uint64_t v);
+void store_put_be64(uint8_t *p, uint64_t v);
+uint64_t store_get_be64(const uint8_t *p);
+
+/* The keyring the data layer seals with (NULL: values stay plain). The
+ * store does not own it and never calls it. */
+void store_set_keyring(store *s, struct keyring *k);
+struct keyring *store_keyring(const store *s);
+
+#endif

@@ -1,0 +1,529 @@
+/*
+ * sync_endpoint: the ROUTER that devices talk to (endpoint layer).
+ *
+ * Each request is exactly one frame holding an Envelope. Hello, Pull and
+ * Replay are answered here from short read transactions; a valid Push
+ * becomes a job for the writer actor, whose reply comes back over its pipe
+ * after the durable commit (daemon.c hands it to sync_endpoint_reply).
+ * Replies therefore may overtake each other: every one carries its
+ * request's request_id (PROTOCOL.md §1).
+ *
+ * ZMQ_ROUTER_MANDATORY makes a reply to a peer that went away fail with
+ * EHOSTUNREACH instead of vanishing; such replies are counted and logged.
+ * The data is committed either way: the device's retry with the same
+ * changeset_id gets the stored reply.
+ *
+ * Threads: the ROUTER, its monitor and the writer end given at open belong
+ * to the thread that opened the endpoint (the main thread).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "actor.h"
+#include "clock.h"
+#include "events.h"
+#include "feed.h"
+#include "log.h"
+#include "metrics.h"
+#include "peer.h"
+#include "reminders.h"
+#include "sync_endpoint.h"
+#include "validate.h"
+#include "wire.h"
+#include "writer.h"
+#include "zap.h"
+
+#define PEERS 4096
+
+/* What a peer said in Hello, keyed by its routing id (bounded, overwritten). */
+struct peer {
+	uint8_t rid[256];
+	size_t rid_len;
+	char replica[FSP_REPLICA_MAX + 1];
+};
+
+struct sync_endpoint {
+	const config *c;
+	store *s;
+	void *router, *monitor;
+	void *writer_pipe;   /* borrowed: the daemon's end of the writer's pipe */
+	bool secure;         /* CURVE + ZAP: not --dev */
+	struct peer *peers;
+	uint64_t inflight;
+};
+
+static size_t
+peer_slot(const uint8_t *rid, size_t len)
+{
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ rid[i]) * 1099511628211ULL;
+	return (size_t)(h % PEERS);
+}
+
+static const char *
+peer_replica(sync_endpoint *tp, const uint8_t *rid, size_t len)
+{
+	struct peer *p = &tp->peers[peer_slot(rid, len)];
+	if (p->rid_len == len && memcmp(p->rid, rid, len) == 0)
+		return p->replica;
+	return "";
+}
+
+static void
+peer_remember(sync_endpoint *tp, const uint8_t *rid, size_t len, const char *replica)
+{
+	struct peer *p = &tp->peers[peer_slot(rid, len)];
+	if (len > sizeof(p->rid) || strlen(replica) > FSP_REPLICA_MAX)
+		return;
+	memcpy(p->rid, rid, len);
+	p->rid_len = len;
+	strcpy(p->replica, replica);
+}
+
+/*
+ * What the peer behind a request may do. --dev: everything, named by its
+ * Hello. Otherwise the device that ZAP authenticated (the message's
+ * User-Id), looked up for every request, so a revocation also stops a
+ * connection that is already open. Returns false for a peer that may do
+ * nothing at all (unknown or revoked).
+ */
+static bool
+peer_resolve(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, const char *user_id,
+             peer_auth *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!tp->secure) {
+		out->all_scopes = true;
+		out->may_sync = true;
+		snprintf(out->name, sizeof(out->name), "%s", peer_replica(tp, rid, rid_len));
+		return true;
+	}
+	return peer_from_device(tp->s, user_id, out) == FSD_OK;
+}
+
+/* Sends one reply; counts, and logs, one that cannot be routed. */
+static void
+send_reply(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, const uint8_t *data,
+           size_t len)
+{
+	if (data == NULL) {
+		log_event(LOG_ERROR, "no reply could be built (out of memory)", NULL);
+		return;
+	}
+	if (zmq_send(tp->router, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+	    zmq_send(tp->router, data, len, ZMQ_DONTWAIT) < 0) {
+		atomic_fetch_add(&g_stats.replies_unroutable, 1);
+		metrics_inc(METRIC_REPLIES_UNROUTABLE_TOTAL, 0, 1);
+		log_event(LOG_DEBUG, "reply not delivered: the peer is gone or too slow",
+		          LS("error", zmq_strerror(zmq_errno())), NULL);
+	}
+}
+
+static void
+send_error(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, uint64_t request_id,
+           fs_error_code code, const char *msg, uint32_t retry_ms)
+{
+	size_t len = 0;
+	uint8_t *buf = NULL;
+	wire_error(request_id, code, msg, retry_ms, &buf, &len);
+	send_reply(tp, rid, rid_len, buf, len);
+	free(buf);
+}
+
+static void
+handle_hello(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, const peer_auth *peer,
+             fs_envelope *req)
+{
+	Fieldsync__V1__Welcome w;
+	char *all[1] = {"*"};
+	char *granted[AUTH_SCOPES_MAX];
+	uint8_t *buf = NULL;
+	size_t len = 0;
+
+	if (strlen(req->hello->replica_id) > FSP_REPLICA_MAX || strlen(req->hello->client) > 128) {
+		send_error(tp, rid, rid_len, req->request_id, FIELDSYNC__V1__ERROR__CODE__INVALID,
+		           "Hello: replica_id is at most 64 bytes, client at most 128", 0);
+		return;
+	}
+	if (req->hello->protocol != FIELDSYNC_PROTOCOL) {
+		send_error(tp, rid, rid_len, req->request_id,
+		           FIELDSYNC__V1__ERROR__CODE__UNSUPPORTED_PROTOCOL,
+		           "this daemon speaks protocol 1", 0);
+		return;
+	}
+	peer_remember(tp, rid, rid_len, req->hello->replica_id);
+	fieldsync__v1__welcome__init(&w);
+	w.protocol = FIELDSYNC_PROTOCOL;
+	w.server_id = (char *)store_server_id(tp->s);
+	if (peer->all_scopes) { /* dev mode grants every scope; "*" says so */
+		w.n_scopes = 1;
+		w.scopes = all;
+	} else {
+		for (size_t i = 0; i < peer->n_scopes; i++)
+			granted[i] = (char *)peer->scopes[i];
+		w.n_scopes = peer->n_scopes;
+		w.scopes = granted;
+	}
+	w.max_changes_per_push = tp->c->max_changes_per_push;
+	w.max_message_bytes = tp->c->max_message_bytes;
+	w.server_time_ms = clock_wall_ms();
+	wire_welcome(req->request_id, &w, &buf, &len);
+	send_reply(tp, rid, rid_len, buf, len);
+	free(buf);
+}
+
+static void
+handle_pull(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, const peer_auth *peer,
+            fs_envelope *req)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	if (!peer->may_sync) {
+		send_error(tp, rid, rid_len, req->request_id, FIELDSYNC__V1__ERROR__CODE__FORBIDDEN,
+		           "a scheduler may only replay reminders", 0);
+		return;
+	}
+	feed_page page;
+	fsd_err rc = feed_pull(tp->s, tp->c, peer, req->pull, &page);
+	if (rc == FSD_OK) {
+		rc = wire_pull_reply(req->request_id, &page.reply, &buf, &len);
+		feed_page_free(&page);
+	}
+	if (rc != FSD_OK)
+		send_error(tp, rid, rid_len, req->request_id, FIELDSYNC__V1__ERROR__CODE__UNAVAILABLE,
+		           "the feed could not be read", 1000);
+	else
+		send_reply(tp, rid, rid_len, buf, len);
+	free(buf);
+}
+
+static void
+handle_replay(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, const peer_auth *peer,
+              fs_envelope *req)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	atomic_fetch_add(&g_stats.replays, 1);
+	metrics_inc(METRIC_REPLAYS_TOTAL, 0, 1);
+	Fieldsync__V1__ReplayReply reply;
+	fsd_err rc = events_replay(tp->s, tp->c->max_message_bytes / 2, peer_may_cb, peer,
+	                           req->replay, &reply);
+	if (rc == FSD_OK) {
+		rc = wire_replay_reply(req->request_id, &reply, &buf, &len);
+		events_replay_free(&reply);
+	}
+	if (rc != FSD_OK)
+		send_error(tp, rid, rid_len, req->request_id, FIELDSYNC__V1__ERROR__CODE__UNAVAILABLE,
+		           "the reminder events could not be read", 1000);
+	else
+		send_reply(tp, rid, rid_len, buf, len);
+	free(buf);
+}
+
+/* Takes ownership of req. */
+static void
+handle_push(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, const peer_auth *peer,
+            fs_envelope *req)
+{
+	fs_error_code code = FIELDSYNC__V1__ERROR__CODE__UNSPECIFIED;
+	char msg[256];
+	fs_push_reply *rej = NULL;
+	fs_push_request *p = req->push;
+
+	atomic_fetch_add(&g_stats.pushes, 1);
+	if (!peer->may_sync) {
+		send_error(tp, rid, rid_len, req->request_id, FIELDSYNC__V1__ERROR__CODE__FORBIDDEN,
+		           "a scheduler may only replay reminders", 0);
+		fieldsync__v1__envelope__free_unpacked(req, NULL);
+		return;
+	}
+	fsd_err vrc = validate_push(tp->c, peer, p, &code, msg, sizeof(msg), &rej);
+	if (vrc != FSD_OK) {
+		if (rej != NULL) {
+			size_t len = 0;
+			uint8_t *buf = NULL;
+			wire_push_reply(req->request_id, rej, &buf, &len);
+			send_reply(tp, rid, rid_len, buf, len);
+			free(buf);
+			validate_reply_free(rej);
+		} else {
+			send_error(tp, rid, rid_len, req->request_id, wire_code(vrc), msg, 0);
+		}
+		fieldsync__v1__envelope__free_unpacked(req, NULL);
+		return;
+	}
+	/* modified_by is the daemon's word, never the device's (PROTOCOL.md §3). */
+	const char *who = peer->name;
+	for (size_t i = 0; i < p->n_changes; i++) {
+		fsp_record *r = p->changes[i]->record;
+		char *dup = strdup(who);
+		if (dup == NULL)
+			goto oom;
+		if (r->modified_by != protobuf_c_empty_string)
+			free(r->modified_by);
+		r->modified_by = dup;
+	}
+	push_job *j = calloc(1, sizeof(*j));
+	if (j == NULL)
+		goto oom;
+	memcpy(j->routing_id, rid, rid_len);
+	j->routing_len = rid_len;
+	j->request_id = req->request_id;
+	j->auth = *peer;
+	j->request = req;
+	j->received_ms = clock_wall_ms();
+	if (actor_send(tp->writer_pipe, WRITER_JOB, j, ZMQ_DONTWAIT) != FSD_OK) {
+		/* The writer's queue is full: shed load rather than grow without bound. */
+		j->request = NULL;
+		push_job_free(j);
+		atomic_fetch_add(&g_stats.busy, 1);
+		send_error(tp, rid, rid_len, req->request_id, FIELDSYNC__V1__ERROR__CODE__BUSY,
+		           "too many change sets queued", 200);
+		fieldsync__v1__envelope__free_unpacked(req, NULL);
+		return;
+	}
+	tp->inflight++;
+	return;
+oom:
+	send_error(tp, rid, rid_len, req->request_id, FIELDSYNC__V1__ERROR__CODE__INTERNAL,
+	           "out of memory", 1000);
+	fieldsync__v1__envelope__free_unpacked(req, NULL);
+}
+
+/* One request frame from one peer; user_id is ZAP's User-Id (NULL in --dev). */
+static void
+handle_request(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, const char *user_id,
+               const uint8_t *data, size_t len)
+{
+	fs_envelope *req = wire_decode_envelope(data, len);
+
+	atomic_fetch_add(&g_stats.requests, 1);
+	if (req == NULL) {
+		atomic_fetch_add(&g_stats.malformed, 1);
+		metrics_inc(METRIC_REQUESTS_TOTAL, MREQ_MALFORMED, 1);
+		send_error(tp, rid, rid_len, 0, FIELDSYNC__V1__ERROR__CODE__MALFORMED,
+		           "the frame is not a fieldsync.v1.Envelope", 0);
+		return;
+	}
+	peer_auth peer;
+	if (!peer_resolve(tp, rid, rid_len, user_id, &peer)) {
+		send_error(tp, rid, rid_len, req->request_id, FIELDSYNC__V1__ERROR__CODE__FORBIDDEN,
+		           "this device is not enrolled, or was revoked", 0);
+		fieldsync__v1__envelope__free_unpacked(req, NULL);
+		return;
+	}
+	switch (req->body_case) {
+	case FIELDSYNC__V1__ENVELOPE__BODY_HELLO:
+		metrics_inc(METRIC_REQUESTS_TOTAL, MREQ_HELLO, 1);
+		handle_hello(tp, rid, rid_len, &peer, req);
+		break;
+	case FIELDSYNC__V1__ENVELOPE__BODY_PUSH:
+		metrics_inc(METRIC_REQUESTS_TOTAL, MREQ_PUSH, 1);
+		handle_push(tp, rid, rid_len, &peer, req);
+		return; /* took req */
+	case FIELDSYNC__V1__ENVELOPE__BODY_PULL:
+		metrics_inc(METRIC_REQUESTS_TOTAL, MREQ_PULL, 1);
+		handle_pull(tp, rid, rid_len, &peer, req);
+		break;
+	case FIELDSYNC__V1__ENVELOPE__BODY_REPLAY:
+		metrics_inc(METRIC_REQUESTS_TOTAL, MREQ_REPLAY, 1);
+		handle_replay(tp, rid, rid_len, &peer, req);
+		break;
+	default:
+		atomic_fetch_add(&g_stats.malformed, 1);
+		send_error(tp, rid, rid_len, req->request_id, FIELDSYNC__V1__ERROR__CODE__MALFORMED,
+		           "the envelope carries no request (Hello, Push, Pull or Replay)", 0);
+		break;
+	}
+	fieldsync__v1__envelope__free_unpacked(req, NULL);
+}
+
+/* Reads one multipart message from the ROUTER and answers it. */
+void
+sync_endpoint_read_one(sync_endpoint *tp)
+{
+	zmq_msg_t rid, body;
+	int more = 0;
+	size_t more_len = sizeof(more), frames = 0;
+
+	zmq_msg_init(&rid);
+	zmq_msg_init(&body);
+	if (zmq_msg_recv(&rid, tp->router, ZMQ_DONTWAIT) < 0)
+		goto out;
+	zmq_getsockopt(tp->router, ZMQ_RCVMORE, &more, &more_len);
+	while (more) {
+		zmq_msg_t part;
+		zmq_msg_init(&part);
+		if (zmq_msg_recv(&part, tp->router, 0) < 0) {
+			zmq_msg_close(&part);
+			break;
+		}
+		if (frames++ == 0)
+			zmq_msg_move(&body, &part);
+		zmq_msg_close(&part);
+		zmq_getsockopt(tp->router, ZMQ_RCVMORE, &more, &more_len);
+	}
+	if (zmq_msg_size(&rid) > sizeof(((push_job *)0)->routing_id))
+		goto out;
+	if (frames != 1) {
+		atomic_fetch_add(&g_stats.malformed, 1);
+		send_error(tp, zmq_msg_data(&rid), zmq_msg_size(&rid), 0,
+		           FIELDSYNC__V1__ERROR__CODE__MALFORMED,
+		           "a request is exactly one frame holding an Envelope", 0);
+		goto out;
+	}
+	handle_request(tp, zmq_msg_data(&rid), zmq_msg_size(&rid),
+	               tp->secure ? zmq_msg_gets(&body, "User-Id") : NULL, zmq_msg_data(&body),
+	               zmq_msg_size(&body));
+out:
+	zmq_msg_close(&rid);
+	zmq_msg_close(&body);
+}
+
+/* One socket-monitor event: a peer came or went. */
+void
+sync_endpoint_read_monitor(sync_endpoint *tp)
+{
+	for (;;) {
+		zmq_msg_t m;
+		zmq_msg_init(&m);
+		if (zmq_msg_recv(&m, tp->monitor, ZMQ_DONTWAIT) < 0) {
+			zmq_msg_close(&m);
+			return;
+		}
+		int more = zmq_msg_more(&m);
+		if (zmq_msg_size(&m) >= 2) {
+			uint16_t ev;
+			memcpy(&ev, zmq_msg_data(&m), 2);
+			if (ev == ZMQ_EVENT_ACCEPTED)
+				metrics_add(METRIC_PEERS_CONNECTED, 0, 1);
+			else if (ev == ZMQ_EVENT_DISCONNECTED)
+				metrics_add(METRIC_PEERS_CONNECTED, 0, -1);
+		}
+		zmq_msg_close(&m);
+		if (more) { /* the second frame: the endpoint */
+			zmq_msg_init(&m);
+			zmq_msg_recv(&m, tp->monitor, 0);
+			zmq_msg_close(&m);
+		}
+	}
+}
+
+void
+sync_endpoint_reply(sync_endpoint *tp, push_job *j)
+{
+	tp->inflight--;
+	send_reply(tp, j->routing_id, j->routing_len, j->reply, j->reply_len);
+	push_job_free(j);
+}
+
+void
+sync_endpoint_read(sync_endpoint *tp)
+{
+	/* A bounded number per wake-up keeps replies flowing under load. */
+	for (int i = 0; i < 256; i++) {
+		int ev = 0;
+		size_t el = sizeof(ev);
+		sync_endpoint_read_one(tp);
+		zmq_getsockopt(tp->router, ZMQ_EVENTS, &ev, &el);
+		if (!(ev & ZMQ_POLLIN))
+			break;
+	}
+}
+
+void *
+sync_endpoint_socket(const sync_endpoint *tp)
+{
+	return tp->router;
+}
+
+void *
+sync_endpoint_monitor(const sync_endpoint *tp)
+{
+	return tp->monitor;
+}
+
+uint64_t
+sync_endpoint_inflight(const sync_endpoint *tp)
+{
+	return tp->inflight;
+}
+
+fsd_err
+sync_endpoint_open(void *ctx, const config *c, store *s, void *writer_pipe,
+                   const char *server_secret, sync_endpoint **out)
+{
+	int one = 1, hwm = 100000, linger = 2000;
+	int64_t maxmsg = (int64_t)c->max_message_bytes;
+	sync_endpoint *tp = calloc(1, sizeof(*tp));
+
+	*out = NULL;
+	if (tp == NULL || (tp->peers = calloc(PEERS, sizeof(*tp->peers))) == NULL) {
+		free(tp);
+		return FSD_NOMEM;
+	}
+	tp->c = c;
+	tp->s = s;
+	tp->writer_pipe = writer_pipe;
+	tp->secure = server_secret != NULL;
+	tp->router = zmq_socket(ctx, ZMQ_ROUTER);
+	if (tp->router == NULL)
+		goto fail;
+	zmq_setsockopt(tp->router, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
+	zmq_setsockopt(tp->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg));
+	zmq_setsockopt(tp->router, ZMQ_SNDHWM, &hwm, sizeof(hwm));
+	zmq_setsockopt(tp->router, ZMQ_RCVHWM, &hwm, sizeof(hwm));
+	zmq_setsockopt(tp->router, ZMQ_LINGER, &linger, sizeof(linger));
+	/* ZMTP heartbeats: a tablet that vanished (radio gone, no FIN) is noticed
+	 * within 30 s and its connection state freed; a handshake must finish in 10 s. */
+	int hb_ivl = 10000, hb_timeout = 30000, hb_ttl = 30000, handshake = 10000;
+	zmq_setsockopt(tp->router, ZMQ_HEARTBEAT_IVL, &hb_ivl, sizeof(hb_ivl));
+	zmq_setsockopt(tp->router, ZMQ_HEARTBEAT_TIMEOUT, &hb_timeout, sizeof(hb_timeout));
+	zmq_setsockopt(tp->router, ZMQ_HEARTBEAT_TTL, &hb_ttl, sizeof(hb_ttl));
+	zmq_setsockopt(tp->router, ZMQ_HANDSHAKE_IVL, &handshake, sizeof(handshake));
+	if (tp->secure && zap_secure_socket(tp->router, server_secret) != FSD_OK)
+		goto fail;
+	/* Connected peers for /metrics: the socket monitor's accept/disconnect events. */
+	if (zmq_socket_monitor(tp->router, "inproc://fieldsyncd-monitor",
+	                       ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) == 0) {
+		tp->monitor = zmq_socket(ctx, ZMQ_PAIR);
+		if (tp->monitor != NULL && zmq_connect(tp->monitor, "inproc://fieldsyncd-monitor") != 0) {
+			zmq_close(tp->monitor);
+			tp->monitor = NULL;
+		}
+	}
+	if (zmq_bind(tp->router, c->sync_endpoint) != 0) {
+		log_event(LOG_ERROR, "cannot bind the sync endpoint", LS("endpoint", c->sync_endpoint),
+		          LS("error", zmq_strerror(zmq_errno())), NULL);
+		goto fail;
+	}
+	char bound[256];
+	size_t blen = sizeof(bound);
+	if (zmq_getsockopt(tp->router, ZMQ_LAST_ENDPOINT, bound, &blen) != 0)
+		snprintf(bound, sizeof(bound), "%s", c->sync_endpoint);
+	log_event(LOG_INFO, "sync endpoint ready", LS("endpoint", bound),
+	          LU("max_message_bytes", c->max_message_bytes), NULL);
+	*out = tp;
+	return FSD_OK;
+fail:
+	sync_endpoint_close(&tp);
+	return FSD_IO;
+}
+
+void
+sync_endpoint_close(sync_endpoint **tpp)
+{
+	if (tpp == NULL || *tpp == NULL)
+		return;
+	sync_endpoint *tp = *tpp;
+	if (tp->router != NULL)
+		zmq_close(tp->router);
+	if (tp->monitor != NULL)
+		zmq_close(tp->monitor);
+	free(tp->peers);
+	free(tp);
+	*tpp = NULL;
+}

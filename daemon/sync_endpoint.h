@@ -1,0 +1,39 @@
+/*
+ * sync_endpoint: the ROUTER devices and schedulers talk to (endpoint layer).
+ *
+ * Opened on the main thread after the writer started (pushes go to the
+ * writer's pipe, given at open and borrowed); every function runs on that
+ * thread. The daemon polls sync_endpoint_socket() and the monitor, and
+ * hands each push job the writer finished to sync_endpoint_reply().
+ */
+#ifndef FIELDSYNCD_SYNC_ENDPOINT_H
+#define FIELDSYNCD_SYNC_ENDPOINT_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "err.h"
+#include "store.h"
+#include "writer.h"
+
+typedef struct sync_endpoint sync_endpoint;
+
+/* Binds c->sync_endpoint in ctx; server_secret NULL: --dev (no CURVE,
+ * every peer is granted every scope). */
+fsd_err sync_endpoint_open(void *ctx, const config *c, store *s, void *writer_pipe,
+                           const char *server_secret, sync_endpoint **out);
+void sync_endpoint_close(sync_endpoint **se);
+void *sync_endpoint_socket(const sync_endpoint *se);
+void *sync_endpoint_monitor(const sync_endpoint *se); /* NULL when none */
+/* Reads and answers the requests queued on the ROUTER (at most 256). */
+void sync_endpoint_read(sync_endpoint *se);
+/* Reads one multipart message from the ROUTER and answers it. */
+void sync_endpoint_read_one(sync_endpoint *se);
+/* Counts peers coming and going (the socket monitor's events). */
+void sync_endpoint_read_monitor(sync_endpoint *se);
+/* Sends a finished job's reply and frees the job. */
+void sync_endpoint_reply(sync_endpoint *se, push_job *j);
+/* Change sets handed to the writer and not answered yet. */
+uint64_t sync_endpoint_inflight(const sync_endpoint *se);
+
+#endif

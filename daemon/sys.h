@@ -1,0 +1,25 @@
+/*
+ * sys: small system helpers (infrastructure layer). Any thread; no state.
+ */
+#ifndef FIELDSYNCD_SYS_H
+#define FIELDSYNCD_SYS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "err.h"
+
+/* mkdir -p with mode 0700 for every directory it makes. */
+fsd_err sys_mkdir_p(const char *path);
+/* Writes text to a new file (O_EXCL, O_NOFOLLOW, mode 0600) and fsyncs it;
+ * removes it again on failure. A sentence for the operator in err. */
+fsd_err sys_write_new_file(const char *path, const char *text, char *err, size_t errlen);
+/* fsyncs a directory (after creating files in it); best effort. */
+void sys_sync_dir(const char *dir);
+/* Reads a whole file of at most max bytes, NUL-terminated; NULL when it
+ * cannot be read or is larger. The caller frees it. */
+char *sys_read_file(const char *path, size_t max);
+/* Zeroes secrets in a way the compiler may not drop. */
+void sys_wipe(void *p, size_t n);
+
+#endif

@@ -1,0 +1,171 @@
+/*
+ * wire: decode with a budget, build every Envelope (wire layer). See wire.h.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "wire.h"
+
+struct decode_budget {
+	size_t left;
+};
+
+static void *
+budget_alloc(void *data, size_t size)
+{
+	struct decode_budget *b = data;
+	if (size > b->left)
+		return NULL;
+	b->left -= size;
+	return malloc(size);
+}
+
+static void
+budget_free(void *data, void *p)
+{
+	(void)data;
+	free(p);
+}
+
+fs_envelope *
+wire_decode_envelope(const uint8_t *data, size_t len)
+{
+	struct decode_budget b = {.left = 16 * len + (1u << 20)};
+	ProtobufCAllocator a = {.alloc = budget_alloc, .free = budget_free, .allocator_data = &b};
+	/* Memory comes from malloc, so the message is freed with the default allocator. */
+	return fieldsync__v1__envelope__unpack(&a, len, data);
+}
+
+void
+wire_envelope_free(fs_envelope *e)
+{
+	if (e != NULL)
+		fieldsync__v1__envelope__free_unpacked(e, NULL);
+}
+
+fs_error_code
+wire_code(fsd_err e)
+{
+	switch (e) {
+	case FSD_INVALID:
+		return FIELDSYNC__V1__ERROR__CODE__INVALID;
+	case FSD_FORBIDDEN:
+		return FIELDSYNC__V1__ERROR__CODE__FORBIDDEN;
+	case FSD_TOO_LARGE:
+		return FIELDSYNC__V1__ERROR__CODE__TOO_LARGE;
+	case FSD_FULL:
+	case FSD_NOSPACE:
+	case FSD_BUSY:
+		return FIELDSYNC__V1__ERROR__CODE__BUSY;
+	case FSD_NOMEM:
+		return FIELDSYNC__V1__ERROR__CODE__INTERNAL;
+	default: /* the store or the disk failed: try again later */
+		return FIELDSYNC__V1__ERROR__CODE__UNAVAILABLE;
+	}
+}
+
+fsd_err
+wire_pack(const fs_envelope *e, uint8_t **out, size_t *len)
+{
+	*len = fieldsync__v1__envelope__get_packed_size(e);
+	*out = malloc(*len ? *len : 1);
+	if (*out == NULL)
+		return FSD_NOMEM;
+	fieldsync__v1__envelope__pack(e, *out);
+	return FSD_OK;
+}
+
+fsd_err
+wire_error(uint64_t request_id, fs_error_code code, const char *message,
+           uint32_t retry_after_ms, uint8_t **out, size_t *len)
+{
+	Fieldsync__V1__Error err;
+	fs_envelope e;
+	fieldsync__v1__error__init(&err);
+	err.code = code;
+	err.message = (char *)message;
+	err.retry_after_ms = retry_after_ms;
+	fieldsync__v1__envelope__init(&e);
+	e.request_id = request_id;
+	e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_ERROR;
+	e.error = &err;
+	return wire_pack(&e, out, len);
+}
+
+fsd_err
+wire_push_reply(uint64_t request_id, const fs_push_reply *r, uint8_t **out, size_t *len)
+{
+	fs_envelope e;
+	fieldsync__v1__envelope__init(&e);
+	e.request_id = request_id;
+	e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_PUSH_REPLY;
+	e.push_reply = (fs_push_reply *)r;
+	return wire_pack(&e, out, len);
+}
+
+static size_t
+put_varint(uint8_t *p, uint64_t v)
+{
+	size_t n = 0;
+	do {
+		p[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+		v >>= 7;
+	} while (v != 0);
+	return n;
+}
+
+fsd_err
+wire_push_reply_stored(uint64_t request_id, const uint8_t *reply, size_t reply_len,
+                       uint8_t **out, size_t *len)
+{
+	/* The stored PushReply bytes are the field's content, so a replayed
+	 * reply is byte-identical to the first one. */
+	uint8_t head[24];
+	size_t n = 0;
+	head[n++] = 0x08; /* field 1, varint */
+	n += put_varint(head + n, request_id);
+	head[n++] = (13 << 3) | 2; /* field 13, length-delimited */
+	n += put_varint(head + n, reply_len);
+	*out = malloc(n + reply_len);
+	if (*out == NULL)
+		return FSD_NOMEM;
+	memcpy(*out, head, n);
+	memcpy(*out + n, reply, reply_len);
+	*len = n + reply_len;
+	return FSD_OK;
+}
+
+fsd_err
+wire_welcome(uint64_t request_id, const Fieldsync__V1__Welcome *w, uint8_t **out, size_t *len)
+{
+	fs_envelope e;
+	fieldsync__v1__envelope__init(&e);
+	e.request_id = request_id;
+	e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_WELCOME;
+	e.welcome = (Fieldsync__V1__Welcome *)w;
+	return wire_pack(&e, out, len);
+}
+
+fsd_err
+wire_pull_reply(uint64_t request_id, const Fieldsync__V1__PullReply *r, uint8_t **out,
+                size_t *len)
+{
+	fs_envelope e;
+	fieldsync__v1__envelope__init(&e);
+	e.request_id = request_id;
+	e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_PULL_REPLY;
+	e.pull_reply = (Fieldsync__V1__PullReply *)r;
+	return wire_pack(&e, out, len);
+}
+
+fsd_err
+wire_replay_reply(uint64_t request_id, const Fieldsync__V1__ReplayReply *r, uint8_t **out,
+                  size_t *len)
+{
+	fs_envelope e;
+	fieldsync__v1__envelope__init(&e);
+	e.request_id = request_id;
+	e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_REPLAY_REPLY;
+	e.replay_reply = (Fieldsync__V1__ReplayReply *)r;
+	return wire_pack(&e, out, len);
+}

@@ -1,0 +1,57 @@
+/*
+ * wire: the one place that decodes an Envelope and builds every Envelope
+ * the daemon sends (wire layer).
+ *
+ * Decoding caps memory: protobuf-c allocates every field of a decoded
+ * message separately, so each decode gets a budget of 16 bytes of heap per
+ * byte of frame plus 1 MiB; past it the decode fails as malformed. The
+ * fuzz target calls wire_decode_envelope() itself.
+ *
+ * Every builder returns a malloc'd packed Envelope in *out (the caller
+ * frees it) and FSD_NOMEM when it cannot. Pure functions: any thread.
+ */
+#ifndef FIELDSYNCD_WIRE_H
+#define FIELDSYNCD_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "err.h"
+#include "fieldsync/v1/sync.pb-c.h"
+
+
+typedef Fieldsync__V1__Envelope fs_envelope;
+typedef Fieldsync__V1__PushReply fs_push_reply;
+typedef Fieldsync__V1__Error__Code fs_error_code;
+
+/* Decodes one frame; NULL when it is not an Envelope or over budget. Free
+ * the result with wire_envelope_free(). */
+fs_envelope *wire_decode_envelope(const uint8_t *data, size_t len);
+void wire_envelope_free(fs_envelope *e);
+
+/* The wire code a peer is told for e (an fsd_err from storage or logic):
+ * a refused request keeps its reason (INVALID, FORBIDDEN, TOO_LARGE), a
+ * full store or disk is BUSY, out of memory INTERNAL, anything else that
+ * failed underneath UNAVAILABLE. */
+fs_error_code wire_code(fsd_err e);
+
+/* Packs any envelope. */
+fsd_err wire_pack(const fs_envelope *e, uint8_t **out, size_t *len);
+/* Error{code, message, retry_after_ms} answering request_id. */
+fsd_err wire_error(uint64_t request_id, fs_error_code code, const char *message,
+                   uint32_t retry_after_ms, uint8_t **out, size_t *len);
+/* PushReply answering request_id. */
+fsd_err wire_push_reply(uint64_t request_id, const fs_push_reply *r, uint8_t **out, size_t *len);
+/* A stored PushReply's bytes answering request_id, byte for byte as first
+ * sent (hand-encoded: Envelope{request_id = 1; push_reply = 13}). */
+fsd_err wire_push_reply_stored(uint64_t request_id, const uint8_t *reply, size_t reply_len,
+                               uint8_t **out, size_t *len);
+fsd_err wire_welcome(uint64_t request_id, const Fieldsync__V1__Welcome *w, uint8_t **out,
+                     size_t *len);
+fsd_err wire_pull_reply(uint64_t request_id, const Fieldsync__V1__PullReply *r, uint8_t **out,
+                        size_t *len);
+fsd_err wire_replay_reply(uint64_t request_id, const Fieldsync__V1__ReplayReply *r,
+                          uint8_t **out, size_t *len);
+
+#endif
