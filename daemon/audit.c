@@ -49,9 +49,9 @@ audit_append(store_txn *t, const char *actor, const char *action, const char *co
 		return FSD_ERROR;
 	if (cJSON_AddNumberToObject(o, "ts_ms", (double)clock_wall_ms()) == NULL ||
 	    !add_capped(o, "actor", actor && actor[0] ? actor : "unknown", 128) ||
-	    !add_capped(o, "action", action, 128) || !add_capped(o, "collection", collection, 128) ||
-	    !add_capped(o, "id", id, 128) || !add_capped(o, "detail", detail, 512) ||
-	    (text = cJSON_PrintUnformatted(o)) == NULL)
+	    !add_capped(o, "action", action, 128) ||
+	    !add_capped(o, "collection", collection, 128) || !add_capped(o, "id", id, 128) ||
+	    !add_capped(o, "detail", detail, 512) || (text = cJSON_PrintUnformatted(o)) == NULL)
 		goto out;
 	seq = store_meta_u64(t, "audit_seq") + 1;
 	store_put_be64(key, seq);
@@ -64,4 +64,3 @@ out:
 	cJSON_Delete(o);
 	return rc;
 }
-

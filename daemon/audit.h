@@ -19,7 +19,7 @@ extern const store_table audit_table;
  * Appends one entry inside write txn t (empty or NULL fields left out;
  * actor NULL: "unknown"). Strings are cut at 128 bytes (detail 512).
  */
-fsd_err audit_append(store_txn *t, const char *actor, const char *action,
-                     const char *collection, const char *id, const char *detail);
+fsd_err audit_append(store_txn *t, const char *actor, const char *action, const char *collection,
+                     const char *id, const char *detail);
 
 #endif

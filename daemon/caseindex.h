@@ -41,7 +41,7 @@ bool caseindex_contact_case(const uint8_t *payload, size_t len, char out[FSP_ID_
 /* The data key of everything that belongs to case_id: "c:<case_id>". */
 void caseindex_case_dek_name(const char *case_id, char *name, size_t namelen);
 /* The data key a value of collection/id with this payload is sealed with. */
-void caseindex_dek_name(const char *collection, const char *id, const uint8_t *payload,
-                        size_t len, char *name, size_t namelen);
+void caseindex_dek_name(const char *collection, const char *id, const uint8_t *payload, size_t len,
+                        char *name, size_t namelen);
 
 #endif

@@ -62,13 +62,15 @@ apply_change(reminders *rem, store_txn *t, const peer_auth *peer, fsp_record *in
 	switch (st) {
 	case FSP_MERGE_INVALID:
 		rej->code = FIELDSYNC__V1__ERROR__CODE__INVALID;
-		snprintf(rej->why, sizeof(rej->why),
-		         "an equal version with a different value is stored (a replica reused a dot)");
+		snprintf(
+			rej->why, sizeof(rej->why),
+			"an equal version with a different value is stored (a replica reused a dot)");
 		break;
 	case FSP_MERGE_DUPLICATE:
 	case FSP_MERGE_OBSOLETE:
-		res->status = st == FSP_MERGE_DUPLICATE ? FIELDSYNC__V1__CHANGE_RESULT__STATUS__DUPLICATE
-		                                        : FIELDSYNC__V1__CHANGE_RESULT__STATUS__OBSOLETE;
+		res->status = st == FSP_MERGE_DUPLICATE
+		                      ? FIELDSYNC__V1__CHANGE_RESULT__STATUS__DUPLICATE
+		                      : FIELDSYNC__V1__CHANGE_RESULT__STATUS__OBSOLETE;
 		res->seq = cur->seq;
 		break;
 	case FSP_MERGE_APPLIED:
@@ -87,13 +89,15 @@ apply_change(reminders *rem, store_txn *t, const peer_auth *peer, fsp_record *in
 		int delta = (n_out > 1) - (n_cur > 1);
 		if (rc == FSD_OK && delta != 0)
 			rc = store_meta_set_u64(t, "conflicts_open",
-			                        store_meta_u64(t, "conflicts_open") + (uint64_t)(int64_t)delta);
+			                        store_meta_u64(t, "conflicts_open") +
+			                                (uint64_t)(int64_t)delta);
 		if (rc == FSD_OK && cur != NULL && strcmp(cur->scope, next.scope) != 0)
 			rc = records_former_scope_add(t, next.collection, next.id, cur->scope);
 		if (rc == FSD_OK)
 			rc = reminders_note_record(rem, t, cur, &next);
-		res->status = st == FSP_MERGE_APPLIED ? FIELDSYNC__V1__CHANGE_RESULT__STATUS__APPLIED
-		                                      : FIELDSYNC__V1__CHANGE_RESULT__STATUS__CONFLICT;
+		res->status = st == FSP_MERGE_APPLIED
+		                      ? FIELDSYNC__V1__CHANGE_RESULT__STATUS__APPLIED
+		                      : FIELDSYNC__V1__CHANGE_RESULT__STATUS__CONFLICT;
 		res->seq = next.seq;
 		break;
 	}
@@ -212,7 +216,6 @@ changeset_outcome_free(changeset_outcome *o)
 	validate_reply_free(o->rejected);
 	o->rejected = NULL;
 }
-
 
 uint64_t
 changeset_conflicts_open(store_txn *t)

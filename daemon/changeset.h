@@ -28,14 +28,14 @@
 /* What became of one change set; exactly one of stored, packed, rejected
  * or oom is set when changeset_apply returns FSD_OK. */
 typedef struct changeset_outcome {
-	const uint8_t *stored;  /* a retry: the stored reply (valid while the txn is) */
+	const uint8_t *stored; /* a retry: the stored reply (valid while the txn is) */
 	size_t stored_len;
-	uint8_t *packed;        /* applied: the new PushReply, packed (owned) */
+	uint8_t *packed; /* applied: the new PushReply, packed (owned) */
 	size_t packed_len;
 	fs_push_reply *rejected; /* rejected: every result REJECTED (owned) */
-	bool oom;               /* no reply could be built for this set alone */
-	uint8_t m_result;       /* metric_changeset_result, counted after the commit */
-	uint32_t m_changes[5];  /* changes by metric_change_result */
+	bool oom;                /* no reply could be built for this set alone */
+	uint8_t m_result;        /* metric_changeset_result, counted after the commit */
+	uint32_t m_changes[5];   /* changes by metric_change_result */
 } changeset_outcome;
 
 /*
@@ -44,8 +44,8 @@ typedef struct changeset_outcome {
  * whole round (map full, I/O, out of memory); a rejected set is FSD_OK
  * with o->rejected.
  */
-fsd_err changeset_apply(store_txn *parent, reminders *rem, const config *c,
-                        const peer_auth *peer, const fs_push_request *p, changeset_outcome *o);
+fsd_err changeset_apply(store_txn *parent, reminders *rem, const config *c, const peer_auth *peer,
+                        const fs_push_request *p, changeset_outcome *o);
 void changeset_outcome_free(changeset_outcome *o);
 /* Records with more than one sibling now (meta "conflicts_open", kept by
  * changeset_apply in the same transactions), for /metrics. */

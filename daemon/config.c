@@ -46,24 +46,42 @@ static const struct opt {
 	const char *arg;
 	const char *help;
 } opts[] = {
-	{"data-dir", OPT_DATA_DIR, "FIELDSYNC_DATA_DIR", "DIR", "where the LMDB store lives (default ./var)"},
-	{"sync-endpoint", OPT_SYNC_EP, "FIELDSYNC_SYNC_ENDPOINT", "EP", "ROUTER endpoint for tablets (default tcp://*:7400)"},
-	{"reminder-endpoint", OPT_REMINDER_EP, "FIELDSYNC_REMINDER_ENDPOINT", "EP", "PUB endpoint for reminder events (default tcp://*:7401)"},
-	{"ops-listen", OPT_OPS_LISTEN, "FIELDSYNC_OPS_LISTEN", "HOST:PORT", "ops HTTP address (default 127.0.0.1:7480)"},
-	{"dev", OPT_DEV, "FIELDSYNC_DEV", NULL, "development mode: no CURVE, every peer gets every scope"},
-	{"map-size", OPT_MAP_SIZE, "FIELDSYNC_MAP_SIZE", "BYTES", "initial LMDB map size (default 1G, grows; K/M/G suffixes)"},
-	{"map-size-max", OPT_MAP_SIZE_MAX, "FIELDSYNC_MAP_SIZE_MAX", "BYTES", "the map grows up to this (default 64G)"},
-	{"max-message-bytes", OPT_MAX_MSG, "FIELDSYNC_MAX_MESSAGE_BYTES", "BYTES", "largest accepted frame (default 16M)"},
-	{"max-changes-per-push", OPT_MAX_CHANGES, "FIELDSYNC_MAX_CHANGES_PER_PUSH", "N", "changes in one change set (default 1000)"},
-	{"max-payload-bytes", OPT_MAX_PAYLOAD, "FIELDSYNC_MAX_PAYLOAD_BYTES", "BYTES", "largest record payload (default 1M)"},
-	{"replies-kept", OPT_REPLIES_KEPT, "FIELDSYNC_REPLIES_KEPT", "N", "change-set replies kept for retries (default 100000)"},
-	{"log-level", OPT_LOG_LEVEL, "FIELDSYNC_LOG_LEVEL", "LEVEL", "debug, info, warn or error (default info)"},
-	{"time-zone", OPT_TIME_ZONE, "FIELDSYNC_TIME_ZONE", "ZONE", "IANA zone of the deadlines (default Europe/Copenhagen)"},
-	{"rules", OPT_RULES, "FIELDSYNC_RULES", "FILE", "JSON rule table (default: METHOD.md's; docs/reminders.md)"},
-	{"master-key-file", OPT_MASTER_KEY_FILE, "FIELDSYNC_MASTER_KEY_FILE", "FILE", "master key(s), one id:hex per line, first current (or FIELDSYNC_MASTER_KEY)"},
-	{"clock-offset-ms", OPT_CLOCK_OFFSET, "FIELDSYNC_CLOCK_OFFSET_MS", "MS", "testing aid: shift the daemon's clock (default 0)"},
-	{"min-free-bytes", OPT_MIN_FREE, "FIELDSYNC_MIN_FREE_BYTES", "BYTES", "/readyz fails below this much free disk (default 64M)"},
-	{"config", OPT_CONFIG, "FIELDSYNC_CONFIG", "FILE", "INI file: these option names as keys, in [fieldsyncd]"},
+	{"data-dir", OPT_DATA_DIR, "FIELDSYNC_DATA_DIR", "DIR",
+         "where the LMDB store lives (default ./var)"},
+	{"sync-endpoint", OPT_SYNC_EP, "FIELDSYNC_SYNC_ENDPOINT", "EP",
+         "ROUTER endpoint for tablets (default tcp://*:7400)"},
+	{"reminder-endpoint", OPT_REMINDER_EP, "FIELDSYNC_REMINDER_ENDPOINT", "EP",
+         "PUB endpoint for reminder events (default tcp://*:7401)"},
+	{"ops-listen", OPT_OPS_LISTEN, "FIELDSYNC_OPS_LISTEN", "HOST:PORT",
+         "ops HTTP address (default 127.0.0.1:7480)"},
+	{"dev", OPT_DEV, "FIELDSYNC_DEV", NULL,
+         "development mode: no CURVE, every peer gets every scope"},
+	{"map-size", OPT_MAP_SIZE, "FIELDSYNC_MAP_SIZE", "BYTES",
+         "initial LMDB map size (default 1G, grows; K/M/G suffixes)"},
+	{"map-size-max", OPT_MAP_SIZE_MAX, "FIELDSYNC_MAP_SIZE_MAX", "BYTES",
+         "the map grows up to this (default 64G)"},
+	{"max-message-bytes", OPT_MAX_MSG, "FIELDSYNC_MAX_MESSAGE_BYTES", "BYTES",
+         "largest accepted frame (default 16M)"},
+	{"max-changes-per-push", OPT_MAX_CHANGES, "FIELDSYNC_MAX_CHANGES_PER_PUSH", "N",
+         "changes in one change set (default 1000)"},
+	{"max-payload-bytes", OPT_MAX_PAYLOAD, "FIELDSYNC_MAX_PAYLOAD_BYTES", "BYTES",
+         "largest record payload (default 1M)"},
+	{"replies-kept", OPT_REPLIES_KEPT, "FIELDSYNC_REPLIES_KEPT", "N",
+         "change-set replies kept for retries (default 100000)"},
+	{"log-level", OPT_LOG_LEVEL, "FIELDSYNC_LOG_LEVEL", "LEVEL",
+         "debug, info, warn or error (default info)"},
+	{"time-zone", OPT_TIME_ZONE, "FIELDSYNC_TIME_ZONE", "ZONE",
+         "IANA zone of the deadlines (default Europe/Copenhagen)"},
+	{"rules", OPT_RULES, "FIELDSYNC_RULES", "FILE",
+         "JSON rule table (default: METHOD.md's; docs/reminders.md)"},
+	{"master-key-file", OPT_MASTER_KEY_FILE, "FIELDSYNC_MASTER_KEY_FILE", "FILE",
+         "master key(s), one id:hex per line, first current (or FIELDSYNC_MASTER_KEY)"},
+	{"clock-offset-ms", OPT_CLOCK_OFFSET, "FIELDSYNC_CLOCK_OFFSET_MS", "MS",
+         "testing aid: shift the daemon's clock (default 0)"},
+	{"min-free-bytes", OPT_MIN_FREE, "FIELDSYNC_MIN_FREE_BYTES", "BYTES",
+         "/readyz fails below this much free disk (default 64M)"},
+	{"config", OPT_CONFIG, "FIELDSYNC_CONFIG", "FILE",
+         "INI file: these option names as keys, in [fieldsyncd]"},
 	{"help", OPT_HELP, NULL, NULL, "print this help and exit"},
 	{"version", OPT_VERSION, NULL, NULL, "print the version and exit"},
 };
@@ -75,17 +93,19 @@ static void
 usage(FILE *f, bool check_config)
 {
 	if (check_config)
-		fprintf(f, "usage: fieldsyncd check-config [OPTIONS]\n\n"
-		           "Reads the configuration as the daemon would (defaults, then --config FILE,\n"
-		           "then FIELDSYNC_* environment, then flags), checks it with the rule table,\n"
-		           "and prints the effective configuration as INI with secrets redacted.\n"
-		           "Exits 0 when it is good, 2 naming the bad key otherwise.\n\n"
-		           "options (each also read from the environment variable shown):\n");
+		fprintf(f,
+		        "usage: fieldsyncd check-config [OPTIONS]\n\n"
+		        "Reads the configuration as the daemon would (defaults, then --config FILE,\n"
+		        "then FIELDSYNC_* environment, then flags), checks it with the rule table,\n"
+		        "and prints the effective configuration as INI with secrets redacted.\n"
+		        "Exits 0 when it is good, 2 naming the bad key otherwise.\n\n"
+		        "options (each also read from the environment variable shown):\n");
 	else
-		fprintf(f, "usage: fieldsyncd [OPTIONS]\n\n"
-		           "fieldsyncd receives change sets from tablets over ZeroMQ, merges them into\n"
-		           "LMDB with version vectors and serves the change feed (PROTOCOL.md).\n\n"
-		           "options (each also read from the environment variable shown):\n");
+		fprintf(f,
+		        "usage: fieldsyncd [OPTIONS]\n\n"
+		        "fieldsyncd receives change sets from tablets over ZeroMQ, merges them into\n"
+		        "LMDB with version vectors and serves the change feed (PROTOCOL.md).\n\n"
+		        "options (each also read from the environment variable shown):\n");
 	for (size_t i = 0; i < N_OPTS; i++) {
 		char left[64];
 		snprintf(left, sizeof(left), "--%s%s%s", opts[i].name, opts[i].arg ? " " : "",
@@ -93,13 +113,14 @@ usage(FILE *f, bool check_config)
 		fprintf(f, "  %-32s %s%s%s%s\n", left, opts[i].help, opts[i].env ? " [" : "",
 		        opts[i].env ? opts[i].env : "", opts[i].env ? "]" : "");
 	}
-	fprintf(f, "\nwithout --dev: CURVE with enrolled keys (fieldsyncd init, enroll) and a master key.\n"
-	           "\nsubcommands (each with --help), usable while the daemon runs:\n"
-	           "  fieldsyncd init|enroll|revoke|devices|audit|purge|rotate-master-key --data-dir DIR ...\n"
-	           "  fieldsyncd backup|restore|verify --data-dir DIR ...\n"
-	           "  fieldsyncd health [--ready] [--ops-listen HOST:PORT]\n"
-	           "  fieldsyncd check-config [OPTIONS]\n"
-	           "\nsignals: SIGTERM or SIGINT drain the queue, commit, answer and exit 0.\n");
+	fprintf(f,
+	        "\nwithout --dev: CURVE with enrolled keys (fieldsyncd init, enroll) and a master key.\n"
+	        "\nsubcommands (each with --help), usable while the daemon runs:\n"
+	        "  fieldsyncd init|enroll|revoke|devices|audit|purge|rotate-master-key --data-dir DIR ...\n"
+	        "  fieldsyncd backup|restore|verify --data-dir DIR ...\n"
+	        "  fieldsyncd health [--ready] [--ops-listen HOST:PORT]\n"
+	        "  fieldsyncd check-config [OPTIONS]\n"
+	        "\nsignals: SIGTERM or SIGINT drain the queue, commit, answer and exit 0.\n");
 }
 
 /* Parses "64M"-style sizes. */
@@ -115,11 +136,25 @@ parse_size(const char *s, uint64_t *out)
 		return false;
 	uint64_t mul = 1;
 	switch (*end) {
-	case 'K': case 'k': mul = 1ULL << 10; end++; break;
-	case 'M': case 'm': mul = 1ULL << 20; end++; break;
-	case 'G': case 'g': mul = 1ULL << 30; end++; break;
-	case '\0': break;
-	default: return false;
+	case 'K':
+	case 'k':
+		mul = 1ULL << 10;
+		end++;
+		break;
+	case 'M':
+	case 'm':
+		mul = 1ULL << 20;
+		end++;
+		break;
+	case 'G':
+	case 'g':
+		mul = 1ULL << 30;
+		end++;
+		break;
+	case '\0':
+		break;
+	default:
+		return false;
 	}
 	if (*end != '\0' || (v != 0 && mul > UINT64_MAX / v))
 		return false;
@@ -151,13 +186,27 @@ apply(config *c, const struct opt *o, const char *v, const char *source)
 	uint64_t n = 0;
 	bool ok = true;
 	switch (o->id) {
-	case OPT_DATA_DIR: ok = copy_str(c->data_dir, sizeof(c->data_dir), v); break;
-	case OPT_SYNC_EP: ok = copy_str(c->sync_endpoint, sizeof(c->sync_endpoint), v); break;
-	case OPT_REMINDER_EP: ok = copy_str(c->reminder_endpoint, sizeof(c->reminder_endpoint), v); break;
-	case OPT_OPS_LISTEN: ok = copy_str(c->ops_listen, sizeof(c->ops_listen), v); break;
-	case OPT_DEV: c->dev = bool_value(v); break;
-	case OPT_MAP_SIZE: ok = parse_size(v, &c->map_size) && c->map_size >= (1 << 20); break;
-	case OPT_MAP_SIZE_MAX: ok = parse_size(v, &c->map_size_max) && c->map_size_max >= (1 << 20); break;
+	case OPT_DATA_DIR:
+		ok = copy_str(c->data_dir, sizeof(c->data_dir), v);
+		break;
+	case OPT_SYNC_EP:
+		ok = copy_str(c->sync_endpoint, sizeof(c->sync_endpoint), v);
+		break;
+	case OPT_REMINDER_EP:
+		ok = copy_str(c->reminder_endpoint, sizeof(c->reminder_endpoint), v);
+		break;
+	case OPT_OPS_LISTEN:
+		ok = copy_str(c->ops_listen, sizeof(c->ops_listen), v);
+		break;
+	case OPT_DEV:
+		c->dev = bool_value(v);
+		break;
+	case OPT_MAP_SIZE:
+		ok = parse_size(v, &c->map_size) && c->map_size >= (1 << 20);
+		break;
+	case OPT_MAP_SIZE_MAX:
+		ok = parse_size(v, &c->map_size_max) && c->map_size_max >= (1 << 20);
+		break;
 	case OPT_MAX_MSG:
 		ok = parse_size(v, &c->max_message_bytes) && c->max_message_bytes >= 4096 &&
 		     c->max_message_bytes <= (1ULL << 31);
@@ -166,17 +215,31 @@ apply(config *c, const struct opt *o, const char *v, const char *source)
 		ok = parse_size(v, &n) && n >= 1 && n <= 100000;
 		c->max_changes_per_push = (uint32_t)n;
 		break;
-	case OPT_MAX_PAYLOAD: ok = parse_size(v, &c->max_payload_bytes) && c->max_payload_bytes >= 1; break;
-	case OPT_REPLIES_KEPT: ok = parse_size(v, &c->replies_kept) && c->replies_kept >= 1; break;
+	case OPT_MAX_PAYLOAD:
+		ok = parse_size(v, &c->max_payload_bytes) && c->max_payload_bytes >= 1;
+		break;
+	case OPT_REPLIES_KEPT:
+		ok = parse_size(v, &c->replies_kept) && c->replies_kept >= 1;
+		break;
 	case OPT_LOG_LEVEL:
 		c->log_level = log_level_parse(v);
 		ok = c->log_level >= 0;
 		break;
-	case OPT_TIME_ZONE: ok = copy_str(c->time_zone, sizeof(c->time_zone), v); break;
-	case OPT_RULES: ok = copy_str(c->rules_file, sizeof(c->rules_file), v); break;
-	case OPT_MASTER_KEY_FILE: ok = copy_str(c->master_key_file, sizeof(c->master_key_file), v); break;
-	case OPT_CONFIG: ok = copy_str(c->config_file, sizeof(c->config_file), v); break;
-	case OPT_MIN_FREE: ok = parse_size(v, &c->min_free_bytes); break;
+	case OPT_TIME_ZONE:
+		ok = copy_str(c->time_zone, sizeof(c->time_zone), v);
+		break;
+	case OPT_RULES:
+		ok = copy_str(c->rules_file, sizeof(c->rules_file), v);
+		break;
+	case OPT_MASTER_KEY_FILE:
+		ok = copy_str(c->master_key_file, sizeof(c->master_key_file), v);
+		break;
+	case OPT_CONFIG:
+		ok = copy_str(c->config_file, sizeof(c->config_file), v);
+		break;
+	case OPT_MIN_FREE:
+		ok = parse_size(v, &c->min_free_bytes);
+		break;
 	case OPT_CLOCK_OFFSET: {
 		char *end;
 		errno = 0;
@@ -185,7 +248,8 @@ apply(config *c, const struct opt *o, const char *v, const char *source)
 		c->clock_offset_ms = off;
 		break;
 	}
-	default: break;
+	default:
+		break;
 	}
 	if (!ok)
 		fprintf(stderr, "fieldsyncd: bad value for %s%s: '%s'\n", source,
@@ -209,13 +273,14 @@ ini_key(void *user, const char *section, const char *name, const char *value)
 		if (*p == '_')
 			*p = '-';
 	if (section[0] != '\0' && strcmp(section, "fieldsyncd") != 0) {
-		fprintf(stderr, "fieldsyncd: config: unknown section [%s] (use [fieldsyncd])\n", section);
+		fprintf(stderr, "fieldsyncd: config: unknown section [%s] (use [fieldsyncd])\n",
+		        section);
 		x->ok = false;
 		return 0;
 	}
 	for (size_t i = 0; i < N_OPTS; i++) {
-		if (strcmp(opts[i].name, key) != 0 || opts[i].id == OPT_CONFIG || opts[i].id == OPT_HELP ||
-		    opts[i].id == OPT_VERSION)
+		if (strcmp(opts[i].name, key) != 0 || opts[i].id == OPT_CONFIG ||
+		    opts[i].id == OPT_HELP || opts[i].id == OPT_VERSION)
 			continue;
 		snprintf(where, sizeof(where), "config key '%s'", name);
 		if (!apply(x->c, &opts[i], value, where))
@@ -275,7 +340,8 @@ config_load(config *c, int argc, char **argv)
 			return CONFIG_EXIT_ERR;
 		}
 		if (r > 0 && x.ok)
-			fprintf(stderr, "fieldsyncd: config file %s: syntax error on line %d\n", file, r);
+			fprintf(stderr, "fieldsyncd: config file %s: syntax error on line %d\n",
+			        file, r);
 		if (r > 0 || !x.ok)
 			return CONFIG_EXIT_ERR;
 	}
@@ -307,7 +373,8 @@ config_load(config *c, int argc, char **argv)
 			return CONFIG_EXIT_OK;
 		}
 		if (id == OPT_VERSION) {
-			printf("fieldsyncd %s (protocol %d)\n", FIELDSYNCD_VERSION, FIELDSYNC_PROTOCOL);
+			printf("fieldsyncd %s (protocol %d)\n", FIELDSYNCD_VERSION,
+			       FIELDSYNC_PROTOCOL);
 			return CONFIG_EXIT_OK;
 		}
 		const struct opt *o = NULL;
@@ -315,8 +382,10 @@ config_load(config *c, int argc, char **argv)
 			if (opts[i].id == id)
 				o = &opts[i];
 		if (o == NULL) {
-			fprintf(stderr, "fieldsyncd: unknown or incomplete option '%s'\n"
-			                "try 'fieldsyncd --help'\n", argv[optind - 1]);
+			fprintf(stderr,
+			        "fieldsyncd: unknown or incomplete option '%s'\n"
+			        "try 'fieldsyncd --help'\n",
+			        argv[optind - 1]);
 			return CONFIG_EXIT_ERR;
 		}
 		if (!apply(c, o, o->arg ? optarg : NULL, "--"))
@@ -332,7 +401,8 @@ config_load(config *c, int argc, char **argv)
 		return CONFIG_EXIT_ERR;
 	}
 	if (c->max_payload_bytes >= c->max_message_bytes) {
-		fprintf(stderr, "fieldsyncd: --max-payload-bytes must be below --max-message-bytes\n");
+		fprintf(stderr,
+		        "fieldsyncd: --max-payload-bytes must be below --max-message-bytes\n");
 		return CONFIG_EXIT_ERR;
 	}
 	return CONFIG_RUN;
@@ -342,7 +412,8 @@ void
 config_print(const config *c, FILE *f)
 {
 	const char *env_key = getenv("FIELDSYNC_MASTER_KEY");
-	fprintf(f, "# the effective configuration (flags > env > file); secrets redacted\n[fieldsyncd]\n");
+	fprintf(f,
+	        "# the effective configuration (flags > env > file); secrets redacted\n[fieldsyncd]\n");
 	fprintf(f, "config = %s\n", c->config_file[0] ? c->config_file : "(none)");
 	fprintf(f, "data-dir = %s\nsync-endpoint = %s\nreminder-endpoint = %s\nops-listen = %s\n",
 	        c->data_dir, c->sync_endpoint, c->reminder_endpoint, c->ops_listen);
@@ -359,7 +430,8 @@ config_print(const config *c, FILE *f)
 	if (c->master_key_file[0])
 		fprintf(f, "master-key-file = %s\n", c->master_key_file);
 	else
-		fprintf(f, "master-key-file = %s\n", env_key && env_key[0] ? "(FIELDSYNC_MASTER_KEY: redacted)" : "(none)");
+		fprintf(f, "master-key-file = %s\n",
+		        env_key && env_key[0] ? "(FIELDSYNC_MASTER_KEY: redacted)" : "(none)");
 	fprintf(f, "min-free-bytes = %llu\n", (unsigned long long)c->min_free_bytes);
 	fprintf(f, "clock-offset-ms = %lld\n", (long long)c->clock_offset_ms);
 }

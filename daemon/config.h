@@ -29,17 +29,17 @@ typedef struct config {
 	uint32_t max_changes_per_push;
 	uint64_t max_payload_bytes;
 	uint32_t pull_limit_max;
-	uint64_t replies_kept;      /* stored change-set replies */
-	uint32_t batch_max_jobs;    /* change sets per group commit */
-	char time_zone[128];        /* IANA zone of the deadline arithmetic */
-	char rules_file[512];       /* JSON rule table; "" = METHOD.md's defaults */
-	char master_key_file[512];  /* encryption at rest; "" = FIELDSYNC_MASTER_KEY or none */
-	char config_file[512];      /* the INI file read, "" for none */
-	uint64_t min_free_bytes;    /* readiness needs this much free disk */
-	int argc;                   /* what config_load read, for a reload (SIGHUP) */
+	uint64_t replies_kept;     /* stored change-set replies */
+	uint32_t batch_max_jobs;   /* change sets per group commit */
+	char time_zone[128];       /* IANA zone of the deadline arithmetic */
+	char rules_file[512];      /* JSON rule table; "" = METHOD.md's defaults */
+	char master_key_file[512]; /* encryption at rest; "" = FIELDSYNC_MASTER_KEY or none */
+	char config_file[512];     /* the INI file read, "" for none */
+	uint64_t min_free_bytes;   /* readiness needs this much free disk */
+	int argc;                  /* what config_load read, for a reload (SIGHUP) */
 	char **argv;
-	int64_t clock_offset_ms;    /* testing aid: shifts the daemon's clock */
-	int log_level;              /* LOG_DEBUG .. LOG_ERROR */
+	int64_t clock_offset_ms; /* testing aid: shifts the daemon's clock */
+	int log_level;           /* LOG_DEBUG .. LOG_ERROR */
 } config;
 
 typedef enum {
@@ -53,6 +53,5 @@ typedef enum {
 config_action config_load(config *c, int argc, char **argv);
 /* Prints the effective configuration as INI, secrets redacted. */
 void config_print(const config *c, FILE *f);
-
 
 #endif

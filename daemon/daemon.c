@@ -98,8 +98,8 @@ ops_before_metrics(void *arg)
 struct daemon {
 	const config *c;
 	store *s;
-	void *ctx, *pipe;                     /* pipe: our end of the writer's */
-	bool secure;                          /* CURVE + ZAP: not --dev */
+	void *ctx, *pipe; /* pipe: our end of the writer's */
+	bool secure;      /* CURVE + ZAP: not --dev */
 	char server_secret[AUTH_Z85_KEY_LEN + 1];
 	zap_handler *zap;
 	writer *w;
@@ -133,12 +133,14 @@ reload(struct daemon *tp)
 	if (rc == NULL)
 		return;
 	if (config_load(&nc, tp->c->argc, tp->c->argv) != CONFIG_RUN) {
-		log_event(LOG_ERROR, "reload refused: the configuration is bad; nothing changed", NULL);
+		log_event(LOG_ERROR, "reload refused: the configuration is bad; nothing changed",
+		          NULL);
 		free(rc);
 		return;
 	}
 	if (reminders_load_rules(&nc, rc, err, sizeof(err)) != FSD_OK) {
-		log_event(LOG_ERROR, "reload refused: bad rule table; nothing changed", LS("error", err), NULL);
+		log_event(LOG_ERROR, "reload refused: bad rule table; nothing changed",
+		          LS("error", err), NULL);
 		free(rc);
 		return;
 	}
@@ -219,8 +221,10 @@ daemon_run(const config *c, store *s, reminders *rem)
 	tp.secure = !c->dev;
 	if (tp.secure) {
 		char pub[AUTH_Z85_KEY_LEN + 1], err2[300];
-		if (zap_keys_load(c->data_dir, pub, tp.server_secret, err2, sizeof(err2)) != FSD_OK) {
-			log_event(LOG_ERROR, "cannot load the server keys", LS("error", err2), NULL);
+		if (zap_keys_load(c->data_dir, pub, tp.server_secret, err2, sizeof(err2)) !=
+		    FSD_OK) {
+			log_event(LOG_ERROR, "cannot load the server keys", LS("error", err2),
+			          NULL);
 			fprintf(stderr, "fieldsyncd: %s\n", err2);
 			code = FSD_EXIT_USAGE;
 			goto out;
@@ -231,13 +235,14 @@ daemon_run(const config *c, store *s, reminders *rem)
 	g_ops.s = s;
 	g_ops.c = c;
 	atomic_store(&g_ops.beat_ms, clock_mono_ms());
-	ops_http_hooks hooks = {.alive = ops_alive, .ready = ops_ready,
+	ops_http_hooks hooks = {.alive = ops_alive,
+	                        .ready = ops_ready,
 	                        .before_metrics = ops_before_metrics};
 	char err[256];
 	ops = ops_http_start(c->ops_listen, &hooks, err, sizeof(err));
 	if (ops == NULL) {
-		log_event(LOG_ERROR, "cannot serve the ops HTTP endpoint", LS("listen", c->ops_listen),
-		          LS("error", err), NULL);
+		log_event(LOG_ERROR, "cannot serve the ops HTTP endpoint",
+		          LS("listen", c->ops_listen), LS("error", err), NULL);
 		goto out;
 	}
 	metrics_set(METRIC_UP, 0, 1);
@@ -259,13 +264,15 @@ daemon_run(const config *c, store *s, reminders *rem)
 		zmq_pollitem_t items[4] = {
 			{sync_endpoint_socket(tp.se), 0, ZMQ_POLLIN, 0},
 			{tp.pipe, 0, ZMQ_POLLIN, 0},
-			{sync_endpoint_monitor(tp.se), 0, sync_endpoint_monitor(tp.se) ? ZMQ_POLLIN : 0, 0},
+			{sync_endpoint_monitor(tp.se), 0,
+		         sync_endpoint_monitor(tp.se) ? ZMQ_POLLIN : 0, 0},
 			{reminder_endpoint_socket(tp.re), 0, ZMQ_POLLIN, 0},
 		};
 		if (zmq_poll(items, tp.secure ? 4 : 3, 1000) < 0) {
 			if (zmq_errno() == EINTR)
 				continue;
-			log_event(LOG_ERROR, "poll failed", LS("error", zmq_strerror(zmq_errno())), NULL);
+			log_event(LOG_ERROR, "poll failed", LS("error", zmq_strerror(zmq_errno())),
+			          NULL);
 			break;
 		}
 		if (items[1].revents & ZMQ_POLLIN)

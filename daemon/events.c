@@ -141,7 +141,9 @@ take_event(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_
 		char topic[160];
 		uint8_t *copy = malloc(vlen ? vlen : 1);
 		rule_id rid;
-		int label = rule_parse(ev->rule, &rid) ? (int)metrics_rule_state((int)rid, (int)ev->state) : -1;
+		int label = rule_parse(ev->rule, &rid)
+		                    ? (int)metrics_rule_state((int)rid, (int)ev->state)
+		                    : -1;
 		snprintf(topic, sizeof(topic), "reminder/%s/%s", ev->rule, ev->scope);
 		fieldsync__v1__reminder_event__free_unpacked(ev, NULL);
 		if (copy == NULL)
@@ -252,4 +254,3 @@ events_replay_free(Fieldsync__V1__ReplayReply *r)
 	r->events = NULL;
 	r->n_events = 0;
 }
-

@@ -21,8 +21,8 @@
 #include <stdint.h>
 
 #include "err.h"
-#include "store.h"
 #include "fieldsync/v1/sync.pb-c.h"
+#include "store.h"
 
 extern const store_table events_table;
 
@@ -37,8 +37,8 @@ typedef struct event_batch {
 
 void event_batch_free(event_batch *b);
 /* Adds one event (takes data); FSD_NOMEM leaves data the caller's. */
-fsd_err events_batch_add(event_batch *b, const char *topic, uint8_t *data, size_t len,
-                         uint64_t seq, int label);
+fsd_err events_batch_add(event_batch *b, const char *topic, uint8_t *data, size_t len, uint64_t seq,
+                         int label);
 /* Drops the events after the first mark (a rolled-back change set's). */
 void events_batch_truncate(event_batch *b, size_t mark);
 

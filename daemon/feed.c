@@ -67,8 +67,8 @@ page_take(void *arg, store_txn *t, fs_record_state *rs)
 }
 
 fsd_err
-feed_pull(store *s, const config *c, const peer_auth *peer,
-          const Fieldsync__V1__PullRequest *req, feed_page *out)
+feed_pull(store *s, const config *c, const peer_auth *peer, const Fieldsync__V1__PullRequest *req,
+          feed_page *out)
 {
 	struct page pg = {.peer = peer};
 	store_txn *t = NULL;

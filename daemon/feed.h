@@ -10,9 +10,9 @@
 
 #include "config.h"
 #include "err.h"
+#include "fieldsync/v1/sync.pb-c.h"
 #include "peer.h"
 #include "store.h"
-#include "fieldsync/v1/sync.pb-c.h"
 
 /* A page of the feed; the records are the page's (feed_page_free). */
 typedef struct feed_page {

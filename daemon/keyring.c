@@ -106,9 +106,10 @@ read_key_file(keyring *k, const char *path, char *err, size_t errlen)
 	}
 	if (fstat(fileno(f), &st) != 0 || (st.st_mode & 077) != 0) {
 		fclose(f);
-		snprintf(err, errlen,
-		         "--master-key-file %s: group or others may read it (mode %03o); chmod 600 it",
-		         path, (unsigned)(st.st_mode & 0777));
+		snprintf(
+			err, errlen,
+			"--master-key-file %s: group or others may read it (mode %03o); chmod 600 it",
+			path, (unsigned)(st.st_mode & 0777));
 		return false;
 	}
 	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
@@ -148,7 +149,8 @@ keyring_open(const char *data_dir, const char *key_file, const char *key_env, ke
 			goto fail;
 		}
 	} else {
-		snprintf(err, errlen, "no master key: give --master-key-file or FIELDSYNC_MASTER_KEY");
+		snprintf(err, errlen,
+		         "no master key: give --master-key-file or FIELDSYNC_MASTER_KEY");
 		goto fail;
 	}
 	snprintf(dir, sizeof(dir), "%s/keys", data_dir);
@@ -394,14 +396,16 @@ keyring_rewrap_all(keyring *k, size_t *n_rewrapped, char *err, size_t errlen)
 			continue;
 		const fsc_master *m = master_by_id(k, id);
 		if (m == NULL || !fsc_unwrap(m, l.vals[i], l.vlens[i], dek)) {
-			snprintf(err, errlen, "a data key is wrapped by master key \"%s\", which was not given",
+			snprintf(err, errlen,
+			         "a data key is wrapped by master key \"%s\", which was not given",
 			         id);
 			rc = FSD_NOKEY;
 			goto out;
 		}
 		bool w = fsc_wrap(&k->masters[0], dek, &wrapped, &wl);
 		fsc_cleanse(dek, sizeof(dek));
-		rc = w ? store_kv_put(t, &deks_table, l.names[i], strlen(l.names[i]), wrapped, wl, false)
+		rc = w ? store_kv_put(t, &deks_table, l.names[i], strlen(l.names[i]), wrapped, wl,
+		                      false)
 		       : FSD_ERROR;
 		free(wrapped);
 		if (rc != FSD_OK) {
@@ -429,8 +433,7 @@ out:
 }
 
 fsd_err
-keyring_txn_seal(store_txn *t, const char *name, const void *aad, size_t aad_len,
-                 const uint8_t *in,
+keyring_txn_seal(store_txn *t, const char *name, const void *aad, size_t aad_len, const uint8_t *in,
                  size_t len, uint8_t **out, size_t *out_len)
 {
 	keyring *kr = store_keyring(store_txn_store(t));
@@ -449,8 +452,8 @@ fsd_err
 keyring_txn_unseal(store_txn *t, const void *aad, size_t aad_len, const uint8_t *in, size_t len,
                    uint8_t **out, size_t *out_len)
 {
-	fsd_err rc = keyring_open_value(store_keyring(store_txn_store(t)), aad, aad_len, in, len, out,
-	                                out_len);
+	fsd_err rc = keyring_open_value(store_keyring(store_txn_store(t)), aad, aad_len, in, len,
+	                                out, out_len);
 	if (rc != FSD_OK)
 		return FSD_CORRUPT;
 	if (*out != NULL)
@@ -462,4 +465,3 @@ keyring_txn_unseal(store_txn *t, const void *aad, size_t aad_len, const uint8_t 
 	*out_len = len;
 	return FSD_OK;
 }
-

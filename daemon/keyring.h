@@ -27,8 +27,8 @@ typedef struct keyring keyring;
 
 /* Loads the master keys (file first, else env text) and opens DATA_DIR/keys.
  * FSD_OK with *out, or an error with a sentence for the operator in err. */
-fsd_err keyring_open(const char *data_dir, const char *key_file, const char *key_env,
-                     keyring **out, char *err, size_t errlen);
+fsd_err keyring_open(const char *data_dir, const char *key_file, const char *key_env, keyring **out,
+                     char *err, size_t errlen);
 void keyring_close(keyring **k);
 const char *keyring_current_id(const keyring *k);
 /* Seals in[0..len) with DEK `name` (made when absent); *out malloc'd. */

@@ -98,8 +98,9 @@ log_event(int level, const char *msg, ...)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	n += strftime(buf, 64, "{\"ts\":\"%Y-%m-%dT%H:%M:%S", &tm);
-	n += (size_t)snprintf(buf + n, 64, ".%03ldZ\",\"level\":\"%s\",\"msg\":",
-	                      ts.tv_nsec / 1000000, level_names[level]);
+	n += (size_t)snprintf(buf + n, 64,
+	                      ".%03ldZ\",\"level\":\"%s\",\"msg\":", ts.tv_nsec / 1000000,
+	                      level_names[level]);
 	put_json_string(buf, LOG_MEMBER, &n, msg);
 
 	va_start(ap, msg);

@@ -61,8 +61,9 @@ main(int argc, char **argv)
 	log_event(LOG_INFO, "fieldsyncd starting", LS("version", FIELDSYNCD_VERSION),
 	          LS("data_dir", c.data_dir), LS("sync_endpoint", c.sync_endpoint), NULL);
 	for (int i = 0; c.dev && i < 3; i++)
-		log_event(LOG_WARN, "DEVELOPMENT MODE: no CURVE encryption, no authentication, "
-		                    "every peer is granted every scope. Never use --dev with real data.",
+		log_event(LOG_WARN,
+		          "DEVELOPMENT MODE: no CURVE encryption, no authentication, "
+		          "every peer is granted every scope. Never use --dev with real data.",
 		          NULL);
 	char err[600];
 	reminders *rem = NULL;
@@ -80,33 +81,39 @@ main(int argc, char **argv)
 	keyring *kr = NULL;
 	const char *env_key = getenv("FIELDSYNC_MASTER_KEY");
 	if (c.master_key_file[0] != '\0' || (env_key != NULL && env_key[0] != '\0') || !c.dev) {
-		if (keyring_open(c.data_dir, c.master_key_file, env_key, &kr, err, sizeof(err)) != FSD_OK) {
+		if (keyring_open(c.data_dir, c.master_key_file, env_key, &kr, err, sizeof(err)) !=
+		    FSD_OK) {
 			log_event(LOG_ERROR, "cannot load the master key", LS("error", err), NULL);
 			fprintf(stderr, "fieldsyncd: %s\n", err);
 			reminders_free(&rem);
 			store_close(&s);
 			return FSD_EXIT_USAGE;
 		}
-		log_event(LOG_INFO, "encryption at rest is on", LS("master_key_id", keyring_current_id(kr)),
-		          NULL);
+		log_event(LOG_INFO, "encryption at rest is on",
+		          LS("master_key_id", keyring_current_id(kr)), NULL);
 	} else {
 		char keys_dir[600];
 		struct stat st;
 		snprintf(keys_dir, sizeof(keys_dir), "%s/keys", c.data_dir);
 		if (stat(keys_dir, &st) == 0) { /* sealed data needs its keys */
-			log_event(LOG_ERROR, "this store is encrypted: give --master-key-file", NULL);
-			fprintf(stderr, "fieldsyncd: %s holds encrypted data: give --master-key-file or "
-			                "FIELDSYNC_MASTER_KEY\n", c.data_dir);
+			log_event(LOG_ERROR, "this store is encrypted: give --master-key-file",
+			          NULL);
+			fprintf(stderr,
+			        "fieldsyncd: %s holds encrypted data: give --master-key-file or "
+			        "FIELDSYNC_MASTER_KEY\n",
+			        c.data_dir);
 			reminders_free(&rem);
 			store_close(&s);
 			return FSD_EXIT_USAGE;
 		}
-		log_event(LOG_WARN, "DEVELOPMENT MODE: no master key, data at rest is NOT encrypted", NULL);
+		log_event(LOG_WARN,
+		          "DEVELOPMENT MODE: no master key, data at rest is NOT encrypted", NULL);
 	}
 	store_set_keyring(s, kr);
 	code = daemon_run(&c, s, rem);
 	store_close(&s);
 	keyring_close(&kr);
-	log_event(code == 0 ? LOG_INFO : LOG_ERROR, "fieldsyncd stopped", LI("exit_code", code), NULL);
+	log_event(code == 0 ? LOG_INFO : LOG_ERROR, "fieldsyncd stopped", LI("exit_code", code),
+	          NULL);
 	return code;
 }

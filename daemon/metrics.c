@@ -31,8 +31,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "metrics.h"
 #include "fieldsync/rules.h"
+#include "metrics.h"
 
 daemon_stats g_stats;
 
@@ -55,7 +55,7 @@ typedef enum {
 } label_set;
 
 static const char *const g_request_types[MREQ_COUNT] = {
-	[MREQ_HELLO] = "hello", [MREQ_PUSH] = "push",           [MREQ_PULL] = "pull",
+	[MREQ_HELLO] = "hello",   [MREQ_PUSH] = "push",           [MREQ_PULL] = "pull",
 	[MREQ_REPLAY] = "replay", [MREQ_MALFORMED] = "malformed",
 };
 static const char *const g_changeset_results[MCS_COUNT] = {
@@ -73,9 +73,9 @@ static const char *const g_zap_reasons[MZAP_COUNT] = {
 };
 /* rules.c's rule_name() for each rule_id; test_metrics.c compares them. */
 static const char *const g_rules[METRIC_RULES] = {
-	"quick-help",     "counselling-limit", "treatment-start", "treatment-window",
-	"group-course",   "parent-session",    "network-meeting", "follow-up",
-	"handover",       "notification-duty",
+	"quick-help",   "counselling-limit", "treatment-start", "treatment-window",
+	"group-course", "parent-session",    "network-meeting", "follow-up",
+	"handover",     "notification-duty",
 };
 static const char *const g_states[METRIC_STATES] = {
 	"scheduled", "warning", "due", "overdue", "met", "cancelled",
@@ -93,7 +93,10 @@ static const struct label_def {
 	[LS_CHANGESET] = {1, {"result", NULL}, {g_changeset_results, NULL}, {MCS_COUNT, 1}},
 	[LS_CHANGE] = {1, {"result", NULL}, {g_change_results, NULL}, {MCH_COUNT, 1}},
 	[LS_ZAP] = {1, {"reason", NULL}, {g_zap_reasons, NULL}, {MZAP_COUNT, 1}},
-	[LS_RULE_STATE] = {2, {"rule", "state"}, {g_rules, g_states}, {METRIC_RULES, METRIC_STATES}},
+	[LS_RULE_STATE] = {2,
+                           {"rule", "state"},
+                           {g_rules, g_states},
+                           {METRIC_RULES, METRIC_STATES}},
 };
 
 static size_t
@@ -104,7 +107,7 @@ label_count(label_set ls)
 
 /* Bucket upper bounds, ascending; +Inf is implicit. */
 static const double g_duration_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                           0.1,    0.25,  0.5,    1,     2.5,   5};
+                                           0.1,    0.25,  0.5,    1,     2.5,  5};
 static const double g_batch_bounds[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096};
 #define NB(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -133,44 +136,46 @@ static const struct metric_def {
 #define HISTOGRAM(id, nm, c, b, s, h) [id] = {nm, h, MT_HISTOGRAM, LS_NONE, c, b, NB(b), s}
 	GAUGE(METRIC_UP, "fieldsync_up", LS_NONE, c_up, "1 while fieldsyncd runs."),
 	GAUGE(METRIC_DRAINING, "fieldsync_draining", LS_NONE, c_draining,
-	      "1 once shutdown began: no new requests are read."),
+              "1 once shutdown began: no new requests are read."),
 	GAUGE(METRIC_CONFLICTS_OPEN, "fieldsync_conflicts_open", LS_NONE, c_conflicts,
-	      "Records that currently hold more than one sibling."),
+              "Records that currently hold more than one sibling."),
 	GAUGE(METRIC_PEERS_CONNECTED, "fieldsync_peers_connected", LS_NONE, c_peers,
-	      "Connections currently open on the sync endpoint."),
+              "Connections currently open on the sync endpoint."),
 	GAUGE(METRIC_REMINDERS, "fieldsync_reminders", LS_RULE_STATE, c_reminders,
-	      "Reminders by deadline rule and current state."),
+              "Reminders by deadline rule and current state."),
 	GAUGE(METRIC_LMDB_MAP_SIZE_BYTES, "fieldsync_lmdb_map_size_bytes", LS_NONE, c_map_size,
-	      "Current LMDB map size."),
+              "Current LMDB map size."),
 	GAUGE(METRIC_LMDB_USED_BYTES, "fieldsync_lmdb_used_bytes", LS_NONE, c_used,
-	      "LMDB pages in use (last page number + 1) times the page size."),
+              "LMDB pages in use (last page number + 1) times the page size."),
 	GAUGE(METRIC_LMDB_READERS, "fieldsync_lmdb_readers", LS_NONE, c_readers,
-	      "LMDB reader table slots in use."),
+              "LMDB reader table slots in use."),
 	GAUGE(METRIC_DISK_FREE_BYTES, "fieldsync_disk_free_bytes", LS_NONE, c_disk_free,
-	      "Bytes available to fieldsyncd on the data directory's file system."),
+              "Bytes available to fieldsyncd on the data directory's file system."),
 	COUNTER(METRIC_REQUESTS_TOTAL, "fieldsync_requests_total", LS_REQUEST, c_requests,
-	        "Request frames read from the sync endpoint, by request type."),
+                "Request frames read from the sync endpoint, by request type."),
 	COUNTER(METRIC_CHANGESETS_TOTAL, "fieldsync_changesets_total", LS_CHANGESET, c_changesets,
-	        "Pushed change sets, by result."),
+                "Pushed change sets, by result."),
 	COUNTER(METRIC_CHANGES_TOTAL, "fieldsync_changes_total", LS_CHANGE, c_changes,
-	        "Changes (records) in answered change sets, by result."),
+                "Changes (records) in answered change sets, by result."),
 	COUNTER(METRIC_PULLED_RECORDS_TOTAL, "fieldsync_pulled_records_total", LS_NONE, c_pulled,
-	        "Record states sent in pull replies."),
+                "Record states sent in pull replies."),
 	COUNTER(METRIC_REMINDER_EVENTS_TOTAL, "fieldsync_reminder_events_total", LS_RULE_STATE,
-	        c_rem_events, "Reminder events committed, by rule and the state entered."),
+                c_rem_events, "Reminder events committed, by rule and the state entered."),
 	COUNTER(METRIC_REMINDER_EVENTS_PUBLISHED_TOTAL, "fieldsync_reminder_events_published_total",
-	        LS_NONE, c_published, "Reminder events handed to the PUB socket."),
+                LS_NONE, c_published, "Reminder events handed to the PUB socket."),
 	COUNTER(METRIC_REPLAYS_TOTAL, "fieldsync_replays_total", LS_NONE, c_replays,
-	        "Replay requests answered."),
+                "Replay requests answered."),
 	COUNTER(METRIC_REPLIES_UNROUTABLE_TOTAL, "fieldsync_replies_unroutable_total", LS_NONE,
-	        c_unroutable, "Replies dropped because the peer was gone or too slow."),
+                c_unroutable, "Replies dropped because the peer was gone or too slow."),
 	COUNTER(METRIC_ZAP_DENIALS_TOTAL, "fieldsync_zap_denials_total", LS_ZAP, c_zap,
-	        "Connections refused by the ZAP handler, by reason."),
-	HISTOGRAM(METRIC_COMMIT_DURATION_SECONDS, "fieldsync_commit_duration_seconds", c_duration,
-	          g_duration_bounds, c_duration_sum,
-	          "Duration of a group commit round, from the write transaction's begin to its durable commit."),
+                "Connections refused by the ZAP handler, by reason."),
+	HISTOGRAM(
+		METRIC_COMMIT_DURATION_SECONDS, "fieldsync_commit_duration_seconds", c_duration,
+		g_duration_bounds, c_duration_sum,
+		"Duration of a group commit round, from the write transaction's begin to its durable commit."),
 	HISTOGRAM(METRIC_COMMIT_BATCH_CHANGESETS, "fieldsync_commit_batch_changesets", c_batch,
-	          g_batch_bounds, c_batch_sum, "Change sets committed together in one group commit round."),
+                  g_batch_bounds, c_batch_sum,
+                  "Change sets committed together in one group commit round."),
 #undef GAUGE
 #undef COUNTER
 #undef HISTOGRAM

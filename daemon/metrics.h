@@ -19,20 +19,20 @@
 
 typedef enum {
 	/* gauges */
-	METRIC_UP = 0,               /* fieldsync_up: 1 while the process runs */
-	METRIC_DRAINING,             /* fieldsync_draining: 1 once shutdown began */
-	METRIC_CONFLICTS_OPEN,       /* fieldsync_conflicts_open */
-	METRIC_PEERS_CONNECTED,      /* fieldsync_peers_connected */
-	METRIC_REMINDERS,            /* fieldsync_reminders{rule,state} */
-	METRIC_LMDB_MAP_SIZE_BYTES,  /* fieldsync_lmdb_map_size_bytes */
-	METRIC_LMDB_USED_BYTES,      /* fieldsync_lmdb_used_bytes */
-	METRIC_LMDB_READERS,         /* fieldsync_lmdb_readers */
-	METRIC_DISK_FREE_BYTES,      /* fieldsync_disk_free_bytes (the data directory) */
+	METRIC_UP = 0,              /* fieldsync_up: 1 while the process runs */
+	METRIC_DRAINING,            /* fieldsync_draining: 1 once shutdown began */
+	METRIC_CONFLICTS_OPEN,      /* fieldsync_conflicts_open */
+	METRIC_PEERS_CONNECTED,     /* fieldsync_peers_connected */
+	METRIC_REMINDERS,           /* fieldsync_reminders{rule,state} */
+	METRIC_LMDB_MAP_SIZE_BYTES, /* fieldsync_lmdb_map_size_bytes */
+	METRIC_LMDB_USED_BYTES,     /* fieldsync_lmdb_used_bytes */
+	METRIC_LMDB_READERS,        /* fieldsync_lmdb_readers */
+	METRIC_DISK_FREE_BYTES,     /* fieldsync_disk_free_bytes (the data directory) */
 	/* counters */
-	METRIC_REQUESTS_TOTAL,       /* fieldsync_requests_total{type} */
-	METRIC_CHANGESETS_TOTAL,     /* fieldsync_changesets_total{result} */
-	METRIC_CHANGES_TOTAL,        /* fieldsync_changes_total{result} */
-	METRIC_PULLED_RECORDS_TOTAL, /* fieldsync_pulled_records_total */
+	METRIC_REQUESTS_TOTAL,                  /* fieldsync_requests_total{type} */
+	METRIC_CHANGESETS_TOTAL,                /* fieldsync_changesets_total{result} */
+	METRIC_CHANGES_TOTAL,                   /* fieldsync_changes_total{result} */
+	METRIC_PULLED_RECORDS_TOTAL,            /* fieldsync_pulled_records_total */
 	METRIC_REMINDER_EVENTS_TOTAL,           /* fieldsync_reminder_events_total{rule,state} */
 	METRIC_REMINDER_EVENTS_PUBLISHED_TOTAL, /* fieldsync_reminder_events_published_total */
 	METRIC_REPLAYS_TOTAL,                   /* fieldsync_replays_total */
@@ -101,8 +101,8 @@ size_t metrics_rule_state(int rule, int state);
  * not crash the daemon). Calling an update of the wrong kind (metrics_inc on
  * a gauge) is a programmer error: it asserts.
  */
-void metrics_inc(metric_id m, size_t label, uint64_t n);   /* counters */
-void metrics_set(metric_id m, size_t label, int64_t v);    /* gauges */
+void metrics_inc(metric_id m, size_t label, uint64_t n);    /* counters */
+void metrics_set(metric_id m, size_t label, int64_t v);     /* gauges */
 void metrics_add(metric_id m, size_t label, int64_t delta); /* gauges */
 void metrics_observe(metric_id m, double v);                /* histograms */
 

@@ -62,8 +62,7 @@ parse_port(const char *s, uint16_t *port)
 }
 
 bool
-ops_http_parse_listen(const char *listen, struct sockaddr_storage *addr, char *err,
-                      size_t errlen)
+ops_http_parse_listen(const char *listen, struct sockaddr_storage *addr, char *err, size_t errlen)
 {
 	char host[INET6_ADDRSTRLEN + 1];
 	const char *colon, *host_at;
@@ -117,8 +116,8 @@ bad:
 
 /* Queues one response: body[0..len) with `mode` as libmicrohttpd knows it. */
 static enum MHD_Result
-respond(struct MHD_Connection *conn, unsigned int status, const char *ctype, void *body,
-        size_t len, enum MHD_ResponseMemoryMode mode)
+respond(struct MHD_Connection *conn, unsigned int status, const char *ctype, void *body, size_t len,
+        enum MHD_ResponseMemoryMode mode)
 {
 	struct MHD_Response *r = MHD_create_response_from_buffer(len, body, mode);
 	if (r == NULL) {
@@ -173,8 +172,7 @@ serve_readyz(ops_http *h, struct MHD_Connection *conn)
 /* The access handler: answers on its first call for the request. */
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
-           const char *version, const char *upload_data, size_t *upload_data_size,
-           void **req_cls)
+           const char *version, const char *upload_data, size_t *upload_data_size, void **req_cls)
 {
 	ops_http *h = cls;
 	(void)version;
@@ -189,7 +187,8 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 	if (strcmp(url, "/healthz") == 0) {
 		if (h->hooks.alive == NULL || h->hooks.alive(h->hooks.arg))
 			return respond_text(conn, MHD_HTTP_OK, "ok\n");
-		return respond_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "the event loop is stuck\n");
+		return respond_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+		                    "the event loop is stuck\n");
 	}
 	if (strcmp(url, "/readyz") == 0)
 		return serve_readyz(h, conn);
@@ -239,15 +238,14 @@ ops_http_start(const char *listen, const ops_http_hooks *hooks, char *err, size_
 	} else {
 		want_port = ntohs(((struct sockaddr_in *)&addr)->sin_port);
 	}
-	h->mhd = MHD_start_daemon(
-	    flags, want_port, NULL, NULL, on_request, h,
-	    MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
-	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-	    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)OPS_HTTP_MAX_CONNECTIONS,
-	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)OPS_HTTP_TIMEOUT_S,
-	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384,
-	    MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)OPS_HTTP_MAX_CONNECTIONS,
-	    MHD_OPTION_END);
+	h->mhd = MHD_start_daemon(flags, want_port, NULL, NULL, on_request, h,
+	                          MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h, MHD_OPTION_SOCK_ADDR,
+	                          (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_LIMIT,
+	                          (unsigned int)OPS_HTTP_MAX_CONNECTIONS,
+	                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)OPS_HTTP_TIMEOUT_S,
+	                          MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384,
+	                          MHD_OPTION_LISTEN_BACKLOG_SIZE,
+	                          (unsigned int)OPS_HTTP_MAX_CONNECTIONS, MHD_OPTION_END);
 	if (h->mhd == NULL) {
 		pthread_mutex_lock(&h->log_lock);
 		snprintf(err, errlen, "cannot serve ops HTTP on %.100s: %s", listen,
@@ -292,8 +290,7 @@ ops_http_stop(ops_http **hp)
 /* ---- readiness helper ---------------------------------------------------------- */
 
 bool
-ops_disk_ok(const char *dir, uint64_t min_free_bytes, uint64_t *free_bytes, char *why,
-            size_t len)
+ops_disk_ok(const char *dir, uint64_t min_free_bytes, uint64_t *free_bytes, char *why, size_t len)
 {
 	struct statvfs st;
 	if (free_bytes != NULL)

@@ -53,8 +53,7 @@ bool ops_http_parse_listen(const char *listen, struct sockaddr_storage *addr, ch
  * address only. The hooks are copied; hooks->arg must outlive the handle.
  * NULL with a sentence in err when the address is bad or cannot be bound.
  */
-ops_http *ops_http_start(const char *listen, const ops_http_hooks *hooks, char *err,
-                         size_t errlen);
+ops_http *ops_http_start(const char *listen, const ops_http_hooks *hooks, char *err, size_t errlen);
 
 /* The port actually bound (useful after asking for port 0). */
 int ops_http_port(const ops_http *h);

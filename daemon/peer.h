@@ -17,8 +17,8 @@
 /* What a request may do, from the authenticated key (or --dev). Copied into
  * each push job, so a revocation never races a queued change set. */
 typedef struct peer_auth {
-	bool all_scopes; /* --dev: every scope */
-	bool may_sync;   /* devices push and pull; schedulers only replay */
+	bool all_scopes;              /* --dev: every scope */
+	bool may_sync;                /* devices push and pull; schedulers only replay */
 	char name[AUTH_NAME_MAX + 1]; /* the enrolled device name; --dev: Hello's replica id */
 	size_t n_scopes;
 	char scopes[AUTH_SCOPES_MAX][FSP_SCOPE_MAX + 1];
@@ -27,7 +27,6 @@ typedef struct peer_auth {
 bool peer_may(const peer_auth *p, const char *scope);
 /* peer_may() for callbacks taking a const void *. */
 bool peer_may_cb(const void *peer, const char *scope);
-
 
 /* The peer an authenticated device name (ZAP's User-Id) stands for, looked
  * up in the registry in a short read transaction of s: FSD_OK, or

@@ -26,10 +26,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fieldsync/v1/casework.pb-c.h"
 #include "audit.h"
 #include "caseindex.h"
 #include "clock.h"
+#include "fieldsync/v1/casework.pb-c.h"
 #include "keyring.h"
 #include "log.h"
 #include "purge.h"
@@ -203,7 +203,8 @@ purge_run(store *s, const char *collection, const char *id, bool whole_case, con
 		}
 		if ((rc = reminders_erase_case(t, case_id, now, &rep->reminders)) != FSD_OK)
 			goto fail;
-		rc = audit_append(t, actor, "purge", "case", case_id, whole_case ? "case and contacts" : "");
+		rc = audit_append(t, actor, "purge", "case", case_id,
+		                  whole_case ? "case and contacts" : "");
 		if (rc != FSD_OK)
 			goto fail;
 		caseindex_case_dek_name(case_id, name, sizeof(name));
@@ -235,7 +236,8 @@ purge_run(store *s, const char *collection, const char *id, bool whole_case, con
 		rep->records += found;
 		if ((rc = audit_append(t, actor, "purge", collection, id, "")) != FSD_OK)
 			goto fail;
-		caseindex_dek_name(collection, id, NULL, 0, name, sizeof(name)); /* "r:<collection>/<id>" */
+		caseindex_dek_name(collection, id, NULL, 0, name,
+		                   sizeof(name)); /* "r:<collection>/<id>" */
 		if (store_keyring(s) != NULL) {
 			if ((rc = keyring_destroy(store_keyring(s), name)) != FSD_OK)
 				goto fail;

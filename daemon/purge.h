@@ -20,6 +20,6 @@ typedef struct purge_report {
  * write transaction of s, with an audit entry by actor. See purge.c.
  */
 fsd_err purge_run(store *s, const char *collection, const char *id, bool whole_case,
-                   const char *actor, purge_report *rep);
+                  const char *actor, purge_report *rep);
 
 #endif

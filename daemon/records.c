@@ -53,8 +53,9 @@ open_payloads(struct keyring *kr, fs_record_state *rs)
 		if (r == FSD_OK && plain == NULL)
 			continue; /* not sealed */
 		if (r != FSD_OK) {
-			log_event(LOG_ERROR, r == FSD_NOKEY ? "a value's data key is gone (purged?)"
-			                                         : "a sealed value does not verify",
+			log_event(LOG_ERROR,
+			          r == FSD_NOKEY ? "a value's data key is gone (purged?)"
+			                         : "a sealed value does not verify",
 			          LS("collection", rs->collection), LS("id", rs->id), NULL);
 			return FSD_CORRUPT;
 		}
@@ -94,8 +95,7 @@ records_get(store_txn *t, const char *collection, const char *id, fs_record_stat
 	return unpack_state(t, v, vl, out);
 }
 
-static fsd_err record_write(store_txn *t, const fs_record_state *rs, uint64_t old_seq,
-                             bool feed);
+static fsd_err record_write(store_txn *t, const fs_record_state *rs, uint64_t old_seq, bool feed);
 
 fsd_err
 records_put(store_txn *t, const fs_record_state *rs, uint64_t old_seq)
@@ -141,10 +141,11 @@ record_write(store_txn *t, const fs_record_state *rs, uint64_t old_seq, bool fee
 			copies[i].payload.len = 0;
 			if (r->payload.len == 0)
 				continue;
-			caseindex_dek_name(rs->collection, rs->id, r->payload.data, r->payload.len, name,
-			                 sizeof(name));
+			caseindex_dek_name(rs->collection, rs->id, r->payload.data, r->payload.len,
+			                   name, sizeof(name));
 			if ((src = keyring_seal(kr, name, aad, al, r->payload.data, r->payload.len,
-			                        &copies[i].payload.data, &copies[i].payload.len)) != FSD_OK)
+			                        &copies[i].payload.data, &copies[i].payload.len)) !=
+			    FSD_OK)
 				goto out;
 		}
 		rs = &sealed_rs;
@@ -152,7 +153,8 @@ record_write(store_txn *t, const fs_record_state *rs, uint64_t old_seq, bool fee
 
 	/* Reserve the value in place and pack straight into the map. */
 	if ((src = store_kv_reserve(t, &records_table, key, kl,
-	                            fieldsync__v1__record_state__get_packed_size(rs), &v)) != FSD_OK)
+	                            fieldsync__v1__record_state__get_packed_size(rs), &v)) !=
+	    FSD_OK)
 		goto out;
 	fieldsync__v1__record_state__pack(rs, v);
 	if (!feed)
@@ -177,8 +179,8 @@ out:
 }
 
 fsd_err
-records_head(store_txn *t, const char *collection, const char *id,
-                  char scope[FSP_SCOPE_MAX + 1], uint64_t *seq, bool *purged)
+records_head(store_txn *t, const char *collection, const char *id, char scope[FSP_SCOPE_MAX + 1],
+             uint64_t *seq, bool *purged)
 {
 	uint8_t key[KEY_MAX];
 	size_t kl = record_key(key, collection, id), vl;
@@ -284,7 +286,7 @@ records_former_scope_add(store_txn *t, const char *collection, const char *id, c
 
 bool
 records_former_scope_any(store_txn *t, const char *collection, const char *id,
-                       bool (*granted)(const void *arg, const char *scope), const void *arg)
+                         bool (*granted)(const void *arg, const char *scope), const void *arg)
 {
 	uint8_t key[KEY_MAX];
 	size_t kl = record_key(key, collection, id), vl;
@@ -306,4 +308,3 @@ records_former_scope_any(store_txn *t, const char *collection, const char *id,
 	}
 	return false;
 }
-

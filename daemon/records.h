@@ -40,8 +40,7 @@ extern const store_table records_former_scopes_table;
 /* On FSD_OK *out is an unpacked RecordState the caller frees with
  * records_free(). FSD_NOTFOUND, or FSD_CORRUPT when it does not decode or
  * open. */
-fsd_err records_get(store_txn *t, const char *collection, const char *id,
-                    fs_record_state **out);
+fsd_err records_get(store_txn *t, const char *collection, const char *id, fs_record_state **out);
 /* Writes rs (its seq already set) and moves the record to rs->seq in the feed. */
 fsd_err records_put(store_txn *t, const fs_record_state *rs, uint64_t old_seq);
 /* Writes rs again in place (same seq, the feed untouched): re-sealing it
@@ -73,7 +72,6 @@ fsd_err records_former_scope_add(store_txn *t, const char *collection, const cha
                                  const char *scope);
 /* True when one of the record's former scopes is in the given set. */
 bool records_former_scope_any(store_txn *t, const char *collection, const char *id,
-                              bool (*granted)(const void *arg, const char *scope),
-                              const void *arg);
+                              bool (*granted)(const void *arg, const char *scope), const void *arg);
 
 #endif

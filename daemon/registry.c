@@ -53,7 +53,6 @@ registry_key_valid(const char *z)
 	return zmq_z85_decode(bin, z) != NULL;
 }
 
-
 /* ---- the registry -------------------------------------------------------- */
 
 /* Decodes a stored row; FSD_CORRUPT when it does not fit a device_info. */
@@ -99,7 +98,8 @@ registry_device_by_key(store_txn *t, const char *public_key, device_info *out)
 	rc = store_kv_get(t, &registry_devices_table, public_key, AUTH_Z85_KEY_LEN, &val, &vlen);
 	if (rc != FSD_OK)
 		return rc;
-	if ((rc = row_decode(val, vlen, out)) != FSD_OK || strcmp(out->public_key, public_key) != 0) {
+	if ((rc = row_decode(val, vlen, out)) != FSD_OK ||
+	    strcmp(out->public_key, public_key) != 0) {
 		log_event(LOG_ERROR, "a device registry row does not decode", NULL);
 		return FSD_CORRUPT;
 	}
@@ -141,7 +141,8 @@ registry_device_put(store_txn *t, const device_info *d)
 	fsd_err rc;
 
 	if (!name_valid(d->name) || !registry_key_valid(d->public_key) || d->n_scopes == 0 ||
-	    d->n_scopes > AUTH_SCOPES_MAX || (d->role != ROLE_DEVICE && d->role != ROLE_SCHEDULER)) {
+	    d->n_scopes > AUTH_SCOPES_MAX ||
+	    (d->role != ROLE_DEVICE && d->role != ROLE_SCHEDULER)) {
 		log_event(LOG_ERROR, "registry_device_put: invalid device", NULL);
 		return FSD_INVALID;
 	}
@@ -154,8 +155,8 @@ registry_device_put(store_txn *t, const device_info *d)
 	}
 	rc = store_kv_get(t, &registry_names_table, d->name, strlen(d->name), &val, &vlen);
 	if (rc == FSD_OK && (vlen != AUTH_Z85_KEY_LEN || memcmp(val, d->public_key, vlen) != 0)) {
-		log_event(LOG_ERROR, "device name already belongs to another key", LS("device", d->name),
-		          NULL);
+		log_event(LOG_ERROR, "device name already belongs to another key",
+		          LS("device", d->name), NULL);
 		return FSD_INVALID;
 	}
 	if (rc != FSD_OK && rc != FSD_NOTFOUND)
@@ -172,7 +173,8 @@ registry_device_put(store_txn *t, const device_info *d)
 	if ((buf = malloc(len ? len : 1)) == NULL)
 		return FSD_ERROR;
 	fieldsyncd__store__device_row__pack(&row, buf);
-	rc = store_kv_put(t, &registry_devices_table, d->public_key, AUTH_Z85_KEY_LEN, buf, len, false);
+	rc = store_kv_put(t, &registry_devices_table, d->public_key, AUTH_Z85_KEY_LEN, buf, len,
+	                  false);
 	if (rc == FSD_OK)
 		rc = store_kv_put(t, &registry_names_table, d->name, strlen(d->name), d->public_key,
 		                  AUTH_Z85_KEY_LEN, false);
@@ -225,4 +227,3 @@ registry_has_scope(const device_info *d, const char *scope)
 			return true;
 	return false;
 }
-

@@ -30,8 +30,8 @@ extern const store_table registry_names_table;
 typedef enum { ROLE_DEVICE = 0, ROLE_SCHEDULER = 1 } device_role;
 
 typedef struct device_info {
-	char name[AUTH_NAME_MAX + 1];            /* [a-z0-9][a-z0-9._-]{0,63} */
-	char public_key[AUTH_Z85_KEY_LEN + 1];   /* Z85 */
+	char name[AUTH_NAME_MAX + 1];          /* [a-z0-9][a-z0-9._-]{0,63} */
+	char public_key[AUTH_Z85_KEY_LEN + 1]; /* Z85 */
 	device_role role;
 	bool revoked;
 	int64_t enrolled_at_ms, revoked_at_ms;

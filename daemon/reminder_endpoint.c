@@ -63,8 +63,8 @@ open_reminder_socket(reminder_endpoint *tp)
 		return FSD_IO;
 	if (zmq_bind(tp->pub, tp->c->reminder_endpoint) != 0) {
 		log_event(LOG_ERROR, "cannot bind the reminder endpoint",
-		          LS("endpoint", tp->c->reminder_endpoint), LS("error", zmq_strerror(zmq_errno())),
-		          NULL);
+		          LS("endpoint", tp->c->reminder_endpoint),
+		          LS("error", zmq_strerror(zmq_errno())), NULL);
 		return FSD_IO;
 	}
 	return FSD_OK;
@@ -91,14 +91,16 @@ reminder_endpoint_read(reminder_endpoint *tp)
 		for (int r = 0; r < RULE_COUNT; r++)
 			for (size_t k = 0; k < peer.n_scopes; k++) {
 				char topic[200];
-				int tl = snprintf(topic, sizeof(topic), "reminder/%s/%s", rule_name((rule_id)r),
-				                  peer.scopes[k]);
+				int tl = snprintf(topic, sizeof(topic), "reminder/%s/%s",
+				                  rule_name((rule_id)r), peer.scopes[k]);
 				if (tl < 0 || (size_t)tl >= sizeof(topic))
 					continue;
-				if (wl <= (size_t)tl && memcmp(topic, want, wl) == 0) /* broader: narrow it */
+				if (wl <= (size_t)tl &&
+				    memcmp(topic, want, wl) == 0) /* broader: narrow it */
 					zmq_setsockopt(tp->pub, opt, topic, (size_t)tl);
 				else if (wl > (size_t)tl && memcmp(topic, want, (size_t)tl) == 0)
-					zmq_setsockopt(tp->pub, opt, want, wl); /* narrower, inside a grant */
+					zmq_setsockopt(tp->pub, opt, want,
+					               wl); /* narrower, inside a grant */
 			}
 	}
 	zmq_msg_close(&m);
@@ -160,7 +162,8 @@ reminder_endpoint_publish(reminder_endpoint *tp, event_batch *b)
 	for (size_t i = 0; i < b->n; i++) {
 		if (b->label[i] >= 0)
 			metrics_inc(METRIC_REMINDER_EVENTS_TOTAL, (size_t)b->label[i], 1);
-		if (zmq_send(tp->pub, b->topics[i], strlen(b->topics[i]), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+		if (zmq_send(tp->pub, b->topics[i], strlen(b->topics[i]),
+		             ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
 		    zmq_send(tp->pub, b->data[i], b->len[i], ZMQ_DONTWAIT) < 0)
 			continue;
 		atomic_fetch_add(&g_stats.events_published, 1);

@@ -50,7 +50,8 @@ reminder_rows_key(uint8_t *key, const char *case_id, const char *tail)
 }
 
 fsd_err
-reminder_rows_timer_set(store_txn *t, const uint8_t *rkey, size_t rklen, int64_t old_fire, int64_t new_fire)
+reminder_rows_timer_set(store_txn *t, const uint8_t *rkey, size_t rklen, int64_t old_fire,
+                        int64_t new_fire)
 {
 	uint8_t key[8 + KEY_MAX];
 	fsd_err rc = FSD_OK;
@@ -128,7 +129,6 @@ reminder_rows_get(store_txn *t, const uint8_t *key, size_t klen, reminder_row **
 	return *out == NULL ? FSD_CORRUPT : FSD_OK;
 }
 
-
 /* ---- re-sealing a case's rows (purge) ------------------------------------ */
 
 struct reminder_rows_copy {
@@ -146,12 +146,18 @@ collect_row(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size
 	struct reminder_rows_copy *r = arg;
 	if (r->n == r->cap) {
 		size_t cap = r->cap ? r->cap * 2 : 16;
-		void *a = realloc(r->keys, cap * sizeof(*r->keys)), *b = realloc(r->vals, cap * sizeof(*r->vals));
-		void *c = realloc(r->klens, cap * sizeof(*r->klens)), *d = realloc(r->vlens, cap * sizeof(*r->vlens));
-		if (a) r->keys = a;
-		if (b) r->vals = b;
-		if (c) r->klens = c;
-		if (d) r->vlens = d;
+		void *a = realloc(r->keys, cap * sizeof(*r->keys)),
+		     *b = realloc(r->vals, cap * sizeof(*r->vals));
+		void *c = realloc(r->klens, cap * sizeof(*r->klens)),
+		     *d = realloc(r->vlens, cap * sizeof(*r->vlens));
+		if (a)
+			r->keys = a;
+		if (b)
+			r->vals = b;
+		if (c)
+			r->klens = c;
+		if (d)
+			r->vlens = d;
 		if (!a || !b || !c || !d) {
 			r->failed = true;
 			return false;
@@ -184,7 +190,8 @@ reminder_rows_copy_case(store_txn *t, const char *case_id, reminder_rows_copy **
 	if (rows == NULL)
 		return FSD_NOMEM;
 	rows->t = t;
-	fsd_err rc = store_kv_scan(t, &reminders_table, prefix, plen, prefix, plen, collect_row, rows);
+	fsd_err rc =
+		store_kv_scan(t, &reminders_table, prefix, plen, prefix, plen, collect_row, rows);
 	if (rc == FSD_OK && rows->failed)
 		rc = FSD_ERROR;
 	if (rc != FSD_OK) {
@@ -207,8 +214,8 @@ reminder_rows_copy_write(store_txn *t, const char *case_id, const reminder_rows_
 		rc = keyring_txn_seal(t, name, rows->keys[i], rows->klens[i], rows->vals[i],
 		                      rows->vlens[i], &sealed, &sl);
 		if (rc == FSD_OK)
-			rc = store_kv_put(t, &reminders_table, rows->keys[i], rows->klens[i], sealed, sl,
-			                  false);
+			rc = store_kv_put(t, &reminders_table, rows->keys[i], rows->klens[i],
+			                  sealed, sl, false);
 		free(sealed);
 	}
 	return rc;

@@ -34,8 +34,8 @@ fsd_err reminder_rows_put(store_txn *t, const uint8_t *key, size_t klen, const r
  * FSD_CORRUPT, ... with *out NULL. */
 fsd_err reminder_rows_get(store_txn *t, const uint8_t *key, size_t klen, reminder_row **out);
 /* Moves the row's timer from old_fire to new_fire (0: none). */
-fsd_err reminder_rows_timer_set(store_txn *t, const uint8_t *rkey, size_t rklen,
-                                int64_t old_fire, int64_t new_fire);
+fsd_err reminder_rows_timer_set(store_txn *t, const uint8_t *rkey, size_t rklen, int64_t old_fire,
+                                int64_t new_fire);
 /* Adds delta to the count of reminders of rule in state (meta "rem:R:S"). */
 fsd_err reminder_rows_count_add(store_txn *t, uint32_t rule, uint32_t state, int delta);
 /* How many reminders of rule are in state now (for /metrics). */
@@ -45,8 +45,7 @@ uint64_t reminder_rows_count(store_txn *t, int rule, int state);
  * sealed under the case's fresh data key after the old one was destroyed. */
 typedef struct reminder_rows_copy reminder_rows_copy;
 fsd_err reminder_rows_copy_case(store_txn *t, const char *case_id, reminder_rows_copy **out);
-fsd_err reminder_rows_copy_write(store_txn *t, const char *case_id,
-                                 const reminder_rows_copy *rows);
+fsd_err reminder_rows_copy_write(store_txn *t, const char *case_id, const reminder_rows_copy *rows);
 void reminder_rows_copy_free(reminder_rows_copy **rows);
 
 #endif

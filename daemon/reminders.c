@@ -43,22 +43,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fieldsync/calendar.h"
-#include "fieldsync/v1/casework.pb-c.h"
 #include "caseindex.h"
 #include "events.h"
-#include "reminder_rows.h"
+#include "fieldsync/calendar.h"
+#include "fieldsync/rules.h"
+#include "fieldsync/v1/casework.pb-c.h"
 #include "log.h"
 #include "metrics.h"
+#include "reminder_rows.h"
 #include "reminders.h"
-#include "sys.h"
-#include "fieldsync/rules.h"
 #include "storage.pb-c.h"
+#include "sys.h"
 
 #define KEY_MAX REMINDER_KEY_MAX
 #define TICK_BATCH 1024
 #define TICK_ROUND_BATCHES 8 /* at most 8192 timers per round */
-
 
 typedef Fieldsync__V1__ReminderEvent reminder_event;
 
@@ -373,7 +372,8 @@ case_load(store_txn *t, const char *case_id, struct case_data *cd)
 	for (size_t i = 0; rc == FSD_OK && i < ids.n; i++) {
 		fs_record_state *rs = NULL;
 		char id[FSP_ID_MAX + 1];
-		size_t idl = ids.klens[i] - plen; /* the key is the case prefix, then the contact id */
+		size_t idl =
+			ids.klens[i] - plen; /* the key is the case prefix, then the contact id */
 		if (idl > FSP_ID_MAX)
 			continue;
 		memcpy(id, ids.keys[i] + plen, idl);
@@ -391,7 +391,8 @@ case_load(store_txn *t, const char *case_id, struct case_data *cd)
 			if (v->deleted)
 				continue;
 			Fieldsync__V1__Contact *c =
-			    fieldsync__v1__contact__unpack(NULL, v->payload.len, v->payload.data);
+				fieldsync__v1__contact__unpack(NULL, v->payload.len,
+			                                       v->payload.data);
 			if (c == NULL)
 				continue;
 			if (strcmp(c->case_id, case_id) != 0 || !add_contact_value(cd, rs->id, c)) {
@@ -508,10 +509,10 @@ reconcile(reminders *r, store_txn *t, const char *case_id, const char *scope,
 		rc = emit(r, t, &row, want, now_ms);
 	if (rc == FSD_OK)
 		rc = reminder_rows_timer_set(t, key, klen, old_fire, row.next_fire_ms);
-	if (rc == FSD_OK && (changed || old->next_fire_ms != row.next_fire_ms ||
-	                       old->met != row.met || old->warning_at_ms != row.warning_at_ms ||
-	                       old->due_day_ms != row.due_day_ms ||
-	                       strcmp(old->contact_person, row.contact_person) != 0))
+	if (rc == FSD_OK &&
+	    (changed || old->next_fire_ms != row.next_fire_ms || old->met != row.met ||
+	     old->warning_at_ms != row.warning_at_ms || old->due_day_ms != row.due_day_ms ||
+	     strcmp(old->contact_person, row.contact_person) != 0))
 		rc = reminder_rows_put(t, key, klen, &row);
 	return rc;
 }
@@ -558,7 +559,8 @@ unimplied_rows(store_txn *t, const char *case_id, const uint8_t *prefix, size_t 
                const rules_reminder *rems, size_t n, struct key_list *out)
 {
 	uint8_t key[KEY_MAX];
-	fsd_err rc = store_kv_scan(t, &reminders_table, prefix, plen, prefix, plen, collect_key, out);
+	fsd_err rc =
+		store_kv_scan(t, &reminders_table, prefix, plen, prefix, plen, collect_key, out);
 	if (rc == FSD_OK && out->oom)
 		rc = FSD_ERROR;
 	size_t kept = 0;
@@ -639,7 +641,8 @@ reminders_erase_case(store_txn *t, const char *case_id, int64_t now_ms, size_t *
 	struct key_list rows = {0};
 	uint8_t prefix[KEY_MAX];
 	size_t plen = reminder_rows_prefix(prefix, case_id);
-	fsd_err rc = store_kv_scan(t, &reminders_table, prefix, plen, prefix, plen, collect_key, &rows);
+	fsd_err rc =
+		store_kv_scan(t, &reminders_table, prefix, plen, prefix, plen, collect_key, &rows);
 	if (rc == FSD_OK && rows.oom)
 		rc = FSD_ERROR;
 	*n_erased = 0;
@@ -648,9 +651,11 @@ reminders_erase_case(store_txn *t, const char *case_id, int64_t now_ms, size_t *
 		/* a row that does not open is deleted all the same */
 		(void)reminder_rows_get(t, rows.keys[i], rows.klens[i], &row);
 		if (row != NULL && row_is_active(row->state))
-			rc = emit(NULL, t, row, FIELDSYNC__V1__REMINDER_EVENT__STATE__CANCELLED, now_ms);
+			rc = emit(NULL, t, row, FIELDSYNC__V1__REMINDER_EVENT__STATE__CANCELLED,
+			          now_ms);
 		if (row != NULL && rc == FSD_OK)
-			rc = reminder_rows_timer_set(t, rows.keys[i], rows.klens[i], row->next_fire_ms, 0);
+			rc = reminder_rows_timer_set(t, rows.keys[i], rows.klens[i],
+			                             row->next_fire_ms, 0);
 		if (row != NULL && rc == FSD_OK)
 			rc = reminder_rows_count_add(t, row->rule, row->state, -1);
 		if (row != NULL)
@@ -703,7 +708,8 @@ reminders_tick(reminders *r, store_txn *t, int64_t now_ms)
 			const uint8_t *rkey = due.keys.keys[i] + 8;
 			size_t rklen = due.keys.klens[i] - 8;
 			fsd_err grc;
-			rc = store_kv_del(t, &reminders_timers_table, due.keys.keys[i], due.keys.klens[i]);
+			rc = store_kv_del(t, &reminders_timers_table, due.keys.keys[i],
+			                  due.keys.klens[i]);
 			if (rc != FSD_OK)
 				break;
 			reminder_row *row = NULL;
@@ -805,7 +811,8 @@ reminders_verify_case(reminders *r, store_txn *t, const char *case_id, reminders
 		(*n_checked)++;
 		if (row == NULL) {
 			if (grc == FSD_NOTFOUND)
-				fn(arg, case_id, rems[i].reminder_id, "implied by the rules but has no row");
+				fn(arg, case_id, rems[i].reminder_id,
+				   "implied by the rules but has no row");
 			else if (grc == FSD_CORRUPT)
 				fn(arg, case_id, rems[i].reminder_id, "its row does not decode");
 			else
@@ -813,7 +820,8 @@ reminders_verify_case(reminders *r, store_txn *t, const char *case_id, reminders
 			continue;
 		}
 		if (row_is_active(row->state) && row->due_at_ms != rems[i].due_at_ms)
-			fn(arg, case_id, rems[i].reminder_id, "its row's due time differs from the rules'");
+			fn(arg, case_id, rems[i].reminder_id,
+			   "its row's due time differs from the rules'");
 		fieldsyncd__store__reminder_row__free_unpacked(row, NULL);
 	}
 	if (rc != FSD_OK)

@@ -16,15 +16,13 @@
 #include "config.h"
 #include "err.h"
 #include "events.h"
-#include "reminder_rows.h"
+#include "fieldsync/v1/sync.pb-c.h"
 #include "peer.h"
 #include "records.h"
+#include "reminder_rows.h"
 #include "store.h"
-#include "fieldsync/v1/sync.pb-c.h"
-
 
 typedef struct reminders reminders;
-
 
 /* Loads the time zone and the rule table (operator input): FSD_OK with
  * *out, or an error with a sentence in err. */
@@ -44,7 +42,7 @@ void reminders_set_rules(reminders *r, const struct rules_config *rc);
  * before may be NULL (a new record).
  */
 fsd_err reminders_note_record(reminders *r, store_txn *t, const fs_record_state *before,
-                               const fs_record_state *after);
+                              const fs_record_state *after);
 /* Evaluates the cases noted since the last call, at now_ms, in txn t. */
 fsd_err reminders_flush(reminders *r, store_txn *t, int64_t now_ms);
 /*
@@ -52,8 +50,7 @@ fsd_err reminders_flush(reminders *r, store_txn *t, int64_t now_ms);
  * CANCELLED (the event is stored; the daemon publishes events another
  * process stored). Works without a reminders handle (the purge command).
  */
-fsd_err reminders_erase_case(store_txn *t, const char *case_id, int64_t now_ms,
-                              size_t *n_erased);
+fsd_err reminders_erase_case(store_txn *t, const char *case_id, int64_t now_ms, size_t *n_erased);
 /* Fires the timers due at now_ms, at most 8192 in one call (transactions
  * stay small; the writer comes back at once while any is due). */
 fsd_err reminders_tick(reminders *r, store_txn *t, int64_t now_ms);
@@ -67,7 +64,6 @@ void reminders_rollback(reminders *r, size_t mark);
 /* Hands over the outbox in *out (NULL when empty); the caller frees it. */
 fsd_err reminders_take(reminders *r, event_batch **out);
 
-
 /* reminders.c, for verify: re-runs the rules on case_id (loaded as the
  * writer loads it) in txn t and calls fn for every difference from the
  * stored rows: an implied reminder without a row, an active row whose due
@@ -76,6 +72,6 @@ fsd_err reminders_take(reminders *r, event_batch **out);
 typedef void (*reminders_verify_fn)(void *arg, const char *case_id, const char *reminder_id,
                                     const char *problem);
 fsd_err reminders_verify_case(reminders *r, store_txn *t, const char *case_id,
-                               reminders_verify_fn fn, void *arg, size_t *n_checked);
+                              reminders_verify_fn fn, void *arg, size_t *n_checked);
 
 #endif

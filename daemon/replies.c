@@ -45,8 +45,7 @@ take_oldest(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size
 }
 
 fsd_err
-replies_put(store_txn *t, const char *changeset_id, const uint8_t *data, size_t len,
-            uint64_t keep)
+replies_put(store_txn *t, const char *changeset_id, const uint8_t *data, size_t len, uint64_t keep)
 {
 	size_t kl = strlen(changeset_id);
 	uint8_t ageb[8];
@@ -71,8 +70,8 @@ replies_put(store_txn *t, const char *changeset_id, const uint8_t *data, size_t 
 		static _Thread_local struct oldest o;
 		o.n = 0;
 		o.want = entries - keep < 64 ? (size_t)(entries - keep) : 64;
-		if ((rc = store_kv_scan(t, &replies_age_table, NULL, 0, NULL, 0, take_oldest, &o)) !=
-		    FSD_OK)
+		if ((rc = store_kv_scan(t, &replies_age_table, NULL, 0, NULL, 0, take_oldest,
+		                        &o)) != FSD_OK)
 			return rc;
 		if (o.n == 0)
 			break;

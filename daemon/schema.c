@@ -16,11 +16,20 @@ store_open(const char *dir, uint64_t map_size, uint64_t map_size_max)
 {
 	/* The creation order of older builds: a new store's bytes stay as they were. */
 	static const store_table *const tables[] = {
-		&records_table,      &records_feed_table,    &replies_table,
-		&replies_age_table,  &caseindex_table,       &reminders_table,
-		&reminders_timers_table, &events_table,      &registry_devices_table,
-		&registry_names_table, &keyring_table,       &records_former_scopes_table,
-		&audit_table,        NULL,
+		&records_table,
+		&records_feed_table,
+		&replies_table,
+		&replies_age_table,
+		&caseindex_table,
+		&reminders_table,
+		&reminders_timers_table,
+		&events_table,
+		&registry_devices_table,
+		&registry_names_table,
+		&keyring_table,
+		&records_former_scopes_table,
+		&audit_table,
+		NULL,
 	};
 	return store_open_with(dir, map_size, map_size_max, tables, 0);
 }

@@ -77,7 +77,7 @@ struct store_txn {
 	MDB_txn *txn;
 	store_txn *parent;
 	bool write;
-	uint64_t seq;     /* last seq handed out as seen by this txn */
+	uint64_t seq; /* last seq handed out as seen by this txn */
 	bool seq_dirty;
 };
 
@@ -150,10 +150,9 @@ make_uuid(char out[37])
 		close(fd);
 	b[6] = (b[6] & 0x0f) | 0x40;
 	b[8] = (b[8] & 0x3f) | 0x80;
-	snprintf(out, 37,
-	         "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-	         b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
-	         b[12], b[13], b[14], b[15]);
+	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+	         b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+	         b[13], b[14], b[15]);
 }
 
 /* Creates or checks the meta entries; runs once in store_open. */
@@ -173,7 +172,8 @@ store_init_meta(store *s, MDB_txn *txn)
 		    (rc = meta_put_u64(txn, s->meta, "seq", 0)) != 0 ||
 		    (rc = meta_put_u64(txn, s->meta, "reply_age", 0)) != 0)
 			return rc;
-		log_event(LOG_INFO, "store created", LS("server_id", id), LU("schema", schema), NULL);
+		log_event(LOG_INFO, "store created", LS("server_id", id), LU("schema", schema),
+		          NULL);
 	} else if (rc != MDB_SUCCESS) {
 		return rc;
 	} else {
@@ -221,7 +221,9 @@ store_open_with(const char *dir, uint64_t map_size, uint64_t map_size_max,
 	if (s == NULL)
 		return NULL;
 	if (*(const uint8_t *)&probe != 1) {
-		log_event(LOG_ERROR, "fieldsyncd stores little-endian counters; this host is big-endian", NULL);
+		log_event(LOG_ERROR,
+		          "fieldsyncd stores little-endian counters; this host is big-endian",
+		          NULL);
 		free(s);
 		return NULL;
 	}
@@ -282,8 +284,8 @@ store_open_with(const char *dir, uint64_t map_size, uint64_t map_size_max,
 	return s;
 
 lmdb_fail:
-	log_event(LOG_ERROR, "cannot open the store", LS("dir", dir),
-	          LS("error", mdb_strerror(rc)), NULL);
+	log_event(LOG_ERROR, "cannot open the store", LS("dir", dir), LS("error", mdb_strerror(rc)),
+	          NULL);
 fail:
 	if (txn != NULL)
 		mdb_txn_abort(txn);
@@ -340,7 +342,8 @@ store_read_begin(store *s, store_txn **out)
 	if (rc != 0) {
 		pthread_rwlock_unlock(&s->grow_lock);
 		free(t);
-		log_event(LOG_ERROR, "read transaction failed", LS("error", mdb_strerror(rc)), NULL);
+		log_event(LOG_ERROR, "read transaction failed", LS("error", mdb_strerror(rc)),
+		          NULL);
 		return map_rc(rc);
 	}
 	t->s = s;
@@ -376,7 +379,8 @@ store_write_begin(store *s, store_txn **out)
 	}
 	if (rc != 0) {
 		free(t);
-		log_event(LOG_ERROR, "write transaction failed", LS("error", mdb_strerror(rc)), NULL);
+		log_event(LOG_ERROR, "write transaction failed", LS("error", mdb_strerror(rc)),
+		          NULL);
 		return map_rc(rc);
 	}
 	t->s = s;
@@ -567,8 +571,8 @@ store_kv_del(store_txn *t, const store_table *tb, const void *key, size_t klen)
 }
 
 fsd_err
-store_kv_scan(store_txn *t, const store_table *tb, const void *from, size_t flen, const void *prefix,
-              size_t plen, store_kv_fn fn, void *arg)
+store_kv_scan(store_txn *t, const store_table *tb, const void *from, size_t flen,
+              const void *prefix, size_t plen, store_kv_fn fn, void *arg)
 {
 	MDB_cursor *cur;
 	MDB_val k = {flen, (void *)from}, v;

@@ -48,8 +48,8 @@ struct sync_endpoint {
 	const config *c;
 	store *s;
 	void *router, *monitor;
-	void *writer_pipe;   /* borrowed: the daemon's end of the writer's pipe */
-	bool secure;         /* CURVE + ZAP: not --dev */
+	void *writer_pipe; /* borrowed: the daemon's end of the writer's pipe */
+	bool secure;       /* CURVE + ZAP: not --dev */
 	struct peer *peers;
 	uint64_t inflight;
 };
@@ -106,8 +106,7 @@ peer_resolve(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, const char *
 
 /* Sends one reply; counts, and logs, one that cannot be routed. */
 static void
-send_reply(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, const uint8_t *data,
-           size_t len)
+send_reply(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, const uint8_t *data, size_t len)
 {
 	if (data == NULL) {
 		log_event(LOG_ERROR, "no reply could be built (out of memory)", NULL);
@@ -193,8 +192,9 @@ handle_pull(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, const peer_au
 		feed_page_free(&page);
 	}
 	if (rc != FSD_OK)
-		send_error(tp, rid, rid_len, req->request_id, FIELDSYNC__V1__ERROR__CODE__UNAVAILABLE,
-		           "the feed could not be read", 1000);
+		send_error(tp, rid, rid_len, req->request_id,
+		           FIELDSYNC__V1__ERROR__CODE__UNAVAILABLE, "the feed could not be read",
+		           1000);
 	else
 		send_reply(tp, rid, rid_len, buf, len);
 	free(buf);
@@ -216,7 +216,8 @@ handle_replay(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, const peer_
 		events_replay_free(&reply);
 	}
 	if (rc != FSD_OK)
-		send_error(tp, rid, rid_len, req->request_id, FIELDSYNC__V1__ERROR__CODE__UNAVAILABLE,
+		send_error(tp, rid, rid_len, req->request_id,
+		           FIELDSYNC__V1__ERROR__CODE__UNAVAILABLE,
 		           "the reminder events could not be read", 1000);
 	else
 		send_reply(tp, rid, rid_len, buf, len);
@@ -490,14 +491,16 @@ sync_endpoint_open(void *ctx, const config *c, store *s, void *writer_pipe,
 	if (zmq_socket_monitor(tp->router, "inproc://fieldsyncd-monitor",
 	                       ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) == 0) {
 		tp->monitor = zmq_socket(ctx, ZMQ_PAIR);
-		if (tp->monitor != NULL && zmq_connect(tp->monitor, "inproc://fieldsyncd-monitor") != 0) {
+		if (tp->monitor != NULL &&
+		    zmq_connect(tp->monitor, "inproc://fieldsyncd-monitor") != 0) {
 			zmq_close(tp->monitor);
 			tp->monitor = NULL;
 		}
 	}
 	if (zmq_bind(tp->router, c->sync_endpoint) != 0) {
-		log_event(LOG_ERROR, "cannot bind the sync endpoint", LS("endpoint", c->sync_endpoint),
-		          LS("error", zmq_strerror(zmq_errno())), NULL);
+		log_event(LOG_ERROR, "cannot bind the sync endpoint",
+		          LS("endpoint", c->sync_endpoint), LS("error", zmq_strerror(zmq_errno())),
+		          NULL);
 		goto fail;
 	}
 	char bound[256];

@@ -23,7 +23,8 @@ validate_reject_all(const char *changeset_id, size_t n, size_t bad, fs_error_cod
                     const char *why)
 {
 	const ProtobufCEnumValue *cv =
-	    protobuf_c_enum_descriptor_get_value(&fieldsync__v1__error__code__descriptor, (int)code);
+		protobuf_c_enum_descriptor_get_value(&fieldsync__v1__error__code__descriptor,
+	                                             (int)code);
 	const char *name = cv != NULL ? cv->name : "UNSPECIFIED";
 	fs_push_reply *r = calloc(1, sizeof(*r));
 	if (r == NULL)
@@ -44,7 +45,8 @@ validate_reject_all(const char *changeset_id, size_t n, size_t bad, fs_error_cod
 		if (i == bad)
 			snprintf(buf, sizeof(buf), "%s: %s", name, why);
 		else
-			snprintf(buf, sizeof(buf), "not applied: change %zu of this change set was rejected", bad);
+			snprintf(buf, sizeof(buf),
+			         "not applied: change %zu of this change set was rejected", bad);
 		if ((cr->reason = strdup(buf)) == NULL)
 			goto fail;
 	}
@@ -131,7 +133,7 @@ validate_push(const config *c, const peer_auth *peer, const fs_push_request *p,
 			}
 			return code == FIELDSYNC__V1__ERROR__CODE__TOO_LARGE   ? FSD_TOO_LARGE
 			       : code == FIELDSYNC__V1__ERROR__CODE__FORBIDDEN ? FSD_FORBIDDEN
-			                                                        : FSD_INVALID;
+			                                                       : FSD_INVALID;
 		}
 	}
 	return FSD_OK;

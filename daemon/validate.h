@@ -9,8 +9,8 @@
 #include <stddef.h>
 
 #include "config.h"
-#include "peer.h"
 #include "fieldsync/v1/sync.pb-c.h"
+#include "peer.h"
 
 typedef Fieldsync__V1__PushRequest fs_push_request;
 typedef Fieldsync__V1__PushReply fs_push_reply;
@@ -26,8 +26,8 @@ typedef Fieldsync__V1__Error__Code fs_error_code;
  * frees with validate_reply_free()).
  */
 fsd_err validate_push(const config *c, const peer_auth *peer, const fs_push_request *p,
-                   fs_error_code *err_code, char *err_msg, size_t err_len,
-                   fs_push_reply **reply);
+                      fs_error_code *err_code, char *err_msg, size_t err_len,
+                      fs_push_reply **reply);
 void validate_reply_free(fs_push_reply *r);
 
 /*

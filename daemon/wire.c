@@ -76,8 +76,8 @@ wire_pack(const fs_envelope *e, uint8_t **out, size_t *len)
 }
 
 fsd_err
-wire_error(uint64_t request_id, fs_error_code code, const char *message,
-           uint32_t retry_after_ms, uint8_t **out, size_t *len)
+wire_error(uint64_t request_id, fs_error_code code, const char *message, uint32_t retry_after_ms,
+           uint8_t **out, size_t *len)
 {
 	Fieldsync__V1__Error err;
 	fs_envelope e;
@@ -115,8 +115,8 @@ put_varint(uint8_t *p, uint64_t v)
 }
 
 fsd_err
-wire_push_reply_stored(uint64_t request_id, const uint8_t *reply, size_t reply_len,
-                       uint8_t **out, size_t *len)
+wire_push_reply_stored(uint64_t request_id, const uint8_t *reply, size_t reply_len, uint8_t **out,
+                       size_t *len)
 {
 	/* The stored PushReply bytes are the field's content, so a replayed
 	 * reply is byte-identical to the first one. */
@@ -147,8 +147,7 @@ wire_welcome(uint64_t request_id, const Fieldsync__V1__Welcome *w, uint8_t **out
 }
 
 fsd_err
-wire_pull_reply(uint64_t request_id, const Fieldsync__V1__PullReply *r, uint8_t **out,
-                size_t *len)
+wire_pull_reply(uint64_t request_id, const Fieldsync__V1__PullReply *r, uint8_t **out, size_t *len)
 {
 	fs_envelope e;
 	fieldsync__v1__envelope__init(&e);

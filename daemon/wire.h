@@ -20,7 +20,6 @@
 #include "err.h"
 #include "fieldsync/v1/sync.pb-c.h"
 
-
 typedef Fieldsync__V1__Envelope fs_envelope;
 typedef Fieldsync__V1__PushReply fs_push_reply;
 typedef Fieldsync__V1__Error__Code fs_error_code;
@@ -51,7 +50,7 @@ fsd_err wire_welcome(uint64_t request_id, const Fieldsync__V1__Welcome *w, uint8
                      size_t *len);
 fsd_err wire_pull_reply(uint64_t request_id, const Fieldsync__V1__PullReply *r, uint8_t **out,
                         size_t *len);
-fsd_err wire_replay_reply(uint64_t request_id, const Fieldsync__V1__ReplayReply *r,
-                          uint8_t **out, size_t *len);
+fsd_err wire_replay_reply(uint64_t request_id, const Fieldsync__V1__ReplayReply *r, uint8_t **out,
+                          size_t *len);
 
 #endif

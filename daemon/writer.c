@@ -33,11 +33,11 @@
 #include <time.h>
 #include <zmq.h>
 
+#include "changeset.h"
 #include "clock.h"
+#include "events.h"
 #include "log.h"
 #include "metrics.h"
-#include "changeset.h"
-#include "events.h"
 #include "wire.h"
 #include "writer.h"
 
@@ -174,22 +174,26 @@ writer_round(writer *w, push_job **jobs, size_t n)
 		if (rc == FSD_OK) {
 			clock_gettime(CLOCK_MONOTONIC, &t1);
 			metrics_observe(METRIC_COMMIT_DURATION_SECONDS,
-			                (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+			                (double)(t1.tv_sec - t0.tv_sec) +
+			                        (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 			if (n > 0)
 				metrics_observe(METRIC_COMMIT_BATCH_CHANGESETS, (double)n);
 			metrics_set(METRIC_CONFLICTS_OPEN, 0, conflicts);
 			for (int r = 0; r < METRIC_RULES; r++)
 				for (int st = 0; st < METRIC_STATES; st++)
-					metrics_set(METRIC_REMINDERS, metrics_rule_state(r, st), counts[r][st]);
+					metrics_set(METRIC_REMINDERS, metrics_rule_state(r, st),
+					            counts[r][st]);
 			for (size_t i = 0; i < n; i++) {
 				metrics_inc(METRIC_CHANGESETS_TOTAL, jobs[i]->m_result, 1);
 				for (size_t k = 0; k < MCH_COUNT; k++)
 					if (jobs[i]->m_changes[k] > 0)
-						metrics_inc(METRIC_CHANGES_TOTAL, k, jobs[i]->m_changes[k]);
+						metrics_inc(METRIC_CHANGES_TOTAL, k,
+						            jobs[i]->m_changes[k]);
 			}
 			atomic_fetch_add(&g_stats.commits, 1);
 			for (size_t i = 0; i < n; i++)
-				atomic_fetch_add(&g_stats.changes_applied, jobs[i]->request->push->n_changes);
+				atomic_fetch_add(&g_stats.changes_applied,
+				                 jobs[i]->request->push->n_changes);
 			w->next_fire = next_fire;
 			publish(w);
 			return FSD_OK;
@@ -202,12 +206,16 @@ writer_round(writer *w, push_job **jobs, size_t n)
 			metrics_inc(METRIC_CHANGESETS_TOTAL,
 			            rc == FSD_FULL || rc == FSD_NOSPACE ? MCS_BUSY : MCS_FAILED, 1);
 			if (rc == FSD_FULL || rc == FSD_NOSPACE) {
-				job_set_error(jobs[i], FIELDSYNC__V1__ERROR__CODE__BUSY,
-				              "storage is full; nothing of this change set was applied", 5000);
+				job_set_error(
+					jobs[i], FIELDSYNC__V1__ERROR__CODE__BUSY,
+					"storage is full; nothing of this change set was applied",
+					5000);
 				atomic_fetch_add(&g_stats.busy, 1);
 			} else {
-				job_set_error(jobs[i], FIELDSYNC__V1__ERROR__CODE__UNAVAILABLE,
-				              "storage error; nothing of this change set was applied", 1000);
+				job_set_error(
+					jobs[i], FIELDSYNC__V1__ERROR__CODE__UNAVAILABLE,
+					"storage error; nothing of this change set was applied",
+					1000);
 			}
 		}
 		log_event(LOG_WARN, "group commit failed; change sets answered BUSY/UNAVAILABLE",
@@ -279,13 +287,15 @@ writer_main(void *arg, void *pipe)
 			}
 			if (tag == WRITER_JOB && p != NULL) {
 				jobs[n++] = p;
-			} else if (tag == WRITER_RULES && p != NULL) { /* SIGHUP: a new rule table */
+			} else if (tag == WRITER_RULES &&
+			           p != NULL) { /* SIGHUP: a new rule table */
 				reminders_set_rules(w->rem, (const struct rules_config *)p);
 				free(p);
 				log_event(LOG_INFO, "rule table reloaded", NULL);
 			}
 		}
-		bool timer_due = w->next_fire > 0 && clock_deadline_ms(w->c->clock_offset_ms) >= w->next_fire;
+		bool timer_due = w->next_fire > 0 &&
+		                 clock_deadline_ms(w->c->clock_offset_ms) >= w->next_fire;
 		if (n > 0 || timer_due) {
 			writer_round(w, jobs, n);
 		} else if (!stopping) { /* idle: anything another process stored? */

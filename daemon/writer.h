@@ -16,24 +16,23 @@
 
 #include "actor.h"
 #include "config.h"
+#include "fieldsync/v1/sync.pb-c.h"
 #include "peer.h"
 #include "reminders.h"
 #include "store.h"
-#include "fieldsync/v1/sync.pb-c.h"
 
 typedef Fieldsync__V1__Envelope fs_envelope;
-
 
 /* One push on its way through the writer; owned by whoever holds it. */
 typedef struct push_job {
 	uint8_t routing_id[256];
 	size_t routing_len;
 	uint64_t request_id;
-	peer_auth auth;       /* who sent it, at the time it arrived */
-	fs_envelope *request; /* unpacked; its push is validated */
-	uint8_t *reply;       /* packed reply envelope, set by the writer */
-	uint8_t m_result;     /* metric_changeset_result, counted after the commit */
-	uint32_t m_changes[5];/* changes by metric_change_result */
+	peer_auth auth;        /* who sent it, at the time it arrived */
+	fs_envelope *request;  /* unpacked; its push is validated */
+	uint8_t *reply;        /* packed reply envelope, set by the writer */
+	uint8_t m_result;      /* metric_changeset_result, counted after the commit */
+	uint32_t m_changes[5]; /* changes by metric_change_result */
 	size_t reply_len;
 	int64_t received_ms;
 } push_job;

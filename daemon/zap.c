@@ -69,12 +69,15 @@ zap_keys_create(const char *data_dir, char *err, size_t errlen)
 		return FSD_INVALID;
 	}
 	if (lstat(sec_path, &st) == 0 || lstat(pub_path, &st) == 0) {
-		snprintf(err, errlen, "%s is already initialised (%s exists); the server keys are "
-		         "never overwritten", data_dir, lstat(sec_path, &st) == 0 ? sec_path : pub_path);
+		snprintf(err, errlen,
+		         "%s is already initialised (%s exists); the server keys are "
+		         "never overwritten",
+		         data_dir, lstat(sec_path, &st) == 0 ? sec_path : pub_path);
 		return FSD_EXISTS;
 	}
 	if (zmq_curve_keypair(pub, sec) != 0) {
-		snprintf(err, errlen, "cannot make a CURVE key pair: %s", zmq_strerror(zmq_errno()));
+		snprintf(err, errlen, "cannot make a CURVE key pair: %s",
+		         zmq_strerror(zmq_errno()));
 		return FSD_ERROR;
 	}
 	snprintf(line, sizeof(line), "%s\n", sec);
@@ -107,8 +110,10 @@ read_key_file(const char *path, bool secret, char key[AUTH_Z85_KEY_LEN + 1], cha
 
 	if (fd < 0) {
 		if (errno == ENOENT)
-			snprintf(err, errlen, "%s is missing: make the server keys with "
-			         "'fieldsyncd init --data-dir DIR'", path);
+			snprintf(err, errlen,
+			         "%s is missing: make the server keys with "
+			         "'fieldsyncd init --data-dir DIR'",
+			         path);
 		else
 			snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
 		return false;
@@ -118,8 +123,10 @@ read_key_file(const char *path, bool secret, char key[AUTH_Z85_KEY_LEN + 1], cha
 		goto out;
 	}
 	if (secret && (st.st_mode & 077) != 0) {
-		snprintf(err, errlen, "%s: group or others may read the server secret key (mode %04o); "
-		         "chmod 600 %s", path, (unsigned)(st.st_mode & 07777), path);
+		snprintf(err, errlen,
+		         "%s: group or others may read the server secret key (mode %04o); "
+		         "chmod 600 %s",
+		         path, (unsigned)(st.st_mode & 07777), path);
 		goto out;
 	}
 	while (len < sizeof(buf) - 1) {
@@ -139,8 +146,8 @@ read_key_file(const char *path, bool secret, char key[AUTH_Z85_KEY_LEN + 1], cha
 	                   buf[len - 1] == '\t'))
 		buf[--len] = '\0';
 	if (!registry_key_valid(buf)) {
-		snprintf(err, errlen, "%s does not hold a CURVE key (one line of 40 Z85 characters)",
-		         path);
+		snprintf(err, errlen,
+		         "%s does not hold a CURVE key (one line of 40 Z85 characters)", path);
 		goto out;
 	}
 	memcpy(key, buf, AUTH_Z85_KEY_LEN + 1);
@@ -152,8 +159,8 @@ out:
 }
 
 fsd_err
-zap_keys_load(const char *data_dir, char pub[AUTH_Z85_KEY_LEN + 1],
-                      char sec[AUTH_Z85_KEY_LEN + 1], char *err, size_t errlen)
+zap_keys_load(const char *data_dir, char pub[AUTH_Z85_KEY_LEN + 1], char sec[AUTH_Z85_KEY_LEN + 1],
+              char *err, size_t errlen)
 {
 	char pub_path[600], sec_path[600], derived[AUTH_Z85_KEY_LEN + 1];
 
@@ -185,9 +192,9 @@ struct zap_handler {
 	char last_refused[AUTH_Z85_KEY_LEN + 1]; /* libzmq clients retry every 100 ms: */
 	int64_t last_refused_ms;                 /* one log line per key and minute */
 	uint64_t repeats;                        /* refusals not logged since */
-	void *rep;    /* the thread's: requests from libzmq */
-	void *stop_r; /* the thread's end of the stop pipe */
-	void *stop_w; /* the owner's end */
+	void *rep;                               /* the thread's: requests from libzmq */
+	void *stop_r;                            /* the thread's end of the stop pipe */
+	void *stop_w;                            /* the owner's end */
 	pthread_t thread;
 };
 
@@ -230,8 +237,8 @@ zap_decide(struct zap_handler *z, zmq_msg_t *f, size_t n, bool truncated, const 
 	*status = "400";
 	if (n < 6 || truncated || !frame_is(&f[0], "1.0")) {
 		*text = "malformed ZAP request";
-		log_event(LOG_INFO, "ZAP: refused", LS("reason", "malformed request"), LU("frames", n),
-		          NULL);
+		log_event(LOG_INFO, "ZAP: refused", LS("reason", "malformed request"),
+		          LU("frames", n), NULL);
 		return;
 	}
 	frame_text(&f[3], addr, sizeof(addr));
@@ -239,8 +246,8 @@ zap_decide(struct zap_handler *z, zmq_msg_t *f, size_t n, bool truncated, const 
 		frame_text(&f[5], mech, sizeof(mech));
 		*text = "only CURVE clients are admitted";
 		metrics_inc(METRIC_ZAP_DENIALS_TOTAL, MZAP_MECHANISM, 1);
-		log_event(LOG_INFO, "ZAP: refused", LS("reason", "mechanism"), LS("mechanism", mech),
-		          LS("address", addr), NULL);
+		log_event(LOG_INFO, "ZAP: refused", LS("reason", "mechanism"),
+		          LS("mechanism", mech), LS("address", addr), NULL);
 		return;
 	}
 	if (n != 7 || zmq_msg_size(&f[6]) != 32) {
@@ -264,7 +271,8 @@ zap_decide(struct zap_handler *z, zmq_msg_t *f, size_t n, bool truncated, const 
 		z->last_refused[0] = '\0';
 	} else if (rc == FSD_OK || rc == FSD_NOTFOUND) {
 		int64_t now = clock_wall_ms();
-		quiet = strcmp(z->last_refused, key) == 0 && now - z->last_refused_ms < ZAP_REPEAT_LOG_MS;
+		quiet = strcmp(z->last_refused, key) == 0 &&
+		        now - z->last_refused_ms < ZAP_REPEAT_LOG_MS;
 		if (quiet) {
 			z->repeats++;
 		} else {
@@ -278,24 +286,27 @@ zap_decide(struct zap_handler *z, zmq_msg_t *f, size_t n, bool truncated, const 
 		*status = "200";
 		*text = "OK";
 		strcpy(user, d.name);
-		log_event(LOG_DEBUG, "ZAP: admitted", LS("device", d.name), LS("address", addr), NULL);
+		log_event(LOG_DEBUG, "ZAP: admitted", LS("device", d.name), LS("address", addr),
+		          NULL);
 	} else if (rc == FSD_OK) {
 		*text = "revoked";
 		metrics_inc(METRIC_ZAP_DENIALS_TOTAL, MZAP_REVOKED, 1);
 		if (!quiet)
-			log_event(LOG_INFO, "ZAP: refused", LS("reason", "revoked"), LS("device", d.name),
-			          LS("address", addr), LU("repeats_not_logged", repeats), NULL);
+			log_event(LOG_INFO, "ZAP: refused", LS("reason", "revoked"),
+			          LS("device", d.name), LS("address", addr),
+			          LU("repeats_not_logged", repeats), NULL);
 	} else if (rc == FSD_NOTFOUND) {
 		*text = "unknown key";
 		metrics_inc(METRIC_ZAP_DENIALS_TOTAL, MZAP_UNKNOWN_KEY, 1);
 		if (!quiet)
-			log_event(LOG_INFO, "ZAP: refused", LS("reason", "unknown key"), LS("key", prefix),
-			          LS("address", addr), LU("repeats_not_logged", repeats), NULL);
+			log_event(LOG_INFO, "ZAP: refused", LS("reason", "unknown key"),
+			          LS("key", prefix), LS("address", addr),
+			          LU("repeats_not_logged", repeats), NULL);
 	} else {
 		*status = "500"; /* libzmq refuses the client: fail closed */
 		*text = "internal error";
-		log_event(LOG_ERROR, "ZAP: registry lookup failed, client refused", LS("key", prefix),
-		          LI("fsd_err", rc), NULL);
+		log_event(LOG_ERROR, "ZAP: registry lookup failed, client refused",
+		          LS("key", prefix), LI("fsd_err", rc), NULL);
 	}
 }
 
@@ -347,7 +358,8 @@ zap_thread(void *arg)
 {
 	struct zap_handler *z = arg;
 	for (;;) {
-		zmq_pollitem_t items[2] = {{z->rep, 0, ZMQ_POLLIN, 0}, {z->stop_r, 0, ZMQ_POLLIN, 0}};
+		zmq_pollitem_t items[2] = {{z->rep, 0, ZMQ_POLLIN, 0},
+		                           {z->stop_r, 0, ZMQ_POLLIN, 0}};
 		if (zmq_poll(items, 2, -1) < 0) {
 			if (zmq_errno() == EINTR)
 				continue;
@@ -390,16 +402,16 @@ zap_start(void *zctx, store *s)
 	static atomic_uint seq;
 	snprintf(pipe_ep, sizeof(pipe_ep), "inproc://fieldsyncd-zap-stop-%p-%u", (void *)z,
 	         atomic_fetch_add(&seq, 1));
-	if ((z->rep = socket_new(zctx, ZMQ_REP)) == NULL ||
-	    zmq_bind(z->rep, ZAP_ENDPOINT) != 0) {
+	if ((z->rep = socket_new(zctx, ZMQ_REP)) == NULL || zmq_bind(z->rep, ZAP_ENDPOINT) != 0) {
 		log_event(LOG_ERROR, "cannot start the ZAP handler", LS("endpoint", ZAP_ENDPOINT),
 		          LS("error", zmq_strerror(zmq_errno())), NULL);
 		goto fail;
 	}
 	if ((z->stop_w = socket_new(zctx, ZMQ_PAIR)) == NULL || zmq_bind(z->stop_w, pipe_ep) != 0 ||
-	    (z->stop_r = socket_new(zctx, ZMQ_PAIR)) == NULL || zmq_connect(z->stop_r, pipe_ep) != 0) {
-		log_event(LOG_ERROR, "cannot start the ZAP handler", LS("error",
-		          zmq_strerror(zmq_errno())), NULL);
+	    (z->stop_r = socket_new(zctx, ZMQ_PAIR)) == NULL ||
+	    zmq_connect(z->stop_r, pipe_ep) != 0) {
+		log_event(LOG_ERROR, "cannot start the ZAP handler",
+		          LS("error", zmq_strerror(zmq_errno())), NULL);
 		goto fail;
 	}
 	/* pthread_create is a full barrier: the sockets move to the new thread. */

@@ -53,12 +53,12 @@
 #include "fieldsync/calendar.h"
 
 #define TZ_DEFAULT_DIR "/usr/share/zoneinfo"
-#define TZ_NAME_MAX 255               /* longest zone name accepted */
-#define TZ_FILE_MAX (256 * 1024)      /* the largest real zone is under 4 KiB */
-#define TZ_STRING_MAX 255             /* footer TZ string */
-#define TZ_OFF_MIN (-89999)           /* RFC 8536: offsets within (-25 h, 26 h) */
+#define TZ_NAME_MAX 255          /* longest zone name accepted */
+#define TZ_FILE_MAX (256 * 1024) /* the largest real zone is under 4 KiB */
+#define TZ_STRING_MAX 255        /* footer TZ string */
+#define TZ_OFF_MIN (-89999)      /* RFC 8536: offsets within (-25 h, 26 h) */
 #define TZ_OFF_MAX 93599
-#define TZ_WINDOW 93600               /* |offset| < this, in seconds */
+#define TZ_WINDOW 93600                  /* |offset| < this, in seconds */
 #define TZ_RULE_T_MAX ((int64_t)1 << 50) /* rule years stay far from overflow */
 #define DAY_S 86400
 
@@ -88,11 +88,11 @@ typedef struct tz_rule {
 struct fs_tz {
 	char name[TZ_NAME_MAX + 1];
 	size_t ntimes;
-	int64_t *times;   /* ntimes transitions, strictly ascending */
-	uint8_t *types;   /* ntimes indexes into offs */
+	int64_t *times; /* ntimes transitions, strictly ascending */
+	uint8_t *types; /* ntimes indexes into offs */
 	size_t noffs;
-	int32_t *offs;    /* noffs >= 1 UTC offsets, one per local time type */
-	bool has_rule;    /* a non-empty footer */
+	int32_t *offs; /* noffs >= 1 UTC offsets, one per local time type */
+	bool has_rule; /* a non-empty footer */
 	tz_rule rule;
 };
 
@@ -132,10 +132,10 @@ days_from_civil(int64_t y, int m, int d)
 	if (m <= 2)
 		y--;
 	era = floor_div(y, 400);
-	yoe = y - era * 400;                             /* 0..399 */
+	yoe = y - era * 400;                                   /* 0..399 */
 	doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1; /* 0..365 */
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;     /* 0..146096 */
-	return era * 146097 + doe - 719468;              /* 719468: 0000-03-01 to 1970-01-01 */
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;           /* 0..146096 */
+	return era * 146097 + doe - 719468; /* 719468: 0000-03-01 to 1970-01-01 */
 }
 
 /* The inverse of days_from_civil(). */
@@ -149,7 +149,7 @@ civil_from_days(int64_t z, int64_t *y, int *m, int *d)
 	doe = z - era * 146097;
 	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
 	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-	mp = (5 * doy + 2) / 153;                        /* 0 = March .. 11 = February */
+	mp = (5 * doy + 2) / 153; /* 0 = March .. 11 = February */
 	*d = (int)(doy - (153 * mp + 2) / 5 + 1);
 	*m = (int)(mp < 10 ? mp + 3 : mp - 9);
 	*y = yoe + era * 400 + (*m <= 2);
@@ -252,9 +252,8 @@ tzs_date(const char **pp, tz_rule_date *d)
 	} else if (*p == 'M') {
 		p++;
 		d->kind = 'M';
-		if (!tzs_num(&p, 1, 12, &d->m) || *p++ != '.' ||
-		    !tzs_num(&p, 1, 5, &d->w) || *p++ != '.' ||
-		    !tzs_num(&p, 0, 6, &d->d))
+		if (!tzs_num(&p, 1, 12, &d->m) || *p++ != '.' || !tzs_num(&p, 1, 5, &d->w) ||
+		    *p++ != '.' || !tzs_num(&p, 0, 6, &d->d))
 			return false;
 	} else {
 		d->kind = 'D';
@@ -428,9 +427,8 @@ hdr_read(tzif_rd *r, tzif_hdr *h)
 static uint64_t
 block_size(const tzif_hdr *h, unsigned tsize)
 {
-	return (uint64_t)h->timecnt * (tsize + 1) + (uint64_t)h->typecnt * 6 +
-	       h->charcnt + (uint64_t)h->leapcnt * (tsize + 4) + h->isstdcnt +
-	       h->isutcnt;
+	return (uint64_t)h->timecnt * (tsize + 1) + (uint64_t)h->typecnt * 6 + h->charcnt +
+	       (uint64_t)h->leapcnt * (tsize + 4) + h->isstdcnt + h->isutcnt;
 }
 
 /* Reads and checks the data block after h into tz. */
@@ -463,8 +461,8 @@ block_read(tzif_rd *r, const tzif_hdr *h, unsigned tsize, fs_tz *tz)
 	if (tz->times == NULL || tz->types == NULL || tz->offs == NULL)
 		return "out of memory";
 	for (size_t i = 0; i < tz->ntimes; i++) {
-		tz->times[i] = tsize == 8 ? be64(times + 8 * i)
-		                          : (int64_t)(int32_t)be32(times + 4 * i);
+		tz->times[i] =
+			tsize == 8 ? be64(times + 8 * i) : (int64_t)(int32_t)be32(times + 4 * i);
 		if (i > 0 && tz->times[i] <= tz->times[i - 1])
 			return "transitions out of order";
 		if (idx[i] >= h->typecnt)
@@ -512,8 +510,8 @@ footer_read(tzif_rd *r, fs_tz *tz)
 	r->pos += n + 1;
 	if (n == 0)
 		return NULL; /* no rule: the last type goes on */
-	if (strlen(s) != n || !tz_rule_parse(s, &tz->rule) ||
-	    tz->rule.std_off < TZ_OFF_MIN || tz->rule.std_off > TZ_OFF_MAX)
+	if (strlen(s) != n || !tz_rule_parse(s, &tz->rule) || tz->rule.std_off < TZ_OFF_MIN ||
+	    tz->rule.std_off > TZ_OFF_MAX)
 		return "malformed TZ string in footer";
 	tz->has_rule = true;
 	return NULL;
@@ -560,8 +558,7 @@ tz_name_ok(const char *name)
 				return false;
 			part = 0;
 		} else if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-		           (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '+' ||
-		           c == '-') {
+		           (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '+' || c == '-') {
 			part++;
 		} else {
 			return false;
@@ -628,8 +625,7 @@ set_err(char *err, size_t errlen, const char *name, const char *path, const char
 	if (err == NULL || errlen == 0)
 		return;
 	if (path != NULL)
-		snprintf(err, errlen, "time zone \"%.*s\": %s (%s)", TZ_NAME_MAX, name, why,
-		         path);
+		snprintf(err, errlen, "time zone \"%.*s\": %s (%s)", TZ_NAME_MAX, name, why, path);
 	else
 		snprintf(err, errlen, "time zone \"%.*s\": %s", TZ_NAME_MAX, name, why);
 }

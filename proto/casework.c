@@ -17,7 +17,8 @@
 bool
 fsp_case_id_valid(const char *case_id)
 {
-	return case_id != NULL && case_id[0] != '\0' && strnlen(case_id, FSP_ID_MAX + 1) <= FSP_ID_MAX;
+	return case_id != NULL && case_id[0] != '\0' &&
+	       strnlen(case_id, FSP_ID_MAX + 1) <= FSP_ID_MAX;
 }
 
 bool
@@ -97,7 +98,8 @@ check_contact(const uint8_t *p, size_t n, char *why, size_t len)
 		return false;
 	}
 	if (fsp_message_has_field_zero(&c->base))
-		snprintf(why, len, "payload of a contact holds field number 0 (not valid protobuf)");
+		snprintf(why, len,
+		         "payload of a contact holds field number 0 (not valid protobuf)");
 	else if (!fsp_case_id_valid(c->case_id))
 		snprintf(why, len, "contact.case_id must be 1..%d bytes", FSP_ID_MAX);
 	else if ((unsigned)c->kind > FIELDSYNC__V1__CONTACT__KIND__FOLLOW_UP)
@@ -113,8 +115,8 @@ check_contact(const uint8_t *p, size_t n, char *why, size_t len)
 }
 
 bool
-fsp_typed_check(const char *collection, const uint8_t *payload, size_t len,
-                char *why, size_t why_len)
+fsp_typed_check(const char *collection, const uint8_t *payload, size_t len, char *why,
+                size_t why_len)
 {
 	if (strcmp(collection, "case") == 0)
 		return check_case(payload, len, why, why_len);

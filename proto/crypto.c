@@ -106,8 +106,8 @@ update(EVP_CIPHER_CTX *ctx, bool enc, uint8_t *out, const uint8_t *p, size_t len
 }
 
 bool
-fsc_seal(const uint8_t key[FSC_KEY_LEN], const void *aad, size_t aad_len,
-         const uint8_t *plaintext, size_t len, uint8_t **out, size_t *out_len)
+fsc_seal(const uint8_t key[FSC_KEY_LEN], const void *aad, size_t aad_len, const uint8_t *plaintext,
+         size_t len, uint8_t **out, size_t *out_len)
 {
 	EVP_CIPHER_CTX *ctx = NULL;
 	uint8_t *buf = NULL;
@@ -148,8 +148,8 @@ out:
 }
 
 bool
-fsc_open(const uint8_t key[FSC_KEY_LEN], const void *aad, size_t aad_len,
-         const uint8_t *sealed, size_t len, uint8_t **out, size_t *out_len)
+fsc_open(const uint8_t key[FSC_KEY_LEN], const void *aad, size_t aad_len, const uint8_t *sealed,
+         size_t len, uint8_t **out, size_t *out_len)
 {
 	EVP_CIPHER_CTX *ctx = NULL;
 	uint8_t *buf = NULL, tag[TAG_LEN];
@@ -350,7 +350,8 @@ fsc_master_parse(const char *text, fsc_master *m, char *err, size_t errlen)
 	const char *hex = colon + 1;
 	size_t hl = len - il - 1;
 	if (hl != 2 * FSC_KEY_LEN) {
-		say(err, errlen, "the master key must be exactly %d hex digits after the id, not %zu",
+		say(err, errlen,
+		    "the master key must be exactly %d hex digits after the id, not %zu",
 		    2 * FSC_KEY_LEN, hl);
 		goto out;
 	}
@@ -466,9 +467,11 @@ fsc_master_create_file(const char *path, const char *id, char *err, size_t errle
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		if (errno == EEXIST)
-			say(err, errlen, "%s already exists; refusing to overwrite a key file", path);
+			say(err, errlen, "%s already exists; refusing to overwrite a key file",
+			    path);
 		else
-			say(err, errlen, "cannot create the key file %s: %s", path, strerror(errno));
+			say(err, errlen, "cannot create the key file %s: %s", path,
+			    strerror(errno));
 		goto out;
 	}
 	made = true;

@@ -40,13 +40,11 @@ fsp_record_same_value(const fsp_record *a, const fsp_record *b)
 		return false;
 	if (a->payload.len != b->payload.len)
 		return false;
-	return a->payload.len == 0 ||
-	       memcmp(a->payload.data, b->payload.data, a->payload.len) == 0;
+	return a->payload.len == 0 || memcmp(a->payload.data, b->payload.data, a->payload.len) == 0;
 }
 
 fsp_merge_status
-fsp_merge(fsp_record *const *stored, size_t n, fsp_record *in, fsp_record **out,
-          size_t *n_out)
+fsp_merge(fsp_record *const *stored, size_t n, fsp_record *in, fsp_record **out, size_t *n_out)
 {
 	fsp_merge_status st = FSP_MERGE_APPLIED;
 	size_t m = 0;

@@ -51,8 +51,8 @@
 
 #include "fieldsync/rules.h"
 
-#define RULES_COUNT_MAX 100     /* largest "count" (METHOD.md: 5 and 12) */
-#define RULES_AMOUNT_MAX 10000  /* largest N in "<N> days|weeks|months" */
+#define RULES_COUNT_MAX 100    /* largest "count" (METHOD.md: 5 and 12) */
+#define RULES_AMOUNT_MAX 10000 /* largest N in "<N> days|weeks|months" */
 #define PERSON_MAX (sizeof(((rules_reminder *)0)->contact_person))
 
 typedef Fieldsync__V1__Case fs_case;
@@ -223,11 +223,15 @@ conf_offset(const char *rn, const char *field, const char *s, rule_offset *o, ch
 	case OFFSET_OK:
 		return true;
 	case OFFSET_RANGE:
-		return conf_fail(err, errlen, "rule \"%s\": field \"%s\": N must be 0..%d, got \"%s\"", rn,
+		return conf_fail(err, errlen,
+		                 "rule \"%s\": field \"%s\": N must be 0..%d, got \"%s\"", rn,
 		                 field, RULES_AMOUNT_MAX, shown(s, b));
 	default:
-		return conf_fail(err, errlen, "rule \"%s\": field \"%s\": expected \"<N> days|weeks|months\"%s, got \"%s\"",
-		                 rn, field, strcmp(field, "warning") == 0 ? " or \"none\"" : "", shown(s, b));
+		return conf_fail(
+			err, errlen,
+			"rule \"%s\": field \"%s\": expected \"<N> days|weeks|months\"%s, got \"%s\"",
+			rn, field, strcmp(field, "warning") == 0 ? " or \"none\"" : "",
+			shown(s, b));
 	}
 }
 
@@ -240,18 +244,24 @@ conf_field(rule_id r, rule_conf *c, const cJSON *f, char *err, size_t errlen)
 
 	if (strcmp(f->string, "enabled") == 0) {
 		if (!cJSON_IsBool(f))
-			return conf_fail(err, errlen, "rule \"%s\": field \"enabled\": expected true or false, got %s",
-			                 rn, json_type(f));
+			return conf_fail(
+				err, errlen,
+				"rule \"%s\": field \"enabled\": expected true or false, got %s",
+				rn, json_type(f));
 		c->enabled = cJSON_IsTrue(f);
 		return true;
 	}
 	if (strcmp(f->string, "due") == 0) {
 		if (r == RULE_NETWORK_MEETING)
-			return conf_fail(err, errlen, "rule \"%s\": field \"due\": not configurable, the meeting is due at its next_at",
-			                 rn);
+			return conf_fail(
+				err, errlen,
+				"rule \"%s\": field \"due\": not configurable, the meeting is due at its next_at",
+				rn);
 		if (!cJSON_IsString(f))
-			return conf_fail(err, errlen, "rule \"%s\": field \"due\": expected \"<N> days|weeks|months\", got %s",
-			                 rn, json_type(f));
+			return conf_fail(
+				err, errlen,
+				"rule \"%s\": field \"due\": expected \"<N> days|weeks|months\", got %s",
+				rn, json_type(f));
 		return conf_offset(rn, "due", f->valuestring, &c->due, err, errlen);
 	}
 	if (strcmp(f->string, "warning") == 0) {
@@ -262,8 +272,10 @@ conf_field(rule_id r, rule_conf *c, const cJSON *f, char *err, size_t errlen)
 			return true;
 		}
 		if (!cJSON_IsString(f))
-			return conf_fail(err, errlen, "rule \"%s\": field \"warning\": expected \"<N> days|weeks|months\" or \"none\" or null, got %s",
-			                 rn, json_type(f));
+			return conf_fail(
+				err, errlen,
+				"rule \"%s\": field \"warning\": expected \"<N> days|weeks|months\" or \"none\" or null, got %s",
+				rn, json_type(f));
 		if (!conf_offset(rn, "warning", f->valuestring, &c->warning, err, errlen))
 			return false;
 		c->has_warning = true;
@@ -273,20 +285,28 @@ conf_field(rule_id r, rule_conf *c, const cJSON *f, char *err, size_t errlen)
 		double v = f->valuedouble;
 
 		if (r != RULE_COUNSELLING_LIMIT && r != RULE_TREATMENT_WINDOW)
-			return conf_fail(err, errlen, "rule \"%s\": field \"count\": only counselling-limit and treatment-window have a count",
-			                 rn);
+			return conf_fail(
+				err, errlen,
+				"rule \"%s\": field \"count\": only counselling-limit and treatment-window have a count",
+				rn);
 		if (!cJSON_IsNumber(f))
-			return conf_fail(err, errlen, "rule \"%s\": field \"count\": expected an integer 1..%d, got %s",
-			                 rn, RULES_COUNT_MAX, json_type(f));
+			return conf_fail(
+				err, errlen,
+				"rule \"%s\": field \"count\": expected an integer 1..%d, got %s",
+				rn, RULES_COUNT_MAX, json_type(f));
 		if (!(v >= 1 && v <= RULES_COUNT_MAX) || (double)(int)v != v)
-			return conf_fail(err, errlen, "rule \"%s\": field \"count\": expected an integer 1..%d, got %g",
-			                 rn, RULES_COUNT_MAX, v);
+			return conf_fail(
+				err, errlen,
+				"rule \"%s\": field \"count\": expected an integer 1..%d, got %g",
+				rn, RULES_COUNT_MAX, v);
 		c->count = (int)v;
 		return true;
 	}
-	return conf_fail(err, errlen, "rule \"%s\": unknown field \"%s\" (known: enabled, due, warning%s)",
-	                 rn, shown(f->string, b1),
-	                 r == RULE_COUNSELLING_LIMIT || r == RULE_TREATMENT_WINDOW ? ", count" : "");
+	return conf_fail(err, errlen,
+	                 "rule \"%s\": unknown field \"%s\" (known: enabled, due, warning%s)", rn,
+	                 shown(f->string, b1),
+	                 r == RULE_COUNSELLING_LIMIT || r == RULE_TREATMENT_WINDOW ? ", count"
+	                                                                           : "");
 }
 
 bool
@@ -313,7 +333,8 @@ rules_config_load_json(rules_config *rc, const char *json, char *err, size_t err
 		          json_type(root));
 		goto out;
 	}
-	cJSON_ArrayForEach(item, root) {
+	cJSON_ArrayForEach(item, root)
+	{
 		rule_id r;
 		unsigned fields = 0; /* bit per known field, to refuse repeats */
 
@@ -331,14 +352,16 @@ rules_config_load_json(rules_config *rc, const char *json, char *err, size_t err
 			          g_rule_names[r], json_type(item));
 			goto out;
 		}
-		cJSON_ArrayForEach(f, item) {
+		cJSON_ArrayForEach(f, item)
+		{
 			static const char *const known[] = {"enabled", "due", "warning", "count"};
 
 			for (unsigned k = 0; k < sizeof(known) / sizeof(known[0]); k++) {
 				if (strcmp(f->string, known[k]) != 0)
 					continue;
 				if (fields & (1u << k)) {
-					conf_fail(err, errlen, "rule \"%s\": field \"%s\" given twice",
+					conf_fail(err, errlen,
+					          "rule \"%s\": field \"%s\" given twice",
 					          g_rule_names[r], known[k]);
 					goto out;
 				}
@@ -412,7 +435,8 @@ is_first_next(const rules_input *in, size_t i)
 	for (size_t j = 0; j < i; j++) {
 		const rules_contact *y = &in->contacts[j];
 
-		if (y->c != NULL && y->c->next_at_ms > 0 && strcmp(contact_id(y), contact_id(x)) == 0)
+		if (y->c != NULL && y->c->next_at_ms > 0 &&
+		    strcmp(contact_id(y), contact_id(x)) == 0)
 			return false;
 	}
 	return true;
@@ -599,7 +623,8 @@ case_candidate(const eval_ctx *x, rule_id r, const fs_case *cs, candidate *c)
 		c->met = str_or_empty(cs->taken_over_by)[0] != '\0';
 		return true;
 	case RULE_NOTIFICATION_DUTY:
-		if (!cs->under_18 || x->counselling.n == 0 || !cand_after(x, rc, x->counselling.first, c))
+		if (!cs->under_18 || x->counselling.n == 0 ||
+		    !cand_after(x, rc, x->counselling.first, c))
 			return false;
 		c->met = cs->notification_duty_informed;
 		return true;
@@ -624,7 +649,8 @@ emit(eval_ctx *x, rule_id r, const char *occurrence, const candidate *c)
 		o = &x->out[x->n];
 		memset(o, 0, sizeof(*o));
 		if (occurrence != NULL)
-			snprintf(o->reminder_id, sizeof(o->reminder_id), "%s/%s/%s", name, case_id, occurrence);
+			snprintf(o->reminder_id, sizeof(o->reminder_id), "%s/%s/%s", name, case_id,
+			         occurrence);
 		else
 			snprintf(o->reminder_id, sizeof(o->reminder_id), "%s/%s", name, case_id);
 		o->rule = r;
@@ -702,7 +728,8 @@ eval_network_meetings(eval_ctx *x)
 			const fs_contact *k = in->contacts[j].c;
 
 			if (k == NULL || k->next_at_ms <= 0 ||
-			    (j != i && strcmp(contact_id(&in->contacts[j]), contact_id(&in->contacts[i])) != 0))
+			    (j != i && strcmp(contact_id(&in->contacts[j]),
+			                      contact_id(&in->contacts[i])) != 0))
 				continue;
 			memset(&c, 0, sizeof(c));
 			c.start = k->held_at_ms > 0 ? k->held_at_ms : k->next_at_ms;
@@ -723,8 +750,8 @@ eval_network_meetings(eval_ctx *x)
 }
 
 size_t
-rules_evaluate(const rules_config *rc, const fs_tz *tz, const rules_input *in,
-               rules_reminder *out, size_t cap)
+rules_evaluate(const rules_config *rc, const fs_tz *tz, const rules_input *in, rules_reminder *out,
+               size_t cap)
 {
 	eval_ctx x;
 	bool any_case = false;
@@ -742,7 +769,8 @@ rules_evaluate(const rules_config *rc, const fs_tz *tz, const rules_input *in,
 	x.in = in;
 	x.out = out;
 	x.cap = cap;
-	kind_facts_get(in, KIND_COUNSELLING, rc->rule[RULE_COUNSELLING_LIMIT].count, &x.counselling);
+	kind_facts_get(in, KIND_COUNSELLING, rc->rule[RULE_COUNSELLING_LIMIT].count,
+	               &x.counselling);
 	kind_facts_get(in, KIND_TREATMENT, rc->rule[RULE_TREATMENT_WINDOW].count, &x.treatment);
 	kind_facts_get(in, KIND_GROUP_SESSION, 1, &x.group);
 	kind_facts_get(in, KIND_PARENT_SESSION, 1, &x.parent);

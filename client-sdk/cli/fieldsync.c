@@ -27,36 +27,36 @@
 #define STDIN_MAX (16u << 20)
 
 static const char usage_text[] =
-    "usage: fieldsync [--store DIR] [--key-file FILE] COMMAND [ARGS]\n"
-    "  The store directory comes from --store or $FIELDSYNC_STORE.\n"
-    "  --key-file FILE (or $FIELDSYNC_STORE_KEY_FILE): the store is encrypted with the\n"
-    "  key in FILE, one line \"<id>:<64 hex digits>\", mode 0600; every command that\n"
-    "  opens or creates the store uses it.\n"
-    "commands:\n"
-    "  init [--scope S] [--credential FILE] create the store (default scope \"default\",\n"
-    "                                       or the credential's first scope); with\n"
-    "                                       --credential, sync uses its endpoint and CURVE\n"
-    "  put COLLECTION ID [--scope S]        write the value read from stdin\n"
-    "  get COLLECTION ID [--json]           print the value (--json: every sibling)\n"
-    "  delete COLLECTION ID                 delete the record\n"
-    "  list COLLECTION                      print the ids of live records\n"
-    "  conflicts [--json]                   list records in conflict\n"
-    "  resolve COLLECTION ID                write the merged value from stdin\n"
-    "  sync [--endpoint EP] [--timeout SEC] push local changes, pull the feed (EP\n"
-    "                                       defaults to the credential's endpoint)\n"
-    "  status [--json]                      pending changes, last sync, last error\n"
-    "  keygen [--key-id ID]                 write a new random key to the --key-file\n"
-    "                                       (mode 0600; never overwrites; ID default k1)\n"
-    "  rekey --new-key-file FILE            re-wrap the store's data keys with the key in\n"
-    "                                       FILE; afterwards only that key opens the store\n"
-    "  watch --endpoint SYNC_EP --reminders PUB_EP [--since SEQ] [--rule R]\n"
-    "        [--scope S] [--json] [--count N] [--state FILE] [--credential FILE]\n"
-    "                                       follow reminder events, each once, in seq\n"
-    "                                       order; gaps are filled by replay (no store);\n"
-    "                                       --credential: CURVE, and SYNC_EP defaults\n"
-    "                                       to the credential's endpoint\n"
-    "Collections \"case\" and \"contact\" are read and printed as JSON (METHOD.md);\n"
-    "others take their bytes from stdin and print them as they are.\n";
+	"usage: fieldsync [--store DIR] [--key-file FILE] COMMAND [ARGS]\n"
+	"  The store directory comes from --store or $FIELDSYNC_STORE.\n"
+	"  --key-file FILE (or $FIELDSYNC_STORE_KEY_FILE): the store is encrypted with the\n"
+	"  key in FILE, one line \"<id>:<64 hex digits>\", mode 0600; every command that\n"
+	"  opens or creates the store uses it.\n"
+	"commands:\n"
+	"  init [--scope S] [--credential FILE] create the store (default scope \"default\",\n"
+	"                                       or the credential's first scope); with\n"
+	"                                       --credential, sync uses its endpoint and CURVE\n"
+	"  put COLLECTION ID [--scope S]        write the value read from stdin\n"
+	"  get COLLECTION ID [--json]           print the value (--json: every sibling)\n"
+	"  delete COLLECTION ID                 delete the record\n"
+	"  list COLLECTION                      print the ids of live records\n"
+	"  conflicts [--json]                   list records in conflict\n"
+	"  resolve COLLECTION ID                write the merged value from stdin\n"
+	"  sync [--endpoint EP] [--timeout SEC] push local changes, pull the feed (EP\n"
+	"                                       defaults to the credential's endpoint)\n"
+	"  status [--json]                      pending changes, last sync, last error\n"
+	"  keygen [--key-id ID]                 write a new random key to the --key-file\n"
+	"                                       (mode 0600; never overwrites; ID default k1)\n"
+	"  rekey --new-key-file FILE            re-wrap the store's data keys with the key in\n"
+	"                                       FILE; afterwards only that key opens the store\n"
+	"  watch --endpoint SYNC_EP --reminders PUB_EP [--since SEQ] [--rule R]\n"
+	"        [--scope S] [--json] [--count N] [--state FILE] [--credential FILE]\n"
+	"                                       follow reminder events, each once, in seq\n"
+	"                                       order; gaps are filled by replay (no store);\n"
+	"                                       --credential: CURVE, and SYNC_EP defaults\n"
+	"                                       to the credential's endpoint\n"
+	"Collections \"case\" and \"contact\" are read and printed as JSON (METHOD.md);\n"
+	"others take their bytes from stdin and print them as they are.\n";
 
 static int
 usage(const char *why)
@@ -82,9 +82,9 @@ static const char *
 err_name(fs_err e)
 {
 	static const char *const names[] = {
-	    "OK",      "INVALID", "NOT_FOUND", "EXISTS",   "NOMEM",   "IO",
-	    "CORRUPT", "VERSION", "FULL",      "TIMEOUT",  "NETWORK", "PROTOCOL",
-	    "BUSY",    "REFUSED", "SERVER",    "KEY_REQUIRED", "KEY_WRONG", "NOT_ENCRYPTED",
+		"OK",      "INVALID", "NOT_FOUND", "EXISTS",       "NOMEM",     "IO",
+		"CORRUPT", "VERSION", "FULL",      "TIMEOUT",      "NETWORK",   "PROTOCOL",
+		"BUSY",    "REFUSED", "SERVER",    "KEY_REQUIRED", "KEY_WRONG", "NOT_ENCRYPTED",
 	};
 	return (unsigned)e < sizeof(names) / sizeof(names[0]) ? names[e] : "UNKNOWN";
 }
@@ -101,7 +101,8 @@ read_stdin(uint8_t **out, size_t *len)
 		if (n == cap) {
 			if (cap > STDIN_MAX) {
 				free(buf);
-				fprintf(stderr, "fieldsync: the value on stdin is larger than %u bytes\n",
+				fprintf(stderr,
+				        "fieldsync: the value on stdin is larger than %u bytes\n",
 				        STDIN_MAX);
 				return EX_USAGE;
 			}
@@ -126,7 +127,8 @@ read_stdin(uint8_t **out, size_t *len)
 	}
 	if (n > STDIN_MAX) {
 		free(buf);
-		fprintf(stderr, "fieldsync: the value on stdin is larger than %u bytes\n", STDIN_MAX);
+		fprintf(stderr, "fieldsync: the value on stdin is larger than %u bytes\n",
+		        STDIN_MAX);
 		return EX_USAGE;
 	}
 	*out = buf;
@@ -302,8 +304,8 @@ cmd_init(const char *dir, const char *scope, const char *key_file, const char *c
 	fs_err e = fs_store_create_ex(dir, &o, &s);
 	if (e == FS_ERR_INVALID) {
 		rc = usage(cred != NULL && scope != NULL
-		               ? "the scope must be one the credential grants"
-		               : "the scope must match [a-z0-9][a-z0-9._-]{0,63}");
+		                   ? "the scope must be one the credential grants"
+		                   : "the scope must match [a-z0-9][a-z0-9._-]{0,63}");
 		goto out;
 	}
 	if (e != FS_OK) {
@@ -328,7 +330,8 @@ cmd_keygen(const char *key_file, const char *key_id)
 {
 	char err[512];
 	if (key_file == NULL)
-		return usage("keygen writes the file given with --key-file (or $FIELDSYNC_STORE_KEY_FILE)");
+		return usage(
+			"keygen writes the file given with --key-file (or $FIELDSYNC_STORE_KEY_FILE)");
 	if (!fsc_master_create_file(key_file, key_id ? key_id : "k1", err, sizeof(err))) {
 		fprintf(stderr, "fieldsync: keygen: %s\n", err);
 		return EX_FAIL;
@@ -367,7 +370,8 @@ cmd_write(fs_store *s, const char *what, const char *coll, const char *id, const
 		e = fs_put(s, coll, id, scope, p, n);
 	free(p);
 	if (e == FS_ERR_INVALID) {
-		fprintf(stderr, "fieldsync: %s: invalid collection, id, scope or value; nothing was stored\n",
+		fprintf(stderr,
+		        "fieldsync: %s: invalid collection, id, scope or value; nothing was stored\n",
 		        what);
 		return EX_USAGE;
 	}
@@ -388,8 +392,10 @@ cmd_get(fs_store *s, const char *coll, const char *id, bool json)
 	if (!json) {
 		fs_sibling sb;
 		if (n > 1) {
-			fprintf(stderr, "fieldsync: the record is in conflict (%zu versions); "
-			                "use get --json to see them all, resolve to settle it\n", n);
+			fprintf(stderr,
+			        "fieldsync: the record is in conflict (%zu versions); "
+			        "use get --json to see them all, resolve to settle it\n",
+			        n);
 			rc = EX_CONFLICT;
 			goto out;
 		}
@@ -542,7 +548,8 @@ cmd_status(fs_store *s, bool json)
 		if (st.last_error != FS_OK)
 			printf("last error  %s: %s\n", err_name(st.last_error), st.last_error_msg);
 		for (size_t i = 0; i < failed->n; i++)
-			printf("failed      %s %s: %s\n", failed->items[i].collection, failed->items[i].id,
+			printf("failed      %s %s: %s\n", failed->items[i].collection,
+			       failed->items[i].id,
 			       failed->items[i].reason ? failed->items[i].reason : "");
 		fs_list_free(&failed);
 		return fflush(stdout) == 0 ? 0 : EX_FAIL;
@@ -583,7 +590,8 @@ cmd_status(fs_store *s, bool json)
 			cJSON_AddStringToObject(j, "collection", failed->items[i].collection);
 			cJSON_AddStringToObject(j, "id", failed->items[i].id);
 			cJSON_AddStringToObject(j, "reason",
-			                        failed->items[i].reason ? failed->items[i].reason : "");
+			                        failed->items[i].reason ? failed->items[i].reason
+			                                                : "");
 		}
 	}
 	fs_list_free(&failed);
@@ -637,7 +645,8 @@ cmd_sync(fs_store *s, const char *endpoint, double timeout_s)
 		fs_err ce = fs_store_credential(s, &c);
 		fs_credential_free(&c);
 		if (ce == FS_ERR_NOT_FOUND)
-			return usage("sync needs --endpoint EP (the store was not set up from a credential)");
+			return usage(
+				"sync needs --endpoint EP (the store was not set up from a credential)");
 		if (ce != FS_OK)
 			return fail("sync", ce);
 	}
@@ -650,7 +659,8 @@ cmd_sync(fs_store *s, const char *endpoint, double timeout_s)
 	fs_err e = fs_sync(s, &o, &st);
 	if (b.shown)
 		putchar('\n');
-	printf("pushed %" PRIu64 " (%" PRIu64 " conflicts), failed %" PRIu64 ", pulled %" PRIu64 "\n",
+	printf("pushed %" PRIu64 " (%" PRIu64 " conflicts), failed %" PRIu64 ", pulled %" PRIu64
+	       "\n",
 	       st.pushed, st.conflicts, st.failed, st.pulled);
 	fflush(stdout);
 	if (e != FS_OK) {
@@ -665,8 +675,10 @@ cmd_sync(fs_store *s, const char *endpoint, double timeout_s)
 		return EX_FAIL;
 	}
 	if (st.failed > 0)
-		fprintf(stderr, "fieldsync: %" PRIu64 " change(s) were refused by the daemon; "
-		                "see `fieldsync status`\n", st.failed);
+		fprintf(stderr,
+		        "fieldsync: %" PRIu64 " change(s) were refused by the daemon; "
+		        "see `fieldsync status`\n",
+		        st.failed);
 	return 0;
 }
 
@@ -751,8 +763,9 @@ print_reminder(const fs_reminder *r, bool json)
 		struct tm tm;
 		if (gmtime_r(&t, &tm) != NULL)
 			strftime(due, sizeof(due), "%Y-%m-%dT%H:%M:%SZ", &tm);
-		printf("%" PRIu64 " %-9s %-18s %s scope=%s case=%s contact_person=%s due=%s\n", r->seq,
-		       r->state, r->rule, r->reminder_id, r->scope, r->case_id, r->contact_person, due);
+		printf("%" PRIu64 " %-9s %-18s %s scope=%s case=%s contact_person=%s due=%s\n",
+		       r->seq, r->state, r->rule, r->reminder_id, r->scope, r->case_id,
+		       r->contact_person, due);
 	}
 	fflush(stdout);
 }
@@ -762,8 +775,10 @@ cmd_watch(const char *endpoint, const char *reminders, const char *since, const 
           const char *scope, bool json, const char *count, const char *state_file,
           const char *cred_file)
 {
-	fs_watch_opts o = {.sync_endpoint = endpoint, .reminder_endpoint = reminders,
-	                   .rule = rule, .scope = scope};
+	fs_watch_opts o = {.sync_endpoint = endpoint,
+	                   .reminder_endpoint = reminders,
+	                   .rule = rule,
+	                   .scope = scope};
 	uint64_t max = 0, done = 0;
 	fs_watcher *w = NULL;
 	fs_credential *cred = NULL;
@@ -899,8 +914,8 @@ main(int argc, char **argv)
 		                 credential);
 	}
 	if (strcmp(pos[0], "keygen") == 0) { /* needs no store either */
-		if (npos != 1 || scope || endpoint || timeout || json || credential || new_key_file ||
-		    reminders || since || rule || count || state)
+		if (npos != 1 || scope || endpoint || timeout || json || credential ||
+		    new_key_file || reminders || since || rule || count || state)
 			return usage("keygen takes --key-file FILE and --key-id ID only");
 		return cmd_keygen(key_file, key_id);
 	}
@@ -915,11 +930,11 @@ main(int argc, char **argv)
 		int args;
 		bool scope, json, sync;
 	} const cmds[] = {
-	    {"init", 0, true, false, false},    {"put", 2, true, false, false},
-	    {"get", 2, false, true, false},     {"delete", 2, false, false, false},
-	    {"list", 1, false, false, false},   {"conflicts", 0, false, true, false},
-	    {"resolve", 2, false, false, false}, {"sync", 0, false, false, true},
-	    {"status", 0, false, true, false},  {"rekey", 0, false, false, false},
+		{"init", 0, true, false, false},     {"put", 2, true, false, false},
+		{"get", 2, false, true, false},      {"delete", 2, false, false, false},
+		{"list", 1, false, false, false},    {"conflicts", 0, false, true, false},
+		{"resolve", 2, false, false, false}, {"sync", 0, false, false, true},
+		{"status", 0, false, true, false},   {"rekey", 0, false, false, false},
 	};
 	int k = -1;
 	for (int i = 0; i < (int)(sizeof(cmds) / sizeof(cmds[0])); i++)
@@ -930,8 +945,8 @@ main(int argc, char **argv)
 	if (npos - 1 != cmds[k].args)
 		return usage("wrong number of arguments");
 	if ((scope && !cmds[k].scope) || (json && !cmds[k].json) ||
-	    ((endpoint || timeout) && !cmds[k].sync) ||
-	    (credential && strcmp(cmd, "init") != 0) || (new_key_file && strcmp(cmd, "rekey") != 0))
+	    ((endpoint || timeout) && !cmds[k].sync) || (credential && strcmp(cmd, "init") != 0) ||
+	    (new_key_file && strcmp(cmd, "rekey") != 0))
 		return usage("option not valid for this command");
 
 	if (strcmp(cmd, "init") == 0)
@@ -963,23 +978,30 @@ main(int argc, char **argv)
 	fs_err e = fs_store_open_ex(store_dir, &so, &s);
 	fsc_cleanse(&m, sizeof(m)); /* the store keeps its own copy */
 	if (e == FS_ERR_NOT_FOUND) {
-		fprintf(stderr, "fieldsync: no store at %s; run `fieldsync --store %s init` first\n",
+		fprintf(stderr,
+		        "fieldsync: no store at %s; run `fieldsync --store %s init` first\n",
 		        store_dir, store_dir);
 		return EX_FAIL;
 	}
 	if (e == FS_ERR_KEY_REQUIRED) {
-		fprintf(stderr, "fieldsync: the store at %s is encrypted: give --key-file FILE or set "
-		                "FIELDSYNC_STORE_KEY_FILE\n", store_dir);
+		fprintf(stderr,
+		        "fieldsync: the store at %s is encrypted: give --key-file FILE or set "
+		        "FIELDSYNC_STORE_KEY_FILE\n",
+		        store_dir);
 		return EX_USAGE;
 	}
 	if (e == FS_ERR_KEY_WRONG) {
-		fprintf(stderr, "fieldsync: the key in %s does not open the store at %s (wrong key "
-		                "or key id)\n", key_file, store_dir);
+		fprintf(stderr,
+		        "fieldsync: the key in %s does not open the store at %s (wrong key "
+		        "or key id)\n",
+		        key_file, store_dir);
 		return EX_USAGE;
 	}
 	if (e == FS_ERR_NOT_ENCRYPTED) {
-		fprintf(stderr, "fieldsync: the store at %s is not encrypted; drop --key-file "
-		                "(and FIELDSYNC_STORE_KEY_FILE) to use it\n", store_dir);
+		fprintf(stderr,
+		        "fieldsync: the store at %s is not encrypted; drop --key-file "
+		        "(and FIELDSYNC_STORE_KEY_FILE) to use it\n",
+		        store_dir);
 		return EX_USAGE;
 	}
 	if (e != FS_OK)

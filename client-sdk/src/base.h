@@ -37,7 +37,7 @@ typedef Fieldsync__V1__PushRequest sdk_push_request;
 typedef Fieldsync__V1__PushReply sdk_push_reply;
 typedef Fieldsync__V1__PullReply sdk_pull_reply;
 
-#define SDK_REASON_MAX 300  /* a parked change's reason, truncated */
+#define SDK_REASON_MAX 300 /* a parked change's reason, truncated */
 #define SDK_PAYLOAD_MAX (16u << 20)
 
 /* Milliseconds: wall clock (for records and status) and monotonic (deadlines). */

@@ -89,8 +89,8 @@ sdk_drain_frames(void *sock)
 
 /* ---- the handshake monitor -------------------------------------------------- */
 
-#define HANDSHAKE_FAILED                                                                       \
-	(ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |                  \
+#define HANDSHAKE_FAILED                                                         \
+	(ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | \
 	 ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)
 
 /* A monitor tells a refused handshake from a daemon that is not there. */
@@ -277,7 +277,8 @@ sdk_conn_call(sdk_conn *c, envelope *e, int64_t deadline, envelope **rep)
 			err = FS_ERR_PROTOCOL;
 			goto out;
 		}
-		envelope *r = fieldsync__v1__envelope__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
+		envelope *r =
+			fieldsync__v1__envelope__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
 		zmq_msg_close(&m);
 		m_open = false;
 		if (r == NULL) {

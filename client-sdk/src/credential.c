@@ -28,7 +28,7 @@
 #define SCOPES_MAX 256
 
 static const char z85_chars[] =
-    "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#";
+	"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#";
 
 static void
 say(char *why, size_t len, const char *fmt, ...)
@@ -189,8 +189,10 @@ parse(const char *json, size_t len, bool with_secret, fs_credential **out, char 
 	    (role = member(root, "role", why, why_len)) == NULL)
 		goto out;
 	if (!endpoint_ok(ep)) {
-		say(why, why_len, "\"endpoint\" must be a ZeroMQ address to connect to, "
-		                  "e.g. tcp://host:7400 (at most %d characters, no '*')", ENDPOINT_MAX);
+		say(why, why_len,
+		    "\"endpoint\" must be a ZeroMQ address to connect to, "
+		    "e.g. tcp://host:7400 (at most %d characters, no '*')",
+		    ENDPOINT_MAX);
 		goto out;
 	}
 	if (!key_ok(spk, "server_public_key", srv, why, why_len) ||
@@ -202,8 +204,9 @@ parse(const char *json, size_t len, bool with_secret, fs_credential **out, char 
 		goto out;
 	}
 	if (with_secret && !sdk_curve_pair_ok(cpk, csk)) {
-		say(why, why_len, "\"client_public_key\" is not the public key of "
-		                  "\"client_secret_key\"");
+		say(why, why_len,
+		    "\"client_public_key\" is not the public key of "
+		    "\"client_secret_key\"");
 		goto out;
 	}
 	if (!text_ok(name, NAME_MAX_LEN, true)) {
@@ -233,14 +236,17 @@ parse(const char *json, size_t len, bool with_secret, fs_credential **out, char 
 		const cJSON *it = cJSON_GetArrayItem(scopes, i);
 		if (!cJSON_IsString(it) || it->valuestring == NULL ||
 		    !fsp_scope_valid(it->valuestring)) {
-			say(why, why_len, "scope %d in \"scopes\" must be a string matching "
-			                  "[a-z0-9][a-z0-9._-]{0,63}", i + 1);
+			say(why, why_len,
+			    "scope %d in \"scopes\" must be a string matching "
+			    "[a-z0-9][a-z0-9._-]{0,63}",
+			    i + 1);
 			goto out;
 		}
 		for (int j = 0; j < i; j++)
-			if (strcmp(cJSON_GetArrayItem(scopes, j)->valuestring, it->valuestring) == 0) {
-				say(why, why_len, "scopes %d and %d in \"scopes\" are the same", j + 1,
-				    i + 1);
+			if (strcmp(cJSON_GetArrayItem(scopes, j)->valuestring, it->valuestring) ==
+			    0) {
+				say(why, why_len, "scopes %d and %d in \"scopes\" are the same",
+				    j + 1, i + 1);
 				goto out;
 			}
 	}
@@ -348,7 +354,8 @@ fs_credential_load(const char *path, fs_credential **out, char *why, size_t why_
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
-			say(why, why_len, "cannot read the credential file %s: %s", path, strerror(errno));
+			say(why, why_len, "cannot read the credential file %s: %s", path,
+			    strerror(errno));
 			goto out;
 		}
 		if (r == 0)

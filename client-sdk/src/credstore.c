@@ -50,7 +50,8 @@ sdk_cred_put(fs_store *s, MDB_txn *t, const fs_credential *c)
 	}
 	if (s->encrypted) {
 		if (!fsc_seal(s->store_dek, cred_aad, sizeof(cred_aad) - 1,
-		              (const uint8_t *)c->client_secret_key, SDK_Z85_KEY_LEN, &sealed, &sl)) {
+		              (const uint8_t *)c->client_secret_key, SDK_Z85_KEY_LEN, &sealed,
+		              &sl)) {
 			err = FS_ERR_IO;
 			goto out;
 		}
@@ -99,8 +100,8 @@ cred_get(fs_store *s, bool with_secret, fs_credential **out)
 			goto out;
 		}
 		if (s->encrypted) {
-			if (!fsc_open(s->store_dek, cred_aad, sizeof(cred_aad) - 1, d.mv_data, d.mv_size,
-			              &plain, &pl)) {
+			if (!fsc_open(s->store_dek, cred_aad, sizeof(cred_aad) - 1, d.mv_data,
+			              d.mv_size, &plain, &pl)) {
 				err = FS_ERR_CORRUPT;
 				goto out;
 			}
@@ -143,7 +144,6 @@ out:
 	fs_credential_free(&c);
 	return err;
 }
-
 
 fs_err
 fs_store_set_credential(fs_store *s, const fs_credential *c)

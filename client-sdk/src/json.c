@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fieldsync/v1/casework.pb-c.h"
 #include "base.h"
+#include "fieldsync/v1/casework.pb-c.h"
 #include "json.h"
 
 #define JSON_MAX (4u << 20)
@@ -56,18 +56,24 @@ typedef struct field {
 	const ProtobufCEnumDescriptor *enums; /* F_ENUM */
 } field;
 
-#define CASE_F(n, t) {#n, t, offsetof(Fieldsync__V1__Case, n), 0, NULL}
-#define CONTACT_F(n, t) {#n, t, offsetof(Fieldsync__V1__Contact, n), 0, NULL}
+#define CASE_F(n, t)                                             \
+	{                                                        \
+#n, t, offsetof(Fieldsync__V1__Case, n), 0, NULL \
+	}
+#define CONTACT_F(n, t)                                             \
+	{                                                           \
+#n, t, offsetof(Fieldsync__V1__Contact, n), 0, NULL \
+	}
 
 static const field case_fields[] = {
 	{"person", F_ENUM, offsetof(Fieldsync__V1__Case, person), 0,
-	 &fieldsync__v1__case__person__descriptor},
+         &fieldsync__v1__case__person__descriptor},
 	CASE_F(anonymous, F_BOOL),
 	CASE_F(under_18, F_BOOL),
 	CASE_F(contact_person, F_STRING),
 	CASE_F(first_contact_at_ms, F_INT64),
 	{"track", F_ENUM, offsetof(Fieldsync__V1__Case, track), 0,
-	 &fieldsync__v1__case__track__descriptor},
+         &fieldsync__v1__case__track__descriptor},
 	CASE_F(ended_at_ms, F_INT64),
 	CASE_F(follow_up_wanted, F_BOOL),
 	CASE_F(follow_up_channel, F_STRING),
@@ -79,14 +85,14 @@ static const field case_fields[] = {
 static const field contact_fields[] = {
 	CONTACT_F(case_id, F_STRING),
 	{"kind", F_ENUM, offsetof(Fieldsync__V1__Contact, kind), 0,
-	 &fieldsync__v1__contact__kind__descriptor},
+         &fieldsync__v1__contact__kind__descriptor},
 	CONTACT_F(held_at_ms, F_INT64),
 	CONTACT_F(next_at_ms, F_INT64),
 	{"participants", F_STRINGS, offsetof(Fieldsync__V1__Contact, participants),
-	 offsetof(Fieldsync__V1__Contact, n_participants), NULL},
+         offsetof(Fieldsync__V1__Contact, n_participants), NULL},
 	CONTACT_F(notes, F_STRING),
 	{"decisions", F_STRINGS, offsetof(Fieldsync__V1__Contact, decisions),
-	 offsetof(Fieldsync__V1__Contact, n_decisions), NULL},
+         offsetof(Fieldsync__V1__Contact, n_decisions), NULL},
 	CONTACT_F(who5, F_INT32),
 };
 
@@ -173,7 +179,8 @@ set_field(void *msg, const field *f, const cJSON *j, char *why, size_t why_len)
 		cJSON_ArrayForEach(el, j)
 		{
 			if (!cJSON_IsString(el) || strlen(el->valuestring) > STRING_MAX) {
-				snprintf(why, why_len, "field \"%s\" must be an array of strings", f->name);
+				snprintf(why, why_len, "field \"%s\" must be an array of strings",
+				         f->name);
 				return false;
 			}
 			if ((arr[i] = strdup(el->valuestring)) == NULL)
@@ -329,8 +336,8 @@ fs_payload_to_json(const char *collection, const uint8_t *payload, size_t len, c
 		return FS_ERR_INVALID;
 	fs = fields_of(collection, &nf);
 	pm = is_case(collection)
-	         ? (ProtobufCMessage *)fieldsync__v1__case__unpack(NULL, len, payload)
-	         : (ProtobufCMessage *)fieldsync__v1__contact__unpack(NULL, len, payload);
+	             ? (ProtobufCMessage *)fieldsync__v1__case__unpack(NULL, len, payload)
+	             : (ProtobufCMessage *)fieldsync__v1__contact__unpack(NULL, len, payload);
 	if (pm == NULL)
 		return FS_ERR_CORRUPT;
 	if ((o = cJSON_CreateObject()) == NULL)
@@ -342,7 +349,9 @@ fs_payload_to_json(const char *collection, const uint8_t *payload, size_t len, c
 		switch (f->type) {
 		case F_BOOL:
 			ok = cJSON_AddBoolToObject(o, f->name,
-			                           *(const protobuf_c_boolean *)(base + f->offset)) != NULL;
+			                           *(const protobuf_c_boolean *)(base +
+			                                                         f->offset)) !=
+			     NULL;
 			break;
 		case F_INT64:
 			ok = add_int64(o, f->name, *(const int64_t *)(base + f->offset));
@@ -351,11 +360,13 @@ fs_payload_to_json(const char *collection, const uint8_t *payload, size_t len, c
 			ok = add_int64(o, f->name, *(const int32_t *)(base + f->offset));
 			break;
 		case F_STRING:
-			ok = cJSON_AddStringToObject(o, f->name, *(char *const *)(base + f->offset)) != NULL;
+			ok = cJSON_AddStringToObject(o, f->name,
+			                             *(char *const *)(base + f->offset)) != NULL;
 			break;
 		case F_ENUM: {
 			int v = *(const int *)(base + f->offset);
-			const ProtobufCEnumValue *ev = protobuf_c_enum_descriptor_get_value(f->enums, v);
+			const ProtobufCEnumValue *ev =
+				protobuf_c_enum_descriptor_get_value(f->enums, v);
 			if (ev != NULL)
 				ok = cJSON_AddStringToObject(o, f->name, ev->name) != NULL;
 			else /* an enum this version does not know: keep the number */

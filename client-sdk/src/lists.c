@@ -85,7 +85,7 @@ list_scan(fs_store *s, enum list_kind kind, const char *collection, fs_list **ou
 		return FS_ERR_NOMEM;
 	if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t)) != MDB_SUCCESS ||
 	    (rc = mdb_cursor_open(t, kind == LIST_FAILED ? s->outbox : s->records, &c)) !=
-	        MDB_SUCCESS) {
+	            MDB_SUCCESS) {
 		err = sdk_map_rc(rc);
 		goto out;
 	}
@@ -111,7 +111,8 @@ list_scan(fs_store *s, enum list_kind kind, const char *collection, fs_list **ou
 			}
 			continue;
 		}
-		sdk_record_state *rs = fieldsync__v1__record_state__unpack(NULL, d.mv_size, d.mv_data);
+		sdk_record_state *rs =
+			fieldsync__v1__record_state__unpack(NULL, d.mv_size, d.mv_data);
 		if (rs == NULL)
 			continue;
 		bool live = false, keep;
@@ -243,4 +244,3 @@ fail:
 	mdb_txn_abort(t);
 	return err;
 }
-

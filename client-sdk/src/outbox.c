@@ -144,7 +144,6 @@ out:
 	return err;
 }
 
-
 int
 sdk_outbox_settle(fs_store *s, MDB_txn *t, const fsp_record *r, sdk_settle action,
                   const char *reason, bool *touched)
@@ -181,9 +180,11 @@ sdk_outbox_settle(fs_store *s, MDB_txn *t, const fsp_record *r, sdk_settle actio
 	if (rec == NULL)
 		return ENOMEM;
 	memcpy(rec, e.rec_bytes, e.rec_len);
-	uint8_t state = action == SETTLE_PARK ? OB_PARKED : action == SETTLE_SOLO ? OB_SOLO : OB_PENDING;
-	rc = sdk_ob_put(s, t, &k, state, NULL, action == SETTLE_PARK ? reason : NULL, rec, e.rec_len);
+	uint8_t state = action == SETTLE_PARK   ? OB_PARKED
+	                : action == SETTLE_SOLO ? OB_SOLO
+	                                        : OB_PENDING;
+	rc = sdk_ob_put(s, t, &k, state, NULL, action == SETTLE_PARK ? reason : NULL, rec,
+	                e.rec_len);
 	free(rec);
 	return rc;
 }
-

@@ -51,7 +51,8 @@ sweep_sealed_under(fs_store *s, MDB_txn *t, const char *name)
 		return rc;
 	for (rc = mdb_cursor_get(c, &k, &d, MDB_FIRST); rc == MDB_SUCCESS;
 	     rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
-		sdk_record_state *rs = fieldsync__v1__record_state__unpack(NULL, d.mv_size, d.mv_data);
+		sdk_record_state *rs =
+			fieldsync__v1__record_state__unpack(NULL, d.mv_size, d.mv_data);
 		bool hit = false;
 		for (size_t i = 0; rs != NULL && i < rs->n_siblings; i++)
 			hit |= fss_sealed_under(rs->siblings[i]->payload.data,
@@ -125,7 +126,8 @@ pull_one(fs_store *s, MDB_txn *t, const sdk_record_state *in, bool *applied)
 	if ((rc = sdk_record_load(s, t, key, klen, &old)) != MDB_SUCCESS)
 		return rc;
 	size_t cap = (old ? old->n_siblings : 0) + in->n_siblings + 1;
-	if ((set = calloc(cap, sizeof(*set))) == NULL || (next = calloc(cap, sizeof(*next))) == NULL) {
+	if ((set = calloc(cap, sizeof(*set))) == NULL ||
+	    (next = calloc(cap, sizeof(*next))) == NULL) {
 		rc = ENOMEM;
 		goto out;
 	}
@@ -146,7 +148,8 @@ pull_one(fs_store *s, MDB_txn *t, const sdk_record_state *in, bool *applied)
 		/* DUPLICATE/OBSOLETE: nothing new; INVALID: a reused dot, kept out */
 	}
 	const char *scope = fsp_scope_valid(in->scope) ? in->scope : old ? old->scope : NULL;
-	if (n == 0 || scope == NULL || (!changed && old != NULL && strcmp(old->scope, scope) == 0)) {
+	if (n == 0 || scope == NULL ||
+	    (!changed && old != NULL && strcmp(old->scope, scope) == 0)) {
 		rc = MDB_SUCCESS;
 		goto out;
 	}
@@ -186,8 +189,8 @@ sdk_pull_apply(fs_store *s, const sdk_pull_reply *rep, uint64_t *applied)
 	}
 	if ((rc = sdk_meta_get_u64(s, t, "checkpoint", &cp)) != MDB_SUCCESS)
 		goto fail;
-	if (rep->last_seq > cp && (rc = sdk_meta_put_u64(s, t, "checkpoint", rep->last_seq)) !=
-	                              MDB_SUCCESS)
+	if (rep->last_seq > cp &&
+	    (rc = sdk_meta_put_u64(s, t, "checkpoint", rep->last_seq)) != MDB_SUCCESS)
 		goto fail;
 	rc = mdb_txn_commit(t);
 	if (rc == MDB_SUCCESS && applied != NULL)
@@ -209,4 +212,3 @@ sdk_checkpoint_get(fs_store *s, uint64_t *seq)
 	mdb_txn_abort(t);
 	return sdk_map_rc(rc);
 }
-

@@ -71,8 +71,8 @@ inflight_discard(fs_store *s, uint64_t key)
 	    (req = fieldsync__v1__push_request__unpack(NULL, d.mv_size, d.mv_data)) != NULL) {
 		for (size_t i = 0; rc == MDB_SUCCESS && i < req->n_changes; i++)
 			if (req->changes[i] != NULL)
-				rc = sdk_outbox_settle(s, t, req->changes[i]->record, SETTLE_REQUEUE,
-				                       NULL, &touched);
+				rc = sdk_outbox_settle(s, t, req->changes[i]->record,
+				                       SETTLE_REQUEUE, NULL, &touched);
 		fieldsync__v1__push_request__free_unpacked(req, NULL);
 	}
 	if (rc == MDB_SUCCESS || rc == MDB_NOTFOUND)
@@ -218,7 +218,7 @@ sdk_push_prepare(fs_store *s, size_t max, size_t budget, uint64_t *key, uint8_t 
 			continue;
 		fsp_record *r = fieldsync__v1__record__unpack(NULL, e.rec_len, e.rec_bytes);
 		if (r == NULL)
-			continue; /* cannot be pushed; stays visible in status */
+			continue;   /* cannot be pushed; stays visible in status */
 		if (s->encrypted) { /* it must open, under the names it is stored at */
 			char kc[FSP_COLLECTION_MAX + 1], ki[FSP_ID_MAX + 1];
 			if (!fsk_record_key_split(k.mv_data, k.mv_size, kc, ki) ||
@@ -264,7 +264,8 @@ sdk_push_prepare(fs_store *s, size_t max, size_t budget, uint64_t *key, uint8_t 
 	/* mark the entries: same bytes, with the change set's id */
 	for (size_t i = 0; i < n; i++) {
 		sdk_ob_entry e;
-		if ((rc = mdb_get(t, s->outbox, &keys[i], &d)) != MDB_SUCCESS || !sdk_ob_decode(&d, &e)) {
+		if ((rc = mdb_get(t, s->outbox, &keys[i], &d)) != MDB_SUCCESS ||
+		    !sdk_ob_decode(&d, &e)) {
 			err = rc != MDB_SUCCESS ? sdk_map_rc(rc) : FS_ERR_CORRUPT;
 			goto out;
 		}
@@ -377,8 +378,8 @@ settle_commit(fs_store *s, MDB_txn *t, uint64_t key, const sdk_push_outcome *oc,
 }
 
 fs_err
-sdk_push_done(fs_store *s, uint64_t key, const sdk_push_request *req,
-              const sdk_push_reply *rep, sdk_push_outcome *o)
+sdk_push_done(fs_store *s, uint64_t key, const sdk_push_request *req, const sdk_push_reply *rep,
+              sdk_push_outcome *o)
 {
 	MDB_txn *t = NULL;
 	int rc;
@@ -458,8 +459,8 @@ sdk_push_refused(fs_store *s, uint64_t key, const sdk_push_request *req, const c
 		return sdk_map_rc(rc);
 	for (size_t i = 0; i < req->n_changes; i++) {
 		sdk_settle action = req->n_changes == 1 ? SETTLE_PARK : SETTLE_SOLO;
-		if ((rc = sdk_outbox_settle(s, t, req->changes[i]->record, action, reason, &touched)) !=
-		    MDB_SUCCESS)
+		if ((rc = sdk_outbox_settle(s, t, req->changes[i]->record, action, reason,
+		                            &touched)) != MDB_SUCCESS)
 			goto fail;
 		if (touched && action == SETTLE_PARK)
 			oc.parked++;

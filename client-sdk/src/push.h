@@ -35,8 +35,8 @@ fs_err sdk_inflight_next(fs_store *s, uint64_t *key, uint8_t **bytes, size_t *le
  * changeset_id, stores it as in flight and marks its entries, in one
  * durable transaction. FS_ERR_NOT_FOUND when nothing is waiting.
  */
-fs_err sdk_push_prepare(fs_store *s, size_t max, size_t budget, uint64_t *key,
-                        uint8_t **bytes, size_t *len);
+fs_err sdk_push_prepare(fs_store *s, size_t max, size_t budget, uint64_t *key, uint8_t **bytes,
+                        size_t *len);
 
 typedef struct sdk_push_outcome {
 	uint64_t acked, conflicts, parked, requeued;
@@ -57,7 +57,7 @@ fs_err sdk_push_done(fs_store *s, uint64_t key, const sdk_push_request *req,
  * INVALID, TOO_LARGE): nothing was applied. A single change is parked with
  * "CODE: message"; several are requeued to be pushed one per change set.
  */
-fs_err sdk_push_refused(fs_store *s, uint64_t key, const sdk_push_request *req,
-                        const char *code, const char *message, sdk_push_outcome *o);
+fs_err sdk_push_refused(fs_store *s, uint64_t key, const sdk_push_request *req, const char *code,
+                        const char *message, sdk_push_outcome *o);
 
 #endif

@@ -28,7 +28,6 @@ struct fs_record {
 	char **versions;
 };
 
-
 int
 sdk_record_load(fs_store *s, MDB_txn *t, const uint8_t *key, size_t klen, sdk_record_state **rs)
 {
@@ -117,8 +116,8 @@ out:
  * some sibling exists (must_live: a non-deleted one).
  */
 static fs_err
-write_value(fs_store *s, const char *collection, const char *id, const char *scope,
-            bool deleted, const void *payload, size_t len, bool must_exist, bool must_live)
+write_value(fs_store *s, const char *collection, const char *id, const char *scope, bool deleted,
+            const void *payload, size_t len, bool must_exist, bool must_live)
 {
 	uint8_t key[FSK_RECORD_KEY_MAX], *rec_buf = NULL, *sealed = NULL;
 	size_t klen;
@@ -230,8 +229,8 @@ out:
 }
 
 fs_err
-fs_put(fs_store *s, const char *collection, const char *id, const char *scope,
-       const void *payload, size_t len)
+fs_put(fs_store *s, const char *collection, const char *id, const char *scope, const void *payload,
+       size_t len)
 {
 	return write_value(s, collection, id, scope, false, payload, len, false, false);
 }
@@ -243,8 +242,7 @@ fs_delete(fs_store *s, const char *collection, const char *id)
 }
 
 fs_err
-fs_resolve(fs_store *s, const char *collection, const char *id, const void *payload,
-           size_t len)
+fs_resolve(fs_store *s, const char *collection, const char *id, const void *payload, size_t len)
 {
 	return write_value(s, collection, id, NULL, false, payload, len, true, false);
 }
@@ -358,4 +356,3 @@ fs_record_sibling(const fs_record *r, size_t i, fs_sibling *out)
 	out->modified_at_ms = x->modified_at_ms;
 	out->modified_by = x->modified_by ? x->modified_by : "";
 }
-

@@ -40,7 +40,8 @@ dek_get(fs_store *s, MDB_txn *t, const char *name, bool create, uint8_t dek[FSC_
 	size_t wl = 0;
 	int rc = mdb_get(t, s->keys, &k, &d);
 	if (rc == MDB_SUCCESS)
-		return fsc_unwrap(&s->master, d.mv_data, d.mv_size, dek) ? MDB_SUCCESS : RC_SEAL_BAD;
+		return fsc_unwrap(&s->master, d.mv_data, d.mv_size, dek) ? MDB_SUCCESS
+		                                                         : RC_SEAL_BAD;
 	if (rc != MDB_NOTFOUND)
 		return rc;
 	if (!create)

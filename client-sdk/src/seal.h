@@ -31,14 +31,14 @@
  * stays empty (*out NULL, *out_len 0): there is nothing to hide. EINVAL
  * on names sdk_names_valid refuses, RC_CRYPTO when sealing fails.
  */
-int sdk_seal_value(fs_store *s, MDB_txn *t, const char *coll, const char *id,
-                   const uint8_t *p, size_t len, uint8_t **out, size_t *out_len);
+int sdk_seal_value(fs_store *s, MDB_txn *t, const char *coll, const char *id, const uint8_t *p,
+                   size_t len, uint8_t **out, size_t *out_len);
 
 /* Opens what sdk_seal_value made: *out malloc'd (NULL, 0 for empty).
  * RC_SEAL_BAD when it is not FSS_SEALED (plain or malformed), its DEK is
  * gone, or it does not verify. */
-int sdk_open_value(fs_store *s, MDB_txn *t, const char *coll, const char *id,
-                   const uint8_t *in, size_t len, uint8_t **out, size_t *out_len);
+int sdk_open_value(fs_store *s, MDB_txn *t, const char *coll, const char *id, const uint8_t *in,
+                   size_t len, uint8_t **out, size_t *out_len);
 
 /* Replaces r's sealed payload by its plaintext, in place (r comes from a
  * protobuf-c unpack with the default allocator, so its bytes are malloc'd).

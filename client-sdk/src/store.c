@@ -282,7 +282,7 @@ key_check(fs_store *s, MDB_txn *t)
 	if (strcmp(id, s->master.id) != 0)
 		return FS_ERR_KEY_WRONG;
 	return fsc_unwrap(&s->master, d.mv_data, d.mv_size, s->store_dek) ? FS_OK
-	                                                                   : FS_ERR_KEY_WRONG;
+	                                                                  : FS_ERR_KEY_WRONG;
 }
 
 static bool

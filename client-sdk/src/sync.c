@@ -63,7 +63,7 @@ static const char *
 code_name(int code)
 {
 	const ProtobufCEnumValue *v =
-	    protobuf_c_enum_descriptor_get_value(&fieldsync__v1__error__code__descriptor, code);
+		protobuf_c_enum_descriptor_get_value(&fieldsync__v1__error__code__descriptor, code);
 	return v ? v->name : "UNKNOWN";
 }
 
@@ -165,7 +165,8 @@ push_one(sync_run *r, uint64_t key, const uint8_t *bytes, size_t len)
 		    code == FIELDSYNC__V1__ERROR__CODE__TOO_LARGE ||
 		    code == FIELDSYNC__V1__ERROR__CODE__MALFORMED) {
 			/* refused as a whole, nothing applied: settle and go on */
-			err = sdk_push_refused(r->s, key, req, code_name(code), rep->error->message, &oc);
+			err = sdk_push_refused(r->s, key, req, code_name(code), rep->error->message,
+			                       &oc);
 		} else {
 			err = error_reply(r, rep->error);
 		}
@@ -320,8 +321,8 @@ fs_sync(fs_store *s, const fs_sync_opts *o, fs_sync_stats *stats)
 	if (err != FS_OK) {
 		snprintf(r.msg, sizeof(r.msg), "%s",
 		         err == FS_ERR_NETWORK && cred != NULL && !sdk_curve_supported()
-		             ? "this libzmq has no CURVE support; refusing to sync in clear"
-		             : "cannot connect to the endpoint (bad address?)");
+		                 ? "this libzmq has no CURVE support; refusing to sync in clear"
+		                 : "cannot connect to the endpoint (bad address?)");
 		goto out;
 	}
 	progress(&r);
@@ -334,12 +335,14 @@ out:
 	sdk_conn_close(&r.c);
 	fs_credential_free(&cred); /* wipes the secret key */
 	if (err == FS_ERR_REFUSED && sdk_conn_key_refused(&r.c))
-		snprintf(r.msg, sizeof(r.msg), "the daemon refused this device's key in the CURVE "
-		                               "handshake (revoked, or not enrolled there)");
+		snprintf(r.msg, sizeof(r.msg),
+		         "the daemon refused this device's key in the CURVE "
+		         "handshake (revoked, or not enrolled there)");
 	else if (err == FS_ERR_REFUSED && sdk_conn_handshake_failed(&r.c))
-		snprintf(r.msg, sizeof(r.msg), "the CURVE handshake failed: the endpoint does not hold "
-		                               "the server key the credential names, or does not "
-		                               "speak CURVE");
+		snprintf(r.msg, sizeof(r.msg),
+		         "the CURVE handshake failed: the endpoint does not hold "
+		         "the server key the credential names, or does not "
+		         "speak CURVE");
 	if (err != FS_OK && r.msg[0] == '\0')
 		snprintf(r.msg, sizeof(r.msg), "%s", fs_strerror(err));
 	/* the outcome is informational: a failure to record it changes nothing */

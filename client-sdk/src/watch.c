@@ -252,8 +252,9 @@ fs_watcher_next(fs_watcher *w, int timeout_ms, const fs_reminder **ev)
 		/* 2. A gap to fill, or a quiet spell to check. */
 		if (w->catch_up || now - w->last_check_ms >= QUIET_CHECK_MS) {
 			w->last_check_ms = now;
-			fs_err err = replay(w, left > CALL_TIMEOUT_MS ? CALL_TIMEOUT_MS
-			                                               : (left > 100 ? (int)left : 100));
+			fs_err err =
+				replay(w, left > CALL_TIMEOUT_MS ? CALL_TIMEOUT_MS
+			                                         : (left > 100 ? (int)left : 100));
 			if (err == FS_ERR_PROTOCOL || err == FS_ERR_NOMEM)
 				return err;
 			if (err == FS_OK)

@@ -39,14 +39,14 @@
 #include <lmdb.h>
 
 #include "admin.h"
-#include "schema.h"
-#include "log.h"
-#include "store.h"
-#include "keyring.h"
+#include "admin_dispatch.h"
 #include "clock.h"
+#include "keyring.h"
+#include "log.h"
 #include "ops_http.h"
 #include "registry.h"
-#include "admin_dispatch.h"
+#include "schema.h"
+#include "store.h"
 
 /* ---- options and usage ---------------------------------------------------- */
 
@@ -97,12 +97,15 @@ admin_open_store(const char *dir, bool create)
 	store *s;
 	snprintf(path, sizeof(path), "%s/data.mdb", dir);
 	if (!create && stat(path, &st) != 0) {
-		fprintf(stderr, "fieldsyncd: %s holds no store: run 'fieldsyncd init --data-dir %s' "
-		                "first\n", dir, dir);
+		fprintf(stderr,
+		        "fieldsyncd: %s holds no store: run 'fieldsyncd init --data-dir %s' "
+		        "first\n",
+		        dir, dir);
 		return NULL;
 	}
 	if ((s = store_open(dir, ADMIN_MAP_SIZE, ADMIN_MAP_SIZE_MAX)) == NULL)
-		fprintf(stderr, "fieldsyncd: cannot open the store in %s (see the log line above)\n", dir);
+		fprintf(stderr,
+		        "fieldsyncd: cannot open the store in %s (see the log line above)\n", dir);
 	return s;
 }
 
@@ -128,12 +131,18 @@ const char *
 admin_store_rc_text(fsd_err rc)
 {
 	switch (rc) {
-	case FSD_OK: return "ok";
-	case FSD_NOTFOUND: return "not found";
-	case FSD_FULL: return "the store is full (raise --map-size-max)";
-	case FSD_NOSPACE: return "the disk is full";
-	case FSD_CORRUPT: return "a stored value does not decode";
-	default: return "storage error";
+	case FSD_OK:
+		return "ok";
+	case FSD_NOTFOUND:
+		return "not found";
+	case FSD_FULL:
+		return "the store is full (raise --map-size-max)";
+	case FSD_NOSPACE:
+		return "the disk is full";
+	case FSD_CORRUPT:
+		return "a stored value does not decode";
+	default:
+		return "storage error";
 	}
 }
 
@@ -145,7 +154,8 @@ admin_open_keyring(const char *dir, const char *key_file, bool *needed)
 	const char *env = getenv("FIELDSYNC_MASTER_KEY");
 	snprintf(keys_dir, sizeof(keys_dir), "%s/keys", dir);
 	*needed = stat(keys_dir, &st) == 0;
-	if (!*needed && (key_file == NULL || key_file[0] == '\0') && (env == NULL || env[0] == '\0'))
+	if (!*needed && (key_file == NULL || key_file[0] == '\0') &&
+	    (env == NULL || env[0] == '\0'))
 		return NULL; /* a plaintext (--dev) store */
 	keyring *k = NULL;
 	if (keyring_open(dir, key_file, env, &k, err, sizeof(err)) != FSD_OK)
@@ -205,7 +215,8 @@ admin_iso_time(int64_t ms, char *out, size_t cap)
 {
 	time_t secs = (time_t)(ms / 1000);
 	struct tm tm;
-	if (ms <= 0 || gmtime_r(&secs, &tm) == NULL || strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+	if (ms <= 0 || gmtime_r(&secs, &tm) == NULL ||
+	    strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
 		snprintf(out, cap, "-");
 }
 
@@ -272,92 +283,120 @@ admin_env_open_ro(const char *dir, MDB_env **env)
 
 /* ---- the table ----------------------------------------------------------------- */
 
-#define OPT_DATA_DIR {"data-dir", "DIR", true, "the daemon's data directory [FIELDSYNC_DATA_DIR]"}
-#define OPT_ACTOR {"actor", "NAME", false, "who does this, for the audit log (default $SUDO_USER, $USER)"}
-#define OPT_JSON {"json", NULL, false, "print a JSON array"}
+#define OPT_DATA_DIR                                                                        \
+	{                                                                                   \
+		"data-dir", "DIR", true, "the daemon's data directory [FIELDSYNC_DATA_DIR]" \
+	}
+#define OPT_ACTOR                                                                      \
+	{                                                                              \
+		"actor", "NAME", false,                                                \
+			"who does this, for the audit log (default $SUDO_USER, $USER)" \
+	}
+#define OPT_JSON                                          \
+	{                                                 \
+		"json", NULL, false, "print a JSON array" \
+	}
 
 static const admin_cmd commands[] = {
-	{"init", admin_cmd_init,
-	 "Creates the store and the CURVE server key pair (DIR/server.key, DIR/server.pub,\n"
-	 "mode 0600) and prints the server public key. Never overwrites existing keys.",
-	 {OPT_DATA_DIR, OPT_ACTOR}},
-	{"enroll", admin_cmd_enroll,
-	 "Enrolls a device or scheduler: makes its key pair, records its public key, name,\n"
-	 "role and scopes, and writes its credential (JSON, mode 0600, never overwritten).\n"
-	 "The client secret key is only in that file. Names are never reused; a scope may\n"
-	 "not be a prefix of another enrolled scope (reminder topics match by prefix).\n"
-	 "Takes effect at once, also while the daemon runs.",
-	 {OPT_DATA_DIR,
-	  {"name", "NAME", true, "device name, [a-z0-9][a-z0-9._-]{0,63}, unique"},
-	  {"scopes", "A,B", true, "the scopes it may sync (at most 32)"},
-	  {"role", "ROLE", true, "device (push and pull) or scheduler (replay and reminders)"},
-	  {"endpoint", "EP", true, "the sync endpoint it connects to, e.g. tcp://sync.example.org:7400"},
-	  {"out", "FILE", true, "where to write the credential"},
-	  OPT_ACTOR}},
-	{"revoke", admin_cmd_revoke,
-	 "Revokes a device: new handshakes with its key are refused at once, and so are\n"
-	 "requests on its open connections. The name stays taken.",
-	 {OPT_DATA_DIR, {"name", "NAME", true, "the device to revoke"}, OPT_ACTOR}},
-	{"devices", admin_cmd_devices,
-	 "Lists the enrolled devices (name, role, public key, enrolled and revoked time in\n"
-	 "UTC, scopes). Never shows a secret: the daemon holds none.",
-	 {OPT_DATA_DIR, OPT_JSON}},
-	{"purge", admin_cmd_purge,
-	 "Erases a record for good (GDPR art. 17): the record and its siblings become a purge\n"
-	 "marker that every tablet obeys by deleting it, its reminders go, and its data key\n"
-	 "is destroyed, so backups of the data taken before cannot be read for it. --case\n"
-	 "erases a case and all its contacts. Later pushes to it are refused. Works while\n"
-	 "the daemon runs.",
-	 {OPT_DATA_DIR,
-	  {"collection", "C", false, "the record's collection"},
-	  {"id", "ID", false, "the record's id"},
-	  {"case", "ID", false, "a case and all its contacts"},
-	  {"master-key-file", "FILE", false, "the master key(s) [or FIELDSYNC_MASTER_KEY]"},
-	  OPT_ACTOR}},
-	{"rotate-master-key", admin_cmd_rotate,
-	 "Rewraps every data key with the first key of the master key file. To rotate: put\n"
-	 "the new key first in the file, restart the daemon, run this, drop the old line.",
-	 {OPT_DATA_DIR,
-	  {"master-key-file", "FILE", false, "the master key(s) [or FIELDSYNC_MASTER_KEY]"},
-	  OPT_ACTOR}},
-	{"health", admin_cmd_health,
-	 "Asks the running daemon's ops endpoint: exit 0 when /healthz (or, with --ready,\n"
-	 "/readyz) answers 200, else 1. For container HEALTHCHECKs: the image needs no curl.",
-	 {{"ops-listen", "HOST:PORT", false, "the daemon's --ops-listen [FIELDSYNC_OPS_LISTEN]"},
-	  {"ready", NULL, false, "ask /readyz (deep) instead of /healthz (shallow)"}}},
-	{"audit", admin_cmd_audit,
-	 "Prints the audit log in order: who did what to which collection and id, and when.\n"
-	 "It holds identifiers only, never payload content.",
-	 {OPT_DATA_DIR, OPT_JSON}},
-	{"backup", admin_cmd_backup,
-	 "A hot, compacting copy of the store (DIR/data.mdb) into a new file, taken while\n"
-	 "the daemon runs: the snapshot of the moment it began. Progress on a terminal.\n"
-	 "The data keys (DIR/keys) are not in it, so a purge reaches data backups: copy\n"
-	 "them with --with-keys into a separate file (key escrow, short retention).\n"
-	 "Server keys are in no backup. Writes an audit entry.",
-	 {OPT_DATA_DIR,
-	  {"out", "FILE", true, "the backup file to create (mode 0600, never overwritten)"},
-	  {"with-keys", "FILE2", false, "also copy the key store (DIR/keys) into FILE2"},
-	  {"master-key-file", "FILE", false, "check that this master key opens the key store"},
-	  OPT_ACTOR}},
-	{"restore", admin_cmd_restore,
-	 "Restores a backup into a new data directory (one holding a data.mdb is refused),\n"
-	 "optionally with its key store backup, then verifies it. Server keys are not in\n"
-	 "backups: copy server.key and server.pub from your secret store.",
-	 {{"data-dir", "DIR", true, "the new data directory [FIELDSYNC_DATA_DIR]"},
-	  {"from", "FILE", true, "the backup made by 'fieldsyncd backup --out'"},
-	  {"keys-from", "FILE2", false, "the key store backup made by --with-keys"},
-	  {"master-key-file", "FILE", false, "the master key(s), to verify sealed data [or FIELDSYNC_MASTER_KEY]"},
-	  {"rules", "FILE", false, "the daemon's rule table, for the reminder check [FIELDSYNC_RULES]"},
-	  {"time-zone", "ZONE", false, "the daemon's time zone (default Europe/Copenhagen) [FIELDSYNC_TIME_ZONE]"}}},
-	{"verify", admin_cmd_verify,
-	 "Checks a store: every record decodes (and its payloads open, with a master key),\n"
-	 "the feed index matches the records, and stored reminders match their rules.\n"
-	 "Problems name the record by collection/id. Exit 1 on any problem.",
-	 {OPT_DATA_DIR,
-	  {"master-key-file", "FILE", false, "the master key(s), to open sealed data [or FIELDSYNC_MASTER_KEY]"},
-	  {"rules", "FILE", false, "the daemon's rule table, for the reminder check [FIELDSYNC_RULES]"},
-	  {"time-zone", "ZONE", false, "the daemon's time zone (default Europe/Copenhagen) [FIELDSYNC_TIME_ZONE]"}}},
+	{"init",
+         admin_cmd_init,
+         "Creates the store and the CURVE server key pair (DIR/server.key, DIR/server.pub,\n"
+         "mode 0600) and prints the server public key. Never overwrites existing keys.",
+         {OPT_DATA_DIR, OPT_ACTOR}},
+	{"enroll",
+         admin_cmd_enroll,
+         "Enrolls a device or scheduler: makes its key pair, records its public key, name,\n"
+         "role and scopes, and writes its credential (JSON, mode 0600, never overwritten).\n"
+         "The client secret key is only in that file. Names are never reused; a scope may\n"
+         "not be a prefix of another enrolled scope (reminder topics match by prefix).\n"
+         "Takes effect at once, also while the daemon runs.",
+         {OPT_DATA_DIR,
+          {"name", "NAME", true, "device name, [a-z0-9][a-z0-9._-]{0,63}, unique"},
+          {"scopes", "A,B", true, "the scopes it may sync (at most 32)"},
+          {"role", "ROLE", true, "device (push and pull) or scheduler (replay and reminders)"},
+          {"endpoint", "EP", true,
+           "the sync endpoint it connects to, e.g. tcp://sync.example.org:7400"},
+          {"out", "FILE", true, "where to write the credential"},
+          OPT_ACTOR}},
+	{"revoke",
+         admin_cmd_revoke,
+         "Revokes a device: new handshakes with its key are refused at once, and so are\n"
+         "requests on its open connections. The name stays taken.",
+         {OPT_DATA_DIR, {"name", "NAME", true, "the device to revoke"}, OPT_ACTOR}},
+	{"devices",
+         admin_cmd_devices,
+         "Lists the enrolled devices (name, role, public key, enrolled and revoked time in\n"
+         "UTC, scopes). Never shows a secret: the daemon holds none.",
+         {OPT_DATA_DIR, OPT_JSON}},
+	{"purge",
+         admin_cmd_purge,
+         "Erases a record for good (GDPR art. 17): the record and its siblings become a purge\n"
+         "marker that every tablet obeys by deleting it, its reminders go, and its data key\n"
+         "is destroyed, so backups of the data taken before cannot be read for it. --case\n"
+         "erases a case and all its contacts. Later pushes to it are refused. Works while\n"
+         "the daemon runs.",
+         {OPT_DATA_DIR,
+          {"collection", "C", false, "the record's collection"},
+          {"id", "ID", false, "the record's id"},
+          {"case", "ID", false, "a case and all its contacts"},
+          {"master-key-file", "FILE", false, "the master key(s) [or FIELDSYNC_MASTER_KEY]"},
+          OPT_ACTOR}},
+	{"rotate-master-key",
+         admin_cmd_rotate,
+         "Rewraps every data key with the first key of the master key file. To rotate: put\n"
+         "the new key first in the file, restart the daemon, run this, drop the old line.",
+         {OPT_DATA_DIR,
+          {"master-key-file", "FILE", false, "the master key(s) [or FIELDSYNC_MASTER_KEY]"},
+          OPT_ACTOR}},
+	{"health",
+         admin_cmd_health,
+         "Asks the running daemon's ops endpoint: exit 0 when /healthz (or, with --ready,\n"
+         "/readyz) answers 200, else 1. For container HEALTHCHECKs: the image needs no curl.",
+         {{"ops-listen", "HOST:PORT", false, "the daemon's --ops-listen [FIELDSYNC_OPS_LISTEN]"},
+          {"ready", NULL, false, "ask /readyz (deep) instead of /healthz (shallow)"}}},
+	{"audit",
+         admin_cmd_audit,
+         "Prints the audit log in order: who did what to which collection and id, and when.\n"
+         "It holds identifiers only, never payload content.",
+         {OPT_DATA_DIR, OPT_JSON}},
+	{"backup",
+         admin_cmd_backup,
+         "A hot, compacting copy of the store (DIR/data.mdb) into a new file, taken while\n"
+         "the daemon runs: the snapshot of the moment it began. Progress on a terminal.\n"
+         "The data keys (DIR/keys) are not in it, so a purge reaches data backups: copy\n"
+         "them with --with-keys into a separate file (key escrow, short retention).\n"
+         "Server keys are in no backup. Writes an audit entry.",
+         {OPT_DATA_DIR,
+          {"out", "FILE", true, "the backup file to create (mode 0600, never overwritten)"},
+          {"with-keys", "FILE2", false, "also copy the key store (DIR/keys) into FILE2"},
+          {"master-key-file", "FILE", false, "check that this master key opens the key store"},
+          OPT_ACTOR}},
+	{"restore",
+         admin_cmd_restore,
+         "Restores a backup into a new data directory (one holding a data.mdb is refused),\n"
+         "optionally with its key store backup, then verifies it. Server keys are not in\n"
+         "backups: copy server.key and server.pub from your secret store.",
+         {{"data-dir", "DIR", true, "the new data directory [FIELDSYNC_DATA_DIR]"},
+          {"from", "FILE", true, "the backup made by 'fieldsyncd backup --out'"},
+          {"keys-from", "FILE2", false, "the key store backup made by --with-keys"},
+          {"master-key-file", "FILE", false,
+           "the master key(s), to verify sealed data [or FIELDSYNC_MASTER_KEY]"},
+          {"rules", "FILE", false,
+           "the daemon's rule table, for the reminder check [FIELDSYNC_RULES]"},
+          {"time-zone", "ZONE", false,
+           "the daemon's time zone (default Europe/Copenhagen) [FIELDSYNC_TIME_ZONE]"}}},
+	{"verify",
+         admin_cmd_verify,
+         "Checks a store: every record decodes (and its payloads open, with a master key),\n"
+         "the feed index matches the records, and stored reminders match their rules.\n"
+         "Problems name the record by collection/id. Exit 1 on any problem.",
+         {OPT_DATA_DIR,
+          {"master-key-file", "FILE", false,
+           "the master key(s), to open sealed data [or FIELDSYNC_MASTER_KEY]"},
+          {"rules", "FILE", false,
+           "the daemon's rule table, for the reminder check [FIELDSYNC_RULES]"},
+          {"time-zone", "ZONE", false,
+           "the daemon's time zone (default Europe/Copenhagen) [FIELDSYNC_TIME_ZONE]"}}},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -392,14 +431,17 @@ parse_args(const admin_cmd *c, int argc, char **argv, admin_args *a)
 			return FSD_EXIT_OK;
 		}
 		if (id < 256 || id >= 256 + (int)n) {
-			fprintf(stderr, "fieldsyncd %s: unknown or incomplete option '%s'\n"
-			                "try 'fieldsyncd %s --help'\n", c->name, argv[optind - 1], c->name);
+			fprintf(stderr,
+			        "fieldsyncd %s: unknown or incomplete option '%s'\n"
+			        "try 'fieldsyncd %s --help'\n",
+			        c->name, argv[optind - 1], c->name);
 			return FSD_EXIT_USAGE;
 		}
 		a->val[id - 256] = c->opts[id - 256].arg ? optarg : "1";
 	}
 	if (optind < argc) {
-		fprintf(stderr, "fieldsyncd %s: unexpected argument '%s'\ntry 'fieldsyncd %s --help'\n",
+		fprintf(stderr,
+		        "fieldsyncd %s: unexpected argument '%s'\ntry 'fieldsyncd %s --help'\n",
 		        c->name, argv[optind], c->name);
 		return FSD_EXIT_USAGE;
 	}
@@ -413,9 +455,12 @@ parse_args(const admin_cmd *c, int argc, char **argv, admin_args *a)
 			return FSD_EXIT_USAGE;
 		}
 		if (c->opts[i].required && a->val[i] == NULL) {
-			fprintf(stderr, "fieldsyncd %s: --%s is required%s\ntry 'fieldsyncd %s --help'\n",
+			fprintf(stderr,
+			        "fieldsyncd %s: --%s is required%s\ntry 'fieldsyncd %s --help'\n",
 			        c->name, c->opts[i].name,
-			        strcmp(c->opts[i].name, "data-dir") == 0 ? " (or FIELDSYNC_DATA_DIR)" : "",
+			        strcmp(c->opts[i].name, "data-dir") == 0
+			                ? " (or FIELDSYNC_DATA_DIR)"
+			                : "",
 			        c->name);
 			return FSD_EXIT_USAGE;
 		}

@@ -6,8 +6,8 @@
  *
  * Runs while the daemon runs or not (one short read transaction).
  */
-#include <stdio.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <cjson/cJSON.h>
 
@@ -25,8 +25,8 @@ print_entry(const cJSON *o)
 	       admin_jstr(o, "ts"), admin_jstr(o, "actor"),
 	       cJSON_GetObjectItemCaseSensitive(o, "unreadable") ? "(unreadable entry)"
 	                                                         : admin_jstr(o, "action"),
-	       coll[0] || id[0] ? coll : "-", coll[0] && id[0] ? "/" : "", id, detail[0] ? "  " : "",
-	       detail);
+	       coll[0] || id[0] ? coll : "-", coll[0] && id[0] ? "/" : "", id,
+	       detail[0] ? "  " : "", detail);
 }
 
 /* One stored entry into l: seq first, then the entry as stored, then its time in words. */
@@ -83,4 +83,3 @@ admin_cmd_audit(const admin_args *a)
 	         "ACTION", "WHAT");
 	return admin_list_print(a, header, read_audit, print_entry);
 }
-

@@ -35,11 +35,11 @@
 #include <unistd.h>
 
 #include "admin.h"
-#include "schema.h"
 #include "audit.h"
-#include "store.h"
-#include "keyring.h"
 #include "clock.h"
+#include "keyring.h"
+#include "schema.h"
+#include "store.h"
 
 /* Seconds on the monotonic clock, for progress and the time taken. */
 static double
@@ -156,7 +156,8 @@ out:
 	if (started) {
 		pthread_join(th, NULL);
 		if (ok && job.rc != 0) {
-			snprintf(err, errlen, "the copy of %s failed: %s", env_dir, mdb_strerror(job.rc));
+			snprintf(err, errlen, "the copy of %s failed: %s", env_dir,
+			         mdb_strerror(job.rc));
 			ok = false;
 		}
 	}
@@ -203,7 +204,8 @@ admin_cmd_backup(const admin_args *a)
 
 	signal(SIGPIPE, SIG_IGN);
 	if (keys_out != NULL && strcmp(keys_out, out) == 0) {
-		fprintf(stderr, "fieldsyncd backup: --with-keys must name another file than --out\n");
+		fprintf(stderr,
+		        "fieldsyncd backup: --with-keys must name another file than --out\n");
 		return FSD_EXIT_USAGE;
 	}
 	snprintf(keys_dir, sizeof(keys_dir), "%s/keys", dir);
@@ -218,8 +220,10 @@ admin_cmd_backup(const admin_args *a)
 		keyring_close(&k);
 	}
 	if (keys_out != NULL && !admin_file_exists(keys_dir)) {
-		fprintf(stderr, "fieldsyncd backup: %s holds no key store (the data is not "
-		                "encrypted): nothing for --with-keys\n", dir);
+		fprintf(stderr,
+		        "fieldsyncd backup: %s holds no key store (the data is not "
+		        "encrypted): nothing for --with-keys\n",
+		        dir);
 		return FSD_EXIT_FAIL;
 	}
 	double t0 = now_s();
@@ -234,14 +238,17 @@ admin_cmd_backup(const admin_args *a)
 			fprintf(stderr, "fieldsyncd backup: %s\n", err);
 			return FSD_EXIT_FAIL;
 		}
-		fprintf(stderr, "fieldsyncd backup: wrote the key store to %s (%llu bytes): this is "
-		                "key escrow; keep it apart from the data backups, with a short "
-		                "retention, so a purge reaches them\n",
+		fprintf(stderr,
+		        "fieldsyncd backup: wrote the key store to %s (%llu bytes): this is "
+		        "key escrow; keep it apart from the data backups, with a short "
+		        "retention, so a purge reaches them\n",
 		        keys_out, (unsigned long long)key_bytes);
 	} else if (admin_file_exists(keys_dir)) {
-		fprintf(stderr, "fieldsyncd backup: note: the data keys (%s) are not in this backup "
-		                "(a purge must reach data backups, docs/security.md); back them up "
-		                "apart (--with-keys FILE) or the backup cannot be read\n", keys_dir);
+		fprintf(stderr,
+		        "fieldsyncd backup: note: the data keys (%s) are not in this backup "
+		        "(a purge must reach data backups, docs/security.md); back them up "
+		        "apart (--with-keys FILE) or the backup cannot be read\n",
+		        keys_dir);
 	}
 	fprintf(stderr, "fieldsyncd backup: note: the server keys (server.key, server.pub) are "
 	                "in no backup; keep them in your secret store\n");
@@ -254,11 +261,12 @@ admin_cmd_backup(const admin_args *a)
 	fsd_err rc = s == NULL ? FSD_ERROR : admin_write_txn(s, backup_audit_txn, &w);
 	store_close(&s);
 	if (rc != FSD_OK) {
-		fprintf(stderr, "fieldsyncd backup: the backup is complete, but its audit entry was "
-		                "not written: %s\n", admin_store_rc_text(rc));
+		fprintf(stderr,
+		        "fieldsyncd backup: the backup is complete, but its audit entry was "
+		        "not written: %s\n",
+		        admin_store_rc_text(rc));
 		return FSD_EXIT_FAIL;
 	}
 	printf("%s\n", out);
 	return FSD_EXIT_OK;
 }
-

@@ -27,10 +27,10 @@
 
 #include "admin.h"
 #include "audit.h"
-#include "registry.h"
-#include "zap.h"
 #include "clock.h"
 #include "peer.h"
+#include "registry.h"
+#include "zap.h"
 
 static const char *
 role_name(device_role r)
@@ -53,7 +53,6 @@ device_name_valid(const char *s)
 	}
 	return true;
 }
-
 
 /* ---- enroll ---------------------------------------------------------------- */
 
@@ -82,13 +81,15 @@ clash_check(void *arg, const device_info *d)
 	for (size_t i = 0; i < j->d.n_scopes; i++)
 		for (size_t k = 0; k < d->n_scopes; k++)
 			if (scope_prefix_clash(j->d.scopes[i], d->scopes[k])) {
-				snprintf(j->why, sizeof(j->why),
-				         "scope '%s' clashes with scope '%s' of device '%s'%s: one is a "
-				         "prefix of the other, and reminder topics "
-				         "(reminder/<rule>/<scope>) are subscribed by prefix, so a "
-				         "subscriber to one would also get the other's events; choose a "
-				         "scope name that neither starts nor is the start of another",
-				         j->d.scopes[i], d->scopes[k], d->name, d->revoked ? " (revoked)" : "");
+				snprintf(
+					j->why, sizeof(j->why),
+					"scope '%s' clashes with scope '%s' of device '%s'%s: one is a "
+					"prefix of the other, and reminder topics "
+					"(reminder/<rule>/<scope>) are subscribed by prefix, so a "
+					"subscriber to one would also get the other's events; choose a "
+					"scope name that neither starts nor is the start of another",
+					j->d.scopes[i], d->scopes[k], d->name,
+					d->revoked ? " (revoked)" : "");
 				return false;
 			}
 	return true;
@@ -162,9 +163,11 @@ enroll_txn(store_txn *t, void *arg)
 	fsd_err rc = registry_device_by_name(t, j->d.name, &old);
 
 	if (rc == FSD_OK) {
-		snprintf(j->why, sizeof(j->why), "a device named '%s' is already enrolled%s; names "
+		snprintf(j->why, sizeof(j->why),
+		         "a device named '%s' is already enrolled%s; names "
 		         "are never reused (they identify the device in the audit log): choose "
-		         "another name", j->d.name, old.revoked ? " (and was revoked)" : "");
+		         "another name",
+		         j->d.name, old.revoked ? " (and was revoked)" : "");
 		return FSD_ERROR;
 	}
 	if (rc != FSD_NOTFOUND)
@@ -191,19 +194,24 @@ parse_scopes(const char *list, device_info *d)
 		const char *comma = strchr(p, ',');
 		size_t n = comma ? (size_t)(comma - p) : strlen(p);
 		if (d->n_scopes == AUTH_SCOPES_MAX) {
-			fprintf(stderr, "fieldsyncd: --scopes: at most %d scopes\n", AUTH_SCOPES_MAX);
+			fprintf(stderr, "fieldsyncd: --scopes: at most %d scopes\n",
+			        AUTH_SCOPES_MAX);
 			return false;
 		}
 		if (n == 0 || n > FSP_SCOPE_MAX) {
-			fprintf(stderr, "fieldsyncd: --scopes: an empty or over-long scope in '%s'\n", list);
+			fprintf(stderr,
+			        "fieldsyncd: --scopes: an empty or over-long scope in '%s'\n",
+			        list);
 			return false;
 		}
 		char *s = d->scopes[d->n_scopes];
 		memcpy(s, p, n);
 		s[n] = '\0';
 		if (!fsp_scope_valid(s)) {
-			fprintf(stderr, "fieldsyncd: --scopes: '%s' is not a scope "
-			                "([a-z0-9][a-z0-9._-]{0,63})\n", s);
+			fprintf(stderr,
+			        "fieldsyncd: --scopes: '%s' is not a scope "
+			        "([a-z0-9][a-z0-9._-]{0,63})\n",
+			        s);
 			return false;
 		}
 		for (size_t i = 0; i < d->n_scopes; i++) {
@@ -212,10 +220,12 @@ parse_scopes(const char *list, device_info *d)
 				return false;
 			}
 			if (scope_prefix_clash(d->scopes[i], s)) {
-				fprintf(stderr, "fieldsyncd: --scopes: '%s' and '%s': one is a prefix of the "
-				                "other, and reminder topics (reminder/<rule>/<scope>) are "
-				                "subscribed by prefix; choose names that do not start one "
-				                "another\n", d->scopes[i], s);
+				fprintf(stderr,
+				        "fieldsyncd: --scopes: '%s' and '%s': one is a prefix of the "
+				        "other, and reminder topics (reminder/<rule>/<scope>) are "
+				        "subscribed by prefix; choose names that do not start one "
+				        "another\n",
+				        d->scopes[i], s);
 				return false;
 			}
 		}
@@ -229,10 +239,11 @@ parse_scopes(const char *list, device_info *d)
 int
 admin_cmd_enroll(const admin_args *a)
 {
-	struct enroll_job j = {.actor = admin_actor(a), .endpoint = admin_opt(a, "endpoint"),
+	struct enroll_job j = {.actor = admin_actor(a),
+	                       .endpoint = admin_opt(a, "endpoint"),
 	                       .out = admin_opt(a, "out")};
 	const char *dir = admin_opt(a, "data-dir"), *name = admin_opt(a, "name"),
-	           *role = admin_opt(a, "role");
+		   *role = admin_opt(a, "role");
 	char spub[AUTH_Z85_KEY_LEN + 1], ssec[AUTH_Z85_KEY_LEN + 1], csec[AUTH_Z85_KEY_LEN + 1];
 	char err[700];
 	store *s = NULL;
@@ -240,8 +251,10 @@ admin_cmd_enroll(const admin_args *a)
 	int code = FSD_EXIT_FAIL;
 
 	if (!device_name_valid(name)) {
-		fprintf(stderr, "fieldsyncd: --name '%s' is not a device name "
-		                "([a-z0-9][a-z0-9._-]{0,63})\n", name);
+		fprintf(stderr,
+		        "fieldsyncd: --name '%s' is not a device name "
+		        "([a-z0-9][a-z0-9._-]{0,63})\n",
+		        name);
 		return FSD_EXIT_USAGE;
 	}
 	snprintf(j.d.name, sizeof(j.d.name), "%s", name);
@@ -252,13 +265,16 @@ admin_cmd_enroll(const admin_args *a)
 	} else if (strcmp(role, "scheduler") == 0) {
 		j.d.role = ROLE_SCHEDULER;
 	} else {
-		fprintf(stderr, "fieldsyncd: --role must be 'device' or 'scheduler', not '%s'\n", role);
+		fprintf(stderr, "fieldsyncd: --role must be 'device' or 'scheduler', not '%s'\n",
+		        role);
 		return FSD_EXIT_USAGE;
 	}
 	if (strstr(j.endpoint, "://") == NULL || strchr(j.endpoint, '*') != NULL ||
 	    strlen(j.endpoint) > 255) {
-		fprintf(stderr, "fieldsyncd: --endpoint is the address a device connects to, e.g. "
-		                "tcp://sync.example.org:7400 (not '%s')\n", j.endpoint);
+		fprintf(stderr,
+		        "fieldsyncd: --endpoint is the address a device connects to, e.g. "
+		        "tcp://sync.example.org:7400 (not '%s')\n",
+		        j.endpoint);
 		return FSD_EXIT_USAGE;
 	}
 	if (zap_keys_load(dir, spub, ssec, err, sizeof(err)) != FSD_OK) {
@@ -270,7 +286,8 @@ admin_cmd_enroll(const admin_args *a)
 	if ((s = admin_open_store(dir, false)) == NULL)
 		return FSD_EXIT_FAIL;
 	if (zmq_curve_keypair(j.d.public_key, csec) != 0) {
-		fprintf(stderr, "fieldsyncd: cannot make a key pair: %s\n", zmq_strerror(zmq_errno()));
+		fprintf(stderr, "fieldsyncd: cannot make a key pair: %s\n",
+		        zmq_strerror(zmq_errno()));
 		goto out;
 	}
 	j.client_secret = csec;
@@ -300,8 +317,8 @@ admin_cmd_enroll(const admin_args *a)
 		goto out;
 	}
 	printf("enrolled %s (%s) with public key %s; credential written to %s (mode 0600): "
-	       "hand it to the device and delete it here\n", j.d.name, role_name(j.d.role),
-	       j.d.public_key, j.out);
+	       "hand it to the device and delete it here\n",
+	       j.d.name, role_name(j.d.role), j.d.public_key, j.out);
 	code = FSD_EXIT_OK;
 out:
 	memset(csec, 0, sizeof(csec));
@@ -362,7 +379,8 @@ admin_cmd_revoke(const admin_args *a)
 		printf("%s was already revoked (%s); nothing changed\n", j.name, when);
 	else
 		printf("revoked %s at %s: new connections with its key are refused, and so is every "
-		       "request on one already open\n", j.name, when);
+		       "request on one already open\n",
+		       j.name, when);
 	return FSD_EXIT_OK;
 }
 
@@ -407,8 +425,8 @@ print_device(const cJSON *o)
 	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(o, "scopes"))
 	{
 		if (cJSON_IsString(it) && off < sizeof(scopes))
-			off += (size_t)snprintf(scopes + off, sizeof(scopes) - off, "%s%s", off ? "," : "",
-			                        it->valuestring);
+			off += (size_t)snprintf(scopes + off, sizeof(scopes) - off, "%s%s",
+			                        off ? "," : "", it->valuestring);
 	}
 	printf("%-24s %-9s %-40s %-20s %-20s %s\n", admin_jstr(o, "name"), admin_jstr(o, "role"),
 	       admin_jstr(o, "public_key"), admin_jstr(o, "enrolled_at"),
@@ -429,4 +447,3 @@ admin_cmd_devices(const admin_args *a)
 	         "PUBLIC KEY", "ENROLLED", "REVOKED", "SCOPES");
 	return admin_list_print(a, header, read_devices, print_device);
 }
-

@@ -51,7 +51,8 @@ admin_cmd_health(const admin_args *a)
 		return FSD_EXIT_FAIL;
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	socklen_t al = addr.ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+	socklen_t al = addr.ss_family == AF_INET ? sizeof(struct sockaddr_in)
+	                                         : sizeof(struct sockaddr_in6);
 	int code = -1;
 	if (connect(fd, (struct sockaddr *)&addr, al) == 0) {
 		int l = snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\n\r\n", path);
@@ -70,4 +71,3 @@ admin_cmd_health(const admin_args *a)
 	}
 	return FSD_EXIT_OK;
 }
-

@@ -15,8 +15,8 @@
 
 #include "admin.h"
 #include "audit.h"
-#include "zap.h"
 #include "store.h"
+#include "zap.h"
 
 struct init_job {
 	const char *dir, *actor;
@@ -49,15 +49,19 @@ admin_cmd_init(const admin_args *a)
 
 	snprintf(path, sizeof(path), "%s/server.key", j.dir);
 	if (lstat(path, &st) == 0) {
-		fprintf(stderr, "fieldsyncd: %s is already initialised (%s exists); nothing was "
-		                "changed\n", j.dir, path);
+		fprintf(stderr,
+		        "fieldsyncd: %s is already initialised (%s exists); nothing was "
+		        "changed\n",
+		        j.dir, path);
 		return FSD_EXIT_FAIL;
 	}
 	if ((s = admin_open_store(j.dir, true)) == NULL) /* makes the directory, mode 0700 */
 		return FSD_EXIT_FAIL;
 	if (stat(j.dir, &st) == 0 && (st.st_mode & 077) != 0)
-		fprintf(stderr, "fieldsyncd: warning: group or others may enter %s (mode %04o); "
-		                "chmod 700 %s\n", j.dir, (unsigned)(st.st_mode & 07777), j.dir);
+		fprintf(stderr,
+		        "fieldsyncd: warning: group or others may enter %s (mode %04o); "
+		        "chmod 700 %s\n",
+		        j.dir, (unsigned)(st.st_mode & 07777), j.dir);
 	rc = admin_write_txn(s, init_txn, &j);
 	store_close(&s);
 	if (rc != FSD_OK) {
@@ -76,8 +80,10 @@ admin_cmd_init(const admin_args *a)
 		return FSD_EXIT_FAIL;
 	}
 	memset(sec, 0, sizeof(sec));
-	fprintf(stderr, "fieldsyncd: initialised %s (enroll puts the server public key into "
-	                "every credential); server public key:\n", j.dir);
+	fprintf(stderr,
+	        "fieldsyncd: initialised %s (enroll puts the server public key into "
+	        "every credential); server public key:\n",
+	        j.dir);
 	printf("%s\n", pub);
 	return FSD_EXIT_OK;
 }

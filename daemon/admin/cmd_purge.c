@@ -60,4 +60,3 @@ admin_cmd_purge(const admin_args *a)
 		       rep.records, rep.reminders, rep.keys_destroyed);
 	return FSD_EXIT_OK;
 }
-

@@ -16,8 +16,8 @@
 #include <unistd.h>
 
 #include "admin.h"
-#include "store.h"
 #include "keyring.h"
+#include "store.h"
 
 /* Copies from into a new file to (0600, O_EXCL), synced. */
 static bool
@@ -52,7 +52,8 @@ copy_file(const char *from, const char *to)
 	ok = true;
 fail:
 	if (!ok)
-		fprintf(stderr, "fieldsyncd restore: copying %s to %s: %s\n", from, to, strerror(errno));
+		fprintf(stderr, "fieldsyncd restore: copying %s to %s: %s\n", from, to,
+		        strerror(errno));
 	close(in);
 	if (close(out) != 0)
 		ok = false;
@@ -72,8 +73,10 @@ admin_cmd_restore(const admin_args *a)
 
 	snprintf(path, sizeof(path), "%s/data.mdb", dir);
 	if (admin_file_exists(path)) {
-		fprintf(stderr, "fieldsyncd restore: %s already holds a store (%s); restore only "
-		                "into a new directory\n", dir, path);
+		fprintf(stderr,
+		        "fieldsyncd restore: %s already holds a store (%s); restore only "
+		        "into a new directory\n",
+		        dir, path);
 		return FSD_EXIT_FAIL;
 	}
 	if (!admin_file_exists(from)) {
@@ -99,13 +102,16 @@ admin_cmd_restore(const admin_args *a)
 	}
 	fprintf(stderr, "fieldsyncd restore: restored %s into %s%s\n", from, dir,
 	        keys_from != NULL ? " with its key store" : "");
-	fprintf(stderr, "fieldsyncd restore: note: server keys are in no backup: copy server.key "
-	                "and server.pub (mode 0600) from your secret store into %s before the "
-	                "daemon runs in production mode\n", dir);
+	fprintf(stderr,
+	        "fieldsyncd restore: note: server keys are in no backup: copy server.key "
+	        "and server.pub (mode 0600) from your secret store into %s before the "
+	        "daemon runs in production mode\n",
+	        dir);
 	if (keys_from == NULL)
-		fprintf(stderr, "fieldsyncd restore: note: no key store was restored (--keys-from): "
-		                "if the data is encrypted, it cannot be read until DIR/keys is "
-		                "restored\n");
+		fprintf(stderr,
+		        "fieldsyncd restore: note: no key store was restored (--keys-from): "
+		        "if the data is encrypted, it cannot be read until DIR/keys is "
+		        "restored\n");
 	fprintf(stderr, "fieldsyncd restore: verifying...\n");
 	return admin_verify_run(dir, admin_opt(a, "master-key-file"), admin_opt(a, "rules"),
 	                        admin_opt(a, "time-zone"));

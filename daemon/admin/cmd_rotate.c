@@ -50,7 +50,7 @@ admin_cmd_rotate(const admin_args *a)
 		store_close(&s);
 	}
 	printf("%zu data key(s) rewrapped with master key \"%s\"; the old master key can now be "
-	       "removed from the key file\n", n, idc);
+	       "removed from the key file\n",
+	       n, idc);
 	return FSD_EXIT_OK;
 }
-

@@ -32,15 +32,15 @@
 #include <string.h>
 
 #include "admin.h"
-#include "schema.h"
-#include "config.h"
-#include "reminders.h"
-#include "records.h"
-#include "keyring.h"
-#include "store.h"
-#include "reminder_rows.h"
 #include "caseindex.h"
+#include "config.h"
 #include "fieldsync/v1/casework.pb-c.h"
+#include "keyring.h"
+#include "records.h"
+#include "reminder_rows.h"
+#include "reminders.h"
+#include "schema.h"
+#include "store.h"
 
 #define WALK_OOM (-1) /* a walk's result besides 0 and LMDB codes: out of memory */
 
@@ -149,7 +149,8 @@ check_payloads(struct verify *v, keyring *k, const fs_record_state *rs, const ch
 				continue;
 			}
 			if (r != FSD_OK) {
-				problem(v, "record %s: %s", name, "a sealed payload does not verify");
+				problem(v, "record %s: %s", name,
+				        "a sealed payload does not verify");
 				continue;
 			}
 			if (plain != NULL) {
@@ -160,7 +161,8 @@ check_payloads(struct verify *v, keyring *k, const fs_record_state *rs, const ch
 		if (!sib->deleted && strcmp(rs->collection, "case") == 0) {
 			Fieldsync__V1__Case *c = fieldsync__v1__case__unpack(NULL, pl, p);
 			if (c == NULL)
-				problem(v, "record %s: %s", name, "a live payload does not decode as a Case");
+				problem(v, "record %s: %s", name,
+				        "a live payload does not decode as a Case");
 			else
 				fieldsync__v1__case__free_unpacked(c, NULL);
 		} else if (!sib->deleted && strcmp(rs->collection, "contact") == 0) {
@@ -224,7 +226,7 @@ walk_records_table(MDB_txn *txn, MDB_dbi recs, keyring *k, struct verify *v, uin
 			break;
 		}
 		fs_record_state *rs =
-		    fieldsync__v1__record_state__unpack(NULL, val.mv_size, val.mv_data);
+			fieldsync__v1__record_state__unpack(NULL, val.mv_size, val.mv_data);
 		if (rs == NULL) {
 			problem(v, "record %s: %s", name, "the stored record does not decode");
 			continue;
@@ -236,9 +238,10 @@ walk_records_table(MDB_txn *txn, MDB_dbi recs, keyring *k, struct verify *v, uin
 		const uint8_t *kb = key.mv_data;
 		size_t cl = strlen(rs->collection), il = strlen(rs->id);
 		bool oom = false;
-		if (key.mv_size != 1 + cl + il || kb[0] != cl || memcmp(kb + 1, rs->collection, cl) != 0 ||
-		    memcmp(kb + 1 + cl, rs->id, il) != 0)
-			problem(v, "record %s: %s", name, "the record stored under this key names another");
+		if (key.mv_size != 1 + cl + il || kb[0] != cl ||
+		    memcmp(kb + 1, rs->collection, cl) != 0 || memcmp(kb + 1 + cl, rs->id, il) != 0)
+			problem(v, "record %s: %s", name,
+			        "the record stored under this key names another");
 		else if (strcmp(rs->collection, "case") == 0 && !case_add(v, rs->id, il))
 			oom = true;
 		if (!oom)
@@ -280,14 +283,16 @@ walk_feed_table(MDB_txn *txn, MDB_dbi feed, struct verify *v, uint64_t *max_seq)
 		size_t lo = 0, hi = v->n_recs; /* v->recs is in key order */
 		while (lo < hi) {
 			size_t mid = lo + (hi - lo) / 2;
-			if (key_cmp(v->recs[mid].key, v->recs[mid].klen, val.mv_data, val.mv_size) < 0)
+			if (key_cmp(v->recs[mid].key, v->recs[mid].klen, val.mv_data, val.mv_size) <
+			    0)
 				lo = mid + 1;
 			else
 				hi = mid;
 		}
 		if (lo == v->n_recs ||
 		    key_cmp(v->recs[lo].key, v->recs[lo].klen, val.mv_data, val.mv_size) != 0) {
-			problem(v, "feed entry at seq %s: it points at %s, which is not stored", seqs, name);
+			problem(v, "feed entry at seq %s: it points at %s, which is not stored",
+			        seqs, name);
 			continue;
 		}
 		struct vrec *r = &v->recs[lo];
@@ -295,8 +300,8 @@ walk_feed_table(MDB_txn *txn, MDB_dbi feed, struct verify *v, uint64_t *max_seq)
 			problem(v, "record %s: %s", name, "it is in the feed more than once");
 		if (r->decoded && r->seq != seq) {
 			char why[96];
-			snprintf(why, sizeof(why), "the feed has it at seq %s but it says seq %llu", seqs,
-			         (unsigned long long)r->seq);
+			snprintf(why, sizeof(why), "the feed has it at seq %s but it says seq %llu",
+			         seqs, (unsigned long long)r->seq);
 			problem(v, "record %s: %s", name, why);
 		}
 	}
@@ -342,7 +347,8 @@ walk_reminder_rows(MDB_txn *txn, MDB_dbi rems, struct verify *v)
 	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
 		const uint8_t *kb = key.mv_data;
 		if (key.mv_size < 1 || (size_t)kb[0] + 1 > key.mv_size) {
-			problem(v, "reminder row %s: %s", "(malformed key)", "its key does not parse");
+			problem(v, "reminder row %s: %s", "(malformed key)",
+			        "its key does not parse");
 			continue;
 		}
 		if (!case_add(v, (const char *)kb + 1, kb[0])) {
@@ -370,8 +376,7 @@ raw_tables_check(const char *dir, keyring *k, struct verify *v, char *err, size_
 	    (rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) == MDB_MAP_RESIZED &&
 	    (rc = mdb_env_set_mapsize(env, 0)) == 0)
 		rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
-	if (rc != 0 ||
-	    (rc = mdb_dbi_open(txn, "records", 0, &recs)) != 0 ||
+	if (rc != 0 || (rc = mdb_dbi_open(txn, "records", 0, &recs)) != 0 ||
 	    (rc = mdb_dbi_open(txn, "feed", 0, &feed)) != 0 ||
 	    (rc = mdb_dbi_open(txn, "meta", 0, &meta)) != 0 ||
 	    (rc = mdb_dbi_open(txn, "reminders", 0, &rems)) != 0) {
@@ -384,7 +389,8 @@ raw_tables_check(const char *dir, keyring *k, struct verify *v, char *err, size_
 	if ((meta_seq = read_meta_seq(txn, meta)) < max_seq) {
 		char a[32], b[64];
 		snprintf(a, sizeof(a), "%llu", (unsigned long long)meta_seq);
-		snprintf(b, sizeof(b), "below the highest seq in use, %llu", (unsigned long long)max_seq);
+		snprintf(b, sizeof(b), "below the highest seq in use, %llu",
+		         (unsigned long long)max_seq);
 		problem(v, "meta seq %s is %s", a, b);
 	}
 	if ((rc = walk_reminder_rows(txn, rems, v)) != 0)
@@ -417,8 +423,8 @@ reminder_problem(void *arg, const char *case_id, const char *reminder_id, const 
 
 /* (3) every case's reminder rows match its rules, through the store API. */
 static bool
-verify_reminders(const char *dir, keyring *k, const char *rules, const char *tz,
-                 struct verify *v, char *err, size_t errlen)
+verify_reminders(const char *dir, keyring *k, const char *rules, const char *tz, struct verify *v,
+                 char *err, size_t errlen)
 {
 	config conf;
 	memset(&conf, 0, sizeof(conf));
@@ -442,11 +448,12 @@ verify_reminders(const char *dir, keyring *k, const char *rules, const char *tz,
 		if (i > 0 && strcmp(v->cases[i], v->cases[i - 1]) == 0)
 			continue;
 		fsd_err rc = reminders_verify_case(r, t, v->cases[i], reminder_problem, v,
-		                                    &v->reminders);
+		                                   &v->reminders);
 		if (rc != FSD_OK) {
 			char who[FSP_ID_MAX + 8];
 			snprintf(who, sizeof(who), "case/%s", v->cases[i]);
-			problem(v, "record %s: its reminders cannot be checked: %s", who, admin_store_rc_text(rc));
+			problem(v, "record %s: its reminders cannot be checked: %s", who,
+			        admin_store_rc_text(rc));
 		}
 	}
 	store_read_end(&t);
@@ -508,7 +515,8 @@ admin_verify_run(const char *dir, const char *key_file, const char *rules, const
 	printf("records: %zu\nfeed entries: %zu\npayloads: %zu\n", v.n_recs, v.feed_entries,
 	       v.payloads);
 	if (v.not_checked > 0)
-		printf("payloads not checked: %zu (sealed: give --master-key-file)\n", v.not_checked);
+		printf("payloads not checked: %zu (sealed: give --master-key-file)\n",
+		       v.not_checked);
 	if (rem_checked)
 		printf("reminders checked: %zu\n", v.reminders);
 	else
@@ -523,7 +531,6 @@ out:
 	keyring_close(&k);
 	return code;
 }
-
 
 int
 admin_cmd_verify(const admin_args *a)

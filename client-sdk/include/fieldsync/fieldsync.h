@@ -31,23 +31,23 @@ extern "C" {
 
 typedef enum fs_err {
 	FS_OK = 0,
-	FS_ERR_INVALID,   /* a bad argument: name, id, scope or typed payload */
-	FS_ERR_NOT_FOUND, /* no such record (or it is deleted); no store at dir */
-	FS_ERR_EXISTS,    /* fs_store_create: a store is already there */
-	FS_ERR_NOMEM,     /* out of memory */
-	FS_ERR_IO,        /* the local store could not be read or written */
-	FS_ERR_CORRUPT,   /* stored data does not decode */
-	FS_ERR_VERSION,   /* the store was written by an unknown schema */
-	FS_ERR_FULL,      /* the local store is full (LMDB map or disk) */
-	FS_ERR_TIMEOUT,   /* sync: no answer within the timeout; retry later */
-	FS_ERR_NETWORK,   /* sync: the endpoint cannot be used (bad address) */
-	FS_ERR_PROTOCOL,  /* sync: the peer answered outside PROTOCOL.md */
-	FS_ERR_BUSY,      /* sync: the daemon asked to retry later (BUSY, UNAVAILABLE) */
-	FS_ERR_REFUSED,   /* sync: the daemon refused us (FORBIDDEN, UNSUPPORTED_PROTOCOL) */
-	FS_ERR_SERVER,    /* sync: the daemon reported an internal error; retry later */
-	FS_ERR_KEY_REQUIRED, /* the store is encrypted: open it with its key */
-	FS_ERR_KEY_WRONG,    /* the key given does not open this store */
-	FS_ERR_NOT_ENCRYPTED,/* a key was given for a store that is not encrypted */
+	FS_ERR_INVALID,       /* a bad argument: name, id, scope or typed payload */
+	FS_ERR_NOT_FOUND,     /* no such record (or it is deleted); no store at dir */
+	FS_ERR_EXISTS,        /* fs_store_create: a store is already there */
+	FS_ERR_NOMEM,         /* out of memory */
+	FS_ERR_IO,            /* the local store could not be read or written */
+	FS_ERR_CORRUPT,       /* stored data does not decode */
+	FS_ERR_VERSION,       /* the store was written by an unknown schema */
+	FS_ERR_FULL,          /* the local store is full (LMDB map or disk) */
+	FS_ERR_TIMEOUT,       /* sync: no answer within the timeout; retry later */
+	FS_ERR_NETWORK,       /* sync: the endpoint cannot be used (bad address) */
+	FS_ERR_PROTOCOL,      /* sync: the peer answered outside PROTOCOL.md */
+	FS_ERR_BUSY,          /* sync: the daemon asked to retry later (BUSY, UNAVAILABLE) */
+	FS_ERR_REFUSED,       /* sync: the daemon refused us (FORBIDDEN, UNSUPPORTED_PROTOCOL) */
+	FS_ERR_SERVER,        /* sync: the daemon reported an internal error; retry later */
+	FS_ERR_KEY_REQUIRED,  /* the store is encrypted: open it with its key */
+	FS_ERR_KEY_WRONG,     /* the key given does not open this store */
+	FS_ERR_NOT_ENCRYPTED, /* a key was given for a store that is not encrypted */
 } fs_err;
 
 /* A static English sentence for e; never NULL. */
@@ -132,11 +132,11 @@ void fs_credential_free(fs_credential **c);
  * keystore, or a key file read with fsc_master_load_file().
  */
 typedef struct fs_store_opts {
-	const char *default_scope;  /* create: NULL means the credential's first
+	const char *default_scope;       /* create: NULL means the credential's first
 	                               scope, or "default" without a credential */
-	const uint8_t *key;         /* NULL: not encrypted; else key_len bytes */
-	size_t key_len;             /* FS_STORE_KEY_LEN */
-	const char *key_id;         /* the key's name, required with key: 1..64 of
+	const uint8_t *key;              /* NULL: not encrypted; else key_len bytes */
+	size_t key_len;                  /* FS_STORE_KEY_LEN */
+	const char *key_id;              /* the key's name, required with key: 1..64 of
 	                               [A-Za-z0-9._-] (not secret, stored in clear) */
 	const fs_credential *credential; /* create: store it (see fs_store_set_credential) */
 } fs_store_opts;
@@ -208,17 +208,17 @@ fs_err fs_delete(fs_store *s, const char *collection, const char *id);
 
 /* Resolves a conflict: like fs_put, but the record must exist
  * (FS_ERR_NOT_FOUND otherwise). To resolve by deleting, call fs_delete. */
-fs_err fs_resolve(fs_store *s, const char *collection, const char *id,
-                  const void *payload, size_t len);
+fs_err fs_resolve(fs_store *s, const char *collection, const char *id, const void *payload,
+                  size_t len);
 
 /* One value of a record, a view into an fs_record (valid until it is freed). */
 typedef struct fs_sibling {
 	bool deleted;           /* a tombstone: payload is empty */
 	const uint8_t *payload; /* len bytes; NULL when len is 0 */
 	size_t len;
-	const char *version;    /* "replica:counter,replica:counter" sorted by replica */
-	int64_t modified_at_ms; /* device clock of the edit */
-	const char *modified_by;/* the replica that made it; "" when unknown */
+	const char *version;     /* "replica:counter,replica:counter" sorted by replica */
+	int64_t modified_at_ms;  /* device clock of the edit */
+	const char *modified_by; /* the replica that made it; "" when unknown */
 } fs_sibling;
 
 typedef struct fs_record fs_record;
@@ -290,15 +290,15 @@ typedef struct fs_sync_opts {
 	int timeout_ms;          /* the whole sync; <= 0 means 30000 */
 	fs_progress_fn progress; /* may be NULL */
 	void *progress_arg;
-	uint32_t pull_limit;     /* records per PullRequest; 0 means 500 */
+	uint32_t pull_limit; /* records per PullRequest; 0 means 500 */
 } fs_sync_opts;
 
 typedef struct fs_sync_stats {
-	uint64_t pushed;    /* changes acknowledged by the daemon */
-	uint64_t conflicts; /* of which the daemon answered CONFLICT */
-	uint64_t failed;    /* changes parked in this sync (see fs_list_failed) */
-	uint64_t pulled;    /* records received from the feed */
-	uint64_t changesets;/* PushRequests answered */
+	uint64_t pushed;     /* changes acknowledged by the daemon */
+	uint64_t conflicts;  /* of which the daemon answered CONFLICT */
+	uint64_t failed;     /* changes parked in this sync (see fs_list_failed) */
+	uint64_t pulled;     /* records received from the feed */
+	uint64_t changesets; /* PushRequests answered */
 } fs_sync_stats;
 
 /*
@@ -346,13 +346,12 @@ bool fs_collection_typed(const char *collection);
  * *out is malloc'd (caller frees; may be NULL with *out_len 0 for an
  * all-default value).
  */
-fs_err fs_json_to_payload(const char *collection, const char *json, size_t json_len,
-                          uint8_t **out, size_t *out_len, char *why, size_t why_len);
+fs_err fs_json_to_payload(const char *collection, const char *json, size_t json_len, uint8_t **out,
+                          size_t *out_len, char *why, size_t why_len);
 
 /* The JSON object of a typed payload, every field present; malloc'd text,
  * caller frees. FS_ERR_CORRUPT when it does not decode. */
-fs_err fs_payload_to_json(const char *collection, const uint8_t *payload, size_t len,
-                          char **out);
+fs_err fs_payload_to_json(const char *collection, const uint8_t *payload, size_t len, char **out);
 
 /* ---- reminders: the scheduler's side (PROTOCOL.md §6) -------------------- */
 
@@ -380,8 +379,8 @@ typedef struct fs_watch_opts {
 	const char *scope;             /* only this scope; NULL: all */
 	/* CURVE for both the SUB and the replay DEALER: Z85 keys (40 characters),
 	 * e.g. from a credential. All three, or none (no CURVE). Copied. */
-	const char *curve_server_key;  /* the daemon's public key */
-	const char *curve_public_key;  /* this client's key pair */
+	const char *curve_server_key; /* the daemon's public key */
+	const char *curve_public_key; /* this client's key pair */
 	const char *curve_secret_key;
 } fs_watch_opts;
 

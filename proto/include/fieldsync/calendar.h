@@ -22,8 +22,8 @@ typedef struct fs_tz fs_tz;
  * malformed file, leap-second ("right/") zone. Never crashes on a bad file.
  */
 fs_tz *tz_load(const char *name, char *err, size_t errlen);
-void tz_free(fs_tz **tz);               /* accepts NULL and *tz == NULL; nulls *tz */
-const char *tz_name(const fs_tz *tz);   /* the name given to tz_load; owned by tz */
+void tz_free(fs_tz **tz);             /* accepts NULL and *tz == NULL; nulls *tz */
+const char *tz_name(const fs_tz *tz); /* the name given to tz_load; owned by tz */
 /* UTC offset in seconds (local = UTC + offset) in effect at instant utc_s. */
 int64_t tz_offset_s(const fs_tz *tz, int64_t utc_s);
 
@@ -41,8 +41,7 @@ bool cal_unit_parse(const char *s, cal_unit *out);
  * False, *due_ms untouched, when start_ms (in UTC) or the due date lies
  * outside years 1..9999.
  */
-bool cal_due_ms(const fs_tz *tz, int64_t start_ms, int amount, cal_unit unit,
-                int64_t *due_ms);
+bool cal_due_ms(const fs_tz *tz, int64_t start_ms, int amount, cal_unit unit, int64_t *due_ms);
 
 /*
  * The first instant of the local day holding t_ms (its midnight, or the end
@@ -61,7 +60,6 @@ bool cal_day_start_ms(const fs_tz *tz, int64_t t_ms, int64_t *day_ms);
  * instant (a meeting at 10:00 on the 7th) the day is the one holding it.
  * False as cal_due_ms(), or when amount is INT_MIN.
  */
-bool cal_before_ms(const fs_tz *tz, int64_t due_ms, int amount, cal_unit unit,
-                   int64_t *warn_ms);
+bool cal_before_ms(const fs_tz *tz, int64_t due_ms, int amount, cal_unit unit, int64_t *warn_ms);
 
 #endif

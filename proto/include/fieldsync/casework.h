@@ -52,7 +52,7 @@ size_t fsp_contact_case_ids(const Fieldsync__V1__RecordState *rs, char ids[][FSP
  * naming the field to why[0..why_len).
  */
 bool fsp_collection_typed(const char *collection);
-bool fsp_typed_check(const char *collection, const uint8_t *payload, size_t len,
-                     char *why, size_t why_len);
+bool fsp_typed_check(const char *collection, const uint8_t *payload, size_t len, char *why,
+                     size_t why_len);
 
 #endif

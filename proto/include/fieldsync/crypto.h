@@ -76,15 +76,13 @@ bool fsc_open(const uint8_t key[FSC_KEY_LEN], const void *aad, size_t aad_len,
               const uint8_t *sealed, size_t len, uint8_t **out, size_t *out_len);
 
 /* Wraps a DEK with the master key: *out malloc'd. */
-bool fsc_wrap(const fsc_master *m, const uint8_t dek[FSC_KEY_LEN], uint8_t **out,
-              size_t *out_len);
+bool fsc_wrap(const fsc_master *m, const uint8_t dek[FSC_KEY_LEN], uint8_t **out, size_t *out_len);
 
 /* The master key id a wrapped DEK names (copied to id, NUL-terminated). */
 bool fsc_wrapped_key_id(const uint8_t *wrapped, size_t len, char id[FSC_KEY_ID_MAX + 1]);
 
 /* Unwraps a DEK; false when m is not the key that wrapped it or data is bad. */
-bool fsc_unwrap(const fsc_master *m, const uint8_t *wrapped, size_t len,
-                uint8_t dek[FSC_KEY_LEN]);
+bool fsc_unwrap(const fsc_master *m, const uint8_t *wrapped, size_t len, uint8_t dek[FSC_KEY_LEN]);
 
 /*
  * Reads a master key file: one line "<id>:<64 hex digits>" (e.g.

@@ -7,10 +7,10 @@
 #ifndef FIELDSYNC_LIMITS_H
 #define FIELDSYNC_LIMITS_H
 
-#define FSP_COLLECTION_MAX 64  /* [a-z][a-z0-9_-]{0,63} */
-#define FSP_ID_MAX 128         /* 1..128 bytes */
-#define FSP_SCOPE_MAX 64       /* [a-z0-9][a-z0-9._-]{0,63} */
-#define FSP_REPLICA_MAX 64     /* 1..64 bytes, no '\0' */
-#define FSP_DOTS_MAX 256       /* dots in one version vector */
+#define FSP_COLLECTION_MAX 64 /* [a-z][a-z0-9_-]{0,63} */
+#define FSP_ID_MAX 128        /* 1..128 bytes */
+#define FSP_SCOPE_MAX 64      /* [a-z0-9][a-z0-9._-]{0,63} */
+#define FSP_REPLICA_MAX 64    /* 1..64 bytes, no '\0' */
+#define FSP_DOTS_MAX 256      /* dots in one version vector */
 
 #endif

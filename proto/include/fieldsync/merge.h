@@ -98,8 +98,8 @@ bool fsp_record_same_value(const fsp_record *a, const fsp_record *b);
  * n + 1 pointers. For DUPLICATE, OBSOLETE and INVALID the set is unchanged.
  * Never allocates; never drops a value concurrent with `in`.
  */
-fsp_merge_status fsp_merge(fsp_record *const *stored, size_t n, fsp_record *in,
-                           fsp_record **out, size_t *n_out);
+fsp_merge_status fsp_merge(fsp_record *const *stored, size_t n, fsp_record *in, fsp_record **out,
+                           size_t *n_out);
 
 /* "APPLIED", "CONFLICT", ... */
 const char *fsp_merge_status_name(fsp_merge_status s);

@@ -38,7 +38,7 @@ typedef struct rule_offset {
 
 typedef struct rule_conf {
 	bool enabled;
-	rule_offset due;     /* after the start (unused by network-meeting: due at next_at) */
+	rule_offset due; /* after the start (unused by network-meeting: due at next_at) */
 	bool has_warning;
 	rule_offset warning; /* before the due instant */
 	int count;           /* counselling-limit: the Nth COUNSELLING contact starts it (5);
@@ -61,12 +61,12 @@ void rules_config_default(rules_config *rc);
  */
 bool rules_config_load_json(rules_config *rc, const char *json, char *err, size_t errlen);
 
-const char *rule_name(rule_id r);             /* "quick-help", ... */
+const char *rule_name(rule_id r); /* "quick-help", ... */
 bool rule_parse(const char *name, rule_id *out);
 
 /* One contact value (a contact in conflict contributes each live sibling). */
 typedef struct rules_contact {
-	const char *id;                    /* the contact record's id */
+	const char *id; /* the contact record's id */
 	const Fieldsync__V1__Contact *c;
 } rules_contact;
 
@@ -76,7 +76,7 @@ typedef struct rules_input {
 	const Fieldsync__V1__Case *const *cases; /* live (not deleted) siblings; 0 when the
 	                                            case is deleted or not (yet) known */
 	size_t n_cases;
-	const rules_contact *contacts;           /* live contacts whose case_id is case_id */
+	const rules_contact *contacts; /* live contacts whose case_id is case_id */
 	size_t n_contacts;
 } rules_input;
 

@@ -52,7 +52,7 @@
 #include "fieldsync/limits.h"
 
 #define FSS_MAGIC0 0xFE
-#define FSS_MAGIC1 0x4B /* 'K' */
+#define FSS_MAGIC1 0x4B  /* 'K' */
 #define FSS_NAME_MAX 255 /* what the u8 length can say */
 /* The longest name fss_dek_* make: "r:" collection "/" id. */
 #define FSS_DEK_NAME_MAX (2 + FSP_COLLECTION_MAX + 1 + FSP_ID_MAX)
