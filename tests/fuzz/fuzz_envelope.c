@@ -5,14 +5,12 @@
  * and the store:
  *   1. the daemon's budgeted decoder, wire_decode_envelope() (daemon/wire.c:
  *      the generated unpack under a heap budget; NULL when malformed or
- *      over budget), when the build has it (FS_HAVE_WIRE_DECODE, defined by
- *      tests/fuzz/CMakeLists.txt when daemon/wire.c exists); before the
- *      restructure of issue 9, fieldsync__v1__envelope__unpack() directly;
+ *      over budget), the very function the sync endpoint calls;
  *   2. for a Push, validate_push() (daemon/validate.c) with the defaults of
  *      config_load(), as a --dev peer (every scope) and as an enrolled
  *      device holding two scopes, and again as --dev with caps a fuzzer's
  *      input can reach (4 changes, 32-byte payloads); each call is held to
- *      its contract in daemon/internal.h: true -> no reply; false -> either
+ *      its contract in daemon/validate.h: FSD_OK -> no reply; else either
  *      an Error code and a message, or a PushReply with one REJECTED result
  *      per change;
  *   3. for a change set that passes, the writer's merge path
@@ -32,15 +30,7 @@
 
 #include "fieldsync/merge.h"
 #include "fuzz_known.h"
-#ifdef FS_HAVE_WIRE_DECODE
-/* The layered daemon of issue 9: the tests' umbrella header (wire.h,
- * validate.h, config.h, peer.h); validate_push() returns an fsd_err. */
-#include "fieldsyncd.h"
-#define VALIDATE_PASSED(rc) ((rc) == FSD_OK)
-#else
-#include "internal.h"
-#define VALIDATE_PASSED(ok) (ok)
-#endif
+#include "fieldsyncd.h" /* the tests' umbrella: wire.h, validate.h, config.h, peer.h */
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -140,7 +130,7 @@ repack_envelope(const fs_envelope *e)
 	free(buf);
 }
 
-/* What transport.c sends back for a rejected change set. */
+/* What the sync endpoint sends back for a rejected change set (wire.c). */
 static void
 repack_reply(uint64_t request_id, fs_push_reply *rep)
 {
@@ -246,7 +236,7 @@ validate_as(const fs_envelope *e, const config *cfg, const peer_auth *peer)
 	fs_push_reply *rep = NULL;
 	char msg[256] = "";
 
-	bool ok = VALIDATE_PASSED(validate_push(cfg, peer, p, &code, msg, sizeof(msg), &rep));
+	bool ok = validate_push(cfg, peer, p, &code, msg, sizeof(msg), &rep) == FSD_OK;
 	if (ok) {
 		if (rep != NULL)
 			fail("validate_push: true with a reply");
@@ -276,12 +266,8 @@ validate_as(const fs_envelope *e, const config *cfg, const peer_auth *peer)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-#ifdef FS_HAVE_WIRE_DECODE
 	/* Its memory comes from malloc: freed with the default allocator. */
 	fs_envelope *e = wire_decode_envelope(data, size);
-#else
-	fs_envelope *e = fieldsync__v1__envelope__unpack(NULL, size, data);
-#endif
 	if (e == NULL)
 		return 0; /* the daemon answers MALFORMED */
 	if (fuzz_known_skip(&e->base)) {

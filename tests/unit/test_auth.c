@@ -1,5 +1,5 @@
 /*
- * auth.c through its interface in internal.h: the server key files, the
+ * registry.c and zap.c through their interfaces (registry.h, zap.h): the server key files, the
  * device registry, the audit log and the ZAP handler, driven directly the
  * way libzmq drives it (RFC 27 requests on inproc://zeromq.zap.01). Every
  * test has a fresh temporary data directory.

@@ -1,5 +1,5 @@
 /*
- * store.c through its interface in internal.h: the server id, records,
+ * store.c through its interface in store.h: the server id, records,
  * feed positions (seq) and their transactions, the change feed, stored
  * replies, map growth, the schema check and read snapshots. Every test has
  * a fresh temporary data directory.
