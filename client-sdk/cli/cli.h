@@ -33,6 +33,8 @@ int cli_print_json(cJSON *o); /* prints o on one line and frees it (NULL: out of
 
 /* cmd_store.c */
 bool cli_load_key(const char *key_file, fsc_master *m); /* false: message printed */
+int cli_load_credential(const char *file, const char *what, const char *after,
+                        fs_credential **cred);
 int cli_store_open(const char *store_dir, const char *key_file, fs_store **s);
 int cmd_init(const char *dir, const char *scope, const char *key_file, const char *cred_file);
 int cmd_keygen(const char *key_file, const char *key_id);

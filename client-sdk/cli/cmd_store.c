@@ -24,6 +24,19 @@ cli_load_key(const char *key_file, fsc_master *m)
 	return false;
 }
 
+/* The device credential in file into *cred; 0, or the exit status after
+ * "fieldsync: what: <why><after>" on stderr. */
+int
+cli_load_credential(const char *file, const char *what, const char *after, fs_credential **cred)
+{
+	char why[512];
+	fs_err e = fs_credential_load(file, cred, why, sizeof(why));
+	if (e == FS_OK)
+		return 0;
+	fprintf(stderr, "fieldsync: %s: %s%s\n", what, why, after);
+	return e == FS_ERR_INVALID ? EX_USAGE : EX_FAIL;
+}
+
 int
 cmd_init(const char *dir, const char *scope, const char *key_file, const char *cred_file)
 {
@@ -31,18 +44,15 @@ cmd_init(const char *dir, const char *scope, const char *key_file, const char *c
 	fs_credential *cred = NULL;
 	fs_store_opts o;
 	fsc_master m;
-	char why[512];
 	int rc = 0;
 
 	memset(&o, 0, sizeof(o));
 	memset(&m, 0, sizeof(m));
 	o.default_scope = scope;
 	if (cred_file != NULL) {
-		fs_err ce = fs_credential_load(cred_file, &cred, why, sizeof(why));
-		if (ce != FS_OK) {
-			fprintf(stderr, "fieldsync: init: %s; nothing was created\n", why);
-			return ce == FS_ERR_INVALID ? EX_USAGE : EX_FAIL;
-		}
+		if ((rc = cli_load_credential(cred_file, "init", "; nothing was created", &cred)) !=
+		    0)
+			return rc;
 		o.credential = cred;
 	}
 	if (key_file != NULL) {

@@ -115,18 +115,15 @@ cmd_watch(const char *endpoint, const char *reminders, const char *since, const 
 	fs_watcher *w = NULL;
 	fs_credential *cred = NULL;
 	struct sigaction sa;
-	char why[512];
+	int rc = 0;
 
 	if (since != NULL && !parse_u64(since, &o.since_seq))
 		return cli_usage("--since takes a seq (a whole number)");
 	if (count != NULL && (!parse_u64(count, &max) || max == 0))
 		return cli_usage("--count takes a positive number");
 	if (cred_file != NULL) {
-		fs_err ce = fs_credential_load(cred_file, &cred, why, sizeof(why));
-		if (ce != FS_OK) {
-			fprintf(stderr, "fieldsync: watch: %s\n", why);
-			return ce == FS_ERR_INVALID ? EX_USAGE : EX_FAIL;
-		}
+		if ((rc = cli_load_credential(cred_file, "watch", "", &cred)) != 0)
+			return rc;
 		if (o.sync_endpoint == NULL)
 			o.sync_endpoint = cred->endpoint;
 		o.curve_server_key = cred->server_public_key;
@@ -148,7 +145,6 @@ cmd_watch(const char *endpoint, const char *reminders, const char *since, const 
 	sa.sa_handler = watch_on_signal;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-	int rc = 0;
 	while (!g_watch_stop && (max == 0 || done < max)) {
 		const fs_reminder *r = NULL;
 		e = fs_watcher_next(w, 1000, &r);
