@@ -6,45 +6,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "caseindex.h"
+#include "fieldsync/keys.h"
+#include "fieldsync/seal.h"
 #include "keyring.h"
 #include "log.h"
 #include "records.h"
 
-#define KEY_MAX (1 + FSP_COLLECTION_MAX + FSP_ID_MAX)
+#define KEY_MAX FSK_RECORD_KEY_MAX
 
 const store_table records_table = {"records"};
 const store_table records_feed_table = {"feed"};
 const store_table records_former_scopes_table = {"former_scopes"};
 
-static size_t
-record_key(uint8_t *key, const char *collection, const char *id)
-{
-	size_t cl = strlen(collection), il = strlen(id);
-	if (cl > FSP_COLLECTION_MAX)
-		cl = FSP_COLLECTION_MAX;
-	if (il > FSP_ID_MAX)
-		il = FSP_ID_MAX;
-	key[0] = (uint8_t)cl;
-	memcpy(key + 1, collection, cl);
-	memcpy(key + 1 + cl, id, il);
-	return 1 + cl + il;
-}
-
-/* The AAD that binds a record's sealed payloads to it: collection NUL id. */
-static size_t
-record_aad(char *aad, size_t cap, const char *collection, const char *id)
-{
-	int n = snprintf(aad, cap, "%s%c%s", collection, 0, id);
-	return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
-}
-
 /* Opens every sealed sibling payload of rs in place. */
 static fsd_err
 open_payloads(struct keyring *kr, fs_record_state *rs)
 {
-	char aad[1 + FSP_COLLECTION_MAX + FSP_ID_MAX + 2];
-	size_t al = record_aad(aad, sizeof(aad), rs->collection, rs->id);
+	uint8_t aad[FSS_RECORD_AAD_MAX];
+	size_t al = fss_record_aad(aad, rs->collection, rs->id);
 	for (size_t i = 0; i < rs->n_siblings; i++) {
 		ProtobufCBinaryData *p = &rs->siblings[i]->payload;
 		uint8_t *plain = NULL;
@@ -86,9 +65,9 @@ fsd_err
 records_get(store_txn *t, const char *collection, const char *id, fs_record_state **out)
 {
 	uint8_t key[KEY_MAX];
-	size_t kl = record_key(key, collection, id), vl;
+	size_t kl = fsk_record_key(key, collection, id), vl;
 	const void *v;
-	fsd_err rc = store_kv_get(t, &records_table, key, kl, &v, &vl);
+	fsd_err rc = kl == 0 ? FSD_INVALID : store_kv_get(t, &records_table, key, kl, &v, &vl);
 	*out = NULL;
 	if (rc != FSD_OK)
 		return rc;
@@ -115,16 +94,19 @@ static fsd_err
 record_write(store_txn *t, const fs_record_state *rs, uint64_t old_seq, bool feed)
 {
 	uint8_t key[KEY_MAX], seqb[8];
-	size_t kl = record_key(key, rs->collection, rs->id);
+	size_t kl = fsk_record_key(key, rs->collection, rs->id);
 	void *v;
 	struct keyring *kr = store_keyring(store_txn_store(t));
 	fsd_err src = FSD_OK;
 	fs_record_state sealed_rs;
 	fsp_record *copies = NULL, **ptrs = NULL;
 
+	if (kl == 0)
+		return FSD_INVALID;
 	if (kr != NULL && rs->n_siblings > 0) { /* seal every payload on the way in */
-		char aad[1 + FSP_COLLECTION_MAX + FSP_ID_MAX + 2], name[300];
-		size_t al = record_aad(aad, sizeof(aad), rs->collection, rs->id);
+		uint8_t aad[FSS_RECORD_AAD_MAX];
+		char name[FSS_DEK_NAME_MAX + 1];
+		size_t al = fss_record_aad(aad, rs->collection, rs->id);
 		copies = calloc(rs->n_siblings, sizeof(*copies));
 		ptrs = calloc(rs->n_siblings, sizeof(*ptrs));
 		if (copies == NULL || ptrs == NULL) {
@@ -141,8 +123,11 @@ record_write(store_txn *t, const fs_record_state *rs, uint64_t old_seq, bool fee
 			copies[i].payload.len = 0;
 			if (r->payload.len == 0)
 				continue;
-			caseindex_dek_name(rs->collection, rs->id, r->payload.data, r->payload.len,
-			                   name, sizeof(name));
+			if (!fss_dek_for(rs->collection, rs->id, r->payload.data, r->payload.len,
+			                 name)) {
+				src = FSD_INVALID;
+				goto out;
+			}
 			if ((src = keyring_seal(kr, name, aad, al, r->payload.data, r->payload.len,
 			                        &copies[i].payload.data, &copies[i].payload.len)) !=
 			    FSD_OK)
@@ -161,13 +146,13 @@ record_write(store_txn *t, const fs_record_state *rs, uint64_t old_seq, bool fee
 		goto out;
 
 	if (old_seq != 0) {
-		store_put_be64(seqb, old_seq);
+		fsk_put_be64(seqb, old_seq);
 		src = store_kv_del(t, &records_feed_table, seqb, 8);
 		if (src != FSD_OK && src != FSD_NOTFOUND)
 			goto out;
 	}
 	/* Seqs only grow, so the feed is append-only: MDB_APPEND skips the search. */
-	store_put_be64(seqb, rs->seq);
+	fsk_put_be64(seqb, rs->seq);
 	src = store_kv_put(t, &records_feed_table, seqb, 8, key, kl, true);
 out:
 	if (copies != NULL)
@@ -183,9 +168,9 @@ records_head(store_txn *t, const char *collection, const char *id, char scope[FS
              uint64_t *seq, bool *purged)
 {
 	uint8_t key[KEY_MAX];
-	size_t kl = record_key(key, collection, id), vl;
+	size_t kl = fsk_record_key(key, collection, id), vl;
 	const void *v;
-	fsd_err rc = store_kv_get(t, &records_table, key, kl, &v, &vl);
+	fsd_err rc = kl == 0 ? FSD_INVALID : store_kv_get(t, &records_table, key, kl, &v, &vl);
 	if (rc != FSD_OK)
 		return rc;
 	fs_record_state *rs = fieldsync__v1__record_state__unpack(NULL, vl, v);
@@ -221,7 +206,7 @@ feed_one(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t 
 	const void *rv;
 	size_t rvl;
 	fs_record_state *rs;
-	uint64_t seq = klen == 8 ? store_get_be64(key) : 0;
+	uint64_t seq = klen == 8 ? fsk_get_be64(key) : 0;
 	if (store_kv_get(w->t, &records_table, val, vlen, &rv, &rvl) != FSD_OK) {
 		log_event(LOG_ERROR, "feed points at a missing record", LU("seq", seq), NULL);
 		w->rc = FSD_CORRUPT;
@@ -249,7 +234,7 @@ records_feed_scan(store_txn *t, uint64_t since, records_feed_fn fn, void *arg, u
 	*more = false;
 	if (since == UINT64_MAX)
 		return FSD_OK;
-	store_put_be64(seqb, since + 1);
+	fsk_put_be64(seqb, since + 1);
 	rc = store_kv_scan(t, &records_feed_table, seqb, 8, NULL, 0, feed_one, &w);
 	return w.rc != FSD_OK ? w.rc : rc;
 }
@@ -260,9 +245,10 @@ records_former_scope_add(store_txn *t, const char *collection, const char *id, c
 {
 	uint8_t key[KEY_MAX];
 	char buf[64 * (FSP_SCOPE_MAX + 1)];
-	size_t kl = record_key(key, collection, id), vl, have = 0, sl = strlen(scope);
+	size_t kl = fsk_record_key(key, collection, id), vl, have = 0, sl = strlen(scope);
 	const void *v;
-	fsd_err rc = store_kv_get(t, &records_former_scopes_table, key, kl, &v, &vl);
+	fsd_err rc = kl == 0 ? FSD_INVALID
+	                     : store_kv_get(t, &records_former_scopes_table, key, kl, &v, &vl);
 
 	if (rc == FSD_OK) {
 		have = vl < sizeof(buf) ? vl : sizeof(buf);
@@ -274,7 +260,7 @@ records_former_scope_add(store_txn *t, const char *collection, const char *id, c
 				return FSD_OK;
 			i += l + 1;
 		}
-	} else if (rc != FSD_NOTFOUND) {
+	} else if (rc != FSD_NOTFOUND) { /* FSD_INVALID too */
 		return rc;
 	}
 	if (have + sl + 1 > sizeof(buf))
@@ -289,9 +275,9 @@ records_former_scope_any(store_txn *t, const char *collection, const char *id,
                          bool (*granted)(const void *arg, const char *scope), const void *arg)
 {
 	uint8_t key[KEY_MAX];
-	size_t kl = record_key(key, collection, id), vl;
+	size_t kl = fsk_record_key(key, collection, id), vl;
 	const void *v;
-	if (store_kv_get(t, &records_former_scopes_table, key, kl, &v, &vl) != FSD_OK)
+	if (kl == 0 || store_kv_get(t, &records_former_scopes_table, key, kl, &v, &vl) != FSD_OK)
 		return false;
 	const char *p = v;
 	for (size_t i = 0; i < vl;) {

@@ -5,8 +5,8 @@
  *   records        key(collection, id) -> packed RecordState: scope, the
  *                  record's current seq and ALL its siblings (Record values
  *                  with their version vectors). key = [u8 len(collection)]
- *                  [collection][id], so no byte of an id can be confused
- *                  with the separator.
+ *                  [collection][id] (fsk_record_key, fieldsync/keys.h), so
+ *                  no byte of an id can be confused with the separator.
  *   feed           u64 BE seq -> key(collection, id). Exactly one entry per
  *                  record, at its latest seq: a write deletes the entry at
  *                  the old seq. Pull is a walk from since_seq + 1.
@@ -15,7 +15,9 @@
  *
  * Sealing: with a keyring on the store (store_set_keyring), every sibling
  * payload is sealed on the way in and opened on the way out, with the data
- * key caseindex_dek_name() names and the AAD collection NUL id.
+ * key fss_dek_for() names and the AAD fss_record_aad() (collection NUL id),
+ * both from the shared core (fieldsync/seal.h). An empty or over-long
+ * collection or id is FSD_INVALID (never truncated into another key).
  *
  * Ownership: a RecordState returned here is the caller's (records_free).
  * Writes only in the writer's transaction (or an admin process's).

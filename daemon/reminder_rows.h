@@ -23,10 +23,9 @@ extern const store_table reminders_timers_table; /* timers */
 
 #define REMINDER_KEY_MAX (1 + FSP_ID_MAX + RULES_ID_MAX)
 
-/* [u8 len][case_id]: the prefix of every row of a case; returns its length. */
-size_t reminder_rows_prefix(uint8_t *key, const char *case_id);
-/* [u8 len][case_id][reminder_id]: a row's key; returns its length. */
-size_t reminder_rows_key(uint8_t *key, const char *case_id, const char *reminder_id);
+/* A row's key is fsk_case_key(key, REMINDER_KEY_MAX, case_id, reminder_id)
+ * ([u8 len][case_id][reminder_id], fieldsync/keys.h); a case's rows share
+ * the prefix fsk_case_key(..., case_id, ""). */
 
 /* Seals (with the case's data key) and stores a row under key. */
 fsd_err reminder_rows_put(store_txn *t, const uint8_t *key, size_t klen, const reminder_row *row);

@@ -94,12 +94,11 @@ typedef bool (*store_kv_fn)(void *arg, const uint8_t *key, size_t klen, const ui
 fsd_err store_kv_scan(store_txn *t, const store_table *tb, const void *from, size_t flen,
                       const void *prefix, size_t plen, store_kv_fn fn, void *arg);
 
-/* Named u64 counters in meta, each named and owned by one module
- * ("event_seq", "audit_seq", "conflicts_open", ...); 0 when absent. */
+/* Named u64 counters in meta (u64 LE, fsk_put_le64), each named and owned
+ * by one module ("event_seq", "audit_seq", "conflicts_open", ...); 0 when
+ * absent. Keys that sort by number are fsk_put_be64 (fieldsync/keys.h). */
 uint64_t store_meta_u64(store_txn *t, const char *name);
 fsd_err store_meta_set_u64(store_txn *t, const char *name, uint64_t v);
-void store_put_be64(uint8_t *p, uint64_t v);
-uint64_t store_get_be64(const uint8_t *p);
 
 /* The keyring the data layer seals with (NULL: values stay plain). The
  * store does not own it and never calls it. */

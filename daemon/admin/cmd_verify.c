@@ -34,6 +34,8 @@
 #include "admin.h"
 #include "caseindex.h"
 #include "config.h"
+#include "fieldsync/keys.h"
+#include "fieldsync/seal.h"
 #include "fieldsync/v1/casework.pb-c.h"
 #include "keyring.h"
 #include "records.h"
@@ -121,29 +123,25 @@ str_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Checks one record's payloads: they open, typed ones decode. The AAD
- * "collection\0id" binding a sealed value to its record is a copy of
- * store.c's (static) record_aad: to come from the layer owning records. */
+/* Checks one record's payloads: they open, typed ones decode. */
 static void
 check_payloads(struct verify *v, keyring *k, const fs_record_state *rs, const char *name)
 {
-	char aad[1 + FSP_COLLECTION_MAX + FSP_ID_MAX + 2];
-	int al = snprintf(aad, sizeof(aad), "%s%c%s", rs->collection, 0, rs->id);
-	if (al < 0 || (size_t)al >= sizeof(aad))
-		al = (int)sizeof(aad) - 1;
+	uint8_t aad[FSS_RECORD_AAD_MAX];
+	size_t al = fss_record_aad(aad, rs->collection, rs->id);
 	for (size_t i = 0; i < rs->n_siblings; i++) {
 		const fsp_record *sib = rs->siblings[i];
 		const uint8_t *p = sib->payload.data;
 		size_t pl = sib->payload.len;
 		uint8_t *plain = NULL;
 		v->payloads++;
-		if (keyring_is_sealed(p, pl)) {
+		if (fss_classify(p, pl) != FSS_PLAIN) {
 			if (k == NULL) {
 				v->not_checked++;
 				continue;
 			}
 			size_t ol = 0;
-			fsd_err r = keyring_open_value(k, aad, (size_t)al, p, pl, &plain, &ol);
+			fsd_err r = keyring_open_value(k, aad, al, p, pl, &plain, &ol);
 			if (r == FSD_NOKEY) {
 				problem(v, "record %s: %s", name, "a payload's data key is gone");
 				continue;
@@ -274,7 +272,7 @@ walk_feed_table(MDB_txn *txn, MDB_dbi feed, struct verify *v, uint64_t *max_seq)
 	for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0;
 	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
 		char name[1 + FSP_COLLECTION_MAX + FSP_ID_MAX + 80], seqs[32];
-		uint64_t seq = key.mv_size == 8 ? store_get_be64(key.mv_data) : 0;
+		uint64_t seq = key.mv_size == 8 ? fsk_get_be64(key.mv_data) : 0;
 		v->feed_entries++;
 		key_name(val.mv_data, val.mv_size, name, sizeof(name));
 		snprintf(seqs, sizeof(seqs), "%llu", (unsigned long long)seq);
