@@ -294,3 +294,206 @@ records_former_scope_any(store_txn *t, const char *collection, const char *id,
 	}
 	return false;
 }
+
+/* ---- verification (fieldsyncd verify) --------------------------------------- */
+
+/* A record seen in the records table, to match against the feed. */
+struct vrec {
+	uint8_t *key;
+	size_t klen;
+	uint64_t seq;
+	bool decoded;
+	unsigned in_feed;
+};
+
+struct check {
+	store_txn *t;
+	struct keyring *kr;
+	const records_check_fns *fns;
+	records_check_counts *n;
+	struct vrec *recs; /* in the table's key order */
+	size_t n_recs, cap_recs;
+	bool oom;
+};
+
+/* "collection/id" of a record key, non-printing bytes as '?'. */
+static void
+key_name(const uint8_t *k, size_t kl, char *out, size_t cap)
+{
+	size_t o = 0;
+	if (kl == 0 || (size_t)k[0] + 1 > kl) {
+		snprintf(out, cap, "(malformed key of %zu bytes)", kl);
+		return;
+	}
+	for (size_t i = 1; i < kl && o + 2 < cap; i++) {
+		if (i == (size_t)k[0] + 1)
+			out[o++] = '/';
+		out[o++] = k[i] >= 0x20 && k[i] < 0x7f ? (char)k[i] : '?';
+	}
+	out[o] = '\0';
+}
+
+#define WHO_MAX (FSK_RECORD_KEY_MAX + 80)
+
+static void
+record_problem(struct check *c, const char *name, const char *what)
+{
+	char who[WHO_MAX + 8];
+	snprintf(who, sizeof(who), "record %s", name);
+	c->fns->problem(c->fns->arg, who, what);
+}
+
+static int
+key_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
+{
+	int r = memcmp(a, b, al < bl ? al : bl);
+	return r != 0 ? r : al < bl ? -1 : al > bl;
+}
+
+/* Each payload of rs opens; live ones go to fns->payload. */
+static void
+check_payloads(struct check *c, const fs_record_state *rs, const char *name)
+{
+	uint8_t aad[FSS_RECORD_AAD_MAX];
+	size_t al = fss_record_aad(aad, rs->collection, rs->id);
+	for (size_t i = 0; i < rs->n_siblings; i++) {
+		const fsp_record *sib = rs->siblings[i];
+		const uint8_t *p = sib->payload.data;
+		size_t pl = sib->payload.len, ol = 0;
+		uint8_t *plain = NULL;
+		c->n->payloads++;
+		if (fss_classify(p, pl) != FSS_PLAIN) {
+			if (c->kr == NULL) {
+				c->n->not_checked++;
+				continue;
+			}
+			fsd_err r = keyring_open_value(c->kr, aad, al, p, pl, &plain, &ol);
+			if (r != FSD_OK) {
+				record_problem(c, name,
+				               r == FSD_NOKEY ? "a payload's data key is gone"
+				                              : "a sealed payload does not verify");
+				continue;
+			}
+			if (plain != NULL) {
+				p = plain;
+				pl = ol;
+			}
+		}
+		if (!sib->deleted && c->fns->payload != NULL)
+			c->fns->payload(c->fns->arg, rs, name, p, pl);
+		free(plain);
+	}
+}
+
+static bool
+check_record(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+	struct check *c = arg;
+	char name[WHO_MAX];
+	uint8_t own[KEY_MAX];
+
+	key_name(key, klen, name, sizeof(name));
+	if (c->n_recs == c->cap_recs) {
+		size_t cap = c->cap_recs ? c->cap_recs * 2 : 1024;
+		struct vrec *r = realloc(c->recs, cap * sizeof(*r));
+		if (r == NULL)
+			goto oom;
+		c->recs = r;
+		c->cap_recs = cap;
+	}
+	struct vrec *r = &c->recs[c->n_recs];
+	memset(r, 0, sizeof(*r));
+	if ((r->key = malloc(klen ? klen : 1)) == NULL)
+		goto oom;
+	memcpy(r->key, key, klen);
+	r->klen = klen;
+	c->n_recs++;
+	c->n->records++;
+
+	fs_record_state *rs = fieldsync__v1__record_state__unpack(NULL, vlen, val);
+	if (rs == NULL) {
+		record_problem(c, name, "the stored record does not decode");
+		return true;
+	}
+	r->decoded = true;
+	r->seq = rs->seq;
+	if (rs->seq > c->n->max_seq)
+		c->n->max_seq = rs->seq;
+	size_t ol = fsk_record_key(own, rs->collection, rs->id);
+	bool ok = true;
+	if (ol == 0 || ol != klen || memcmp(own, key, klen) != 0)
+		record_problem(c, name, "the record stored under this key names another");
+	else if (c->fns->record != NULL && !c->fns->record(c->fns->arg, rs))
+		ok = false;
+	if (ok)
+		check_payloads(c, rs, name);
+	records_free(rs);
+	if (!ok)
+		goto oom;
+	return true;
+oom:
+	c->oom = true;
+	return false;
+}
+
+static bool
+check_feed_entry(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+	struct check *c = arg;
+	char name[WHO_MAX], who[64];
+	uint64_t seq = klen == 8 ? fsk_get_be64(key) : 0;
+
+	c->n->feed_entries++;
+	key_name(val, vlen, name, sizeof(name));
+	snprintf(who, sizeof(who), "feed entry at seq %llu", (unsigned long long)seq);
+	if (seq > c->n->max_seq)
+		c->n->max_seq = seq;
+	size_t lo = 0, hi = c->n_recs;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (key_cmp(c->recs[mid].key, c->recs[mid].klen, val, vlen) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == c->n_recs || key_cmp(c->recs[lo].key, c->recs[lo].klen, val, vlen) != 0) {
+		char what[WHO_MAX + 40];
+		snprintf(what, sizeof(what), "it points at %s, which is not stored", name);
+		c->fns->problem(c->fns->arg, who, what);
+		return true;
+	}
+	struct vrec *r = &c->recs[lo];
+	if (++r->in_feed > 1)
+		record_problem(c, name, "it is in the feed more than once");
+	if (r->decoded && r->seq != seq) {
+		char why[96];
+		snprintf(why, sizeof(why), "the feed has it at seq %llu but it says seq %llu",
+		         (unsigned long long)seq, (unsigned long long)r->seq);
+		record_problem(c, name, why);
+	}
+	return true;
+}
+
+fsd_err
+records_check(store_txn *t, const records_check_fns *fns, records_check_counts *n)
+{
+	struct check c = {t, store_keyring(store_txn_store(t)), fns, n, NULL, 0, 0, false};
+	fsd_err rc;
+
+	memset(n, 0, sizeof(*n));
+	rc = store_kv_scan(t, &records_table, NULL, 0, NULL, 0, check_record, &c);
+	if (rc == FSD_OK && !c.oom)
+		rc = store_kv_scan(t, &records_feed_table, NULL, 0, NULL, 0, check_feed_entry, &c);
+	if (rc == FSD_OK && c.oom)
+		rc = FSD_NOMEM;
+	for (size_t i = 0; rc == FSD_OK && i < c.n_recs; i++)
+		if (c.recs[i].in_feed == 0) {
+			char name[WHO_MAX];
+			key_name(c.recs[i].key, c.recs[i].klen, name, sizeof(name));
+			record_problem(&c, name, "it is not in the feed");
+		}
+	for (size_t i = 0; i < c.n_recs; i++)
+		free(c.recs[i].key);
+	free(c.recs);
+	return rc;
+}

@@ -76,4 +76,35 @@ fsd_err records_former_scope_add(store_txn *t, const char *collection, const cha
 bool records_former_scope_any(store_txn *t, const char *collection, const char *id,
                               bool (*granted)(const void *arg, const char *scope), const void *arg);
 
+/*
+ * Verification (fieldsyncd verify), in the caller's read transaction, with
+ * the keyring of t's store (none: sealed payloads are counted not_checked):
+ *   - every record decodes and is stored under its own key (fsk_record_key);
+ *   - every payload opens (FSS_MALFORMED with a keyring does not);
+ *   - the feed holds each record exactly once, at the record's seq, and
+ *     each entry points at a stored record.
+ * Each problem goes to fns->problem: who names the record ("record
+ * note/n-1", key bytes that do not print as '?') or the feed entry ("feed
+ * entry at seq 7"), what says what is wrong; never payload content.
+ * fns->record (may be NULL) sees every record that decodes under its own
+ * key; false means out of memory and stops the check (FSD_NOMEM).
+ * fns->payload (may be NULL) sees every live sibling's payload, opened,
+ * that could be opened; name is "collection/id". The views are valid for
+ * the call only. *n: the counts and the highest seq seen (records and
+ * feed), to compare with store_last_seq(). FSD_OK when the walk finished
+ * (problems or not), else why it could not.
+ */
+typedef struct records_check_fns {
+	void (*problem)(void *arg, const char *who, const char *what);
+	bool (*record)(void *arg, const fs_record_state *rs);
+	void (*payload)(void *arg, const fs_record_state *rs, const char *name, const uint8_t *p,
+	                size_t len);
+	void *arg;
+} records_check_fns;
+typedef struct records_check_counts {
+	size_t records, feed_entries, payloads, not_checked;
+	uint64_t max_seq;
+} records_check_counts;
+fsd_err records_check(store_txn *t, const records_check_fns *fns, records_check_counts *n);
+
 #endif

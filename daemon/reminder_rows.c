@@ -223,3 +223,61 @@ reminder_rows_copy_free(reminder_rows_copy **rp)
 	free(rows);
 	*rp = NULL;
 }
+
+/* ---- verification (fieldsyncd verify) --------------------------------------- */
+
+struct row_check {
+	store_txn *t;
+	const reminder_rows_check_fns *fns;
+	size_t *n_rows;
+	bool stop;
+};
+
+static bool
+check_row(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+	struct row_check *c = arg;
+	char case_id[FSP_ID_MAX + 1], who[FSP_ID_MAX + RULES_ID_MAX + 40];
+	size_t cl = klen > 0 ? key[0] : 0;
+
+	(*c->n_rows)++;
+	if (cl == 0 || cl > FSP_ID_MAX || 1 + cl > klen || klen - 1 - cl > RULES_ID_MAX ||
+	    memchr(key + 1, '\0', klen - 1) != NULL) {
+		c->fns->problem(c->fns->arg, "reminder row (malformed key)",
+		                "its key does not parse");
+		return true;
+	}
+	memcpy(case_id, key + 1, cl);
+	case_id[cl] = '\0';
+	snprintf(who, sizeof(who), "reminder row %.*s of case %s", (int)(klen - 1 - cl),
+	         (const char *)key + 1 + cl, case_id);
+	if (c->fns->row_case != NULL && !c->fns->row_case(c->fns->arg, case_id)) {
+		c->stop = true;
+		return false;
+	}
+	/* Sealed and no keyring to open it: what it holds cannot be checked. */
+	if (store_keyring(store_txn_store(c->t)) == NULL && fss_classify(val, vlen) != FSS_PLAIN)
+		return true;
+	uint8_t *plain = NULL;
+	size_t pl = 0;
+	if (keyring_txn_unseal(c->t, key, klen, val, vlen, &plain, &pl) != FSD_OK) {
+		c->fns->problem(c->fns->arg, who, "it does not open");
+		return true;
+	}
+	reminder_row *row = fieldsyncd__store__reminder_row__unpack(NULL, pl, plain);
+	free(plain);
+	if (row == NULL)
+		c->fns->problem(c->fns->arg, who, "it does not decode");
+	else
+		fieldsyncd__store__reminder_row__free_unpacked(row, NULL);
+	return true;
+}
+
+fsd_err
+reminder_rows_check(store_txn *t, const reminder_rows_check_fns *fns, size_t *n_rows)
+{
+	struct row_check c = {t, fns, n_rows, false};
+	*n_rows = 0;
+	fsd_err rc = store_kv_scan(t, &reminders_table, NULL, 0, NULL, 0, check_row, &c);
+	return rc == FSD_OK && c.stop ? FSD_NOMEM : rc;
+}

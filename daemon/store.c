@@ -586,3 +586,61 @@ store_stats(store *s, uint64_t *map_size, uint64_t *used, uint32_t *readers)
 	}
 	pthread_rwlock_unlock(&s->grow_lock);
 }
+
+/* ---- hot copies (backup) ------------------------------------------------------ */
+
+/* The environment in dir opened read-only (no lock taken beyond a reader
+ * slot, nothing created): for a copy or a look while the daemon runs. */
+static int
+env_open_ro(const char *dir, MDB_env **env)
+{
+	int rc;
+	*env = NULL;
+	if ((rc = mdb_env_create(env)) != 0)
+		return rc;
+	if ((rc = mdb_env_set_maxdbs(*env, STORE_TABLES_MAX)) != 0 ||
+	    (rc = mdb_env_set_maxreaders(*env, 256)) != 0 ||
+	    (rc = mdb_env_open(*env, dir, MDB_RDONLY | MDB_NOTLS, 0600)) != 0) {
+		mdb_env_close(*env);
+		*env = NULL;
+	}
+	return rc;
+}
+
+fsd_err
+store_env_in_use(const char *dir, uint64_t *bytes)
+{
+	MDB_env *env = NULL;
+	MDB_envinfo info;
+	MDB_stat st;
+	int rc = env_open_ro(dir, &env);
+	*bytes = 0;
+	if (rc == 0 && (rc = mdb_env_info(env, &info)) == 0 && (rc = mdb_env_stat(env, &st)) == 0)
+		*bytes = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
+	if (env != NULL)
+		mdb_env_close(env);
+	if (rc != 0)
+		log_event(LOG_ERROR, "cannot read the store", LS("dir", dir),
+		          LS("error", mdb_strerror(rc)), NULL);
+	return rc == ENOENT ? FSD_NOTFOUND : map_rc(rc);
+}
+
+fsd_err
+store_copy_env(const char *dir, int fd, bool compact)
+{
+	MDB_env *env = NULL;
+	int rc = env_open_ro(dir, &env);
+	/* The daemon may have grown the map since we opened it: adopt and retry
+	 * (the copy's read txn is begun before anything is written). */
+	for (int tries = 0; rc == 0 && tries < 4; tries++) {
+		rc = mdb_env_copyfd2(env, fd, compact ? MDB_CP_COMPACT : 0);
+		if (rc != MDB_MAP_RESIZED || mdb_env_set_mapsize(env, 0) != 0)
+			break;
+	}
+	if (env != NULL)
+		mdb_env_close(env);
+	if (rc != 0)
+		log_event(LOG_ERROR, "the copy of the store failed", LS("dir", dir),
+		          LS("error", mdb_strerror(rc)), NULL);
+	return rc == ENOENT ? FSD_NOTFOUND : map_rc(rc);
+}

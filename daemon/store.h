@@ -100,6 +100,21 @@ fsd_err store_kv_scan(store_txn *t, const store_table *tb, const void *from, siz
 uint64_t store_meta_u64(store_txn *t, const char *name);
 fsd_err store_meta_set_u64(store_txn *t, const char *name, uint64_t v);
 
+/*
+ * Hot copy of the LMDB environment in dir (the daemon's store or the key
+ * store, while a daemon runs or not) into fd, which stays open: one read
+ * transaction, so the copy is the consistent snapshot of the moment it
+ * began and readers never block the writer; compact drops free pages
+ * (MDB_CP_COMPACT). The copy is an environment's data.mdb: a directory
+ * holding it opens with store_open_with. dir is opened read-only and
+ * nothing in it changes. FSD_NOTFOUND when dir holds no environment; a
+ * failure is logged with LMDB's reason.
+ */
+fsd_err store_copy_env(const char *dir, int fd, bool compact);
+/* The bytes in use in the environment in dir (read-only look, for a
+ * copy's progress); FSD_NOTFOUND when there is none. */
+fsd_err store_env_in_use(const char *dir, uint64_t *bytes);
+
 /* The keyring the data layer seals with (NULL: values stay plain). The
  * store does not own it and never calls it. */
 void store_set_keyring(store *s, struct keyring *k);
