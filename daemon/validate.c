@@ -14,9 +14,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fieldsync/v1/casework.pb-c.h"
 #include "validate.h"
 
 #define CHANGESET_ID_MAX 128
+
+static fs_push_reply *reject_all(const char *changeset_id, size_t n, size_t bad, const char *name,
+                                 const char *why);
 
 fs_push_reply *
 validate_reject_all(const char *changeset_id, size_t n, size_t bad, fs_error_code code,
@@ -25,7 +29,18 @@ validate_reject_all(const char *changeset_id, size_t n, size_t bad, fs_error_cod
 	const ProtobufCEnumValue *cv =
 		protobuf_c_enum_descriptor_get_value(&fieldsync__v1__error__code__descriptor,
 	                                             (int)code);
-	const char *name = cv != NULL ? cv->name : "UNSPECIFIED";
+	return reject_all(changeset_id, n, bad, cv != NULL ? cv->name : "UNSPECIFIED", why);
+}
+
+fs_push_reply *
+validate_defer_all(const char *changeset_id, size_t n, size_t bad, const char *why)
+{
+	return reject_all(changeset_id, n, bad, "DEFERRED", why);
+}
+
+static fs_push_reply *
+reject_all(const char *changeset_id, size_t n, size_t bad, const char *name, const char *why)
+{
 	fs_push_reply *r = calloc(1, sizeof(*r));
 	if (r == NULL)
 		return NULL;
@@ -72,6 +87,21 @@ validate_reply_free(fs_push_reply *r)
 	free(r);
 }
 
+/* The string fields of a typed payload (already decoded once by
+ * fsp_typed_check) are UTF-8, so a strict peer can decode what it pulls. */
+static bool
+typed_strings_ok(const fsp_record *r, char *why, size_t len)
+{
+	const ProtobufCMessageDescriptor *d = strcmp(r->collection, "case") == 0
+	                                              ? &fieldsync__v1__case__descriptor
+	                                              : &fieldsync__v1__contact__descriptor;
+	ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, r->payload.len, r->payload.data);
+	bool ok = m != NULL && fsp_message_strict(m, true, why, len);
+	if (m != NULL)
+		protobuf_c_message_free_unpacked(m, NULL);
+	return ok;
+}
+
 /* Checks one record; the wire code of what is wrong (UNSPECIFIED: nothing). */
 static fs_error_code
 check_change(const config *c, const Fieldsync__V1__Change *ch, char *why, size_t len)
@@ -90,10 +120,14 @@ check_change(const config *c, const Fieldsync__V1__Change *ch, char *why, size_t
 		snprintf(why, len, "the record holds field number 0, which is not valid protobuf");
 		return FIELDSYNC__V1__ERROR__CODE__INVALID;
 	}
-	if (!fsp_record_check(r, why, len))
+	/* Strict input (PROTOCOL.md §2): every string UTF-8, no field the
+	 * protocol does not define (an unknown field could carry megabytes past
+	 * the payload cap, or data on a tombstone), then the record rules. */
+	if (!fsp_record_strict(r, why, len))
 		return FIELDSYNC__V1__ERROR__CODE__INVALID;
 	if (!r->deleted && fsp_collection_typed(r->collection) &&
-	    !fsp_typed_check(r->collection, r->payload.data, r->payload.len, why, len))
+	    (!fsp_typed_check(r->collection, r->payload.data, r->payload.len, why, len) ||
+	     !typed_strings_ok(r, why, len)))
 		return FIELDSYNC__V1__ERROR__CODE__INVALID;
 	return FIELDSYNC__V1__ERROR__CODE__UNSPECIFIED;
 }
@@ -104,9 +138,10 @@ validate_push(const config *c, const peer_auth *peer, const fs_push_request *p,
 {
 	size_t idl = strlen(p->changeset_id);
 	*reply = NULL;
-	if (idl == 0 || idl > CHANGESET_ID_MAX) {
+	if (idl == 0 || idl > CHANGESET_ID_MAX || !fsp_utf8_valid(p->changeset_id, idl)) {
 		*err_code = FIELDSYNC__V1__ERROR__CODE__INVALID;
-		snprintf(err_msg, err_len, "changeset_id must be 1..%d bytes", CHANGESET_ID_MAX);
+		snprintf(err_msg, err_len, "changeset_id must be 1..%d bytes of UTF-8",
+		         CHANGESET_ID_MAX);
 		return FSD_INVALID;
 	}
 	if (p->n_changes > c->max_changes_per_push) {

@@ -38,5 +38,9 @@ void validate_reply_free(fs_push_reply *r);
  */
 fs_push_reply *validate_reject_all(const char *changeset_id, size_t n, size_t bad,
                                    fs_error_code code, const char *why);
+/* The same with the reason "DEFERRED: why" (PROTOCOL.md §3): the change
+ * references history the daemon has not seen yet; the device keeps it and
+ * pushes it again after its next pull. */
+fs_push_reply *validate_defer_all(const char *changeset_id, size_t n, size_t bad, const char *why);
 
 #endif

@@ -1,8 +1,11 @@
 /*
  * The record rules every side enforces before anything is written
  * (PROTOCOL.md §3 and docs/protocol-notes.md). The typed payload checks of
- * METHOD.md's collections are in casework.c.
+ * METHOD.md's collections are in casework.c. Strict input (PROTOCOL.md
+ * §2: UTF-8 in every string, no unknown field in a Record) is here too, so
+ * the daemon (on a push) and the SDK (on a pull) refuse the same bytes.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -93,4 +96,129 @@ fsp_record_has_field_zero(const fsp_record *r)
 				return true;
 	}
 	return false;
+}
+
+/* ---- strict input (PROTOCOL.md §2) ---------------------------------------- */
+
+bool
+fsp_utf8_valid(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0;
+	while (i < n) {
+		unsigned char c = p[i];
+		size_t k;
+		uint32_t cp;
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf) {
+			k = 1;
+			cp = c & 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			k = 2;
+			cp = c & 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			k = 3;
+			cp = c & 0x07;
+		} else {
+			return false; /* a continuation byte, an overlong lead, or 0xf5.. */
+		}
+		if (n - i <= k)
+			return false;
+		for (size_t j = 1; j <= k; j++) {
+			if ((p[i + j] & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (p[i + j] & 0x3f);
+		}
+		if ((k == 2 && cp < 0x800) || (k == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
+		    (cp >= 0xd800 && cp <= 0xdfff))
+			return false; /* overlong, beyond Unicode, or a surrogate */
+		i += k + 1;
+	}
+	return true;
+}
+
+static bool
+strict_string(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f, const char *s,
+              char *why, size_t len)
+{
+	if (s == NULL || fsp_utf8_valid(s, strlen(s)))
+		return true;
+	snprintf(why, len, "%s.%s is not valid UTF-8", m->descriptor->short_name, f->name);
+	return false;
+}
+
+bool
+fsp_message_strict(const ProtobufCMessage *m, bool unknown_ok, char *why, size_t len)
+{
+	const ProtobufCMessageDescriptor *d = m->descriptor;
+	if (!unknown_ok && m->n_unknown_fields > 0) {
+		snprintf(why, len, "%s holds field number %u, which the protocol does not define",
+		         d->short_name, (unsigned)m->unknown_fields[0].tag);
+		return false;
+	}
+	for (unsigned i = 0; i < d->n_fields; i++) {
+		const ProtobufCFieldDescriptor *f = &d->fields[i];
+		const char *base = (const char *)m;
+		if (f->type != PROTOBUF_C_TYPE_STRING && f->type != PROTOBUF_C_TYPE_MESSAGE)
+			continue;
+		if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+			size_t n = *(const size_t *)(base + f->quantifier_offset);
+			void *const *arr = *(void *const *const *)(base + f->offset);
+			for (size_t k = 0; k < n; k++) {
+				if (f->type == PROTOBUF_C_TYPE_STRING) {
+					if (!strict_string(m, f, arr[k], why, len))
+						return false;
+				} else if (arr[k] != NULL &&
+				           !fsp_message_strict(arr[k], unknown_ok, why, len)) {
+					return false;
+				}
+			}
+			continue;
+		}
+		if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+		    *(const uint32_t *)(base + f->quantifier_offset) != f->id)
+			continue; /* another member of the oneof is set */
+		const void *v = *(const void *const *)(base + f->offset);
+		if (f->type == PROTOBUF_C_TYPE_STRING) {
+			if (!strict_string(m, f, v, why, len))
+				return false;
+		} else if (v != NULL && !fsp_message_strict(v, unknown_ok, why, len)) {
+			return false;
+		}
+	}
+	return true;
+}
+
+bool
+fsp_record_strict(const fsp_record *r, char *why, size_t len)
+{
+	if (!fsp_message_strict(&r->base, false, why, len))
+		return false;
+	return fsp_record_check(r, why, len);
+}
+
+bool
+fsp_record_state_strict(const Fieldsync__V1__RecordState *rs, char *why, size_t len)
+{
+	size_t idlen = strlen(rs->id);
+	if (!fsp_message_strict(&rs->base, true, why, len))
+		return false;
+	if (!fsp_collection_valid(rs->collection) || idlen == 0 || idlen > FSP_ID_MAX ||
+	    !fsp_scope_valid(rs->scope)) {
+		snprintf(why, len, "the record state's collection, id or scope is malformed");
+		return false;
+	}
+	for (size_t i = 0; i < rs->n_siblings; i++) {
+		const fsp_record *s = rs->siblings[i];
+		if (!fsp_record_check(s, why, len))
+			return false;
+		if (strcmp(s->collection, rs->collection) != 0 || strcmp(s->id, rs->id) != 0) {
+			snprintf(why, len, "a sibling names another record");
+			return false;
+		}
+	}
+	return true;
 }

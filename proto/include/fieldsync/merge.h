@@ -112,6 +112,22 @@ const char *fsp_merge_status_name(fsp_merge_status s);
  */
 bool fsp_record_check(const fsp_record *r, char *why, size_t len);
 
+/*
+ * Strict input (PROTOCOL.md §2), the same on both hosts. fsp_utf8_valid: the
+ * n bytes are well-formed UTF-8 (no overlongs, surrogates or code points
+ * past U+10FFFF). fsp_message_strict: every string field of m and of the
+ * messages it holds is UTF-8 and, unless unknown_ok, no message carries a
+ * field number its descriptor does not define. fsp_record_strict: both
+ * for a Record (no unknown field at all) and then fsp_record_check().
+ * fsp_record_state_strict: what a device checks on a pulled state (its
+ * strings, its names' grammar, every sibling's record rules, siblings of
+ * this record only). On failure false and a sentence in why[0..len).
+ */
+bool fsp_utf8_valid(const char *s, size_t n);
+bool fsp_message_strict(const ProtobufCMessage *m, bool unknown_ok, char *why, size_t len);
+bool fsp_record_strict(const fsp_record *r, char *why, size_t len);
+bool fsp_record_state_strict(const Fieldsync__V1__RecordState *rs, char *why, size_t len);
+
 /* True when the record, its version or a dot carries field number 0, which
  * is not valid protobuf (libprotobuf-c 1.4 lets it through as an unknown
  * field and then re-encodes it into bytes it cannot decode). */
