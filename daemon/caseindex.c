@@ -3,6 +3,7 @@
 
 #include "caseindex.h"
 #include "fieldsync/keys.h"
+#include "records.h"
 
 const store_table caseindex_table = {"case_contacts"};
 
@@ -30,9 +31,12 @@ caseindex_del(store_txn *t, const char *case_id, const char *contact_id)
 }
 
 struct walk {
+	store_txn *t;
 	size_t prefix_len;
 	caseindex_fn fn;
 	void *arg;
+	bool scoped; /* the case is stored: only contacts in its scope count */
+	char scope[FSP_SCOPE_MAX + 1];
 };
 
 static bool
@@ -47,6 +51,14 @@ one_contact(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size
 		return true;
 	memcpy(id, key + w->prefix_len, l);
 	id[l] = '\0';
+	if (w->scoped) { /* METHOD.md reading 10: a contact counts in its case's scope only */
+		char scope[FSP_SCOPE_MAX + 1];
+		uint64_t seq;
+		bool purged;
+		if (records_head(w->t, "contact", id, scope, &seq, &purged) == FSD_OK &&
+		    strcmp(scope, w->scope) != 0)
+			return true;
+	}
 	return w->fn(w->arg, id);
 }
 
@@ -57,6 +69,9 @@ caseindex_contacts(store_txn *t, const char *case_id, caseindex_fn fn, void *arg
 	size_t pl = fsk_case_key(prefix, sizeof(prefix), case_id, "");
 	if (pl == 0)
 		return FSD_OK; /* no such case can have been indexed */
-	struct walk w = {pl, fn, arg};
+	struct walk w = {t, pl, fn, arg, false, ""};
+	uint64_t seq;
+	bool purged;
+	w.scoped = records_head(t, "case", case_id, w.scope, &seq, &purged) == FSD_OK;
 	return store_kv_scan(t, &caseindex_table, prefix, pl, prefix, pl, one_contact, &w);
 }

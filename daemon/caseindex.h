@@ -4,7 +4,9 @@
  * Table case_contacts: [u8 len][case_id][contact_id] -> "" (fsk_case_key,
  * fieldsync/keys.h), kept by the reminders (reminders_note_record) for
  * every case_id any live sibling of a contact names (fsp_contact_case_ids),
- * read by the reminders (to load a case) and by purge.
+ * read by the reminders (to load a case) and by purge. Listing reads the
+ * case's and each contact's scope (records_head), so a contact of another
+ * team never counts for a case (METHOD.md reading 10).
  *
  * The casework facts (the case id of a contact) and the data-key names are
  * the shared core's: fieldsync/casework.h and fieldsync/seal.h. No state;
@@ -28,7 +30,9 @@ fsd_err caseindex_add(store_txn *t, const char *case_id, const char *contact_id)
 /* Removes the pair; FSD_OK when it was not there. */
 fsd_err caseindex_del(store_txn *t, const char *case_id, const char *contact_id);
 /* Calls fn for every contact id listed for case_id, in key order, until fn
- * returns false. */
+ * returns false. When the case is stored, only the contacts stored in the
+ * case's own scope are listed (METHOD.md reading 10): the reminders count
+ * them and a purge erases them, never another team's record. */
 typedef bool (*caseindex_fn)(void *arg, const char *contact_id);
 fsd_err caseindex_contacts(store_txn *t, const char *case_id, caseindex_fn fn, void *arg);
 

@@ -12,17 +12,81 @@
 /* Why a change that passed validation is still rejected, found in the store. */
 typedef struct rejection {
 	fs_error_code code; /* UNSPECIFIED: not rejected */
-	char why[200];
+	bool deferred;      /* refused for now: "DEFERRED: ..." (PROTOCOL.md §3, not yet used) */
+	char why[240];
 } rejection;
 
 /*
- * Applies one change inside txn t for peer. Returns FSD_OK with *res
- * filled, or a store error. Sets rej->code when the change must be rejected:
- * a reused dot (the merge rule's INVALID), a purged record, or a record that
- * lives in a scope the peer was not granted.
+ * METHOD.md reading 10: a contact belongs to its case's team. A contact
+ * naming a case stored in another scope is FORBIDDEN (the reason never names
+ * that scope), one naming an erased case INVALID (no data key is made again
+ * for it).
  */
 static fsd_err
-apply_change(reminders *rem, store_txn *t, const peer_auth *peer, fsp_record *in,
+check_contact_case(store_txn *t, const fsp_record *in, rejection *rej)
+{
+	char case_id[FSP_ID_MAX + 1], scope[FSP_SCOPE_MAX + 1];
+	uint64_t seq;
+	bool purged;
+	if (in->deleted || strcmp(in->collection, "contact") != 0 ||
+	    !fsp_contact_case_id(in->payload.data, in->payload.len, case_id))
+		return FSD_OK;
+	fsd_err rc = records_head(t, "case", case_id, scope, &seq, &purged);
+	if (rc == FSD_NOTFOUND)
+		return FSD_OK; /* the case may come later; it counts once it is in this scope */
+	if (rc != FSD_OK)
+		return rc;
+	if (strcmp(scope, in->scope) != 0) {
+		rej->code = FIELDSYNC__V1__ERROR__CODE__FORBIDDEN;
+		snprintf(rej->why, sizeof(rej->why),
+		         "a contact must be in the scope of the case it names");
+	} else if (purged) {
+		rej->code = FIELDSYNC__V1__ERROR__CODE__INVALID;
+		snprintf(rej->why, sizeof(rej->why), "the case this contact names was erased");
+	}
+	return FSD_OK;
+}
+
+/* PROTOCOL.md §3 "Record caps": siblings and bytes over all of them. A
+ * value that does not grow the record (a resolution) always passes. */
+static bool
+within_caps(const config *c, fsp_record *const *cur, size_t n_cur, fsp_record *const *out,
+            size_t n_out, rejection *rej)
+{
+	uint64_t before = 0, after = 0;
+	for (size_t i = 0; i < n_cur; i++)
+		before += cur[i]->payload.len;
+	for (size_t i = 0; i < n_out; i++)
+		after += out[i]->payload.len;
+	if (n_out > c->max_siblings && n_out > n_cur) {
+		rej->code = FIELDSYNC__V1__ERROR__CODE__TOO_LARGE;
+		snprintf(rej->why, sizeof(rej->why),
+		         "the record would hold %zu siblings, the limit is %u: resolve the "
+		         "conflict first",
+		         n_out, c->max_siblings);
+		return false;
+	}
+	if (after > c->max_record_bytes && after > before) {
+		rej->code = FIELDSYNC__V1__ERROR__CODE__TOO_LARGE;
+		snprintf(rej->why, sizeof(rej->why),
+		         "the record would hold %llu bytes, the limit is %llu: resolve the "
+		         "conflict first",
+		         (unsigned long long)after, (unsigned long long)c->max_record_bytes);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Applies one change inside txn t for peer. Returns FSD_OK with *res
+ * filled, or a store error. Sets rej->code (or rej->deferred) when the
+ * change must be refused: a record in a scope the peer was not granted
+ * (checked first, so nothing else about it is told), a purged record, a
+ * contact of another scope's or an erased case, a reused dot (the merge rule's INVALID), or a record
+ * past its caps.
+ */
+static fsd_err
+apply_change(reminders *rem, store_txn *t, const config *c, const peer_auth *peer, fsp_record *in,
              fs_change_result *res, rejection *rej)
 {
 	fs_record_state *cur = NULL;
@@ -34,19 +98,23 @@ apply_change(reminders *rem, store_txn *t, const peer_auth *peer, fsp_record *in
 
 	if (rc != FSD_OK && rc != FSD_NOTFOUND)
 		return rc;
+	if (cur != NULL && !peer_may(peer, cur->scope)) { /* says nothing of the record */
+		rej->code = FIELDSYNC__V1__ERROR__CODE__FORBIDDEN;
+		snprintf(rej->why, sizeof(rej->why),
+		         "this record may not be written by this device");
+		records_free(cur);
+		return FSD_OK;
+	}
 	if (cur != NULL && cur->purged) { /* an old offline edit: never resurrected */
 		rej->code = FIELDSYNC__V1__ERROR__CODE__INVALID;
 		snprintf(rej->why, sizeof(rej->why), "the record was purged");
 		records_free(cur);
 		return FSD_OK;
 	}
-	if (cur != NULL && !peer_may(peer, cur->scope)) {
-		rej->code = FIELDSYNC__V1__ERROR__CODE__FORBIDDEN;
-		snprintf(rej->why, sizeof(rej->why),
-		         "the record lives in scope \"%s\", which is not granted to this device",
-		         cur->scope);
+	if ((rc = check_contact_case(t, in, rej)) != FSD_OK ||
+	    rej->code != FIELDSYNC__V1__ERROR__CODE__UNSPECIFIED) {
 		records_free(cur);
-		return FSD_OK;
+		return rc;
 	}
 	if (cur != NULL) {
 		n_cur = cur->n_siblings;
@@ -75,6 +143,8 @@ apply_change(reminders *rem, store_txn *t, const peer_auth *peer, fsp_record *in
 		break;
 	case FSP_MERGE_APPLIED:
 	case FSP_MERGE_CONFLICT: {
+		if (!within_caps(c, siblings, n_cur, out, n_out, rej))
+			break;
 		fs_record_state next;
 		fieldsync__v1__record_state__init(&next);
 		next.collection = in->collection;
@@ -142,19 +212,22 @@ changeset_apply(store_txn *parent, reminders *rem, const config *c, const peer_a
 		rejection rej = {0};
 		fieldsync__v1__change_result__init(&results[i]);
 		rptr[i] = &results[i];
-		rc = apply_change(rem, t, peer, p->changes[i]->record, &results[i], &rej);
+		rc = apply_change(rem, t, c, peer, p->changes[i]->record, &results[i], &rej);
 		if (rc != FSD_OK) {
 			store_abort(&t);
 			reminders_rollback(rem, mark);
 			goto out;
 		}
-		if (rej.code != FIELDSYNC__V1__ERROR__CODE__UNSPECIFIED) {
+		if (rej.code != FIELDSYNC__V1__ERROR__CODE__UNSPECIFIED || rej.deferred) {
 			/* the set is atomic: none of it is applied */
 			o->m_result = MCS_REJECTED;
 			o->m_changes[MCH_REJECTED] = (uint32_t)n;
 			store_abort(&t);
 			reminders_rollback(rem, mark);
-			o->rejected = validate_reject_all(p->changeset_id, n, i, rej.code, rej.why);
+			o->rejected = rej.deferred
+			                      ? validate_defer_all(p->changeset_id, n, i, rej.why)
+			                      : validate_reject_all(p->changeset_id, n, i, rej.code,
+			                                            rej.why);
 			if (o->rejected == NULL)
 				o->oom = true; /* this job alone fails; the round goes on */
 			else

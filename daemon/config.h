@@ -36,7 +36,11 @@ typedef struct config {
 	char master_key_file[512]; /* encryption at rest; "" = FIELDSYNC_MASTER_KEY or none */
 	char config_file[512];     /* the INI file read, "" for none */
 	uint64_t min_free_bytes;   /* readiness needs this much free disk */
-	int argc;                  /* what config_load read, for a reload (SIGHUP) */
+	uint32_t max_siblings;     /* siblings per record (PROTOCOL.md §3 caps) */
+	uint64_t max_record_bytes; /* bytes per record over its siblings */
+	uint64_t push_quota_bytes; /* per device and minute; 0: no quota */
+	uint64_t push_quota_changesets;
+	int argc; /* what config_load read, for a reload (SIGHUP) */
 	char **argv;
 	int64_t clock_offset_ms; /* testing aid: shifts the daemon's clock */
 	int log_level;           /* LOG_DEBUG .. LOG_ERROR */
