@@ -25,9 +25,13 @@
  * keyring, a value that starts like a sealed one but whose framing does
  * not hold (FSS_MALFORMED) is damage (FSD_CORRUPT).
  *
- * Master keys come from a file (--master-key-file, one "id:hex" per line)
- * or FIELDSYNC_MASTER_KEY ("id:hex,id:hex"): the first is current and wraps
- * new DEKs; the others only unwrap. Rotation: put the new key first, restart,
+ * Master keys come from a file (--master-key-file, one "id:hex" per line,
+ * a regular file of mode 0600: a FIFO or device is refused before a byte is
+ * read) or FIELDSYNC_MASTER_KEY ("id:hex,id:hex", wiped in place and unset
+ * once read): the first is current and wraps new DEKs; the others only
+ * unwrap. Duplicate ids and an all-zero key are refused. The keys live in
+ * the keyring's own pages, out of core dumps (MADV_DONTDUMP) and of swap
+ * (mlock, where permitted). Rotation: put the new key first, restart,
  * run `fieldsyncd rotate-master-key`, which rewraps every DEK with it, then
  * drop the old line.
  *
@@ -361,7 +365,15 @@ keyring_open(const char *data_dir, const char *key_file, const char *key_env, ke
 			goto fail;
 	} else if (key_env != NULL && key_env[0] != '\0') {
 		char why[256];
-		if (!parse_masters(k, key_env, ',', why, sizeof(why))) {
+		bool parsed = parse_masters(k, key_env, ',', why, sizeof(why));
+		/* read once: wiped in place (so /proc/PID/environ no longer shows
+		 * it) and taken out of the environment (no child inherits it) */
+		char *live = getenv("FIELDSYNC_MASTER_KEY");
+		if (live != NULL && live == key_env) {
+			fsc_cleanse(live, strlen(live));
+			unsetenv("FIELDSYNC_MASTER_KEY");
+		}
+		if (!parsed) {
 			snprintf(err, errlen, "FIELDSYNC_MASTER_KEY: %s", why);
 			goto fail;
 		}
