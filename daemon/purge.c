@@ -10,8 +10,11 @@
  *      id, scope, new seq, purged} with no siblings. It moves to the head of
  *      the feed, so every tablet sees it and deletes the record physically,
  *      and the writer rejects any later push to it ("the record was purged");
- *   2. a case's reminders go (active ones are CANCELLED first);
- *   3. the data key is destroyed in the key store: a case and all its
+ *   2. a case's reminders go (active ones are CANCELLED first), and its
+ *      stored reminder events become markers (seq and scope only; the
+ *      cancellations keep their ids, not the staff): events_erase_case;
+ *   3. the data key is destroyed in the key store (and physically: the key
+ *      store is compacted, keyring_destroy): a case and all its
  *      contacts share the case's key (fss_dek_case), so `--case` destroys
  *      it; a single contact shares it with the rest of its case, so its case
  *      is re-sealed under a fresh key before the old one is destroyed; any
@@ -29,6 +32,7 @@
 #include "audit.h"
 #include "caseindex.h"
 #include "clock.h"
+#include "events.h"
 #include "fieldsync/casework.h"
 #include "fieldsync/seal.h"
 #include "keyring.h"
@@ -203,7 +207,10 @@ purge_run(store *s, const char *collection, const char *id, bool whole_case, con
 				goto fail;
 			rep->records += found;
 		}
-		if ((rc = reminders_erase_case(t, case_id, now, &rep->reminders)) != FSD_OK)
+		uint64_t first_new = events_last_seq(t) + 1;
+		size_t n_events = 0;
+		if ((rc = reminders_erase_case(t, case_id, now, &rep->reminders)) != FSD_OK ||
+		    (rc = events_erase_case(t, case_id, first_new, &n_events)) != FSD_OK)
 			goto fail;
 		rc = audit_append(t, actor, "purge", "case", case_id,
 		                  whole_case ? "case and contacts" : "");

@@ -80,6 +80,8 @@ days_ago(int n)
 	return (int64_t)ts.tv_sec * 1000 - (int64_t)n * 86400000LL;
 }
 
+static const char *g_staff = "ss-0042";
+
 /* A case with two contacts whose notes carry the canary. */
 static void
 push_case(const char *case_id, const char *c1, const char *c2, const char *canary, uint64_t rid)
@@ -88,7 +90,7 @@ push_case(const char *case_id, const char *c1, const char *c2, const char *canar
 	uint8_t cb[256], t1[256], t2[256];
 	char notes[128], csid[64];
 	c.first_contact_at_ms = days_ago(2);
-	c.contact_person = "ss-0042";
+	c.contact_person = (char *)g_staff;
 	size_t cl = fieldsync__v1__case__pack(&c, cb);
 	Fieldsync__V1__Contact t = FIELDSYNC__V1__CONTACT__INIT;
 	t.case_id = (char *)case_id;
@@ -373,4 +375,87 @@ Test(erasure, crash_after_the_lock_file_is_dropped)
 Test(erasure, crash_after_the_rename)
 {
 	crash_at("compact-renamed");
+}
+
+static env_t *
+replay(void)
+{
+	Fieldsync__V1__ReplayRequest rr = FIELDSYNC__V1__REPLAY_REQUEST__INIT;
+	env_t e = FIELDSYNC__V1__ENVELOPE__INIT;
+	e.request_id = 91;
+	e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_REPLAY;
+	e.replay = &rr;
+	rr.limit = 1000;
+	env_t *r = fs_test_call(sock, &e, 10000);
+	cr_assert_not_null(r);
+	cr_assert_eq(r->body_case, FIELDSYNC__V1__ENVELOPE__BODY_REPLAY_REPLY);
+	return r;
+}
+
+Test(erasure, a_purged_cases_events_keep_their_seq_and_lose_case_and_staff_data)
+{
+	g_staff = "ss-erased-5d1";
+	push_case("case-p", "talk-p1", "talk-p2", CANARY_P, 1);
+	g_staff = "ss-live-77b";
+	push_case("case-q", "talk-q1", "talk-q2", CANARY_Q, 2);
+	g_staff = "ss-0042";
+	env_t *r = replay();
+	size_t before = 0;
+	for (size_t i = 0; i < r->replay_reply->n_events; i++)
+		before += strcmp(r->replay_reply->events[i]->contact_person, "ss-erased-5d1") == 0;
+	cr_assert_gt(before, 0, "the case has reminder events naming its contact person");
+	fieldsync__v1__envelope__free_unpacked(r, NULL);
+
+	cr_assert_eq(run_cmd(NULL, "%s", "--case case-p"), 0);
+	r = replay();
+	size_t n = r->replay_reply->n_events, live = 0;
+	cr_assert_gt(n, 0);
+	for (size_t i = 0; i < n; i++) {
+		Fieldsync__V1__ReminderEvent *ev = r->replay_reply->events[i];
+		cr_expect_eq(ev->seq, i + 1, "the seq stays gap-free");
+		cr_expect_str_neq(ev->contact_person, "ss-erased-5d1",
+		                  "event %llu still names the erased case's staff",
+		                  (unsigned long long)ev->seq);
+		if (strcmp(ev->case_id, "case-p") == 0)
+			cr_expect_eq(ev->state, FIELDSYNC__V1__REMINDER_EVENT__STATE__CANCELLED,
+			             "only the purge's cancellations name the case (seq %llu)",
+			             (unsigned long long)ev->seq);
+		live += strcmp(ev->contact_person, "ss-live-77b") == 0;
+	}
+	cr_expect_gt(live, 0, "the live case's events are untouched");
+	fieldsync__v1__envelope__free_unpacked(r, NULL);
+	/* and after a restart (they were rewritten on disk, not filtered) */
+	zmq_close(sock);
+	fs_test_daemon_kill9(d);
+	cr_assert(fs_test_daemon_restart(d));
+	sock = fs_test_dealer(ctx, fs_test_daemon_endpoint(d));
+	r = replay();
+	for (size_t i = 0; i < r->replay_reply->n_events; i++)
+		cr_expect_str_neq(r->replay_reply->events[i]->contact_person, "ss-erased-5d1");
+	fieldsync__v1__envelope__free_unpacked(r, NULL);
+}
+
+Test(erasure, a_name_as_contact_person_is_refused)
+{
+	Fieldsync__V1__Case c = FIELDSYNC__V1__CASE__INIT;
+	uint8_t cb[256];
+	c.first_contact_at_ms = days_ago(2);
+	c.contact_person = "Jens Hansen";
+	size_t cl = fieldsync__v1__case__pack(&c, cb);
+	fs_test_push *p = fs_test_push_new("cs-name");
+	fs_test_push_add(p, "case", "case-n", "team-a", "d:1", false, cb, cl);
+	env_t *r = fs_test_call(sock, fs_test_push_envelope(p, 9), 10000);
+	fs_test_push_free(p);
+	cr_assert_not_null(r);
+	bool refused = false;
+	if (r->body_case == FIELDSYNC__V1__ENVELOPE__BODY_ERROR)
+		refused = r->error->code == FIELDSYNC__V1__ERROR__CODE__INVALID;
+	else if (r->body_case == FIELDSYNC__V1__ENVELOPE__BODY_PUSH_REPLY)
+		refused = r->push_reply->results[0]->status ==
+		                  FIELDSYNC__V1__CHANGE_RESULT__STATUS__REJECTED &&
+		          strstr(r->push_reply->results[0]->reason, "contact_person") != NULL;
+	cr_expect(refused, "a case naming its contact person by name is refused INVALID");
+	fieldsync__v1__envelope__free_unpacked(r, NULL);
+	/* nothing of it anywhere */
+	expect_nowhere(g_data, "Jens Hansen", 11, "a refused staff name");
 }
