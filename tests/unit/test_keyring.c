@@ -102,8 +102,7 @@ Test(keyring, an_empty_value_opens_to_an_empty_value)
 	keyring *k = open_env(K1);
 	uint8_t *sealed = NULL, *plain = NULL;
 	size_t sl = 0, pl = 7;
-	cr_assert_eq(keyring_seal(k, "r:note/n", "a", 1, (const uint8_t *)"", 0, &sealed, &sl),
-	             FSD_OK);
+	cr_assert_eq(keyring_seal(k, "r:note/n", "a", 1, (const uint8_t *)"", 0, &sealed, &sl), FSD_OK);
 	cr_assert_eq(keyring_open_value(k, "a", 1, sealed, sl, &plain, &pl), FSD_OK);
 	cr_expect_not_null(plain, "opened (not plain), though empty");
 	cr_expect_eq(pl, 0);
@@ -117,8 +116,7 @@ Test(keyring, a_destroyed_key_is_gone_for_every_handle)
 	keyring *a = open_env(K1), *b = open_env(K1);
 	uint8_t *sealed = NULL, *plain = NULL;
 	size_t sl = 0, pl = 0;
-	cr_assert_eq(keyring_seal(a, "c:c9", "x", 1, (const uint8_t *)"v", 1, &sealed, &sl),
-	             FSD_OK);
+	cr_assert_eq(keyring_seal(a, "c:c9", "x", 1, (const uint8_t *)"v", 1, &sealed, &sl), FSD_OK);
 	cr_assert_eq(keyring_open_value(b, "x", 1, sealed, sl, &plain, &pl), FSD_OK);
 	free(plain);
 	cr_assert_eq(keyring_destroy(a, "c:c9"), FSD_OK);
@@ -228,8 +226,7 @@ Test(keyring, without_a_keyring_the_store_keeps_values_as_they_are)
 	size_t ol = 0, bl = 0;
 	cr_assert_not_null(s);
 	cr_assert_eq(store_write_begin(s, &t), FSD_OK);
-	cr_assert_eq(keyring_txn_seal(t, "c:x", "k", 1, (const uint8_t *)"row", 3, &out, &ol),
-	             FSD_OK);
+	cr_assert_eq(keyring_txn_seal(t, "c:x", "k", 1, (const uint8_t *)"row", 3, &out, &ol), FSD_OK);
 	cr_expect_eq(ol, 3);
 	cr_expect_eq(memcmp(out, "row", 3), 0);
 	cr_assert_eq(keyring_txn_unseal(t, "k", 1, out, ol, &back, &bl), FSD_OK);
@@ -239,8 +236,7 @@ Test(keyring, without_a_keyring_the_store_keeps_values_as_they_are)
 
 	keyring *k = open_env(K1);
 	store_set_keyring(s, k);
-	cr_assert_eq(keyring_txn_seal(t, "c:x", "k", 1, (const uint8_t *)"row", 3, &out, &ol),
-	             FSD_OK);
+	cr_assert_eq(keyring_txn_seal(t, "c:x", "k", 1, (const uint8_t *)"row", 3, &out, &ol), FSD_OK);
 	cr_expect(fss_is_sealed(out, ol));
 	cr_assert_eq(keyring_txn_unseal(t, "k", 1, out, ol, &back, &bl), FSD_OK);
 	cr_expect_eq(bl, 3);
