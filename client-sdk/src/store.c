@@ -137,7 +137,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "credstore.h"
 #include "db.h"
@@ -183,6 +185,76 @@ opts_key(const fs_store_opts *o, fsc_master *m, bool *has)
 }
 
 /* ---- open, create, close ------------------------------------------------ */
+
+/*
+ * Physical erasure: a purge deletes through LMDB, which keeps the bytes in
+ * free pages; pull.c makes DIR/erase.pending durable before such a page
+ * commits. When it is there, the store is copied with its live pages only
+ * (MDB_CP_COMPACT) to data.mdb.new, fsynced, lock.mdb is dropped (it
+ * belongs to the old file), the copy renamed over data.mdb, the directory
+ * fsynced, and the marker removed. A crash anywhere leaves either the old
+ * file (and the marker: redone at the next open) or the new one. It runs
+ * with flock(LOCK_EX) on DIR/erase.lock, which every open handle holds
+ * LOCK_SH, so only when no handle of any process has the store open: at
+ * fs_store_close of the last handle, or at the next fs_store_open.
+ */
+static fs_err env_open(const char *dir, MDB_env **out);
+
+static bool
+fsync_path(const char *path, int flags)
+{
+	int fd = open(path, flags | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	bool ok = fsync(fd) == 0;
+	close(fd);
+	return ok;
+}
+
+static void
+compact_if_marked(const char *dir, int lockfd)
+{
+	char marker[4200], tmp[4200], data[4200], lock[4200];
+	MDB_env *env = NULL;
+	snprintf(marker, sizeof(marker), "%s/erase.pending", dir);
+	if (access(marker, F_OK) != 0 || flock(lockfd, LOCK_EX | LOCK_NB) != 0)
+		return;
+	snprintf(tmp, sizeof(tmp), "%s/data.mdb.new", dir);
+	snprintf(data, sizeof(data), "%s/data.mdb", dir);
+	snprintf(lock, sizeof(lock), "%s/lock.mdb", dir);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	bool ok = fd >= 0 && env_open(dir, &env) == FS_OK &&
+	          mdb_env_copyfd2(env, fd, MDB_CP_COMPACT) == MDB_SUCCESS && fsync(fd) == 0;
+	if (env != NULL)
+		mdb_env_close(env);
+	if (fd >= 0)
+		close(fd);
+	ok = ok && (unlink(lock) == 0 || errno == ENOENT) && rename(tmp, data) == 0 &&
+	     fsync_path(dir, O_RDONLY | O_DIRECTORY);
+	if (ok && unlink(marker) == 0)
+		fsync_path(dir, O_RDONLY | O_DIRECTORY);
+	if (!ok)
+		unlink(tmp);
+	flock(lockfd, LOCK_UN);
+}
+
+/* Opens DIR/erase.lock, finishes an erasure's compaction that is owed,
+ * and holds LOCK_SH for the handle's life. */
+static fs_err
+lock_open(fs_store *s, const char *dir)
+{
+	char path[4200];
+	if (snprintf(s->dir, sizeof(s->dir), "%s", dir) >= (int)sizeof(s->dir))
+		return FS_ERR_INVALID;
+	snprintf(path, sizeof(path), "%s/erase.lock", dir);
+	if ((s->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
+		return errno == ENOENT ? FS_ERR_NOT_FOUND : FS_ERR_IO;
+	compact_if_marked(dir, s->lockfd);
+	while (flock(s->lockfd, LOCK_SH) != 0)
+		if (errno != EINTR)
+			return FS_ERR_IO;
+	return FS_OK;
+}
 
 static fs_err
 env_open(const char *dir, MDB_env **out)
@@ -343,7 +415,8 @@ fs_store_create_ex(const char *dir, const fs_store_opts *o, fs_store **out)
 		err = FS_ERR_NOMEM;
 		goto out;
 	}
-	if ((err = env_open(dir, &s->env)) != FS_OK)
+	s->lockfd = -1;
+	if ((err = lock_open(s, dir)) != FS_OK || (err = env_open(dir, &s->env)) != FS_OK)
 		goto out;
 	if ((rc = mdb_txn_begin(s->env, NULL, 0, &t)) != MDB_SUCCESS ||
 	    (rc = dbis_open(s, t, MDB_CREATE)) != MDB_SUCCESS) {
@@ -428,9 +501,10 @@ fs_store_open_ex(const char *dir, const fs_store_opts *o, fs_store **out)
 		return FS_ERR_NOT_FOUND;
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return FS_ERR_NOMEM;
+	s->lockfd = -1;
 	if ((err = opts_key(o, &s->master, &keyed)) != FS_OK)
 		goto out;
-	if ((err = env_open(dir, &s->env)) != FS_OK)
+	if ((err = lock_open(s, dir)) != FS_OK || (err = env_open(dir, &s->env)) != FS_OK)
 		goto out;
 	if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t)) != MDB_SUCCESS) {
 		err = sdk_map_rc(rc);
@@ -484,8 +558,14 @@ fs_store_close(fs_store **sp)
 {
 	if (sp == NULL || *sp == NULL)
 		return;
-	if ((*sp)->env != NULL)
-		mdb_env_close((*sp)->env);
+	fs_store *s = *sp;
+	if (s->env != NULL)
+		mdb_env_close(s->env);
+	if (s->lockfd >= 0) { /* the last handle makes a purge physical */
+		flock(s->lockfd, LOCK_UN);
+		compact_if_marked(s->dir, s->lockfd);
+		close(s->lockfd);
+	}
 	fsc_cleanse(*sp, sizeof(**sp)); /* the store key and the store DEK */
 	free(*sp);
 	*sp = NULL;

@@ -24,6 +24,7 @@
 #include <zmq.h>
 
 #include "daemon.h"
+#include "fieldsync/fieldsync.h"
 #include "fieldsync/v1/casework.pb-c.h"
 
 typedef Fieldsync__V1__Envelope env_t;
@@ -139,12 +140,20 @@ slurp(const char *path, size_t *len)
 
 /* The wrapped bytes of DEK `name` as LMDB stores them (node header: u16 lo,
  * u16 hi, u16 flags, u16 key size; key; value): a copy, or NULL. */
+static uint8_t *wrapped_key_in(const char *path, const char *name, const char *kid, size_t *wl);
+
 static uint8_t *
 wrapped_key(const char *name, size_t *wl)
 {
 	char path[1000];
-	size_t n = 0, nl = strlen(name);
 	snprintf(path, sizeof(path), "%s/keys/data.mdb", g_data);
+	return wrapped_key_in(path, name, "k1", wl);
+}
+
+static uint8_t *
+wrapped_key_in(const char *path, const char *name, const char *kid, size_t *wl)
+{
+	size_t n = 0, nl = strlen(name), kl = strlen(kid);
 	uint8_t *b = slurp(path, &n);
 	cr_assert_not_null(b);
 	for (size_t i = 8; i + nl + 4 < n; i++) {
@@ -155,8 +164,8 @@ wrapped_key(const char *name, size_t *wl)
 		size_t ds = ((size_t)h[0] | (size_t)h[1] << 8) | ((size_t)h[2] | (size_t)h[3] << 8)
 		                                                         << 16;
 		const uint8_t *v = b + i + nl;
-		if (ks != nl || ds < 40 || ds > 200 || i + nl + ds > n || v[0] != 1 || v[1] != 2 ||
-		    memcmp(v + 2, "k1", 2) != 0)
+		if (ks != nl || ds < 40 || ds > 200 || i + nl + ds > n || v[0] != 1 || v[1] != kl ||
+		    memcmp(v + 2, kid, kl) != 0)
 			continue;
 		uint8_t *w = malloc(ds);
 		memcpy(w, v, ds);
@@ -458,4 +467,100 @@ Test(erasure, a_name_as_contact_person_is_refused)
 	fieldsync__v1__envelope__free_unpacked(r, NULL);
 	/* nothing of it anywhere */
 	expect_nowhere(g_data, "Jens Hansen", 11, "a refused staff name");
+}
+
+/* ---- the tablet ------------------------------------------------------------ */
+
+static fs_store *
+tablet(const char *name, bool encrypted)
+{
+	char dir[900];
+	fs_store *t = NULL;
+	fs_store_opts o;
+	uint8_t key[32];
+	memset(key, 0x5a, sizeof(key));
+	memset(&o, 0, sizeof(o));
+	o.default_scope = "team-a";
+	if (encrypted) {
+		o.key = key;
+		o.key_len = sizeof(key);
+		o.key_id = "tab1";
+	}
+	snprintf(dir, sizeof(dir), "%s/%s", g_dir, name);
+	cr_assert_eq(fs_store_create_ex(dir, &o, &t), FS_OK);
+	return t;
+}
+
+static fs_store *
+tablet_open(const char *name)
+{
+	char dir[900];
+	fs_store *t = NULL;
+	fs_store_opts o;
+	uint8_t key[32];
+	memset(key, 0x5a, sizeof(key));
+	memset(&o, 0, sizeof(o));
+	o.key = key;
+	o.key_len = sizeof(key);
+	o.key_id = "tab1";
+	snprintf(dir, sizeof(dir), "%s/%s", g_dir, name);
+	cr_assert_eq(fs_store_open_ex(dir, &o, &t), FS_OK);
+	return t;
+}
+
+static void
+tablet_sync(fs_store *t)
+{
+	fs_sync_opts o = {.endpoint = fs_test_daemon_endpoint(d), .timeout_ms = 20000};
+	fs_sync_stats st;
+	cr_assert_eq(fs_sync(t, &o, &st), FS_OK);
+}
+
+Test(erasure, a_tablet_purge_rekeys_and_leaves_no_trace_in_the_store_files)
+{
+	char enc[900], plain[900];
+	snprintf(enc, sizeof(enc), "%s/tab-enc/data.mdb", g_dir);
+	snprintf(plain, sizeof(plain), "%s/tab-plain", g_dir);
+	push_case("case-p", "talk-p1", "talk-p2", CANARY_P, 1);
+	fs_store *te = tablet("tab-enc", true), *tp = tablet("tab-plain", false);
+	tablet_sync(te);
+	tablet_sync(tp);
+	fs_record *rec = NULL;
+	cr_assert_eq(fs_get(te, "contact", "talk-p2", &rec), FS_OK);
+	fs_record_free(&rec);
+	fs_store_close(&te);
+	size_t wl = 0;
+	uint8_t *w = wrapped_key_in(enc, "c:case-p", "tab1", &wl);
+	cr_assert_not_null(w, "the tablet holds the case's key, wrapped by its store key");
+
+	/* one contact goes: its case is re-keyed on the tablet too */
+	cr_assert_eq(run_cmd(NULL, "%s", "--collection contact --id talk-p2"), 0);
+	te = tablet_open("tab-enc");
+	tablet_sync(te);
+	tablet_sync(tp);
+	cr_expect_eq(fs_get(te, "contact", "talk-p2", &rec), FS_ERR_NOT_FOUND);
+	cr_expect_eq(fs_get(te, "contact", "talk-p1", &rec), FS_OK, "the rest of the case stays");
+	fs_record_free(&rec);
+	fs_store_close(&te);
+	fs_store_close(&tp);
+	expect_nowhere(g_dir, w + 4, wl - 4, "the tablet's old case key (wrapped)");
+	free(w);
+	const char *gone = CANARY_P " second talk";
+	expect_nowhere(plain, gone, strlen(gone), "the purged contact's notes (plain tablet)");
+
+	/* the whole case goes */
+	te = tablet_open("tab-enc");
+	w = wrapped_key_in(enc, "c:case-p", "tab1", &wl);
+	cr_assert_not_null(w, "the fresh case key");
+	cr_assert_eq(run_cmd(NULL, "%s", "--case case-p"), 0);
+	tablet_sync(te);
+	fs_store_close(&te);
+	char tp_dir[900];
+	snprintf(tp_dir, sizeof(tp_dir), "%s/tab-plain", g_dir);
+	cr_assert_eq(fs_store_open(tp_dir, &tp), FS_OK);
+	tablet_sync(tp);
+	fs_store_close(&tp);
+	expect_nowhere(g_dir, w + 4, wl - 4, "the purged case's tablet key (wrapped)");
+	expect_nowhere(plain, CANARY_P, strlen(CANARY_P), "the purged case's notes (plain tablet)");
+	free(w);
 }
