@@ -564,3 +564,49 @@ Test(erasure, a_tablet_purge_rekeys_and_leaves_no_trace_in_the_store_files)
 	expect_nowhere(plain, CANARY_P, strlen(CANARY_P), "the purged case's notes (plain tablet)");
 	free(w);
 }
+
+/* ---- plaintext carried over ------------------------------------------------ */
+
+static int
+admin(const char *verb, char *out, size_t outlen)
+{
+	char cmd[2400];
+	snprintf(cmd, sizeof(cmd), "%s %s --data-dir %s --master-key-file %s 2>&1", FS_DAEMON_BIN,
+	         verb, g_data, g_key);
+	FILE *p = popen(cmd, "r");
+	cr_assert_not_null(p);
+	size_t n = fread(out, 1, outlen - 1, p);
+	out[n] = '\0';
+	int st = pclose(p);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+Test(erasure, plaintext_written_before_encryption_is_reported_and_sealed)
+{
+	/* a store that ran without a master key first */
+	zmq_close(sock);
+	cr_assert_eq(fs_test_daemon_stop(&d), 0);
+	snprintf(g_data, sizeof(g_data), "%s/was-plain", g_dir);
+	d = fs_test_daemon_start(g_data);
+	cr_assert_not_null(d);
+	sock = fs_test_dealer(ctx, fs_test_daemon_endpoint(d));
+	push_case("case-p", "talk-p1", "talk-p2", CANARY_P, 1);
+	zmq_close(sock);
+	cr_assert_eq(fs_test_daemon_stop(&d), 0);
+	/* then encryption was turned on */
+	start();
+	push_case("case-q", "talk-q1", "talk-q2", CANARY_Q, 2);
+
+	char out[16384];
+	cr_expect_eq(admin("verify", out, sizeof(out)), 1, "verify must fail: %s", out);
+	cr_expect_not_null(strstr(out, "record contact/talk-p1"), "%s", out);
+	cr_expect_not_null(strstr(out, "stored in clear"), "%s", out);
+	cr_expect_null(strstr(out, "talk-q1"), "sealed records are not reported: %s", out);
+
+	/* seal, while the daemon runs */
+	cr_expect_eq(admin("seal", out, sizeof(out)), 0, "%s", out);
+	cr_expect_eq(admin("verify", out, sizeof(out)), 0, "after seal: %s", out);
+	cr_expect(payload_has("contact", "talk-p1", CANARY_P), "still readable, now sealed");
+	cr_expect(payload_has("contact", "talk-q1", CANARY_Q));
+	snprintf(g_data, sizeof(g_data), "%s/data", g_dir);
+}
