@@ -39,6 +39,7 @@ int cli_store_open(const char *store_dir, const char *key_file, fs_store **s);
 int cmd_init(const char *dir, const char *scope, const char *key_file, const char *cred_file);
 int cmd_keygen(const char *key_file, const char *key_id);
 int cmd_rekey(fs_store *s, const char *new_key_file);
+int cmd_migrate(const char *store_dir, const char *key_file); /* cmd_migrate.c */
 
 /* cmd_records.c; what is "put" or "resolve" */
 int cmd_write(fs_store *s, const char *what, const char *coll, const char *id, const char *scope);

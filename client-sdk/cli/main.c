@@ -170,6 +170,8 @@ main(int argc, char **argv)
 			return cli_usage("keygen takes --key-file FILE and --key-id ID only");
 		return cmd_keygen(key_file, key_id);
 	}
+	if (strcmp(pos[0], "migrate") == 0) /* opens the store itself */
+		return npos == 1 ? cmd_migrate(store_dir, key_file) : cli_usage("migrate: no args");
 	if (reminders || since || rule || count || state || key_id)
 		return cli_usage("option not valid for this command");
 	if (store_dir == NULL || store_dir[0] == '\0')

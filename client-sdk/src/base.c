@@ -63,6 +63,10 @@ fs_strerror(fs_err e)
 		return "the key given does not open the local store (wrong key or key id)";
 	case FS_ERR_NOT_ENCRYPTED:
 		return "a key was given but the local store is not encrypted";
+	case FS_ERR_PLAIN_CREDENTIAL:
+		return "the local store holds a device credential but is not encrypted: encrypt "
+		       "it with `fieldsync --store DIR --key-file FILE migrate` (fs_store_migrate); "
+		       "make a key with `fieldsync --key-file FILE keygen`";
 	}
 	return "unknown error";
 }
