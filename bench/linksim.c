@@ -17,11 +17,12 @@
  * The model, per direction: bytes read from the sender wait in a bottleneck
  * queue (at most --queue-bytes, default 64 KiB; beyond that linksim stops
  * reading, so TCP pushes back on the sender). They leave it in packets of at
- * most 1448 bytes when the token bucket (rate, --burst-bytes, default
- * 4096) holds enough tokens; each packet is stamped with now + rtt/2 and put
- * on a delay queue, from which it is written to the receiver when its time
- * has come. Bytes are delivered in order and never dropped; an end of stream
- * is passed on (shutdown) after the last byte.
+ * most 1448 bytes when the token bucket (the rate; --burst-bytes, default
+ * 4096, is what an idle line saves up) holds enough tokens; each packet is
+ * stamped with now + rtt/2 and put on a delay queue, from which it is
+ * written to the receiver when its time has come. Bytes are delivered in
+ * order and never dropped; an end of stream is passed on (shutdown) after
+ * the last byte, with the same delay.
  *
  * TCP's handshake costs a round trip on a real link, but on loopback the
  * client's connect() returns at once. linksim therefore connects to the
@@ -69,6 +70,7 @@ typedef struct chunk {
 typedef struct bucket {
 	double rate; /* bytes per second; 0: unlimited */
 	double burst, tokens, last;
+	bool backlog; /* data waited for tokens: the line has been busy since */
 } bucket;
 
 typedef struct dir {
@@ -147,7 +149,11 @@ refill(bucket *b, double now)
 	if (b->rate <= 0)
 		return;
 	b->tokens += (now - b->last) * b->rate;
-	if (b->tokens > b->burst)
+	/* The burst caps what an idle line saves up. While data waits, the line
+	 * is busy, and tokens earned while this process woke up late are time
+	 * the line spent sending: keeping them makes the rate exact however
+	 * loaded the machine is (the packets then leave a little bunched). */
+	if (!b->backlog && b->tokens > b->burst)
 		b->tokens = b->burst;
 	b->last = now;
 }
@@ -254,8 +260,10 @@ dir_send(conn *c, int k, double now)
 	refill(b, now);
 	while (d->npending > 0) {
 		size_t n = d->npending < PACKET ? d->npending : PACKET;
-		if (b->rate > 0 && b->tokens < (double)n)
+		if (b->rate > 0 && b->tokens < (double)n) {
+			b->backlog = true;
 			return now + ((double)n - b->tokens) / b->rate;
+		}
 		chunk *p = malloc(sizeof(*p) + n);
 		if (p == NULL)
 			return now + 0.001;
@@ -274,6 +282,7 @@ dir_send(conn *c, int k, double now)
 			d->head = p;
 		d->tail = p;
 	}
+	b->backlog = false;
 	return 0;
 }
 
