@@ -933,21 +933,24 @@ main(int argc, char **argv)
 
 	printf("bench_link: a tablet (libfieldsync) and fieldsyncd --dev through linksim\n\n");
 	printf("data: %ld records (%zu cases, %zu contacts, %zu journal), payloads %.0f bytes on average, "
-	       "%.2f MB framed (collection, id, version, payload), %.2f MB with zstd -3 (%.2fx)\n",
+	       "%.2f MB framed (collection, id, version, payload: %.0f bytes per record), %.2f MB with zstd -3 (%.2fx)\n",
 	       n, counts[0], counts[1], counts[2], (double)payload_bytes / (double)n,
-	       raw_init.n / 1e6, z_init.n / 1e6, (double)raw_init.n / (double)z_init.n);
+	       raw_init.n / 1e6, (double)raw_init.n / (double)n, z_init.n / 1e6,
+	       (double)raw_init.n / (double)z_init.n);
 	printf("day: %zu local edits (%zu bytes, %zu zstd), %zu colleague records (%zu new, %zu updates; "
 	       "%zu bytes, %zu zstd)\n",
 	       n_edit, raw_day_up.n, z_day_up.n, n_col, n_new, n_upd, raw_day_down.n, z_day_down.n);
 	printf("fsyncs and wake-ups: %s\n\n",
-	       use_strace ? "strace -f -c of the tablet process (its sync only)" : "not counted");
+	       use_strace ? "strace -f -c of the tablet process (opening the store and one fs_sync)"
+	                  : "not counted");
 	printf("| link                  | scenario  | pulled / pushed  | wall s  | limit  | x lim | base s | x lim "
 	       "| down bytes | up bytes | must cross dn / up | TCP + turns | fsyncs | wake-ups | B/rec |\n");
 	printf("|-----------------------|-----------|------------------|---------|--------|-------|--------|------"
 	       "|------------|----------|--------------------|-------------|--------|----------|-------|\n");
 	fflush(stdout);
 
-	int failed = 0;
+	int failed = 0, nrows = 0;
+	row rows[9];
 	for (int li = 0; li < 3; li++) {
 		if (!sel[li])
 			continue;
@@ -972,6 +975,7 @@ main(int argc, char **argv)
 		r.st = sim_stop(&s);
 		r.b = baseline(l, &empty, &z_init);
 		print_row(&r);
+		rows[nrows++] = r;
 		failed += r.t.err != 0 || r.t.pulled != (unsigned long long)n;
 
 		/* a day's work */
@@ -992,6 +996,7 @@ main(int argc, char **argv)
 		dw.st = sim_stop(&s);
 		dw.b = baseline(l, &z_day_up, &z_day_down);
 		print_row(&dw);
+		rows[nrows++] = dw;
 		failed += dw.t.err != 0 || dw.t.pushed != n_edit;
 
 		/* reconnect with nothing to do */
@@ -1002,11 +1007,25 @@ main(int argc, char **argv)
 		rc.st = sim_stop(&s);
 		rc.b = baseline(l, &empty, &empty);
 		print_row(&rc);
+		rows[nrows++] = rc;
 		failed += rc.t.err != 0;
 
 		fs_test_rm_rf(dir);
 		free(dir);
 		fs_test_daemon_stop(&d);
+	}
+	printf("\nWhere the time goes (an estimate from linksim's counters): the wire bytes at the link's\n"
+	       "rate each way, and the round trips (TCP + turns) x RTT; the rest is the ends' own work, less\n"
+	       "what overlapped.\n\n");
+	printf("| link                  | scenario  | wall s  | bytes s | round trips s | rest s |\n");
+	printf("|-----------------------|-----------|---------|---------|---------------|--------|\n");
+	for (int i = 0; i < nrows; i++) {
+		const row *r = &rows[i];
+		double bytes_s = (double)r->st.down * 8 / (r->l->down_kbit * 1000) +
+		                 (double)r->st.up * 8 / (r->l->up_kbit * 1000);
+		double rt_s = (double)(r->st.conns + r->st.turns) * r->l->rtt_ms / 1000;
+		printf("| %-21s | %-9s | %7.2f | %7.2f | %13.2f | %6.2f |\n", r->l->name,
+		       r->scenario, r->t.secs, bytes_s, rt_s, r->t.secs - bytes_s - rt_s);
 	}
 	printf("\nlimit: must-cross bytes / rate each way + round trips x RTT (initial 2, day 3, reconnect 2);\n"
 	       "x lim: wall / limit; base s: the same must-cross bytes as one file over the same link;\n"

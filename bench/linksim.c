@@ -25,15 +25,20 @@
  * the last byte, with the same delay.
  *
  * TCP's handshake costs a round trip on a real link, but on loopback the
- * client's connect() returns at once. linksim therefore connects to the
- * target rtt/2 after it accepted the client (the SYN's arrival) and lets the
- * client's bytes into the link no earlier than one rtt after the accept (the
- * SYN-ACK's arrival at the client): both sides see the handshake's round trip.
+ * client's connect() returns at once. linksim therefore lets the client's
+ * bytes into the link no earlier than one rtt after the accept (the SYN-ACK's
+ * arrival at the client), and connects to the target 1.5 rtt after the accept
+ * (the handshake's last ACK reaches the server, whose accept() returns then):
+ * the client's first bytes arrive with it, and bytes the server sends first
+ * reach the client 2 rtt after its connect, as on a real link.
  *
  * Counters (JSON): connections accepted; bytes_up / bytes_down delivered;
  * packets_up / packets_down; turns: the number of times the client started
  * sending after it had last received (or for the first time on a
- * connection) -- a request-response turn as the client sees it;
+ * connection) and more than rtt/2 after its previous send -- a
+ * request-response turn as the client sees it (a message split into
+ * writes with a fragment of the answer between them is one turn; a
+ * pipelined protocol that sends while it receives is overcounted);
  * round_trips = connections + turns (each connection's handshake is one);
  * first_ms / last_ms: the first byte read and the last byte delivered,
  * since linksim started.
@@ -87,7 +92,8 @@ typedef struct conn {
 	int client, target;
 	double t0; /* accept */
 	bool target_up;
-	int last; /* UP, DOWN or -1: what the client last did */
+	int last;       /* UP, DOWN or -1: what the client last did */
+	double last_up; /* when the client last sent; 0: never */
 	dir d[2];
 } conn;
 
@@ -241,9 +247,14 @@ dir_read(conn *c, int k, double now)
 	if (L.first == 0)
 		L.first = now;
 	d->npending += (size_t)n;
-	if (k == UP && c->last != UP) {
-		L.turns++;
+	if (k == UP) {
+		/* A new turn: the client received since it last sent, and its last
+		 * send is more than half a round trip ago (no answer comes sooner,
+		 * so anything sooner belongs to the same flight). */
+		if (c->last != UP && (c->last_up == 0 || now - c->last_up >= L.rtt / 2))
+			L.turns++;
 		c->last = UP;
+		c->last_up = now;
 	}
 	return true;
 }
@@ -440,13 +451,13 @@ main(int argc, char **argv)
 			if (!c->used)
 				continue;
 			if (!c->target_up) {
-				if (now >= c->t0 + L.delay) {
+				if (now >= c->t0 + L.rtt + L.delay) {
 					if (!conn_connect(c)) {
 						conn_close(c);
 						continue;
 					}
-				} else if (c->t0 + L.delay < wake)
-					wake = c->t0 + L.delay;
+				} else if (c->t0 + L.rtt + L.delay < wake)
+					wake = c->t0 + L.rtt + L.delay;
 			}
 			bool broken = false, blocked[2] = {false, false};
 			for (int k = 0; k < 2 && !broken; k++) {
