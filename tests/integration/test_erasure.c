@@ -302,7 +302,17 @@ Test(erasure, a_purged_case_leaves_no_key_and_no_plaintext_in_any_file)
 	expect_key_gone(w, wl, "c:case-p");
 	expect_nowhere(g_data, CANARY_P, strlen(CANARY_P), "the purged case's notes");
 	expect_nowhere(g_data, CANARY_Q, strlen(CANARY_Q), "a live case's notes (in clear)");
+	expect_nowhere(backup, CANARY_P, strlen(CANARY_P), "the purged case's notes (backup)");
 	free(w);
+	/* nor in a log line or a metric */
+	char *log = fs_test_daemon_log(d), *metrics = NULL;
+	cr_assert_not_null(log);
+	cr_expect_null(strstr(log, "CANARY"), "a canary in the daemon's log");
+	free(log);
+	cr_assert_eq(fs_test_http_get(fs_test_daemon_ops_port(d), "/metrics", &metrics), 200);
+	cr_expect_null(strstr(metrics, "CANARY"), "a canary in /metrics");
+	cr_expect_null(strstr(metrics, "ss-0042"), "a staff id in /metrics");
+	free(metrics);
 
 	/* The backup taken before, with the live key store and the master key. */
 	cr_assert_eq(fs_test_daemon_stop(&d), 0);
