@@ -185,8 +185,11 @@ count_device(void *arg, const device_info *d)
 
 /*
  * --dev grants every scope to anonymous peers: refused on a production
- * store (server keys made by `init`, or an enrolled device), so that
- * FIELDSYNC_DEV=1 left in an environment cannot open real data to anyone.
+ * store (server keys made by `init`, an enrolled device, or a key store a
+ * production daemon used: keys/production, which mark_production writes),
+ * so that FIELDSYNC_DEV=1 left in an environment cannot open real data to
+ * anyone. A fresh directory with a master key stays allowed (tests encrypt
+ * without CURVE that way).
  */
 static bool
 dev_allowed(const config *c, store *s)
@@ -201,6 +204,9 @@ dev_allowed(const config *c, store *s)
 	snprintf(p, sizeof(p), "%s/server.pub", c->data_dir);
 	if (why == NULL && sys_file_exists(p))
 		why = "it has server keys (server.pub: made by `fieldsyncd init`)";
+	snprintf(p, sizeof(p), "%s/keys/production", c->data_dir);
+	if (why == NULL && sys_file_exists(p))
+		why = "its key store was used by a production daemon (keys/production)";
 	if (why == NULL && store_read_begin(s, &t) == FSD_OK) {
 		registry_device_list(t, count_device, &devices);
 		store_read_end(&t);
@@ -297,6 +303,16 @@ daemon_run(const config *c, store *s, reminders *rem)
 		}
 		log_event(LOG_INFO, "CURVE on; only enrolled devices are admitted",
 		          LS("server_public_key", pub), NULL);
+		char mark[700], why[200];
+		snprintf(mark, sizeof(mark), "%s/keys", c->data_dir);
+		if (sys_file_exists(mark)) { /* --dev is refused on this key store from now on */
+			snprintf(mark, sizeof(mark), "%s/keys/production", c->data_dir);
+			if (!sys_file_exists(mark) &&
+			    sys_write_new_file(mark, "a production daemon used this key store\n",
+			                       why, sizeof(why)) != FSD_OK)
+				log_event(LOG_WARN, "cannot mark the key store as production's",
+				          LS("error", why), NULL);
+		}
 	}
 	g_ops.s = s;
 	g_ops.c = c;

@@ -1,7 +1,8 @@
 /*
  * Fail closed (issue 10, breaks 7, 9 and 10), with the real daemon:
  *   - --dev (or FIELDSYNC_DEV=1) on a production store (server keys from
- *     `init`) is refused with a message that says why;
+ *     `init`, or a key store a production daemon used) is refused with a
+ *     message that says why;
  *   - master keys with the same id, an all-zero master key and a master key
  *     path that is a FIFO are refused at once, with a clear message (a FIFO
  *     used to block the start: every command here runs under `timeout`);
@@ -114,6 +115,21 @@ Test(fail_closed, dev_mode_is_refused_on_a_production_store)
 	free(cmd2);
 	cr_expect_neq(st, 124, "FIELDSYNC_DEV=1 ran on a production store: %s", out);
 	cr_expect_not_null(strstr(out, "refusing --dev"), "%s", out);
+	free(out);
+
+	/* the server keys gone (a copied data directory): the key store a
+	 * production daemon used still says it is one */
+	fs_test_daemon *pd = fs_test_daemon_start_production(data, (const char *[]){
+		"--master-key-file", key, NULL});
+	cr_assert_not_null(pd, "the production daemon starts");
+	fs_test_daemon_stop(&pd);
+	snprintf(cmd, sizeof(cmd), "%s/server.key", data);
+	unlink(cmd);
+	snprintf(cmd, sizeof(cmd), "%s/server.pub", data);
+	unlink(cmd);
+	out = start_dev(NULL, data, key, &st);
+	cr_expect_neq(st, 124, "--dev ran on a production daemon's key store: %s", out);
+	cr_expect_not_null(strstr(out, "keys/production"), "%s", out);
 	free(out);
 
 	/* a fresh directory is still fine for development */
