@@ -412,6 +412,9 @@ sdk_pull_apply(fs_store *s, const sdk_pull_reply *rep, uint64_t *applied)
 			if ((rc = sdk_store_mark_erase(s)) != MDB_SUCCESS)
 				goto fail;
 			marked = true;
+			const char *at = getenv("FIELDSYNC_TEST_CRASH_AT"); /* store.c's hook */
+			if (at != NULL && strcmp(at, "sdk-erase-marked") == 0)
+				_exit(86);
 		}
 		if ((rc = pull_one(s, t, rep->records[i], &a)) != MDB_SUCCESS)
 			goto fail;

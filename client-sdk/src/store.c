@@ -214,6 +214,8 @@ opts_key(const fs_store_opts *o, fsc_master *m, bool *has)
  * with flock(LOCK_EX) on DIR/erase.lock, which every open handle holds
  * LOCK_SH, so only when no handle of any process has the store open: at
  * fs_store_close of the last handle, or at the next fs_store_open.
+ * FIELDSYNC_TEST_CRASH_AT=sdk-erase-marked|sdk-compact-copied|
+ * sdk-compact-renamed makes the process _exit there (crash tests).
  */
 static fs_err env_open(const char *dir, MDB_env **out);
 
@@ -226,6 +228,17 @@ fsync_path(const char *path, int flags)
 	bool ok = fsync(fd) == 0;
 	close(fd);
 	return ok;
+}
+
+/* Test hook: FIELDSYNC_TEST_CRASH_AT=<point> makes the process _exit(86)
+ * at that point of a compaction (the crash tests' kill -9). Harmless
+ * unless the variable names one of these points. */
+static void
+crash_point(const char *point)
+{
+	const char *at = getenv("FIELDSYNC_TEST_CRASH_AT");
+	if (at != NULL && strcmp(at, point) == 0)
+		_exit(86);
 }
 
 static void
@@ -246,8 +259,12 @@ compact_if_marked(const char *dir, int lockfd)
 		mdb_env_close(env);
 	if (fd >= 0)
 		close(fd);
+	if (ok)
+		crash_point("sdk-compact-copied");
 	ok = ok && (unlink(lock) == 0 || errno == ENOENT) && rename(tmp, data) == 0 &&
 	     fsync_path(dir, O_RDONLY | O_DIRECTORY);
+	if (ok)
+		crash_point("sdk-compact-renamed");
 	if (ok && unlink(marker) == 0)
 		fsync_path(dir, O_RDONLY | O_DIRECTORY);
 	if (!ok)

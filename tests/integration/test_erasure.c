@@ -620,3 +620,59 @@ Test(erasure, plaintext_written_before_encryption_is_reported_and_sealed)
 	cr_expect(payload_has("contact", "talk-q1", CANARY_Q));
 	snprintf(g_data, sizeof(g_data), "%s/data", g_dir);
 }
+
+/* kill -9 of a tablet at each step of its erasure: the next open finishes it */
+static void
+tablet_crash_at(const char *point)
+{
+	char dir[900];
+	snprintf(dir, sizeof(dir), "%s/tab-crash", g_dir);
+	push_case("case-p", "talk-p1", "talk-p2", CANARY_P, 1);
+	push_case("case-q", "talk-q1", "talk-q2", CANARY_Q, 2);
+	fs_store *t = tablet("tab-crash", false);
+	tablet_sync(t);
+	fs_store_close(&t);
+	cr_assert_eq(run_cmd(NULL, "%s", "--collection contact --id talk-p2"), 0);
+	fflush(NULL);
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) { /* the tablet app: syncs the purge, dies at the point */
+		setenv("FIELDSYNC_TEST_CRASH_AT", point, 1);
+		fs_store *c = NULL;
+		fs_sync_opts o = {.endpoint = fs_test_daemon_endpoint(d), .timeout_ms = 20000};
+		fs_sync_stats st;
+		if (fs_store_open(dir, &c) != FS_OK || fs_sync(c, &o, &st) != FS_OK)
+			_exit(1);
+		fs_store_close(&c);
+		_exit(0);
+	}
+	int status = 0;
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 86, "the tablet died at %s (%d)",
+	          point, status);
+	/* the app starts again: open (finishes a compaction), sync, close */
+	cr_assert_eq(fs_store_open(dir, &t), FS_OK, "the store opens after a crash at %s", point);
+	tablet_sync(t);
+	fs_record *rec = NULL;
+	cr_expect_eq(fs_get(t, "contact", "talk-q1", &rec), FS_OK, "live data after %s", point);
+	fs_record_free(&rec);
+	cr_expect_eq(fs_get(t, "contact", "talk-p1", &rec), FS_OK, "live data after %s", point);
+	fs_record_free(&rec);
+	cr_expect_eq(fs_get(t, "contact", "talk-p2", &rec), FS_ERR_NOT_FOUND);
+	fs_store_close(&t);
+	const char *gone = CANARY_P " second talk";
+	expect_nowhere(dir, gone, strlen(gone), "the purged contact's notes (after a crash)");
+}
+
+Test(erasure, tablet_crash_after_the_marker)
+{
+	tablet_crash_at("sdk-erase-marked");
+}
+Test(erasure, tablet_crash_after_the_copy)
+{
+	tablet_crash_at("sdk-compact-copied");
+}
+Test(erasure, tablet_crash_after_the_rename)
+{
+	tablet_crash_at("sdk-compact-renamed");
+}
