@@ -6,7 +6,8 @@
  *   secrets hygiene (not dumpable: no core dump, no ptrace by peers of the
  *   same uid; the server secret in a page of its own, DONTDUMP and locked,
  *   wiped at exit)  ->  --dev only on a store that is not a production
- *   one (no server keys, no enrolled device)  ->  server keys (production)  ->  ops HTTP  ->  the writer's pipe  ->  ZAP
+ *   one (no server keys, no enrolled device)  ->  an interrupted purge's
+ *   re-key finished (purge_recover)  ->  server keys (production)  ->  ops HTTP  ->  the writer's pipe  ->  ZAP
  *   (before any server socket binds)  ->  the reminder endpoint (before the
  *   writer starts: its first round may publish)  ->  the writer actor  ->
  *   the sync endpoint. Readiness (/readyz) turns true after the last.
@@ -37,6 +38,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "ops_http.h"
+#include "purge.h"
 #include "registry.h"
 #include "reminder_endpoint.h"
 #include "sync_endpoint.h"
@@ -289,6 +291,10 @@ daemon_run(const config *c, store *s, reminders *rem)
 	tp.secure = !c->dev;
 	if (c->dev && !dev_allowed(c, s)) {
 		code = FSD_EXIT_USAGE;
+		goto out;
+	}
+	if (purge_recover(s) != FSD_OK) { /* a purge's re-key a crash left half done */
+		log_event(LOG_ERROR, "cannot finish an interrupted purge's re-key", NULL);
 		goto out;
 	}
 	if (tp.secure) {

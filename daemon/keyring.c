@@ -62,6 +62,13 @@
  * before it replaces it; rename is atomic. Cost: one copy of the live keys
  * per erasure (O(keys), ~100 bytes each), see docs/security.md.
  * FIELDSYNC_TEST_CRASH_AT=<point> _exits at a named point (crash tests).
+ *
+ * A re-key (a single contact's purge: its case's key must change) must not
+ * destroy the old key before the re-sealed data commits: keyring_retire
+ * moves it to a retired slot (RETIRED name \001 token), values that do not
+ * open with a name's DEK are tried with its retired keys, and
+ * keyring_destroy_retired removes them (and compacts) once the data
+ * committed; purge_recover decides after a crash (purge.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -524,6 +531,204 @@ out:
 	return rc;
 }
 
+/* ---- retired keys: a re-key's old key until the re-sealed data commits ---- */
+
+#define RETIRED "\001retired\001" /* no DEK name starts with a control byte */
+
+/* The key of a retired slot: RETIRED name \001 token(16 hex). */
+static size_t
+retired_key(char *out, size_t cap, const char *name, uint64_t token, bool prefix_only)
+{
+	int n = prefix_only ? snprintf(out, cap, RETIRED "%s\001", name)
+	                    : snprintf(out, cap, RETIRED "%s\001%016llx", name,
+	                               (unsigned long long)token);
+	return n < 0 || (size_t)n >= cap ? 0 : (size_t)n;
+}
+
+struct retired_walk {
+	const keyring *k;
+	const void *aad;
+	size_t aad_len;
+	const uint8_t *in;
+	size_t len;
+	uint8_t **out;
+	size_t *out_len;
+	bool opened;
+};
+
+static bool
+try_retired(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+	struct retired_walk *w = arg;
+	char id[FSC_KEY_ID_MAX + 1];
+	uint8_t dek[FSC_KEY_LEN];
+	(void)key;
+	(void)klen;
+	const fsc_master *m = fsc_wrapped_key_id(val, vlen, id) ? master_by_id(w->k, id) : NULL;
+	if (m != NULL && fsc_unwrap(m, val, vlen, dek)) {
+		w->opened = fss_open(dek, w->aad, w->aad_len, w->in, w->len, w->out, w->out_len);
+		fsc_cleanse(dek, sizeof(dek));
+	}
+	return !w->opened;
+}
+
+static bool
+open_with_retired(keyring *k, const char *name, const void *aad, size_t aad_len, const uint8_t *in,
+                  size_t len, uint8_t **out, size_t *out_len)
+{
+	char prefix[FSS_NAME_MAX + 40];
+	store_txn *t = NULL;
+	struct retired_walk w = {k, aad, aad_len, in, len, out, out_len, false};
+	size_t pl = retired_key(prefix, sizeof(prefix), name, 0, true);
+	if (pl == 0 || ks_enter(k) != FSD_OK)
+		return false;
+	if (store_read_begin(k->keys, &t) == FSD_OK) {
+		store_kv_scan(t, &deks_table, prefix, pl, prefix, pl, try_retired, &w);
+		store_read_end(&t);
+	}
+	ks_leave(k);
+	return w.opened;
+}
+
+fsd_err
+keyring_retire(keyring *k, const char *name, uint64_t token)
+{
+	char slot[FSS_NAME_MAX + 40];
+	store_txn *t = NULL;
+	const void *val;
+	size_t vl, sl = retired_key(slot, sizeof(slot), name, token, false);
+	fsd_err rc;
+	if (sl == 0)
+		return FSD_INVALID;
+	if ((rc = ks_enter(k)) != FSD_OK)
+		return rc;
+	if ((rc = store_write_begin(k->keys, &t)) == FSD_OK) {
+		rc = store_kv_get(t, &deks_table, name, strlen(name), &val, &vl);
+		if (rc == FSD_OK) {
+			uint8_t *copy = malloc(vl);
+			if (copy == NULL)
+				rc = FSD_NOMEM;
+			else {
+				memcpy(copy, val, vl);
+				rc = store_kv_put(t, &deks_table, slot, sl, copy, vl, false);
+				free(copy);
+			}
+			if (rc == FSD_OK)
+				rc = store_kv_del(t, &deks_table, name, strlen(name));
+		} else if (rc == FSD_NOTFOUND)
+			rc = FSD_OK; /* nothing to retire */
+		if (rc == FSD_OK)
+			rc = store_commit(&t);
+		else
+			store_abort(&t);
+	}
+	ks_leave(k);
+	if (rc == FSD_OK)
+		crash_point("rekey-retired");
+	return rc;
+}
+
+struct slot_list {
+	char (*keys)[FSS_NAME_MAX + 40];
+	size_t *lens;
+	size_t n, cap;
+	bool oom;
+};
+
+static bool
+collect_slot(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+	struct slot_list *l = arg;
+	(void)val;
+	(void)vlen;
+	if (klen >= sizeof(*l->keys))
+		return true;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 8;
+		void *a = realloc(l->keys, cap * sizeof(*l->keys));
+		if (a != NULL)
+			l->keys = a;
+		void *b = realloc(l->lens, cap * sizeof(*l->lens));
+		if (b != NULL)
+			l->lens = b;
+		if (a == NULL || b == NULL) {
+			l->oom = true;
+			return false;
+		}
+		l->cap = cap;
+	}
+	memcpy(l->keys[l->n], key, klen);
+	l->keys[l->n][klen] = '\0';
+	l->lens[l->n++] = klen;
+	return true;
+}
+
+fsd_err
+keyring_destroy_retired(keyring *k, const char *name)
+{
+	char prefix[FSS_NAME_MAX + 40];
+	struct slot_list l = {0};
+	store_txn *t = NULL;
+	size_t pl = retired_key(prefix, sizeof(prefix), name, 0, true);
+	fsd_err rc;
+	if (pl == 0)
+		return FSD_INVALID;
+	if ((rc = ks_enter(k)) != FSD_OK)
+		return rc;
+	if (!mark_erase_pending(k)) {
+		ks_leave(k);
+		return FSD_IO;
+	}
+	if ((rc = store_write_begin(k->keys, &t)) == FSD_OK) {
+		rc = store_kv_scan(t, &deks_table, prefix, pl, prefix, pl, collect_slot, &l);
+		if (rc == FSD_OK && l.oom)
+			rc = FSD_NOMEM;
+		for (size_t i = 0; rc == FSD_OK && i < l.n; i++)
+			rc = store_kv_del(t, &deks_table, l.keys[i], l.lens[i]);
+		if (rc == FSD_OK)
+			rc = store_commit(&t);
+		else
+			store_abort(&t);
+	}
+	flock(k->lockfd, LOCK_UN);
+	if (rc == FSD_OK)
+		rc = ks_compact_locked(k);
+	pthread_mutex_unlock(&k->mu);
+	free(l.keys);
+	free(l.lens);
+	return rc;
+}
+
+fsd_err
+keyring_retired(keyring *k, keyring_retired_fn fn, void *arg)
+{
+	struct slot_list l = {0};
+	store_txn *t = NULL;
+	fsd_err rc = ks_enter(k);
+	if (rc != FSD_OK)
+		return rc;
+	if ((rc = store_read_begin(k->keys, &t)) == FSD_OK) {
+		rc = store_kv_scan(t, &deks_table, RETIRED, strlen(RETIRED), RETIRED,
+		                   strlen(RETIRED), collect_slot, &l);
+		store_read_end(&t);
+	}
+	ks_leave(k);
+	if (rc == FSD_OK && l.oom)
+		rc = FSD_NOMEM;
+	for (size_t i = 0; rc == FSD_OK && i < l.n; i++) {
+		char *name = l.keys[i] + strlen(RETIRED), *sep = strrchr(name, '\001');
+		if (sep == NULL)
+			continue;
+		*sep = '\0';
+		uint64_t token = strtoull(sep + 1, NULL, 16);
+		if (!fn(arg, name, token))
+			break;
+	}
+	free(l.keys);
+	free(l.lens);
+	return rc;
+}
+
 fsd_err
 keyring_open_value(keyring *k, const void *aad, size_t aad_len, const uint8_t *in, size_t len,
                    uint8_t **out, size_t *out_len)
@@ -546,11 +751,14 @@ keyring_open_value(keyring *k, const void *aad, size_t aad_len, const uint8_t *i
 		return FSD_NOKEY;
 	if (!fss_parse(in, len, &parts))
 		return FSD_CORRUPT;
-	if (dek_get(k, parts.name, false, dek) != FSD_OK)
-		return FSD_NOKEY; /* destroyed by a purge, or never ours */
-	bool ok = fss_open(dek, aad, aad_len, in, len, out, out_len);
+	bool have = dek_get(k, parts.name, false, dek) == FSD_OK;
+	bool ok = have && fss_open(dek, aad, aad_len, in, len, out, out_len);
 	fsc_cleanse(dek, sizeof(dek));
-	if (ok && *out == NULL) /* an empty value opened: still say "opened" */
+	if (!ok) /* sealed before a re-key that did not finish: its retired key */
+		ok = open_with_retired(k, parts.name, aad, aad_len, in, len, out, out_len);
+	if (!ok && !have)
+		return FSD_NOKEY; /* destroyed by a purge, or never ours */
+	if (ok && *out == NULL)   /* an empty value opened: still say "opened" */
 		*out = malloc(1);
 	if (ok && *out == NULL)
 		return FSD_NOMEM;

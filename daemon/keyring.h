@@ -58,6 +58,20 @@ fsd_err keyring_destroy(keyring *k, const char *name);
  * DATA_DIR/keys/data.mdb (freed pages dropped); waits for every process's
  * key-store operation in flight. */
 fsd_err keyring_compact(keyring *k);
+/*
+ * Re-keying without a window that loses data: keyring_retire moves DEK
+ * `name` aside (to a retired slot tagged with token) so that a fresh one can
+ * be made under the same name; keyring_open_value falls back to a name's
+ * retired keys when its DEK does not open a value. Once the re-sealed data
+ * has committed, keyring_destroy_retired destroys every retired key of the
+ * name physically (like keyring_destroy). keyring_retired lists the retired
+ * slots (name, token) for the recovery after a crash (purge_recover).
+ */
+fsd_err keyring_retire(keyring *k, const char *name, uint64_t token);
+fsd_err keyring_destroy_retired(keyring *k, const char *name);
+typedef bool (*keyring_retired_fn)(void *arg, const char *name, uint64_t token);
+fsd_err keyring_retired(keyring *k, keyring_retired_fn fn, void *arg);
+
 /* Rewraps every DEK with the current master key; a sentence in err. */
 fsd_err keyring_rewrap_all(keyring *k, size_t *n_rewrapped, char *err, size_t errlen);
 

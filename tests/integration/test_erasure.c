@@ -676,3 +676,61 @@ Test(erasure, tablet_crash_after_the_rename)
 {
 	tablet_crash_at("sdk-compact-renamed");
 }
+
+/* kill -9 of a single contact's purge (a re-key) at each step */
+static void
+contact_crash_at(const char *point)
+{
+	push_case("case-p", "talk-p1", "talk-p2", CANARY_P, 1);
+	size_t wl = 0;
+	uint8_t *w = wrapped_key("c:case-p", &wl);
+	cr_assert_not_null(w);
+	char env[200];
+	snprintf(env, sizeof(env), "FIELDSYNC_TEST_CRASH_AT=%s", point);
+	cr_assert_eq(run_cmd(env, "%s", "--collection contact --id talk-p2"), 86,
+	             "the purge died at %s", point);
+	fs_test_daemon_kill9(d);
+	cr_assert(fs_test_daemon_restart(d));
+	zmq_close(sock);
+	sock = fs_test_dealer(ctx, fs_test_daemon_endpoint(d));
+	/* whatever the point, the case is readable: live data never lost */
+	cr_expect(payload_has("contact", "talk-p1", CANARY_P), "the case opens after %s", point);
+	/* the operator runs the purge again */
+	cr_assert_eq(run_cmd(NULL, "%s", "--collection contact --id talk-p2"), 0);
+	cr_expect(payload_has("contact", "talk-p1", CANARY_P), "the case opens after %s", point);
+	cr_expect(!payload_has("contact", "talk-p2", CANARY_P));
+	expect_nowhere(g_dir, w + 4, wl - 4, "the re-keyed case's old wrapped key");
+	free(w);
+}
+
+Test(erasure, contact_crash_after_the_old_key_is_retired)
+{
+	contact_crash_at("rekey-retired");
+}
+Test(erasure, contact_crash_after_the_rekey_committed)
+{
+	contact_crash_at("rekey-committed");
+}
+Test(erasure, contact_crash_during_the_compaction)
+{
+	contact_crash_at("compact-copied");
+}
+
+Test(erasure, a_committed_rekey_is_finished_by_the_restart_alone)
+{
+	push_case("case-p", "talk-p1", "talk-p2", CANARY_P, 1);
+	size_t wl = 0;
+	uint8_t *w = wrapped_key("c:case-p", &wl);
+	cr_assert_not_null(w);
+	cr_assert_eq(run_cmd("FIELDSYNC_TEST_CRASH_AT=rekey-committed", "%s",
+	                     "--collection contact --id talk-p2"),
+	             86);
+	fs_test_daemon_kill9(d);
+	cr_assert(fs_test_daemon_restart(d));
+	zmq_close(sock);
+	sock = fs_test_dealer(ctx, fs_test_daemon_endpoint(d));
+	expect_nowhere(g_dir, w + 4, wl - 4, "the old case key after the restart");
+	cr_expect(payload_has("contact", "talk-p1", CANARY_P));
+	cr_expect(!payload_has("contact", "talk-p2", CANARY_P));
+	free(w);
+}
