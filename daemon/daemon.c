@@ -6,8 +6,9 @@
  *   secrets hygiene (not dumpable: no core dump, no ptrace by peers of the
  *   same uid; the server secret in a page of its own, DONTDUMP and locked,
  *   wiped at exit)  ->  --dev only on a store that is not a production
- *   one (no server keys, no enrolled device)  ->  an interrupted purge's
- *   re-key finished (purge_recover)  ->  server keys (production)  ->  ops HTTP  ->  the writer's pipe  ->  ZAP
+ *   one (no server keys, no enrolled device, no production key store)
+ *   ->  an interrupted purge's re-key finished (purge_recover)  ->  server
+ *   keys (production)  ->  ops HTTP  ->  the writer's pipe  ->  ZAP
  *   (before any server socket binds)  ->  the reminder endpoint (before the
  *   writer starts: its first round may publish)  ->  the writer actor  ->
  *   the sync endpoint. Readiness (/readyz) turns true after the last.
