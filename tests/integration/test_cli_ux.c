@@ -204,3 +204,24 @@ Test(cli_ux, json_everywhere_a_partly_refused_sync_and_local_times)
 	cr_expect_not_null(strstr(out, "\"code\":\"TIMEOUT\""), "%s", out);
 	cr_expect_not_null(strstr(err, "run sync again later"), "%s", err);
 }
+
+Test(cli_ux, the_bash_completion_completes_commands_and_options)
+{
+	/* FS_VECTORS_DIR is <root>/tests/vectors */
+	char root[1024], script[1200];
+	snprintf(root, sizeof(root), "%s", FS_VECTORS_DIR);
+	char *cut = strstr(root, "/tests/vectors");
+	cr_assert_not_null(cut);
+	*cut = '\0';
+	snprintf(script, sizeof(script), "%s/client-sdk/cli/fieldsync.bash", root);
+	char cmd[2048], path[600];
+	snprintf(path, sizeof(path), "%s/completion", tmp);
+	snprintf(cmd, sizeof(cmd),
+	         "bash -c 'source %s; COMP_WORDS=(fieldsync wa); COMP_CWORD=1; _fieldsync; "
+	         "echo \"${COMPREPLY[@]}\"; COMP_WORDS=(fieldsync watch --on); COMP_CWORD=2; "
+	         "_fieldsync; echo \"${COMPREPLY[@]}\"' >%s 2>&1",
+	         script, path);
+	cr_assert_eq(system(cmd), 0);
+	read_into(path, out, sizeof(out));
+	cr_expect_str_eq(out, "watch\n--on-restore\n");
+}
