@@ -46,6 +46,8 @@
 #include "caseindex.h"
 #include "events.h"
 #include "fieldsync/calendar.h"
+#include "fieldsync/casework.h"
+#include "fieldsync/keys.h"
 #include "fieldsync/rules.h"
 #include "fieldsync/v1/casework.pb-c.h"
 #include "log.h"
@@ -176,25 +178,6 @@ reminders_free(reminders **rp)
 
 /* ---- the case -> contacts index ----------------------------------------- */
 
-/* Adds the case_id of every live sibling of a contact state to ids[]. */
-static size_t
-contact_case_ids(const fs_record_state *rs, char ids[][FSP_ID_MAX + 1], size_t cap)
-{
-	size_t n = 0;
-	for (size_t i = 0; rs != NULL && i < rs->n_siblings; i++) {
-		const fsp_record *v = rs->siblings[i];
-		char id[FSP_ID_MAX + 1];
-		if (v->deleted || !caseindex_contact_case(v->payload.data, v->payload.len, id))
-			continue;
-		bool dup = false;
-		for (size_t k = 0; k < n; k++)
-			dup |= strcmp(ids[k], id) == 0;
-		if (!dup && n < cap)
-			strcpy(ids[n++], id);
-	}
-	return n;
-}
-
 fsd_err
 reminders_note_record(reminders *r, store_txn *t, const fs_record_state *before,
                       const fs_record_state *after)
@@ -208,8 +191,8 @@ reminders_note_record(reminders *r, store_txn *t, const fs_record_state *before,
 	if (strcmp(after->collection, "contact") != 0)
 		return FSD_OK;
 
-	size_t n_old = contact_case_ids(before, old_ids, CAP);
-	size_t n_new = contact_case_ids(after, new_ids, CAP);
+	size_t n_old = fsp_contact_case_ids(before, old_ids, CAP);
+	size_t n_new = fsp_contact_case_ids(after, new_ids, CAP);
 	for (size_t i = 0; i < n_old && rc == FSD_OK; i++) {
 		bool kept = false;
 		for (size_t k = 0; k < n_new; k++)
@@ -567,7 +550,7 @@ unimplied_rows(store_txn *t, const char *case_id, const uint8_t *prefix, size_t 
 	for (size_t i = 0; i < out->n; i++) {
 		bool implied = false;
 		for (size_t k = 0; k < n && !implied; k++) {
-			size_t kl = reminder_rows_key(key, case_id, rems[k].reminder_id);
+			size_t kl = fsk_case_key(key, sizeof(key), case_id, rems[k].reminder_id);
 			implied = kl == out->klens[i] && memcmp(key, out->keys[i], kl) == 0;
 		}
 		if (implied) {
@@ -590,8 +573,8 @@ evaluate_case(reminders *r, store_txn *t, const char *case_id, int64_t now_ms)
 	rules_reminder *rems = NULL;
 	size_t n = 0;
 	uint8_t prefix[KEY_MAX], key[KEY_MAX];
-	size_t plen = reminder_rows_prefix(prefix, case_id);
-	fsd_err rc = implied_reminders(r, t, case_id, &cd, &rems, &n);
+	size_t plen = fsk_case_key(prefix, sizeof(prefix), case_id, "");
+	fsd_err rc = plen == 0 ? FSD_INVALID : implied_reminders(r, t, case_id, &cd, &rems, &n);
 
 	if (rc != FSD_OK)
 		goto out;
@@ -599,7 +582,7 @@ evaluate_case(reminders *r, store_txn *t, const char *case_id, int64_t now_ms)
 
 	/* What the data implies now. */
 	for (size_t i = 0; rc == FSD_OK && i < n; i++) {
-		size_t kl = reminder_rows_key(key, case_id, rems[i].reminder_id);
+		size_t kl = fsk_case_key(key, sizeof(key), case_id, rems[i].reminder_id);
 		fsd_err grc;
 		reminder_row *old = NULL;
 		grc = reminder_rows_get(t, key, kl, &old);
@@ -640,9 +623,10 @@ reminders_erase_case(store_txn *t, const char *case_id, int64_t now_ms, size_t *
 {
 	struct key_list rows = {0};
 	uint8_t prefix[KEY_MAX];
-	size_t plen = reminder_rows_prefix(prefix, case_id);
-	fsd_err rc =
-		store_kv_scan(t, &reminders_table, prefix, plen, prefix, plen, collect_key, &rows);
+	size_t plen = fsk_case_key(prefix, sizeof(prefix), case_id, "");
+	fsd_err rc = plen == 0 ? FSD_INVALID
+	                       : store_kv_scan(t, &reminders_table, prefix, plen, prefix, plen,
+	                                       collect_key, &rows);
 	if (rc == FSD_OK && rows.oom)
 		rc = FSD_ERROR;
 	*n_erased = 0;
@@ -688,7 +672,7 @@ static bool
 collect_due(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
 {
 	struct due_list *d = arg;
-	if (klen < 8 || (int64_t)store_get_be64(key) > d->now_ms || d->keys.n >= TICK_BATCH)
+	if (klen < 8 || (int64_t)fsk_get_be64(key) > d->now_ms || d->keys.n >= TICK_BATCH)
 		return false;
 	return collect_key(&d->keys, key, klen, val, vlen);
 }
@@ -743,7 +727,7 @@ first_key(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t
 	(void)val;
 	(void)vlen;
 	if (klen >= 8)
-		*(int64_t *)arg = (int64_t)store_get_be64(key);
+		*(int64_t *)arg = (int64_t)fsk_get_be64(key);
 	return false;
 }
 
@@ -797,14 +781,14 @@ reminders_verify_case(reminders *r, store_txn *t, const char *case_id, reminders
 	rules_reminder *rems = NULL;
 	size_t n = 0;
 	uint8_t prefix[KEY_MAX], key[KEY_MAX];
-	size_t plen = reminder_rows_prefix(prefix, case_id);
-	fsd_err rc = implied_reminders(r, t, case_id, &cd, &rems, &n);
+	size_t plen = fsk_case_key(prefix, sizeof(prefix), case_id, "");
+	fsd_err rc = plen == 0 ? FSD_INVALID : implied_reminders(r, t, case_id, &cd, &rems, &n);
 
 	if (rc != FSD_OK)
 		goto out;
 	/* Every reminder the data implies has a row; an active one has its due time. */
 	for (size_t i = 0; rc == FSD_OK && i < n; i++) {
-		size_t kl = reminder_rows_key(key, case_id, rems[i].reminder_id);
+		size_t kl = fsk_case_key(key, sizeof(key), case_id, rems[i].reminder_id);
 		fsd_err grc;
 		reminder_row *row = NULL;
 		grc = reminder_rows_get(t, key, kl, &row);

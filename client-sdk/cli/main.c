@@ -114,8 +114,9 @@ static const struct command {
 	{"put", 2, 2, B_SCOPE, true, "put COLLECTION ID [--scope S]",
          "write the value read from stdin",
          "Writes the value read from stdin as the record's new version; it supersedes\n"
-         "every sibling. \"case\" and \"contact\" take a JSON object with METHOD.md's field\n"
-         "and enum names (times in ms); other collections take bytes as they are.\n"
+         "every sibling. \"case\" and \"contact\" take a JSON object with the field and\n"
+         "enum names of docs/method.md (times in ms); other collections take bytes as they\n"
+         "are.\n"
          "  --scope S             the record's scope (default: its current one, or the\n"
          "                        store's default scope for a new record)\n"
          "With --json it prints the stored record's id, scope and version.\n"},

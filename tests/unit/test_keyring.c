@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "daemon.h"
+#include "fieldsync/seal.h"
 #include "fieldsyncd.h"
 
 #define K1 "k1:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
@@ -65,7 +66,7 @@ Test(keyring, seals_and_opens_with_the_same_aad_only)
 
 	cr_expect_str_eq(keyring_current_id(k), "k1");
 	cr_assert_eq(keyring_seal(k, "c:case-1", "aad", 3, msg, sizeof(msg), &sealed, &sl), FSD_OK);
-	cr_expect(keyring_is_sealed(sealed, sl));
+	cr_expect(fss_is_sealed(sealed, sl));
 	cr_expect(!contains(sealed, sl, "counselling"), "the value is not in the clear");
 
 	cr_assert_eq(keyring_open_value(k, "aad", 3, sealed, sl, &plain, &pl), FSD_OK);
@@ -89,7 +90,7 @@ Test(keyring, a_plain_value_is_used_as_it_is)
 	keyring *k = open_env(K1);
 	uint8_t *out = (uint8_t *)"x";
 	size_t ol = 9;
-	cr_expect(!keyring_is_sealed((const uint8_t *)"hello", 5));
+	cr_expect(!fss_is_sealed((const uint8_t *)"hello", 5));
 	cr_assert_eq(keyring_open_value(k, "a", 1, (const uint8_t *)"hello", 5, &out, &ol), FSD_OK);
 	cr_expect_null(out, "not sealed: nothing opened");
 	cr_expect_eq(ol, 0);
@@ -101,7 +102,8 @@ Test(keyring, an_empty_value_opens_to_an_empty_value)
 	keyring *k = open_env(K1);
 	uint8_t *sealed = NULL, *plain = NULL;
 	size_t sl = 0, pl = 7;
-	cr_assert_eq(keyring_seal(k, "r:note/n", "a", 1, (const uint8_t *)"", 0, &sealed, &sl), FSD_OK);
+	cr_assert_eq(keyring_seal(k, "r:note/n", "a", 1, (const uint8_t *)"", 0, &sealed, &sl),
+	             FSD_OK);
 	cr_assert_eq(keyring_open_value(k, "a", 1, sealed, sl, &plain, &pl), FSD_OK);
 	cr_expect_not_null(plain, "opened (not plain), though empty");
 	cr_expect_eq(pl, 0);
@@ -115,7 +117,8 @@ Test(keyring, a_destroyed_key_is_gone_for_every_handle)
 	keyring *a = open_env(K1), *b = open_env(K1);
 	uint8_t *sealed = NULL, *plain = NULL;
 	size_t sl = 0, pl = 0;
-	cr_assert_eq(keyring_seal(a, "c:c9", "x", 1, (const uint8_t *)"v", 1, &sealed, &sl), FSD_OK);
+	cr_assert_eq(keyring_seal(a, "c:c9", "x", 1, (const uint8_t *)"v", 1, &sealed, &sl),
+	             FSD_OK);
 	cr_assert_eq(keyring_open_value(b, "x", 1, sealed, sl, &plain, &pl), FSD_OK);
 	free(plain);
 	cr_assert_eq(keyring_destroy(a, "c:c9"), FSD_OK);
@@ -182,7 +185,8 @@ Test(keyring, without_a_keyring_the_store_keeps_values_as_they_are)
 	size_t ol = 0, bl = 0;
 	cr_assert_not_null(s);
 	cr_assert_eq(store_write_begin(s, &t), FSD_OK);
-	cr_assert_eq(keyring_txn_seal(t, "c:x", "k", 1, (const uint8_t *)"row", 3, &out, &ol), FSD_OK);
+	cr_assert_eq(keyring_txn_seal(t, "c:x", "k", 1, (const uint8_t *)"row", 3, &out, &ol),
+	             FSD_OK);
 	cr_expect_eq(ol, 3);
 	cr_expect_eq(memcmp(out, "row", 3), 0);
 	cr_assert_eq(keyring_txn_unseal(t, "k", 1, out, ol, &back, &bl), FSD_OK);
@@ -192,8 +196,9 @@ Test(keyring, without_a_keyring_the_store_keeps_values_as_they_are)
 
 	keyring *k = open_env(K1);
 	store_set_keyring(s, k);
-	cr_assert_eq(keyring_txn_seal(t, "c:x", "k", 1, (const uint8_t *)"row", 3, &out, &ol), FSD_OK);
-	cr_expect(keyring_is_sealed(out, ol));
+	cr_assert_eq(keyring_txn_seal(t, "c:x", "k", 1, (const uint8_t *)"row", 3, &out, &ol),
+	             FSD_OK);
+	cr_expect(fss_is_sealed(out, ol));
 	cr_assert_eq(keyring_txn_unseal(t, "k", 1, out, ol, &back, &bl), FSD_OK);
 	cr_expect_eq(bl, 3);
 	cr_expect_eq(memcmp(back, "row", 3), 0);
