@@ -117,7 +117,7 @@ typedef struct bar {
 	bool on, shown;
 	int64_t start;
 	fs_sync_phase phase;
-	int64_t phase_start;
+	int64_t phase_start, drawn;
 	uint64_t phase_done0;
 } bar;
 
@@ -138,8 +138,10 @@ duration(double s, char *out, size_t len)
 		snprintf(out, len, "%ldh%02ldm", t / 3600, t / 60 % 60);
 	else if (t >= 60)
 		snprintf(out, len, "%ldm%02lds", t / 60, t % 60);
-	else
+	else if (t > 0)
 		snprintf(out, len, "%lds", t);
+	else
+		snprintf(out, len, "<1s");
 }
 
 /* The progress line on stderr, once the sync has run for half a second:
@@ -154,9 +156,11 @@ on_progress(void *arg, const fs_progress *p)
 		b->phase_start = now;
 		b->phase_done0 = p->done;
 	}
-	if (!b->on || now - b->start < 500)
-		return;
+	if (!b->on || now - b->start < 500 ||
+	    (now - b->drawn < 100 && !(p->total > 0 && p->done == p->total)))
+		return; /* after half a second, at most ten lines a second */
 	b->shown = true;
+	b->drawn = now;
 	double secs = (double)(now - b->phase_start) / 1000.0;
 	double rate = secs > 0.05 ? (double)(p->done - b->phase_done0) / secs : 0;
 	char eta[32] = "";
@@ -201,12 +205,10 @@ add_failed(fs_store *s, cJSON *o)
 int
 cmd_sync(fs_store *s, const cli_opts *opt, double timeout_s)
 {
-	bar b = {isatty(STDERR_FILENO) == 1 && !opt->no_progress,
-	         false,
-	         mono_ms(),
-	         FS_SYNC_CONNECT,
-	         mono_ms(),
-	         0};
+	bar b = {.on = isatty(STDERR_FILENO) == 1 && !opt->no_progress,
+	         .start = mono_ms(),
+	         .phase = FS_SYNC_CONNECT,
+	         .phase_start = mono_ms()};
 	fs_sync_opts o = {0};
 	fs_sync_stats st;
 	fs_status ss;
