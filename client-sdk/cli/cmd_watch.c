@@ -42,6 +42,11 @@ extern char **environ;
 
 static volatile sig_atomic_t g_child; /* the running CMD, 0 when none */
 
+/* --time-zone is set as TZ once, before the watcher's threads start (setenv
+ * is not safe beside them); CMD gets the caller's own TZ back. */
+static bool g_tz_set;
+static char g_tz_orig[256]; /* "TZ=..." as it was; "" when unset */
+
 static void
 watch_on_signal(int sig)
 {
@@ -157,7 +162,7 @@ event_json(const fs_reminder *r)
 }
 
 static int
-print_reminder(const fs_reminder *r, bool json, const char *tz)
+print_reminder(const fs_reminder *r, bool json)
 {
 	if (json) {
 		char *text = event_json(r);
@@ -167,7 +172,7 @@ print_reminder(const fs_reminder *r, bool json, const char *tz)
 		free(text);
 	} else {
 		char due[64];
-		cli_local_time(r->due_at_ms, tz, false, due, sizeof(due));
+		cli_local_time(r->due_at_ms, NULL, false, due, sizeof(due));
 		printf("%" PRIu64 " %-9s %-18s %s scope=%s case=%s contact_person=%s due=%s\n",
 		       r->seq, r->state, r->rule, r->reminder_id, r->scope, r->case_id,
 		       r->contact_person[0] ? r->contact_person : "-", due);
@@ -191,7 +196,7 @@ sleep_s(double s)
  * watcher's sockets have threads, so the child only calls exec.
  */
 static int
-run_exec(const char *cmd, const fs_reminder *r, unsigned attempt, const char *tz)
+run_exec(const char *cmd, const fs_reminder *r, unsigned attempt)
 {
 	char *json = event_json(r);
 	char due[64], vars[12][400];
@@ -200,7 +205,7 @@ run_exec(const char *cmd, const fs_reminder *r, unsigned attempt, const char *tz
 
 	if (json == NULL)
 		return -1;
-	cli_local_time(r->due_at_ms, tz, false, due, sizeof(due));
+	cli_local_time(r->due_at_ms, NULL, false, due, sizeof(due));
 	snprintf(vars[0], sizeof(vars[0]), "FS_EVENT_SEQ=%" PRIu64, r->seq);
 	snprintf(vars[1], sizeof(vars[1]), "FS_REMINDER_ID=%s", r->reminder_id);
 	snprintf(vars[2], sizeof(vars[2]), "FS_RULE=%s", r->rule);
@@ -217,13 +222,16 @@ run_exec(const char *cmd, const fs_reminder *r, unsigned attempt, const char *tz
 
 	for (char **e = environ; *e != NULL; e++)
 		n_env++;
-	char **envp = calloc(n_env + 13, sizeof(char *));
+	char **envp = calloc(n_env + 14, sizeof(char *));
 	if (envp == NULL)
 		goto out;
 	size_t k = 0;
 	for (char **e = environ; *e != NULL; e++)
-		if (strncmp(*e, "FS_", 3) != 0) /* ours win over inherited ones */
+		if (strncmp(*e, "FS_", 3) != 0 && /* ours win over inherited ones */
+		    !(g_tz_set && strncmp(*e, "TZ=", 3) == 0))
 			envp[k++] = *e;
+	if (g_tz_set && g_tz_orig[0] != '\0')
+		envp[k++] = g_tz_orig;
 	for (size_t i = 0; i < 12; i++)
 		envp[k++] = vars[i];
 	envp[k] = NULL;
@@ -267,10 +275,10 @@ out:
 /* Runs CMD for r until it exits 0; the delay doubles from `delay` to
  * RETRY_MAX_S. */
 static void
-exec_until_done(const char *cmd, const fs_reminder *r, double delay, const char *tz)
+exec_until_done(const char *cmd, const fs_reminder *r, double delay)
 {
 	for (unsigned attempt = 1;; attempt++) {
-		int st = run_exec(cmd, r, attempt, tz);
+		int st = run_exec(cmd, r, attempt);
 		if (st == 0)
 			return;
 		if (st < 0)
@@ -383,6 +391,13 @@ cmd_watch(const cli_opts *o)
 		}
 	}
 
+	if (o->time_zone != NULL) {
+		const char *old = getenv("TZ");
+		snprintf(g_tz_orig, sizeof(g_tz_orig), "%s%s", old ? "TZ=" : "", old ? old : "");
+		setenv("TZ", o->time_zone, 1);
+		tzset();
+		g_tz_set = true;
+	}
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = watch_on_signal;
 	sigaction(SIGINT, &sa, NULL);
@@ -401,8 +416,8 @@ cmd_watch(const cli_opts *o)
 			if (e != FS_OK)
 				break;
 			if (o->exec != NULL)
-				exec_until_done(o->exec, r, delay, o->time_zone);
-			else if ((rc = print_reminder(r, o->json, o->time_zone)) != 0)
+				exec_until_done(o->exec, r, delay);
+			else if ((rc = print_reminder(r, o->json)) != 0)
 				break;
 			done++;
 			if (o->state != NULL && !state_write(o->state, fs_watcher_cursor(w))) {
