@@ -172,6 +172,7 @@ reminders_free(reminders **rp)
 	free(r->out.topics);
 	free(r->out.data);
 	free(r->out.len);
+	free(r->out.label);
 	free(r);
 	*rp = NULL;
 }
