@@ -189,6 +189,7 @@ Test(cli_ux, json_everywhere_a_partly_refused_sync_and_local_times)
 	char env[600];
 	snprintf(env, sizeof(env), "FIELDSYNC_ENDPOINT=%s", ep);
 	cr_expect_eq(cli(env, NULL, "-s %s/a sync", tmp), 0, "%s", err);
+	cr_expect_null(strchr(err, '\r'), "no progress line off a terminal: %s", err);
 
 	/* status in local time: the zone's name, not epoch ms */
 	cr_assert_eq(cli("TZ=Europe/Copenhagen", NULL, "-s %s/a status", tmp), 0);
