@@ -49,6 +49,8 @@ typedef struct cli_opts {
 
 /* main.c: output shared by the commands. */
 /* "fieldsync: <message>" then "try 'fieldsync CMD --help'"; EX_USAGE. */
+/* output.c: what every command says. */
+void cli_set_command(const char *name); /* the command named in "try 'fieldsync CMD --help'" */
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_fail(const char *what, fs_err e);                    /* "what: error"; exit status for e */
 int cli_exit_status(fs_err e);                               /* the exit status that stands for e */
