@@ -67,6 +67,8 @@
 #include "clock.h"
 #include "events.h"
 #include "fieldsync/calendar.h"
+#include "fieldsync/casework.h"
+#include "fieldsync/keys.h"
 #include "fieldsync/rules.h"
 #include "fieldsync/v1/casework.pb-c.h"
 #include "log.h"
@@ -212,30 +214,12 @@ reminders_free(reminders **rp)
 	free(r->out.topics);
 	free(r->out.data);
 	free(r->out.len);
+	free(r->out.label);
 	free(r);
 	*rp = NULL;
 }
 
 /* ---- the case -> contacts index ----------------------------------------- */
-
-/* Adds the case_id of every live sibling of a contact state to ids[]. */
-static size_t
-contact_case_ids(const fs_record_state *rs, char ids[][FSP_ID_MAX + 1], size_t cap)
-{
-	size_t n = 0;
-	for (size_t i = 0; rs != NULL && i < rs->n_siblings; i++) {
-		const fsp_record *v = rs->siblings[i];
-		char id[FSP_ID_MAX + 1];
-		if (v->deleted || !caseindex_contact_case(v->payload.data, v->payload.len, id))
-			continue;
-		bool dup = false;
-		for (size_t k = 0; k < n; k++)
-			dup |= strcmp(ids[k], id) == 0;
-		if (!dup && n < cap)
-			strcpy(ids[n++], id);
-	}
-	return n;
-}
 
 fsd_err
 reminders_note_record(reminders *r, store_txn *t, const fs_record_state *before,
@@ -250,8 +234,8 @@ reminders_note_record(reminders *r, store_txn *t, const fs_record_state *before,
 	if (strcmp(after->collection, "contact") != 0)
 		return FSD_OK;
 
-	size_t n_old = contact_case_ids(before, old_ids, CAP);
-	size_t n_new = contact_case_ids(after, new_ids, CAP);
+	size_t n_old = fsp_contact_case_ids(before, old_ids, CAP);
+	size_t n_new = fsp_contact_case_ids(after, new_ids, CAP);
 	for (size_t i = 0; i < n_old && rc == FSD_OK; i++) {
 		bool kept = false;
 		for (size_t k = 0; k < n_new; k++)
@@ -615,7 +599,7 @@ unimplied_rows(store_txn *t, const char *case_id, const uint8_t *prefix, size_t 
 	for (size_t i = 0; i < out->n; i++) {
 		bool implied = out->klens[i] == plen; /* the case timer: not a reminder */
 		for (size_t k = 0; k < n && !implied; k++) {
-			size_t kl = reminder_rows_key(key, case_id, rems[k].reminder_id);
+			size_t kl = fsk_case_key(key, sizeof(key), case_id, rems[k].reminder_id);
 			implied = kl == out->klens[i] && memcmp(key, out->keys[i], kl) == 0;
 		}
 		if (implied) {
@@ -670,8 +654,10 @@ evaluate_case(reminders *r, store_txn *t, const char *case_id, int64_t now_ms)
 	size_t n = 0;
 	int64_t next_eval = 0;
 	uint8_t prefix[KEY_MAX], key[KEY_MAX];
-	size_t plen = reminder_rows_prefix(prefix, case_id);
-	fsd_err rc = implied_reminders(r, t, case_id, now_ms, &cd, &rems, &n, &next_eval);
+	size_t plen = fsk_case_key(prefix, sizeof(prefix), case_id, "");
+	fsd_err rc = plen == 0
+	                     ? FSD_INVALID
+	                     : implied_reminders(r, t, case_id, now_ms, &cd, &rems, &n, &next_eval);
 
 	if (rc != FSD_OK)
 		goto out;
@@ -679,7 +665,7 @@ evaluate_case(reminders *r, store_txn *t, const char *case_id, int64_t now_ms)
 
 	/* What the data implies now. */
 	for (size_t i = 0; rc == FSD_OK && i < n; i++) {
-		size_t kl = reminder_rows_key(key, case_id, rems[i].reminder_id);
+		size_t kl = fsk_case_key(key, sizeof(key), case_id, rems[i].reminder_id);
 		fsd_err grc;
 		reminder_row *old = NULL;
 		grc = reminder_rows_get(t, key, kl, &old);
@@ -731,9 +717,10 @@ reminders_erase_case(store_txn *t, const char *case_id, int64_t now_ms, size_t *
 {
 	struct key_list rows = {0};
 	uint8_t prefix[KEY_MAX];
-	size_t plen = reminder_rows_prefix(prefix, case_id);
-	fsd_err rc =
-		store_kv_scan(t, &reminders_table, prefix, plen, prefix, plen, collect_key, &rows);
+	size_t plen = fsk_case_key(prefix, sizeof(prefix), case_id, "");
+	fsd_err rc = plen == 0 ? FSD_INVALID
+	                       : store_kv_scan(t, &reminders_table, prefix, plen, prefix, plen,
+	                                       collect_key, &rows);
 	if (rc == FSD_OK && rows.oom)
 		rc = FSD_ERROR;
 	*n_erased = 0;
@@ -779,7 +766,7 @@ static bool
 collect_due(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
 {
 	struct due_list *d = arg;
-	if (klen < 8 || (int64_t)store_get_be64(key) > d->now_ms || d->keys.n >= TICK_BATCH)
+	if (klen < 8 || (int64_t)fsk_get_be64(key) > d->now_ms || d->keys.n >= TICK_BATCH)
 		return false;
 	return collect_key(&d->keys, key, klen, val, vlen);
 }
@@ -850,7 +837,7 @@ first_key(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t
 	(void)val;
 	(void)vlen;
 	if (klen >= 8)
-		*(int64_t *)arg = (int64_t)store_get_be64(key);
+		*(int64_t *)arg = (int64_t)fsk_get_be64(key);
 	return false;
 }
 
@@ -919,21 +906,12 @@ reminders_reeval_pending(const reminders *r)
 	return r->reeval.pending;
 }
 
-/* The records key prefix of collection "case": [u8 4]"case". */
-static size_t
-case_record_prefix(uint8_t *key)
-{
-	key[0] = 4;
-	memcpy(key + 1, "case", 4);
-	return 5;
-}
-
 fsd_err
 reminders_reeval_step(reminders *r, store_txn *t, int64_t now_ms, size_t max_cases, size_t *n_done)
 {
 	struct key_list ids = {0};
-	uint8_t from[5 + FSP_ID_MAX];
-	size_t plen = case_record_prefix(from), flen = plen, n = 0;
+	uint8_t from[1 + FSP_COLLECTION_MAX + FSP_ID_MAX];
+	size_t plen = fsk_record_prefix(from, "case"), flen = plen, n = 0; /* records' keys */
 	const char *cursor = r->reeval.cursor;
 	fsd_err rc = FSD_OK;
 
@@ -1021,8 +999,11 @@ reminders_verify_case_at(reminders *r, store_txn *t, const char *case_id, int64_
 	size_t n = 0;
 	int64_t next_eval = 0, eval_at = now_ms;
 	uint8_t prefix[KEY_MAX], key[KEY_MAX];
-	size_t plen = reminder_rows_prefix(prefix, case_id);
+	size_t plen = fsk_case_key(prefix, sizeof(prefix), case_id, "");
 	fsd_err rc;
+
+	if (plen == 0)
+		return FSD_INVALID;
 
 	/* A case timer that is due (the daemon is down, or has not got to it):
 	 * the rows hold the evaluation from just before it. */
@@ -1036,7 +1017,7 @@ reminders_verify_case_at(reminders *r, store_txn *t, const char *case_id, int64_
 		goto out;
 	/* Every reminder the data implies has a row with its state and times. */
 	for (size_t i = 0; rc == FSD_OK && i < n; i++) {
-		size_t kl = reminder_rows_key(key, case_id, rems[i].reminder_id);
+		size_t kl = fsk_case_key(key, sizeof(key), case_id, rems[i].reminder_id);
 		fsd_err grc;
 		reminder_row *row = NULL;
 		grc = reminder_rows_get(t, key, kl, &row);

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
-"""A small fieldsync reminder scheduler, written against PROTOCOL.md alone.
+"""A small fieldsync reminder scheduler, written against docs/protocol.md alone.
 
-It subscribes to the daemon's reminder PUB (PROTOCOL.md §6), first replays
+It subscribes to the daemon's reminder PUB (docs/protocol.md §6), first replays
 every stored event after --since over the sync endpoint, then follows the PUB,
 fills gaps in ``seq`` by replay and drops duplicates. Each event is printed
 once, in ``seq`` order:

@@ -1,6 +1,6 @@
 /*
  * Interoperability: deploy/examples/scheduler.py, a scheduler written in
- * Python against PROTOCOL.md alone, follows the real daemon's reminder feed.
+ * Python against docs/protocol.md alone, follows the real daemon's reminder feed.
  * It must replay what was stored before it started, follow the PUB, fill
  * gaps by replay and print every event once, in seq order.
  *

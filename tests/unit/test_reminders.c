@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "daemon.h"
+#include "fieldsync/keys.h"
 #include "fieldsync/rules.h"
 #include "fieldsync/v1/casework.pb-c.h"
 #include "fieldsyncd.h"
@@ -506,7 +507,7 @@ Test(reminders, rev2_verify_compares_state_due_and_warning)
 	push_case("cs-1", "c1", "r1:1", g_now - DAY);
 	take_states(st, 8, NULL, 0);
 	uint8_t key[REMINDER_KEY_MAX];
-	size_t kl = reminder_rows_key(key, "c1", "quick-help/c1");
+	size_t kl = fsk_case_key(key, sizeof(key), "c1", "quick-help/c1");
 	store_txn *t = NULL;
 	reminder_row *row = NULL;
 	cr_assert_eq(store_write_begin(g_s, &t), FSD_OK);

@@ -1,5 +1,5 @@
 /*
- * rules.c: every deadline rule of METHOD.md in Europe/Copenhagen, as tables
+ * rules.c: every deadline rule of docs/method.md in Europe/Copenhagen, as tables
  * of scenarios (one case, its contacts, a config over the defaults) with the
  * exact start, warning, due-day and due instants and the state at chosen
  * instants; daylight saving and month ends; a talk learned of late; cases
