@@ -25,7 +25,7 @@
  * is capped at 1 s.
  *
  * Rules changed (METHOD.md reading 8): at start and whenever SIGHUP
- * installs a rule table, reminders_reeval_check() compares the rules'
+ * installs a rule table and a zone, reminders_reeval_check() compares the rules'
  * fingerprint with the store's; while a re-evaluation is pending the writer
  * does not sleep, and after each round of pushes (their replies sent) runs
  * one round of REEVAL_BATCH cases of its own, so a push waits for at most
@@ -333,6 +333,9 @@ writer_main(void *arg, void *pipe)
 				reminders_set_rules(w->rem, (const struct rules_config *)p);
 				free(p);
 				log_event(LOG_INFO, "rule table reloaded", NULL);
+				writer_reeval_check(w);
+			} else if (tag == WRITER_ZONE && p != NULL) { /* SIGHUP: the zone */
+				reminders_set_zone(w->rem, p);
 				writer_reeval_check(w);
 			}
 		}

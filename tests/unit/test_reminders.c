@@ -499,6 +499,32 @@ Test(reminders, rev2_re_evaluation_in_batches)
 	cr_expect_not(install_rules("{\"quick-help\": {\"due\": \"10 days\"}}"));
 }
 
+/* Reading 8: another zone moves every due time, published once each. */
+Test(reminders, rev2_another_zone_moves_due_times)
+{
+	Fieldsync__V1__ReminderEvent *evs[4];
+	char err[256] = "";
+	if (install_rules(NULL))
+		while (reminders_reeval_pending(g_rem))
+			reeval_round(100);
+	push_case("cs-1", "c1", "r1:1", 1780387200000LL); /* 2026-06-02 10:00 Copenhagen */
+	size_t n = take_events(evs, 4);
+	cr_assert_eq(n, 1);
+	int64_t due = evs[0]->due_at_ms;
+	free_events(evs, n);
+
+	fs_tz *tz = tz_load("America/New_York", err, sizeof(err));
+	cr_assert_not_null(tz, "%s", err);
+	reminders_set_zone(g_rem, tz);
+	cr_assert(install_rules(NULL), "another zone: another fingerprint");
+	reeval_round(100);
+	n = take_events(evs, 4);
+	cr_assert_eq(n, 1);
+	cr_expect_eq(due, 1781042400000LL, "the end of 9 June in Copenhagen");
+	cr_expect_eq(evs[0]->due_at_ms, 1781064000000LL, "the end of 9 June in New York");
+	free_events(evs, n);
+}
+
 /* verify compares state, due and warning times. */
 Test(reminders, rev2_verify_compares_state_due_and_warning)
 {
