@@ -53,8 +53,10 @@
  *                    reminders_reeval_step() re-evaluates every stored case
  *                    in key order, a bounded batch per round of its own
  *                    between group commits; the last batch stores the new
- *                    fingerprint. The cursor lives in memory (a restart
- *                    begins again: a case already done yields no event).
+ *                    fingerprint, the others 0 (a pass in progress: a
+ *                    restart or another reload mid-pass begins again). The
+ *                    cursor lives in memory; a case already done yields no
+ *                    event when done again.
  * The state is a function of data and clock (rules_state_at), so a talk
  * recorded offline before the deadline and synced after it yields MET,
  * never a lasting OVERDUE. Events carry ids and times only.
@@ -947,8 +949,9 @@ reminders_reeval_step(reminders *r, store_txn *t, int64_t now_ms, size_t max_cas
 	if (rc == FSD_OK) {
 		r->reeval.staged_valid = true;
 		r->reeval.staged_done = ids.n - first <= max_cases;
-		if (r->reeval.staged_done)
-			rc = store_meta_set_u64(t, META_RULES_FP, r->reeval.fp);
+		/* the last batch stores the fingerprint; until then the store says
+		 * "none" (0), so a restart or another reload mid-pass begins again */
+		rc = store_meta_set_u64(t, META_RULES_FP, r->reeval.staged_done ? r->reeval.fp : 0);
 	}
 	key_list_free(&ids);
 	*n_done = n;

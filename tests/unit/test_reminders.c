@@ -525,6 +525,35 @@ Test(reminders, rev2_another_zone_moves_due_times)
 	free_events(evs, n);
 }
 
+/* Reading 8: a reload back to the stored rules in the middle of a pass
+ * still brings the cases already done back. */
+Test(reminders, rev2_a_reload_mid_pass_begins_again)
+{
+	Fieldsync__V1__ReminderEvent *evs[16];
+	char id[16], cs[16];
+	size_t n;
+	if (install_rules(NULL))
+		while (reminders_reeval_pending(g_rem))
+			reeval_round(100);
+	for (int i = 0; i < 5; i++) {
+		snprintf(id, sizeof(id), "c%d", i);
+		snprintf(cs, sizeof(cs), "cs-%d", i);
+		push_case(cs, id, "r1:1", g_now - DAY);
+	}
+	free_events(evs, take_events(evs, 16));
+	cr_assert(install_rules("{\"quick-help\": {\"due\": \"10 days\"}}"));
+	cr_expect_eq(reeval_round(2), 2);
+	cr_expect_eq(n = take_events(evs, 16), 2);
+	free_events(evs, n);
+	cr_assert(install_rules(NULL), "the pass was not finished: the store holds no fingerprint");
+	while (reminders_reeval_pending(g_rem))
+		reeval_round(2);
+	cr_expect_eq(n = take_events(evs, 16), 2,
+	             "the two cases done under the other rules come back");
+	free_events(evs, n);
+	cr_expect_not(install_rules(NULL));
+}
+
 /* verify compares state, due and warning times. */
 Test(reminders, rev2_verify_compares_state_due_and_warning)
 {
