@@ -12,16 +12,14 @@
 #include "cli.h"
 
 int
-cmd_migrate(const char *store_dir, const char *key_file)
+cmd_migrate(const cli_opts *opts)
 {
+	const char *store_dir = opts->store, *key_file = opts->key_file;
 	fs_store_opts o;
 	fsc_master m;
-	if (store_dir == NULL || store_dir[0] == '\0')
-		return cli_usage("migrate needs --store DIR");
 	if (key_file == NULL)
-		return cli_usage(
-			"migrate needs --key-file FILE (make one with `fieldsync --key-file "
-			"FILE keygen`)");
+		return cli_usage_error("migrate needs --key-file FILE (make one with `fieldsync "
+		                       "--key-file FILE keygen`)");
 	memset(&m, 0, sizeof(m));
 	if (!cli_load_key(key_file, &m))
 		return EX_USAGE;
