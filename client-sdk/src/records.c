@@ -234,7 +234,7 @@ write_in(fs_store *s, MDB_txn *t, const fs_credential *cred, const char *where,
 	}
 	if (scope == NULL)
 		scope = (old != NULL && fsp_scope_valid(old->scope)) ? old->scope : s->scope;
-	if (!deleted && !granted(cred, scope)) {
+	if (!granted(cred, scope)) {
 		sdk_detail("%sscope: '%s' is not granted by the store's credential", where, scope);
 		err = FS_ERR_FORBIDDEN;
 		goto out;

@@ -258,7 +258,8 @@ FIELDSYNC_API fs_err fs_put(fs_store *s, const char *collection, const char *id,
                             const void *payload, size_t len);
 
 /* Writes a tombstone that supersedes every sibling. FS_ERR_NOT_FOUND when
- * the record is absent or already deleted. */
+ * the record is absent or already deleted; FS_ERR_FORBIDDEN as fs_put
+ * (for fs_resolve too). */
 FIELDSYNC_API fs_err fs_delete(fs_store *s, const char *collection, const char *id);
 
 /* Resolves a conflict: like fs_put, but the record must exist
