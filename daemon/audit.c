@@ -9,6 +9,7 @@
 
 #include "audit.h"
 #include "clock.h"
+#include "fieldsync/keys.h"
 
 const store_table audit_table = {"audit"};
 
@@ -54,7 +55,7 @@ audit_append(store_txn *t, const char *actor, const char *action, const char *co
 	    !add_capped(o, "detail", detail, 512) || (text = cJSON_PrintUnformatted(o)) == NULL)
 		goto out;
 	seq = store_meta_u64(t, "audit_seq") + 1;
-	store_put_be64(key, seq);
+	fsk_put_be64(key, seq);
 	if ((rc = store_kv_put(t, &audit_table, key, sizeof(key), text, strlen(text), true)) !=
 	    FSD_OK)
 		goto out;

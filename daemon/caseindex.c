@@ -1,39 +1,31 @@
-/* caseindex: case -> contacts, and data-key names (data layer). See caseindex.h. */
-#include <stdio.h>
+/* caseindex: case -> contacts (data layer). See caseindex.h. */
 #include <string.h>
 
 #include "caseindex.h"
-#include "fieldsync/v1/casework.pb-c.h"
+#include "fieldsync/keys.h"
 
 const store_table caseindex_table = {"case_contacts"};
 
-static size_t
-pair_key(uint8_t *key, const char *case_id, const char *contact_id)
-{
-	size_t cl = strlen(case_id), il = strlen(contact_id);
-	if (cl > FSP_ID_MAX)
-		cl = FSP_ID_MAX;
-	if (il > FSP_ID_MAX)
-		il = FSP_ID_MAX;
-	key[0] = (uint8_t)cl;
-	memcpy(key + 1, case_id, cl);
-	memcpy(key + 1 + cl, contact_id, il);
-	return 1 + cl + il;
-}
+#define PAIR_KEY_MAX (1 + 2 * FSP_ID_MAX)
 
 fsd_err
 caseindex_add(store_txn *t, const char *case_id, const char *contact_id)
 {
-	uint8_t key[1 + 2 * FSP_ID_MAX];
-	return store_kv_put(t, &caseindex_table, key, pair_key(key, case_id, contact_id), "", 0,
-	                    false);
+	uint8_t key[PAIR_KEY_MAX];
+	size_t kl = fsk_case_key(key, sizeof(key), case_id, contact_id);
+	if (kl == 0 || contact_id[0] == '\0')
+		return FSD_INVALID;
+	return store_kv_put(t, &caseindex_table, key, kl, "", 0, false);
 }
 
 fsd_err
 caseindex_del(store_txn *t, const char *case_id, const char *contact_id)
 {
-	uint8_t key[1 + 2 * FSP_ID_MAX];
-	fsd_err rc = store_kv_del(t, &caseindex_table, key, pair_key(key, case_id, contact_id));
+	uint8_t key[PAIR_KEY_MAX];
+	size_t kl = fsk_case_key(key, sizeof(key), case_id, contact_id);
+	if (kl == 0 || contact_id[0] == '\0')
+		return FSD_INVALID;
+	fsd_err rc = store_kv_del(t, &caseindex_table, key, kl);
 	return rc == FSD_NOTFOUND ? FSD_OK : rc;
 }
 
@@ -62,50 +54,9 @@ fsd_err
 caseindex_contacts(store_txn *t, const char *case_id, caseindex_fn fn, void *arg)
 {
 	uint8_t prefix[1 + FSP_ID_MAX];
-	size_t l = strlen(case_id);
-	if (l > FSP_ID_MAX)
-		l = FSP_ID_MAX;
-	prefix[0] = (uint8_t)l;
-	memcpy(prefix + 1, case_id, l);
-	struct walk w = {1 + l, fn, arg};
-	return store_kv_scan(t, &caseindex_table, prefix, 1 + l, prefix, 1 + l, one_contact, &w);
-}
-
-bool
-caseindex_contact_case(const uint8_t *payload, size_t len, char out[FSP_ID_MAX + 1])
-{
-	Fieldsync__V1__Contact *c = fieldsync__v1__contact__unpack(NULL, len, payload);
-	bool ok = c != NULL && c->case_id[0] != '\0' && strlen(c->case_id) <= FSP_ID_MAX;
-	if (ok)
-		strcpy(out, c->case_id);
-	if (c != NULL)
-		fieldsync__v1__contact__free_unpacked(c, NULL);
-	return ok;
-}
-
-void
-caseindex_case_dek_name(const char *case_id, char *name, size_t namelen)
-{
-	snprintf(name, namelen, "c:%s", case_id);
-}
-
-void
-caseindex_dek_name(const char *collection, const char *id, const uint8_t *payload, size_t len,
-                   char *name, size_t namelen)
-{
-	if (strcmp(collection, "case") == 0) {
-		caseindex_case_dek_name(id, name, namelen);
-		return;
-	}
-	if (strcmp(collection, "contact") == 0) {
-		Fieldsync__V1__Contact *c = fieldsync__v1__contact__unpack(NULL, len, payload);
-		if (c != NULL && c->case_id[0] != '\0') {
-			caseindex_case_dek_name(c->case_id, name, namelen);
-			fieldsync__v1__contact__free_unpacked(c, NULL);
-			return;
-		}
-		if (c != NULL)
-			fieldsync__v1__contact__free_unpacked(c, NULL);
-	}
-	snprintf(name, namelen, "r:%s/%s", collection, id);
+	size_t pl = fsk_case_key(prefix, sizeof(prefix), case_id, "");
+	if (pl == 0)
+		return FSD_OK; /* no such case can have been indexed */
+	struct walk w = {pl, fn, arg};
+	return store_kv_scan(t, &caseindex_table, prefix, pl, prefix, pl, one_contact, &w);
 }

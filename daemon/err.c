@@ -12,7 +12,7 @@ fsd_strerror(fsd_err e)
 	case FSD_EXISTS:
 		return "already exists";
 	case FSD_FULL:
-		return "the store's map is full";
+		return "the store's map is full (raise --map-size-max)";
 	case FSD_NOSPACE:
 		return "the disk refused the write (full, quota or I/O error)";
 	case FSD_CORRUPT:

@@ -11,7 +11,7 @@
  * Three shapes are not an fsd_err, on purpose: a constructor of an opaque
  * handle that tests and tools call (store_open, zap_start, ops_http_start,
  * as fs_store_open in STYLE.md) returns the handle or NULL, logged; a
- * predicate (peer_may, keyring_is_sealed) returns a bool; a decoder of
+ * predicate (peer_may) returns a bool; a decoder of
  * untrusted bytes (wire_decode_envelope) returns the message or NULL.
  *
  * What a peer is told is a wire code (Fieldsync__V1__Error__Code), an enum

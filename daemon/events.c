@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "events.h"
+#include "fieldsync/keys.h"
 #include "fieldsync/rules.h"
 #include "metrics.h"
 
@@ -87,7 +88,7 @@ events_append(store_txn *t, Fieldsync__V1__ReminderEvent *ev, int label, event_b
 	if (buf == NULL)
 		return FSD_NOMEM;
 	fieldsync__v1__reminder_event__pack(ev, buf);
-	store_put_be64(seqb, seq);
+	fsk_put_be64(seqb, seq);
 	if ((rc = store_kv_put(t, &events_table, seqb, 8, buf, len, true)) != FSD_OK ||
 	    (rc = store_meta_set_u64(t, "event_seq", seq)) != FSD_OK) {
 		free(buf);
@@ -132,7 +133,7 @@ take_event(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_
 	Fieldsync__V1__ReminderEvent *ev = fieldsync__v1__reminder_event__unpack(NULL, vlen, val);
 	if (ev == NULL)
 		return true; /* cannot happen: we packed it; skip rather than stall the feed */
-	pg->last = store_get_be64(key);
+	pg->last = fsk_get_be64(key);
 	if (pg->visible != NULL && !pg->visible(pg->visible_arg, ev->scope)) { /* not this peer's */
 		fieldsync__v1__reminder_event__free_unpacked(ev, NULL);
 		return true;
@@ -173,7 +174,7 @@ events_after(store_txn *t, uint64_t after, event_batch **out)
 	if (b == NULL)
 		return FSD_NOMEM;
 	struct replay_page pg = {.cap = 100000, .budget = SIZE_MAX, .raw = true, .batch = b};
-	store_put_be64(seqb, after + 1);
+	fsk_put_be64(seqb, after + 1);
 	fsd_err rc = store_kv_scan(t, &events_table, seqb, 8, NULL, 0, take_event, &pg);
 	if (b->n == 0) { /* a partial batch is still worth publishing */
 		event_batch_free(b);
@@ -227,7 +228,7 @@ events_replay(store *s, size_t budget, events_visible_fn visible, const void *ar
 	if ((rc = store_read_begin(s, &t)) != FSD_OK)
 		goto out;
 	if (req->since_seq < UINT64_MAX) {
-		store_put_be64(seqb, req->since_seq + 1);
+		fsk_put_be64(seqb, req->since_seq + 1);
 		rc = store_kv_scan(t, &events_table, seqb, 8, NULL, 0, take_event, &pg);
 	}
 	store_read_end(&t);

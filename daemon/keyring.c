@@ -6,20 +6,24 @@
  *
  * Every record payload and every reminder row is sealed (AES-256-GCM, see
  * proto/include/fieldsync/crypto.h) with a data key named after what it
- * belongs to:
- *   "c:<case_id>"              a case record, its contacts, its reminders
- *   "r:<collection>/<id>"      any other record
+ * belongs to (fss_dek_for / fss_dek_case in fieldsync/seal.h): the case's
+ * key for a case record, its contacts and its reminders, the record's own
+ * key for any other record.
  * DEKs are stored wrapped by the current master key in an LMDB environment
  * of their own, DATA_DIR/keys, apart from the data (DATA_DIR/data.mdb). A
  * purge deletes the DEK there: the live store and every backup of the data
  * taken before lose the means to read that case. Backups of the key store
  * are key escrow and need their own, short retention (docs/security.md).
  *
- * A sealed value is [0xFE 'K'][u8 name length][name][fsc_seal output]; the
- * AAD is the owner's identity (collection NUL id for records, "reminder" NUL
- * key for rows), so a sealed value copied elsewhere does not open. Values
- * written without a keyring (--dev without a master key) are plaintext and
- * are read as they are.
+ * The sealed-value framing, the data-key names and the record AAD are the
+ * shared core's (proto/include/fieldsync/seal.h: fss_seal, fss_classify,
+ * fss_parse, fss_open, fss_dek_*, fss_record_aad); this file only fetches
+ * the DEK a sealed value names. The AAD is the owner's identity (collection
+ * NUL id for records, the row's key for reminder rows), so a sealed value
+ * copied elsewhere does not open. Values written without a keyring (--dev
+ * without a master key) are plaintext and are read as they are; with a
+ * keyring, a value that starts like a sealed one but whose framing does
+ * not hold (FSS_MALFORMED) is damage (FSD_CORRUPT).
  *
  * Master keys come from a file (--master-key-file, one "id:hex" per line)
  * or FIELDSYNC_MASTER_KEY ("id:hex,id:hex"): the first is current and wraps
@@ -38,12 +42,11 @@
 #include <sys/stat.h>
 
 #include "fieldsync/crypto.h"
+#include "fieldsync/seal.h"
 #include "keyring.h"
 #include "log.h"
 
 #define MASTERS_MAX 8
-#define SEAL_MAGIC0 0xFE
-#define SEAL_MAGIC1 'K'
 
 struct keyring {
 	fsc_master masters[MASTERS_MAX];
@@ -249,36 +252,16 @@ fsd_err
 keyring_seal(keyring *k, const char *name, const void *aad, size_t aad_len, const uint8_t *in,
              size_t len, uint8_t **out, size_t *out_len)
 {
-	uint8_t dek[FSC_KEY_LEN], *sealed = NULL;
-	size_t nl = strlen(name), sl = 0;
+	uint8_t dek[FSC_KEY_LEN];
+	size_t nl = strlen(name);
 	fsd_err rc = FSD_INVALID;
 	*out = NULL;
-	if (nl > 255 || (rc = dek_get(k, name, true, dek)) != FSD_OK)
+	if (nl == 0 || nl > FSS_NAME_MAX || (rc = dek_get(k, name, true, dek)) != FSD_OK)
 		goto out;
-	rc = FSD_ERROR;
-	if (!fsc_seal(dek, aad, aad_len, in, len, &sealed, &sl))
-		goto out;
-	rc = FSD_NOMEM;
-	*out = malloc(3 + nl + sl);
-	if (*out == NULL)
-		goto out;
-	(*out)[0] = SEAL_MAGIC0;
-	(*out)[1] = SEAL_MAGIC1;
-	(*out)[2] = (uint8_t)nl;
-	memcpy(*out + 3, name, nl);
-	memcpy(*out + 3 + nl, sealed, sl);
-	*out_len = 3 + nl + sl;
-	rc = FSD_OK;
+	rc = fss_seal(dek, name, aad, aad_len, in, len, out, out_len) ? FSD_OK : FSD_ERROR;
 out:
 	fsc_cleanse(dek, sizeof(dek));
-	free(sealed);
 	return rc;
-}
-
-bool
-keyring_is_sealed(const uint8_t *in, size_t len)
-{
-	return len >= 3 && in[0] == SEAL_MAGIC0 && in[1] == SEAL_MAGIC1 && len >= 3u + in[2];
 }
 
 fsd_err
@@ -286,19 +269,26 @@ keyring_open_value(keyring *k, const void *aad, size_t aad_len, const uint8_t *i
                    uint8_t **out, size_t *out_len)
 {
 	uint8_t dek[FSC_KEY_LEN];
-	char name[256];
+	fss_parts parts;
 	*out = NULL;
 	*out_len = 0;
-	if (!keyring_is_sealed(in, len))
+	switch (fss_classify(in, len)) {
+	case FSS_PLAIN:
 		return FSD_OK; /* plain: *out stays NULL */
+	case FSS_MALFORMED:
+		/* with a keyring a value that starts like a sealed one and is not
+		 * one is damage; without one nothing was ever sealed: plaintext */
+		return k != NULL ? FSD_CORRUPT : FSD_OK;
+	case FSS_SEALED:
+		break;
+	}
 	if (k == NULL)
 		return FSD_NOKEY;
-	size_t nl = in[2];
-	memcpy(name, in + 3, nl);
-	name[nl] = '\0';
-	if (dek_get(k, name, false, dek) != FSD_OK)
+	if (!fss_parse(in, len, &parts))
+		return FSD_CORRUPT;
+	if (dek_get(k, parts.name, false, dek) != FSD_OK)
 		return FSD_NOKEY; /* destroyed by a purge, or never ours */
-	bool ok = fsc_open(dek, aad, aad_len, in + 3 + nl, len - 3 - nl, out, out_len);
+	bool ok = fss_open(dek, aad, aad_len, in, len, out, out_len);
 	fsc_cleanse(dek, sizeof(dek));
 	if (ok && *out == NULL) /* an empty value opened: still say "opened" */
 		*out = malloc(1);

@@ -7,8 +7,10 @@
  * seal or open unwraps its DEK in a short transaction of its own, so a DEK
  * destroyed by another process is gone at once. Master keys are operator
  * input: keyring_open() and keyring_rewrap_all() say why they failed in a
- * sentence. The data-key NAME of a value is its owner's business
- * (caseindex_dek_name()); the keyring only seals with the name given.
+ * sentence. The data-key NAME of a value is its owner's business (the
+ * shared core names them: fss_dek_for, fss_dek_case); the keyring only
+ * seals with the name given. The sealed-value framing is the core's
+ * (fieldsync/seal.h); the keyring fetches DEKs and maps its answers.
  */
 #ifndef FIELDSYNCD_KEYRING_H
 #define FIELDSYNCD_KEYRING_H
@@ -34,11 +36,14 @@ const char *keyring_current_id(const keyring *k);
 /* Seals in[0..len) with DEK `name` (made when absent); *out malloc'd. */
 fsd_err keyring_seal(keyring *k, const char *name, const void *aad, size_t aad_len,
                      const uint8_t *in, size_t len, uint8_t **out, size_t *out_len);
-bool keyring_is_sealed(const uint8_t *in, size_t len);
-/* Opens a value. FSD_OK: *out is the opened value (malloc'd, never NULL,
+/* Opens a value (fss_classify, then fss_open with the DEK its name
+ * designates). FSD_OK: *out is the opened value (malloc'd, never NULL,
  * *out_len may be 0), or *out is NULL when the value is not sealed (use it
- * as it is). FSD_NOKEY when its DEK is gone (purged) or k is NULL,
- * FSD_CORRUPT when it does not verify. */
+ * as it is): FSS_PLAIN, or FSS_MALFORMED when k is NULL (without a keyring
+ * nothing was sealed, so it is plaintext). FSD_NOKEY when a sealed value's
+ * DEK is gone (purged) or k is NULL; FSD_CORRUPT when it does not verify
+ * or, with a keyring, when it is FSS_MALFORMED. Whether a value is sealed:
+ * fss_is_sealed (fieldsync/seal.h). */
 fsd_err keyring_open_value(keyring *k, const void *aad, size_t aad_len, const uint8_t *in,
                            size_t len, uint8_t **out, size_t *out_len);
 /* Destroys DEK `name` (crypto-shredding); FSD_OK when it was not there. */

@@ -12,10 +12,10 @@
  *      and the writer rejects any later push to it ("the record was purged");
  *   2. a case's reminders go (active ones are CANCELLED first);
  *   3. the data key is destroyed in the key store: a case and all its
- *      contacts share "c:<case>", so `--case` destroys it; a single contact
- *      shares it with the rest of its case, so its case is re-sealed under a
- *      fresh key before the old one is destroyed; any other record has a key
- *      of its own. Backups of the data taken before cannot be read for the
+ *      contacts share the case's key (fss_dek_case), so `--case` destroys
+ *      it; a single contact shares it with the rest of its case, so its case
+ *      is re-sealed under a fresh key before the old one is destroyed; any
+ *      other record has a key of its own (fss_dek_record). Backups of the data taken before cannot be read for the
  *      purged records any more;
  *   4. an audit entry says who purged what, and when.
  * The data transaction commits last. If it fails after the key was
@@ -29,7 +29,8 @@
 #include "audit.h"
 #include "caseindex.h"
 #include "clock.h"
-#include "fieldsync/v1/casework.pb-c.h"
+#include "fieldsync/casework.h"
+#include "fieldsync/seal.h"
 #include "keyring.h"
 #include "log.h"
 #include "purge.h"
@@ -103,14 +104,12 @@ static void
 contact_case(store_txn *t, const char *id, char out[FSP_ID_MAX + 1])
 {
 	fs_record_state *rs = NULL;
+	char ids[1][FSP_ID_MAX + 1];
 	out[0] = '\0';
 	if (records_get(t, "contact", id, &rs) != FSD_OK)
 		return;
-	for (size_t i = 0; i < rs->n_siblings; i++) {
-		const fsp_record *v = rs->siblings[i];
-		if (!v->deleted && caseindex_contact_case(v->payload.data, v->payload.len, out))
-			break;
-	}
+	if (fsp_contact_case_ids(rs, ids, 1) == 1)
+		memcpy(out, ids[0], FSP_ID_MAX + 1);
 	records_free(rs);
 }
 
@@ -128,7 +127,7 @@ rekey_case(store *s, store_txn *t, const char *case_id)
 	reminder_rows_copy *rows = NULL;
 	fs_record_state **keep = NULL;
 	size_t n_keep = 0;
-	char name[CASEINDEX_DEK_NAME_MAX];
+	char name[FSS_DEK_NAME_MAX + 1];
 	fsd_err rc = case_contacts(t, case_id, &contacts);
 
 	if (kr == NULL || rc != FSD_OK)
@@ -156,7 +155,10 @@ rekey_case(store *s, store_txn *t, const char *case_id)
 	if ((rc = reminder_rows_copy_case(t, case_id, &rows)) != FSD_OK)
 		goto out;
 	/* 2. the old key goes */
-	caseindex_case_dek_name(case_id, name, sizeof(name));
+	if (!fss_dek_case(case_id, name)) {
+		rc = FSD_INVALID;
+		goto out;
+	}
 	if ((rc = keyring_destroy(kr, name)) != FSD_OK)
 		goto out;
 	/* 3. everything comes back sealed under a fresh one */
@@ -179,7 +181,7 @@ purge_run(store *s, const char *collection, const char *id, bool whole_case, con
           purge_report *rep)
 {
 	store_txn *t = NULL;
-	char name[FSP_COLLECTION_MAX + FSP_ID_MAX + 4];
+	char name[FSS_DEK_NAME_MAX + 1];
 	bool found = false;
 	struct id_set contacts = {0};
 	fsd_err rc = store_write_begin(s, &t);
@@ -207,8 +209,11 @@ purge_run(store *s, const char *collection, const char *id, bool whole_case, con
 		                  whole_case ? "case and contacts" : "");
 		if (rc != FSD_OK)
 			goto fail;
-		caseindex_case_dek_name(case_id, name, sizeof(name));
 		if (store_keyring(s) != NULL) {
+			if (!fss_dek_case(case_id, name)) {
+				rc = FSD_INVALID;
+				goto fail;
+			}
 			if ((rc = keyring_destroy(store_keyring(s), name)) != FSD_OK)
 				goto fail;
 			rep->keys_destroyed++;
@@ -236,9 +241,11 @@ purge_run(store *s, const char *collection, const char *id, bool whole_case, con
 		rep->records += found;
 		if ((rc = audit_append(t, actor, "purge", collection, id, "")) != FSD_OK)
 			goto fail;
-		caseindex_dek_name(collection, id, NULL, 0, name,
-		                   sizeof(name)); /* "r:<collection>/<id>" */
 		if (store_keyring(s) != NULL) {
+			if (!fss_dek_record(collection, id, name)) {
+				rc = FSD_INVALID;
+				goto fail;
+			}
 			if ((rc = keyring_destroy(store_keyring(s), name)) != FSD_OK)
 				goto fail;
 			rep->keys_destroyed++;

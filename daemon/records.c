@@ -6,45 +6,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "caseindex.h"
+#include "fieldsync/keys.h"
+#include "fieldsync/seal.h"
 #include "keyring.h"
 #include "log.h"
 #include "records.h"
 
-#define KEY_MAX (1 + FSP_COLLECTION_MAX + FSP_ID_MAX)
+#define KEY_MAX FSK_RECORD_KEY_MAX
 
 const store_table records_table = {"records"};
 const store_table records_feed_table = {"feed"};
 const store_table records_former_scopes_table = {"former_scopes"};
 
-static size_t
-record_key(uint8_t *key, const char *collection, const char *id)
-{
-	size_t cl = strlen(collection), il = strlen(id);
-	if (cl > FSP_COLLECTION_MAX)
-		cl = FSP_COLLECTION_MAX;
-	if (il > FSP_ID_MAX)
-		il = FSP_ID_MAX;
-	key[0] = (uint8_t)cl;
-	memcpy(key + 1, collection, cl);
-	memcpy(key + 1 + cl, id, il);
-	return 1 + cl + il;
-}
-
-/* The AAD that binds a record's sealed payloads to it: collection NUL id. */
-static size_t
-record_aad(char *aad, size_t cap, const char *collection, const char *id)
-{
-	int n = snprintf(aad, cap, "%s%c%s", collection, 0, id);
-	return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
-}
-
 /* Opens every sealed sibling payload of rs in place. */
 static fsd_err
 open_payloads(struct keyring *kr, fs_record_state *rs)
 {
-	char aad[1 + FSP_COLLECTION_MAX + FSP_ID_MAX + 2];
-	size_t al = record_aad(aad, sizeof(aad), rs->collection, rs->id);
+	uint8_t aad[FSS_RECORD_AAD_MAX];
+	size_t al = fss_record_aad(aad, rs->collection, rs->id);
 	for (size_t i = 0; i < rs->n_siblings; i++) {
 		ProtobufCBinaryData *p = &rs->siblings[i]->payload;
 		uint8_t *plain = NULL;
@@ -86,9 +65,9 @@ fsd_err
 records_get(store_txn *t, const char *collection, const char *id, fs_record_state **out)
 {
 	uint8_t key[KEY_MAX];
-	size_t kl = record_key(key, collection, id), vl;
+	size_t kl = fsk_record_key(key, collection, id), vl;
 	const void *v;
-	fsd_err rc = store_kv_get(t, &records_table, key, kl, &v, &vl);
+	fsd_err rc = kl == 0 ? FSD_INVALID : store_kv_get(t, &records_table, key, kl, &v, &vl);
 	*out = NULL;
 	if (rc != FSD_OK)
 		return rc;
@@ -115,16 +94,19 @@ static fsd_err
 record_write(store_txn *t, const fs_record_state *rs, uint64_t old_seq, bool feed)
 {
 	uint8_t key[KEY_MAX], seqb[8];
-	size_t kl = record_key(key, rs->collection, rs->id);
+	size_t kl = fsk_record_key(key, rs->collection, rs->id);
 	void *v;
 	struct keyring *kr = store_keyring(store_txn_store(t));
 	fsd_err src = FSD_OK;
 	fs_record_state sealed_rs;
 	fsp_record *copies = NULL, **ptrs = NULL;
 
+	if (kl == 0)
+		return FSD_INVALID;
 	if (kr != NULL && rs->n_siblings > 0) { /* seal every payload on the way in */
-		char aad[1 + FSP_COLLECTION_MAX + FSP_ID_MAX + 2], name[300];
-		size_t al = record_aad(aad, sizeof(aad), rs->collection, rs->id);
+		uint8_t aad[FSS_RECORD_AAD_MAX];
+		char name[FSS_DEK_NAME_MAX + 1];
+		size_t al = fss_record_aad(aad, rs->collection, rs->id);
 		copies = calloc(rs->n_siblings, sizeof(*copies));
 		ptrs = calloc(rs->n_siblings, sizeof(*ptrs));
 		if (copies == NULL || ptrs == NULL) {
@@ -141,8 +123,11 @@ record_write(store_txn *t, const fs_record_state *rs, uint64_t old_seq, bool fee
 			copies[i].payload.len = 0;
 			if (r->payload.len == 0)
 				continue;
-			caseindex_dek_name(rs->collection, rs->id, r->payload.data, r->payload.len,
-			                   name, sizeof(name));
+			if (!fss_dek_for(rs->collection, rs->id, r->payload.data, r->payload.len,
+			                 name)) {
+				src = FSD_INVALID;
+				goto out;
+			}
 			if ((src = keyring_seal(kr, name, aad, al, r->payload.data, r->payload.len,
 			                        &copies[i].payload.data, &copies[i].payload.len)) !=
 			    FSD_OK)
@@ -161,13 +146,13 @@ record_write(store_txn *t, const fs_record_state *rs, uint64_t old_seq, bool fee
 		goto out;
 
 	if (old_seq != 0) {
-		store_put_be64(seqb, old_seq);
+		fsk_put_be64(seqb, old_seq);
 		src = store_kv_del(t, &records_feed_table, seqb, 8);
 		if (src != FSD_OK && src != FSD_NOTFOUND)
 			goto out;
 	}
 	/* Seqs only grow, so the feed is append-only: MDB_APPEND skips the search. */
-	store_put_be64(seqb, rs->seq);
+	fsk_put_be64(seqb, rs->seq);
 	src = store_kv_put(t, &records_feed_table, seqb, 8, key, kl, true);
 out:
 	if (copies != NULL)
@@ -183,9 +168,9 @@ records_head(store_txn *t, const char *collection, const char *id, char scope[FS
              uint64_t *seq, bool *purged)
 {
 	uint8_t key[KEY_MAX];
-	size_t kl = record_key(key, collection, id), vl;
+	size_t kl = fsk_record_key(key, collection, id), vl;
 	const void *v;
-	fsd_err rc = store_kv_get(t, &records_table, key, kl, &v, &vl);
+	fsd_err rc = kl == 0 ? FSD_INVALID : store_kv_get(t, &records_table, key, kl, &v, &vl);
 	if (rc != FSD_OK)
 		return rc;
 	fs_record_state *rs = fieldsync__v1__record_state__unpack(NULL, vl, v);
@@ -221,7 +206,7 @@ feed_one(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t 
 	const void *rv;
 	size_t rvl;
 	fs_record_state *rs;
-	uint64_t seq = klen == 8 ? store_get_be64(key) : 0;
+	uint64_t seq = klen == 8 ? fsk_get_be64(key) : 0;
 	if (store_kv_get(w->t, &records_table, val, vlen, &rv, &rvl) != FSD_OK) {
 		log_event(LOG_ERROR, "feed points at a missing record", LU("seq", seq), NULL);
 		w->rc = FSD_CORRUPT;
@@ -249,7 +234,7 @@ records_feed_scan(store_txn *t, uint64_t since, records_feed_fn fn, void *arg, u
 	*more = false;
 	if (since == UINT64_MAX)
 		return FSD_OK;
-	store_put_be64(seqb, since + 1);
+	fsk_put_be64(seqb, since + 1);
 	rc = store_kv_scan(t, &records_feed_table, seqb, 8, NULL, 0, feed_one, &w);
 	return w.rc != FSD_OK ? w.rc : rc;
 }
@@ -260,9 +245,10 @@ records_former_scope_add(store_txn *t, const char *collection, const char *id, c
 {
 	uint8_t key[KEY_MAX];
 	char buf[64 * (FSP_SCOPE_MAX + 1)];
-	size_t kl = record_key(key, collection, id), vl, have = 0, sl = strlen(scope);
+	size_t kl = fsk_record_key(key, collection, id), vl, have = 0, sl = strlen(scope);
 	const void *v;
-	fsd_err rc = store_kv_get(t, &records_former_scopes_table, key, kl, &v, &vl);
+	fsd_err rc = kl == 0 ? FSD_INVALID
+	                     : store_kv_get(t, &records_former_scopes_table, key, kl, &v, &vl);
 
 	if (rc == FSD_OK) {
 		have = vl < sizeof(buf) ? vl : sizeof(buf);
@@ -274,7 +260,7 @@ records_former_scope_add(store_txn *t, const char *collection, const char *id, c
 				return FSD_OK;
 			i += l + 1;
 		}
-	} else if (rc != FSD_NOTFOUND) {
+	} else if (rc != FSD_NOTFOUND) { /* FSD_INVALID too */
 		return rc;
 	}
 	if (have + sl + 1 > sizeof(buf))
@@ -289,9 +275,9 @@ records_former_scope_any(store_txn *t, const char *collection, const char *id,
                          bool (*granted)(const void *arg, const char *scope), const void *arg)
 {
 	uint8_t key[KEY_MAX];
-	size_t kl = record_key(key, collection, id), vl;
+	size_t kl = fsk_record_key(key, collection, id), vl;
 	const void *v;
-	if (store_kv_get(t, &records_former_scopes_table, key, kl, &v, &vl) != FSD_OK)
+	if (kl == 0 || store_kv_get(t, &records_former_scopes_table, key, kl, &v, &vl) != FSD_OK)
 		return false;
 	const char *p = v;
 	for (size_t i = 0; i < vl;) {
@@ -307,4 +293,207 @@ records_former_scope_any(store_txn *t, const char *collection, const char *id,
 		i += l + 1;
 	}
 	return false;
+}
+
+/* ---- verification (fieldsyncd verify) --------------------------------------- */
+
+/* A record seen in the records table, to match against the feed. */
+struct vrec {
+	uint8_t *key;
+	size_t klen;
+	uint64_t seq;
+	bool decoded;
+	unsigned in_feed;
+};
+
+struct check {
+	store_txn *t;
+	struct keyring *kr;
+	const records_check_fns *fns;
+	records_check_counts *n;
+	struct vrec *recs; /* in the table's key order */
+	size_t n_recs, cap_recs;
+	bool oom;
+};
+
+/* "collection/id" of a record key, non-printing bytes as '?'. */
+static void
+key_name(const uint8_t *k, size_t kl, char *out, size_t cap)
+{
+	size_t o = 0;
+	if (kl == 0 || (size_t)k[0] + 1 > kl) {
+		snprintf(out, cap, "(malformed key of %zu bytes)", kl);
+		return;
+	}
+	for (size_t i = 1; i < kl && o + 2 < cap; i++) {
+		if (i == (size_t)k[0] + 1)
+			out[o++] = '/';
+		out[o++] = k[i] >= 0x20 && k[i] < 0x7f ? (char)k[i] : '?';
+	}
+	out[o] = '\0';
+}
+
+#define WHO_MAX (FSK_RECORD_KEY_MAX + 80)
+
+static void
+record_problem(struct check *c, const char *name, const char *what)
+{
+	char who[WHO_MAX + 8];
+	snprintf(who, sizeof(who), "record %s", name);
+	c->fns->problem(c->fns->arg, who, what);
+}
+
+static int
+key_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
+{
+	int r = memcmp(a, b, al < bl ? al : bl);
+	return r != 0 ? r : al < bl ? -1 : al > bl;
+}
+
+/* Each payload of rs opens; live ones go to fns->payload. */
+static void
+check_payloads(struct check *c, const fs_record_state *rs, const char *name)
+{
+	uint8_t aad[FSS_RECORD_AAD_MAX];
+	size_t al = fss_record_aad(aad, rs->collection, rs->id);
+	for (size_t i = 0; i < rs->n_siblings; i++) {
+		const fsp_record *sib = rs->siblings[i];
+		const uint8_t *p = sib->payload.data;
+		size_t pl = sib->payload.len, ol = 0;
+		uint8_t *plain = NULL;
+		c->n->payloads++;
+		if (fss_classify(p, pl) != FSS_PLAIN) {
+			if (c->kr == NULL) {
+				c->n->not_checked++;
+				continue;
+			}
+			fsd_err r = keyring_open_value(c->kr, aad, al, p, pl, &plain, &ol);
+			if (r != FSD_OK) {
+				record_problem(c, name,
+				               r == FSD_NOKEY ? "a payload's data key is gone"
+				                              : "a sealed payload does not verify");
+				continue;
+			}
+			if (plain != NULL) {
+				p = plain;
+				pl = ol;
+			}
+		}
+		if (!sib->deleted && c->fns->payload != NULL)
+			c->fns->payload(c->fns->arg, rs, name, p, pl);
+		free(plain);
+	}
+}
+
+static bool
+check_record(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+	struct check *c = arg;
+	char name[WHO_MAX];
+	uint8_t own[KEY_MAX];
+
+	key_name(key, klen, name, sizeof(name));
+	if (c->n_recs == c->cap_recs) {
+		size_t cap = c->cap_recs ? c->cap_recs * 2 : 1024;
+		struct vrec *r = realloc(c->recs, cap * sizeof(*r));
+		if (r == NULL)
+			goto oom;
+		c->recs = r;
+		c->cap_recs = cap;
+	}
+	struct vrec *r = &c->recs[c->n_recs];
+	memset(r, 0, sizeof(*r));
+	if ((r->key = malloc(klen ? klen : 1)) == NULL)
+		goto oom;
+	memcpy(r->key, key, klen);
+	r->klen = klen;
+	c->n_recs++;
+	c->n->records++;
+
+	fs_record_state *rs = fieldsync__v1__record_state__unpack(NULL, vlen, val);
+	if (rs == NULL) {
+		record_problem(c, name, "the stored record does not decode");
+		return true;
+	}
+	r->decoded = true;
+	r->seq = rs->seq;
+	if (rs->seq > c->n->max_seq)
+		c->n->max_seq = rs->seq;
+	size_t ol = fsk_record_key(own, rs->collection, rs->id);
+	bool ok = true;
+	if (ol == 0 || ol != klen || memcmp(own, key, klen) != 0)
+		record_problem(c, name, "the record stored under this key names another");
+	else if (c->fns->record != NULL && !c->fns->record(c->fns->arg, rs))
+		ok = false;
+	if (ok)
+		check_payloads(c, rs, name);
+	records_free(rs);
+	if (!ok)
+		goto oom;
+	return true;
+oom:
+	c->oom = true;
+	return false;
+}
+
+static bool
+check_feed_entry(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+	struct check *c = arg;
+	char name[WHO_MAX], who[64];
+	uint64_t seq = klen == 8 ? fsk_get_be64(key) : 0;
+
+	c->n->feed_entries++;
+	key_name(val, vlen, name, sizeof(name));
+	snprintf(who, sizeof(who), "feed entry at seq %llu", (unsigned long long)seq);
+	if (seq > c->n->max_seq)
+		c->n->max_seq = seq;
+	size_t lo = 0, hi = c->n_recs;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (key_cmp(c->recs[mid].key, c->recs[mid].klen, val, vlen) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == c->n_recs || key_cmp(c->recs[lo].key, c->recs[lo].klen, val, vlen) != 0) {
+		char what[WHO_MAX + 40];
+		snprintf(what, sizeof(what), "it points at %s, which is not stored", name);
+		c->fns->problem(c->fns->arg, who, what);
+		return true;
+	}
+	struct vrec *r = &c->recs[lo];
+	if (++r->in_feed > 1)
+		record_problem(c, name, "it is in the feed more than once");
+	if (r->decoded && r->seq != seq) {
+		char why[96];
+		snprintf(why, sizeof(why), "the feed has it at seq %llu but it says seq %llu",
+		         (unsigned long long)seq, (unsigned long long)r->seq);
+		record_problem(c, name, why);
+	}
+	return true;
+}
+
+fsd_err
+records_check(store_txn *t, const records_check_fns *fns, records_check_counts *n)
+{
+	struct check c = {t, store_keyring(store_txn_store(t)), fns, n, NULL, 0, 0, false};
+	fsd_err rc;
+
+	memset(n, 0, sizeof(*n));
+	rc = store_kv_scan(t, &records_table, NULL, 0, NULL, 0, check_record, &c);
+	if (rc == FSD_OK && !c.oom)
+		rc = store_kv_scan(t, &records_feed_table, NULL, 0, NULL, 0, check_feed_entry, &c);
+	if (rc == FSD_OK && c.oom)
+		rc = FSD_NOMEM;
+	for (size_t i = 0; rc == FSD_OK && i < c.n_recs; i++)
+		if (c.recs[i].in_feed == 0) {
+			char name[WHO_MAX];
+			key_name(c.recs[i].key, c.recs[i].klen, name, sizeof(name));
+			record_problem(&c, name, "it is not in the feed");
+		}
+	for (size_t i = 0; i < c.n_recs; i++)
+		free(c.recs[i].key);
+	free(c.recs);
+	return rc;
 }

@@ -5,8 +5,8 @@
  *   records        key(collection, id) -> packed RecordState: scope, the
  *                  record's current seq and ALL its siblings (Record values
  *                  with their version vectors). key = [u8 len(collection)]
- *                  [collection][id], so no byte of an id can be confused
- *                  with the separator.
+ *                  [collection][id] (fsk_record_key, fieldsync/keys.h), so
+ *                  no byte of an id can be confused with the separator.
  *   feed           u64 BE seq -> key(collection, id). Exactly one entry per
  *                  record, at its latest seq: a write deletes the entry at
  *                  the old seq. Pull is a walk from since_seq + 1.
@@ -15,7 +15,9 @@
  *
  * Sealing: with a keyring on the store (store_set_keyring), every sibling
  * payload is sealed on the way in and opened on the way out, with the data
- * key caseindex_dek_name() names and the AAD collection NUL id.
+ * key fss_dek_for() names and the AAD fss_record_aad() (collection NUL id),
+ * both from the shared core (fieldsync/seal.h). An empty or over-long
+ * collection or id is FSD_INVALID (never truncated into another key).
  *
  * Ownership: a RecordState returned here is the caller's (records_free).
  * Writes only in the writer's transaction (or an admin process's).
@@ -73,5 +75,36 @@ fsd_err records_former_scope_add(store_txn *t, const char *collection, const cha
 /* True when one of the record's former scopes is in the given set. */
 bool records_former_scope_any(store_txn *t, const char *collection, const char *id,
                               bool (*granted)(const void *arg, const char *scope), const void *arg);
+
+/*
+ * Verification (fieldsyncd verify), in the caller's read transaction, with
+ * the keyring of t's store (none: sealed payloads are counted not_checked):
+ *   - every record decodes and is stored under its own key (fsk_record_key);
+ *   - every payload opens (FSS_MALFORMED with a keyring does not);
+ *   - the feed holds each record exactly once, at the record's seq, and
+ *     each entry points at a stored record.
+ * Each problem goes to fns->problem: who names the record ("record
+ * note/n-1", key bytes that do not print as '?') or the feed entry ("feed
+ * entry at seq 7"), what says what is wrong; never payload content.
+ * fns->record (may be NULL) sees every record that decodes under its own
+ * key; false means out of memory and stops the check (FSD_NOMEM).
+ * fns->payload (may be NULL) sees every live sibling's payload, opened,
+ * that could be opened; name is "collection/id". The views are valid for
+ * the call only. *n: the counts and the highest seq seen (records and
+ * feed), to compare with store_last_seq(). FSD_OK when the walk finished
+ * (problems or not), else why it could not.
+ */
+typedef struct records_check_fns {
+	void (*problem)(void *arg, const char *who, const char *what);
+	bool (*record)(void *arg, const fs_record_state *rs);
+	void (*payload)(void *arg, const fs_record_state *rs, const char *name, const uint8_t *p,
+	                size_t len);
+	void *arg;
+} records_check_fns;
+typedef struct records_check_counts {
+	size_t records, feed_entries, payloads, not_checked;
+	uint64_t max_seq;
+} records_check_counts;
+fsd_err records_check(store_txn *t, const records_check_fns *fns, records_check_counts *n);
 
 #endif

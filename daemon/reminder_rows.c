@@ -3,10 +3,13 @@
  * timer, and the per-(rule, state) counters (data layer).
  *
  * Tables (declared here, opened by schema.c):
- *   reminders  [u8 len][case_id][reminder_id] -> ReminderRow (storage.proto),
- *              sealed with the case's data key (a purge destroys it with
- *              the case), the AAD being the row's key: the state last
+ *   reminders  [u8 len][case_id][reminder_id] (fsk_case_key, fieldsync/keys.h)
+ *              -> ReminderRow (storage.proto),
+ *              sealed with the case's data key (fss_dek_case: a purge
+ *              destroys it with the case), the AAD being the row's key: the state last
  *              emitted, the times it was computed from, its next timer.
+ *              The row under the bare case prefix (reminder_id "") is the
+ *              case's held_at timer (reminders.c), never a reminder.
  *   timers     [u64 BE fire_ms][reminders key] -> "": the next instant at
  *              which a reminder's state changes with the clock alone.
  * meta "rem:<rule>:<state>" counts the reminders in each state (/metrics),
@@ -19,7 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "caseindex.h"
+#include "fieldsync/keys.h"
+#include "fieldsync/seal.h"
 #include "keyring.h"
 #include "reminder_rows.h"
 
@@ -27,27 +31,6 @@ const store_table reminders_table = {"reminders"};
 const store_table reminders_timers_table = {"timers"};
 
 #define KEY_MAX REMINDER_KEY_MAX
-
-size_t
-reminder_rows_prefix(uint8_t *key, const char *case_id)
-{
-	size_t l = strlen(case_id);
-	if (l > FSP_ID_MAX)
-		l = FSP_ID_MAX;
-	key[0] = (uint8_t)l;
-	memcpy(key + 1, case_id, l);
-	return 1 + l;
-}
-
-size_t
-reminder_rows_key(uint8_t *key, const char *case_id, const char *tail)
-{
-	size_t n = reminder_rows_prefix(key, case_id), l = strlen(tail);
-	if (l > KEY_MAX - n)
-		l = KEY_MAX - n;
-	memcpy(key + n, tail, l);
-	return n + l;
-}
 
 fsd_err
 reminder_rows_timer_set(store_txn *t, const uint8_t *rkey, size_t rklen, int64_t old_fire,
@@ -59,13 +42,13 @@ reminder_rows_timer_set(store_txn *t, const uint8_t *rkey, size_t rklen, int64_t
 		return FSD_OK;
 	memcpy(key + 8, rkey, rklen);
 	if (old_fire > 0) {
-		store_put_be64(key, (uint64_t)old_fire);
+		fsk_put_be64(key, (uint64_t)old_fire);
 		rc = store_kv_del(t, &reminders_timers_table, key, 8 + rklen);
 		if (rc == FSD_NOTFOUND)
 			rc = FSD_OK;
 	}
 	if (rc == FSD_OK && new_fire > 0) {
-		store_put_be64(key, (uint64_t)new_fire);
+		fsk_put_be64(key, (uint64_t)new_fire);
 		rc = store_kv_put(t, &reminders_timers_table, key, 8 + rklen, "", 0, false);
 	}
 	return rc;
@@ -98,12 +81,15 @@ reminder_rows_put(store_txn *t, const uint8_t *key, size_t klen, const reminder_
 {
 	size_t len = fieldsyncd__store__reminder_row__get_packed_size(row), sl = 0;
 	uint8_t *buf = malloc(len ? len : 1), *sealed = NULL;
-	char name[CASEINDEX_DEK_NAME_MAX];
+	char name[FSS_DEK_NAME_MAX + 1];
 	fsd_err rc = FSD_ERROR;
 	if (buf == NULL)
 		return FSD_NOMEM;
+	if (!fss_dek_case(row->case_id, name)) {
+		free(buf);
+		return FSD_INVALID;
+	}
 	fieldsyncd__store__reminder_row__pack(row, buf);
-	caseindex_case_dek_name(row->case_id, name, sizeof(name));
 	rc = keyring_txn_seal(t, name, key, klen, buf, len, &sealed, &sl);
 	if (rc == FSD_OK)
 		rc = store_kv_put(t, &reminders_table, key, klen, sealed, sl, false);
@@ -184,10 +170,12 @@ fsd_err
 reminder_rows_copy_case(store_txn *t, const char *case_id, reminder_rows_copy **out)
 {
 	uint8_t prefix[KEY_MAX];
-	size_t plen = reminder_rows_prefix(prefix, case_id);
-	reminder_rows_copy *rows = calloc(1, sizeof(*rows));
+	size_t plen = fsk_case_key(prefix, sizeof(prefix), case_id, "");
+	reminder_rows_copy *rows = NULL;
 	*out = NULL;
-	if (rows == NULL)
+	if (plen == 0)
+		return FSD_INVALID;
+	if ((rows = calloc(1, sizeof(*rows))) == NULL)
 		return FSD_NOMEM;
 	rows->t = t;
 	fsd_err rc =
@@ -205,9 +193,8 @@ reminder_rows_copy_case(store_txn *t, const char *case_id, reminder_rows_copy **
 fsd_err
 reminder_rows_copy_write(store_txn *t, const char *case_id, const reminder_rows_copy *rows)
 {
-	char name[CASEINDEX_DEK_NAME_MAX];
-	fsd_err rc = FSD_OK;
-	caseindex_case_dek_name(case_id, name, sizeof(name));
+	char name[FSS_DEK_NAME_MAX + 1];
+	fsd_err rc = fss_dek_case(case_id, name) ? FSD_OK : FSD_INVALID;
 	for (size_t i = 0; rc == FSD_OK && i < rows->n; i++) {
 		uint8_t *sealed = NULL;
 		size_t sl = 0;
@@ -237,4 +224,62 @@ reminder_rows_copy_free(reminder_rows_copy **rp)
 	free(rows->vlens);
 	free(rows);
 	*rp = NULL;
+}
+
+/* ---- verification (fieldsyncd verify) --------------------------------------- */
+
+struct row_check {
+	store_txn *t;
+	const reminder_rows_check_fns *fns;
+	size_t *n_rows;
+	bool stop;
+};
+
+static bool
+check_row(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+	struct row_check *c = arg;
+	char case_id[FSP_ID_MAX + 1], who[FSP_ID_MAX + RULES_ID_MAX + 40];
+	size_t cl = klen > 0 ? key[0] : 0;
+
+	(*c->n_rows)++;
+	if (cl == 0 || cl > FSP_ID_MAX || 1 + cl > klen || klen - 1 - cl > RULES_ID_MAX ||
+	    memchr(key + 1, '\0', klen - 1) != NULL) {
+		c->fns->problem(c->fns->arg, "reminder row (malformed key)",
+		                "its key does not parse");
+		return true;
+	}
+	memcpy(case_id, key + 1, cl);
+	case_id[cl] = '\0';
+	snprintf(who, sizeof(who), "reminder row %.*s of case %s", (int)(klen - 1 - cl),
+	         (const char *)key + 1 + cl, case_id);
+	if (c->fns->row_case != NULL && !c->fns->row_case(c->fns->arg, case_id)) {
+		c->stop = true;
+		return false;
+	}
+	/* Sealed and no keyring to open it: what it holds cannot be checked. */
+	if (store_keyring(store_txn_store(c->t)) == NULL && fss_classify(val, vlen) != FSS_PLAIN)
+		return true;
+	uint8_t *plain = NULL;
+	size_t pl = 0;
+	if (keyring_txn_unseal(c->t, key, klen, val, vlen, &plain, &pl) != FSD_OK) {
+		c->fns->problem(c->fns->arg, who, "it does not open");
+		return true;
+	}
+	reminder_row *row = fieldsyncd__store__reminder_row__unpack(NULL, pl, plain);
+	free(plain);
+	if (row == NULL)
+		c->fns->problem(c->fns->arg, who, "it does not decode");
+	else
+		fieldsyncd__store__reminder_row__free_unpacked(row, NULL);
+	return true;
+}
+
+fsd_err
+reminder_rows_check(store_txn *t, const reminder_rows_check_fns *fns, size_t *n_rows)
+{
+	struct row_check c = {t, fns, n_rows, false};
+	*n_rows = 0;
+	fsd_err rc = store_kv_scan(t, &reminders_table, NULL, 0, NULL, 0, check_row, &c);
+	return rc == FSD_OK && c.stop ? FSD_NOMEM : rc;
 }

@@ -7,6 +7,7 @@
 #ifndef FIELDSYNCD_REMINDER_ROWS_H
 #define FIELDSYNCD_REMINDER_ROWS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,10 +24,9 @@ extern const store_table reminders_timers_table; /* timers */
 
 #define REMINDER_KEY_MAX (1 + FSP_ID_MAX + RULES_ID_MAX)
 
-/* [u8 len][case_id]: the prefix of every row of a case; returns its length. */
-size_t reminder_rows_prefix(uint8_t *key, const char *case_id);
-/* [u8 len][case_id][reminder_id]: a row's key; returns its length. */
-size_t reminder_rows_key(uint8_t *key, const char *case_id, const char *reminder_id);
+/* A row's key is fsk_case_key(key, REMINDER_KEY_MAX, case_id, reminder_id)
+ * ([u8 len][case_id][reminder_id], fieldsync/keys.h); a case's rows share
+ * the prefix fsk_case_key(..., case_id, ""). */
 
 /* Seals (with the case's data key) and stores a row under key. */
 fsd_err reminder_rows_put(store_txn *t, const uint8_t *key, size_t klen, const reminder_row *row);
@@ -47,5 +47,22 @@ typedef struct reminder_rows_copy reminder_rows_copy;
 fsd_err reminder_rows_copy_case(store_txn *t, const char *case_id, reminder_rows_copy **out);
 fsd_err reminder_rows_copy_write(store_txn *t, const char *case_id, const reminder_rows_copy *rows);
 void reminder_rows_copy_free(reminder_rows_copy **rows);
+
+/*
+ * Verification (fieldsyncd verify), in the caller's read transaction: every
+ * row's key parses ([u8 len][case_id][reminder_id]) and, when it can be
+ * opened (a keyring on t's store, or a plain row), the row opens and
+ * decodes. Problems go to fns->problem (who names
+ * the row by ids, never content); fns->row_case (may be NULL) is told the
+ * case of every row whose key parses, so the caller can check the case's
+ * reminders against the rules (reminders_verify_case); false means out of
+ * memory and stops (FSD_NOMEM). *n_rows counts the rows walked.
+ */
+typedef struct reminder_rows_check_fns {
+	void (*problem)(void *arg, const char *who, const char *what);
+	bool (*row_case)(void *arg, const char *case_id);
+	void *arg;
+} reminder_rows_check_fns;
+fsd_err reminder_rows_check(store_txn *t, const reminder_rows_check_fns *fns, size_t *n_rows);
 
 #endif

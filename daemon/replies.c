@@ -1,6 +1,7 @@
 /* replies: the stored change-set replies (data layer). See replies.h. */
 #include <string.h>
 
+#include "fieldsync/keys.h"
 #include "replies.h"
 
 const store_table replies_table = {"replies"};
@@ -55,7 +56,7 @@ replies_put(store_txn *t, const char *changeset_id, const uint8_t *data, size_t 
 
 	if ((rc = store_meta_set_u64(t, "reply_age", age)) != FSD_OK)
 		return rc;
-	store_put_be64(ageb, age);
+	fsk_put_be64(ageb, age);
 	if ((rc = store_kv_reserve(t, &replies_table, changeset_id, kl, len + 8, &v)) != FSD_OK)
 		return rc;
 	memcpy(v, ageb, 8);

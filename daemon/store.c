@@ -12,7 +12,9 @@
  *   meta       "schema"    -> u32 LE, STORE_SCHEMA; a store written by another
  *                             schema is refused at start-up, never guessed at
  *              "server_id" -> 36-byte UUID text, made when the store is created
- *              "seq"       -> u64 LE, the last feed position handed out
+ *                             (fsc_uuid: no randomness, no store)
+ *              "seq"       -> u64 LE (fsk_put_le64), the last feed position
+ *                             handed out
  *              other names -> u64 LE counters, each owned by one module
  *                             (store_meta_*): "reply_age" (replies.c, made
  *                             with the store so a new store's bytes stay as
@@ -37,6 +39,9 @@
  *                                     `grow_lock` exclusively (no reader may be
  *                                     open, LMDB's rule for mdb_env_set_mapsize),
  *                                     doubles the map and retries the batch.
+ *   store_copy_env                    a backup: LMDB's (compacting) copy of an
+ *                                     environment opened read-only, in one
+ *                                     read txn beside the running writer.
  * A commit that fails with ENOSPC, EDQUOT, EFBIG or EIO (LMDB's word for a
  * short write, which is how a disk filling up mid-write shows) is
  * FSD_NOSPACE: nothing was acknowledged, LMDB rolled the transaction back
@@ -44,7 +49,6 @@
  * goes on serving reads and retries writes as they come.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -52,7 +56,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "clock.h"
+#include "fieldsync/crypto.h"
+#include "fieldsync/keys.h"
 #include "log.h"
 #include "store.h"
 #include "sys.h"
@@ -101,22 +106,6 @@ map_rc(int rc)
 	}
 }
 
-void
-store_put_be64(uint8_t *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
-uint64_t
-store_get_be64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = (v << 8) | p[i];
-	return v;
-}
-
 static int
 meta_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t *out)
 {
@@ -124,35 +113,17 @@ meta_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t *out)
 	int rc = mdb_get(txn, dbi, &k, &v);
 	*out = 0;
 	if (rc == MDB_SUCCESS && v.mv_size == 8)
-		memcpy(out, v.mv_data, 8); /* LE hosts only; checked in store_open */
+		*out = fsk_get_le64(v.mv_data);
 	return rc;
 }
 
 static int
 meta_put_u64(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t val)
 {
-	MDB_val k = {strlen(name), (void *)name}, v = {8, &val};
+	uint8_t b[8];
+	MDB_val k = {strlen(name), (void *)name}, v = {8, b};
+	fsk_put_le64(b, val);
 	return mdb_put(txn, dbi, &k, &v, 0);
-}
-
-static void
-make_uuid(char out[37])
-{
-	uint8_t b[16];
-	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || read(fd, b, sizeof(b)) != (ssize_t)sizeof(b)) {
-		/* No urandom: fall back to time and pid, still unique enough for an id. */
-		uint64_t t = (uint64_t)clock_wall_ms() ^ ((uint64_t)getpid() << 32);
-		for (int i = 0; i < 16; i++)
-			b[i] = (uint8_t)(t >> ((i % 8) * 8)) ^ (uint8_t)(i * 37);
-	}
-	if (fd >= 0)
-		close(fd);
-	b[6] = (b[6] & 0x0f) | 0x40;
-	b[8] = (b[8] & 0x3f) | 0x80;
-	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-	         b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
-	         b[13], b[14], b[15]);
 }
 
 /* Creates or checks the meta entries; runs once in store_open. */
@@ -163,10 +134,15 @@ store_init_meta(store *s, MDB_txn *txn)
 	int rc = mdb_get(txn, s->meta, &k, &v);
 	if (rc == MDB_NOTFOUND) {
 		uint32_t schema = STORE_SCHEMA;
-		char id[37];
-		MDB_val sv = {4, &schema};
-		make_uuid(id);
-		MDB_val ik = {9, "server_id"}, iv = {36, id};
+		uint8_t sb[4];
+		char id[FSC_UUID_LEN + 1];
+		MDB_val sv = {4, sb};
+		fsk_put_le32(sb, schema);
+		if (!fsc_uuid(id)) { /* no randomness: no store with a guessable id */
+			log_event(LOG_ERROR, "no randomness for the server id", NULL);
+			return EIO;
+		}
+		MDB_val ik = {9, "server_id"}, iv = {FSC_UUID_LEN, id};
 		if ((rc = mdb_put(txn, s->meta, &k, &sv, 0)) != 0 ||
 		    (rc = mdb_put(txn, s->meta, &ik, &iv, 0)) != 0 ||
 		    (rc = meta_put_u64(txn, s->meta, "seq", 0)) != 0 ||
@@ -179,7 +155,7 @@ store_init_meta(store *s, MDB_txn *txn)
 	} else {
 		uint32_t schema = 0;
 		if (v.mv_size == 4)
-			memcpy(&schema, v.mv_data, 4);
+			schema = fsk_get_le32(v.mv_data);
 		if (schema != STORE_SCHEMA) {
 			log_event(LOG_ERROR, "store schema not supported by this fieldsyncd",
 			          LU("schema", schema), LU("expected", STORE_SCHEMA), NULL);
@@ -216,17 +192,9 @@ store_open_with(const char *dir, uint64_t map_size, uint64_t map_size_max,
 	store *s = calloc(1, sizeof(*s));
 	MDB_txn *txn = NULL;
 	int rc, dead = 0;
-	const uint16_t probe = 1;
 
 	if (s == NULL)
 		return NULL;
-	if (*(const uint8_t *)&probe != 1) {
-		log_event(LOG_ERROR,
-		          "fieldsyncd stores little-endian counters; this host is big-endian",
-		          NULL);
-		free(s);
-		return NULL;
-	}
 	pthread_rwlock_init(&s->grow_lock, NULL);
 	s->map_size = map_size;
 	s->map_size_max = map_size_max;
@@ -622,4 +590,62 @@ store_stats(store *s, uint64_t *map_size, uint64_t *used, uint32_t *readers)
 		*readers = info.me_numreaders;
 	}
 	pthread_rwlock_unlock(&s->grow_lock);
+}
+
+/* ---- hot copies (backup) ------------------------------------------------------ */
+
+/* The environment in dir opened read-only (no lock taken beyond a reader
+ * slot, nothing created): for a copy or a look while the daemon runs. */
+static int
+env_open_ro(const char *dir, MDB_env **env)
+{
+	int rc;
+	*env = NULL;
+	if ((rc = mdb_env_create(env)) != 0)
+		return rc;
+	if ((rc = mdb_env_set_maxdbs(*env, STORE_TABLES_MAX)) != 0 ||
+	    (rc = mdb_env_set_maxreaders(*env, 256)) != 0 ||
+	    (rc = mdb_env_open(*env, dir, MDB_RDONLY | MDB_NOTLS, 0600)) != 0) {
+		mdb_env_close(*env);
+		*env = NULL;
+	}
+	return rc;
+}
+
+fsd_err
+store_env_in_use(const char *dir, uint64_t *bytes)
+{
+	MDB_env *env = NULL;
+	MDB_envinfo info;
+	MDB_stat st;
+	int rc = env_open_ro(dir, &env);
+	*bytes = 0;
+	if (rc == 0 && (rc = mdb_env_info(env, &info)) == 0 && (rc = mdb_env_stat(env, &st)) == 0)
+		*bytes = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
+	if (env != NULL)
+		mdb_env_close(env);
+	if (rc != 0)
+		log_event(LOG_ERROR, "cannot read the store", LS("dir", dir),
+		          LS("error", mdb_strerror(rc)), NULL);
+	return rc == ENOENT ? FSD_NOTFOUND : map_rc(rc);
+}
+
+fsd_err
+store_copy_env(const char *dir, int fd, bool compact)
+{
+	MDB_env *env = NULL;
+	int rc = env_open_ro(dir, &env);
+	/* The daemon may have grown the map since we opened it: adopt and retry
+	 * (the copy's read txn is begun before anything is written). */
+	for (int tries = 0; rc == 0 && tries < 4; tries++) {
+		rc = mdb_env_copyfd2(env, fd, compact ? MDB_CP_COMPACT : 0);
+		if (rc != MDB_MAP_RESIZED || mdb_env_set_mapsize(env, 0) != 0)
+			break;
+	}
+	if (env != NULL)
+		mdb_env_close(env);
+	if (rc != 0)
+		log_event(LOG_ERROR, "the copy of the store failed", LS("dir", dir),
+		          LS("error", mdb_strerror(rc)), NULL);
+	return rc == ENOENT ? FSD_NOTFOUND : map_rc(rc);
 }

@@ -6,8 +6,11 @@
  * meta. The store knows no record, event or device: every table is declared
  * by the module that owns its layout (a `const store_table` in that
  * module's header) and handed to store_open_with(); schema.c's store_open()
- * opens the daemon's store with all of them. <lmdb.h> is included here
- * alone; LMDB codes are mapped to fsd_err and never leak.
+ * opens the daemon's store with all of them. <lmdb.h> is included by
+ * store.c alone (.ci/check-layers enforces it): hot copies for backups
+ * (store_copy_env) are here too. LMDB codes are mapped to fsd_err and
+ * never leak. Integers in keys and values are the shared core's encodings
+ * (fieldsync/keys.h: be64 for keys that sort by number, le64/le32 in meta).
  *
  * Threads: read transactions are short and may be used on any thread (one
  * at a time); the one write transaction belongs to the writer thread (or
@@ -94,12 +97,26 @@ typedef bool (*store_kv_fn)(void *arg, const uint8_t *key, size_t klen, const ui
 fsd_err store_kv_scan(store_txn *t, const store_table *tb, const void *from, size_t flen,
                       const void *prefix, size_t plen, store_kv_fn fn, void *arg);
 
-/* Named u64 counters in meta, each named and owned by one module
- * ("event_seq", "audit_seq", "conflicts_open", ...); 0 when absent. */
+/* Named u64 counters in meta (u64 LE, fsk_put_le64), each named and owned
+ * by one module ("event_seq", "audit_seq", "conflicts_open", ...); 0 when
+ * absent. Keys that sort by number are fsk_put_be64 (fieldsync/keys.h). */
 uint64_t store_meta_u64(store_txn *t, const char *name);
 fsd_err store_meta_set_u64(store_txn *t, const char *name, uint64_t v);
-void store_put_be64(uint8_t *p, uint64_t v);
-uint64_t store_get_be64(const uint8_t *p);
+
+/*
+ * Hot copy of the LMDB environment in dir (the daemon's store or the key
+ * store, while a daemon runs or not) into fd, which stays open: one read
+ * transaction, so the copy is the consistent snapshot of the moment it
+ * began and readers never block the writer; compact drops free pages
+ * (MDB_CP_COMPACT). The copy is an environment's data.mdb: a directory
+ * holding it opens with store_open_with. dir is opened read-only and
+ * nothing in it changes. FSD_NOTFOUND when dir holds no environment; a
+ * failure is logged with LMDB's reason.
+ */
+fsd_err store_copy_env(const char *dir, int fd, bool compact);
+/* The bytes in use in the environment in dir (read-only look, for a
+ * copy's progress); FSD_NOTFOUND when there is none. */
+fsd_err store_env_in_use(const char *dir, uint64_t *bytes);
 
 /* The keyring the data layer seals with (NULL: values stay plain). The
  * store does not own it and never calls it. */

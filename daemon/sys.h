@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "err.h"
 
@@ -16,6 +17,13 @@ fsd_err sys_mkdir_p(const char *path);
 fsd_err sys_write_new_file(const char *path, const char *text, char *err, size_t errlen);
 /* fsyncs a directory (after creating files in it); best effort. */
 void sys_sync_dir(const char *dir);
+/* fsyncs the directory a path is in (after creating it); best effort. */
+void sys_sync_parent(const char *path);
+/* True when something exists at path (stat succeeds). */
+bool sys_file_exists(const char *path);
+/* Writes all of p[0..n) to fd, retrying short writes and EINTR; false
+ * (errno set) on an error. */
+bool sys_write_all(int fd, const uint8_t *p, size_t n);
 /* Reads a whole file of at most max bytes, NUL-terminated; NULL when it
  * cannot be read or is larger. The caller frees it. */
 char *sys_read_file(const char *path, size_t max);

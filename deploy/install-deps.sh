@@ -9,7 +9,7 @@ pkgs=(build-essential cmake pkg-config libzmq3-dev liblmdb-dev lmdb-utils
 if [ "${1:-}" = "--test" ]; then
   # promtool (prometheus) checks /metrics; python3-zmq, python3-protobuf and
   # protoc run the Python scheduler example; clang runs the fuzzers.
-  pkgs+=(prometheus python3 python3-zmq python3-protobuf protobuf-compiler clang libclang-rt-14-dev clang-format)
+  pkgs+=(prometheus python3 python3-zmq python3-protobuf protobuf-compiler clang libclang-rt-14-dev clang-format libzstd-dev)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -36,8 +36,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <lmdb.h>
-
 #include "admin.h"
 #include "admin_dispatch.h"
 #include "clock.h"
@@ -127,25 +125,6 @@ admin_write_txn(store *s, admin_txn_fn fn, void *arg)
 	}
 }
 
-const char *
-admin_store_rc_text(fsd_err rc)
-{
-	switch (rc) {
-	case FSD_OK:
-		return "ok";
-	case FSD_NOTFOUND:
-		return "not found";
-	case FSD_FULL:
-		return "the store is full (raise --map-size-max)";
-	case FSD_NOSPACE:
-		return "the disk is full";
-	case FSD_CORRUPT:
-		return "a stored value does not decode";
-	default:
-		return "storage error";
-	}
-}
-
 keyring *
 admin_open_keyring(const char *dir, const char *key_file, bool *needed)
 {
@@ -197,7 +176,7 @@ admin_list_print(const admin_args *a, const char *header,
 	cJSON_Delete(l.items);
 	if (rc != FSD_OK || !l.ok) {
 		fprintf(stderr, "fieldsyncd %s: failed: %s\n", a->cmd->name,
-		        rc != FSD_OK ? admin_store_rc_text(rc) : "out of memory");
+		        rc != FSD_OK ? fsd_strerror(rc) : "out of memory");
 		return FSD_EXIT_FAIL;
 	}
 	return FSD_EXIT_OK;
@@ -218,67 +197,6 @@ admin_iso_time(int64_t ms, char *out, size_t cap)
 	if (ms <= 0 || gmtime_r(&secs, &tm) == NULL ||
 	    strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
 		snprintf(out, cap, "-");
-}
-
-/* ---- files ------------------------------------------------------------------ */
-
-bool
-admin_file_exists(const char *path)
-{
-	struct stat st;
-	return stat(path, &st) == 0;
-}
-
-bool
-admin_write_all(int fd, const uint8_t *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return false;
-		p += w;
-		n -= (size_t)w;
-	}
-	return true;
-}
-
-void
-admin_sync_parent(const char *path)
-{
-	char dir[1024];
-	snprintf(dir, sizeof(dir), "%s", path);
-	char *slash = strrchr(dir, '/');
-	if (slash == NULL)
-		snprintf(dir, sizeof(dir), ".");
-	else if (slash == dir)
-		dir[1] = '\0';
-	else
-		*slash = '\0';
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd >= 0) {
-		fsync(fd);
-		close(fd);
-	}
-}
-
-/* ---- raw LMDB: to move into store.c ------------------------------------------ */
-
-int
-admin_env_open_ro(const char *dir, MDB_env **env)
-{
-	int rc;
-	*env = NULL;
-	if ((rc = mdb_env_create(env)) != 0)
-		return rc;
-	if ((rc = mdb_env_set_maxdbs(*env, 24)) != 0 ||
-	    (rc = mdb_env_set_maxreaders(*env, 256)) != 0 ||
-	    (rc = mdb_env_open(*env, dir, MDB_RDONLY | MDB_NOTLS, 0600)) != 0) {
-		mdb_env_close(*env);
-		*env = NULL;
-	}
-	return rc;
 }
 
 /* ---- the table ----------------------------------------------------------------- */

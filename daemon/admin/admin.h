@@ -11,6 +11,11 @@
  * already handled --help, unknown options, required options, empty values
  * and --data-dir from FIELDSYNC_DATA_DIR.
  *
+ * Messages name errors with fsd_strerror() (err.h), the daemon's one
+ * error-text table; file helpers are sys.h's (sys_file_exists,
+ * sys_write_all, sys_sync_parent); LMDB is store.h's alone (the hot copy
+ * is store_copy_env).
+ *
  * Single-threaded, one subcommand per process. Every string an admin_args
  * holds belongs to argv or the environment: valid for the whole command.
  */
@@ -87,8 +92,6 @@ store *admin_open_store(const char *dir, bool create);
 /* Runs fn in a write transaction of s and commits; grows the map when full. */
 typedef fsd_err (*admin_txn_fn)(store_txn *t, void *arg);
 fsd_err admin_write_txn(store *s, admin_txn_fn fn, void *arg);
-/* The one text for a fsd_err in the subcommands' messages; never NULL. */
-const char *admin_store_rc_text(fsd_err rc);
 /* The keyring of dir for purge and rotate: --master-key-file or
  * FIELDSYNC_MASTER_KEY. NULL for a plaintext store (*needed false) or, after
  * a sentence on stderr, when it does not open (*needed true if DIR/keys exists). */
@@ -114,20 +117,6 @@ int admin_list_print(const admin_args *a, const char *header,
 const char *admin_jstr(const cJSON *o, const char *key);
 /* ms since the epoch as "YYYY-MM-DDTHH:MM:SSZ" (UTC), "-" for <= 0. */
 void admin_iso_time(int64_t ms, char *out, size_t cap);
-
-/* ---- admin.c: files (to move to the daemon's sys module) --------------------- */
-
-bool admin_file_exists(const char *path);
-/* Writes all n bytes (retries EINTR); false with errno set. */
-bool admin_write_all(int fd, const uint8_t *p, size_t n);
-/* fsyncs the directory holding path, so a new file's name is durable too. */
-void admin_sync_parent(const char *path);
-
-/* ---- raw LMDB (backup's hot copy, verify's walk): to move into store.c ---- */
-
-struct MDB_env;
-/* Opens the LMDB env in dir read-only, beside a running daemon; an LMDB code. */
-int admin_env_open_ro(const char *dir, struct MDB_env **env);
 
 /* ---- cmd_verify.c, also run by restore ------------------------------------ */
 

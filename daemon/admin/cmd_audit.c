@@ -13,6 +13,7 @@
 
 #include "admin.h"
 #include "audit.h"
+#include "fieldsync/keys.h"
 
 /* One line of the table: SEQ TIME ACTOR ACTION WHAT. */
 static void
@@ -34,7 +35,7 @@ static bool
 audit_entry(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
 {
 	admin_list *l = arg;
-	uint64_t seq = klen == 8 ? store_get_be64(key) : 0;
+	uint64_t seq = klen == 8 ? fsk_get_be64(key) : 0;
 	cJSON *stored = cJSON_ParseWithLength((const char *)val, vlen), *o = cJSON_CreateObject();
 	char when[32];
 

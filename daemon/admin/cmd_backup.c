@@ -4,7 +4,7 @@
  *
  * NOTES ON THE DESIGN OF BACKUPS
  *
- * mdb_env_copyfd2 with MDB_CP_COMPACT runs in one LMDB read transaction, so
+ * store_copy_env (LMDB's compacting copy) runs in one read transaction, so
  * the copy is the consistent snapshot of the moment it began, while the
  * daemon goes on writing (readers never block the writer). Every change set
  * acknowledged before the backup began is in it: an ack follows a durable
@@ -20,13 +20,12 @@
  * into a second file, for key escrow with its own short retention. Server
  * keys (server.key/.pub) are in neither. restore (cmd_restore.c) undoes it.
  *
- * Runs while the daemon runs or not. The copy uses LMDB directly
- * (copy_env): it should become a hot-copy call of the storage layer
- * (store.c owns LMDB).
+ * Runs while the daemon runs or not. The copy itself is the storage
+ * layer's (store_copy_env, store_env_in_use: store.c owns LMDB); this file
+ * only carries its bytes to the output file and shows the progress.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <lmdb.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -40,6 +39,7 @@
 #include "keyring.h"
 #include "schema.h"
 #include "store.h"
+#include "sys.h"
 
 /* Seconds on the monotonic clock, for progress and the time taken. */
 static double
@@ -48,25 +48,19 @@ now_s(void)
 	return (double)clock_mono_ms() / 1000.0;
 }
 
-/* ---- the hot copy: raw LMDB, to become a storage-layer call ---------------- */
+/* ---- the hot copy: the storage layer's, through a pipe for progress -------- */
 
 struct copy_job {
-	MDB_env *env;
+	const char *dir;
 	int fd; /* the pipe's write end; the thread closes it */
-	int rc;
+	fsd_err rc;
 };
 
 static void *
 copy_thread(void *p)
 {
 	struct copy_job *j = p;
-	/* The daemon may have grown the map since we opened it: adopt and retry
-	 * (the read txn is begun before anything is written). */
-	for (int tries = 0; tries < 4; tries++) {
-		j->rc = mdb_env_copyfd2(j->env, j->fd, MDB_CP_COMPACT);
-		if (j->rc != MDB_MAP_RESIZED || mdb_env_set_mapsize(j->env, 0) != 0)
-			break;
-	}
+	j->rc = store_copy_env(j->dir, j->fd, true);
 	close(j->fd);
 	return NULL;
 }
@@ -80,27 +74,23 @@ copy_env(const char *env_dir, const char *out, const char *label, uint64_t *byte
          size_t errlen)
 {
 	char path[1100];
-	MDB_env *env = NULL;
-	MDB_envinfo info;
-	MDB_stat st;
 	struct copy_job job = {0};
 	pthread_t th;
 	bool tty = isatty(STDERR_FILENO), started = false, ok = false, made = false;
 	int pfd[2] = {-1, -1}, fd = -1, rc;
+	fsd_err frc;
 	uint64_t total = 0, done = 0;
 
 	*bytes = 0;
 	snprintf(path, sizeof(path), "%s/data.mdb", env_dir);
-	if (!admin_file_exists(path)) {
+	if (!sys_file_exists(path)) {
 		snprintf(err, errlen, "%s holds no store (no data.mdb)", env_dir);
 		return false;
 	}
-	if ((rc = admin_env_open_ro(env_dir, &env)) != 0) {
-		snprintf(err, errlen, "cannot open %s: %s", env_dir, mdb_strerror(rc));
+	if ((frc = store_env_in_use(env_dir, &total)) != FSD_OK) {
+		snprintf(err, errlen, "cannot open %s: %s", env_dir, fsd_strerror(frc));
 		return false;
 	}
-	if (mdb_env_info(env, &info) == 0 && mdb_env_stat(env, &st) == 0)
-		total = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
 	fd = open(out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0) {
 		snprintf(err, errlen, "cannot create %s: %s%s", out, strerror(errno),
@@ -114,7 +104,7 @@ copy_env(const char *env_dir, const char *out, const char *label, uint64_t *byte
 	}
 	fprintf(stderr, "fieldsyncd backup: copying %s (%llu KiB in use) to %s\n", label,
 	        (unsigned long long)(total / 1024), out);
-	job.env = env;
+	job.dir = env_dir;
 	job.fd = pfd[1];
 	if ((rc = pthread_create(&th, NULL, copy_thread, &job)) != 0) {
 		snprintf(err, errlen, "cannot start the copy: %s", strerror(rc));
@@ -135,7 +125,7 @@ copy_env(const char *env_dir, const char *out, const char *label, uint64_t *byte
 		}
 		if (n == 0)
 			break;
-		if (!admin_write_all(fd, buf, (size_t)n)) {
+		if (!sys_write_all(fd, buf, (size_t)n)) {
 			snprintf(err, errlen, "cannot write %s: %s", out, strerror(errno));
 			goto out;
 		}
@@ -155,9 +145,9 @@ out:
 		close(pfd[1]);
 	if (started) {
 		pthread_join(th, NULL);
-		if (ok && job.rc != 0) {
+		if (ok && job.rc != FSD_OK) {
 			snprintf(err, errlen, "the copy of %s failed: %s", env_dir,
-			         mdb_strerror(job.rc));
+			         fsd_strerror(job.rc));
 			ok = false;
 		}
 	}
@@ -174,9 +164,7 @@ out:
 	if (!ok && made)
 		unlink(out);
 	if (ok)
-		admin_sync_parent(out);
-	if (env != NULL)
-		mdb_env_close(env);
+		sys_sync_parent(out);
 	*bytes = done;
 	return ok;
 }
@@ -211,7 +199,7 @@ admin_cmd_backup(const admin_args *a)
 	snprintf(keys_dir, sizeof(keys_dir), "%s/keys", dir);
 	/* the key must open the key store, or the backup is unreadable; a plaintext
 	 * store has none (and keyring_open would make an empty one) */
-	if (key_file != NULL && admin_file_exists(keys_dir)) {
+	if (key_file != NULL && sys_file_exists(keys_dir)) {
 		keyring *k = NULL;
 		if (keyring_open(dir, key_file, NULL, &k, err, sizeof(err)) != FSD_OK) {
 			fprintf(stderr, "fieldsyncd backup: %s\n", err);
@@ -219,7 +207,7 @@ admin_cmd_backup(const admin_args *a)
 		}
 		keyring_close(&k);
 	}
-	if (keys_out != NULL && !admin_file_exists(keys_dir)) {
+	if (keys_out != NULL && !sys_file_exists(keys_dir)) {
 		fprintf(stderr,
 		        "fieldsyncd backup: %s holds no key store (the data is not "
 		        "encrypted): nothing for --with-keys\n",
@@ -243,7 +231,7 @@ admin_cmd_backup(const admin_args *a)
 		        "key escrow; keep it apart from the data backups, with a short "
 		        "retention, so a purge reaches them\n",
 		        keys_out, (unsigned long long)key_bytes);
-	} else if (admin_file_exists(keys_dir)) {
+	} else if (sys_file_exists(keys_dir)) {
 		fprintf(stderr,
 		        "fieldsyncd backup: note: the data keys (%s) are not in this backup "
 		        "(a purge must reach data backups, docs/security.md); back them up "
@@ -264,7 +252,7 @@ admin_cmd_backup(const admin_args *a)
 		fprintf(stderr,
 		        "fieldsyncd backup: the backup is complete, but its audit entry was "
 		        "not written: %s\n",
-		        admin_store_rc_text(rc));
+		        fsd_strerror(rc));
 		return FSD_EXIT_FAIL;
 	}
 	printf("%s\n", out);

@@ -30,6 +30,7 @@
 #include "clock.h"
 #include "peer.h"
 #include "registry.h"
+#include "sys.h"
 #include "zap.h"
 
 static const char *
@@ -130,7 +131,7 @@ write_credential(struct enroll_job *j)
 		goto out;
 	}
 	j->file_made = true;
-	if (fchmod(fd, 0600) != 0 || !admin_write_all(fd, (const uint8_t *)text, strlen(text)) ||
+	if (fchmod(fd, 0600) != 0 || !sys_write_all(fd, (const uint8_t *)text, strlen(text)) ||
 	    write(fd, "\n", 1) != 1 || fsync(fd) != 0)
 		goto io_fail;
 	ok = true;
@@ -313,7 +314,7 @@ admin_cmd_enroll(const admin_args *a)
 	}
 	if (rc != FSD_OK) {
 		fprintf(stderr, "fieldsyncd: enroll refused: %s\n",
-		        j.why[0] ? j.why : admin_store_rc_text(rc));
+		        j.why[0] ? j.why : fsd_strerror(rc));
 		goto out;
 	}
 	printf("enrolled %s (%s) with public key %s; credential written to %s (mode 0600): "
@@ -371,7 +372,7 @@ admin_cmd_revoke(const admin_args *a)
 		return FSD_EXIT_FAIL;
 	}
 	if (rc != FSD_OK) {
-		fprintf(stderr, "fieldsyncd: revoke failed: %s\n", admin_store_rc_text(rc));
+		fprintf(stderr, "fieldsyncd: revoke failed: %s\n", fsd_strerror(rc));
 		return FSD_EXIT_FAIL;
 	}
 	admin_iso_time(j.d.revoked_at_ms, when, sizeof(when));

@@ -72,7 +72,7 @@ admin_cmd_init(const admin_args *a)
 			unlink(path);
 		}
 		fprintf(stderr, "fieldsyncd: init failed: %s\n",
-		        j.err[0] ? j.err : admin_store_rc_text(rc));
+		        j.err[0] ? j.err : fsd_strerror(rc));
 		return FSD_EXIT_FAIL;
 	}
 	if (zap_keys_load(j.dir, pub, sec, j.err, sizeof(j.err)) != FSD_OK) {

@@ -49,7 +49,7 @@ admin_cmd_purge(const admin_args *a)
 	store_close(&s);
 	keyring_close(&k);
 	if (rc != FSD_OK) {
-		fprintf(stderr, "fieldsyncd: purge failed: %s\n", admin_store_rc_text(rc));
+		fprintf(stderr, "fieldsyncd: purge failed: %s\n", fsd_strerror(rc));
 		return FSD_EXIT_FAIL;
 	}
 	if (rep.records == 0)

@@ -18,6 +18,7 @@
 #include "admin.h"
 #include "keyring.h"
 #include "store.h"
+#include "sys.h"
 
 /* Copies from into a new file to (0600, O_EXCL), synced. */
 static bool
@@ -44,7 +45,7 @@ copy_file(const char *from, const char *to)
 			goto fail;
 		if (n == 0)
 			break;
-		if (!admin_write_all(out, buf, (size_t)n))
+		if (!sys_write_all(out, buf, (size_t)n))
 			goto fail;
 	}
 	if (fchmod(out, 0600) != 0 || fsync(out) != 0)
@@ -60,7 +61,7 @@ fail:
 	if (!ok)
 		unlink(to);
 	else
-		admin_sync_parent(to);
+		sys_sync_parent(to);
 	return ok;
 }
 
@@ -72,14 +73,14 @@ admin_cmd_restore(const admin_args *a)
 	char path[700];
 
 	snprintf(path, sizeof(path), "%s/data.mdb", dir);
-	if (admin_file_exists(path)) {
+	if (sys_file_exists(path)) {
 		fprintf(stderr,
 		        "fieldsyncd restore: %s already holds a store (%s); restore only "
 		        "into a new directory\n",
 		        dir, path);
 		return FSD_EXIT_FAIL;
 	}
-	if (!admin_file_exists(from)) {
+	if (!sys_file_exists(from)) {
 		fprintf(stderr, "fieldsyncd restore: %s: %s\n", from, strerror(errno));
 		return FSD_EXIT_FAIL;
 	}

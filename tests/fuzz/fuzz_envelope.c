@@ -1,5 +1,5 @@
 /*
- * libFuzzer target: the sync endpoint's request frame (PROTOCOL.md §1-§6).
+ * libFuzzer target: the sync endpoint's request frame (docs/protocol.md §1-§6).
  *
  * What the sync endpoint does with one untrusted frame, minus the sockets
  * and the store:

@@ -1,6 +1,6 @@
 /*
- * libFuzzer target: the typed payloads of METHOD.md and the Record that
- * carries them (PROTOCOL.md §3), as they arrive from a tablet or a pull.
+ * libFuzzer target: the typed payloads of docs/method.md and the Record that
+ * carries them (docs/protocol.md §3), as they arrive from a tablet or a pull.
  *
  * The same bytes are given to every decoder:
  *   - fsp_typed_check("case"|"contact", ...) (proto/check.c), which the

@@ -2,7 +2,7 @@
  * libFuzzer target: the rule table (--rules FILE, docs/reminders.md), the
  * daemon's config decoder for untrusted-ish text.
  *
- *   1. rules_config_load_json() (proto/rules.c) over METHOD.md's defaults,
+ *   1. rules_config_load_json() (proto/rules.c) over docs/method.md's defaults,
  *      on the input made NUL-terminated, as reminders_new() calls it. A
  *      refusal must come with a sentence in err.
  *   2. A table it accepts must be safe to run: rules_evaluate() on a fixed
@@ -72,7 +72,7 @@ add_contact(struct fixture *f, const char *id, int kind, int64_t held, int64_t n
 }
 
 /* A case in conflict (an individual course and a counselling one) whose
- * contacts start every rule of METHOD.md, from base time t. */
+ * contacts start every rule of docs/method.md, from base time t. */
 static void
 fixture_build(struct fixture *f, int64_t t)
 {
@@ -141,7 +141,8 @@ static void
 evaluate(const rules_config *rc, const rules_input *in)
 {
 	rules_reminder out[64];
-	size_t n = rules_evaluate(rc, g_tz, in, out, sizeof(out) / sizeof(out[0]));
+	/* now: the end of time, so every contact counts as held */
+	size_t n = rules_evaluate(rc, g_tz, in, INT64_MAX, out, sizeof(out) / sizeof(out[0]), NULL);
 	if (n > sizeof(out) / sizeof(out[0]))
 		fail("fixture: more reminders than room");
 	for (size_t i = 0; i < n; i++) {

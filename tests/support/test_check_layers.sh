@@ -2,8 +2,8 @@
 # Self-test of .ci/check-layers on small synthetic trees: a clean layered
 # tree passes; an upward include, a circle of modules, the core including
 # the daemon, the SDK including the daemon, a file missing from the layer
-# table and a product file including the test umbrella each fail with the
-# line that names them. Registered in ctest as `layers-selftest`.
+# table, a product file including the test umbrella and a daemon file other
+# than store.c including <lmdb.h> each fail with the line that names them. Registered in ctest as `layers-selftest`.
 set -uo pipefail
 check=("$(cd "$(dirname "$0")/../.." && pwd)/.ci/check-layers")
 # Under ctest the interpreter CMake found runs it (no reliance on PATH).
@@ -126,6 +126,14 @@ expect daemon_admin 1 '^daemon/daemon\.c:4 includes admin/admin\.h \(layer admin
 clean missing
 put missing daemon/store.c store.h nowhere.h
 expect missing 1 '^daemon/store\.c:4 includes nowhere\.h \(not found in the tree\)'
+
+# <lmdb.h> is store.c's alone; client-sdk/ may include it.
+clean lmdb
+printf '/* store.c */\n#include <lmdb.h>\n#include "store.h"\n' >"$work/lmdb/daemon/store.c"
+printf '/* store.c */\n#include <lmdb.h>\n' >"$work/lmdb/client-sdk/src/store.c"
+expect lmdb 0
+printf '/* records.c */\n#include <lmdb.h>\n#include "records.h"\n' >"$work/lmdb/daemon/records.c"
+expect lmdb 1 '^daemon/records\.c:2 includes <lmdb\.h>, which only daemon/store\.c may include$'
 
 # The CLI's "internal.h" is the SDK's, not the daemon's of the same name.
 clean cli

@@ -17,6 +17,7 @@
 
 #include "admin/admin_dispatch.h"
 #include "daemon.h"
+#include "fieldsync/keys.h"
 #include "fieldsyncd.h"
 #include "metrics.h"
 
@@ -372,7 +373,7 @@ collect_entry(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, si
 	struct entries *e = arg;
 	cr_assert_eq(klen, 8);
 	if (e->n < 8) {
-		e->seq[e->n] = store_get_be64(key);
+		e->seq[e->n] = fsk_get_be64(key);
 		e->text[e->n] = strndup((const char *)val, vlen);
 		e->n++;
 	}

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "daemon.h"
+#include "fieldsync/seal.h"
 #include "fieldsyncd.h"
 
 #define K1 "k1:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
@@ -65,7 +66,7 @@ Test(keyring, seals_and_opens_with_the_same_aad_only)
 
 	cr_expect_str_eq(keyring_current_id(k), "k1");
 	cr_assert_eq(keyring_seal(k, "c:case-1", "aad", 3, msg, sizeof(msg), &sealed, &sl), FSD_OK);
-	cr_expect(keyring_is_sealed(sealed, sl));
+	cr_expect(fss_is_sealed(sealed, sl));
 	cr_expect(!contains(sealed, sl, "counselling"), "the value is not in the clear");
 
 	cr_assert_eq(keyring_open_value(k, "aad", 3, sealed, sl, &plain, &pl), FSD_OK);
@@ -89,7 +90,7 @@ Test(keyring, a_plain_value_is_used_as_it_is)
 	keyring *k = open_env(K1);
 	uint8_t *out = (uint8_t *)"x";
 	size_t ol = 9;
-	cr_expect(!keyring_is_sealed((const uint8_t *)"hello", 5));
+	cr_expect(!fss_is_sealed((const uint8_t *)"hello", 5));
 	cr_assert_eq(keyring_open_value(k, "a", 1, (const uint8_t *)"hello", 5, &out, &ol), FSD_OK);
 	cr_expect_null(out, "not sealed: nothing opened");
 	cr_expect_eq(ol, 0);
@@ -162,6 +163,49 @@ Test(keyring, rewrap_moves_every_key_to_the_current_master)
 	free(s2);
 }
 
+Test(keyring, a_malformed_sealed_value_is_corrupt_with_a_keyring_and_plain_without)
+{
+	keyring *k = open_env(K1);
+	uint8_t *sealed = NULL, *out = NULL;
+	size_t sl = 0, ol = 0;
+	cr_assert_eq(keyring_seal(k, "c:case-1", "a", 1, (const uint8_t *)"v", 1, &sealed, &sl),
+	             FSD_OK);
+	/* cut inside the fsc_seal output: starts like a sealed value, is not one */
+	size_t cut = 3 + strlen("c:case-1") + FSC_SEAL_OVERHEAD - 1;
+	cr_assert_lt(cut, sl);
+	cr_assert_eq(fss_classify(sealed, cut), FSS_MALFORMED);
+	cr_expect_eq(keyring_open_value(k, "a", 1, sealed, cut, &out, &ol), FSD_CORRUPT);
+	cr_expect_null(out);
+	/* a name that runs past the end */
+	static const uint8_t runs_past[] = {0xFE, 'K', 200, 'c', ':'};
+	cr_expect_eq(keyring_open_value(k, "a", 1, runs_past, sizeof(runs_past), &out, &ol),
+	             FSD_CORRUPT);
+	/* without a keyring nothing was ever sealed: it is plaintext */
+	cr_expect_eq(keyring_open_value(NULL, "a", 1, sealed, cut, &out, &ol), FSD_OK);
+	cr_expect_null(out, "plain: use it as it is");
+	/* and the whole value still opens */
+	cr_assert_eq(keyring_open_value(k, "a", 1, sealed, sl, &out, &ol), FSD_OK);
+	cr_expect_eq(ol, 1);
+	free(out);
+	free(sealed);
+
+	/* through a store: the same answers */
+	store *s = store_open(g_dir, 1ULL << 24, 1ULL << 26);
+	store_txn *t = NULL;
+	cr_assert_not_null(s);
+	cr_assert_eq(store_read_begin(s, &t), FSD_OK);
+	cr_expect_eq(keyring_txn_unseal(t, "a", 1, runs_past, sizeof(runs_past), &out, &ol), FSD_OK,
+	             "no keyring on the store: plain");
+	cr_expect_eq(ol, sizeof(runs_past));
+	free(out);
+	store_set_keyring(s, k);
+	cr_expect_eq(keyring_txn_unseal(t, "a", 1, runs_past, sizeof(runs_past), &out, &ol),
+	             FSD_CORRUPT);
+	store_read_end(&t);
+	store_close(&s);
+	keyring_close(&k);
+}
+
 Test(keyring, bad_master_keys_are_refused_with_a_sentence)
 {
 	keyring *k = NULL;
@@ -193,7 +237,7 @@ Test(keyring, without_a_keyring_the_store_keeps_values_as_they_are)
 	keyring *k = open_env(K1);
 	store_set_keyring(s, k);
 	cr_assert_eq(keyring_txn_seal(t, "c:x", "k", 1, (const uint8_t *)"row", 3, &out, &ol), FSD_OK);
-	cr_expect(keyring_is_sealed(out, ol));
+	cr_expect(fss_is_sealed(out, ol));
 	cr_assert_eq(keyring_txn_unseal(t, "k", 1, out, ol, &back, &bl), FSD_OK);
 	cr_expect_eq(bl, 3);
 	cr_expect_eq(memcmp(back, "row", 3), 0);

@@ -1,8 +1,8 @@
 /*
- * Property test of the merge rule (PROTOCOL.md §3, proto/merge.c).
+ * Property test of the merge rule (docs/protocol.md §3, proto/merge.c).
  *
  * Random histories: 3..6 replicas edit the same 2..4 records offline, each
- * with its own sibling sets, making versions the way PROTOCOL.md says
+ * with its own sibling sets, making versions the way docs/protocol.md says
  * (join of what it holds, plus one on its own replica; some edits are
  * tombstones). They exchange values in random orders, with duplicates and
  * stale deliveries, and apply them with fsp_merge(). After every merge the

@@ -1,5 +1,5 @@
 /*
- * The checked merge vectors of PROTOCOL.md §3 (tests/vectors/merge.json):
+ * The checked merge vectors of docs/protocol.md §3 (tests/vectors/merge.json):
  * every case is merged with fsp_merge() and its status and resulting
  * sibling set compared with the expected ones, as sets.
  */

@@ -1,5 +1,5 @@
 /*
- * The typed collections as JSON (client-sdk/src/json.c): METHOD.md's field
+ * The typed collections as JSON (client-sdk/src/json.c): docs/method.md's field
  * names, enums by name, integer ms, strict refusal of anything else.
  */
 #include <criterion/criterion.h>
