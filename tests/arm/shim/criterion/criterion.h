@@ -1,22 +1,25 @@
 /*
  * A stand-in for the few Criterion macros the SDK's store tests use, for
- * the armhf build (Debian has no libcriterion-dev for armhf). Each Test()
- * registers itself; main() runs every test in a forked child with its
- * suite's .init/.fini and reports "[PASS]"/"[FAIL]" lines and a
- * Criterion-like synthesis; the exit status is the number of failures.
- * A failed cr_assert_* ends the test, a failed cr_expect_* marks it failed
- * and goes on. The message after the condition is printed on failure,
+ * the ARM builds of tests/arm.sh. Each Test() registers itself; main()
+ * runs every test in turn, in this process, between its suite's .init and
+ * .fini, and reports "[PASS]"/"[FAIL]" lines and a Criterion-like
+ * synthesis; the exit status is the number of failures (at most 255). A
+ * failed cr_assert_* ends the test (longjmp to the runner, then .fini), a
+ * failed cr_expect_* marks it failed and goes on. No fork: qemu-user 7.2
+ * hangs in a forked child here, so a crash ends the whole binary (which
+ * then fails), and the tests share one process's state, as with
+ * Criterion's --no-fork... which it does not have. The message after the condition is printed on failure,
  * after the condition's text and the line (its arguments are evaluated
  * every time). Test code only: never installed.
  */
 #ifndef FS_CRITERION_SHIM_H
 #define FS_CRITERION_SHIM_H
 
+#include <setjmp.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 struct criterion_suite_opts {
@@ -40,6 +43,7 @@ static struct shim_test shim_tests[SHIM_MAX];
 static struct shim_suite shim_suites[64];
 static int shim_n, shim_ns;
 static int shim_failed_here;
+static jmp_buf shim_jmp;
 static const struct criterion_suite_opts shim_no_opts;
 
 static inline void
@@ -73,7 +77,7 @@ shim_fail(bool fatal, const char *file, int line, const char *what)
 	        fatal ? "Assertion" : "Expectation", what);
 	shim_failed_here = 1;
 	if (fatal)
-		_exit(1);
+		longjmp(shim_jmp, 1);
 }
 
 #include <stdarg.h>
@@ -151,37 +155,40 @@ shim_check(int ok, bool fatal, const char *file, int line, const char *fmt, ...)
 #define cr_expect_str_neq(a, b, ...) \
 	SHIM_CHECK(strcmp((a), (b)) != 0, false, #a " neq " #b, __VA_ARGS__)
 
+/* Runs test t; 1 when it failed. Nothing here changes after setjmp. */
+static int
+shim_run(const struct shim_test *t)
+{
+	const struct criterion_suite_opts *volatile o = shim_opts(t->suite);
+	shim_failed_here = 0;
+	alarm(o->timeout > 0 ? (unsigned)o->timeout : 300); /* SIGALRM ends the binary */
+	if (setjmp(shim_jmp) == 0) {
+		if (o->init)
+			o->init();
+		t->fn();
+	}
+	if (o->fini)
+		o->fini();
+	alarm(0);
+	return shim_failed_here;
+}
+
 int
 main(int argc, char **argv)
 {
 	int failed = 0;
 	(void)argc;
 	(void)argv;
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	for (int i = 0; i < shim_n; i++) {
-		const struct shim_test *t = &shim_tests[i];
-		const struct criterion_suite_opts *o = shim_opts(t->suite);
-		int st = 0;
-		pid_t pid = fork();
-		if (pid == 0) {
-			alarm(o->timeout > 0 ? (unsigned)o->timeout : 300);
-			if (o->init)
-				o->init();
-			t->fn();
-			if (o->fini)
-				o->fini();
-			_exit(shim_failed_here);
-		}
-		if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) ||
-		    WEXITSTATUS(st) != 0) {
-			failed++;
-			printf("[FAIL] %s::%s\n", t->suite, t->name);
-		} else {
-			printf("[PASS] %s::%s\n", t->suite, t->name);
-		}
+		int f = shim_run(&shim_tests[i]);
+		failed += f;
+		printf("[%s] %s::%s\n", f ? "FAIL" : "PASS", shim_tests[i].suite,
+		       shim_tests[i].name);
 	}
 	printf("[====] Synthesis: Tested: %d | Passing: %d | Failing: %d\n", shim_n,
 	       shim_n - failed, failed);
-	return failed;
+	return failed > 255 ? 255 : failed;
 }
 
 #endif
