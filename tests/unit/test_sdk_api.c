@@ -154,6 +154,14 @@ Test(sdk_api, error_detail_names_the_field_per_thread)
 
 	cr_assert_eq(fs_put(s, "notes", "a", NULL, "x", 1), FS_OK);
 	cr_expect_str_eq(fs_last_error_detail(), "", "a call clears it on entry");
+
+	uint8_t *p = NULL;
+	size_t n = 0;
+	const char *j = "{\"person\":\"GRANDPARENT\"}";
+	cr_assert_eq(fs_json_to_payload("case", j, strlen(j), &p, &n, NULL, 0), FS_ERR_INVALID);
+	cr_expect(strncmp(fs_last_error_detail(), "json: ", 6) == 0 &&
+	                  strstr(fs_last_error_detail(), "person") != NULL,
+	          "%s", fs_last_error_detail());
 }
 
 /* ---- batch writes ------------------------------------------------------- */

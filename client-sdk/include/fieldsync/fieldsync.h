@@ -87,11 +87,13 @@ FIELDSYNC_API const char *fs_version(void);
 /*
  * What the last failing call of THIS thread was about, naming the argument
  * or field at fault: "scope: 'team-south' is not granted by the store's
- * credential", "payload: contact.who5 ...", "writes[3].id: empty or too
- * long". Never payload bytes. "" when the last call recorded nothing.
- * Thread-local: every fs_* call that takes a store or a payload clears it
- * on entry and sets it when it fails, so read it right after the failure,
- * in the same thread. The text is valid until the next fs_* call there.
+ * credential", "payload: ...", "writes[3].id: empty or longer than 128
+ * bytes", "json: ...". Never payload bytes. Thread-local. The calls that
+ * check what the app passes - fs_put, fs_delete, fs_resolve, fs_put_many,
+ * fs_list_records, fs_contacts_of_case, fs_changes_since and
+ * fs_json_to_payload - clear it on entry and set it when they fail; other
+ * calls leave it alone. Read it right after the failure, in the same
+ * thread: the text is valid until that thread's next such call.
  */
 FIELDSYNC_API const char *fs_last_error_detail(void);
 
