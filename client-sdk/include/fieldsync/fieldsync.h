@@ -361,7 +361,8 @@ FIELDSYNC_API fs_err fs_list_records(fs_store *s, const char *collection, fs_lis
  * index kept in the same transaction as every contact write and pulled
  * page; a store made by an older SDK gets its index built when it is first
  * opened by this one (one write transaction at fs_store_open). An empty
- * list when there are none. *out is the caller's (fs_list_free).
+ * list when there are none. Any thread; one read transaction, a consistent
+ * snapshot. *out is the caller's (fs_list_free).
  */
 FIELDSYNC_API fs_err fs_contacts_of_case(fs_store *s, const char *case_id, fs_list **out);
 
@@ -497,7 +498,7 @@ FIELDSYNC_API fs_err fs_changes_since(fs_store *s, uint64_t since, size_t limit,
 FIELDSYNC_API void fs_changes_free(fs_changes **c);
 
 /* The store's change counter now (0: no change yet): start a feed from here
- * to see only what changes after this call. */
+ * to see only what changes after this call. Any thread. */
 FIELDSYNC_API fs_err fs_change_seq(fs_store *s, uint64_t *seq);
 
 typedef struct fs_status {
