@@ -45,13 +45,8 @@ TestSuite(credential, .init = setup, .fini = teardown, .timeout = 60);
 static char *
 cred_json(const char *endpoint, const char *member, const char *value)
 {
-	const char *names[] = {"endpoint",
-	                       "server_public_key",
-	                       "client_public_key",
-	                       "client_secret_key",
-	                       "name",
-	                       "scopes",
-	                       "role"};
+	const char *names[] = {"endpoint", "server_public_key", "client_public_key",
+	                       "client_secret_key", "name", "scopes", "role"};
 	char vals[7][256];
 	snprintf(vals[0], 256, "\"%s\"", endpoint);
 	snprintf(vals[1], 256, "\"%s\"", srv_pub);
@@ -71,8 +66,7 @@ cred_json(const char *endpoint, const char *member, const char *value)
 				continue;
 			v = value;
 		}
-		n += (size_t)snprintf(out + n, 4096 - n, "%s\"%s\":%s", first ? "" : ",", names[i],
-		                      v);
+		n += (size_t)snprintf(out + n, 4096 - n, "%s\"%s\":%s", first ? "" : ",", names[i], v);
 		first = false;
 	}
 	snprintf(out + n, 4096 - n, "}");
@@ -130,13 +124,8 @@ refused(const char *member, const char *value, const char *says)
 
 Test(credential, every_member_is_checked)
 {
-	const char *members[] = {"endpoint",
-	                         "server_public_key",
-	                         "client_public_key",
-	                         "client_secret_key",
-	                         "name",
-	                         "scopes",
-	                         "role"};
+	const char *members[] = {"endpoint", "server_public_key", "client_public_key",
+	                         "client_secret_key", "name", "scopes", "role"};
 	for (int i = 0; i < 7; i++) {
 		refused(members[i], NULL, "has no");
 		refused(members[i], "42", "must be");
@@ -226,8 +215,7 @@ Test(credential, files_others_may_read_are_refused)
 	             FS_ERR_INVALID);
 	cr_expect_not_null(strstr(why, "larger than"), "%s", why);
 	cr_expect_eq(fs_credential_load(write_cred("bad.json", "{\"name\":1}", 0600), &c, why,
-	                                sizeof(why)),
-	             FS_ERR_INVALID);
+	                                sizeof(why)), FS_ERR_INVALID);
 	cr_expect_not_null(strstr(why, "bad.json"), "the message names the file: %s", why);
 	free(big);
 	free(j);
@@ -301,8 +289,7 @@ Test(credential, a_store_keeps_it_and_never_hands_out_the_secret)
 	/* a replacement; a hand-made credential is checked as well */
 	fs_credential bad = *c;
 	bad.client_secret_key = other_sec;
-	cr_expect_eq(fs_store_set_credential(s, &bad), FS_ERR_INVALID,
-	             "a key pair that does not match");
+	cr_expect_eq(fs_store_set_credential(s, &bad), FS_ERR_INVALID, "a key pair that does not match");
 	bad = *c;
 	bad.role = "root";
 	cr_expect_eq(fs_store_set_credential(s, &bad), FS_ERR_INVALID);
@@ -381,7 +368,7 @@ serve(fake *f)
 	if (zmq_msg_recv(&id, f->router, 0) < 0 || zmq_msg_recv(&body, f->router, 0) < 0)
 		goto out;
 	Fieldsync__V1__Envelope *e =
-		fieldsync__v1__envelope__unpack(NULL, zmq_msg_size(&body), zmq_msg_data(&body));
+	    fieldsync__v1__envelope__unpack(NULL, zmq_msg_size(&body), zmq_msg_data(&body));
 	if (e == NULL)
 		goto out;
 	f->requests++;
