@@ -38,6 +38,7 @@
 
 #include "conn.h"
 #include "credstore.h"
+#include "deadlines.h"
 #include "lists.h"
 #include "pull.h"
 #include "push.h"
@@ -133,6 +134,8 @@ hello(sync_run *r, size_t *max, size_t *budget)
 	if (mb > SDK_RECV_MAX)
 		mb = SDK_RECV_MAX;
 	*budget = (size_t)(mb - mb / 8); /* room for the envelope */
+	/* the daemon's rule table and zone, for fs_deadlines offline */
+	err = sdk_deadlines_welcome(r->s, rep->welcome);
 out:
 	if (rep != NULL)
 		fieldsync__v1__envelope__free_unpacked(rep, NULL);
