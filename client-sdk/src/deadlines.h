@@ -6,7 +6,7 @@
  * What the tablet evaluates with lives in the meta table: "dl_rules" (the
  * daemon's effective rule table as JSON text), "dl_zone" (the IANA zone
  * name) and "dl_tzif" (that zone's TZif bytes), all three from the last
- * Welcome that carried them (fields 40-42, docs/protocol.md §2.2). Before
+ * Welcome that carried them (fields 40-42, docs/protocol.md). Before
  * that, METHOD.md's defaults in Europe/Copenhagen.
  *
  * Layer: operations (over records and the shared core's rules and
