@@ -10,12 +10,14 @@
  *     failure. The daemon runs a rule table that is not METHOD.md's, so the
  *     table must have travelled in Welcome for the two to agree;
  *   - the rule table and zone from Welcome change the tablet's deadlines
- *     (quick-help switched off: none listed after a sync; another zone: the
- *     due time moves to that zone's midnight);
+ *     (quick-help switched off: none listed after a sync, back after the
+ *     daemon reloaded its table; another zone: the due time moves to that
+ *     zone's midnight);
  *   - `fieldsync deadlines`: sorted, overdue first, local times.
  */
 #include <criterion/criterion.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -426,6 +428,19 @@ Test(deadlines, welcome_rule_table_switches_quick_help_off)
 	cr_assert(l->from_daemon);
 	cr_assert_eq(count_rule(l, "quick-help"), 0, "the daemon's table switched it off");
 	fs_deadlines_free(&l);
+
+	/* a reload (SIGHUP) with quick-help back on: the next Welcome says so */
+	free(write_file(rdir, "rules.json", "{}"));
+	cr_assert_eq(kill(fs_test_daemon_pid(d), SIGHUP), 0);
+	size_t back = 0;
+	for (int i = 0; i < 100 && back == 0; i++) {
+		usleep(50000);
+		cr_assert_eq(sync_tab(), FS_OK);
+		cr_assert_eq(fs_deadlines(tab, NOW_MS, NULL, &l), FS_OK);
+		back = count_rule(l, "quick-help");
+		fs_deadlines_free(&l);
+	}
+	cr_assert_eq(back, 1, "after the reload the tablet lists quick-help again");
 
 	/* another daemon, in another zone, with METHOD.md's table */
 	cr_assert_eq(fs_test_daemon_stop(&d), 0);
