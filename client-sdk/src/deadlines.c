@@ -437,7 +437,7 @@ case_eval(const dl_env *e, const sdk_record_state *rs, const char *case_id, cons
 		if (f->contact_person != NULL && strcmp(f->contact_person, r->contact_person) != 0)
 			continue;
 		if (f->due_within_ms > 0 && (st == FIELDSYNC__V1__REMINDER_EVENT__STATE__MET ||
-		                             r->due_at_ms > now + f->due_within_ms))
+		                             r->due_at_ms - now > f->due_within_ms))
 			continue;
 		next_change(o->l, rules_next_change(r, now));
 		if (!out_add(o, r, st, case_id, scope)) {

@@ -3,6 +3,8 @@
  * (PROTOCOL.md §1, §2, §4, §5).
  *
  *   Hello -> Welcome          max_changes_per_push and max_message_bytes
+ *                             (and the deadline table and zone, kept by
+ *                             deadlines.c for fs_deadlines)
  *   push in-flight sets       change sets made by an earlier sync and never
  *                             answered, resent byte for byte (same
  *                             changeset_id: the daemon applies them once)
@@ -134,8 +136,9 @@ hello(sync_run *r, size_t *max, size_t *budget)
 	if (mb > SDK_RECV_MAX)
 		mb = SDK_RECV_MAX;
 	*budget = (size_t)(mb - mb / 8); /* room for the envelope */
-	/* the daemon's rule table and zone, for fs_deadlines offline */
-	err = sdk_deadlines_welcome(r->s, rep->welcome);
+	/* the daemon's rule table and zone, for fs_deadlines offline; never
+	 * fails the sync (a table not kept stays the old one) */
+	(void)sdk_deadlines_welcome(r->s, rep->welcome);
 out:
 	if (rep != NULL)
 		fieldsync__v1__envelope__free_unpacked(rep, NULL);

@@ -78,3 +78,41 @@ Test(core_deadline_table, zone_from_tzif_bytes)
 	tz_free(&copy);
 	tz_free(&cph);
 }
+
+/* Case siblings that tie on the due time: the same reminder whatever order
+ * the siblings come in (the daemon and a tablet store them differently). */
+Test(core_deadline_table, sibling_ties_do_not_depend_on_order)
+{
+	Fieldsync__V1__Case a = FIELDSYNC__V1__CASE__INIT, b = FIELDSYNC__V1__CASE__INIT;
+	Fieldsync__V1__Contact k = FIELDSYNC__V1__CONTACT__INIT;
+	rules_config rc;
+	rules_reminder ab[16], ba[16];
+	fs_tz *tz = tz_load("Europe/Copenhagen", NULL, 0);
+	const int64_t t = 1774436400000LL;
+
+	cr_assert_not_null(tz);
+	rules_config_default(&rc);
+	a.first_contact_at_ms = b.first_contact_at_ms = t;
+	a.under_18 = b.under_18 = true;
+	a.contact_person = "staff-9";
+	b.contact_person = "staff-1";
+	a.first_contact_at_ms = t + 3600000; /* the same day: the same due */
+	k.case_id = "c";
+	k.kind = FIELDSYNC__V1__CONTACT__KIND__COUNSELLING;
+	k.held_at_ms = t + 86400000LL * 20;
+	rules_contact rcs[1] = {{"k1", &k}};
+	const Fieldsync__V1__Case *o1[2] = {&a, &b}, *o2[2] = {&b, &a};
+	rules_input in1 = {"c", o1, 2, rcs, 1}, in2 = {"c", o2, 2, rcs, 1};
+	size_t n1 = rules_evaluate(&rc, tz, &in1, t + 86400000LL * 30, ab, 16, NULL);
+	size_t n2 = rules_evaluate(&rc, tz, &in2, t + 86400000LL * 30, ba, 16, NULL);
+	cr_assert_eq(n1, n2);
+	cr_assert_gt(n1, 1);
+	for (size_t i = 0; i < n1; i++) {
+		cr_expect_str_eq(ab[i].reminder_id, ba[i].reminder_id);
+		cr_expect_str_eq(ab[i].contact_person, "staff-1", "%s", ab[i].reminder_id);
+		cr_expect_str_eq(ba[i].contact_person, "staff-1", "%s", ba[i].reminder_id);
+		cr_expect_eq(ab[i].start_ms, ba[i].start_ms, "%s", ab[i].reminder_id);
+		cr_expect_eq(ab[i].warning_at_ms, ba[i].warning_at_ms);
+	}
+	tz_free(&tz);
+}
