@@ -13,13 +13,13 @@
  * reminders (rules_reminder.started) in the state rules_state_at() gives.
  *
  * Scope (METHOD.md reading 10): a case counts only the contacts stored in
- * its own scope, the way the isolation work lists a case's contacts at the
- * daemon (a contact of another team never counts for a case).
+ * its own scope (the record's scope equals the case record's), so a
+ * contact of another team never counts for a case.
  *
  * The contacts of a case: until the store has an index of them
- * (fs_contacts_of_case, another branch), the contact collection is read
- * once per call and grouped by case_id (sorted), so a call costs one pass
- * over the cases and the contacts, O(n log n).
+ * (fs_contacts_of_case), the contact collection is read once per call and
+ * grouped by case_id (sorted), so a call costs one pass over the cases and
+ * the contacts, O(n log n).
  *
  * Layer: operations (over records and the core's rules and calendar).
  * Nothing is cached between calls: a Welcome that changes the table is
