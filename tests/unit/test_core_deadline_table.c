@@ -12,6 +12,21 @@
 #include "fieldsync/calendar.h"
 #include "fieldsync/rules.h"
 
+/* Field by field: struct padding may differ between equal tables. */
+static bool
+same_table(const rules_config *a, const rules_config *b)
+{
+	for (int r = 0; r < RULE_COUNT; r++) {
+		const rule_conf *x = &a->rule[r], *y = &b->rule[r];
+		if (x->enabled != y->enabled || x->due.amount != y->due.amount ||
+		    x->due.unit != y->due.unit || x->has_warning != y->has_warning ||
+		    x->warning.amount != y->warning.amount || x->warning.unit != y->warning.unit ||
+		    x->count != y->count)
+			return false;
+	}
+	return true;
+}
+
 static void
 roundtrip(const char *json)
 {
@@ -25,7 +40,7 @@ roundtrip(const char *json)
 	rules_config_default(&b);
 	cr_assert(rules_config_load_json(&b, text, err, sizeof(err)), "%s: %s", text, err);
 	cr_expect_eq(rules_fingerprint(&a, "UTC"), rules_fingerprint(&b, "UTC"), "%s", text);
-	cr_expect_eq(memcmp(&a, &b, sizeof(a)), 0, "%s", text);
+	cr_expect(same_table(&a, &b), "%s", text);
 	/* over another table than the defaults, too: every field is written */
 	rules_config_default(&b);
 	cr_assert(rules_config_load_json(&b,
@@ -33,7 +48,7 @@ roundtrip(const char *json)
 	                                 "\"none\"}, \"counselling-limit\": {\"count\": 9}}",
 	                                 err, sizeof(err)));
 	cr_assert(rules_config_load_json(&b, text, err, sizeof(err)), "%s", err);
-	cr_expect_eq(memcmp(&a, &b, sizeof(a)), 0, "%s", text);
+	cr_expect(same_table(&a, &b), "%s", text);
 	free(text);
 }
 
