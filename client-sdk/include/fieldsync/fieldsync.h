@@ -334,6 +334,10 @@ fs_err fs_status_get(fs_store *s, fs_status *out);
 
 /* ---- deadlines on the tablet, offline (docs/reminders.md) ---------------- */
 
+#ifndef FIELDSYNC_API /* the export macro (shared library), when not defined above */
+#define FIELDSYNC_API
+#endif
+
 /*
  * One reminder the local data implies, as the daemon computes it
  * (proto/include/fieldsync/rules.h, METHOD.md revision 2). Strings live as
@@ -387,10 +391,10 @@ typedef struct fs_deadline_filter {
  * another thread. *out is the caller's: free with fs_deadlines_free().
  * FS_ERR_CORRUPT when a stored table or zone no longer loads.
  */
-fs_err fs_deadlines(fs_store *s, int64_t now_ms, const fs_deadline_filter *filter,
-                    fs_deadline_list **out);
+FIELDSYNC_API fs_err fs_deadlines(fs_store *s, int64_t now_ms, const fs_deadline_filter *filter,
+                                  fs_deadline_list **out);
 /* Frees *l (may be NULL or point to NULL) and sets *l = NULL. */
-void fs_deadlines_free(fs_deadline_list **l);
+FIELDSYNC_API void fs_deadlines_free(fs_deadline_list **l);
 
 /* ---- typed collections as JSON (METHOD.md) ------------------------------ */
 
