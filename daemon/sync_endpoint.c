@@ -163,6 +163,12 @@ handle_hello(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, const peer_a
 	}
 	peer_remember(tp, rid, rid_len, req->hello->replica_id);
 	fieldsync__v1__welcome__init(&w);
+	if (tp->dl_rules != NULL) { /* the tablets compute deadlines as we do */
+		w.deadline_rules = tp->dl_rules;
+		w.time_zone = tp->dl_zone;
+		w.time_zone_tzif.data = tp->dl_tzif;
+		w.time_zone_tzif.len = tp->dl_tzif_len;
+	}
 	w.protocol = FIELDSYNC_PROTOCOL;
 	w.server_id = (char *)store_server_id(tp->s);
 	if (peer->all_scopes) { /* dev mode grants every scope; "*" says so */
@@ -177,12 +183,6 @@ handle_hello(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, const peer_a
 	w.max_changes_per_push = tp->c->max_changes_per_push;
 	w.max_message_bytes = tp->c->max_message_bytes;
 	w.server_time_ms = clock_wall_ms();
-	if (tp->dl_rules != NULL) { /* the tablets compute deadlines as we do */
-		w.deadline_rules = tp->dl_rules;
-		w.time_zone = tp->dl_zone;
-		w.time_zone_tzif.data = tp->dl_tzif;
-		w.time_zone_tzif.len = tp->dl_tzif_len;
-	}
 	wire_welcome(req->request_id, &w, &buf, &len);
 	send_reply(tp, rid, rid_len, buf, len);
 	free(buf);

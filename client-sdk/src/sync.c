@@ -127,6 +127,9 @@ hello(sync_run *r, size_t *max, size_t *budget)
 		err = FS_ERR_PROTOCOL;
 		goto out;
 	}
+	/* the daemon's rule table and zone, for fs_deadlines offline; never
+	 * fails the sync (a table not kept stays the old one) */
+	(void)sdk_deadlines_welcome(r->s, rep->welcome);
 	*max = rep->welcome->max_changes_per_push ? rep->welcome->max_changes_per_push
 	                                          : DEFAULT_BATCH;
 	if (*max > BATCH_MAX)
@@ -136,9 +139,6 @@ hello(sync_run *r, size_t *max, size_t *budget)
 	if (mb > SDK_RECV_MAX)
 		mb = SDK_RECV_MAX;
 	*budget = (size_t)(mb - mb / 8); /* room for the envelope */
-	/* the daemon's rule table and zone, for fs_deadlines offline; never
-	 * fails the sync (a table not kept stays the old one) */
-	(void)sdk_deadlines_welcome(r->s, rep->welcome);
 out:
 	if (rep != NULL)
 		fieldsync__v1__envelope__free_unpacked(rep, NULL);
