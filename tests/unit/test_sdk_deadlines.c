@@ -395,3 +395,32 @@ Test(sdk_deadlines, filters_and_order, .fini = fini_list)
 	cr_expect_eq(fs_deadlines(NULL, now, NULL, &l), FS_ERR_INVALID);
 	fs_deadlines_free(&l); /* NULL: fine */
 }
+
+/* An encrypted store: the payloads are opened on the way to the rules. */
+Test(sdk_deadlines, encrypted_store, .fini = fini_list)
+{
+	uint8_t key[FS_STORE_KEY_LEN];
+	fs_store_opts o = {0};
+	char *edir = fs_test_tmpdir();
+	fs_store *plain = tab;
+	const fs_deadline *r;
+
+	memset(key, 7, sizeof(key));
+	o.key = key;
+	o.key_len = sizeof(key);
+	o.key_id = "k1";
+	cr_assert_eq(fs_store_create_ex(edir, &o, &tab), FS_OK);
+	cr_assert(fs_store_encrypted(tab));
+	put_json("case", CASE, NULL,
+	         "{\"first_contact_at_ms\": %" PRId64 ", \"contact_person\": \"staff-3\"}",
+	         L(2026, 3, 3, 10, 0));
+	contact("k1", "COUNSELLING", L(2026, 3, 4, 10, 0), 0);
+	cr_assert_not_null(r = at(D(2026, 3, 5), "quick-help/" CASE));
+	cr_expect_str_eq(r->state, "MET");
+	cr_expect_str_eq(r->contact_person, "staff-3");
+	fs_deadlines_free(&g_list);
+	fs_store_close(&tab);
+	tab = plain;
+	fs_test_rm_rf(edir);
+	free(edir);
+}
