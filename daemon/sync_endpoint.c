@@ -25,6 +25,8 @@
 #include "clock.h"
 #include "events.h"
 #include "feed.h"
+#include "fieldsync/calendar.h"
+#include "fieldsync/rules.h"
 #include "log.h"
 #include "metrics.h"
 #include "peer.h"
@@ -52,6 +54,12 @@ struct sync_endpoint {
 	bool secure;       /* CURVE + ZAP: not --dev */
 	struct peer *peers;
 	uint64_t inflight;
+	/* what Welcome tells the tablets about deadlines (issue 13): the
+	 * effective rule table as JSON, the zone's name and its TZif bytes */
+	char *dl_rules;
+	char *dl_zone;
+	uint8_t *dl_tzif;
+	size_t dl_tzif_len;
 };
 
 static size_t
@@ -155,6 +163,12 @@ handle_hello(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, const peer_a
 	}
 	peer_remember(tp, rid, rid_len, req->hello->replica_id);
 	fieldsync__v1__welcome__init(&w);
+	if (tp->dl_rules != NULL) { /* the tablets compute deadlines as we do */
+		w.deadline_rules = tp->dl_rules;
+		w.time_zone = tp->dl_zone;
+		w.time_zone_tzif.data = tp->dl_tzif;
+		w.time_zone_tzif.len = tp->dl_tzif_len;
+	}
 	w.protocol = FIELDSYNC_PROTOCOL;
 	w.server_id = (char *)store_server_id(tp->s);
 	if (peer->all_scopes) { /* dev mode grants every scope; "*" says so */
@@ -470,6 +484,16 @@ sync_endpoint_open(void *ctx, const config *c, store *s, void *writer_pipe,
 	tp->s = s;
 	tp->writer_pipe = writer_pipe;
 	tp->secure = server_secret != NULL;
+	{ /* the rule table and zone the reminders use (checked there already) */
+		rules_config rc;
+		char err[600];
+		fs_tz *tz = tz_load(c->time_zone, err, sizeof(err));
+		if (tz == NULL || reminders_load_rules(c, &rc, err, sizeof(err)) != FSD_OK ||
+		    sync_endpoint_set_deadlines(tp, &rc, tz) != FSD_OK)
+			log_event(LOG_WARN, "Welcome will not carry the rule table and zone",
+			          LS("error", err), NULL);
+		tz_free(&tz);
+	}
 	tp->router = zmq_socket(ctx, ZMQ_ROUTER);
 	if (tp->router == NULL)
 		goto fail;
@@ -527,6 +551,35 @@ sync_endpoint_close(sync_endpoint **tpp)
 	if (tp->monitor != NULL)
 		zmq_close(tp->monitor);
 	free(tp->peers);
+	free(tp->dl_rules);
+	free(tp->dl_zone);
+	free(tp->dl_tzif);
 	free(tp);
 	*tpp = NULL;
+}
+
+fsd_err
+sync_endpoint_set_deadlines(sync_endpoint *se, const rules_config *rc, const fs_tz *tz)
+{
+	size_t len = 0;
+	const uint8_t *img = tz_tzif(tz, &len);
+	char *rules = rules_config_to_json(rc);
+	char *zone = strdup(tz_name(tz));
+	uint8_t *tzif = malloc(len > 0 ? len : 1);
+
+	if (rules == NULL || zone == NULL || tzif == NULL) {
+		free(rules);
+		free(zone);
+		free(tzif);
+		return FSD_NOMEM;
+	}
+	memcpy(tzif, img, len);
+	free(se->dl_rules);
+	free(se->dl_zone);
+	free(se->dl_tzif);
+	se->dl_rules = rules;
+	se->dl_zone = zone;
+	se->dl_tzif = tzif;
+	se->dl_tzif_len = len;
+	return FSD_OK;
 }

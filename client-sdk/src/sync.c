@@ -3,6 +3,8 @@
  * (PROTOCOL.md §1, §2, §4, §5).
  *
  *   Hello -> Welcome          max_changes_per_push and max_message_bytes
+ *                             (and the deadline table and zone, kept by
+ *                             deadlines.c for fs_deadlines)
  *   push in-flight sets       change sets made by an earlier sync and never
  *                             answered, resent byte for byte (same
  *                             changeset_id: the daemon applies them once)
@@ -46,6 +48,7 @@
 
 #include "conn.h"
 #include "credstore.h"
+#include "deadlines.h"
 #include "lists.h"
 #include "pull.h"
 #include "push.h"
@@ -132,6 +135,9 @@ hello(sync_run *r, size_t *max, size_t *budget)
 		err = FS_ERR_PROTOCOL;
 		goto out;
 	}
+	/* the daemon's rule table and zone, for fs_deadlines offline; never
+	 * fails the sync (a table not kept stays the old one) */
+	(void)sdk_deadlines_welcome(r->s, rep->welcome);
 	*max = rep->welcome->max_changes_per_push ? rep->welcome->max_changes_per_push
 	                                          : DEFAULT_BATCH;
 	if (*max > BATCH_MAX)

@@ -537,6 +537,66 @@ typedef struct fs_status {
 
 FIELDSYNC_API fs_err fs_status_get(fs_store *s, fs_status *out);
 
+/* ---- deadlines on the tablet, offline (docs/reminders.md) ---------------- */
+
+/*
+ * One reminder the local data implies, as the daemon computes it
+ * (proto/include/fieldsync/rules.h, METHOD.md revision 2). Strings live as
+ * long as the list.
+ */
+typedef struct fs_deadline {
+	const char *reminder_id;    /* the daemon's: "<rule>/<case>[/<contact>]" */
+	const char *rule;           /* "quick-help", ... */
+	const char *case_id;        /* the case record's id */
+	const char *scope;          /* the case record's scope */
+	const char *contact_person; /* the case's staff id; "" when none */
+	const char *state;          /* "SCHEDULED", "WARNING", "DUE", "OVERDUE" or "MET" */
+	int64_t due_at_ms;          /* the deadline */
+	int64_t due_day_ms;         /* the first instant of its local day (state DUE) */
+	int64_t warning_at_ms;      /* state WARNING from here; 0: the rule has no warning */
+} fs_deadline;
+
+typedef struct fs_deadline_list {
+	size_t n;
+	/* OVERDUE first, then the other active ones, then MET; each group by
+	 * due_at_ms, then reminder_id */
+	fs_deadline *items;
+	const char *time_zone; /* the service's zone the list was computed in */
+	/* false: no Welcome carried a rule table yet, so METHOD.md's defaults
+	 * in Europe/Copenhagen */
+	bool from_daemon;
+	/* the first instant after now_ms at which the list changes with the
+	 * clock alone (a state moves, a talk still to come is held); 0: none */
+	int64_t next_change_ms;
+} fs_deadline_list;
+
+/* Zero-initialise; each member set narrows the list. */
+typedef struct fs_deadline_filter {
+	const char *contact_person; /* only this staff id (the case's contact person) */
+	const char *case_id;        /* only this case */
+	int64_t due_within_ms;      /* > 0: only active reminders (not MET) due by
+	                               now_ms + due_within_ms, overdue ones included */
+} fs_deadline_filter;
+
+/*
+ * Every reminder the LOCAL data implies at now_ms: the started ones, MET
+ * included, CANCELLED never (a case that ended or was deleted lists none of
+ * its course rules). Local edits count at once, before any sync; every live
+ * sibling of a record in conflict counts, as at the daemon (a conflict
+ * never hides a deadline), and a case counts only the contacts in its own
+ * scope (METHOD.md reading 10). The rule table and time zone are the ones
+ * the daemon sent in the last Welcome that carried them (fs_sync keeps
+ * them); before that, METHOD.md's defaults in Europe/Copenhagen (from the
+ * tablet's tz database, else a built-in rule that matches it since 1996).
+ * filter may be NULL. One read transaction; safe while fs_sync runs in
+ * another thread. *out is the caller's: free with fs_deadlines_free().
+ * FS_ERR_CORRUPT when a stored table or zone no longer loads.
+ */
+FIELDSYNC_API fs_err fs_deadlines(fs_store *s, int64_t now_ms, const fs_deadline_filter *filter,
+                                  fs_deadline_list **out);
+/* Frees *l (may be NULL or point to NULL) and sets *l = NULL. */
+FIELDSYNC_API void fs_deadlines_free(fs_deadline_list **l);
+
 /* ---- typed collections as JSON (METHOD.md) ------------------------------ */
 
 /* True for "case" and "contact". */
