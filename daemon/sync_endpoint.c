@@ -32,10 +32,12 @@
 #include "sync_endpoint.h"
 #include "validate.h"
 #include "wire.h"
+#include "wire_page.h"
 #include "writer.h"
 #include "zap.h"
 
 #define PEERS 4096
+#define PULL_WINDOW_MAX 16 /* pages one PullRequest may ask for (Welcome.max_window) */
 
 /* What a peer said in Hello, keyed by its routing id (bounded, overwritten). */
 struct peer {
@@ -132,6 +134,24 @@ send_error(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, uint64_t reque
 	free(buf);
 }
 
+/*
+ * The optional Welcome fields of issue 15 (protocol.md §2.1), for a device
+ * that said in Hello which encodings it reads; others see none of them.
+ */
+static void
+welcome_fast(sync_endpoint *tp, const Fieldsync__V1__Hello *h, Fieldsync__V1__Welcome *w)
+{
+	store_txn *t = NULL;
+	if (h->accept_encoding == 0)
+		return;
+	w->encodings = h->accept_encoding & WIRE_ENCODING_ZSTD;
+	w->max_window = PULL_WINDOW_MAX;
+	if (store_read_begin(tp->s, &t) == FSD_OK) {
+		w->feed_seq = store_last_seq(t);
+		store_read_end(&t);
+	}
+}
+
 static void
 handle_hello(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, const peer_auth *peer,
              fs_envelope *req)
@@ -169,6 +189,7 @@ handle_hello(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, const peer_a
 	w.max_changes_per_push = tp->c->max_changes_per_push;
 	w.max_message_bytes = tp->c->max_message_bytes;
 	w.server_time_ms = clock_wall_ms();
+	welcome_fast(tp, req->hello, &w);
 	wire_welcome(req->request_id, &w, &buf, &len);
 	send_reply(tp, rid, rid_len, buf, len);
 	free(buf);
@@ -185,19 +206,35 @@ handle_pull(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, const peer_au
 		           "a scheduler may only replay reminders", 0);
 		return;
 	}
-	feed_page page;
-	fsd_err rc = feed_pull(tp->s, tp->c, peer, req->pull, &page);
-	if (rc == FSD_OK) {
-		rc = wire_pull_reply(req->request_id, &page.reply, &buf, &len);
-		feed_page_free(&page);
-	}
-	if (rc != FSD_OK)
-		send_error(tp, rid, rid_len, req->request_id,
-		           FIELDSYNC__V1__ERROR__CODE__UNAVAILABLE, "the feed could not be read",
-		           1000);
-	else
+	/* Streaming pull (protocol.md §5.1): up to `window` pages back to back,
+	 * each from the last one's last_seq; one page when window is 0 or 1. */
+	Fieldsync__V1__PullRequest pr = *req->pull;
+	uint32_t window = pr.window < 1 ? 1 : pr.window > PULL_WINDOW_MAX ? PULL_WINDOW_MAX : pr.window;
+	uint32_t enc = pr.encoding & WIRE_ENCODING_ZSTD;
+	for (uint32_t i = 0; i < window; i++) {
+		feed_page page;
+		bool more = false;
+		fsd_err rc = feed_pull(tp->s, tp->c, peer, &pr, &page);
+		if (rc == FSD_OK) {
+			more = page.reply.more;
+			pr.since_seq = page.reply.last_seq;
+			rc = enc || pr.lean ? wire_pull_page(req->request_id, &page.reply, enc, pr.lean,
+			                                     &buf, &len)
+			                    : wire_pull_reply(req->request_id, &page.reply, &buf, &len);
+			feed_page_free(&page);
+		}
+		if (rc != FSD_OK) {
+			send_error(tp, rid, rid_len, req->request_id,
+			           FIELDSYNC__V1__ERROR__CODE__UNAVAILABLE, "the feed could not be read",
+			           1000);
+			return;
+		}
 		send_reply(tp, rid, rid_len, buf, len);
-	free(buf);
+		free(buf);
+		buf = NULL;
+		if (!more)
+			return;
+	}
 }
 
 static void

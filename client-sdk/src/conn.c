@@ -233,13 +233,55 @@ conn_wait(sdk_conn *c, short events, int64_t deadline)
 	}
 }
 
+/*
+ * Waits for the next reply to request_id (or an Error with request_id 0);
+ * drops replies to other ids. Shared by sdk_conn_call and, for the pages
+ * of a streaming pull, sdk_conn_recv.
+ */
+fs_err
+sdk_conn_recv(sdk_conn *c, uint64_t request_id, int64_t deadline, envelope **rep)
+{
+	zmq_msg_t m;
+
+	*rep = NULL;
+	if (c->sock == NULL)
+		return FS_ERR_NETWORK;
+	for (;;) {
+		int more = 0;
+		size_t more_len = sizeof(more);
+		fs_err err;
+		if ((err = conn_wait(c, ZMQ_POLLIN, deadline)) != FS_OK)
+			return err;
+		zmq_msg_init(&m);
+		if (zmq_msg_recv(&m, c->sock, ZMQ_DONTWAIT) < 0) {
+			zmq_msg_close(&m);
+			continue;
+		}
+		zmq_getsockopt(c->sock, ZMQ_RCVMORE, &more, &more_len);
+		if (more) { /* a reply is exactly one frame: drain and refuse */
+			zmq_msg_close(&m);
+			sdk_drain_frames(c->sock);
+			return FS_ERR_PROTOCOL;
+		}
+		envelope *r =
+			fieldsync__v1__envelope__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
+		zmq_msg_close(&m);
+		if (r == NULL)
+			return FS_ERR_PROTOCOL;
+		if (r->request_id == request_id ||
+		    (r->request_id == 0 && r->body_case == FIELDSYNC__V1__ENVELOPE__BODY_ERROR)) {
+			*rep = r;
+			return FS_OK;
+		}
+		fieldsync__v1__envelope__free_unpacked(r, NULL); /* a stale reply */
+	}
+}
+
 fs_err
 sdk_conn_call(sdk_conn *c, envelope *e, int64_t deadline, envelope **rep)
 {
 	uint8_t *buf = NULL;
 	fs_err err = FS_OK;
-	zmq_msg_t m;
-	bool m_open = false;
 
 	*rep = NULL;
 	if (c->sock == NULL)
@@ -259,42 +301,8 @@ sdk_conn_call(sdk_conn *c, envelope *e, int64_t deadline, envelope **rep)
 			goto out;
 		}
 	}
-	for (;;) {
-		int more = 0;
-		size_t more_len = sizeof(more);
-		if ((err = conn_wait(c, ZMQ_POLLIN, deadline)) != FS_OK)
-			goto out;
-		zmq_msg_init(&m);
-		m_open = true;
-		if (zmq_msg_recv(&m, c->sock, ZMQ_DONTWAIT) < 0) {
-			zmq_msg_close(&m);
-			m_open = false;
-			continue;
-		}
-		zmq_getsockopt(c->sock, ZMQ_RCVMORE, &more, &more_len);
-		if (more) { /* a reply is exactly one frame: drain and refuse */
-			sdk_drain_frames(c->sock);
-			err = FS_ERR_PROTOCOL;
-			goto out;
-		}
-		envelope *r =
-			fieldsync__v1__envelope__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
-		zmq_msg_close(&m);
-		m_open = false;
-		if (r == NULL) {
-			err = FS_ERR_PROTOCOL;
-			goto out;
-		}
-		if (r->request_id == e->request_id ||
-		    (r->request_id == 0 && r->body_case == FIELDSYNC__V1__ENVELOPE__BODY_ERROR)) {
-			*rep = r;
-			goto out;
-		}
-		fieldsync__v1__envelope__free_unpacked(r, NULL); /* a stale reply */
-	}
+	err = sdk_conn_recv(c, e->request_id, deadline, rep);
 out:
-	if (m_open)
-		zmq_msg_close(&m);
 	free(buf);
 	return err;
 }

@@ -77,6 +77,15 @@ fs_err sdk_conn_open(sdk_conn *c, void *ctx, const char *endpoint, const sdk_cur
 fs_err sdk_conn_call(sdk_conn *c, Fieldsync__V1__Envelope *e, int64_t deadline,
                      Fieldsync__V1__Envelope **rep);
 
+/*
+ * Waits until deadline for one more reply to request_id (an Error with
+ * request_id 0 too), dropping others: the later pages of a streaming pull
+ * (protocol.md §5.1), which share their PullRequest's id. Errors as for
+ * sdk_conn_call.
+ */
+fs_err sdk_conn_recv(sdk_conn *c, uint64_t request_id, int64_t deadline,
+                     Fieldsync__V1__Envelope **rep);
+
 /* The daemon refused this key in the CURVE handshake (revoked, unknown). */
 bool sdk_conn_key_refused(const sdk_conn *c);
 

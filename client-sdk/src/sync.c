@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "compress.h"
 #include "conn.h"
 #include "credstore.h"
 #include "lists.h"
@@ -57,6 +58,9 @@ typedef struct sync_run {
 	fs_sync_stats st;
 	fs_progress pr;
 	char msg[256];
+	/* issue 15 (protocol.md §2.1, §5.1): what Welcome offered, 0: nothing */
+	uint32_t encodings, max_window;
+	uint64_t feed_seq;
 } sync_run;
 
 static const char *
@@ -112,6 +116,7 @@ hello(sync_run *r, size_t *max, size_t *budget)
 	h.protocol = 1;
 	h.replica_id = (char *)fs_store_replica_id(r->s);
 	h.client = "libfieldsync/0.1";
+	h.accept_encoding = SDK_ENCODING_ZSTD;
 	e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_HELLO;
 	e.hello = &h;
 	if ((err = sdk_conn_call(&r->c, &e, r->deadline, &rep)) != FS_OK)
@@ -133,6 +138,9 @@ hello(sync_run *r, size_t *max, size_t *budget)
 	if (mb > SDK_RECV_MAX)
 		mb = SDK_RECV_MAX;
 	*budget = (size_t)(mb - mb / 8); /* room for the envelope */
+	r->encodings = rep->welcome->encodings & SDK_ENCODING_ZSTD;
+	r->max_window = rep->welcome->max_window;
+	r->feed_seq = rep->welcome->feed_seq;
 out:
 	if (rep != NULL)
 		fieldsync__v1__envelope__free_unpacked(rep, NULL);
@@ -240,12 +248,56 @@ push_all(sync_run *r, size_t max, size_t budget)
 	}
 }
 
+/*
+ * One page of the feed: decoded (a compressed or lean page made whole),
+ * checked, applied and checkpointed in one local commit, then *since
+ * moves (never ahead of the commit). *more: the feed has more.
+ */
 static fs_err
-pull_all(sync_run *r)
+pull_page(sync_run *r, envelope *rep, bool lean, uint64_t *since, bool *more)
+{
+	uint64_t applied = 0;
+	fs_err err;
+
+	*more = false;
+	if (rep->body_case == FIELDSYNC__V1__ENVELOPE__BODY_ERROR && rep->error != NULL)
+		return error_reply(r, rep->error);
+	if (rep->body_case != FIELDSYNC__V1__ENVELOPE__BODY_PULL_REPLY || rep->pull_reply == NULL)
+		return FS_ERR_PROTOCOL;
+	Fieldsync__V1__PullReply *p = rep->pull_reply;
+	if (p->more && p->last_seq <= *since) {
+		snprintf(r->msg, sizeof(r->msg), "the feed did not advance");
+		return FS_ERR_PROTOCOL; /* "more" without progress would loop forever */
+	}
+	if (p->records_zstd.len != 0 && r->encodings == 0)
+		return FS_ERR_PROTOCOL; /* never asked for */
+	if ((err = sdk_page_inflate(p, SDK_PAGE_RAW_MAX)) != FS_OK) {
+		snprintf(r->msg, sizeof(r->msg), "a compressed page does not decode within %llu bytes",
+		         (unsigned long long)SDK_PAGE_RAW_MAX);
+		return err;
+	}
+	if (lean && (err = sdk_page_unlean(p)) != FS_OK)
+		return err;
+	if ((err = sdk_pull_apply(r->s, p, &applied)) != FS_OK)
+		return err;
+	*more = p->more;
+	r->st.pulled += p->n_records;
+	r->pr.done += p->n_records;
+	if (p->last_seq > *since)
+		*since = p->last_seq;
+	progress(r);
+	return FS_OK;
+}
+
+static fs_err
+pull_all(sync_run *r, bool pushed)
 {
 	uint64_t since;
 	fs_err err;
 	Fieldsync__V1__PullRequest pr = FIELDSYNC__V1__PULL_REQUEST__INIT;
+	/* Streaming (§5.1): windows of 4, 8, ... pages up to Welcome.max_window. */
+	uint32_t window = r->max_window > 1 ? (r->max_window < 4 ? r->max_window : 4) : 1;
+	bool lean = r->max_window != 0;
 
 	if ((err = sdk_checkpoint_get(r->s, &since)) != FS_OK)
 		return err;
@@ -253,37 +305,34 @@ pull_all(sync_run *r)
 	r->pr.done = 0;
 	r->pr.total = 0;
 	progress(r);
+	/* Up to date already (§2.1): Welcome's feed_seq is at or behind the
+	 * checkpoint and this sync pushed nothing, so a pull would be empty. */
+	if (r->feed_seq != 0 && since >= r->feed_seq && !pushed)
+		return FS_OK;
 	for (;;) {
 		envelope e = FIELDSYNC__V1__ENVELOPE__INIT, *rep = NULL;
-		uint64_t applied = 0;
+		bool more = false;
 		pr.since_seq = since;
 		pr.limit = r->o->pull_limit ? r->o->pull_limit : DEFAULT_PULL_LIMIT;
+		pr.window = window > 1 ? window : 0;
+		pr.encoding = r->encodings;
+		pr.lean = lean;
 		e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_PULL;
 		e.pull = &pr;
 		if ((err = sdk_conn_call(&r->c, &e, r->deadline, &rep)) != FS_OK)
 			return err;
-		if (rep->body_case == FIELDSYNC__V1__ENVELOPE__BODY_ERROR && rep->error != NULL) {
-			err = error_reply(r, rep->error);
-		} else if (rep->body_case != FIELDSYNC__V1__ENVELOPE__BODY_PULL_REPLY ||
-		           rep->pull_reply == NULL) {
-			err = FS_ERR_PROTOCOL;
-		} else if (rep->pull_reply->more && rep->pull_reply->last_seq <= since) {
-			err = FS_ERR_PROTOCOL; /* "more" without progress would loop forever */
-			snprintf(r->msg, sizeof(r->msg), "the feed did not advance");
-		} else {
-			err = sdk_pull_apply(r->s, rep->pull_reply, &applied);
+		for (uint32_t i = 0;;) {
+			err = pull_page(r, rep, lean, &since, &more);
+			fieldsync__v1__envelope__free_unpacked(rep, NULL);
+			if (err != FS_OK || !more)
+				return err;
+			if (++i == window)
+				break;
+			if ((err = sdk_conn_recv(&r->c, e.request_id, r->deadline, &rep)) != FS_OK)
+				return err;
 		}
-		bool more = err == FS_OK && rep->pull_reply->more;
-		if (err == FS_OK) {
-			r->st.pulled += rep->pull_reply->n_records;
-			r->pr.done += rep->pull_reply->n_records;
-			if (rep->pull_reply->last_seq > since)
-				since = rep->pull_reply->last_seq;
-			progress(r);
-		}
-		fieldsync__v1__envelope__free_unpacked(rep, NULL);
-		if (err != FS_OK || !more)
-			return err;
+		if (window < r->max_window)
+			window = window * 2 < r->max_window ? window * 2 : r->max_window;
 	}
 }
 
@@ -330,7 +379,7 @@ fs_sync(fs_store *s, const fs_sync_opts *o, fs_sync_stats *stats)
 		goto out;
 	if ((err = push_all(&r, max, budget)) != FS_OK)
 		goto out;
-	err = pull_all(&r);
+	err = pull_all(&r, r.st.changesets != 0 || r.st.pushed != 0 || r.st.failed != 0);
 out:
 	sdk_conn_close(&r.c);
 	fs_credential_free(&cred); /* wipes the secret key */
