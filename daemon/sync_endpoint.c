@@ -209,7 +209,9 @@ handle_pull(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, const peer_au
 	/* Streaming pull (protocol.md §5.1): up to `window` pages back to back,
 	 * each from the last one's last_seq; one page when window is 0 or 1. */
 	Fieldsync__V1__PullRequest pr = *req->pull;
-	uint32_t window = pr.window < 1 ? 1 : pr.window > PULL_WINDOW_MAX ? PULL_WINDOW_MAX : pr.window;
+	uint32_t window = pr.window < 1                 ? 1
+	                  : pr.window > PULL_WINDOW_MAX ? PULL_WINDOW_MAX
+	                                                : pr.window;
 	uint32_t enc = pr.encoding & WIRE_ENCODING_ZSTD;
 	for (uint32_t i = 0; i < window; i++) {
 		feed_page page;
@@ -218,15 +220,16 @@ handle_pull(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, const peer_au
 		if (rc == FSD_OK) {
 			more = page.reply.more;
 			pr.since_seq = page.reply.last_seq;
-			rc = enc || pr.lean ? wire_pull_page(req->request_id, &page.reply, enc, pr.lean,
-			                                     &buf, &len)
-			                    : wire_pull_reply(req->request_id, &page.reply, &buf, &len);
+			rc = enc || pr.lean
+			             ? wire_pull_page(req->request_id, &page.reply, enc, pr.lean,
+			                              &buf, &len)
+			             : wire_pull_reply(req->request_id, &page.reply, &buf, &len);
 			feed_page_free(&page);
 		}
 		if (rc != FSD_OK) {
 			send_error(tp, rid, rid_len, req->request_id,
-			           FIELDSYNC__V1__ERROR__CODE__UNAVAILABLE, "the feed could not be read",
-			           1000);
+			           FIELDSYNC__V1__ERROR__CODE__UNAVAILABLE,
+			           "the feed could not be read", 1000);
 			return;
 		}
 		send_reply(tp, rid, rid_len, buf, len);

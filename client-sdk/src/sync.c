@@ -272,7 +272,8 @@ pull_page(sync_run *r, envelope *rep, bool lean, uint64_t *since, bool *more)
 	if (p->records_zstd.len != 0 && r->encodings == 0)
 		return FS_ERR_PROTOCOL; /* never asked for */
 	if ((err = sdk_page_inflate(p, SDK_PAGE_RAW_MAX)) != FS_OK) {
-		snprintf(r->msg, sizeof(r->msg), "a compressed page does not decode within %llu bytes",
+		snprintf(r->msg, sizeof(r->msg),
+		         "a compressed page does not decode within %llu bytes",
 		         (unsigned long long)SDK_PAGE_RAW_MAX);
 		return err;
 	}
