@@ -241,6 +241,12 @@ conn_wait(sdk_conn *c, short events, int64_t deadline)
 fs_err
 sdk_conn_recv(sdk_conn *c, uint64_t request_id, int64_t deadline, envelope **rep)
 {
+	return sdk_conn_recv_any(c, &request_id, 1, deadline, rep);
+}
+
+fs_err
+sdk_conn_recv_any(sdk_conn *c, const uint64_t *ids, size_t n, int64_t deadline, envelope **rep)
+{
 	zmq_msg_t m;
 
 	*rep = NULL;
@@ -268,8 +274,11 @@ sdk_conn_recv(sdk_conn *c, uint64_t request_id, int64_t deadline, envelope **rep
 		zmq_msg_close(&m);
 		if (r == NULL)
 			return FS_ERR_PROTOCOL;
-		if (r->request_id == request_id ||
-		    (r->request_id == 0 && r->body_case == FIELDSYNC__V1__ENVELOPE__BODY_ERROR)) {
+		bool mine =
+			r->request_id == 0 && r->body_case == FIELDSYNC__V1__ENVELOPE__BODY_ERROR;
+		for (size_t i = 0; i < n && !mine; i++)
+			mine = r->request_id == ids[i];
+		if (mine) {
 			*rep = r;
 			return FS_OK;
 		}
@@ -278,12 +287,11 @@ sdk_conn_recv(sdk_conn *c, uint64_t request_id, int64_t deadline, envelope **rep
 }
 
 fs_err
-sdk_conn_call(sdk_conn *c, envelope *e, int64_t deadline, envelope **rep)
+sdk_conn_send(sdk_conn *c, envelope *e, int64_t deadline)
 {
 	uint8_t *buf = NULL;
 	fs_err err = FS_OK;
 
-	*rep = NULL;
 	if (c->sock == NULL)
 		return FS_ERR_NETWORK; /* never opened, or a reopen failed */
 	e->request_id = c->next_rid++;
@@ -293,16 +301,25 @@ sdk_conn_call(sdk_conn *c, envelope *e, int64_t deadline, envelope **rep)
 	fieldsync__v1__envelope__pack(e, buf);
 	for (;;) {
 		if ((err = conn_wait(c, ZMQ_POLLOUT, deadline)) != FS_OK)
-			goto out;
+			break;
 		if (zmq_send(c->sock, buf, len, ZMQ_DONTWAIT) == (int)len)
 			break;
 		if (zmq_errno() != EAGAIN && zmq_errno() != EINTR) {
 			err = FS_ERR_NETWORK;
-			goto out;
+			break;
 		}
 	}
-	err = sdk_conn_recv(c, e->request_id, deadline, rep);
-out:
 	free(buf);
 	return err;
+}
+
+fs_err
+sdk_conn_call(sdk_conn *c, envelope *e, int64_t deadline, envelope **rep)
+{
+	fs_err err;
+
+	*rep = NULL;
+	if ((err = sdk_conn_send(c, e, deadline)) != FS_OK)
+		return err;
+	return sdk_conn_recv(c, e->request_id, deadline, rep);
 }

@@ -47,6 +47,7 @@
 #define DEFAULT_PULL_LIMIT 500
 #define DEFAULT_BATCH 100
 #define BATCH_MAX 10000
+#define PUSH_WINDOW 4 /* change sets in flight at once (push_window) */
 
 typedef Fieldsync__V1__Envelope envelope;
 
@@ -147,26 +148,48 @@ out:
 	return err;
 }
 
+/* The in-flight change set in bytes, checked; NULL when it does not decode. */
+static sdk_push_request *
+push_unpack(const uint8_t *bytes, size_t len)
+{
+	sdk_push_request *req = fieldsync__v1__push_request__unpack(NULL, len, bytes);
+	for (size_t i = 0; req != NULL && i < req->n_changes; i++)
+		if (req->changes[i] == NULL || req->changes[i]->record == NULL) {
+			fieldsync__v1__push_request__free_unpacked(req, NULL);
+			return NULL;
+		}
+	return req;
+}
+
+static fs_err push_settle(sync_run *r, uint64_t key, sdk_push_request *req, envelope *rep);
+
 /* Sends in-flight change set `key` and applies the answer. */
 static fs_err
 push_one(sync_run *r, uint64_t key, const uint8_t *bytes, size_t len)
 {
 	envelope e = FIELDSYNC__V1__ENVELOPE__INIT, *rep = NULL;
-	sdk_push_request *req = fieldsync__v1__push_request__unpack(NULL, len, bytes);
-	sdk_push_outcome oc = {0, 0, 0, 0};
+	sdk_push_request *req = push_unpack(bytes, len);
 	fs_err err;
 
 	if (req == NULL)
 		return FS_ERR_CORRUPT;
-	for (size_t i = 0; i < req->n_changes; i++)
-		if (req->changes[i] == NULL || req->changes[i]->record == NULL) {
-			err = FS_ERR_CORRUPT;
-			goto out;
-		}
 	e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_PUSH;
 	e.push = req;
-	if ((err = sdk_conn_call(&r->c, &e, r->deadline, &rep)) != FS_OK)
-		goto out;
+	if ((err = sdk_conn_call(&r->c, &e, r->deadline, &rep)) != FS_OK) {
+		fieldsync__v1__push_request__free_unpacked(req, NULL);
+		return err;
+	}
+	return push_settle(r, key, req, rep);
+}
+
+/* Applies the answer rep to in-flight change set `key` (request req);
+ * frees rep and req. */
+static fs_err
+push_settle(sync_run *r, uint64_t key, sdk_push_request *req, envelope *rep)
+{
+	sdk_push_outcome oc = {0, 0, 0, 0};
+	fs_err err;
+
 	if (rep->body_case == FIELDSYNC__V1__ENVELOPE__BODY_ERROR && rep->error != NULL) {
 		int code = rep->error->code;
 		if (code == FIELDSYNC__V1__ERROR__CODE__INVALID ||
@@ -246,6 +269,85 @@ push_all(sync_run *r, size_t max, size_t budget)
 		if (err != FS_OK)
 			return err;
 	}
+}
+
+/*
+ * push_all with a window of change sets in flight (issue 15), for a daemon
+ * that speaks protocol.md §5.1: up to PUSH_WINDOW PushRequests are sent
+ * before the first answer is awaited; each answer settles its own set
+ * (sets are made and stored before they are sent, and the daemon answers
+ * a set it already applied with its stored reply, so a cut connection
+ * re-sends them safely in the next sync).
+ */
+static fs_err
+push_window(sync_run *r, size_t max, size_t budget)
+{
+	struct {
+		uint64_t key, rid;
+		sdk_push_request *req;
+	} w[PUSH_WINDOW];
+	uint64_t key = 0, rids[PUSH_WINDOW];
+	size_t n = 0;
+	bool resend = true, made_all = false;
+	fs_err err;
+
+	r->pr.phase = FS_SYNC_PUSH;
+	if ((err = sdk_pending_count(r->s, &r->pr.total)) != FS_OK)
+		return err;
+	progress(r);
+	for (;;) {
+		while (n < PUSH_WINDOW && !made_all) {
+			uint8_t *bytes = NULL;
+			size_t len = 0;
+			/* first what an earlier sync sent and never heard back about */
+			err = resend ? sdk_inflight_next(r->s, &key, &bytes, &len)
+			             : sdk_push_prepare(r->s, max, budget, &key, &bytes, &len);
+			if (err == FS_ERR_NOT_FOUND) {
+				made_all = !resend;
+				resend = false;
+				continue;
+			}
+			if (err != FS_OK)
+				goto out;
+			w[n].req = push_unpack(bytes, len);
+			free(bytes);
+			if (w[n].req == NULL) {
+				err = FS_ERR_CORRUPT;
+				goto out;
+			}
+			envelope e = FIELDSYNC__V1__ENVELOPE__INIT;
+			e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_PUSH;
+			e.push = w[n].req;
+			w[n].key = key;
+			n++;
+			if ((err = sdk_conn_send(&r->c, &e, r->deadline)) != FS_OK)
+				goto out;
+			w[n - 1].rid = rids[n - 1] = e.request_id;
+		}
+		if (n == 0)
+			return FS_OK;
+		envelope *rep = NULL;
+		if ((err = sdk_conn_recv_any(&r->c, rids, n, r->deadline, &rep)) != FS_OK)
+			goto out;
+		size_t i = 0;
+		while (i < n && w[i].rid != rep->request_id)
+			i++;
+		if (i == n) { /* an Error for no request in particular */
+			err = rep->error != NULL ? error_reply(r, rep->error) : FS_ERR_PROTOCOL;
+			fieldsync__v1__envelope__free_unpacked(rep, NULL);
+			goto out;
+		}
+		err = push_settle(r, w[i].key, w[i].req, rep);
+		w[i] = w[--n];
+		rids[i] = rids[n];
+		if (err != FS_OK)
+			goto out;
+		made_all = false; /* a refused set may have requeued its changes */
+	}
+out:
+	for (size_t i = 0; i < n; i++)
+		fieldsync__v1__push_request__free_unpacked(w[i].req, NULL);
+	return err;
 }
 
 /*
@@ -378,7 +480,7 @@ fs_sync(fs_store *s, const fs_sync_opts *o, fs_sync_stats *stats)
 	progress(&r);
 	if ((err = hello(&r, &max, &budget)) != FS_OK)
 		goto out;
-	if ((err = push_all(&r, max, budget)) != FS_OK)
+	if ((err = (r.max_window != 0 ? push_window : push_all)(&r, max, budget)) != FS_OK)
 		goto out;
 	err = pull_all(&r, r.st.changesets != 0 || r.st.pushed != 0 || r.st.failed != 0);
 out:
