@@ -163,6 +163,7 @@ writer_round(writer *w, push_job **jobs, size_t n)
 			rc = reminders_tick(w->rem, t, clock_deadline_ms(w->c->clock_offset_ms));
 		int64_t next_fire = rc == FSD_OK ? reminders_next_fire(w->rem, t) : 0;
 		int64_t conflicts = rc == FSD_OK ? (int64_t)changeset_conflicts_open(t) : 0;
+		int64_t last_event = rc == FSD_OK ? (int64_t)events_last_seq(t) : 0;
 		int64_t counts[METRIC_RULES][METRIC_STATES];
 		for (int r = 0; rc == FSD_OK && r < METRIC_RULES; r++)
 			for (int st = 0; st < METRIC_STATES; st++)
@@ -179,6 +180,7 @@ writer_round(writer *w, push_job **jobs, size_t n)
 			if (n > 0)
 				metrics_observe(METRIC_COMMIT_BATCH_CHANGESETS, (double)n);
 			metrics_set(METRIC_CONFLICTS_OPEN, 0, conflicts);
+			metrics_set(METRIC_EVENTS_LAST_SEQ, 0, last_event);
 			for (int r = 0; r < METRIC_RULES; r++)
 				for (int st = 0; st < METRIC_STATES; st++)
 					metrics_set(METRIC_REMINDERS, metrics_rule_state(r, st),
@@ -234,6 +236,7 @@ writer_recover(writer *w)
 	event_batch *b = NULL;
 	events_unpublished(t, &b);
 	w->handed_seq = events_last_seq(t);
+	metrics_set(METRIC_EVENTS_LAST_SEQ, 0, (int64_t)w->handed_seq);
 	store_read_end(&t);
 	if (b != NULL) {
 		log_event(LOG_INFO, "republishing reminder events a restart may have held back",
