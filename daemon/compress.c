@@ -23,3 +23,23 @@ compress_zstd(const uint8_t *src, size_t len, int level, uint8_t **out, size_t *
 	*outlen = n;
 	return FSD_OK;
 }
+
+fsd_err
+compress_zstd_open(const uint8_t *src, size_t len, uint64_t size, uint64_t cap, uint8_t **out)
+{
+	if (size > cap)
+		return FSD_TOO_LARGE;
+	unsigned long long fsz = ZSTD_getFrameContentSize(src, len);
+	if (size == 0 || fsz != size)
+		return FSD_INVALID; /* also ZSTD_CONTENTSIZE_UNKNOWN and _ERROR */
+	uint8_t *buf = malloc((size_t)size);
+	if (buf == NULL)
+		return FSD_NOMEM;
+	size_t n = ZSTD_decompress(buf, (size_t)size, src, len);
+	if (ZSTD_isError(n) || n != size) {
+		free(buf);
+		return FSD_INVALID;
+	}
+	*out = buf;
+	return FSD_OK;
+}

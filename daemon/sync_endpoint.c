@@ -281,6 +281,19 @@ handle_push(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, const peer_au
 		fieldsync__v1__envelope__free_unpacked(req, NULL);
 		return;
 	}
+	/* a compressed change set (protocol.md §4.1): opened under the frame limit */
+	fsd_err zrc = wire_push_inflate(p, tp->c->max_message_bytes);
+	if (zrc != FSD_OK) {
+		send_error(
+			tp, rid, rid_len, req->request_id,
+			zrc == FSD_TOO_LARGE ? FIELDSYNC__V1__ERROR__CODE__TOO_LARGE
+			: zrc == FSD_NOMEM   ? FIELDSYNC__V1__ERROR__CODE__BUSY
+					     : FIELDSYNC__V1__ERROR__CODE__MALFORMED,
+			"changes_zstd: not one zstd frame of changes_size bytes within the frame limit",
+			zrc == FSD_NOMEM ? 200 : 0);
+		fieldsync__v1__envelope__free_unpacked(req, NULL);
+		return;
+	}
 	fsd_err vrc = validate_push(tp->c, peer, p, &code, msg, sizeof(msg), &rej);
 	if (vrc != FSD_OK) {
 		if (rej != NULL) {

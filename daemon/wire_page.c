@@ -96,3 +96,54 @@ out:
 	free(z);
 	return rc;
 }
+
+struct budget {
+	size_t left;
+};
+
+static void *
+budget_alloc(void *data, size_t size)
+{
+	struct budget *b = data;
+	if (size > b->left)
+		return NULL;
+	b->left -= size;
+	return malloc(size);
+}
+
+static void
+budget_free(void *data, void *p)
+{
+	(void)data;
+	free(p);
+}
+
+fsd_err
+wire_push_inflate(Fieldsync__V1__PushRequest *p, uint64_t cap)
+{
+	uint8_t *raw = NULL;
+	fsd_err rc;
+
+	if (p->changes_zstd.len == 0)
+		return FSD_OK;
+	if (p->n_changes != 0)
+		return FSD_INVALID;
+	rc = compress_zstd_open(p->changes_zstd.data, p->changes_zstd.len, p->changes_size, cap,
+	                        &raw);
+	if (rc != FSD_OK)
+		return rc;
+	/* the heap budget of wire_decode_envelope, for the decompressed bytes */
+	struct budget b = {.left = 16 * (size_t)p->changes_size + (1u << 20)};
+	ProtobufCAllocator a = {.alloc = budget_alloc, .free = budget_free, .allocator_data = &b};
+	Fieldsync__V1__PushRequest *in =
+		fieldsync__v1__push_request__unpack(&a, (size_t)p->changes_size, raw);
+	free(raw);
+	if (in == NULL)
+		return FSD_INVALID;
+	p->changes = in->changes;
+	p->n_changes = in->n_changes;
+	in->changes = NULL;
+	in->n_changes = 0;
+	fieldsync__v1__push_request__free_unpacked(in, NULL);
+	return FSD_OK;
+}

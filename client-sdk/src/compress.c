@@ -77,3 +77,37 @@ sdk_page_unlean(sdk_pull_reply *rep)
 	}
 	return FS_OK;
 }
+
+bool
+sdk_push_deflate(const sdk_push_request *req, sdk_push_request *out, uint8_t **z)
+{
+	sdk_push_request only = FIELDSYNC__V1__PUSH_REQUEST__INIT;
+	only.n_changes = req->n_changes;
+	only.changes = req->changes;
+	size_t len = fieldsync__v1__push_request__get_packed_size(&only);
+	if (len < SDK_PUSH_FLOOR)
+		return false;
+	uint8_t *raw = malloc(len);
+	size_t cap = ZSTD_compressBound(len);
+	uint8_t *buf = malloc(cap);
+	if (raw == NULL || buf == NULL) {
+		free(raw);
+		free(buf);
+		return false;
+	}
+	fieldsync__v1__push_request__pack(&only, raw);
+	size_t n = ZSTD_compress(buf, cap, raw, len, 3);
+	free(raw);
+	if (ZSTD_isError(n) || n >= len) {
+		free(buf);
+		return false;
+	}
+	*out = *req;
+	out->n_changes = 0;
+	out->changes = NULL;
+	out->changes_zstd.data = buf;
+	out->changes_zstd.len = n;
+	out->changes_size = len;
+	*z = buf;
+	return true;
+}

@@ -4,6 +4,9 @@
  * whose collection, id and scope were left out because their RecordState
  * carries them.
  *
+ * Also the other direction: a change set's changes compressed for a daemon
+ * that offered zstd.
+ *
  * Layer: wire (over base; no LMDB, no socket).
  *
  * Contract: nothing from the network is trusted. A compressed page is
@@ -33,5 +36,15 @@ fs_err sdk_page_inflate(sdk_pull_reply *rep, uint64_t cap);
 
 /* Fills a sibling's empty collection, id and scope from its RecordState. */
 fs_err sdk_page_unlean(sdk_pull_reply *rep);
+
+/*
+ * A change set to send compressed (protocol.md §4.1): when req's changes
+ * encode to at least SDK_PUSH_FLOOR bytes and shrink, *out becomes a
+ * shallow copy of req with the changes in out->changes_zstd (*z, malloc'd:
+ * the caller frees it after sending) and returns true; else false and
+ * nothing is set (send req as it is). req is not changed.
+ */
+#define SDK_PUSH_FLOOR 512
+bool sdk_push_deflate(const sdk_push_request *req, sdk_push_request *out, uint8_t **z);
 
 #endif

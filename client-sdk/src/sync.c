@@ -173,9 +173,13 @@ push_one(sync_run *r, uint64_t key, const uint8_t *bytes, size_t len)
 
 	if (req == NULL)
 		return FS_ERR_CORRUPT;
+	sdk_push_request zreq;
+	uint8_t *z = NULL;
 	e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_PUSH;
-	e.push = req;
-	if ((err = sdk_conn_call(&r->c, &e, r->deadline, &rep)) != FS_OK) {
+	e.push = r->encodings && sdk_push_deflate(req, &zreq, &z) ? &zreq : req;
+	err = sdk_conn_call(&r->c, &e, r->deadline, &rep);
+	free(z);
+	if (err != FS_OK) {
 		fieldsync__v1__push_request__free_unpacked(req, NULL);
 		return err;
 	}
@@ -316,11 +320,16 @@ push_window(sync_run *r, size_t max, size_t budget)
 				goto out;
 			}
 			envelope e = FIELDSYNC__V1__ENVELOPE__INIT;
+			sdk_push_request zreq;
+			uint8_t *z = NULL;
 			e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_PUSH;
-			e.push = w[n].req;
+			e.push = r->encodings && sdk_push_deflate(w[n].req, &zreq, &z) ? &zreq
+			                                                               : w[n].req;
 			w[n].key = key;
 			n++;
-			if ((err = sdk_conn_send(&r->c, &e, r->deadline)) != FS_OK)
+			err = sdk_conn_send(&r->c, &e, r->deadline);
+			free(z);
+			if (err != FS_OK)
 				goto out;
 			w[n - 1].rid = rids[n - 1] = e.request_id;
 		}
@@ -398,8 +407,8 @@ pull_all(sync_run *r, bool pushed)
 	uint64_t since;
 	fs_err err;
 	Fieldsync__V1__PullRequest pr = FIELDSYNC__V1__PULL_REQUEST__INIT;
-	/* Streaming (§5.1): windows of 4, 8, ... pages up to Welcome.max_window. */
-	uint32_t window = r->max_window > 1 ? (r->max_window < 4 ? r->max_window : 4) : 1;
+	/* Streaming (§5.1): windows of 8, 16, ... pages up to Welcome.max_window. */
+	uint32_t window = r->max_window > 1 ? (r->max_window < 8 ? r->max_window : 8) : 1;
 	bool lean = r->max_window != 0;
 
 	if ((err = sdk_checkpoint_get(r->s, &since)) != FS_OK)

@@ -48,8 +48,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				fsp_record *s = rs->siblings[j];
 				if (s == NULL)
 					continue;
-				if ((rs->collection[0] && !s->collection[0]) || (rs->id[0] && !s->id[0]) ||
-				    (rs->scope[0] && !s->scope[0]))
+				if ((rs->collection[0] && !s->collection[0]) ||
+				    (rs->id[0] && !s->id[0]) || (rs->scope[0] && !s->scope[0]))
 					fail("unlean left a field empty");
 			}
 		}

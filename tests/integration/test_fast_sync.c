@@ -5,6 +5,8 @@
  * the TCP connection after a given number of bytes in one direction.
  *
  * What is checked (never a time):
+ *   - a change set sent compressed is applied once like a plain one; a
+ *     declared size over the frame limit is TOO_LARGE, a false one MALFORMED;
  *   - a plain peer sees exactly protocol.md §2/§5 (no new Welcome fields,
  *     plain pages); a peer that asks gets compressed lean pages whose
  *     records, inflated and filled in, are byte for byte the plain ones;
@@ -548,4 +550,79 @@ Test(fast_sync, pipelined_push_cut)
 		cr_assert_eq(strcmp(strchr(sib.version, ':'), ":1"), 0, "%s", sib.version);
 		fs_record_free(&r);
 	}
+}
+
+/* Sends push request p with its changes compressed; size: what to declare. */
+static Fieldsync__V1__Envelope *
+raw_push_zstd(Fieldsync__V1__PushRequest *p, uint64_t rid, int lie)
+{
+	Fieldsync__V1__PushRequest only = FIELDSYNC__V1__PUSH_REQUEST__INIT, z = *p;
+	only.n_changes = p->n_changes;
+	only.changes = p->changes;
+	size_t len = fieldsync__v1__push_request__get_packed_size(&only);
+	uint8_t *raw = malloc(len);
+	fieldsync__v1__push_request__pack(&only, raw);
+	size_t cap = ZSTD_compressBound(len);
+	uint8_t *buf = malloc(cap);
+	size_t n = ZSTD_compress(buf, cap, raw, len, 3);
+	cr_assert(!ZSTD_isError(n));
+	z.n_changes = 0;
+	z.changes = NULL;
+	z.changes_zstd.data = buf;
+	z.changes_zstd.len = n;
+	z.changes_size = lie == 0 ? len : lie == 1 ? len - 1 : (uint64_t)1 << 40;
+	Fieldsync__V1__Envelope e = FIELDSYNC__V1__ENVELOPE__INIT;
+	e.request_id = rid;
+	e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_PUSH;
+	e.push = &z;
+	Fieldsync__V1__Envelope *rep = fs_test_call(dealer, &e, T_MS);
+	free(raw);
+	free(buf);
+	cr_assert_not_null(rep);
+	return rep;
+}
+
+Test(fast_sync, compressed_push_and_bombs)
+{
+	setup(NULL);
+	zctx = zmq_ctx_new();
+	dealer = fs_test_dealer(zctx, fs_test_daemon_endpoint(d));
+	char buf[1024];
+	fs_test_push *tp = fs_test_push_new("zset-1");
+	for (int i = 0; i < 10; i++) {
+		char id[32];
+		snprintf(id, sizeof(id), "j%05d", i);
+		size_t len = payload(buf, sizeof(buf), i);
+		fs_test_push_add(tp, "journal", id, "team-a", "raw-peer:1", false, buf, len);
+	}
+	Fieldsync__V1__Envelope *pe = fs_test_push_envelope(tp, 0);
+	/* a size over the frame limit: TOO_LARGE, nothing allocated or applied */
+	Fieldsync__V1__Envelope *rep = raw_push_zstd(pe->push, 7, 2);
+	cr_assert_eq(rep->body_case, FIELDSYNC__V1__ENVELOPE__BODY_ERROR);
+	cr_assert_eq(rep->error->code, FIELDSYNC__V1__ERROR__CODE__TOO_LARGE);
+	fieldsync__v1__envelope__free_unpacked(rep, NULL);
+	/* a size the frame does not have: MALFORMED */
+	rep = raw_push_zstd(pe->push, 8, 1);
+	cr_assert_eq(rep->body_case, FIELDSYNC__V1__ENVELOPE__BODY_ERROR);
+	cr_assert_eq(rep->error->code, FIELDSYNC__V1__ERROR__CODE__MALFORMED);
+	fieldsync__v1__envelope__free_unpacked(rep, NULL);
+	/* the real thing: applied like a plain change set, once */
+	for (int k = 0; k < 2; k++) {
+		rep = raw_push_zstd(pe->push, 9 + (uint64_t)k, 0);
+		cr_assert_eq(rep->body_case, FIELDSYNC__V1__ENVELOPE__BODY_PUSH_REPLY);
+		cr_assert_eq(rep->push_reply->n_results, 10);
+		for (size_t i = 0; i < 10; i++)
+			cr_assert_eq(rep->push_reply->results[i]->status,
+			             FIELDSYNC__V1__CHANGE_RESULT__STATUS__APPLIED,
+			             "the retry gets the stored reply");
+		fieldsync__v1__envelope__free_unpacked(rep, NULL);
+	}
+	fs_test_push_free(tp);
+	zmq_close(dealer);
+	zmq_ctx_term(zctx);
+	fs_sync_stats st;
+	cr_assert_eq(sync_via(tab[1], fs_test_daemon_endpoint(d), T_MS, 0, &st), FS_OK);
+	cr_assert_eq(st.pulled, 10);
+	for (int i = 0; i < 10; i++)
+		cr_assert(has_record(tab[1], i), "record %d", i);
 }
