@@ -13,6 +13,11 @@
  * The data is committed either way: the device's retry with the same
  * changeset_id gets the stored reply.
  *
+ * A Pull may ask for a window of pages (protocol.md §5.1): they are read
+ * and sent here one after the other, each from its own read transaction,
+ * compressed and lean when asked (wire_page.c). A Push may come with its
+ * changes compressed (§4.1): opened first, under the frame limit.
+ *
  * Threads: the ROUTER, its monitor and the writer end given at open belong
  * to the thread that opened the endpoint (the main thread).
  */
