@@ -16,10 +16,8 @@
  * With a daemon that offers issue 15's fields (Welcome.max_window,
  * protocol.md §2.1, §4.1, §5.1): Hello says the SDK reads zstd; up to
  * PUSH_WINDOW change sets are in flight at once (push_window), compressed
- * when that pays, and the first PullRequest goes out with them (its pages
- * wait until the sets are settled); the pull is skipped when
- * Welcome.feed_seq is at or behind the checkpoint and nothing was pushed;
- * otherwise each PullRequest
+ * when that pays; the pull is skipped when Welcome.feed_seq is at or
+ * behind the checkpoint and nothing was pushed; otherwise each PullRequest
  * asks for a window of compressed, lean pages, each applied and
  * checkpointed on its own as it arrives (the checkpoint never runs ahead
  * of the local commit). A daemon without them gets exactly the above.
