@@ -56,8 +56,7 @@
 #define DEFAULT_PULL_LIMIT 500
 #define DEFAULT_BATCH 100
 #define BATCH_MAX 10000
-#define PUSH_WINDOW 4  /* change sets in flight at once (push_window) */
-#define FIRST_WINDOW 8 /* pages the first PullRequest asks for (pull_all) */
+#define PUSH_WINDOW 4 /* change sets in flight at once (push_window) */
 
 typedef Fieldsync__V1__Envelope envelope;
 
@@ -72,12 +71,6 @@ typedef struct sync_run {
 	/* issue 15 (protocol.md §2.1, §5.1): what Welcome offered, 0: nothing */
 	uint32_t encodings, max_window;
 	uint64_t feed_seq;
-	/* the first PullRequest, sent while the last change sets were still
-	 * unanswered (push_window), and the pages that came for it meanwhile */
-	uint64_t early_rid, early_since;
-	uint32_t early_window;
-	envelope *early[FIRST_WINDOW];
-	size_t n_early, early_taken;
 } sync_run;
 
 static const char *
@@ -291,32 +284,6 @@ push_all(sync_run *r, size_t max, size_t budget)
 	}
 }
 
-/* Sends the PullRequest from since for window pages (§5, §5.1). */
-static fs_err
-pull_send(sync_run *r, uint64_t since, uint32_t window, uint64_t *rid)
-{
-	Fieldsync__V1__PullRequest pr = FIELDSYNC__V1__PULL_REQUEST__INIT;
-	envelope e = FIELDSYNC__V1__ENVELOPE__INIT;
-	pr.since_seq = since;
-	pr.limit = r->o->pull_limit ? r->o->pull_limit : DEFAULT_PULL_LIMIT;
-	pr.window = window > 1 ? window : 0;
-	pr.encoding = r->encodings;
-	pr.lean = r->max_window != 0;
-	e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_PULL;
-	e.pull = &pr;
-	fs_err err = sdk_conn_send(&r->c, &e, r->deadline);
-	*rid = e.request_id;
-	return err;
-}
-
-/* The first window of pages a pull_all starts with. */
-static uint32_t
-first_window(const sync_run *r)
-{
-	return r->max_window > 1 ? (r->max_window < FIRST_WINDOW ? r->max_window : FIRST_WINDOW)
-	                         : 1;
-}
-
 /*
  * push_all with a window of change sets in flight (issue 15), for a daemon
  * that speaks protocol.md §5.1: up to PUSH_WINDOW PushRequests are sent
@@ -332,7 +299,7 @@ push_window(sync_run *r, size_t max, size_t budget)
 		uint64_t key, rid;
 		sdk_push_request *req;
 	} w[PUSH_WINDOW];
-	uint64_t key = 0, rids[PUSH_WINDOW + 1];
+	uint64_t key = 0, rids[PUSH_WINDOW];
 	size_t n = 0;
 	bool resend = true, made_all = false;
 	fs_err err;
@@ -377,30 +344,9 @@ push_window(sync_run *r, size_t max, size_t budget)
 		}
 		if (n == 0)
 			return FS_OK;
-		/* Every set is sent: ask for the first pages now rather than a
-		 * round trip later. They wait here until the pushes are settled
-		 * (a page is applied the same either way: merging is idempotent). */
-		if (made_all && r->early_rid == 0 && r->max_window > 1) {
-			r->early_window = first_window(r);
-			if ((err = sdk_checkpoint_get(r->s, &r->early_since)) != FS_OK ||
-			    (err = pull_send(r, r->early_since, r->early_window, &r->early_rid)) !=
-			            FS_OK)
-				goto out;
-			rids[n] = r->early_rid;
-		}
 		envelope *rep = NULL;
-		if ((err = sdk_conn_recv_any(&r->c, rids, n + (r->early_rid != 0), r->deadline,
-		                             &rep)) != FS_OK)
+		if ((err = sdk_conn_recv_any(&r->c, rids, n, r->deadline, &rep)) != FS_OK)
 			goto out;
-		if (r->early_rid != 0 && rep->request_id == r->early_rid) {
-			if (r->n_early == r->early_window) { /* more pages than asked for */
-				fieldsync__v1__envelope__free_unpacked(rep, NULL);
-				err = FS_ERR_PROTOCOL;
-				goto out;
-			}
-			r->early[r->n_early++] = rep;
-			continue;
-		}
 		size_t i = 0;
 		while (i < n && w[i].rid != rep->request_id)
 			i++;
@@ -412,8 +358,6 @@ push_window(sync_run *r, size_t max, size_t budget)
 		err = push_settle(r, w[i].key, w[i].req, rep);
 		w[i] = w[--n];
 		rids[i] = rids[n];
-		if (r->early_rid != 0)
-			rids[n] = r->early_rid;
 		if (err != FS_OK)
 			goto out;
 		made_all = false; /* a refused set may have requeued its changes */
@@ -471,8 +415,9 @@ pull_all(sync_run *r, bool pushed)
 {
 	uint64_t since;
 	fs_err err;
+	Fieldsync__V1__PullRequest pr = FIELDSYNC__V1__PULL_REQUEST__INIT;
 	/* Streaming (§5.1): windows of 8, 16, ... pages up to Welcome.max_window. */
-	uint32_t window = first_window(r);
+	uint32_t window = r->max_window > 1 ? (r->max_window < 8 ? r->max_window : 8) : 1;
 	bool lean = r->max_window != 0;
 
 	if ((err = sdk_checkpoint_get(r->s, &since)) != FS_OK)
@@ -483,30 +428,28 @@ pull_all(sync_run *r, bool pushed)
 	progress(r);
 	/* Up to date already (§2.1): Welcome's feed_seq is at or behind the
 	 * checkpoint and this sync pushed nothing, so a pull would be empty. */
-	if (r->early_rid == 0 && r->feed_seq != 0 && since >= r->feed_seq && !pushed)
+	if (r->feed_seq != 0 && since >= r->feed_seq && !pushed)
 		return FS_OK;
 	for (;;) {
-		uint64_t rid;
-		uint32_t asked = window;
+		envelope e = FIELDSYNC__V1__ENVELOPE__INIT, *rep = NULL;
 		bool more = false;
-		if (r->early_rid != 0) { /* push_window asked already, from the same checkpoint */
-			rid = r->early_rid;
-			asked = r->early_window;
-			r->early_rid = 0;
-		} else if ((err = pull_send(r, since, window, &rid)) != FS_OK) {
+		pr.since_seq = since;
+		pr.limit = r->o->pull_limit ? r->o->pull_limit : DEFAULT_PULL_LIMIT;
+		pr.window = window > 1 ? window : 0;
+		pr.encoding = r->encodings;
+		pr.lean = lean;
+		e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_PULL;
+		e.pull = &pr;
+		if ((err = sdk_conn_call(&r->c, &e, r->deadline, &rep)) != FS_OK)
 			return err;
-		}
-		for (uint32_t i = 0; i < asked; i++) {
-			envelope *rep = NULL;
-			if (r->early_taken < r->n_early) {
-				rep = r->early[r->early_taken];
-				r->early[r->early_taken++] = NULL;
-			} else if ((err = sdk_conn_recv(&r->c, rid, r->deadline, &rep)) != FS_OK) {
-				return err;
-			}
+		for (uint32_t i = 0;;) {
 			err = pull_page(r, rep, lean, &since, &more);
 			fieldsync__v1__envelope__free_unpacked(rep, NULL);
 			if (err != FS_OK || !more)
+				return err;
+			if (++i == window)
+				break;
+			if ((err = sdk_conn_recv(&r->c, e.request_id, r->deadline, &rep)) != FS_OK)
 				return err;
 		}
 		if (window < r->max_window)
@@ -559,9 +502,6 @@ fs_sync(fs_store *s, const fs_sync_opts *o, fs_sync_stats *stats)
 		goto out;
 	err = pull_all(&r, r.st.changesets != 0 || r.st.pushed != 0 || r.st.failed != 0);
 out:
-	for (size_t i = r.early_taken; i < r.n_early; i++)
-		if (r.early[i] != NULL)
-			fieldsync__v1__envelope__free_unpacked(r.early[i], NULL);
 	sdk_conn_close(&r.c);
 	fs_credential_free(&cred); /* wipes the secret key */
 	if (err == FS_ERR_REFUSED && sdk_conn_key_refused(&r.c))
