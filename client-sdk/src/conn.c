@@ -155,6 +155,7 @@ sdk_conn_open(sdk_conn *c, void *ctx, const char *endpoint, const sdk_curve_keys
 	bool curve = keys != NULL && keys->on;
 
 	c->own_ctx = ctx == NULL;
+	c->cancel = NULL;
 	if ((c->ctx = ctx != NULL ? ctx : zmq_ctx_new()) == NULL)
 		return FS_ERR_NOMEM;
 	if ((c->sock = zmq_socket(c->ctx, ZMQ_DEALER)) == NULL)
@@ -218,8 +219,12 @@ conn_wait(sdk_conn *c, short events, int64_t deadline)
 	for (;;) {
 		zmq_pollitem_t pi[2] = {{c->sock, 0, events, 0}, {c->mon, 0, ZMQ_POLLIN, 0}};
 		int left = remaining(deadline);
+		if (c->cancel != NULL && atomic_load(c->cancel))
+			return FS_ERR_CANCELLED;
 		if (left == 0)
 			return FS_ERR_TIMEOUT;
+		if (c->cancel != NULL && left > SDK_CANCEL_POLL_MS)
+			left = SDK_CANCEL_POLL_MS; /* look at the flag again soon */
 		int n = zmq_poll(pi, c->mon ? 2 : 1, left);
 		if (n < 0 && zmq_errno() == EINTR)
 			continue;

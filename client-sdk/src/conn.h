@@ -21,6 +21,8 @@
 #ifndef FIELDSYNC_SDK_CONN_H
 #define FIELDSYNC_SDK_CONN_H
 
+#include <stdatomic.h>
+
 #include "base.h"
 
 #define SDK_RECV_MAX ((uint64_t)64 << 20) /* the largest reply a connection takes */
@@ -54,7 +56,12 @@ typedef struct sdk_conn {
 	bool own_ctx;
 	uint64_t next_rid;
 	int handshake_failed; /* the first ZMQ_EVENT_HANDSHAKE_FAILED_* seen; 0: none */
+	/* Set by the owner after sdk_conn_open (NULL there): while it is true,
+	 * a call returns FS_ERR_CANCELLED within SDK_CANCEL_POLL_MS. */
+	const atomic_bool *cancel;
 } sdk_conn;
+
+#define SDK_CANCEL_POLL_MS 50
 
 /*
  * Opens a DEALER in ctx (NULL: a context of its own) and connects it to

@@ -37,8 +37,16 @@
  * ends the sync at once with FS_ERR_REFUSED instead of waiting for the
  * timeout.
  *
+ * fs_sync_cancel (lists.c) sets the store's cancel flag, which the connection looks
+ * at before each request and every SDK_CANCEL_POLL_MS while it waits
+ * (conn.c): the sync then ends with FS_ERR_CANCELLED like any other
+ * failure, so nothing is lost (a set in flight stays in flight). After
+ * each committed pull page, opts->on_page hears how the change counter
+ * moved (the change feed, changes.c).
+ *
  * Layer: endpoints (over conn, push, pull, lists, credstore). One thread;
- * the fs_store is the caller's for the duration of the call.
+ * the fs_store is the caller's for the duration of the call, except
+ * fs_sync_cancel, which any thread may call.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -125,7 +133,7 @@ hello(sync_run *r, size_t *max, size_t *budget)
 
 	h.protocol = 1;
 	h.replica_id = (char *)fs_store_replica_id(r->s);
-	h.client = "libfieldsync/0.1";
+	h.client = "libfieldsync/" FIELDSYNC_VERSION_STRING;
 	h.accept_encoding = SDK_ENCODING_ZSTD;
 	e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_HELLO;
 	e.hello = &h;
@@ -376,7 +384,7 @@ out:
 static fs_err
 pull_page(sync_run *r, envelope *rep, bool lean, uint64_t *since, bool *more)
 {
-	uint64_t applied = 0;
+	uint64_t applied = 0, from = 0, to = 0;
 	fs_err err;
 
 	*more = false;
@@ -399,8 +407,10 @@ pull_page(sync_run *r, envelope *rep, bool lean, uint64_t *since, bool *more)
 	}
 	if (lean && (err = sdk_page_unlean(p)) != FS_OK)
 		return err;
-	if ((err = sdk_pull_apply(r->s, p, &applied)) != FS_OK)
+	if ((err = sdk_pull_apply_page(r->s, p, &applied, &from, &to)) != FS_OK)
 		return err;
+	if (r->o->on_page != NULL)
+		r->o->on_page(r->o->on_page_arg, from, to);
 	*more = p->more;
 	r->st.pulled += p->n_records;
 	r->pr.done += p->n_records;
@@ -477,6 +487,7 @@ fs_sync(fs_store *s, const fs_sync_opts *o, fs_sync_stats *stats)
 		fs_credential_free(&cred);
 		return FS_ERR_INVALID;
 	}
+	const atomic_bool *cancel = sdk_sync_enter(s);
 	memset(&r, 0, sizeof(r));
 	r.s = s;
 	r.o = o;
@@ -487,6 +498,7 @@ fs_sync(fs_store *s, const fs_sync_opts *o, fs_sync_stats *stats)
 	                                        cred->client_public_key, cred->client_secret_key);
 	if (err == FS_OK)
 		err = sdk_conn_open(&r.c, NULL, endpoint, &keys, true);
+	r.c.cancel = cancel;
 	sdk_curve_keys_wipe(&keys);
 	if (err != FS_OK) {
 		snprintf(r.msg, sizeof(r.msg), "%s",
@@ -513,11 +525,14 @@ out:
 		         "the CURVE handshake failed: the endpoint does not hold "
 		         "the server key the credential names, or does not "
 		         "speak CURVE");
+	if (err == FS_ERR_CANCELLED)
+		snprintf(r.msg, sizeof(r.msg), "cancelled by fs_sync_cancel()");
 	if (err != FS_OK && r.msg[0] == '\0')
 		snprintf(r.msg, sizeof(r.msg), "%s", fs_strerror(err));
 	/* the outcome is informational: a failure to record it changes nothing */
 	(void)sdk_sync_record(s, err, err == FS_OK ? NULL : r.msg);
 	if (stats != NULL)
 		*stats = r.st;
+	sdk_sync_leave(s);
 	return err;
 }
