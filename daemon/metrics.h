@@ -28,6 +28,7 @@ typedef enum {
 	METRIC_LMDB_USED_BYTES,     /* fieldsync_lmdb_used_bytes */
 	METRIC_LMDB_READERS,        /* fieldsync_lmdb_readers */
 	METRIC_DISK_FREE_BYTES,     /* fieldsync_disk_free_bytes (the data directory) */
+	METRIC_EVENTS_LAST_SEQ,     /* fieldsync_reminder_events_last_seq */
 	/* counters */
 	METRIC_REQUESTS_TOTAL,                  /* fieldsync_requests_total{type} */
 	METRIC_CHANGESETS_TOTAL,                /* fieldsync_changesets_total{result} */

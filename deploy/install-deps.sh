@@ -5,7 +5,7 @@ set -euo pipefail
 # Usage: install-deps.sh [--test]   (--test adds what only the test suite needs)
 pkgs=(build-essential cmake pkg-config libzmq3-dev liblmdb-dev lmdb-utils
       protobuf-c-compiler libprotobuf-c-dev libssl-dev libcriterion-dev
-      libcjson-dev libmicrohttpd-dev libinih-dev tzdata)
+      libcjson-dev libmicrohttpd-dev libinih-dev libzstd-dev tzdata)
 if [ "${1:-}" = "--test" ]; then
   # promtool (prometheus) checks /metrics; python3-zmq, python3-protobuf and
   # protoc run the Python scheduler example; clang runs the fuzzers.

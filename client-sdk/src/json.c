@@ -160,8 +160,12 @@ set_field(void *msg, const field *f, const cJSON *j, char *why, size_t why_len)
 		if (!cJSON_IsString(j))
 			goto type;
 		ev = protobuf_c_enum_descriptor_get_value_by_name(f->enums, j->valuestring);
-		if (ev == NULL) {
-			snprintf(why, why_len, "field \"%s\" is not one of its names", f->name);
+		if (ev == NULL) { /* name the valid ones: the fix is one of them */
+			int w = snprintf(why, why_len, "field \"%s\" takes one of ", f->name);
+			for (unsigned i = 0;
+			     w >= 0 && (size_t)w < why_len && i < f->enums->n_values; i++)
+				w += snprintf(why + w, why_len - (size_t)w, "%s%s", i ? ", " : "",
+				              f->enums->values[i].name);
 			return false;
 		}
 		*(int *)(base + f->offset) = ev->value;
@@ -221,9 +225,9 @@ free_strings(void *msg, const field *fs, size_t nf)
 	}
 }
 
-fs_err
-fs_json_to_payload(const char *collection, const char *json, size_t json_len, uint8_t **out,
-                   size_t *out_len, char *why, size_t why_len)
+static fs_err
+json_to_payload(const char *collection, const char *json, size_t json_len, uint8_t **out,
+                size_t *out_len, char *why, size_t why_len)
 {
 	cJSON *root = NULL;
 	fs_err err = FS_ERR_INVALID;
@@ -395,4 +399,21 @@ out:
 	cJSON_Delete(o);
 	protobuf_c_message_free_unpacked(pm, NULL);
 	return err;
+}
+
+/* The conversion, with its sentence in why and in fs_last_error_detail(). */
+fs_err
+fs_json_to_payload(const char *collection, const char *json, size_t json_len, uint8_t **out,
+                   size_t *out_len, char *why, size_t why_len)
+{
+	char w[256] = "";
+	fs_err e;
+
+	sdk_detail_clear();
+	e = json_to_payload(collection, json, json_len, out, out_len, w, sizeof(w));
+	if (why != NULL && why_len > 0)
+		snprintf(why, why_len, "%s", w);
+	if (e != FS_OK)
+		sdk_detail("json: %s", w);
+	return e;
 }
