@@ -42,7 +42,8 @@ push_cases(fs_test_daemon *d, const char *prefix, int n, bool with_talks)
 		for (int i = base; i < n && i < base + 500; i++) {
 			char id[64];
 			snprintf(id, sizeof(id), "%s-%05d", prefix, i);
-			fs_test_push_add(p, "case", id, i % 2 ? "team-a" : "team-b", "a:1", false, cbuf, clen);
+			fs_test_push_add(p, "case", id, i % 2 ? "team-a" : "team-b", "a:1", false,
+			                 cbuf, clen);
 			if (with_talks && i % 5 == 0) {
 				Fieldsync__V1__Contact t = FIELDSYNC__V1__CONTACT__INIT;
 				char tid[64];
@@ -51,10 +52,13 @@ push_cases(fs_test_daemon *d, const char *prefix, int n, bool with_talks)
 				t.who5 = -1;
 				size_t tlen = fieldsync__v1__contact__pack(&t, tbuf);
 				snprintf(tid, sizeof(tid), "%s-talk-%05d", prefix, i);
-				fs_test_push_add(p, "contact", tid, "team-a", "a:1", false, tbuf, tlen);
+				/* in its case's scope (METHOD.md reading 10) */
+				fs_test_push_add(p, "contact", tid, i % 2 ? "team-a" : "team-b",
+				                 "a:1", false, tbuf, tlen);
 			}
 		}
-		Fieldsync__V1__Envelope *r = fs_test_call(s, fs_test_push_envelope(p, (uint64_t)base + 1), 30000);
+		Fieldsync__V1__Envelope *r =
+			fs_test_call(s, fs_test_push_envelope(p, (uint64_t)base + 1), 30000);
 		fs_test_push_free(p);
 		cr_assert_not_null(r);
 		cr_assert_eq(r->body_case, FIELDSYNC__V1__ENVELOPE__BODY_PUSH_REPLY);
@@ -116,7 +120,8 @@ Test(watch, filters_by_rule_and_scope, .timeout = 60)
 	cr_assert_not_null(d);
 	fs_watch_opts o = {.sync_endpoint = fs_test_daemon_endpoint(d),
 	                   .reminder_endpoint = fs_test_daemon_reminder_endpoint(d),
-	                   .rule = "notification-duty", .scope = "team-b"};
+	                   .rule = "notification-duty",
+	                   .scope = "team-b"};
 	fs_watcher *w = NULL;
 	cr_assert_eq(fs_watcher_open(&o, &w), FS_OK);
 	push_cases(d, "f", 100, true);
@@ -173,8 +178,9 @@ Test(watch, the_cli_prints_json_lines_and_resumes_from_its_state_file, .timeout 
 	free(out);
 
 	/* The next run resumes after seq 2. */
-	snprintf(cmd, sizeof(cmd), "%s watch --endpoint %s --reminders %s --count 3 --state %s/cursor",
-	         FS_CLI_BIN, fs_test_daemon_endpoint(d), fs_test_daemon_reminder_endpoint(d), dir);
+	snprintf(cmd, sizeof(cmd),
+	         "%s watch --endpoint %s --reminders %s --count 3 --state %s/cursor", FS_CLI_BIN,
+	         fs_test_daemon_endpoint(d), fs_test_daemon_reminder_endpoint(d), dir);
 	out = run(cmd, &st);
 	cr_expect_eq(st, 0);
 	cr_expect_eq(strncmp(out, "3 SCHEDULED", 11), 0, "resumed at seq 3: %s", out);
