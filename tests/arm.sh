@@ -112,7 +112,7 @@ build() { # arch toolchain criterion tests...
 	file "$out/$arch/client-sdk/libfieldsync.so.$(sed -n 's/^#define FIELDSYNC_VERSION_STRING "\(.*\)"/\1/p' client-sdk/include/fieldsync/fieldsync.h)"
 }
 
-deps="libzmq3-dev liblmdb-dev libprotobuf-c-dev libssl-dev libcjson-dev"
+deps="libzmq3-dev liblmdb-dev libprotobuf-c-dev libssl-dev libcjson-dev libzstd-dev"
 for arch in $arches; do
 	case $arch in
 	arm64)

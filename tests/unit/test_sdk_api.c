@@ -273,6 +273,9 @@ pull_one(const char *coll, const char *id, fsp_record **sibs, size_t n, uint64_t
 	cr_assert_eq(sdk_pull_apply(s, &rep, NULL), FS_OK);
 }
 
+/* A purge compacts the store when it closes: LMDB's compacting copy runs a
+ * thread, which qemu-user 7.2 cannot run (tests/arm.sh). */
+#ifndef FS_TEST_NO_THREADS
 Test(sdk_api, the_change_feed_lists_local_and_pulled_changes_once_each)
 {
 	fs_changes *c = NULL;
@@ -331,6 +334,7 @@ Test(sdk_api, the_change_feed_lists_local_and_pulled_changes_once_each)
 	fs_changes_free(&c);
 	free_wire(p);
 }
+#endif
 
 /* ---- lists with metadata --------------------------------------------------- */
 
@@ -384,6 +388,7 @@ Test(sdk_api, list_records_gives_every_siblings_metadata)
 
 /* ---- contacts by case ------------------------------------------------------- */
 
+#ifndef FS_TEST_NO_THREADS /* it purges: see the change feed test */
 Test(sdk_api, contacts_of_case_follow_writes_deletes_and_pulls)
 {
 	put_contact("k1", "c1");
@@ -424,6 +429,7 @@ Test(sdk_api, contacts_of_case_follow_writes_deletes_and_pulls)
 	free_wire(a);
 	free_wire(b);
 }
+#endif
 
 Test(sdk_api, an_older_store_gets_its_index_built_on_open)
 {

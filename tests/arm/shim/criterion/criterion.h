@@ -31,6 +31,7 @@ struct criterion_suite_opts {
 struct shim_test {
 	const char *suite, *name;
 	void (*fn)(void);
+	const struct criterion_suite_opts *opts; /* the test's own .init/.fini/.timeout */
 };
 
 struct shim_suite {
@@ -47,10 +48,11 @@ static jmp_buf shim_jmp;
 static const struct criterion_suite_opts shim_no_opts;
 
 static inline void
-shim_register(const char *suite, const char *name, void (*fn)(void))
+shim_register(const char *suite, const char *name, void (*fn)(void),
+              const struct criterion_suite_opts *opts)
 {
 	if (shim_n < SHIM_MAX)
-		shim_tests[shim_n++] = (struct shim_test){suite, name, fn};
+		shim_tests[shim_n++] = (struct shim_test){suite, name, fn, opts};
 }
 
 static inline void
@@ -115,12 +117,13 @@ shim_check(int ok, bool fatal, const char *file, int line, const char *fmt, ...)
 		shim_register_suite(#suite, &shim_suite_##suite);                    \
 	}
 
-#define Test(suite, name, ...)                                                   \
-	static void suite##_##name(void);                                        \
-	__attribute__((constructor)) static void shim_reg_##suite##_##name(void) \
-	{                                                                        \
-		shim_register(#suite, #name, suite##_##name);                    \
-	}                                                                        \
+#define Test(suite, name, ...)                                                               \
+	static void suite##_##name(void);                                                    \
+	static const struct criterion_suite_opts shim_opts_##suite##_##name = {__VA_ARGS__}; \
+	__attribute__((constructor)) static void shim_reg_##suite##_##name(void)             \
+	{                                                                                    \
+		shim_register(#suite, #name, suite##_##name, &shim_opts_##suite##_##name);   \
+	}                                                                                    \
 	static void suite##_##name(void)
 
 #define cr_assert(c, ...) SHIM_CHECK((c), true, #c, __VA_ARGS__)
@@ -160,13 +163,19 @@ static int
 shim_run(const struct shim_test *t)
 {
 	const struct criterion_suite_opts *volatile o = shim_opts(t->suite);
+	const struct criterion_suite_opts *volatile to = t->opts;
+	double timeout = to->timeout > 0 ? to->timeout : o->timeout;
 	shim_failed_here = 0;
-	alarm(o->timeout > 0 ? (unsigned)o->timeout : 300); /* SIGALRM ends the binary */
+	alarm(timeout > 0 ? (unsigned)timeout : 300); /* SIGALRM ends the binary */
 	if (setjmp(shim_jmp) == 0) {
 		if (o->init)
 			o->init();
+		if (to->init)
+			to->init();
 		t->fn();
 	}
+	if (to->fini)
+		to->fini();
 	if (o->fini)
 		o->fini();
 	alarm(0);
