@@ -34,6 +34,7 @@ enum {
 	OPT_MASTER_KEY_FILE,
 	OPT_CONFIG,
 	OPT_MIN_FREE,
+	OPT_AT_RISK_DAYS,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -80,6 +81,8 @@ static const struct opt {
          "testing aid: shift the daemon's clock (default 0)"},
 	{"min-free-bytes", OPT_MIN_FREE, "FIELDSYNC_MIN_FREE_BYTES", "BYTES",
          "/readyz fails below this much free disk (default 64M)"},
+	{"at-risk-days", OPT_AT_RISK_DAYS, "FIELDSYNC_AT_RISK_DAYS", "DAYS",
+         "a device not seen, or holding an unpushed edit, for this long is at risk (default 3)"},
 	{"config", OPT_CONFIG, "FIELDSYNC_CONFIG", "FILE",
          "INI file: these option names as keys, in [fieldsyncd]"},
 	{"help", OPT_HELP, NULL, NULL, "print this help and exit"},
@@ -240,6 +243,10 @@ apply(config *c, const struct opt *o, const char *v, const char *source)
 	case OPT_MIN_FREE:
 		ok = parse_size(v, &c->min_free_bytes);
 		break;
+	case OPT_AT_RISK_DAYS:
+		ok = parse_size(v, &n) && n >= 1 && n <= 3650;
+		c->at_risk_days = (uint32_t)n;
+		break;
 	case OPT_CLOCK_OFFSET: {
 		char *end;
 		errno = 0;
@@ -329,6 +336,7 @@ config_load(config *c, int argc, char **argv)
 	c->argc = argc;
 	c->argv = argv;
 	c->min_free_bytes = 64ULL << 20;
+	c->at_risk_days = 3;
 
 	const char *file = config_path(argc, argv);
 	if (file != NULL && file[0] != '\0') {
@@ -433,5 +441,6 @@ config_print(const config *c, FILE *f)
 		fprintf(f, "master-key-file = %s\n",
 		        env_key && env_key[0] ? "(FIELDSYNC_MASTER_KEY: redacted)" : "(none)");
 	fprintf(f, "min-free-bytes = %llu\n", (unsigned long long)c->min_free_bytes);
+	fprintf(f, "at-risk-days = %u\n", c->at_risk_days);
 	fprintf(f, "clock-offset-ms = %lld\n", (long long)c->clock_offset_ms);
 }

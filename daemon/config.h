@@ -38,6 +38,7 @@ typedef struct config {
 	uint64_t min_free_bytes;   /* readiness needs this much free disk */
 	int argc;                  /* what config_load read, for a reload (SIGHUP) */
 	char **argv;
+	uint32_t at_risk_days;   /* a device silent, or holding an unpushed edit, this long */
 	int64_t clock_offset_ms; /* testing aid: shifts the daemon's clock */
 	int log_level;           /* LOG_DEBUG .. LOG_ERROR */
 } config;

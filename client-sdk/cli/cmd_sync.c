@@ -189,7 +189,7 @@ cmd_sync(fs_store *s, const char *endpoint, double timeout_s)
 		else
 			fprintf(stderr, "fieldsync: sync failed: %s\n", fs_strerror(e));
 		fprintf(stderr, "fieldsync: nothing local was lost; run sync again later\n");
-		return EX_FAIL;
+		return e == FS_ERR_KEY_REFUSED ? 5 : EX_FAIL; /* 5: the daemon refused this key */
 	}
 	if (st.failed > 0)
 		fprintf(stderr,

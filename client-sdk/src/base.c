@@ -63,6 +63,8 @@ fs_strerror(fs_err e)
 		return "the key given does not open the local store (wrong key or key id)";
 	case FS_ERR_NOT_ENCRYPTED:
 		return "a key was given but the local store is not encrypted";
+	case FS_ERR_KEY_REFUSED:
+		return "the daemon refused this device's key (revoked, or not enrolled there)";
 	}
 	return "unknown error";
 }

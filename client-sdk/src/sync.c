@@ -2,7 +2,13 @@
  * fs_sync(): one conversation with fieldsyncd over a DEALER socket
  * (PROTOCOL.md §1, §2, §4, §5).
  *
- *   Hello -> Welcome          max_changes_per_push and max_message_bytes
+ *   Hello -> Welcome          Hello carries the device report (pending,
+ *                             oldest pending edit, parked, checkpoint);
+ *                             Welcome gives max_changes_per_push,
+ *                             max_message_bytes and the generation: a new
+ *                             one (a restored daemon) resets the checkpoint
+ *                             and re-queues every current value this
+ *                             device authored (generation.c, PROTOCOL.md §7)
  *   push in-flight sets       change sets made by an earlier sync and never
  *                             answered, resent byte for byte (same
  *                             changeset_id: the daemon applies them once)
@@ -25,8 +31,9 @@
  * credential and the client key pair authenticates the tablet. A handshake
  * that fails (the daemon refused the key: revoked, never enrolled; or a
  * daemon without that server key) is seen on conn.c's socket monitor and
- * ends the sync at once with FS_ERR_REFUSED instead of waiting for the
- * timeout.
+ * ends the sync at once instead of waiting for the timeout: with
+ * FS_ERR_KEY_REFUSED when ZAP refused the key (revoked, never enrolled),
+ * FS_ERR_REFUSED for any other failed handshake (and for FORBIDDEN).
  *
  * Layer: endpoints (over conn, push, pull, lists, credstore). One thread;
  * the fs_store is the caller's for the duration of the call.
@@ -38,6 +45,7 @@
 
 #include "conn.h"
 #include "credstore.h"
+#include "generation.h"
 #include "lists.h"
 #include "pull.h"
 #include "push.h"
@@ -56,6 +64,7 @@ typedef struct sync_run {
 	int64_t deadline; /* monotonic ms: no wait goes past it */
 	fs_sync_stats st;
 	fs_progress pr;
+	const char *device_name; /* the credential's name: the daemon's modified_by */
 	char msg[256];
 } sync_run;
 
@@ -106,12 +115,17 @@ static fs_err
 hello(sync_run *r, size_t *max, size_t *budget)
 {
 	Fieldsync__V1__Hello h = FIELDSYNC__V1__HELLO__INIT;
+	Fieldsync__V1__DeviceReport rep_dev = FIELDSYNC__V1__DEVICE_REPORT__INIT;
 	envelope e = FIELDSYNC__V1__ENVELOPE__INIT, *rep = NULL;
 	fs_err err;
 
 	h.protocol = 1;
 	h.replica_id = (char *)fs_store_replica_id(r->s);
 	h.client = "libfieldsync/0.1";
+	/* the device report: how this tablet stands (PROTOCOL.md §7) */
+	if (sdk_device_report(r->s, &rep_dev.pending, &rep_dev.oldest_pending_ms, &rep_dev.failed,
+	                      &rep_dev.last_seq) == FS_OK)
+		h.report = &rep_dev;
 	e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_HELLO;
 	e.hello = &h;
 	if ((err = sdk_conn_call(&r->c, &e, r->deadline, &rep)) != FS_OK)
@@ -133,6 +147,13 @@ hello(sync_run *r, size_t *max, size_t *budget)
 	if (mb > SDK_RECV_MAX)
 		mb = SDK_RECV_MAX;
 	*budget = (size_t)(mb - mb / 8); /* room for the envelope */
+	/* another history than at our last sync: pull from 0, push ours again */
+	bool changed = false;
+	uint64_t requeued = 0;
+	err = sdk_generation_adopt(r->s, rep->welcome->generation, r->device_name, &changed,
+	                           &requeued);
+	if (changed)
+		r->st.requeued += requeued;
 out:
 	if (rep != NULL)
 		fieldsync__v1__envelope__free_unpacked(rep, NULL);
@@ -310,6 +331,7 @@ fs_sync(fs_store *s, const fs_sync_opts *o, fs_sync_stats *stats)
 	memset(&r, 0, sizeof(r));
 	r.s = s;
 	r.o = o;
+	r.device_name = cred != NULL ? cred->name : NULL;
 	r.deadline = sdk_mono_ms() + (o->timeout_ms > 0 ? o->timeout_ms : DEFAULT_TIMEOUT_MS);
 	r.pr.phase = FS_SYNC_CONNECT;
 	err = cred == NULL ? FS_OK
@@ -334,11 +356,12 @@ fs_sync(fs_store *s, const fs_sync_opts *o, fs_sync_stats *stats)
 out:
 	sdk_conn_close(&r.c);
 	fs_credential_free(&cred); /* wipes the secret key */
-	if (err == FS_ERR_REFUSED && sdk_conn_key_refused(&r.c))
+	if (err == FS_ERR_REFUSED && sdk_conn_key_refused(&r.c)) {
+		err = FS_ERR_KEY_REFUSED;
 		snprintf(r.msg, sizeof(r.msg),
 		         "the daemon refused this device's key in the CURVE "
 		         "handshake (revoked, or not enrolled there)");
-	else if (err == FS_ERR_REFUSED && sdk_conn_handshake_failed(&r.c))
+	} else if (err == FS_ERR_REFUSED && sdk_conn_handshake_failed(&r.c))
 		snprintf(r.msg, sizeof(r.msg),
 		         "the CURVE handshake failed: the endpoint does not hold "
 		         "the server key the credential names, or does not "

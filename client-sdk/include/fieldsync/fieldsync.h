@@ -48,6 +48,7 @@ typedef enum fs_err {
 	FS_ERR_KEY_REQUIRED,  /* the store is encrypted: open it with its key */
 	FS_ERR_KEY_WRONG,     /* the key given does not open this store */
 	FS_ERR_NOT_ENCRYPTED, /* a key was given for a store that is not encrypted */
+	FS_ERR_KEY_REFUSED,   /* sync: the daemon refused this device's key (revoked, unknown) */
 } fs_err;
 
 /* A static English sentence for e; never NULL. */
@@ -299,6 +300,7 @@ typedef struct fs_sync_stats {
 	uint64_t failed;     /* changes parked in this sync (see fs_list_failed) */
 	uint64_t pulled;     /* records received from the feed */
 	uint64_t changesets; /* PushRequests answered */
+	uint64_t requeued;   /* own values queued again: the daemon's generation changed */
 } fs_sync_stats;
 
 /*
@@ -312,11 +314,16 @@ typedef struct fs_sync_stats {
  * The outcome is also recorded for fs_status().
  * When the store holds a credential the connection uses CURVE: the daemon
  * must prove it holds the server key of the credential, and the tablet
- * authenticates with its client key pair. A handshake that fails (the
- * daemon refused the key: revoked, never enrolled; or the endpoint lacks the
- * server key) ends the sync at once with FS_ERR_REFUSED and a message in
- * fs_status; a libzmq without CURVE is FS_ERR_NETWORK, never a clear-text
- * sync. FS_ERR_INVALID when there is neither an endpoint nor a credential.
+ * authenticates with its client key pair. A handshake that fails ends the
+ * sync at once with a message in fs_status: FS_ERR_KEY_REFUSED when the
+ * daemon refused the key (revoked, never enrolled), FS_ERR_REFUSED when
+ * the endpoint lacks the server key; a libzmq without CURVE is
+ * FS_ERR_NETWORK, never a clear-text sync. FS_ERR_INVALID when there is
+ * neither an endpoint nor a credential.
+ * Welcome.generation (PROTOCOL.md §7): when the daemon names another
+ * generation than at the last sync (it was restored from a backup), the
+ * sync pulls from 0 and pushes again every current value this device
+ * authored (stats->requeued), so nothing it had acknowledged is lost.
  */
 fs_err fs_sync(fs_store *s, const fs_sync_opts *opts, fs_sync_stats *stats);
 
