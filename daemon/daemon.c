@@ -114,7 +114,7 @@ fleet_one(void *arg, const device_seen *d)
 static void
 fleet_metrics(const config *c)
 {
-	struct fleet f = {.now = clock_wall_ms(),
+	struct fleet f = {.now = clock_deadline_ms(c->clock_offset_ms), /* the daemon's clock */
 	                  .at_risk_ms = (int64_t)c->at_risk_days * 86400000};
 	if (registry_seen_walk(atomic_load(&g_ops.seen), fleet_one, &f) != FSD_OK)
 		return;

@@ -588,7 +588,9 @@ sync_endpoint_open(void *ctx, const config *c, store *s, void *writer_pipe,
 		goto fail;
 	/* Connected peers for /metrics and failed handshakes: the socket monitor. */
 	if (zmq_socket_monitor(tp->router, "inproc://fieldsyncd-monitor",
-	                       ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) == 0) {
+	                       ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED |
+	                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+	                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) == 0) {
 		tp->monitor = zmq_socket(ctx, ZMQ_PAIR);
 		if (tp->monitor != NULL &&
 		    zmq_connect(tp->monitor, "inproc://fieldsyncd-monitor") != 0) {

@@ -65,6 +65,7 @@ typedef struct sync_run {
 	fs_sync_stats st;
 	fs_progress pr;
 	const char *device_name; /* the credential's name: the daemon's modified_by */
+	bool reported_pending;   /* the first Hello reported pending or parked edits */
 	char msg[256];
 } sync_run;
 
@@ -124,8 +125,10 @@ hello(sync_run *r, size_t *max, size_t *budget)
 	h.client = "libfieldsync/0.1";
 	/* the device report: how this tablet stands (PROTOCOL.md §7) */
 	if (sdk_device_report(r->s, &rep_dev.pending, &rep_dev.oldest_pending_ms, &rep_dev.failed,
-	                      &rep_dev.last_seq) == FS_OK)
+	                      &rep_dev.last_seq) == FS_OK) {
 		h.report = &rep_dev;
+		r->reported_pending = rep_dev.pending > 0;
+	}
 	e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_HELLO;
 	e.hello = &h;
 	if ((err = sdk_conn_call(&r->c, &e, r->deadline, &rep)) != FS_OK)
@@ -353,6 +356,10 @@ fs_sync(fs_store *s, const fs_sync_opts *o, fs_sync_stats *stats)
 	if ((err = push_all(&r, max, budget)) != FS_OK)
 		goto out;
 	err = pull_all(&r);
+	/* The report in the first Hello said what was pending before the push:
+	 * tell the daemon how the tablet stands now (one more round trip). */
+	if (err == FS_OK && r.reported_pending)
+		(void)hello(&r, &max, &budget);
 out:
 	sdk_conn_close(&r.c);
 	fs_credential_free(&cred); /* wipes the secret key */
