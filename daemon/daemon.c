@@ -12,8 +12,9 @@
  * pipe, the ROUTER's monitor and the XPUB. An upward flow is a message:
  * the writer sends finished jobs and event batches over its pipe.
  *
- * Signals: SIGHUP sets a flag the loop turns into reload() (log level and
- * rule table; a bad one is logged and the old one stays). SIGTERM/SIGINT:
+ * Signals: SIGHUP sets a flag the loop turns into reload() (log level, rule
+ * table and time zone; a bad one is logged and the old ones stay; the writer
+ * re-evaluates every case when the rules' fingerprint changed). SIGTERM/SIGINT:
  * stop reading the ROUTER, tell the writer to finish what is queued,
  * forward those replies, close, exit 0.
  *
@@ -36,6 +37,7 @@
 #include "actor.h"
 #include "clock.h"
 #include "daemon_run.h"
+#include "fieldsync/calendar.h"
 #include "fieldsync/rules.h"
 #include "keyring.h"
 #include "log.h"
@@ -168,8 +170,9 @@ on_signal(int sig)
 
 /*
  * SIGHUP: read the configuration again (file, env, flags as at start) and
- * apply what can change without dropping a connection: the log level and the
- * rule table. A bad file or table is logged and the old one stays.
+ * apply what can change without dropping a connection: the log level, the
+ * rule table and the time zone. A bad file, table or zone is logged and the
+ * old ones stay.
  */
 static void
 reload(struct daemon *tp)
@@ -191,11 +194,21 @@ reload(struct daemon *tp)
 		free(rc);
 		return;
 	}
+	char tzerr[256] = "";
+	fs_tz *tz = tz_load(nc.time_zone, tzerr, sizeof(tzerr));
+	if (tz == NULL) {
+		log_event(LOG_ERROR, "reload refused: bad time zone; nothing changed",
+		          LS("time_zone", nc.time_zone), LS("error", tzerr), NULL);
+		free(rc);
+		return;
+	}
 	sd_notify(0, "RELOADING=1");
 	log_set_level(nc.log_level);
 	if (actor_send(tp->pipe, WRITER_RULES, rc, 0) != FSD_OK)
 		free(rc);
-	log_event(LOG_INFO, "configuration reloaded (log level, rule table)", NULL);
+	if (actor_send(tp->pipe, WRITER_ZONE, tz, 0) != FSD_OK)
+		tz_free(&tz);
+	log_event(LOG_INFO, "configuration reloaded (log level, rule table, time zone)", NULL);
 	sd_notify(0, "READY=1");
 }
 

@@ -128,7 +128,7 @@ static const double g_batch_bounds[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1
 /* The cells, one array per metric, sized by its label set or buckets. */
 static cell c_up[1], c_draining[1], c_conflicts[1], c_peers[1];
 static cell c_reminders[METRIC_RULES * METRIC_STATES];
-static cell c_map_size[1], c_used[1], c_readers[1], c_disk_free[1];
+static cell c_map_size[1], c_used[1], c_readers[1], c_disk_free[1], c_last_seq[1];
 static cell c_requests[MREQ_COUNT], c_changesets[MCS_COUNT], c_changes[MCH_COUNT];
 static cell c_pulled[1], c_rem_events[METRIC_RULES * METRIC_STATES], c_published[1];
 static cell c_replays[1], c_unroutable[1], c_zap[MZAP_COUNT], c_forbidden[MFORB_COUNT];
@@ -166,6 +166,8 @@ static const struct metric_def {
               "LMDB reader table slots in use."),
 	GAUGE(METRIC_DISK_FREE_BYTES, "fieldsync_disk_free_bytes", LS_NONE, c_disk_free,
               "Bytes available to fieldsyncd on the data directory's file system."),
+	GAUGE(METRIC_EVENTS_LAST_SEQ, "fieldsync_reminder_events_last_seq", LS_NONE, c_last_seq,
+              "Seq of the last reminder event committed; a scheduler's lag is this minus its cursor."),
 	GAUGE(METRIC_BUILD_INFO, "fieldsync_build_info", LS_BUILD, c_build,
               "Always 1; the labels name the fieldsyncd version and wire protocol."),
 	GAUGE(METRIC_DEVICES_SILENT, "fieldsync_devices_silent", LS_NONE, c_silent,

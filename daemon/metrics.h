@@ -28,6 +28,7 @@ typedef enum {
 	METRIC_LMDB_USED_BYTES,     /* fieldsync_lmdb_used_bytes */
 	METRIC_LMDB_READERS,        /* fieldsync_lmdb_readers */
 	METRIC_DISK_FREE_BYTES,     /* fieldsync_disk_free_bytes (the data directory) */
+	METRIC_EVENTS_LAST_SEQ,     /* fieldsync_reminder_events_last_seq */
 	METRIC_BUILD_INFO,          /* fieldsync_build_info{version,protocol}: always 1 */
 	METRIC_DEVICES_SILENT,      /* fieldsync_devices_silent: not seen for --at-risk-days */
 	METRIC_DEVICES_AT_RISK,     /* fieldsync_devices_at_risk: silent or an old unpushed edit */

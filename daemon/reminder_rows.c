@@ -8,6 +8,8 @@
  *              sealed with the case's data key (fss_dek_case: a purge
  *              destroys it with the case), the AAD being the row's key: the state last
  *              emitted, the times it was computed from, its next timer.
+ *              The row under the bare case prefix (reminder_id "") is the
+ *              case's held_at timer (reminders.c), never a reminder.
  *   timers     [u64 BE fire_ms][reminders key] -> "": the next instant at
  *              which a reminder's state changes with the clock alone.
  * meta "rem:<rule>:<state>" counts the reminders in each state (/metrics),

@@ -25,16 +25,38 @@
  *                    the ones to publish after the commit.
  *
  * Transitions, each emitted once, in the transaction that causes it:
- *   data changed     reminders_flush(): re-evaluate the noted cases; a new
- *                    reminder or a different state, due time or scope is
- *                    emitted; an active reminder the data no longer implies
- *                    becomes CANCELLED (a MET or CANCELLED one stays as it is).
- *   clock passed     reminders_tick(): for each due timer, recompute the
- *                    state from the stored times; emit if it changed.
+ *   data changed     reminders_flush(): re-evaluate the noted cases at now; a
+ *                    new reminder or a different state, due time, contact
+ *                    person or scope is emitted; an active reminder the data
+ *                    no longer implies becomes CANCELLED (a MET or CANCELLED
+ *                    one stays as it is). A reminder the rules return with
+ *                    started == false (METHOD.md reading 7) is kept only when
+ *                    it has a MET or active row (then it turns MET): no row,
+ *                    no event.
+ *   clock passed     reminders_tick(): for each due timer of a reminder,
+ *                    recompute the state from the stored times; emit if it
+ *                    changed. A case timer (below) re-evaluates its case.
+ *   a talk is held   rules_evaluate() counts a contact only once its held_at
+ *                    has come (reading 1) and returns the next held_at still
+ *                    to come; evaluate_case() keeps it as the case timer: a
+ *                    row under the bare case prefix [u8 len][case_id] (empty
+ *                    reminder id, rule RULE_COUNT, state CANCELLED, never
+ *                    counted or published) whose next_fire_ms is in timers.
  *   start-up         the writer ticks at once, so a deadline that passed
  *                    while the daemon was down fires then, and republishes
  *                    events after meta "published_seq" that a crash may have
  *                    kept from subscribers (they dedupe by seq).
+ *   rules changed    meta "rules_fp" holds rules_fingerprint() of the
+ *                    revision, table and zone every row was computed under.
+ *                    When the writer's differs (first start of a new
+ *                    revision, a restart with other rules or zone, SIGHUP),
+ *                    reminders_reeval_step() re-evaluates every stored case
+ *                    in key order, a bounded batch per round of its own
+ *                    between group commits; the last batch stores the new
+ *                    fingerprint, the others 0 (a pass in progress: a
+ *                    restart or another reload mid-pass begins again). The
+ *                    cursor lives in memory; a case already done yields no
+ *                    event when done again.
  * The state is a function of data and clock (rules_state_at), so a talk
  * recorded offline before the deadline and synced after it yields MET,
  * never a lasting OVERDUE. Events carry ids and times only.
@@ -44,6 +66,7 @@
 #include <string.h>
 
 #include "caseindex.h"
+#include "clock.h"
 #include "events.h"
 #include "fieldsync/calendar.h"
 #include "fieldsync/casework.h"
@@ -63,9 +86,20 @@
 
 typedef Fieldsync__V1__ReminderEvent reminder_event;
 
+#define META_RULES_FP "rules_fp" /* the fingerprint the stored rows were computed under */
+
 struct reminders {
 	fs_tz *tz;
 	rules_config rules;
+	int64_t clock_offset_ms; /* verify's clock (config's --clock-offset-ms) */
+	/* the re-evaluation of every stored case after the rules changed */
+	struct {
+		bool pending;
+		uint64_t fp;                    /* what it brings meta "rules_fp" to */
+		char cursor[FSP_ID_MAX + 1];    /* the last case done and committed */
+		char staged[FSP_ID_MAX + 1];    /* ... by the round in progress */
+		bool staged_valid, staged_done; /* a step ran in the round; it was the last */
+	} reeval;
 	/* cases noted since the last flush */
 	char **touched;
 	size_t n_touched, cap_touched;
@@ -131,6 +165,15 @@ reminders_set_rules(reminders *r, const rules_config *rc)
 	r->rules = *rc;
 }
 
+void
+reminders_set_zone(reminders *r, fs_tz *tz)
+{
+	if (tz == NULL)
+		return;
+	tz_free(&r->tz);
+	r->tz = tz;
+}
+
 fsd_err
 reminders_new(const config *c, reminders **out, char *err, size_t errlen)
 {
@@ -149,6 +192,7 @@ reminders_new(const config *c, reminders **out, char *err, size_t errlen)
 	}
 	if ((rc = reminders_load_rules(c, &r->rules, err, errlen)) != FSD_OK)
 		goto fail;
+	r->clock_offset_ms = c->clock_offset_ms;
 	*out = r;
 	return FSD_OK;
 fail:
@@ -172,6 +216,7 @@ reminders_free(reminders **rp)
 	free(r->out.topics);
 	free(r->out.data);
 	free(r->out.len);
+	free(r->out.label);
 	free(r);
 	*rp = NULL;
 }
@@ -246,6 +291,7 @@ struct key_list {
 	uint8_t **keys;
 	size_t *klens;
 	size_t n, cap;
+	size_t limit; /* stop after this many (0: no limit but the bound below) */
 	bool oom;
 };
 
@@ -255,6 +301,8 @@ collect_key(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size
 	struct key_list *l = arg;
 	(void)val;
 	(void)vlen;
+	if (l->limit > 0 && l->n >= l->limit)
+		return false;
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 16;
 		uint8_t **k = realloc(l->keys, cap * sizeof(*k));
@@ -487,7 +535,8 @@ reconcile(reminders *r, store_txn *t, const char *case_id, const char *scope,
 
 	uint32_t want = (uint32_t)rules_state_at(rem, now_ms);
 	bool changed = old == NULL || old->state != want || old->due_at_ms != rem->due_at_ms ||
-	               strcmp(old->scope, scope) != 0;
+	               strcmp(old->scope, scope) != 0 ||
+	               strcmp(old->contact_person, rem->contact_person) != 0;
 	if (changed)
 		rc = emit(r, t, &row, want, now_ms);
 	if (rc == FSD_OK)
@@ -501,19 +550,21 @@ reconcile(reminders *r, store_txn *t, const char *case_id, const char *scope,
 }
 
 /*
- * What the case's data implies now: loads the case (*cd, caller frees with
- * case_data_free) and evaluates the rules into *rems (caller frees), *n of
- * them. A case without a live `case` record implies none.
+ * What the case's data implies at now_ms: loads the case (*cd, caller frees
+ * with case_data_free) and evaluates the rules into *rems (caller frees), *n
+ * of them, and *next_eval (the next held_at to come, 0: none). A case
+ * without a live `case` record implies none.
  */
 static fsd_err
-implied_reminders(reminders *r, store_txn *t, const char *case_id, struct case_data *cd,
-                  rules_reminder **rems, size_t *n)
+implied_reminders(reminders *r, store_txn *t, const char *case_id, int64_t now_ms,
+                  struct case_data *cd, rules_reminder **rems, size_t *n, int64_t *next_eval)
 {
 	size_t cap = 64;
 	fsd_err rc = case_load(t, case_id, cd);
 
 	*rems = NULL;
 	*n = 0;
+	*next_eval = 0;
 	if (rc != FSD_OK || cd->n_cases == 0)
 		return rc;
 	rules_input in = {
@@ -528,7 +579,7 @@ implied_reminders(reminders *r, store_txn *t, const char *case_id, struct case_d
 		if (grown == NULL)
 			return FSD_ERROR;
 		*rems = grown;
-		*n = rules_evaluate(&r->rules, r->tz, &in, *rems, cap);
+		*n = rules_evaluate(&r->rules, r->tz, &in, now_ms, *rems, cap, next_eval);
 		if (*n <= cap)
 			return FSD_OK;
 		cap = *n;
@@ -548,7 +599,7 @@ unimplied_rows(store_txn *t, const char *case_id, const uint8_t *prefix, size_t 
 		rc = FSD_ERROR;
 	size_t kept = 0;
 	for (size_t i = 0; i < out->n; i++) {
-		bool implied = false;
+		bool implied = out->klens[i] == plen; /* the case timer: not a reminder */
 		for (size_t k = 0; k < n && !implied; k++) {
 			size_t kl = fsk_case_key(key, sizeof(key), case_id, rems[k].reminder_id);
 			implied = kl == out->klens[i] && memcmp(key, out->keys[i], kl) == 0;
@@ -564,7 +615,38 @@ unimplied_rows(store_txn *t, const char *case_id, const uint8_t *prefix, size_t 
 	return rc;
 }
 
-/* Re-evaluates one case. */
+/* Moves the case timer (the row under the bare case prefix) to fire (0: none). */
+static fsd_err
+case_timer_set(store_txn *t, const char *case_id, const uint8_t *prefix, size_t plen, int64_t fire)
+{
+	reminder_row *old = NULL, row;
+	fsd_err rc = reminder_rows_get(t, prefix, plen, &old);
+	int64_t old_fire = old != NULL ? old->next_fire_ms : 0;
+
+	if (rc != FSD_OK && rc != FSD_NOTFOUND && rc != FSD_CORRUPT)
+		return rc;
+	if (old != NULL)
+		fieldsyncd__store__reminder_row__free_unpacked(old, NULL);
+	if (old_fire == fire && (fire == 0 || rc == FSD_OK))
+		return FSD_OK;
+	if ((rc = reminder_rows_timer_set(t, prefix, plen, old_fire, fire)) != FSD_OK)
+		return rc;
+	if (fire == 0) {
+		rc = store_kv_del(t, &reminders_table, prefix, plen);
+		return rc == FSD_NOTFOUND ? FSD_OK : rc;
+	}
+	fieldsyncd__store__reminder_row__init(&row);
+	row.reminder_id = "";
+	row.rule = RULE_COUNT;                                       /* not a rule: never counted */
+	row.state = FIELDSYNC__V1__REMINDER_EVENT__STATE__CANCELLED; /* never active */
+	row.scope = "";
+	row.case_id = (char *)case_id;
+	row.contact_person = "";
+	row.next_fire_ms = fire;
+	return reminder_rows_put(t, prefix, plen, &row);
+}
+
+/* Re-evaluates one case at now_ms: its rows, its events, its case timer. */
 static fsd_err
 evaluate_case(reminders *r, store_txn *t, const char *case_id, int64_t now_ms)
 {
@@ -572,9 +654,12 @@ evaluate_case(reminders *r, store_txn *t, const char *case_id, int64_t now_ms)
 	struct key_list existing = {0};
 	rules_reminder *rems = NULL;
 	size_t n = 0;
+	int64_t next_eval = 0;
 	uint8_t prefix[KEY_MAX], key[KEY_MAX];
 	size_t plen = fsk_case_key(prefix, sizeof(prefix), case_id, "");
-	fsd_err rc = plen == 0 ? FSD_INVALID : implied_reminders(r, t, case_id, &cd, &rems, &n);
+	fsd_err rc = plen == 0
+	                     ? FSD_INVALID
+	                     : implied_reminders(r, t, case_id, now_ms, &cd, &rems, &n, &next_eval);
 
 	if (rc != FSD_OK)
 		goto out;
@@ -589,6 +674,14 @@ evaluate_case(reminders *r, store_txn *t, const char *case_id, int64_t now_ms)
 		if (grc != FSD_OK && grc != FSD_NOTFOUND) {
 			rc = grc;
 			break;
+		}
+		/* reading 7: met without having started: only a tracked one turns MET */
+		if (!rems[i].started &&
+		    (old == NULL ||
+		     old->state == FIELDSYNC__V1__REMINDER_EVENT__STATE__CANCELLED)) {
+			if (old != NULL)
+				fieldsyncd__store__reminder_row__free_unpacked(old, NULL);
+			continue;
 		}
 		rc = reconcile(r, t, case_id, scope, &rems[i], key, kl, old, now_ms);
 		if (old != NULL)
@@ -611,6 +704,9 @@ evaluate_case(reminders *r, store_txn *t, const char *case_id, int64_t now_ms)
 		               now_ms);
 		fieldsyncd__store__reminder_row__free_unpacked(old, NULL);
 	}
+	/* reading 1: evaluate again when the next talk still to come is held */
+	if (rc == FSD_OK)
+		rc = case_timer_set(t, case_id, prefix, plen, next_eval);
 out:
 	key_list_free(&existing);
 	free(rems);
@@ -694,8 +790,24 @@ reminders_tick(reminders *r, store_txn *t, int64_t now_ms)
 			fsd_err grc;
 			rc = store_kv_del(t, &reminders_timers_table, due.keys.keys[i],
 			                  due.keys.klens[i]);
+			if (rc == FSD_NOTFOUND) { /* moved by a case evaluated in this batch */
+				rc = FSD_OK;
+				continue;
+			}
 			if (rc != FSD_OK)
 				break;
+			if (rklen >= 1 && rklen == (size_t)rkey[0] + 1) { /* a case timer */
+				char case_id[FSP_ID_MAX + 1];
+				memcpy(case_id, rkey + 1, rkey[0]);
+				case_id[rkey[0]] = '\0';
+				/* it fired: forget it, so evaluate_case sets the next one afresh */
+				rc = store_kv_del(t, &reminders_table, rkey, rklen);
+				if (rc == FSD_NOTFOUND)
+					rc = FSD_OK;
+				if (rc == FSD_OK)
+					rc = evaluate_case(r, t, case_id, now_ms);
+				continue;
+			}
 			reminder_row *row = NULL;
 			grc = reminder_rows_get(t, rkey, rklen, &row);
 			if (row == NULL) {
@@ -753,6 +865,7 @@ reminders_rollback(reminders *r, size_t mark)
 {
 	events_batch_truncate(&r->out, mark);
 	touched_clear(r);
+	r->reeval.staged_valid = false; /* the re-evaluation step goes with its round */
 }
 
 fsd_err
@@ -770,23 +883,142 @@ reminders_take(reminders *r, event_batch **out)
 	return FSD_OK;
 }
 
-/* ---- verification (backup.c's `verify`) ---------------------------------- */
+/* ---- re-evaluation after the rules changed ------------------------------ */
+
+bool
+reminders_reeval_check(reminders *r, store_txn *t)
+{
+	uint64_t fp = rules_fingerprint(&r->rules, tz_name(r->tz));
+
+	r->reeval.staged_valid = false;
+	if (store_meta_u64(t, META_RULES_FP) == fp) {
+		r->reeval.pending = false;
+		return false;
+	}
+	if (!r->reeval.pending || r->reeval.fp != fp)
+		r->reeval.cursor[0] = '\0'; /* (again) from the first case */
+	r->reeval.pending = true;
+	r->reeval.fp = fp;
+	return true;
+}
+
+bool
+reminders_reeval_pending(const reminders *r)
+{
+	return r->reeval.pending;
+}
+
+fsd_err
+reminders_reeval_step(reminders *r, store_txn *t, int64_t now_ms, size_t max_cases, size_t *n_done)
+{
+	struct key_list ids = {0};
+	uint8_t from[1 + FSP_COLLECTION_MAX + FSP_ID_MAX];
+	size_t plen = fsk_record_prefix(from, "case"), flen = plen, n = 0; /* records' keys */
+	const char *cursor = r->reeval.cursor;
+	fsd_err rc = FSD_OK;
+
+	*n_done = 0;
+	if (!r->reeval.pending)
+		return FSD_OK;
+	if (max_cases == 0)
+		max_cases = 1;
+	memcpy(from + plen, cursor, strlen(cursor));
+	flen += strlen(cursor);
+	/* the cursor's own key (done), the batch, and one more: whether any is left */
+	ids.limit = max_cases + 2;
+	rc = store_kv_scan(t, &records_table, from, flen, from, plen, collect_key, &ids);
+	if (rc == FSD_OK && ids.oom)
+		rc = FSD_ERROR;
+	size_t first = cursor[0] != '\0' && ids.n > 0 && ids.klens[0] == flen &&
+	                               memcmp(ids.keys[0], from, flen) == 0
+	                       ? 1
+	                       : 0;
+	snprintf(r->reeval.staged, sizeof(r->reeval.staged), "%s", cursor);
+	for (size_t i = first; rc == FSD_OK && i < ids.n && n < max_cases; i++, n++) {
+		char id[FSP_ID_MAX + 1];
+		size_t idl = ids.klens[i] - plen;
+
+		if (idl > FSP_ID_MAX)
+			continue; /* not an id the writer could have stored */
+		memcpy(id, ids.keys[i] + plen, idl);
+		id[idl] = '\0';
+		if ((rc = evaluate_case(r, t, id, now_ms)) != FSD_OK)
+			break;
+		memcpy(r->reeval.staged, id, idl + 1);
+	}
+	if (rc == FSD_OK) {
+		r->reeval.staged_valid = true;
+		r->reeval.staged_done = ids.n - first <= max_cases;
+		/* the last batch stores the fingerprint; until then the store says
+		 * "none" (0), so a restart or another reload mid-pass begins again */
+		rc = store_meta_set_u64(t, META_RULES_FP, r->reeval.staged_done ? r->reeval.fp : 0);
+	}
+	key_list_free(&ids);
+	*n_done = n;
+	return rc;
+}
+
+void
+reminders_committed(reminders *r)
+{
+	if (!r->reeval.staged_valid)
+		return;
+	memcpy(r->reeval.cursor, r->reeval.staged, sizeof(r->reeval.cursor));
+	if (r->reeval.staged_done)
+		r->reeval.pending = false;
+	r->reeval.staged_valid = false;
+}
+
+/* ---- verification (cmd_verify.c's `verify`) ------------------------------ */
+
+/* The state a row holds at now_ms once its own timers have fired. */
+static uint32_t
+row_state_at(const reminder_row *row, int64_t now_ms)
+{
+	rules_reminder rem;
+
+	if (!row_is_active(row->state))
+		return row->state;
+	row_to_reminder(row, &rem);
+	return (uint32_t)rules_state_at(&rem, now_ms);
+}
 
 fsd_err
 reminders_verify_case(reminders *r, store_txn *t, const char *case_id, reminders_verify_fn fn,
                       void *arg, size_t *n_checked)
 {
+	return reminders_verify_case_at(r, t, case_id, clock_deadline_ms(r->clock_offset_ms), fn,
+	                                arg, n_checked);
+}
+
+fsd_err
+reminders_verify_case_at(reminders *r, store_txn *t, const char *case_id, int64_t now_ms,
+                         reminders_verify_fn fn, void *arg, size_t *n_checked)
+{
 	struct case_data cd = {0};
 	struct key_list existing = {0};
 	rules_reminder *rems = NULL;
+	reminder_row *timer = NULL;
 	size_t n = 0;
+	int64_t next_eval = 0, eval_at = now_ms;
 	uint8_t prefix[KEY_MAX], key[KEY_MAX];
 	size_t plen = fsk_case_key(prefix, sizeof(prefix), case_id, "");
-	fsd_err rc = plen == 0 ? FSD_INVALID : implied_reminders(r, t, case_id, &cd, &rems, &n);
+	fsd_err rc;
 
+	if (plen == 0)
+		return FSD_INVALID;
+
+	/* A case timer that is due (the daemon is down, or has not got to it):
+	 * the rows hold the evaluation from just before it. */
+	if (reminder_rows_get(t, prefix, plen, &timer) == FSD_OK && timer->next_fire_ms > 0 &&
+	    timer->next_fire_ms <= now_ms)
+		eval_at = timer->next_fire_ms - 1;
+	if (timer != NULL)
+		fieldsyncd__store__reminder_row__free_unpacked(timer, NULL);
+	rc = implied_reminders(r, t, case_id, eval_at, &cd, &rems, &n, &next_eval);
 	if (rc != FSD_OK)
 		goto out;
-	/* Every reminder the data implies has a row; an active one has its due time. */
+	/* Every reminder the data implies has a row with its state and times. */
 	for (size_t i = 0; rc == FSD_OK && i < n; i++) {
 		size_t kl = fsk_case_key(key, sizeof(key), case_id, rems[i].reminder_id);
 		fsd_err grc;
@@ -794,6 +1026,8 @@ reminders_verify_case(reminders *r, store_txn *t, const char *case_id, reminders
 		grc = reminder_rows_get(t, key, kl, &row);
 		(*n_checked)++;
 		if (row == NULL) {
+			if (grc == FSD_NOTFOUND && !rems[i].started)
+				continue; /* reading 7: never started, no row */
 			if (grc == FSD_NOTFOUND)
 				fn(arg, case_id, rems[i].reminder_id,
 				   "implied by the rules but has no row");
@@ -803,9 +1037,20 @@ reminders_verify_case(reminders *r, store_txn *t, const char *case_id, reminders
 				rc = grc;
 			continue;
 		}
-		if (row_is_active(row->state) && row->due_at_ms != rems[i].due_at_ms)
+		if (!rems[i].started &&
+		    row->state == FIELDSYNC__V1__REMINDER_EVENT__STATE__CANCELLED) {
+			fieldsyncd__store__reminder_row__free_unpacked(row, NULL);
+			continue;
+		}
+		if (row_state_at(row, now_ms) != (uint32_t)rules_state_at(&rems[i], now_ms))
+			fn(arg, case_id, rems[i].reminder_id,
+			   "its row's state differs from the rules'");
+		if (row->due_at_ms != rems[i].due_at_ms)
 			fn(arg, case_id, rems[i].reminder_id,
 			   "its row's due time differs from the rules'");
+		if (row->warning_at_ms != rems[i].warning_at_ms)
+			fn(arg, case_id, rems[i].reminder_id,
+			   "its row's warning time differs from the rules'");
 		fieldsyncd__store__reminder_row__free_unpacked(row, NULL);
 	}
 	if (rc != FSD_OK)

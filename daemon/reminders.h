@@ -16,6 +16,7 @@
 #include "config.h"
 #include "err.h"
 #include "events.h"
+#include "fieldsync/calendar.h"
 #include "fieldsync/v1/sync.pb-c.h"
 #include "peer.h"
 #include "records.h"
@@ -35,6 +36,26 @@ void reminders_free(reminders **r);
 struct rules_config;
 fsd_err reminders_load_rules(const config *c, struct rules_config *out, char *err, size_t errlen);
 void reminders_set_rules(reminders *r, const struct rules_config *rc);
+/* Installs zone tz (taken; NULL: keep the current one) for every case evaluated from then on. */
+void reminders_set_zone(reminders *r, fs_tz *tz);
+
+/*
+ * METHOD.md reading 8: a changed rule table or zone applies to every case.
+ * reminders_reeval_check() compares rules_fingerprint(RULES_REVISION, the
+ * table, the zone) with meta "rules_fp" in txn t (any): when they differ a
+ * re-evaluation of every stored case is pending (true). Call it at start
+ * and after installing new rules or a new zone.
+ * reminders_reeval_step() re-evaluates, in write txn t at now_ms, the next
+ * max_cases stored cases (key order), publishing each change once; the
+ * step that reaches the last case stores the fingerprint. *n_done: cases
+ * evaluated. reminders_committed() tells that t committed (the cursor
+ * moves on; reminders_rollback() drops the step instead).
+ */
+bool reminders_reeval_check(reminders *r, store_txn *t);
+bool reminders_reeval_pending(const reminders *r);
+fsd_err reminders_reeval_step(reminders *r, store_txn *t, int64_t now_ms, size_t max_cases,
+                              size_t *n_done);
+void reminders_committed(reminders *r);
 
 /*
  * Called by the writer for every record it writes, inside the write txn:
@@ -65,13 +86,18 @@ void reminders_rollback(reminders *r, size_t mark);
 fsd_err reminders_take(reminders *r, event_batch **out);
 
 /* reminders.c, for verify: re-runs the rules on case_id (loaded as the
- * writer loads it) in txn t and calls fn for every difference from the
- * stored rows: an implied reminder without a row, an active row whose due
- * time differs, an active row the data no longer implies. Ids only.
- * *n_checked grows by the reminders looked at. */
+ * writer loads it) in txn t at now_ms and calls fn for every difference
+ * from the stored rows: an implied (started) reminder without a row, a row
+ * whose state (once its own timers fired), due time or warning time
+ * differs, an active row the data no longer implies. A case timer that is
+ * due is taken into account (the rows are as just before it). Ids only.
+ * *n_checked grows by the reminders looked at. reminders_verify_case()
+ * uses the wall clock (with the config's --clock-offset-ms). */
 typedef void (*reminders_verify_fn)(void *arg, const char *case_id, const char *reminder_id,
                                     const char *problem);
 fsd_err reminders_verify_case(reminders *r, store_txn *t, const char *case_id,
                               reminders_verify_fn fn, void *arg, size_t *n_checked);
+fsd_err reminders_verify_case_at(reminders *r, store_txn *t, const char *case_id, int64_t now_ms,
+                                 reminders_verify_fn fn, void *arg, size_t *n_checked);
 
 #endif

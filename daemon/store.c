@@ -12,11 +12,13 @@
  *   meta       "schema"    -> u32 LE, STORE_SCHEMA; a store written by another
  *                             schema is refused at start-up, never guessed at
  *              "server_id" -> 36-byte UUID text, made when the store is created
+ *                             (fsc_uuid: no randomness, no store)
  *              "generation" -> 36-byte UUID text (PROTOCOL.md §7): made with the
  *                             store, made anew by store_new_generation (a
  *                             restore); a store written by release 1 has none
  *                             and gets one at its first open by this build
- *              "seq"       -> u64 LE, the last feed position handed out
+ *              "seq"       -> u64 LE (fsk_put_le64), the last feed position
+ *                             handed out
  *              other names -> u64 LE counters, each owned by one module
  *                             (store_meta_*): "reply_age" (replies.c, made
  *                             with the store so a new store's bytes stay as
@@ -41,6 +43,9 @@
  *                                     `grow_lock` exclusively (no reader may be
  *                                     open, LMDB's rule for mdb_env_set_mapsize),
  *                                     doubles the map and retries the batch.
+ *   store_copy_env                    a backup: LMDB's (compacting) copy of an
+ *                                     environment opened read-only, in one
+ *                                     read txn beside the running writer.
  * A commit that fails with ENOSPC, EDQUOT, EFBIG or EIO (LMDB's word for a
  * short write, which is how a disk filling up mid-write shows) is
  * FSD_NOSPACE: nothing was acknowledged, LMDB rolled the transaction back

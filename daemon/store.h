@@ -6,8 +6,11 @@
  * meta. The store knows no record, event or device: every table is declared
  * by the module that owns its layout (a `const store_table` in that
  * module's header) and handed to store_open_with(); schema.c's store_open()
- * opens the daemon's store with all of them. <lmdb.h> is included here
- * alone; LMDB codes are mapped to fsd_err and never leak.
+ * opens the daemon's store with all of them. <lmdb.h> is included by
+ * store.c alone (.ci/check-layers enforces it): hot copies for backups
+ * (store_copy_env) are here too. LMDB codes are mapped to fsd_err and
+ * never leak. Integers in keys and values are the shared core's encodings
+ * (fieldsync/keys.h: be64 for keys that sort by number, le64/le32 in meta).
  *
  * Threads: read transactions are short and may be used on any thread (one
  * at a time); the one write transaction belongs to the writer thread (or

@@ -24,6 +24,13 @@
  * publish events another process stored, publish_external), so its sleep
  * is capped at 1 s.
  *
+ * Rules changed (METHOD.md reading 8): at start and whenever SIGHUP
+ * installs a rule table and a zone, reminders_reeval_check() compares the rules'
+ * fingerprint with the store's; while a re-evaluation is pending the writer
+ * does not sleep, and after each round of pushes (their replies sent) runs
+ * one round of REEVAL_BATCH cases of its own, so a push waits for at most
+ * one batch.
+ *
  * Threads: the writer is an actor (actor.h): it runs on its own thread and
  * talks to the main thread over its pipe only (writer.h lists the messages).
  */
@@ -36,20 +43,24 @@
 #include "changeset.h"
 #include "clock.h"
 #include "events.h"
+#include "fieldsync/rules.h"
 #include "log.h"
 #include "metrics.h"
 #include "wire.h"
 #include "writer.h"
+
+#define REEVAL_BATCH 256 /* cases re-evaluated per round after the rules changed */
 
 struct writer {
 	actor *thread;
 	store *s;
 	const config *c;
 	reminders *rem;
-	push_job **jobs;     /* room for batch_max_jobs */
-	uint64_t handed_seq; /* last event seq handed to the publisher */
-	int64_t next_fire;   /* earliest reminder timer, 0 = none */
-	void *pipe;          /* the actor's end, valid while it runs */
+	push_job **jobs;         /* room for batch_max_jobs */
+	uint64_t handed_seq;     /* last event seq handed to the publisher */
+	int64_t next_fire;       /* earliest reminder timer, 0 = none */
+	int64_t reeval_retry_ms; /* after a failed re-evaluation round: not before (mono) */
+	void *pipe;              /* the actor's end, valid while it runs */
 };
 
 /* pipe_send() of old: true when sent. */
@@ -141,11 +152,12 @@ publish_external(writer *w, store_txn *t)
 }
 
 /*
- * One round: jobs[0..n) (n may be 0) and every reminder timer due now, in one
- * transaction. Retries after growing a full map. Returns the store result.
+ * One round: jobs[0..n) (n may be 0), every reminder timer due now and, when
+ * reeval, the next batch of the pending re-evaluation, in one transaction.
+ * Retries after growing a full map. Returns the store result.
  */
 static fsd_err
-writer_round(writer *w, push_job **jobs, size_t n)
+writer_round(writer *w, push_job **jobs, size_t n, bool reeval)
 {
 	size_t mark = reminders_mark(w->rem);
 	for (;;) {
@@ -161,8 +173,14 @@ writer_round(writer *w, push_job **jobs, size_t n)
 			rc = apply_job(w, t, jobs[i]);
 		if (rc == FSD_OK)
 			rc = reminders_tick(w->rem, t, clock_deadline_ms(w->c->clock_offset_ms));
+		size_t reevaluated = 0;
+		if (rc == FSD_OK && reeval)
+			rc = reminders_reeval_step(w->rem, t,
+			                           clock_deadline_ms(w->c->clock_offset_ms),
+			                           REEVAL_BATCH, &reevaluated);
 		int64_t next_fire = rc == FSD_OK ? reminders_next_fire(w->rem, t) : 0;
 		int64_t conflicts = rc == FSD_OK ? (int64_t)changeset_conflicts_open(t) : 0;
+		int64_t last_event = rc == FSD_OK ? (int64_t)events_last_seq(t) : 0;
 		int64_t counts[METRIC_RULES][METRIC_STATES];
 		for (int r = 0; rc == FSD_OK && r < METRIC_RULES; r++)
 			for (int st = 0; st < METRIC_STATES; st++)
@@ -172,6 +190,11 @@ writer_round(writer *w, push_job **jobs, size_t n)
 		else
 			store_abort(&t);
 		if (rc == FSD_OK) {
+			reminders_committed(w->rem);
+			if (reeval && !reminders_reeval_pending(w->rem))
+				log_event(LOG_INFO,
+				          "every case re-evaluated under the current rules",
+				          LI("rules_revision", RULES_REVISION), NULL);
 			clock_gettime(CLOCK_MONOTONIC, &t1);
 			metrics_observe(METRIC_COMMIT_DURATION_SECONDS,
 			                (double)(t1.tv_sec - t0.tv_sec) +
@@ -179,6 +202,7 @@ writer_round(writer *w, push_job **jobs, size_t n)
 			if (n > 0)
 				metrics_observe(METRIC_COMMIT_BATCH_CHANGESETS, (double)n);
 			metrics_set(METRIC_CONFLICTS_OPEN, 0, conflicts);
+			metrics_set(METRIC_EVENTS_LAST_SEQ, 0, last_event);
 			for (int r = 0; r < METRIC_RULES; r++)
 				for (int st = 0; st < METRIC_STATES; st++)
 					metrics_set(METRIC_REMINDERS, metrics_rule_state(r, st),
@@ -224,6 +248,22 @@ writer_round(writer *w, push_job **jobs, size_t n)
 	}
 }
 
+/* Whether the rules (revision, table, zone) differ from the store's: a
+ * re-evaluation of every case is then pending. */
+static void
+writer_reeval_check(writer *w)
+{
+	store_txn *t = NULL;
+	if (store_read_begin(w->s, &t) != FSD_OK)
+		return;
+	bool pending = reminders_reeval_check(w->rem, t);
+	store_read_end(&t);
+	if (pending)
+		log_event(LOG_INFO,
+		          "the rules revision, table or zone changed: re-evaluating every case",
+		          LI("rules_revision", RULES_REVISION), LI("batch", REEVAL_BATCH), NULL);
+}
+
 /* Start-up: republish what a crash may have kept from subscribers. */
 static void
 writer_recover(writer *w)
@@ -234,6 +274,7 @@ writer_recover(writer *w)
 	event_batch *b = NULL;
 	events_unpublished(t, &b);
 	w->handed_seq = events_last_seq(t);
+	metrics_set(METRIC_EVENTS_LAST_SEQ, 0, (int64_t)w->handed_seq);
 	store_read_end(&t);
 	if (b != NULL) {
 		log_event(LOG_INFO, "republishing reminder events a restart may have held back",
@@ -267,13 +308,16 @@ writer_main(void *arg, void *pipe)
 
 	w->pipe = pipe;
 	writer_recover(w);
+	writer_reeval_check(w);
 	/* First round: fire every deadline that passed while we were down. */
-	if (writer_round(w, jobs, 0) != FSD_OK)
+	if (writer_round(w, jobs, 0, false) != FSD_OK)
 		log_event(LOG_ERROR, "the start-up reminder round failed; it is retried", NULL);
 	while (!stopping) {
 		size_t n = 0;
+		bool reeval =
+			reminders_reeval_pending(w->rem) && clock_mono_ms() >= w->reeval_retry_ms;
 		zmq_pollitem_t it = {w->pipe, 0, ZMQ_POLLIN, 0};
-		int pr = zmq_poll(&it, 1, writer_timeout(w));
+		int pr = zmq_poll(&it, 1, reeval ? 0 : writer_timeout(w));
 		if (pr < 0 && zmq_errno() == ETERM)
 			break;
 		while (n < cap && pr > 0) {
@@ -292,13 +336,17 @@ writer_main(void *arg, void *pipe)
 				reminders_set_rules(w->rem, (const struct rules_config *)p);
 				free(p);
 				log_event(LOG_INFO, "rule table reloaded", NULL);
+				writer_reeval_check(w);
+			} else if (tag == WRITER_ZONE && p != NULL) { /* SIGHUP: the zone */
+				reminders_set_zone(w->rem, p);
+				writer_reeval_check(w);
 			}
 		}
 		bool timer_due = w->next_fire > 0 &&
 		                 clock_deadline_ms(w->c->clock_offset_ms) >= w->next_fire;
 		if (n > 0 || timer_due) {
-			writer_round(w, jobs, n);
-		} else if (!stopping) { /* idle: anything another process stored? */
+			writer_round(w, jobs, n, false);
+		} else if (!stopping && !reeval) { /* idle: anything another process stored? */
 			store_txn *rt = NULL;
 			if (store_read_begin(w->s, &rt) == FSD_OK) {
 				publish_external(w, rt);
@@ -307,6 +355,11 @@ writer_main(void *arg, void *pipe)
 		}
 		for (size_t i = 0; i < n; i++)
 			pipe_send(w->pipe, WRITER_JOB, jobs[i], 0);
+		/* between group commits: one batch of the pending re-evaluation */
+		if (!stopping && reminders_reeval_pending(w->rem) &&
+		    clock_mono_ms() >= w->reeval_retry_ms &&
+		    writer_round(w, NULL, 0, true) != FSD_OK)
+			w->reeval_retry_ms = clock_mono_ms() + 1000;
 	}
 	actor_send_stop(w->pipe); /* "stopped": everything queued was answered */
 	reminders_free(&w->rem);

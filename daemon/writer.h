@@ -5,7 +5,7 @@
  * Messages on its pipe (actor.h): WRITER_JOB + push_job * (both ways: in to
  * be applied, back with its reply), WRITER_EVENTS + event_batch * (writer
  * to the endpoint: publish these), WRITER_RULES + a malloc'd rules_config
- * (SIGHUP); ACTOR_STOP to stop after what is queued, and back once stopped.
+ * and WRITER_ZONE + an fs_tz (SIGHUP; the writer takes them); ACTOR_STOP to stop after what is queued, and back once stopped.
  */
 #ifndef FIELDSYNCD_WRITER_H
 #define FIELDSYNCD_WRITER_H
@@ -48,6 +48,6 @@ fsd_err writer_start(void *zctx, const char *pipe_endpoint, store *s, const conf
 void writer_join(writer **w);
 void push_job_free(push_job *j);
 
-enum { WRITER_JOB = 'J', WRITER_EVENTS = 'E', WRITER_RULES = 'R' };
+enum { WRITER_JOB = 'J', WRITER_EVENTS = 'E', WRITER_RULES = 'R', WRITER_ZONE = 'Z' };
 
 #endif

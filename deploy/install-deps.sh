@@ -11,7 +11,7 @@ if [ "${1:-}" = "--test" ]; then
   # protoc run the Python scheduler example; clang runs the fuzzers;
   # libfiu-dev and fiu-utils (fiu-run) inject I/O and allocation failures.
   pkgs+=(prometheus python3 python3-zmq python3-protobuf protobuf-compiler clang libclang-rt-14-dev clang-format
-         libfiu-dev fiu-utils)
+         libzstd-dev libfiu-dev fiu-utils)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -5,13 +5,27 @@
  *
  * Input. One case: its live siblings (a case in conflict has several) and
  * every live sibling of every contact of it, each as its own rules_contact,
- * siblings of one contact sharing an id. Nothing else: no clock (the caller
- * passes now_ms to rules_state_at/rules_next_change), no store, no globals.
+ * siblings of one contact sharing an id, and the instant now_ms. Nothing
+ * else: no clock of its own, no store, no globals.
+ *
+ * Revision 2 (METHOD.md "Settled readings", RULES_REVISION). The clock
+ * enters the evaluation in one place only: a contact is held once
+ * 0 < held_at <= now (reading 1, held_as). The result is therefore constant
+ * until the next held_at still to come, which rules_evaluate returns as
+ * next_eval_ms for the caller's timer; between evaluations only the states
+ * move, at the instants rules_state_at names. The other readings are local
+ * to their rule in case_candidate and the two per-contact evaluators:
+ * same-day talks (2) in quick-help, the end of a case (3) as "not implied
+ * unless met" for the four course rules, the warning from the start of a
+ * day (4) in network-meeting, the window from the start of a day (5) in
+ * follow-up, early treatment (6) in treatment-start (strictly after the
+ * last counselling talk), and reading 7 as rules_reminder.started (false
+ * for a reminder that the data shows met but never started on its own).
  *
  * Contacts in conflict are grouped by id ("logical contacts"). A logical
  * contact counts as kind K if any of its siblings has kind K and was held
- * (held_at_ms > 0); its held_at for K is the earliest positive held_at
- * among those siblings, so a conflict can only bring a deadline forward.
+ * (as above); its held_at for K is the earliest held held_at among those
+ * siblings, so a conflict can only bring a deadline forward.
  * Grouping needs no memory: raw contact i represents its logical contact
  * for kind K (is_first_held) when no sibling of the same id and kind was
  * held earlier, or at the same instant with a smaller index. Counting
@@ -391,11 +405,11 @@ contact_id(const rules_contact *x)
 	return str_or_empty(x->id);
 }
 
-/* held_at of raw contact x when it has `kind` (KIND_ANY: any) and was held; else 0. */
+/* held_at of raw contact x when it has `kind` (KIND_ANY: any) and was held by now; else 0. */
 static int64_t
-held_as(const rules_contact *x, int kind)
+held_as(const rules_contact *x, int kind, int64_t now)
 {
-	if (x->c == NULL || x->c->held_at_ms <= 0)
+	if (x->c == NULL || x->c->held_at_ms <= 0 || x->c->held_at_ms > now)
 		return 0;
 	if (kind != KIND_ANY && (int)x->c->kind != kind)
 		return 0;
@@ -408,14 +422,14 @@ held_as(const rules_contact *x, int kind)
  * smaller index. Its held_at is then the logical contact's held_at for kind.
  */
 static bool
-is_first_held(const rules_input *in, size_t i, int kind)
+is_first_held(const rules_input *in, size_t i, int kind, int64_t now)
 {
-	int64_t hi = held_as(&in->contacts[i], kind), hj;
+	int64_t hi = held_as(&in->contacts[i], kind, now), hj;
 
 	if (hi == 0)
 		return false;
 	for (size_t j = 0; j < in->n_contacts; j++) {
-		if (j == i || (hj = held_as(&in->contacts[j], kind)) == 0)
+		if (j == i || (hj = held_as(&in->contacts[j], kind, now)) == 0)
 			continue;
 		if ((hj < hi || (hj == hi && j < i)) &&
 		    strcmp(contact_id(&in->contacts[j]), contact_id(&in->contacts[i])) == 0)
@@ -442,12 +456,12 @@ is_first_next(const rules_input *in, size_t i)
 	return true;
 }
 
-/* Some raw contact of `kind` (KIND_ANY: any) held at or after t (strictly after when strict). */
+/* Some raw contact of `kind` (KIND_ANY: any) held by now, at or after t (strictly after when strict). */
 static bool
-held_since(const rules_input *in, int kind, int64_t t, bool strict)
+held_since(const rules_input *in, int kind, int64_t t, bool strict, int64_t now)
 {
 	for (size_t j = 0; j < in->n_contacts; j++) {
-		int64_t h = held_as(&in->contacts[j], kind);
+		int64_t h = held_as(&in->contacts[j], kind, now);
 
 		if (h > 0 && (strict ? h > t : h >= t))
 			return true;
@@ -470,17 +484,18 @@ count_clamped(int count)
 	return count < 1 ? 1 : count > RULES_COUNT_MAX ? RULES_COUNT_MAX : count;
 }
 
+/* What the contacts held as `kind` by now say (count: which one is nth). */
 static void
-kind_facts_get(const rules_input *in, int kind, int count, kind_facts *f)
+kind_facts_get(const rules_input *in, int kind, int count, int64_t now, kind_facts *f)
 {
 	int64_t low[RULES_COUNT_MAX]; /* the k smallest held_at so far, ascending */
 	size_t nlow = 0, k = (size_t)count_clamped(count), pos;
 
 	memset(f, 0, sizeof(*f));
 	for (size_t i = 0; i < in->n_contacts; i++) {
-		int64_t h = held_as(&in->contacts[i], kind);
+		int64_t h = held_as(&in->contacts[i], kind, now);
 
-		if (h == 0 || !is_first_held(in, i, kind))
+		if (h == 0 || !is_first_held(in, i, kind, now))
 			continue;
 		if (f->n == 0 || h < f->first)
 			f->first = h;
@@ -512,6 +527,7 @@ kind_facts_get(const rules_input *in, int kind, int count, kind_facts *f)
 typedef struct candidate {
 	int64_t start, warning_at, due_day, due_at;
 	bool met;
+	bool started; /* reading 7: false when met without ever having started */
 	const char *person;
 } candidate;
 
@@ -519,6 +535,7 @@ typedef struct eval_ctx {
 	const rules_config *rc;
 	const fs_tz *tz;
 	const rules_input *in;
+	int64_t now;
 	kind_facts counselling, treatment, group, parent;
 	rules_reminder *out;
 	size_t cap, n;
@@ -547,13 +564,28 @@ cand_after(const eval_ctx *x, const rule_conf *rc, int64_t start, candidate *c)
 	return cand_finish(x, rc, c);
 }
 
-/* Keeps in *best the unmet candidate due first, else (all met) the met one due first. */
+/* Keeps in *best the unmet candidate due first, else (all met) the met one due first;
+ * the merged reminder started when any candidate did. */
 static void
 merge_candidate(candidate *best, bool *have, const candidate *c)
 {
+	bool started = (*have && best->started) || c->started;
+
 	if (!*have || (best->met && !c->met) || (best->met == c->met && c->due_at < best->due_at))
 		*best = *c;
+	best->started = started;
 	*have = true;
+}
+
+/* The first instant of the local day `amount` units before the local day holding t. */
+static bool
+day_start_before(const fs_tz *tz, int64_t t, int amount, cal_unit unit, int64_t *out)
+{
+	int64_t next_day;
+
+	/* the start of the day after (t's date - amount), then the start of the day before it */
+	return cal_due_ms(tz, t, -amount, unit, &next_day) &&
+	       cal_day_start_ms(tz, next_day - 1, out);
 }
 
 /* The candidate case sibling cs implies for a case-level rule; false: none. */
@@ -564,14 +596,20 @@ case_candidate(const eval_ctx *x, rule_id r, const fs_case *cs, candidate *c)
 	const rules_input *in = x->in;
 	int64_t ended = cs->ended_at_ms, at_once;
 
+	int64_t day;
+
 	memset(c, 0, sizeof(*c));
 	c->person = str_or_empty(cs->contact_person);
+	c->started = true;
 	switch (r) {
 	case RULE_QUICK_HELP:
-		if (cs->first_contact_at_ms <= 0 || !cand_after(x, rc, cs->first_contact_at_ms, c))
+		if (cs->first_contact_at_ms <= 0 ||
+		    !cand_after(x, rc, cs->first_contact_at_ms, c) ||
+		    !cal_day_start_ms(x->tz, cs->first_contact_at_ms, &day))
 			return false;
-		c->met = held_since(in, KIND_ANY, cs->first_contact_at_ms, false);
-		return true;
+		/* reading 2: a talk on the day of the first contact counts, even earlier that day */
+		c->met = held_since(in, KIND_ANY, day, false, x->now);
+		return c->met || ended <= 0; /* reading 3: the end cancels it unless met */
 	case RULE_COUNSELLING_LIMIT:
 		if (x->counselling.nth == 0 || !cand_after(x, rc, x->counselling.nth, c))
 			return false;
@@ -581,8 +619,9 @@ case_candidate(const eval_ctx *x, rule_id r, const fs_case *cs, candidate *c)
 		if (cs->track != TRACK_INDIVIDUAL || x->counselling.n == 0 ||
 		    !cand_after(x, rc, x->counselling.last, c))
 			return false;
-		c->met = held_since(in, KIND_TREATMENT, c->start, true);
-		return true;
+		/* reading 6: any treatment talk after the last counselling talk, however soon */
+		c->met = held_since(in, KIND_TREATMENT, c->start, true, x->now);
+		return c->met || ended <= 0; /* reading 3 */
 	case RULE_TREATMENT_WINDOW:
 		if (x->treatment.n == 0)
 			return false;
@@ -611,22 +650,25 @@ case_candidate(const eval_ctx *x, rule_id r, const fs_case *cs, candidate *c)
 		if (!cal_due_ms(x->tz, ended, rc->due.amount, rc->due.unit, &c->due_at) ||
 		    !cand_finish(x, rc, c))
 			return false;
-		/* the window opens `warning` after the end, not before the due */
-		if (rc->has_warning &&
-		    !cal_due_ms(x->tz, ended, rc->warning.amount, rc->warning.unit, &c->warning_at))
+		/* reading 5: the window opens at the start of the local date `warning`
+		 * after the end's date (clamped), not before the due */
+		if (rc->has_warning && !day_start_before(x->tz, ended, -rc->warning.amount,
+		                                         rc->warning.unit, &c->warning_at))
 			return false;
-		c->met = held_since(in, KIND_FOLLOW_UP, ended, false);
+		c->met = held_since(in, KIND_FOLLOW_UP, ended, false, x->now);
 		return true;
 	case RULE_HANDOVER:
 		if (ended <= 0 || !cs->needs_further_support || !cand_after(x, rc, ended, c))
 			return false;
 		c->met = str_or_empty(cs->taken_over_by)[0] != '\0';
+		c->started = !c->met; /* reading 7: taken over already, never started */
 		return true;
-	case RULE_NOTIFICATION_DUTY:
+	case RULE_NOTIFICATION_DUTY: /* reading 3: keeps running after the end */
 		if (!cs->under_18 || x->counselling.n == 0 ||
 		    !cand_after(x, rc, x->counselling.first, c))
 			return false;
 		c->met = cs->notification_duty_informed;
+		c->started = !c->met; /* reading 7: informed already, never started */
 		return true;
 	default:
 		return false; /* per-contact rules are not evaluated here */
@@ -659,6 +701,7 @@ emit(eval_ctx *x, rule_id r, const char *occurrence, const candidate *c)
 		o->due_day_ms = c->due_day;
 		o->due_at_ms = c->due_at;
 		o->met = c->met;
+		o->started = c->started;
 		/* a staff id that does not fit is left out rather than cut into another id */
 		if (strlen(c->person) < PERSON_MAX)
 			memcpy(o->contact_person, c->person, strlen(c->person) + 1);
@@ -691,7 +734,7 @@ eval_parent_sessions(eval_ctx *x)
 		candidate best, c;
 		bool have = false, last;
 
-		if (!is_first_held(in, i, KIND_PARENT_SESSION))
+		if (!is_first_held(in, i, KIND_PARENT_SESSION, x->now))
 			continue;
 		last = i == x->parent.last_i;
 		for (size_t s = 0; s < in->n_cases; s++) {
@@ -703,6 +746,8 @@ eval_parent_sessions(eval_ctx *x)
 			if (!cand_after(x, rc, in->contacts[i].c->held_at_ms, &c))
 				continue;
 			c.met = !last; /* a later parent session was held */
+			c.started =
+				last; /* reading 7: an earlier one was the last only if tracked */
 			c.person = str_or_empty(cs->contact_person);
 			merge_candidate(&best, &have, &c);
 		}
@@ -732,13 +777,22 @@ eval_network_meetings(eval_ctx *x)
 			                      contact_id(&in->contacts[i])) != 0))
 				continue;
 			memset(&c, 0, sizeof(c));
-			c.start = k->held_at_ms > 0 ? k->held_at_ms : k->next_at_ms;
+			c.start = k->held_at_ms > 0 && k->held_at_ms <= x->now ? k->held_at_ms
+			                                                       : k->next_at_ms;
 			c.due_at = k->next_at_ms;
+			c.started = true;
 			if (!cand_finish(x, rc, &c))
 				continue;
-			c.met = held_since(in, KIND_ANY, k->next_at_ms, false);
+			/* reading 4: warn from the start of the day K before the meeting's day */
+			if (rc->has_warning &&
+			    !day_start_before(x->tz, c.due_at, rc->warning.amount, rc->warning.unit,
+			                      &c.warning_at))
+				continue;
+			c.met = held_since(in, KIND_ANY, k->next_at_ms, false, x->now);
 			for (size_t s = 0; s < in->n_cases; s++) {
-				if (in->cases[s] == NULL)
+				/* reading 3: an ended case cancels it unless met */
+				if (in->cases[s] == NULL ||
+				    (!c.met && in->cases[s]->ended_at_ms > 0))
 					continue;
 				c.person = str_or_empty(in->cases[s]->contact_person);
 				merge_candidate(&best, &have, &c);
@@ -750,30 +804,42 @@ eval_network_meetings(eval_ctx *x)
 }
 
 size_t
-rules_evaluate(const rules_config *rc, const fs_tz *tz, const rules_input *in, rules_reminder *out,
-               size_t cap)
+rules_evaluate(const rules_config *rc, const fs_tz *tz, const rules_input *in, int64_t now_ms,
+               rules_reminder *out, size_t cap, int64_t *next_eval_ms)
 {
 	eval_ctx x;
 	bool any_case = false;
 
 	assert(rc != NULL && tz != NULL && in != NULL && (out != NULL || cap == 0));
 	assert(in->contacts != NULL || in->n_contacts == 0);
+	if (next_eval_ms != NULL)
+		*next_eval_ms = 0;
 	for (size_t s = 0; s < in->n_cases && in->cases != NULL; s++)
 		any_case |= in->cases[s] != NULL;
 	if (!any_case)
 		return 0;
+	/* reading 1: the result changes when a contact still to come is held */
+	for (size_t i = 0; next_eval_ms != NULL && i < in->n_contacts; i++) {
+		const fs_contact *k = in->contacts[i].c;
+
+		if (k != NULL && k->held_at_ms > now_ms &&
+		    (*next_eval_ms == 0 || k->held_at_ms < *next_eval_ms))
+			*next_eval_ms = k->held_at_ms;
+	}
 
 	memset(&x, 0, sizeof(x));
 	x.rc = rc;
 	x.tz = tz;
 	x.in = in;
+	x.now = now_ms;
 	x.out = out;
 	x.cap = cap;
-	kind_facts_get(in, KIND_COUNSELLING, rc->rule[RULE_COUNSELLING_LIMIT].count,
+	kind_facts_get(in, KIND_COUNSELLING, rc->rule[RULE_COUNSELLING_LIMIT].count, now_ms,
 	               &x.counselling);
-	kind_facts_get(in, KIND_TREATMENT, rc->rule[RULE_TREATMENT_WINDOW].count, &x.treatment);
-	kind_facts_get(in, KIND_GROUP_SESSION, 1, &x.group);
-	kind_facts_get(in, KIND_PARENT_SESSION, 1, &x.parent);
+	kind_facts_get(in, KIND_TREATMENT, rc->rule[RULE_TREATMENT_WINDOW].count, now_ms,
+	               &x.treatment);
+	kind_facts_get(in, KIND_GROUP_SESSION, 1, now_ms, &x.group);
+	kind_facts_get(in, KIND_PARENT_SESSION, 1, now_ms, &x.parent);
 
 	for (int r = 0; r < RULE_COUNT; r++) {
 		if (!rc->rule[r].enabled)
@@ -786,6 +852,59 @@ rules_evaluate(const rules_config *rc, const fs_tz *tz, const rules_input *in, r
 			eval_case_rule(&x, (rule_id)r);
 	}
 	return x.n;
+}
+
+/* ---- the fingerprint ------------------------------------------------------ */
+
+/* FNV-1a over n bytes, continuing from h. */
+static uint64_t
+fnv1a(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+
+	for (size_t i = 0; i < n; i++) {
+		h ^= b[i];
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+/* Mixes one integer into h as 8 little-endian bytes (no padding, no host order). */
+static uint64_t
+fnv1a_int(uint64_t h, int64_t v)
+{
+	unsigned char b[8];
+
+	for (int i = 0; i < 8; i++)
+		b[i] = (unsigned char)((uint64_t)v >> (8 * i));
+	return fnv1a(h, b, sizeof(b));
+}
+
+uint64_t
+rules_fingerprint(const rules_config *rc, const char *zone_name)
+{
+	uint64_t h = 14695981039346656037ULL;
+
+	assert(rc != NULL);
+	h = fnv1a(h, "fieldsync-rules", 15);
+	h = fnv1a_int(h, RULES_REVISION);
+	for (int r = 0; r < RULE_COUNT; r++) {
+		const rule_conf *c = &rc->rule[r];
+
+		h = fnv1a_int(h, r);
+		h = fnv1a_int(h, c->enabled);
+		if (!c->enabled)
+			continue; /* a disabled rule's other fields change nothing */
+		h = fnv1a_int(h, c->due.amount);
+		h = fnv1a_int(h, c->due.unit);
+		h = fnv1a_int(h, c->has_warning);
+		h = fnv1a_int(h, c->has_warning ? c->warning.amount : 0);
+		h = fnv1a_int(h, c->has_warning ? c->warning.unit : 0);
+		h = fnv1a_int(h, c->count);
+	}
+	zone_name = str_or_empty(zone_name);
+	h = fnv1a(h, zone_name, strlen(zone_name) + 1);
+	return h != 0 ? h : 1;
 }
 
 /* ---- states ------------------------------------------------------------- */

@@ -2,7 +2,9 @@
  * cmd_records.c: the record commands of the `fieldsync` CLI (put, get,
  * delete, list, conflicts, resolve): the value read from stdin (JSON for the
  * typed collections, raw bytes otherwise), the value printed back, the
- * sibling and conflict listings as JSON.
+ * sibling and conflict listings as JSON (one object per line). COLLECTION,
+ * ID and --scope are checked here first, so a refusal names the one at
+ * fault.
  *
  * Contract: each cmd_* takes an open store it does not close and returns an
  * exit status (cli.h); messages go to stderr and never quote a payload.
@@ -13,6 +15,8 @@
 #include <string.h>
 
 #include "cli.h"
+#include "fieldsync/limits.h"
+#include "fieldsync/merge.h"
 
 #define STDIN_MAX (16u << 20)
 
@@ -82,11 +86,14 @@ value_from_stdin(const char *collection, uint8_t **out, size_t *len)
 	size_t pl = 0;
 	fs_err e = fs_json_to_payload(collection, (const char *)raw, n, &p, &pl, why, sizeof(why));
 	free(raw);
-	if (e != FS_OK) {
-		fprintf(stderr, "fieldsync: refused: the %s is not valid: %s; nothing was stored\n",
-		        collection, why);
-		return e == FS_ERR_NOMEM ? EX_FAIL : EX_USAGE;
+	if (e == FS_ERR_NOMEM) {
+		fprintf(stderr, "fieldsync: out of memory\n");
+		return EX_FAIL;
 	}
+	if (e != FS_OK)
+		return cli_usage_error("refused: the %s on stdin is not valid: %s; nothing was "
+		                       "stored",
+		                       collection, why);
 	*out = p;
 	*len = pl;
 	return 0;
@@ -162,37 +169,87 @@ version_json(const char *text)
 	return o;
 }
 
-int
-cmd_write(fs_store *s, const char *what, const char *coll, const char *id, const char *scope)
+/* COLLECTION, ID (when given) and --scope, each against its syntax. */
+static int
+check_names(const cli_opts *o)
 {
-	uint8_t *p = NULL;
-	size_t n = 0;
-	fs_err e;
-	int rc = value_from_stdin(coll, &p, &n);
-	if (rc != 0)
-		return rc;
-	if (strcmp(what, "resolve") == 0)
-		e = fs_resolve(s, coll, id, p, n);
-	else
-		e = fs_put(s, coll, id, scope, p, n);
-	free(p);
-	if (e == FS_ERR_INVALID) {
-		fprintf(stderr,
-		        "fieldsync: %s: invalid collection, id, scope or value; nothing was stored\n",
-		        what);
-		return EX_USAGE;
+	const char *coll = o->args[0], *id = o->nargs > 1 ? o->args[1] : NULL;
+	if (!fsp_collection_valid(coll))
+		return cli_usage_error("'%s' is not a collection name: use [a-z][a-z0-9_-]{0,63}, "
+		                       "e.g. case, contact or notes",
+		                       coll);
+	if (id != NULL && (id[0] == '\0' || strlen(id) > FSP_ID_MAX))
+		return cli_usage_error("the ID must be 1 to %d bytes long", FSP_ID_MAX);
+	if (o->scope != NULL && !fsp_scope_valid(o->scope))
+		return cli_usage_error("--scope '%s' is not a scope name: use "
+		                       "[a-z0-9][a-z0-9._-]{0,63}, e.g. team-north",
+		                       o->scope);
+	return 0;
+}
+
+/* {"collection":..,"id":..,"scope":..,"version":{..}} of the record as it
+ * is now (put --json). */
+static int
+print_written(fs_store *s, const char *coll, const char *id)
+{
+	fs_record *r = NULL;
+	fs_sibling sb;
+	fs_err e = fs_get(s, coll, id, &r);
+	if (e != FS_OK)
+		return cli_fail("get", e);
+	cJSON *o = cJSON_CreateObject();
+	if (o != NULL) {
+		cJSON_AddStringToObject(o, "collection", fs_record_collection(r));
+		cJSON_AddStringToObject(o, "id", fs_record_id(r));
+		cJSON_AddStringToObject(o, "scope", fs_record_scope(r));
+		fs_record_sibling(r, 0, &sb);
+		cJSON_AddItemToObject(o, "version", version_json(sb.version));
+		cli_add_raw_int(o, "modified_at_ms", sb.modified_at_ms);
 	}
-	return e == FS_OK ? 0 : cli_fail(what, e);
+	fs_record_free(&r);
+	return cli_print_json(o);
 }
 
 int
-cmd_get(fs_store *s, const char *coll, const char *id, bool json)
+cmd_write(fs_store *s, const cli_opts *o)
 {
-	fs_record *r = NULL;
-	fs_err e = fs_get(s, coll, id, &r);
-	int rc = 0;
-	bool typed = fs_collection_typed(coll);
+	const char *coll = o->args[0], *id = o->args[1];
+	uint8_t *p = NULL;
+	size_t n = 0;
+	fs_err e;
+	int rc = check_names(o);
+	if (rc != 0)
+		return rc;
+	if ((rc = value_from_stdin(coll, &p, &n)) != 0)
+		return rc;
+	if (strcmp(o->cmd, "resolve") == 0)
+		e = fs_resolve(s, coll, id, p, n);
+	else
+		e = fs_put(s, coll, id, o->scope, p, n);
+	free(p);
+	if (e == FS_ERR_INVALID)
+		return cli_usage_error("%s %s/%s: the store refused the value; nothing was stored",
+		                       o->cmd, coll, id);
+	if (e == FS_ERR_NOT_FOUND && strcmp(o->cmd, "resolve") == 0) {
+		fprintf(stderr, "fieldsync: resolve: no record %s/%s; use put to create it\n", coll,
+		        id);
+		return EX_NOTFOUND;
+	}
+	if (e != FS_OK)
+		return cli_fail(o->cmd, e);
+	return o->json ? print_written(s, coll, id) : 0;
+}
 
+int
+cmd_get(fs_store *s, const cli_opts *o)
+{
+	const char *coll = o->args[0], *id = o->args[1];
+	fs_record *r = NULL;
+	bool json = o->json, typed = fs_collection_typed(coll);
+	int rc = check_names(o);
+	if (rc != 0)
+		return rc;
+	fs_err e = fs_get(s, coll, id, &r);
 	if (e != FS_OK)
 		return cli_fail("get", e);
 	size_t n = fs_record_sibling_count(r);
@@ -222,16 +279,16 @@ cmd_get(fs_store *s, const char *coll, const char *id, bool json)
 			rc = EX_FAIL;
 		goto out;
 	}
-	cJSON *o = cJSON_CreateObject(), *arr;
-	if (o == NULL) {
+	cJSON *jo = cJSON_CreateObject(), *arr;
+	if (jo == NULL) {
 		rc = EX_FAIL;
 		goto out;
 	}
-	cJSON_AddStringToObject(o, "collection", fs_record_collection(r));
-	cJSON_AddStringToObject(o, "id", fs_record_id(r));
-	cJSON_AddStringToObject(o, "scope", fs_record_scope(r));
-	cJSON_AddBoolToObject(o, "conflict", n > 1);
-	arr = cJSON_AddArrayToObject(o, "siblings");
+	cJSON_AddStringToObject(jo, "collection", fs_record_collection(r));
+	cJSON_AddStringToObject(jo, "id", fs_record_id(r));
+	cJSON_AddStringToObject(jo, "scope", fs_record_scope(r));
+	cJSON_AddBoolToObject(jo, "conflict", n > 1);
+	arr = cJSON_AddArrayToObject(jo, "siblings");
 	for (size_t i = 0; arr != NULL && i < n; i++) {
 		fs_sibling sb;
 		cJSON *j = cJSON_CreateObject();
@@ -268,57 +325,88 @@ cmd_get(fs_store *s, const char *coll, const char *id, bool json)
 			free(b);
 		}
 	}
-	rc = cli_print_json(o);
+	rc = cli_print_json(jo);
 out:
 	fs_record_free(&r);
 	return rc;
 }
 
-int
-cmd_list(fs_store *s, const char *coll)
+/* One object per record: {"collection","id","scope","siblings"}. */
+static int
+print_items(const fs_list *l)
 {
-	fs_list *l = NULL;
-	fs_err e = fs_list_collection(s, coll, &l);
-	if (e != FS_OK)
-		return cli_fail("list", e);
-	for (size_t i = 0; i < l->n; i++)
-		puts(l->items[i].id);
-	fs_list_free(&l);
-	return fflush(stdout) == 0 ? 0 : EX_FAIL;
+	for (size_t i = 0; i < l->n; i++) {
+		cJSON *j = cJSON_CreateObject();
+		if (j != NULL) {
+			cJSON_AddStringToObject(j, "collection", l->items[i].collection);
+			cJSON_AddStringToObject(j, "id", l->items[i].id);
+			cJSON_AddStringToObject(j, "scope", l->items[i].scope);
+			cli_add_raw_int(j, "siblings", (int64_t)l->items[i].siblings);
+		}
+		int rc = cli_print_json(j);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
 }
 
 int
-cmd_conflicts(fs_store *s, bool json)
+cmd_list(fs_store *s, const cli_opts *o)
 {
 	fs_list *l = NULL;
+	int rc = check_names(o);
+	if (rc != 0)
+		return rc;
+	fs_err e = fs_list_collection(s, o->args[0], &l);
+	if (e != FS_OK)
+		return cli_fail("list", e);
+	if (o->json) {
+		rc = print_items(l);
+	} else {
+		for (size_t i = 0; i < l->n; i++)
+			puts(l->items[i].id);
+		rc = fflush(stdout) == 0 ? 0 : EX_FAIL;
+	}
+	fs_list_free(&l);
+	return rc;
+}
+
+int
+cmd_conflicts(fs_store *s, const cli_opts *o)
+{
+	fs_list *l = NULL;
+	int rc = 0;
 	fs_err e = fs_list_conflicts(s, &l);
 	if (e != FS_OK)
 		return cli_fail("conflicts", e);
-	if (!json) {
+	if (o->json) {
+		rc = print_items(l);
+	} else {
 		for (size_t i = 0; i < l->n; i++)
 			printf("%s\t%s\t%zu\n", l->items[i].collection, l->items[i].id,
 			       l->items[i].siblings);
-		fs_list_free(&l);
-		return fflush(stdout) == 0 ? 0 : EX_FAIL;
-	}
-	cJSON *a = cJSON_CreateArray();
-	for (size_t i = 0; a != NULL && i < l->n; i++) {
-		cJSON *j = cJSON_CreateObject();
-		if (j == NULL)
-			break;
-		cJSON_AddItemToArray(a, j);
-		cJSON_AddStringToObject(j, "collection", l->items[i].collection);
-		cJSON_AddStringToObject(j, "id", l->items[i].id);
-		cJSON_AddStringToObject(j, "scope", l->items[i].scope);
-		cli_add_raw_int(j, "siblings", (int64_t)l->items[i].siblings);
+		rc = fflush(stdout) == 0 ? 0 : EX_FAIL;
 	}
 	fs_list_free(&l);
-	return cli_print_json(a);
+	return rc;
 }
 
 int
-cmd_delete(fs_store *s, const char *coll, const char *id)
+cmd_delete(fs_store *s, const cli_opts *o)
 {
-	fs_err e = fs_delete(s, coll, id);
-	return e == FS_OK ? 0 : cli_fail("delete", e);
+	int rc = check_names(o);
+	if (rc != 0)
+		return rc;
+	fs_err e = fs_delete(s, o->args[0], o->args[1]);
+	if (e != FS_OK)
+		return cli_fail("delete", e);
+	if (!o->json)
+		return 0;
+	cJSON *j = cJSON_CreateObject();
+	if (j != NULL) {
+		cJSON_AddStringToObject(j, "collection", o->args[0]);
+		cJSON_AddStringToObject(j, "id", o->args[1]);
+		cJSON_AddBoolToObject(j, "deleted", true);
+	}
+	return cli_print_json(j);
 }

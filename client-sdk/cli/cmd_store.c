@@ -38,8 +38,10 @@ cli_load_credential(const char *file, const char *what, const char *after, fs_cr
 }
 
 int
-cmd_init(const char *dir, const char *scope, const char *key_file, const char *cred_file)
+cmd_init(const cli_opts *opt)
 {
+	const char *dir = opt->store, *scope = opt->scope, *key_file = opt->key_file;
+	const char *cred_file = opt->credential;
 	fs_store *s = NULL;
 	fs_credential *cred = NULL;
 	fs_store_opts o;
@@ -66,13 +68,44 @@ cmd_init(const char *dir, const char *scope, const char *key_file, const char *c
 	}
 	fs_err e = fs_store_create_ex(dir, &o, &s);
 	if (e == FS_ERR_INVALID) {
-		rc = cli_usage(cred != NULL && scope != NULL
-		                       ? "the scope must be one the credential grants"
-		                       : "the scope must match [a-z0-9][a-z0-9._-]{0,63}");
+		if (cred != NULL && scope != NULL) {
+			rc = cli_usage_error(
+				"--scope '%s' is not granted by the credential; give one of "
+				"its scopes (e.g. --scope=%s) or leave --scope out",
+				scope, cred->scopes[0]);
+		} else {
+			rc = cli_usage_error("--scope '%s' is not a scope name: use "
+			                     "[a-z0-9][a-z0-9._-]{0,63}, e.g. team-north",
+			                     scope ? scope : "");
+		}
+		goto out;
+	}
+	if (e == FS_ERR_EXISTS) {
+		fprintf(stderr,
+		        "fieldsync: init: %s already holds a store; use it as it is, or give "
+		        "another --store\n",
+		        dir);
+		rc = EX_FAIL;
 		goto out;
 	}
 	if (e != FS_OK) {
 		rc = cli_fail("init", e);
+		goto out;
+	}
+	if (opt->json) {
+		cJSON *j = cJSON_CreateObject();
+		if (j != NULL) {
+			cJSON_AddStringToObject(j, "store", dir);
+			cJSON_AddStringToObject(j, "replica", fs_store_replica_id(s));
+			cJSON_AddStringToObject(j, "scope", fs_store_default_scope(s));
+			cJSON_AddBoolToObject(j, "encrypted", key_file != NULL);
+			if (cred != NULL) {
+				cJSON_AddStringToObject(j, "name", cred->name);
+				cJSON_AddStringToObject(j, "role", cred->role);
+				cJSON_AddStringToObject(j, "endpoint", cred->endpoint);
+			}
+		}
+		rc = cli_print_json(j);
 		goto out;
 	}
 	printf("created %sstore %s: replica %s, default scope %s", key_file ? "encrypted " : "",
@@ -89,15 +122,24 @@ out:
 }
 
 int
-cmd_keygen(const char *key_file, const char *key_id)
+cmd_keygen(const cli_opts *o)
 {
+	const char *key_file = o->key_file, *key_id = o->key_id;
 	char err[512];
 	if (key_file == NULL)
-		return cli_usage(
-			"keygen writes the file given with --key-file (or $FIELDSYNC_STORE_KEY_FILE)");
+		return cli_usage_error("keygen writes the file given with --key-file FILE (or "
+		                       "$FIELDSYNC_STORE_KEY_FILE)");
 	if (!fsc_master_create_file(key_file, key_id ? key_id : "k1", err, sizeof(err))) {
 		fprintf(stderr, "fieldsync: keygen: %s\n", err);
 		return EX_FAIL;
+	}
+	if (o->json) {
+		cJSON *j = cJSON_CreateObject();
+		if (j != NULL) {
+			cJSON_AddStringToObject(j, "key_file", key_file);
+			cJSON_AddStringToObject(j, "key_id", key_id ? key_id : "k1");
+		}
+		return cli_print_json(j);
 	}
 	printf("wrote a new key %s to %s (mode 0600); keep it apart from the store\n",
 	       key_id ? key_id : "k1", key_file);
@@ -105,17 +147,24 @@ cmd_keygen(const char *key_file, const char *key_id)
 }
 
 int
-cmd_rekey(fs_store *s, const char *new_key_file)
+cmd_rekey(fs_store *s, const cli_opts *o)
 {
 	fsc_master m;
-	if (!cli_load_key(new_key_file, &m))
+	int rc = 0;
+	if (!cli_load_key(o->new_key_file, &m))
 		return EX_USAGE;
 	fs_err e = fs_store_rekey(s, m.key, sizeof(m.key), m.id);
-	if (e == FS_OK)
+	if (e == FS_OK && o->json) {
+		cJSON *j = cJSON_CreateObject();
+		if (j != NULL)
+			cJSON_AddStringToObject(j, "key_id", m.id);
+		rc = cli_print_json(j);
+	} else if (e == FS_OK) {
 		printf("the store's data keys are now wrapped by key %s; only it opens the store\n",
 		       m.id);
+	}
 	fsc_cleanse(&m, sizeof(m));
-	return e == FS_OK ? 0 : cli_fail("rekey", e);
+	return e == FS_OK ? rc : cli_fail("rekey", e);
 }
 
 /* Opens the store at dir with the key in key_file (NULL: unencrypted) into

@@ -160,8 +160,12 @@ set_field(void *msg, const field *f, const cJSON *j, char *why, size_t why_len)
 		if (!cJSON_IsString(j))
 			goto type;
 		ev = protobuf_c_enum_descriptor_get_value_by_name(f->enums, j->valuestring);
-		if (ev == NULL) {
-			snprintf(why, why_len, "field \"%s\" is not one of its names", f->name);
+		if (ev == NULL) { /* name the valid ones: the fix is one of them */
+			int w = snprintf(why, why_len, "field \"%s\" takes one of ", f->name);
+			for (unsigned i = 0;
+			     w >= 0 && (size_t)w < why_len && i < f->enums->n_values; i++)
+				w += snprintf(why + w, why_len - (size_t)w, "%s%s", i ? ", " : "",
+				              f->enums->values[i].name);
 			return false;
 		}
 		*(int *)(base + f->offset) = ev->value;

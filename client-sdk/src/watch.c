@@ -15,6 +15,16 @@
  * The DEALER is conn.c's connection, on the watcher's context; a Replay
  * that gets no answer reopens it, so a late answer is never mistaken.
  *
+ * Cursor check: every Replay asks from cursor - 1, so the daemon's answer
+ * covers the event at the cursor itself (dropped here as already seen):
+ * its last_seq is then >= cursor whenever the daemon holds that event, even
+ * one this peer may not see. A last_seq below the cursor means the daemon
+ * lost events the caller already had (a restore from an older backup, or
+ * another daemon): fs_watcher_next says FS_ERR_NOT_FOUND from then on and
+ * never delivers a reused seq as if it were new. The same probe, with
+ * limit 1, finds the daemon's last event by bisection
+ * (fs_watcher_daemon_last_seq).
+ *
  * Layer: endpoints (over conn). A watcher belongs to one thread (its
  * sockets do); fs_watcher_close frees it and wipes its keys.
  */
@@ -46,6 +56,7 @@ struct fs_watcher {
 	event_t *current;              /* the event last handed out, from SUB */
 	bool current_owned;
 	bool catch_up;
+	bool ahead; /* the daemon does not hold the event at the cursor */
 	int64_t last_check_ms;
 	fs_reminder out;
 	sdk_curve_keys keys; /* kept for the DEALER's reconnects; wiped at close */
@@ -97,13 +108,17 @@ replay(fs_watcher *w, int timeout_ms)
 	Fieldsync__V1__Envelope e = FIELDSYNC__V1__ENVELOPE__INIT, *r = NULL;
 	fs_err err;
 
-	rr.since_seq = w->cursor;
+	rr.since_seq = w->cursor > 0 ? w->cursor - 1 : 0; /* the cursor's event: a check */
 	rr.limit = REPLAY_PAGE;
 	e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_REPLAY;
 	e.replay = &rr;
 	err = sdk_conn_call(&w->dealer, &e, sdk_mono_ms() + timeout_ms, &r);
 	if (err == FS_ERR_NOMEM)
 		return err;
+	if (err == FS_ERR_REFUSED) { /* the daemon refused our key */
+		dealer_open(w);
+		return err;
+	}
 	if (err != FS_OK || r->request_id != e.request_id) {
 		/* No answer (or only an unaddressed Error, or garbage): the daemon
 		 * is down or slow. Start afresh next time. */
@@ -115,6 +130,11 @@ replay(fs_watcher *w, int timeout_ms)
 	if (r->body_case != FIELDSYNC__V1__ENVELOPE__BODY_REPLAY_REPLY) {
 		fieldsync__v1__envelope__free_unpacked(r, NULL);
 		return FS_ERR_PROTOCOL;
+	}
+	if (w->cursor > 0 && r->replay_reply->last_seq < w->cursor) {
+		fieldsync__v1__envelope__free_unpacked(r, NULL);
+		w->ahead = true;
+		return FS_ERR_NOT_FOUND;
 	}
 	drop_page(w);
 	w->page = r;
@@ -235,6 +255,8 @@ fs_watcher_next(fs_watcher *w, int timeout_ms, const fs_reminder **ev)
 {
 	int64_t deadline = sdk_mono_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
 	release_current(w);
+	if (w->ahead)
+		return FS_ERR_NOT_FOUND;
 	for (;;) {
 		/* 1. What replay already brought. */
 		while (w->q_head < w->q_len) {
@@ -255,7 +277,8 @@ fs_watcher_next(fs_watcher *w, int timeout_ms, const fs_reminder **ev)
 			fs_err err =
 				replay(w, left > CALL_TIMEOUT_MS ? CALL_TIMEOUT_MS
 			                                         : (left > 100 ? (int)left : 100));
-			if (err == FS_ERR_PROTOCOL || err == FS_ERR_NOMEM)
+			if (err == FS_ERR_PROTOCOL || err == FS_ERR_NOMEM ||
+			    err == FS_ERR_NOT_FOUND || err == FS_ERR_REFUSED)
 				return err;
 			if (err == FS_OK)
 				continue;
@@ -290,6 +313,66 @@ uint64_t
 fs_watcher_cursor(const fs_watcher *w)
 {
 	return w->cursor;
+}
+
+/* Does the daemon hold event k (k >= 1)? One Replay from k - 1, limit 1. */
+static fs_err
+probe(fs_watcher *w, uint64_t k, int64_t deadline, bool *has)
+{
+	Fieldsync__V1__ReplayRequest rr = FIELDSYNC__V1__REPLAY_REQUEST__INIT;
+	Fieldsync__V1__Envelope e = FIELDSYNC__V1__ENVELOPE__INIT, *r = NULL;
+	rr.since_seq = k - 1;
+	rr.limit = 1;
+	e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_REPLAY;
+	e.replay = &rr;
+	fs_err err = sdk_conn_call(&w->dealer, &e, deadline, &r);
+	if (err == FS_OK && r->request_id == e.request_id &&
+	    r->body_case == FIELDSYNC__V1__ENVELOPE__BODY_REPLAY_REPLY) {
+		*has = r->replay_reply->last_seq >= k;
+		fieldsync__v1__envelope__free_unpacked(r, NULL);
+		return FS_OK;
+	}
+	if (r != NULL) {
+		err = r->body_case == FIELDSYNC__V1__ENVELOPE__BODY_ERROR ? FS_ERR_BUSY
+		                                                          : FS_ERR_PROTOCOL;
+		fieldsync__v1__envelope__free_unpacked(r, NULL);
+	}
+	if (err != FS_ERR_NOMEM && err != FS_ERR_PROTOCOL)
+		dealer_open(w); /* never mistake a late answer for the next one */
+	return err;
+}
+
+fs_err
+fs_watcher_daemon_last_seq(fs_watcher *w, int timeout_ms, uint64_t *out)
+{
+	int64_t deadline = sdk_mono_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
+	uint64_t lo = 0, hi = w->cursor > 0 ? w->cursor : 1; /* lo is held; hi is probed */
+	bool has = false;
+	fs_err err;
+	/* grow hi until the daemon lacks it, then bisect (lo held, hi not) */
+	for (;;) {
+		if ((err = probe(w, hi, deadline, &has)) != FS_OK)
+			return err;
+		if (!has)
+			break;
+		lo = hi;
+		if (hi > UINT64_MAX / 2) {
+			*out = hi;
+			return FS_OK;
+		}
+		hi *= 2;
+	}
+	while (hi - lo > 1) {
+		uint64_t mid = lo + (hi - lo) / 2;
+		if ((err = probe(w, mid, deadline, &has)) != FS_OK)
+			return err;
+		if (has)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	*out = lo;
+	return FS_OK;
 }
 
 void

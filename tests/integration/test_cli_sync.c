@@ -161,7 +161,9 @@ Test(cli, an_unreachable_endpoint_fails_within_the_timeout_and_loses_nothing)
 	cr_assert_eq(cli("a", NULL, "init"), 0);
 	cr_assert_eq(cli("a", "x", "put notes n"), 0);
 	double t0 = now_s();
-	cr_expect_eq(cli("a", NULL, "sync --endpoint tcp://127.0.0.1:1 --timeout 1"), 1);
+	/* 75 (EX_TEMPFAIL), no longer 1: issue 14 asks the exit status to tell a
+	 * failure worth retrying (network, timeout, BUSY) from a permanent one. */
+	cr_expect_eq(cli("a", NULL, "sync --endpoint tcp://127.0.0.1:1 --timeout 1"), 75);
 	cr_expect_lt(now_s() - t0, 1.0 + 10.0, "within the timeout plus a generous margin");
 	cr_assert_eq(cli("a", NULL, "status --json"), 0);
 	cr_expect(strstr(out, "\"pending\":1") != NULL, "%s", out);

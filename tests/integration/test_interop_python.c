@@ -4,6 +4,10 @@
  * It must replay what was stored before it started, follow the PUB, fill
  * gaps by replay and print every event once, in seq order.
  *
+ * The same scheduler with CURVE (the CLI's credential file), --exec, the
+ * --state file's safety and the exit codes of `fieldsync watch`, against a
+ * production daemon.
+ *
  * Needs Debian's /usr/bin/python3 with python3-zmq and python3-protobuf, and
  * protoc (protobuf-compiler). A missing package fails the test, never skips it.
  */
@@ -20,6 +24,7 @@
 #include <zmq.h>
 
 #include "daemon.h"
+#include "fieldsync/crypto.h"
 #include "fieldsync/v1/casework.pb-c.h"
 
 typedef Fieldsync__V1__Envelope env_t;
@@ -402,5 +407,140 @@ Test(interop_python, a_late_stalled_scheduler_prints_exactly_the_events_after_si
 	free(gen);
 	zmq_close(s);
 	zmq_ctx_term(ctx);
+	cr_expect_eq(fs_test_daemon_stop(&d), 0);
+}
+
+/* Runs cmd (sh -c) to the end; its exit status. */
+static int
+sh(const char *cmd)
+{
+	int st = system(cmd);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static char *
+file_text(const char *dir, const char *name)
+{
+	char path[700];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	FILE *f = fopen(path, "r");
+	char *text = calloc(1, 65536);
+	cr_assert_not_null(text);
+	if (f != NULL) {
+		size_t n = fread(text, 1, 65535, f);
+		text[n] = '\0';
+		fclose(f);
+	}
+	return text;
+}
+
+Test(interop_python, curve_exec_and_the_state_file_like_fieldsync_watch, .fini = kill_scheduler,
+     .timeout = 120)
+{
+	require_python();
+	char root[1024], cmd[8192], err[256];
+	repo_root(root, sizeof(root));
+	char *gen = generate_python(root);
+	char *dir = fs_test_tmpdir();
+	cr_assert_not_null(dir);
+
+	/* A production daemon (CURVE, ZAP), a device and a scheduler enrolled. */
+	char data[700], mk[700], tab[700], sched[700];
+	snprintf(data, sizeof(data), "%s/daemon", dir);
+	snprintf(mk, sizeof(mk), "%s/master.key", dir);
+	snprintf(tab, sizeof(tab), "%s/tab1.json", dir);
+	snprintf(sched, sizeof(sched), "%s/sched.json", dir);
+	cr_assert(fsc_master_create_file(mk, "m1", err, sizeof(err)), "%s", err);
+	snprintf(cmd, sizeof(cmd), "%s init --data-dir %s >%s/admin.log 2>&1", FS_DAEMON_BIN, data,
+	         dir);
+	cr_assert_eq(sh(cmd), 0);
+	const char *who[][2] = {{"tab1", "device"}, {"sched1", "scheduler"}};
+	for (int i = 0; i < 2; i++) {
+		snprintf(cmd, sizeof(cmd),
+		         "%s enroll --data-dir %s --name %s --role %s --scopes team-a --endpoint "
+		         "tcp://127.0.0.1:1 --out %s >>%s/admin.log 2>&1",
+		         FS_DAEMON_BIN, data, who[i][0], who[i][1], i == 0 ? tab : sched, dir);
+		cr_assert_eq(sh(cmd), 0, "enroll %s", who[i][0]);
+	}
+	const char *extra[] = {"--master-key-file", mk, NULL};
+	fs_test_daemon *d = fs_test_daemon_start_production(data, extra);
+	cr_assert_not_null(d);
+	const char *ep = fs_test_daemon_endpoint(d), *rem = fs_test_daemon_reminder_endpoint(d);
+
+	/* Three cases from the tablet, over CURVE: three quick-help events. */
+	snprintf(cmd, sizeof(cmd), "%s -s %s/store init --credential %s >>%s/cli.log 2>&1", FS_CLI_BIN,
+	         dir, tab, dir);
+	cr_assert_eq(sh(cmd), 0);
+	for (int i = 0; i < 3; i++) {
+		snprintf(cmd, sizeof(cmd),
+		         "echo '{\"first_contact_at_ms\":%lld,\"contact_person\":\"staff-3\"}' | %s -s "
+		         "%s/store put case c%d >>%s/cli.log 2>&1",
+		         (long long)now_ms(), FS_CLI_BIN, dir, i, dir);
+		cr_assert_eq(sh(cmd), 0);
+	}
+	snprintf(cmd, sizeof(cmd), "%s -s %s/store sync -e %s >>%s/cli.log 2>&1", FS_CLI_BIN, dir, ep,
+	         dir);
+	cr_assert_eq(sh(cmd), 0);
+
+	/* --credential: CURVE; --exec once per event; the cursor in --state. */
+	char base[2048];
+	snprintf(base, sizeof(base),
+	         PYTHON " %s/deploy/examples/scheduler.py --proto-out %s --endpoint %s --reminders %s",
+	         root, gen, ep, rem);
+	snprintf(cmd, sizeof(cmd),
+	         "%s --credential %s --state %s/cursor --count 3 --exec 'echo "
+	         "$FS_EVENT_SEQ:$FS_IDEMPOTENCY_KEY >>%s/done' 2>>%s/py.log",
+	         base, sched, dir, dir, dir);
+	cr_assert_eq(sh(cmd), 0, "exits 0 after --count");
+	char *done = file_text(dir, "done"), *cur = file_text(dir, "cursor");
+	cr_expect_str_eq(done, "1:quick-help/c0@1\n2:quick-help/c1@2\n3:quick-help/c2@3\n");
+	cr_expect_str_eq(cur, "3\n", "the state file holds the cursor");
+	free(done);
+	free(cur);
+
+	/* Without the credential the daemon refuses the plain connection: nothing. */
+	snprintf(cmd, sizeof(cmd), "%s --json --idle-exit 2 >%s/plain.out 2>>%s/py.log", base, dir,
+	         dir);
+	cr_expect_eq(sh(cmd), 0);
+	char *plain = file_text(dir, "plain.out");
+	cr_expect_str_eq(plain, "", "no event without CURVE");
+	free(plain);
+
+	/* A corrupt state file: 78, left as it is; a cursor ahead: 79. */
+	snprintf(cmd, sizeof(cmd), "printf 'x3\\n' >%s/cursor; %s --credential %s --state %s/cursor "
+	         "--count 1 2>>%s/py.log", dir, base, sched, dir, dir);
+	cr_expect_eq(sh(cmd), 78);
+	cur = file_text(dir, "cursor");
+	cr_expect_str_eq(cur, "x3\n");
+	free(cur);
+	snprintf(cmd, sizeof(cmd), "printf '50\\n' >%s/cursor; %s --credential %s --state %s/cursor "
+	         "--count 1 2>>%s/py.log", dir, base, sched, dir, dir);
+	cr_expect_eq(sh(cmd), 79);
+	char *log = file_text(dir, "py.log");
+	cr_expect_not_null(strstr(log, "is corrupt"), "%s", log);
+	cr_expect_not_null(strstr(log, "ahead of the daemon's last event (seq 3)"), "%s", log);
+	free(log);
+	/* --on-restore=skip: resumes after the daemon's last; the state says so */
+	snprintf(cmd, sizeof(cmd), "%s --credential %s --state %s/cursor --on-restore=skip "
+	         "--idle-exit 2 2>>%s/py.log", base, sched, dir, dir);
+	cr_expect_eq(sh(cmd), 0);
+	cur = file_text(dir, "cursor");
+	cr_expect_str_eq(cur, "3\n");
+	free(cur);
+
+	/* Ctrl-C: 130, like fieldsync watch. */
+	struct sched sc;
+	char opts[1024];
+	snprintf(opts, sizeof(opts), "--credential %s --state %s/cursor", sched, dir);
+	sched_start(&sc, root, gen, d, opts);
+	usleep(1500000);
+	cr_assert_eq(kill(sc.pid, SIGINT), 0);
+	cr_expect_eq(sched_finish(&sc), 130);
+	sched_cleanup(&sc);
+
+	fs_test_rm_rf(dir);
+	free(dir);
+	fs_test_rm_rf(gen);
+	free(gen);
 	cr_expect_eq(fs_test_daemon_stop(&d), 0);
 }

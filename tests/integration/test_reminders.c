@@ -70,7 +70,8 @@ push_contact(void *s, const char *csid, const char *contact_id, const char *case
 	fs_test_push_free(p);
 	cr_assert_not_null(r);
 	cr_assert_eq(r->body_case, FIELDSYNC__V1__ENVELOPE__BODY_PUSH_REPLY);
-	cr_assert_eq(r->push_reply->results[0]->status, FIELDSYNC__V1__CHANGE_RESULT__STATUS__APPLIED);
+	cr_assert_eq(r->push_reply->results[0]->status,
+	             FIELDSYNC__V1__CHANGE_RESULT__STATUS__APPLIED);
 	fieldsync__v1__envelope__free_unpacked(r, NULL);
 }
 
@@ -125,7 +126,8 @@ next_event(void *sub, int timeout_ms, char *topic, size_t tlen)
 	zmq_msg_t m;
 	zmq_msg_init(&m);
 	cr_assert_geq(zmq_msg_recv(&m, sub, 0), 0);
-	event_t *ev = fieldsync__v1__reminder_event__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
+	event_t *ev =
+		fieldsync__v1__reminder_event__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
 	zmq_msg_close(&m);
 	cr_assert_not_null(ev, "the second frame is a ReminderEvent");
 	return ev;
@@ -208,7 +210,8 @@ Test(reminders, a_late_offline_talk_makes_it_met, .timeout = 60)
 	push_contact(s, "cs-l2", "talk-late", "case-late", now - 4 * DAY_MS, "");
 	env_t *rp = replay(s, 0, 0);
 	cr_assert_eq(rp->replay_reply->n_events, 2);
-	cr_expect_eq(rp->replay_reply->events[0]->state, FIELDSYNC__V1__REMINDER_EVENT__STATE__OVERDUE);
+	cr_expect_eq(rp->replay_reply->events[0]->state,
+	             FIELDSYNC__V1__REMINDER_EVENT__STATE__OVERDUE);
 	cr_expect_eq(rp->replay_reply->events[1]->state, FIELDSYNC__V1__REMINDER_EVENT__STATE__MET,
 	             "deadlines follow the data: the talk was held in time");
 	fieldsync__v1__envelope__free_unpacked(rp, NULL);
@@ -258,7 +261,9 @@ Test(reminders, a_slow_subscriber_recovers_10000_missed_events_by_replay, .timeo
 			uint64_t since = last;
 			while (since < ev->seq - 1) {
 				env_t *rp = replay(s, since, 1000);
-				for (size_t i = 0; i < rp->replay_reply->n_events && rp->replay_reply->events[i]->seq < ev->seq; i++) {
+				for (size_t i = 0; i < rp->replay_reply->n_events &&
+				                   rp->replay_reply->events[i]->seq < ev->seq;
+				     i++) {
 					uint64_t q = rp->replay_reply->events[i]->seq;
 					cr_assert(q >= 1 && q <= CASES);
 					dup += seen[q];
@@ -295,7 +300,8 @@ Test(reminders, a_slow_subscriber_recovers_10000_missed_events_by_replay, .timeo
 	}
 	cr_log_info("slow subscriber: %llu events from PUB, %llu by replay",
 	            (unsigned long long)from_pub, (unsigned long long)from_replay);
-	cr_expect_geq(CASES - from_pub, 10000, "the subscriber missed at least 10,000 events on PUB");
+	cr_expect_geq(CASES - from_pub, 10000,
+	              "the subscriber missed at least 10,000 events on PUB");
 	cr_expect_eq(from_pub + from_replay, CASES);
 	cr_expect_eq(dup, 0, "each event handled once");
 	for (int q = 1; q <= CASES; q++)
@@ -362,7 +368,8 @@ Test(reminders, a_deadline_that_passed_while_down_fires_at_start_up_once, .timeo
 	env_t *rp = replay(s, 0, 0);
 	cr_assert_eq(rp->replay_reply->n_events, 2);
 	cr_expect_eq(rp->replay_reply->events[0]->state, FIELDSYNC__V1__REMINDER_EVENT__STATE__DUE);
-	cr_expect_eq(rp->replay_reply->events[1]->state, FIELDSYNC__V1__REMINDER_EVENT__STATE__OVERDUE);
+	cr_expect_eq(rp->replay_reply->events[1]->state,
+	             FIELDSYNC__V1__REMINDER_EVENT__STATE__OVERDUE);
 	fieldsync__v1__envelope__free_unpacked(rp, NULL);
 
 	/* Restarting again neither loses nor repeats a transition. */
@@ -400,6 +407,263 @@ Test(reminders, a_bad_rule_table_is_refused_at_start_up, .timeout = 30)
 	cr_expect_neq(st, 0, "the daemon refuses to start");
 	cr_expect_not_null(strstr(out, "quick-help"), "the message names the rule: %s", out);
 	cr_expect_not_null(strstr(out, "due"), "and the field: %s", out);
+	fs_test_rm_rf(dir);
+	free(dir);
+}
+
+/* ---- METHOD.md revision 2 through the real daemon ---------------------------- */
+
+/* All replayed events after 0 (at most 1000): the reply, caller frees. */
+static env_t *
+replay_all(void *s)
+{
+	return replay(s, 0, 1000);
+}
+
+/* Reading 1: a talk entered for a later day does not make an OVERDUE
+ * quick-help MET; the case timer does when the talk's held_at comes. */
+Test(reminders, rev2_a_future_talk_does_not_hide_an_overdue_quick_help, .timeout = 60)
+{
+	/* the daemon's clock: an hour after quick-help's deadline (10 June 00:00) */
+	int64_t off = JUNE_10 + 3600 * 1000 - now_ms();
+	char offs[32];
+	snprintf(offs, sizeof(offs), "%lld", (long long)off);
+	const char *args[] = {"--clock-offset-ms", offs, NULL};
+	fs_test_daemon *d = fs_test_daemon_start_args(NULL, args);
+	cr_assert_not_null(d);
+	void *ctx = zmq_ctx_new();
+	void *s = fs_test_dealer(ctx, fs_test_daemon_endpoint(d));
+	void *sub = subscriber(ctx, fs_test_daemon_reminder_endpoint(d), "reminder/quick-help/", 0);
+	env_t *r = push_case(s, "cs-f1", "case-future", "a:1", JUNE_2_10AM, "team-a");
+	fieldsync__v1__envelope__free_unpacked(r, NULL);
+	char topic[256];
+	event_t *ev = next_event(sub, 5000, topic, sizeof(topic));
+	cr_assert_not_null(ev);
+	cr_expect_eq(ev->state, FIELDSYNC__V1__REMINDER_EVENT__STATE__OVERDUE);
+	fieldsync__v1__reminder_event__free_unpacked(ev, NULL);
+
+	/* a talk entered now for 4 seconds from now (the daemon's clock) */
+	int64_t talk_at = now_ms() + off + 4000;
+	push_contact(s, "cs-f2", "talk-future", "case-future", talk_at, "");
+	ev = next_event(sub, 2000, topic, sizeof(topic));
+	cr_expect_null(ev, "a planned talk meets nothing: the deadline stays OVERDUE");
+	if (ev != NULL)
+		fieldsync__v1__reminder_event__free_unpacked(ev, NULL);
+	ev = next_event(sub, 10000, topic, sizeof(topic));
+	cr_assert_not_null(ev, "the case is evaluated again when the talk is held");
+	cr_expect_eq(ev->state, FIELDSYNC__V1__REMINDER_EVENT__STATE__MET);
+	cr_expect_geq(ev->emitted_at_ms, talk_at);
+	fieldsync__v1__reminder_event__free_unpacked(ev, NULL);
+	cr_expect_null(next_event(sub, 1500, topic, sizeof(topic)), "once");
+	env_t *rp = replay_all(s);
+	cr_expect_eq(rp->replay_reply->n_events, 2);
+	fieldsync__v1__envelope__free_unpacked(rp, NULL);
+	zmq_close(sub);
+	zmq_close(s);
+	zmq_ctx_term(ctx);
+	cr_expect_eq(fs_test_daemon_stop(&d), 0);
+}
+
+static void
+write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	cr_assert_not_null(f, "%s", path);
+	fputs(text, f);
+	cr_assert_eq(fclose(f), 0);
+}
+
+/* Reading 8: SIGHUP with a rule switched off cancels its active reminders,
+ * each published once. */
+Test(reminders, rev2_sighup_with_a_disabled_rule_cancels_and_publishes_once, .timeout = 60)
+{
+	char *dir = fs_test_tmpdir();
+	char path[600];
+	cr_assert_not_null(dir);
+	snprintf(path, sizeof(path), "%s/rules.json", dir);
+	write_file(path, "{\"quick-help\": {\"enabled\": true}}");
+	const char *args[] = {"--rules", path, NULL};
+	fs_test_daemon *d = fs_test_daemon_start_args(NULL, args);
+	cr_assert_not_null(d);
+	void *ctx = zmq_ctx_new();
+	void *s = fs_test_dealer(ctx, fs_test_daemon_endpoint(d));
+	void *sub = subscriber(ctx, fs_test_daemon_reminder_endpoint(d), "reminder/", 0);
+	int64_t now = now_ms();
+	env_t *r = push_case(s, "cs-h1", "case-h1", "a:1", now - 6 * DAY_MS, "team-a");
+	fieldsync__v1__envelope__free_unpacked(r, NULL);
+	r = push_case(s, "cs-h2", "case-h2", "a:1", now - 1 * DAY_MS, "team-b");
+	fieldsync__v1__envelope__free_unpacked(r, NULL);
+	char topic[256];
+	for (int i = 0; i < 2; i++) {
+		event_t *ev = next_event(sub, 5000, topic, sizeof(topic));
+		cr_assert_not_null(ev);
+		fieldsync__v1__reminder_event__free_unpacked(ev, NULL);
+	}
+
+	write_file(path, "{\"quick-help\": {\"enabled\": false}}");
+	cr_assert_eq(kill(fs_test_daemon_pid(d), SIGHUP), 0);
+	int cancelled = 0;
+	for (int i = 0; i < 2; i++) {
+		event_t *ev = next_event(sub, 5000, topic, sizeof(topic));
+		cr_assert_not_null(ev, "a CANCELLED event for each active quick-help");
+		cr_expect_eq(ev->state, FIELDSYNC__V1__REMINDER_EVENT__STATE__CANCELLED);
+		cr_expect_str_eq(ev->rule, "quick-help");
+		cancelled += ev->state == FIELDSYNC__V1__REMINDER_EVENT__STATE__CANCELLED;
+		fieldsync__v1__reminder_event__free_unpacked(ev, NULL);
+	}
+	cr_expect_eq(cancelled, 2);
+	event_t *extra = next_event(sub, 1500, topic, sizeof(topic));
+	cr_expect_null(extra, "each published once");
+	if (extra != NULL)
+		fieldsync__v1__reminder_event__free_unpacked(extra, NULL);
+	/* a second SIGHUP with the same table changes nothing */
+	cr_assert_eq(kill(fs_test_daemon_pid(d), SIGHUP), 0);
+	extra = next_event(sub, 1500, topic, sizeof(topic));
+	cr_expect_null(extra, "nothing to re-evaluate");
+	if (extra != NULL)
+		fieldsync__v1__reminder_event__free_unpacked(extra, NULL);
+	env_t *rp = replay_all(s);
+	cr_expect_eq(rp->replay_reply->n_events, 4);
+	fieldsync__v1__envelope__free_unpacked(rp, NULL);
+	zmq_close(sub);
+	zmq_close(s);
+	zmq_ctx_term(ctx);
+	cr_expect_eq(fs_test_daemon_stop(&d), 0);
+	fs_test_rm_rf(dir);
+	free(dir);
+}
+
+/* Reading 8: a restart with another --time-zone moves the due times. */
+Test(reminders, rev2_a_restart_with_another_time_zone_moves_due_times, .timeout = 60)
+{
+	char *dir = fs_test_tmpdir();
+	char data[600];
+	cr_assert_not_null(dir);
+	snprintf(data, sizeof(data), "%s/data", dir);
+	fs_test_daemon *d = fs_test_daemon_start_args(data, NULL); /* Europe/Copenhagen */
+	cr_assert_not_null(d);
+	void *ctx = zmq_ctx_new();
+	void *s = fs_test_dealer(ctx, fs_test_daemon_endpoint(d));
+	env_t *r = push_case(s, "cs-z1", "case-zone", "a:1", JUNE_2_10AM, "team-a");
+	fieldsync__v1__envelope__free_unpacked(r, NULL);
+	env_t *rp = replay_all(s);
+	cr_assert_eq(rp->replay_reply->n_events, 1);
+	cr_expect_eq(rp->replay_reply->events[0]->due_at_ms, JUNE_10,
+	             "the end of 9 June in Copenhagen");
+	fieldsync__v1__envelope__free_unpacked(rp, NULL);
+	zmq_close(s);
+	cr_expect_eq(fs_test_daemon_stop(&d), 0);
+
+	const char *utc[] = {"--time-zone", "UTC", NULL};
+	d = fs_test_daemon_start_args(data, utc);
+	cr_assert_not_null(d);
+	s = fs_test_dealer(ctx, fs_test_daemon_endpoint(d));
+	/* the re-evaluation runs in the writer's first rounds: wait for it */
+	for (int i = 0; i < 50; i++) {
+		rp = replay_all(s);
+		if (rp->replay_reply->n_events >= 2)
+			break;
+		fieldsync__v1__envelope__free_unpacked(rp, NULL);
+		rp = NULL;
+		usleep(100000);
+	}
+	cr_assert_not_null(rp, "the reminder was re-evaluated under the new zone");
+	cr_assert_eq(rp->replay_reply->n_events, 2);
+	cr_expect_eq(rp->replay_reply->events[1]->due_at_ms, JUNE_10 + 2 * 3600 * 1000,
+	             "the end of 9 June in UTC");
+	cr_expect_eq(rp->replay_reply->events[1]->state,
+	             FIELDSYNC__V1__REMINDER_EVENT__STATE__OVERDUE);
+	cr_expect_str_eq(rp->replay_reply->events[1]->reminder_id, "quick-help/case-zone");
+	fieldsync__v1__envelope__free_unpacked(rp, NULL);
+	zmq_close(s);
+	cr_expect_eq(fs_test_daemon_stop(&d), 0);
+
+	/* the same zone again: nothing to re-evaluate */
+	d = fs_test_daemon_start_args(data, utc);
+	cr_assert_not_null(d);
+	s = fs_test_dealer(ctx, fs_test_daemon_endpoint(d));
+	usleep(500000);
+	rp = replay_all(s);
+	cr_expect_eq(rp->replay_reply->n_events, 2);
+	fieldsync__v1__envelope__free_unpacked(rp, NULL);
+	zmq_close(s);
+	zmq_ctx_term(ctx);
+	cr_expect_eq(fs_test_daemon_stop(&d), 0);
+	fs_test_rm_rf(dir);
+	free(dir);
+}
+
+/* `fieldsyncd verify` on data_dir: its exit status, the output in out. */
+static int
+verify_store(const char *data_dir, char *out, size_t outlen)
+{
+	char cmd[2048];
+	snprintf(cmd, sizeof(cmd), "'%s' verify --data-dir '%s' 2>&1", FS_DAEMON_BIN, data_dir);
+	FILE *p = popen(cmd, "r");
+	cr_assert_not_null(p);
+	size_t n = fread(out, 1, outlen - 1, p);
+	out[n] = '\0';
+	return pclose(p);
+}
+
+/* An existing store of release 1 (tests/fixtures/store-v1/dev): the first
+ * start of this build re-evaluates every reminder under revision 2 (the
+ * changes published as events after the stored ones), and only the first. */
+Test(reminders, rev2_a_release_1_store_is_re_evaluated_at_first_start, .timeout = 120)
+{
+	char *dir = fs_test_tmpdir();
+	char data[600], cmd[2048], out[16384];
+	cr_assert_not_null(dir);
+	snprintf(data, sizeof(data), "%s/data", dir);
+	snprintf(cmd, sizeof(cmd), "cp -R '%s/store-v1/dev' '%s' && chmod -R go-rwx '%s'",
+	         FS_FIXTURES_DIR, data, data);
+	cr_assert_eq(system(cmd), 0, "%s", cmd);
+
+	fs_test_daemon *d = fs_test_daemon_start_args(data, NULL);
+	cr_assert_not_null(d);
+	void *ctx = zmq_ctx_new();
+	void *s = fs_test_dealer(ctx, fs_test_daemon_endpoint(d));
+	char *log = NULL;
+	for (int i = 0; i < 50; i++) {
+		free(log);
+		log = fs_test_daemon_log(d);
+		if (log != NULL && strstr(log, "every case re-evaluated") != NULL)
+			break;
+		usleep(100000);
+	}
+	cr_assert_not_null(log);
+	cr_expect_not_null(strstr(log, "re-evaluating every case"), "the pass started: %s", log);
+	cr_expect_not_null(strstr(log, "every case re-evaluated"), "and ended: %s", log);
+	free(log);
+	/* release 1 stored events 1..3; whatever revision 2 changed follows them */
+	env_t *rp = replay_all(s);
+	cr_assert_geq(rp->replay_reply->n_events, 3);
+	for (size_t i = 0; i < rp->replay_reply->n_events; i++)
+		cr_expect_eq(rp->replay_reply->events[i]->seq, i + 1);
+	size_t n_first = rp->replay_reply->n_events;
+	fieldsync__v1__envelope__free_unpacked(rp, NULL);
+	zmq_close(s);
+	cr_expect_eq(fs_test_daemon_stop(&d), 0);
+	/* the stored reminders are those of revision 2: state, due, warning */
+	int st = verify_store(data, out, sizeof(out));
+	cr_expect_eq(st, 0, "verify: %s", out);
+
+	/* the second start has nothing to re-evaluate */
+	d = fs_test_daemon_start_args(data, NULL);
+	cr_assert_not_null(d);
+	s = fs_test_dealer(ctx, fs_test_daemon_endpoint(d));
+	usleep(500000);
+	log = fs_test_daemon_log(d);
+	cr_assert_not_null(log);
+	cr_expect_null(strstr(log, "re-evaluating every case"), "already under revision 2: %s",
+	               log);
+	free(log);
+	rp = replay_all(s);
+	cr_expect_eq(rp->replay_reply->n_events, n_first);
+	fieldsync__v1__envelope__free_unpacked(rp, NULL);
+	zmq_close(s);
+	zmq_ctx_term(ctx);
+	cr_expect_eq(fs_test_daemon_stop(&d), 0);
 	fs_test_rm_rf(dir);
 	free(dir);
 }

@@ -286,8 +286,7 @@ Test(auth, registry_refuses_bad_rows)
 	cr_assert_eq(store_write_begin(s, &t), FSD_OK);
 	char k2[41], sec[41];
 	zmq_curve_keypair(k2, sec);
-	cr_assert_eq(store_kv_put(t, &registry_devices_table, k2, 40, "\xff\xff\xff", 3, false),
-	             FSD_OK);
+	cr_assert_eq(store_kv_put(t, &registry_devices_table, k2, 40, "\xff\xff\xff", 3, false), FSD_OK);
 	device_info got;
 	cr_assert_eq(registry_device_by_key(t, k2, &got), FSD_CORRUPT);
 	store_abort(&t);
@@ -324,20 +323,9 @@ enroll(const char *name, const char *scopes)
 {
 	char out[600];
 	snprintf(out, sizeof(out), "%s/%s.json", g_dir, name);
-	const char *args[] = {"enroll",
-	                      "--data-dir",
-	                      g_dir,
-	                      "--name",
-	                      name,
-	                      "--scopes",
-	                      scopes,
-	                      "--role",
-	                      "device",
-	                      "--endpoint",
-	                      "tcp://127.0.0.1:7400",
-	                      "--out",
-	                      out,
-	                      NULL};
+	const char *args[] = {"enroll", "--data-dir", g_dir, "--name", name, "--scopes", scopes,
+	                      "--role", "device", "--endpoint", "tcp://127.0.0.1:7400", "--out",
+	                      out, NULL};
 	return admin(args);
 }
 
@@ -608,8 +596,7 @@ Test(auth, zap_refuses_other_mechanisms)
 	cr_assert_str_eq(r.frame[1], "7");
 	cr_assert_str_eq(r.frame[2], "400");
 
-	const void *plain_req[] = {"1.0", "8",     "fieldsync", "192.0.2.7",
-	                           "",    "PLAIN", "tab-1",     "pw"};
+	const void *plain_req[] = {"1.0", "8", "fieldsync", "192.0.2.7", "", "PLAIN", "tab-1", "pw"};
 	send_frames(f.req, 8, plain_req, NULL);
 	cr_assert(recv_reply(f.req, &r));
 	cr_assert_str_eq(r.frame[2], "400");

@@ -102,8 +102,7 @@ Test(keyring, an_empty_value_opens_to_an_empty_value)
 	keyring *k = open_env(K1);
 	uint8_t *sealed = NULL, *plain = NULL;
 	size_t sl = 0, pl = 7;
-	cr_assert_eq(keyring_seal(k, "r:note/n", "a", 1, (const uint8_t *)"", 0, &sealed, &sl),
-	             FSD_OK);
+	cr_assert_eq(keyring_seal(k, "r:note/n", "a", 1, (const uint8_t *)"", 0, &sealed, &sl), FSD_OK);
 	cr_assert_eq(keyring_open_value(k, "a", 1, sealed, sl, &plain, &pl), FSD_OK);
 	cr_expect_not_null(plain, "opened (not plain), though empty");
 	cr_expect_eq(pl, 0);
@@ -117,8 +116,7 @@ Test(keyring, a_destroyed_key_is_gone_for_every_handle)
 	keyring *a = open_env(K1), *b = open_env(K1);
 	uint8_t *sealed = NULL, *plain = NULL;
 	size_t sl = 0, pl = 0;
-	cr_assert_eq(keyring_seal(a, "c:c9", "x", 1, (const uint8_t *)"v", 1, &sealed, &sl),
-	             FSD_OK);
+	cr_assert_eq(keyring_seal(a, "c:c9", "x", 1, (const uint8_t *)"v", 1, &sealed, &sl), FSD_OK);
 	cr_assert_eq(keyring_open_value(b, "x", 1, sealed, sl, &plain, &pl), FSD_OK);
 	free(plain);
 	cr_assert_eq(keyring_destroy(a, "c:c9"), FSD_OK);
@@ -165,6 +163,49 @@ Test(keyring, rewrap_moves_every_key_to_the_current_master)
 	free(s2);
 }
 
+Test(keyring, a_malformed_sealed_value_is_corrupt_with_a_keyring_and_plain_without)
+{
+	keyring *k = open_env(K1);
+	uint8_t *sealed = NULL, *out = NULL;
+	size_t sl = 0, ol = 0;
+	cr_assert_eq(keyring_seal(k, "c:case-1", "a", 1, (const uint8_t *)"v", 1, &sealed, &sl),
+	             FSD_OK);
+	/* cut inside the fsc_seal output: starts like a sealed value, is not one */
+	size_t cut = 3 + strlen("c:case-1") + FSC_SEAL_OVERHEAD - 1;
+	cr_assert_lt(cut, sl);
+	cr_assert_eq(fss_classify(sealed, cut), FSS_MALFORMED);
+	cr_expect_eq(keyring_open_value(k, "a", 1, sealed, cut, &out, &ol), FSD_CORRUPT);
+	cr_expect_null(out);
+	/* a name that runs past the end */
+	static const uint8_t runs_past[] = {0xFE, 'K', 200, 'c', ':'};
+	cr_expect_eq(keyring_open_value(k, "a", 1, runs_past, sizeof(runs_past), &out, &ol),
+	             FSD_CORRUPT);
+	/* without a keyring nothing was ever sealed: it is plaintext */
+	cr_expect_eq(keyring_open_value(NULL, "a", 1, sealed, cut, &out, &ol), FSD_OK);
+	cr_expect_null(out, "plain: use it as it is");
+	/* and the whole value still opens */
+	cr_assert_eq(keyring_open_value(k, "a", 1, sealed, sl, &out, &ol), FSD_OK);
+	cr_expect_eq(ol, 1);
+	free(out);
+	free(sealed);
+
+	/* through a store: the same answers */
+	store *s = store_open(g_dir, 1ULL << 24, 1ULL << 26);
+	store_txn *t = NULL;
+	cr_assert_not_null(s);
+	cr_assert_eq(store_read_begin(s, &t), FSD_OK);
+	cr_expect_eq(keyring_txn_unseal(t, "a", 1, runs_past, sizeof(runs_past), &out, &ol), FSD_OK,
+	             "no keyring on the store: plain");
+	cr_expect_eq(ol, sizeof(runs_past));
+	free(out);
+	store_set_keyring(s, k);
+	cr_expect_eq(keyring_txn_unseal(t, "a", 1, runs_past, sizeof(runs_past), &out, &ol),
+	             FSD_CORRUPT);
+	store_read_end(&t);
+	store_close(&s);
+	keyring_close(&k);
+}
+
 Test(keyring, bad_master_keys_are_refused_with_a_sentence)
 {
 	keyring *k = NULL;
@@ -185,8 +226,7 @@ Test(keyring, without_a_keyring_the_store_keeps_values_as_they_are)
 	size_t ol = 0, bl = 0;
 	cr_assert_not_null(s);
 	cr_assert_eq(store_write_begin(s, &t), FSD_OK);
-	cr_assert_eq(keyring_txn_seal(t, "c:x", "k", 1, (const uint8_t *)"row", 3, &out, &ol),
-	             FSD_OK);
+	cr_assert_eq(keyring_txn_seal(t, "c:x", "k", 1, (const uint8_t *)"row", 3, &out, &ol), FSD_OK);
 	cr_expect_eq(ol, 3);
 	cr_expect_eq(memcmp(out, "row", 3), 0);
 	cr_assert_eq(keyring_txn_unseal(t, "k", 1, out, ol, &back, &bl), FSD_OK);
@@ -196,8 +236,7 @@ Test(keyring, without_a_keyring_the_store_keeps_values_as_they_are)
 
 	keyring *k = open_env(K1);
 	store_set_keyring(s, k);
-	cr_assert_eq(keyring_txn_seal(t, "c:x", "k", 1, (const uint8_t *)"row", 3, &out, &ol),
-	             FSD_OK);
+	cr_assert_eq(keyring_txn_seal(t, "c:x", "k", 1, (const uint8_t *)"row", 3, &out, &ol), FSD_OK);
 	cr_expect(fss_is_sealed(out, ol));
 	cr_assert_eq(keyring_txn_unseal(t, "k", 1, out, ol, &back, &bl), FSD_OK);
 	cr_expect_eq(bl, 3);

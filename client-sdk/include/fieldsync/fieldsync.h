@@ -48,7 +48,8 @@ typedef enum fs_err {
 	FS_ERR_KEY_REQUIRED,  /* the store is encrypted: open it with its key */
 	FS_ERR_KEY_WRONG,     /* the key given does not open this store */
 	FS_ERR_NOT_ENCRYPTED, /* a key was given for a store that is not encrypted */
-	FS_ERR_KEY_REFUSED,   /* sync: the daemon refused this device's key (revoked, unknown) */
+	/* 18, 19: FS_ERR_FORBIDDEN, FS_ERR_CANCELLED (the CLI names them already) */
+	FS_ERR_KEY_REFUSED = 20, /* sync: the daemon refused this device's key (revoked, unknown) */
 } fs_err;
 
 /* A static English sentence for e; never NULL. */
@@ -399,12 +400,23 @@ fs_err fs_watcher_open(const fs_watch_opts *opts, fs_watcher **out);
  * Waits up to timeout_ms for the next matching event and points *ev at it.
  * FS_ERR_TIMEOUT when none came (the daemon may be down: keep calling).
  * FS_ERR_PROTOCOL when the daemon answers replay with something else.
+ * FS_ERR_REFUSED when the daemon refused the CURVE key (revoked, unknown).
+ * FS_ERR_NOT_FOUND when the daemon does not hold the event at the cursor:
+ * the cursor is ahead of the daemon (restored from an older backup, or
+ * another daemon), so its next seqs would be ones already delivered. It
+ * stays so: close the watcher and open one with the since_seq of your
+ * choice (0: everything again; fs_watcher_daemon_last_seq: only new ones).
  */
 fs_err fs_watcher_next(fs_watcher *w, int timeout_ms, const fs_reminder **ev);
 
 /* Every event up to this seq was delivered or did not match: save it to
  * resume with since_seq later. */
 uint64_t fs_watcher_cursor(const fs_watcher *w);
+
+/* The seq of the daemon's last stored event (0: none), found by a few
+ * Replay round trips within timeout_ms (FS_ERR_TIMEOUT otherwise). For the
+ * cursor check above and for a scheduler's lag (last - cursor). */
+fs_err fs_watcher_daemon_last_seq(fs_watcher *w, int timeout_ms, uint64_t *out);
 
 void fs_watcher_close(fs_watcher **w);
 

@@ -1,7 +1,9 @@
 /*
- * The deadline rules of METHOD.md ("Deadline rules"), as a pure function of
- * one case's data: no LMDB, no sockets, no clock of its own. reminders.c
- * stores what it returns and turns changes into ReminderEvents.
+ * The deadline rules of METHOD.md ("Deadline rules" and its "Settled
+ * readings", revision RULES_REVISION), as a pure function of one case's data
+ * and an instant: no LMDB, no sockets, no clock of its own (the caller
+ * passes now_ms). Shared by the daemon (reminders.c stores what it returns
+ * and turns changes into ReminderEvents) and the tablet SDK.
  */
 #ifndef FIELDSYNC_RULES_H
 #define FIELDSYNC_RULES_H
@@ -13,6 +15,11 @@
 #include "fieldsync/calendar.h"
 #include "fieldsync/v1/casework.pb-c.h"
 #include "fieldsync/v1/sync.pb-c.h"
+
+/* The revision of METHOD.md's readings these rules implement. A store whose
+ * reminders were computed under another revision (or another table or
+ * zone: rules_fingerprint) is re-evaluated in full. */
+#define RULES_REVISION 2
 
 typedef enum {
 	RULE_QUICK_HELP = 0,
@@ -91,19 +98,34 @@ typedef struct rules_reminder {
 	int64_t due_day_ms;    /* the first instant of the local day that holds the deadline */
 	int64_t due_at_ms;     /* the deadline (METHOD.md) */
 	bool met;
+	/* false: met, and the data does not show that the start condition ever
+	 * held on its own (reading 7: handover already taken over, duty already
+	 * informed, a parent session that was never the last). Such a reminder
+	 * exists only for a caller that already tracks it as active (it turns
+	 * MET); otherwise there is no reminder and no event. */
+	bool started;
 	char contact_person[130]; /* the case's staff id, "" when none */
 } rules_reminder;
 
 /*
- * Evaluates every enabled rule for one case. Writes at most cap reminders to
- * out and returns how many the data implies (which may exceed cap: then call
- * again with more room). When the case has several live siblings, each is
- * evaluated and, per reminder_id, the earliest due time any sibling implies
- * wins; it is met only when every sibling that implies it says met. Never
- * allocates.
+ * Evaluates every enabled rule for one case at now_ms. A contact counts as
+ * held only once 0 < held_at_ms <= now_ms (reading 1). Writes at most cap
+ * reminders to out and returns how many the data implies (which may exceed
+ * cap: then call again with more room). When the case has several live
+ * siblings, each is evaluated and, per reminder_id, the earliest due time
+ * any sibling implies wins; it is met only when every sibling that implies
+ * it says met. *next_eval_ms (when not NULL) gets the first instant after
+ * now_ms at which the result can change with the clock alone (the next
+ * held_at still to come), 0 when none: the caller evaluates again then.
+ * Between evaluations the states change only as rules_state_at says.
+ * Never allocates.
  */
 size_t rules_evaluate(const rules_config *rc, const fs_tz *tz, const rules_input *in,
-                      rules_reminder *out, size_t cap);
+                      int64_t now_ms, rules_reminder *out, size_t cap, int64_t *next_eval_ms);
+
+/* A fingerprint of (RULES_REVISION, the effective table rc, zone_name): equal
+ * fingerprints give equal reminders for equal data. Never 0. */
+uint64_t rules_fingerprint(const rules_config *rc, const char *zone_name);
 
 /*
  * The state a reminder is in at now_ms:

@@ -1,0 +1,327 @@
+/*
+ * records.c and reminder_rows.c checks (what `fieldsyncd verify` asks
+ * them), and store.c's hot copy, with real LMDB and a keyring in a fresh
+ * temporary directory: a clean store has no problem; a record damaged
+ * through the store API, a feed entry gone or pointing nowhere and a reminder
+ * row that does not parse are each reported by name; a copy made with
+ * store_copy_env opens with the same records.
+ */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "fieldsync/keys.h"
+#include "fieldsync/seal.h"
+#include "fieldsyncd.h"
+
+#define K1 "k1:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+
+static char *g_dir;
+static store *g_s;
+static keyring *g_kr;
+
+static void
+setup(void)
+{
+	char err[300];
+	log_set_level(LOG_ERROR);
+	g_dir = fs_test_tmpdir();
+	cr_assert_not_null(g_dir);
+	g_s = store_open(g_dir, 1ULL << 24, 1ULL << 26);
+	cr_assert_not_null(g_s);
+	cr_assert_eq(keyring_open(g_dir, NULL, K1, &g_kr, err, sizeof(err)), FSD_OK, "%s", err);
+	store_set_keyring(g_s, g_kr);
+}
+
+static void
+teardown(void)
+{
+	store_close(&g_s);
+	keyring_close(&g_kr);
+	if (g_dir != NULL) {
+		fs_test_rm_rf(g_dir);
+		free(g_dir);
+		g_dir = NULL;
+	}
+}
+
+TestSuite(records, .init = setup, .fini = teardown);
+
+/* Writes (collection, id) with one sibling holding text, at a new seq,
+ * moving it in the feed from old_seq (0: a new record). */
+static void
+put_at(const char *collection, const char *id, const char *text, uint64_t old_seq)
+{
+	store_txn *t = NULL;
+	fsp_record r;
+	fsp_record *sib[1] = {&r};
+	fs_record_state rs = FIELDSYNC__V1__RECORD_STATE__INIT;
+	fieldsync__v1__record__init(&r);
+	r.collection = (char *)collection;
+	r.id = (char *)id;
+	r.payload.data = (uint8_t *)text;
+	r.payload.len = strlen(text);
+	rs.collection = (char *)collection;
+	rs.id = (char *)id;
+	rs.scope = "team-a";
+	rs.n_siblings = 1;
+	rs.siblings = sib;
+	cr_assert_eq(store_write_begin(g_s, &t), FSD_OK);
+	rs.seq = store_next_seq(t);
+	cr_assert_eq(records_put(t, &rs, old_seq), FSD_OK);
+	cr_assert_eq(store_commit(&t), FSD_OK);
+}
+
+static void
+put(const char *collection, const char *id, const char *text)
+{
+	put_at(collection, id, text, 0);
+}
+
+/* What a check reported: every "who: what" line, joined. */
+struct seen {
+	char text[4096];
+	size_t problems, records, payloads;
+};
+
+static void
+on_problem(void *arg, const char *who, const char *what)
+{
+	struct seen *s = arg;
+	size_t l = strlen(s->text);
+	snprintf(s->text + l, sizeof(s->text) - l, "%s: %s\n", who, what);
+	s->problems++;
+}
+
+static bool
+on_record(void *arg, const fs_record_state *rs)
+{
+	(void)rs;
+	((struct seen *)arg)->records++;
+	return true;
+}
+
+static void
+on_payload(void *arg, const fs_record_state *rs, const char *name, const uint8_t *p, size_t len)
+{
+	(void)rs;
+	(void)name;
+	cr_expect(len > 0 && !fss_is_sealed(p, len), "payloads come opened");
+	((struct seen *)arg)->payloads++;
+}
+
+static fsd_err
+check(struct seen *s, records_check_counts *n)
+{
+	records_check_fns fns = {on_problem, on_record, on_payload, s};
+	store_txn *t = NULL;
+	memset(s, 0, sizeof(*s));
+	cr_assert_eq(store_read_begin(g_s, &t), FSD_OK);
+	fsd_err rc = records_check(t, &fns, n);
+	store_read_end(&t);
+	return rc;
+}
+
+Test(records, a_clean_store_has_no_problem)
+{
+	struct seen s;
+	records_check_counts n;
+	put("note", "n-1", "one");
+	put("note", "n-2", "two");
+	put_at("note", "n-1", "one again", 1); /* moves n-1 in the feed */
+	cr_assert_eq(check(&s, &n), FSD_OK);
+	cr_expect_eq(s.problems, 0, "%s", s.text);
+	cr_expect_eq(n.records, 2);
+	cr_expect_eq(n.feed_entries, 2);
+	cr_expect_eq(n.payloads, 2);
+	cr_expect_eq(n.not_checked, 0);
+	cr_expect_eq(n.max_seq, 3);
+	cr_expect_eq(s.records, 2);
+	cr_expect_eq(s.payloads, 2);
+}
+
+Test(records, a_record_that_does_not_decode_is_named)
+{
+	struct seen s;
+	records_check_counts n;
+	uint8_t key[FSK_RECORD_KEY_MAX];
+	store_txn *t = NULL;
+	put("note", "n-1", "one");
+	put("note", "n-2", "two");
+	size_t kl = fsk_record_key(key, "note", "n-2");
+	cr_assert_eq(store_write_begin(g_s, &t), FSD_OK);
+	cr_assert_eq(store_kv_put(t, &records_table, key, kl, "\xff\xff\xff", 3, false), FSD_OK);
+	cr_assert_eq(store_commit(&t), FSD_OK);
+
+	cr_assert_eq(check(&s, &n), FSD_OK);
+	cr_expect_eq(s.problems, 1, "%s", s.text);
+	cr_expect_not_null(strstr(s.text, "record note/n-2: the stored record does not decode"),
+	                   "%s", s.text);
+	cr_expect_null(strstr(s.text, "n-1"), "%s", s.text);
+}
+
+Test(records, a_sealed_payload_that_was_tampered_with_is_named)
+{
+	struct seen s;
+	records_check_counts n;
+	uint8_t key[FSK_RECORD_KEY_MAX];
+	const void *v;
+	size_t vl, kl = fsk_record_key(key, "note", "n-1");
+	store_txn *t = NULL;
+	put("note", "n-1", "one");
+	cr_assert_eq(store_write_begin(g_s, &t), FSD_OK);
+	cr_assert_eq(store_kv_get(t, &records_table, key, kl, &v, &vl), FSD_OK);
+	fs_record_state *rs = fieldsync__v1__record_state__unpack(NULL, vl, v);
+	cr_assert_not_null(rs);
+	ProtobufCBinaryData *p = &rs->siblings[0]->payload;
+	cr_assert(fss_is_sealed(p->data, p->len), "sealed on disk");
+	p->data[p->len - 1] ^= 1;
+	uint8_t buf[512];
+	size_t bl = fieldsync__v1__record_state__pack(rs, buf);
+	records_free(rs);
+	cr_assert_eq(store_kv_put(t, &records_table, key, kl, buf, bl, false), FSD_OK);
+	cr_assert_eq(store_commit(&t), FSD_OK);
+
+	cr_assert_eq(check(&s, &n), FSD_OK);
+	cr_expect_eq(s.problems, 1, "%s", s.text);
+	cr_expect_not_null(strstr(s.text, "record note/n-1: a sealed payload does not verify"),
+	                   "%s", s.text);
+	cr_expect_eq(s.payloads, 0, "a payload that does not open is not handed on");
+}
+
+Test(records, a_feed_that_does_not_match_the_records_is_named)
+{
+	struct seen s;
+	records_check_counts n;
+	uint8_t seqb[8], key[FSK_RECORD_KEY_MAX];
+	store_txn *t = NULL;
+	put("note", "n-1", "one");
+	put("note", "n-2", "two");
+	cr_assert_eq(store_write_begin(g_s, &t), FSD_OK);
+	fsk_put_be64(seqb, 2); /* n-2's entry goes */
+	cr_assert_eq(store_kv_del(t, &records_feed_table, seqb, 8), FSD_OK);
+	fsk_put_be64(seqb, 9); /* and one points at nothing */
+	size_t kl = fsk_record_key(key, "note", "gone");
+	cr_assert_eq(store_kv_put(t, &records_feed_table, seqb, 8, key, kl, false), FSD_OK);
+	cr_assert_eq(store_commit(&t), FSD_OK);
+
+	cr_assert_eq(check(&s, &n), FSD_OK);
+	cr_expect_eq(s.problems, 2, "%s", s.text);
+	cr_expect_not_null(strstr(s.text, "record note/n-2: it is not in the feed"), "%s", s.text);
+	cr_expect_not_null(
+		strstr(s.text, "feed entry at seq 9: it points at note/gone, which is not stored"),
+		"%s", s.text);
+	cr_expect_eq(n.max_seq, 9, "the feed's highest seq counts");
+	store_txn *r = NULL;
+	cr_assert_eq(store_read_begin(g_s, &r), FSD_OK);
+	cr_expect_lt(store_last_seq(r), n.max_seq, "what verify reports as a meta seq problem");
+	store_read_end(&r);
+}
+
+Test(records, without_a_keyring_sealed_payloads_are_not_checked)
+{
+	struct seen s;
+	records_check_counts n;
+	put("note", "n-1", "one");
+	store_set_keyring(g_s, NULL);
+	cr_assert_eq(check(&s, &n), FSD_OK);
+	cr_expect_eq(s.problems, 0, "%s", s.text);
+	cr_expect_eq(n.payloads, 1);
+	cr_expect_eq(n.not_checked, 1);
+	cr_expect_eq(s.payloads, 0);
+}
+
+static bool
+note_case(void *arg, const char *case_id)
+{
+	struct seen *s = arg;
+	size_t l = strlen(s->text);
+	snprintf(s->text + l, sizeof(s->text) - l, "case %s\n", case_id);
+	return true;
+}
+
+Test(records, reminder_rows_check_names_bad_rows_and_lists_cases)
+{
+	struct seen s = {0};
+	reminder_rows_check_fns fns = {on_problem, note_case, &s};
+	store_txn *t = NULL;
+	uint8_t key[REMINDER_KEY_MAX];
+	size_t rows = 0;
+	reminder_row row = FIELDSYNCD__STORE__REMINDER_ROW__INIT;
+	row.case_id = "c1";
+	cr_assert_eq(store_write_begin(g_s, &t), FSD_OK);
+	size_t kl = fsk_case_key(key, sizeof(key), "c1", "r1/c1");
+	cr_assert_eq(reminder_rows_put(t, key, kl, &row), FSD_OK);
+	kl = fsk_case_key(key, sizeof(key), "c2", "r1/c2");
+	cr_assert_eq(store_kv_put(t, &reminders_table, key, kl,
+	                          "\xfe"
+	                          "K\x01",
+	                          3, false),
+	             FSD_OK);
+	cr_assert_eq(store_kv_put(t, &reminders_table,
+	                          "\x09"
+	                          "ab",
+	                          3, "", 0, false),
+	             FSD_OK);
+	cr_assert_eq(store_commit(&t), FSD_OK);
+
+	cr_assert_eq(store_read_begin(g_s, &t), FSD_OK);
+	cr_assert_eq(reminder_rows_check(t, &fns, &rows), FSD_OK);
+	store_read_end(&t);
+	cr_expect_eq(rows, 3);
+	cr_expect_eq(s.problems, 2, "%s", s.text);
+	cr_expect_not_null(strstr(s.text, "reminder row (malformed key): its key does not parse"),
+	                   "%s", s.text);
+	cr_expect_not_null(strstr(s.text, "reminder row r1/c2 of case c2: it does not open"), "%s",
+	                   s.text);
+	cr_expect_not_null(strstr(s.text, "case c1\n"), "%s", s.text);
+	cr_expect_not_null(strstr(s.text, "case c2\n"), "%s", s.text);
+}
+
+Test(records, store_copy_env_makes_a_store_that_opens_with_the_same_records)
+{
+	char copy[700], file[760];
+	uint64_t used = 0;
+	put("note", "n-1", "one");
+	put("note", "n-2", "two");
+	cr_assert_eq(store_env_in_use(g_dir, &used), FSD_OK);
+	cr_expect_gt(used, 0);
+
+	snprintf(copy, sizeof(copy), "%s/copy", g_dir);
+	cr_assert_eq(sys_mkdir_p(copy), FSD_OK);
+	snprintf(file, sizeof(file), "%s/data.mdb", copy);
+	int fd = open(file, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(store_copy_env(g_dir, fd, true), FSD_OK, "while the store is open");
+	cr_assert_eq(close(fd), 0);
+
+	store *c = store_open(copy, 1ULL << 24, 1ULL << 26);
+	cr_assert_not_null(c);
+	cr_expect_str_eq(store_server_id(c), store_server_id(g_s), "the same store");
+	store_set_keyring(c, g_kr);
+	store_txn *t = NULL;
+	fs_record_state *rs = NULL;
+	cr_assert_eq(store_read_begin(c, &t), FSD_OK);
+	cr_expect_eq(store_last_seq(t), 2);
+	cr_assert_eq(records_get(t, "note", "n-2", &rs), FSD_OK);
+	cr_assert_eq(rs->n_siblings, 1);
+	cr_expect_eq(rs->siblings[0]->payload.len, 3);
+	cr_expect_eq(memcmp(rs->siblings[0]->payload.data, "two", 3), 0);
+	records_free(rs);
+	struct seen s;
+	records_check_counts n;
+	records_check_fns fns = {on_problem, NULL, NULL, &s};
+	memset(&s, 0, sizeof(s));
+	cr_assert_eq(records_check(t, &fns, &n), FSD_OK);
+	cr_expect_eq(s.problems, 0, "%s", s.text);
+	cr_expect_eq(n.records, 2);
+	store_read_end(&t);
+	store_close(&c);
+
+	snprintf(file, sizeof(file), "%s/none", g_dir);
+	cr_expect_eq(store_env_in_use(file, &used), FSD_NOTFOUND);
+}
