@@ -452,8 +452,8 @@ handshake_failed(uint16_t ev, uint32_t value, const char *addr)
 	bool mech = ev == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL &&
 	            value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH;
 	metrics_inc(METRIC_ZAP_DENIALS_TOTAL, mech ? MZAP_MECHANISM : MZAP_HANDSHAKE, 1);
-	char code[16];
-	snprintf(code, sizeof(code), "0x%08x", (unsigned)value);
+	char code[32];
+	snprintf(code, sizeof(code), "0x%04x/0x%08x", (unsigned)ev, (unsigned)value);
 	log_event(LOG_INFO, "handshake refused",
 	          LS("reason", mech ? "mechanism (the peer does not speak CURVE)"
 	                            : "handshake failed (wrong server key or not ZMTP)"),
