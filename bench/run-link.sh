@@ -7,5 +7,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 build_dir=${BUILD_DIR:-build}
 [ -f "$build_dir/CMakeCache.txt" ] || cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$build_dir" -j2 --target bench_link linksim >/dev/null
+cmake --build "$build_dir" -j2 --target bench_link linksim fieldsyncd >/dev/null
 exec "$build_dir/bench/bench_link" "$@"

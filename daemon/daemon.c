@@ -204,6 +204,8 @@ reload(struct daemon *tp)
 	}
 	sd_notify(0, "RELOADING=1");
 	log_set_level(nc.log_level);
+	if (sync_endpoint_set_deadlines(tp->se, rc, tz) != FSD_OK) /* Welcome tells tablets */
+		log_event(LOG_WARN, "Welcome still carries the old rule table and zone", NULL);
 	if (actor_send(tp->pipe, WRITER_RULES, rc, 0) != FSD_OK)
 		free(rc);
 	if (actor_send(tp->pipe, WRITER_ZONE, tz, 0) != FSD_OK)

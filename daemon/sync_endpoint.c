@@ -13,6 +13,11 @@
  * The data is committed either way: the device's retry with the same
  * changeset_id gets the stored reply.
  *
+ * A Pull may ask for a window of pages (protocol.md §5.1): they are read
+ * and sent here one after the other, each from its own read transaction,
+ * compressed and lean when asked (wire_page.c). A Push may come with its
+ * changes compressed (§4.1): opened first, under the frame limit.
+ *
  * Hello is answered with Welcome (its generation: the store's, PROTOCOL.md
  * §7) and noted as the device's report (registry_seen: last seen, client,
  * Hello.report), written to DATA_DIR/seen at most every 5 s.
@@ -34,6 +39,8 @@
 #include "clock.h"
 #include "events.h"
 #include "feed.h"
+#include "fieldsync/calendar.h"
+#include "fieldsync/rules.h"
 #include "log.h"
 #include "metrics.h"
 #include "peer.h"
@@ -41,10 +48,12 @@
 #include "sync_endpoint.h"
 #include "validate.h"
 #include "wire.h"
+#include "wire_page.h"
 #include "writer.h"
 #include "zap.h"
 
 #define PEERS 4096
+#define PULL_WINDOW_MAX 16 /* pages one PullRequest may ask for (Welcome.max_window) */
 
 /* What a peer said in Hello, keyed by its routing id (bounded, overwritten). */
 struct peer {
@@ -62,6 +71,12 @@ struct sync_endpoint {
 	struct peer *peers;
 	uint64_t inflight;
 	registry_seen *seen; /* device reports; NULL when DATA_DIR/seen cannot open */
+	/* what Welcome tells the tablets about deadlines (issue 13): the
+	 * effective rule table as JSON, the zone's name and its TZif bytes */
+	char *dl_rules;
+	char *dl_zone;
+	uint8_t *dl_tzif;
+	size_t dl_tzif_len;
 };
 
 #define SEEN_FLUSH_MS 5000
@@ -178,6 +193,24 @@ note_seen(sync_endpoint *tp, const peer_auth *peer, const Fieldsync__V1__Hello *
 	registry_seen_note(tp->seen, &d);
 }
 
+/*
+ * The optional Welcome fields of issue 15 (protocol.md §2.1), for a device
+ * that said in Hello which encodings it reads; others see none of them.
+ */
+static void
+welcome_fast(sync_endpoint *tp, const Fieldsync__V1__Hello *h, Fieldsync__V1__Welcome *w)
+{
+	store_txn *t = NULL;
+	if (h->accept_encoding == 0)
+		return;
+	w->encodings = h->accept_encoding & WIRE_ENCODING_ZSTD;
+	w->max_window = PULL_WINDOW_MAX;
+	if (store_read_begin(tp->s, &t) == FSD_OK) {
+		w->feed_seq = store_last_seq(t);
+		store_read_end(&t);
+	}
+}
+
 static void
 handle_hello(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, const peer_auth *peer,
              fs_envelope *req)
@@ -202,6 +235,12 @@ handle_hello(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, const peer_a
 	peer_remember(tp, rid, rid_len, req->hello->replica_id);
 	note_seen(tp, peer, req->hello);
 	fieldsync__v1__welcome__init(&w);
+	if (tp->dl_rules != NULL) { /* the tablets compute deadlines as we do */
+		w.deadline_rules = tp->dl_rules;
+		w.time_zone = tp->dl_zone;
+		w.time_zone_tzif.data = tp->dl_tzif;
+		w.time_zone_tzif.len = tp->dl_tzif_len;
+	}
 	w.protocol = FIELDSYNC_PROTOCOL;
 	w.server_id = (char *)store_server_id(tp->s);
 	w.generation = (char *)store_generation(tp->s);
@@ -217,6 +256,7 @@ handle_hello(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, const peer_a
 	w.max_changes_per_push = tp->c->max_changes_per_push;
 	w.max_message_bytes = tp->c->max_message_bytes;
 	w.server_time_ms = clock_wall_ms();
+	welcome_fast(tp, req->hello, &w);
 	wire_welcome(req->request_id, &w, &buf, &len);
 	send_reply(tp, rid, rid_len, buf, len);
 	free(buf);
@@ -234,20 +274,39 @@ handle_pull(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, const peer_au
 		           "a scheduler may only replay reminders", 0);
 		return;
 	}
-	feed_page page;
-	fsd_err rc = feed_pull_from(tp->s, tp->c, peer, peer_replica(tp, rid, rid_len), req->pull,
-	                            &page);
-	if (rc == FSD_OK) {
-		rc = wire_pull_reply(req->request_id, &page.reply, &buf, &len);
-		feed_page_free(&page);
-	}
-	if (rc != FSD_OK)
-		send_error(tp, rid, rid_len, req->request_id,
-		           FIELDSYNC__V1__ERROR__CODE__UNAVAILABLE, "the feed could not be read",
-		           1000);
-	else
+	/* Streaming pull (protocol.md §5.1): up to `window` pages back to back,
+	 * each from the last one's last_seq; one page when window is 0 or 1. */
+	Fieldsync__V1__PullRequest pr = *req->pull;
+	uint32_t window = pr.window < 1                 ? 1
+	                  : pr.window > PULL_WINDOW_MAX ? PULL_WINDOW_MAX
+	                                                : pr.window;
+	uint32_t enc = pr.encoding & WIRE_ENCODING_ZSTD;
+	for (uint32_t i = 0; i < window; i++) {
+		feed_page page;
+		bool more = false;
+		fsd_err rc = feed_pull_from(tp->s, tp->c, peer, peer_replica(tp, rid, rid_len), &pr,
+		                            &page);
+		if (rc == FSD_OK) {
+			more = page.reply.more;
+			pr.since_seq = page.reply.last_seq;
+			rc = enc || pr.lean
+			             ? wire_pull_page(req->request_id, &page.reply, enc, pr.lean,
+			                              &buf, &len)
+			             : wire_pull_reply(req->request_id, &page.reply, &buf, &len);
+			feed_page_free(&page);
+		}
+		if (rc != FSD_OK) {
+			send_error(tp, rid, rid_len, req->request_id,
+			           FIELDSYNC__V1__ERROR__CODE__UNAVAILABLE,
+			           "the feed could not be read", 1000);
+			return;
+		}
 		send_reply(tp, rid, rid_len, buf, len);
-	free(buf);
+		free(buf);
+		buf = NULL;
+		if (!more)
+			return;
+	}
 }
 
 static void
@@ -289,6 +348,19 @@ handle_push(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, const peer_au
 		forbidden(peer, MFORB_ROLE, "a scheduler pushed");
 		send_error(tp, rid, rid_len, req->request_id, FIELDSYNC__V1__ERROR__CODE__FORBIDDEN,
 		           "a scheduler may only replay reminders", 0);
+		fieldsync__v1__envelope__free_unpacked(req, NULL);
+		return;
+	}
+	/* a compressed change set (protocol.md §4.1): opened under the frame limit */
+	fsd_err zrc = wire_push_inflate(p, tp->c->max_message_bytes);
+	if (zrc != FSD_OK) {
+		send_error(
+			tp, rid, rid_len, req->request_id,
+			zrc == FSD_TOO_LARGE ? FIELDSYNC__V1__ERROR__CODE__TOO_LARGE
+			: zrc == FSD_NOMEM   ? FIELDSYNC__V1__ERROR__CODE__BUSY
+					     : FIELDSYNC__V1__ERROR__CODE__MALFORMED,
+			"changes_zstd: not one zstd frame of changes_size bytes within the frame limit",
+			zrc == FSD_NOMEM ? 200 : 0);
 		fieldsync__v1__envelope__free_unpacked(req, NULL);
 		return;
 	}
@@ -569,6 +641,16 @@ sync_endpoint_open(void *ctx, const config *c, store *s, void *writer_pipe,
 	tp->writer_pipe = writer_pipe;
 	tp->seen = registry_seen_open(c->data_dir); /* telemetry: the daemon runs without it */
 	tp->secure = server_secret != NULL;
+	{ /* the rule table and zone the reminders use (checked there already) */
+		rules_config rc;
+		char err[600];
+		fs_tz *tz = tz_load(c->time_zone, err, sizeof(err));
+		if (tz == NULL || reminders_load_rules(c, &rc, err, sizeof(err)) != FSD_OK ||
+		    sync_endpoint_set_deadlines(tp, &rc, tz) != FSD_OK)
+			log_event(LOG_WARN, "Welcome will not carry the rule table and zone",
+			          LS("error", err), NULL);
+		tz_free(&tz);
+	}
 	tp->router = zmq_socket(ctx, ZMQ_ROUTER);
 	if (tp->router == NULL)
 		goto fail;
@@ -630,6 +712,35 @@ sync_endpoint_close(sync_endpoint **tpp)
 	registry_seen_flush(tp->seen, clock_wall_ms(), 0);
 	registry_seen_close(&tp->seen);
 	free(tp->peers);
+	free(tp->dl_rules);
+	free(tp->dl_zone);
+	free(tp->dl_tzif);
 	free(tp);
 	*tpp = NULL;
+}
+
+fsd_err
+sync_endpoint_set_deadlines(sync_endpoint *se, const rules_config *rc, const fs_tz *tz)
+{
+	size_t len = 0;
+	const uint8_t *img = tz_tzif(tz, &len);
+	char *rules = rules_config_to_json(rc);
+	char *zone = strdup(tz_name(tz));
+	uint8_t *tzif = malloc(len > 0 ? len : 1);
+
+	if (rules == NULL || zone == NULL || tzif == NULL) {
+		free(rules);
+		free(zone);
+		free(tzif);
+		return FSD_NOMEM;
+	}
+	memcpy(tzif, img, len);
+	free(se->dl_rules);
+	free(se->dl_zone);
+	free(se->dl_tzif);
+	se->dl_rules = rules;
+	se->dl_zone = zone;
+	se->dl_tzif = tzif;
+	se->dl_tzif_len = len;
+	return FSD_OK;
 }

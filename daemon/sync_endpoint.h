@@ -13,6 +13,8 @@
 
 #include "config.h"
 #include "err.h"
+#include "fieldsync/calendar.h"
+#include "fieldsync/rules.h"
 #include "store.h"
 #include "writer.h"
 
@@ -39,6 +41,10 @@ void sync_endpoint_read_one(sync_endpoint *se);
 void sync_endpoint_read_monitor(sync_endpoint *se);
 /* Sends a finished job's reply and frees the job. */
 void sync_endpoint_reply(sync_endpoint *se, push_job *j);
+/* The rule table and zone Welcome announces (docs/protocol.md §2.2): set
+ * at open from the configuration, and again by a reload that installs
+ * them. Copies what it needs; FSD_NOMEM leaves the old ones. */
+fsd_err sync_endpoint_set_deadlines(sync_endpoint *se, const rules_config *rc, const fs_tz *tz);
 /* Change sets handed to the writer and not answered yet. */
 uint64_t sync_endpoint_inflight(const sync_endpoint *se);
 

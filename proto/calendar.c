@@ -94,6 +94,8 @@ struct fs_tz {
 	int32_t *offs; /* noffs >= 1 UTC offsets, one per local time type */
 	bool has_rule; /* a non-empty footer */
 	tz_rule rule;
+	uint8_t *tzif; /* the TZif image it was read from (tz_tzif) */
+	size_t tzif_len;
 };
 
 /* ---- civil dates -------------------------------------------------------- */
@@ -630,6 +632,34 @@ set_err(char *err, size_t errlen, const char *name, const char *path, const char
 		snprintf(err, errlen, "time zone \"%.*s\": %s", TZ_NAME_MAX, name, why);
 }
 
+/* A zone named name from the TZif image buf[0..len), which it copies; NULL
+ * with one sentence in err (path: where the image came from, or NULL). */
+static fs_tz *
+tz_from_image(const char *name, const char *path, const uint8_t *buf, size_t len, char *err,
+              size_t errlen)
+{
+	fs_tz *tz;
+	const char *why;
+
+	if ((tz = calloc(1, sizeof(*tz))) == NULL ||
+	    (tz->tzif = malloc(len > 0 ? len : 1)) == NULL) {
+		free(tz);
+		set_err(err, errlen, name, NULL, "out of memory");
+		return NULL;
+	}
+	memcpy(tz->name, name, strlen(name) + 1);
+	memcpy(tz->tzif, buf, len);
+	tz->tzif_len = len;
+	if ((why = tzif_parse(tz, buf, len)) != NULL) {
+		char msg[128];
+
+		snprintf(msg, sizeof(msg), "malformed TZif file: %s", why);
+		set_err(err, errlen, name, path, msg);
+		tz_free(&tz);
+	}
+	return tz;
+}
+
 fs_tz *
 tz_load(const char *name, char *err, size_t errlen)
 {
@@ -657,22 +687,36 @@ tz_load(const char *name, char *err, size_t errlen)
 		set_err(err, errlen, name, path, why);
 		goto out;
 	}
-	if ((tz = calloc(1, sizeof(*tz))) == NULL) {
-		set_err(err, errlen, name, NULL, "out of memory");
-		goto out;
-	}
-	memcpy(tz->name, name, strlen(name) + 1);
-	if ((why = tzif_parse(tz, buf, len)) != NULL) {
-		char msg[128];
-
-		snprintf(msg, sizeof(msg), "malformed TZif file: %s", why);
-		set_err(err, errlen, name, path, msg);
-		tz_free(&tz);
-		goto out;
-	}
+	tz = tz_from_image(name, path, buf, len, err, errlen);
 out:
 	free(buf);
 	return tz;
+}
+
+fs_tz *
+tz_load_tzif(const char *name, const uint8_t *buf, size_t len, char *err, size_t errlen)
+{
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	if (name == NULL || !tz_name_ok(name)) {
+		set_err(err, errlen, name ? name : "(null)", NULL,
+		        "not a zone name (like Europe/Copenhagen)");
+		return NULL;
+	}
+	if (buf == NULL || len == 0 || len > TZ_FILE_MAX) {
+		set_err(err, errlen, name, NULL,
+		        len > TZ_FILE_MAX ? "TZif image too large" : "empty TZif image");
+		return NULL;
+	}
+	return tz_from_image(name, NULL, buf, len, err, errlen);
+}
+
+const uint8_t *
+tz_tzif(const fs_tz *tz, size_t *len)
+{
+	assert(tz != NULL && len != NULL);
+	*len = tz->tzif_len;
+	return tz->tzif;
 }
 
 void
@@ -683,6 +727,7 @@ tz_free(fs_tz **tz)
 	free((*tz)->times);
 	free((*tz)->types);
 	free((*tz)->offs);
+	free((*tz)->tzif);
 	free(*tz);
 	*tz = NULL;
 }

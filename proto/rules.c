@@ -38,8 +38,9 @@
  * case sibling yields at most one candidate (start, warning, due day, due,
  * met, contact person); the candidates are merged (merge_candidate): among
  * the unmet ones the earliest due wins; the reminder is met only when every
- * candidate is met, and then the earliest due among them is kept. Ties keep
- * the first candidate. A network-meeting occurrence has one candidate per
+ * candidate is met, and then the earliest due among them is kept. Ties go
+ * to the smaller contact person, then the earlier warning, then the
+ * earlier start (cand_cmp): never to the order the siblings are stored in. A network-meeting occurrence has one candidate per
  * contact sibling with a next_at, merged the same way.
  *
  * Cost and memory. rules_evaluate never allocates. Finding representatives
@@ -564,14 +565,34 @@ cand_after(const eval_ctx *x, const rule_conf *rc, int64_t start, candidate *c)
 	return cand_finish(x, rc, c);
 }
 
-/* Keeps in *best the unmet candidate due first, else (all met) the met one due first;
- * the merged reminder started when any candidate did. */
+/* Negative when a goes before b: due first; on a tie the smaller contact
+ * person (bytes), then the earlier warning, then the earlier start, so the
+ * result does not depend on the order the siblings are stored in (a daemon
+ * and a tablet, or two tablets, may hold them in different orders). */
+static int
+cand_cmp(const candidate *a, const candidate *b)
+{
+	int p;
+
+	if (a->due_at != b->due_at)
+		return a->due_at < b->due_at ? -1 : 1;
+	if ((p = strcmp(str_or_empty(a->person), str_or_empty(b->person))) != 0)
+		return p;
+	if (a->warning_at != b->warning_at)
+		return a->warning_at < b->warning_at ? -1 : 1;
+	if (a->start != b->start)
+		return a->start < b->start ? -1 : 1;
+	return 0;
+}
+
+/* Keeps in *best the unmet candidate due first, else (all met) the met one due first
+ * (ties: cand_cmp); the merged reminder started when any candidate did. */
 static void
 merge_candidate(candidate *best, bool *have, const candidate *c)
 {
 	bool started = (*have && best->started) || c->started;
 
-	if (!*have || (best->met && !c->met) || (best->met == c->met && c->due_at < best->due_at))
+	if (!*have || (best->met && !c->met) || (best->met == c->met && cand_cmp(c, best) < 0))
 		*best = *c;
 	best->started = started;
 	*have = true;
@@ -888,6 +909,9 @@ rules_fingerprint(const rules_config *rc, const char *zone_name)
 	assert(rc != NULL);
 	h = fnv1a(h, "fieldsync-rules", 15);
 	h = fnv1a_int(h, RULES_REVISION);
+	/* sibling ties broken by cand_cmp, not by storage order: stores computed
+	 * before are evaluated again once, so a tied contact person is put right */
+	h = fnv1a(h, "ties-by-value", 13);
 	for (int r = 0; r < RULE_COUNT; r++) {
 		const rule_conf *c = &rc->rule[r];
 

@@ -4,7 +4,7 @@
  * helpers below), cmd_records.c (put, get, delete, list, conflicts,
  * resolve), cmd_sync.c (sync with its progress line, status), cmd_store.c
  * (init, keygen, rekey, opening the store), cmd_watch.c (watch, --exec and
- * its state file).
+ * its state file), cmd_deadlines.c (deadlines: the local data's reminders).
  *
  * Contract: every cmd_* and cli_* returning int returns a process exit
  * status (EX_* below; 0 is success) after printing its own message to
@@ -42,6 +42,7 @@ typedef struct cli_opts {
 	const char *store, *key_file, *endpoint, *scope, *timeout, *reminders, *since, *rule;
 	const char *count, *state, *credential, *key_id, *new_key_file, *exec, *on_restore;
 	const char *retry_delay, *time_zone;
+	const char *mine, *due_within, *case_id; /* deadlines */
 	bool json, no_progress;
 	const char *args[3];
 	int nargs;
@@ -80,6 +81,9 @@ int cmd_conflicts(fs_store *s, const cli_opts *o);
 /* cmd_sync.c */
 int cmd_sync(fs_store *s, const cli_opts *o, double timeout_s);
 int cmd_status(fs_store *s, const cli_opts *o);
+
+/* cmd_deadlines.c */
+int cmd_deadlines(fs_store *s, const cli_opts *o);
 
 /* cmd_watch.c (needs no store) */
 int cmd_watch(const cli_opts *o);

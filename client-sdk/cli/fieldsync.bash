@@ -16,14 +16,14 @@ _fieldsync()
 		cword=$COMP_CWORD
 	fi
 
-	local commands="init put get delete list conflicts resolve sync status keygen rekey watch help"
+	local commands="init put get delete list conflicts resolve sync status deadlines keygen rekey watch help"
 	local global="--store --key-file --json --help --version -s -k -j -h -V"
 	local cmd="" i
 	for ((i = 1; i < cword; i++)); do
 		case ${words[i]} in
 		-s | -k | -e | --store | --key-file | --endpoint | --scope | --timeout | --reminders | \
 			--since | --rule | --count | --state | --credential | --key-id | --new-key-file | \
-			--exec | --on-restore | --retry-delay | --time-zone)
+			--exec | --on-restore | --retry-delay | --time-zone | --mine | --due-within | --case)
 			((i++))
 			;;
 		-*) ;;
@@ -47,7 +47,8 @@ _fieldsync()
 		return ;;
 	--time-zone)
 		COMPREPLY=($(compgen -W "Europe/Copenhagen UTC" -- "$cur")); return ;;
-	--scope | --timeout | --since | --count | --key-id | --retry-delay) return ;;
+	--due-within) COMPREPLY=($(compgen -W "1d 7d 14d 4w" -- "$cur")); return ;;
+	--scope | --timeout | --since | --count | --key-id | --retry-delay | --mine | --case) return ;;
 	esac
 	case $cur in
 	--on-restore=*) COMPREPLY=($(compgen -W "replay skip" -- "${cur#*=}")); return ;;
@@ -59,6 +60,7 @@ _fieldsync()
 	init) opts="--scope --credential" ;;
 	put) opts="--scope" ;;
 	sync) opts="--endpoint -e --timeout --no-progress" ;;
+	deadlines) opts="--mine --due-within --case" ;;
 	keygen) opts="--key-id" ;;
 	rekey) opts="--new-key-file" ;;
 	watch) opts="--endpoint -e --reminders --credential --since --rule --scope --count --state --exec --retry-delay --on-restore --time-zone" ;;

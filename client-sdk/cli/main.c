@@ -47,6 +47,9 @@ enum {
 	B_RETRY_DELAY = 1 << 13,
 	B_NO_PROGRESS = 1 << 14,
 	B_TIME_ZONE = 1 << 15,
+	B_MINE = 1 << 16,
+	B_DUE_WITHIN = 1 << 17,
+	B_CASE = 1 << 18,
 };
 
 enum {
@@ -64,7 +67,10 @@ enum {
 	O_ON_RESTORE,
 	O_RETRY_DELAY,
 	O_NO_PROGRESS,
-	O_TIME_ZONE
+	O_TIME_ZONE,
+	O_MINE,
+	O_DUE_WITHIN,
+	O_CASE
 };
 
 static const struct option longopts[] = {
@@ -89,6 +95,9 @@ static const struct option longopts[] = {
 	{"retry-delay", required_argument, NULL, O_RETRY_DELAY},
 	{"no-progress", no_argument, NULL, O_NO_PROGRESS},
 	{"time-zone", required_argument, NULL, O_TIME_ZONE},
+	{"mine", required_argument, NULL, O_MINE},
+	{"due-within", required_argument, NULL, O_DUE_WITHIN},
+	{"case", required_argument, NULL, O_CASE},
 	{NULL, 0, NULL, 0},
 };
 static const char shortopts[] = ":s:k:e:jhV";
@@ -149,6 +158,19 @@ static const struct command {
 	{"status", 0, 0, 0, true, "status [--json]", "pending changes, last sync, last error",
          "Prints the replica, the credential (never its secret), the pending and parked\n"
          "changes and the outcome of the last sync, in local time (--json: ms).\n"},
+	{"deadlines", 0, 0, B_MINE | B_DUE_WITHIN | B_CASE, true,
+         "deadlines [--mine STAFF] [--due-within 7d] [--case ID] [--json]",
+         "the deadlines of the local data, offline",
+         "Lists the reminders the local data implies now, computed as the daemon computes\n"
+         "them (docs/reminders.md), local edits included before any sync: overdue first,\n"
+         "then by due time, met ones last; times in the service's zone. The rule table\n"
+         "and zone are the ones the daemon sent at the last sync; before the first sync\n"
+         "METHOD.md's defaults in Europe/Copenhagen (said on stderr).\n"
+         "  --mine STAFF          only the cases whose contact person is STAFF\n"
+         "  --due-within DUR      only open ones due within DUR (overdue included):\n"
+         "                        N followed by m, h, d or w, e.g. 7d (7 x 24 h)\n"
+         "  --case ID             only case ID\n"
+         "With --json one object per reminder, times in ms and as local text.\n"},
 	{"keygen", 0, 0, B_KEY_ID, false, "keygen [--key-id ID]",
          "write a new random key to the --key-file",
          "Writes a new random store key to the --key-file (mode 0600); never overwrites.\n"
@@ -314,6 +336,9 @@ metavar(const char *name)
 		{"on-restore", "replay"},
 		{"retry-delay", "SECONDS"},
 		{"time-zone", "Europe/Copenhagen"},
+		{"mine", "STAFF"},
+		{"due-within", "7d"},
+		{"case", "ID"},
 	};
 	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
 		if (strcmp(m[i][0], name) == 0)
@@ -370,6 +395,12 @@ option_bit(int c)
 		return B_NO_PROGRESS;
 	case O_TIME_ZONE:
 		return B_TIME_ZONE;
+	case O_MINE:
+		return B_MINE;
+	case O_DUE_WITHIN:
+		return B_DUE_WITHIN;
+	case O_CASE:
+		return B_CASE;
 	default:
 		return 0; /* a global option */
 	}
@@ -464,6 +495,15 @@ main(int argc, char **argv)
 			break;
 		case O_TIME_ZONE:
 			slot = &o.time_zone;
+			break;
+		case O_MINE:
+			slot = &o.mine;
+			break;
+		case O_DUE_WITHIN:
+			slot = &o.due_within;
+			break;
+		case O_CASE:
+			slot = &o.case_id;
 			break;
 		case ':': {
 			const char *a = argv[optind - 1];
@@ -603,6 +643,8 @@ main(int argc, char **argv)
 		rc = cmd_sync(s, &o, timeout_s);
 	else if (strcmp(cmd->name, "rekey") == 0)
 		rc = cmd_rekey(s, &o);
+	else if (strcmp(cmd->name, "deadlines") == 0)
+		rc = cmd_deadlines(s, &o);
 	else
 		rc = cmd_status(s, &o);
 	fs_store_close(&s);

@@ -71,11 +71,12 @@ cli_exit_status(fs_err e)
 		return EX_PROTOCOL;
 	case FS_ERR_KEY_REFUSED: /* revoked or unknown key: not a network failure */
 	case FS_ERR_REFUSED:
+	case FS_ERR_FORBIDDEN: /* a scope the credential does not grant: permanent */
 		return EX_NOPERM;
+	case FS_ERR_CANCELLED:
+		return EX_TEMPFAIL; /* nothing was lost: run it again */
 	default:
-		/* FS_ERR_FORBIDDEN (a scope the credential does not grant) is
-		 * permanent too; its value is past the ones named above. */
-		return strcmp(cli_err_name(e), "FORBIDDEN") == 0 ? EX_NOPERM : EX_FAIL;
+		return EX_FAIL;
 	}
 }
 

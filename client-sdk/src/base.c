@@ -1,8 +1,13 @@
 /*
- * The bottom layer of libfieldsync (base.h): clocks and the text of every
- * fs_err. No state, no locks, no LMDB or ZeroMQ. Random ids come from the
- * shared core (fsc_uuid, fsc_random in fieldsync/crypto.h).
+ * The bottom layer of libfieldsync (base.h): clocks, the text of every
+ * fs_err, the version, fs_free, and the thread-local error detail. No
+ * shared state, no locks, no LMDB or ZeroMQ. Random ids come from the
+ * shared core (fsc_uuid, fsc_random in fieldsync/crypto.h): OpenSSL's
+ * RAND_bytes, never a system call of one platform.
  */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 
 #include "base.h"
@@ -63,8 +68,49 @@ fs_strerror(fs_err e)
 		return "the key given does not open the local store (wrong key or key id)";
 	case FS_ERR_NOT_ENCRYPTED:
 		return "a key was given but the local store is not encrypted";
+	case FS_ERR_FORBIDDEN:
+		return "the store's credential does not grant this scope";
+	case FS_ERR_CANCELLED:
+		return "the sync was cancelled";
 	case FS_ERR_KEY_REFUSED:
 		return "the daemon refused this device's key (revoked, or not enrolled there)";
 	}
 	return "unknown error";
+}
+
+const char *
+fs_version(void)
+{
+	return FIELDSYNC_VERSION_STRING;
+}
+
+void
+fs_free(void *p)
+{
+	free(p);
+}
+
+/* ---- the error detail: one buffer per thread ----------------------------- */
+
+static _Thread_local char detail[256];
+
+const char *
+fs_last_error_detail(void)
+{
+	return detail;
+}
+
+void
+sdk_detail_clear(void)
+{
+	detail[0] = '\0';
+}
+
+void
+sdk_detail(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
 }

@@ -18,8 +18,9 @@
  *   endpoints   sync (fs_sync), watch (fs_watcher)
  *
  * Nothing here is public; every symbol is sdk_… so it cannot collide with
- * the daemon's modules (the tests link both). Every function here is
- * thread-safe and keeps no state.
+ * the daemon's modules (the tests link both), and the shared library
+ * exports none of them (only FIELDSYNC_API). Every function here is
+ * thread-safe; the only state is the thread-local error detail.
  */
 #ifndef FIELDSYNC_SDK_BASE_H
 #define FIELDSYNC_SDK_BASE_H
@@ -43,5 +44,11 @@ typedef Fieldsync__V1__PullReply sdk_pull_reply;
 /* Milliseconds: wall clock (for records and status) and monotonic (deadlines). */
 int64_t sdk_now_ms(void);
 int64_t sdk_mono_ms(void);
+
+/* fs_last_error_detail(): this thread's text. sdk_detail formats it (the
+ * field first: "scope: ..."; never payload bytes); sdk_detail_clear empties
+ * it, at the entry of each public call that may set it. */
+void sdk_detail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void sdk_detail_clear(void);
 
 #endif

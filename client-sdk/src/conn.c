@@ -155,6 +155,7 @@ sdk_conn_open(sdk_conn *c, void *ctx, const char *endpoint, const sdk_curve_keys
 	bool curve = keys != NULL && keys->on;
 
 	c->own_ctx = ctx == NULL;
+	c->cancel = NULL;
 	if ((c->ctx = ctx != NULL ? ctx : zmq_ctx_new()) == NULL)
 		return FS_ERR_NOMEM;
 	if ((c->sock = zmq_socket(c->ctx, ZMQ_DEALER)) == NULL)
@@ -218,8 +219,12 @@ conn_wait(sdk_conn *c, short events, int64_t deadline)
 	for (;;) {
 		zmq_pollitem_t pi[2] = {{c->sock, 0, events, 0}, {c->mon, 0, ZMQ_POLLIN, 0}};
 		int left = remaining(deadline);
+		if (c->cancel != NULL && atomic_load(c->cancel))
+			return FS_ERR_CANCELLED;
 		if (left == 0)
 			return FS_ERR_TIMEOUT;
+		if (c->cancel != NULL && left > SDK_CANCEL_POLL_MS)
+			left = SDK_CANCEL_POLL_MS; /* look at the flag again soon */
 		int n = zmq_poll(pi, c->mon ? 2 : 1, left);
 		if (n < 0 && zmq_errno() == EINTR)
 			continue;
@@ -233,15 +238,65 @@ conn_wait(sdk_conn *c, short events, int64_t deadline)
 	}
 }
 
+/*
+ * Waits for the next reply to request_id (or an Error with request_id 0);
+ * drops replies to other ids. Shared by sdk_conn_call and, for the pages
+ * of a streaming pull, sdk_conn_recv.
+ */
 fs_err
-sdk_conn_call(sdk_conn *c, envelope *e, int64_t deadline, envelope **rep)
+sdk_conn_recv(sdk_conn *c, uint64_t request_id, int64_t deadline, envelope **rep)
+{
+	return sdk_conn_recv_any(c, &request_id, 1, deadline, rep);
+}
+
+fs_err
+sdk_conn_recv_any(sdk_conn *c, const uint64_t *ids, size_t n, int64_t deadline, envelope **rep)
+{
+	zmq_msg_t m;
+
+	*rep = NULL;
+	if (c->sock == NULL)
+		return FS_ERR_NETWORK;
+	for (;;) {
+		int more = 0;
+		size_t more_len = sizeof(more);
+		fs_err err;
+		if ((err = conn_wait(c, ZMQ_POLLIN, deadline)) != FS_OK)
+			return err;
+		zmq_msg_init(&m);
+		if (zmq_msg_recv(&m, c->sock, ZMQ_DONTWAIT) < 0) {
+			zmq_msg_close(&m);
+			continue;
+		}
+		zmq_getsockopt(c->sock, ZMQ_RCVMORE, &more, &more_len);
+		if (more) { /* a reply is exactly one frame: drain and refuse */
+			zmq_msg_close(&m);
+			sdk_drain_frames(c->sock);
+			return FS_ERR_PROTOCOL;
+		}
+		envelope *r =
+			fieldsync__v1__envelope__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
+		zmq_msg_close(&m);
+		if (r == NULL)
+			return FS_ERR_PROTOCOL;
+		bool mine =
+			r->request_id == 0 && r->body_case == FIELDSYNC__V1__ENVELOPE__BODY_ERROR;
+		for (size_t i = 0; i < n && !mine; i++)
+			mine = r->request_id == ids[i];
+		if (mine) {
+			*rep = r;
+			return FS_OK;
+		}
+		fieldsync__v1__envelope__free_unpacked(r, NULL); /* a stale reply */
+	}
+}
+
+fs_err
+sdk_conn_send(sdk_conn *c, envelope *e, int64_t deadline)
 {
 	uint8_t *buf = NULL;
 	fs_err err = FS_OK;
-	zmq_msg_t m;
-	bool m_open = false;
 
-	*rep = NULL;
 	if (c->sock == NULL)
 		return FS_ERR_NETWORK; /* never opened, or a reopen failed */
 	e->request_id = c->next_rid++;
@@ -251,50 +306,25 @@ sdk_conn_call(sdk_conn *c, envelope *e, int64_t deadline, envelope **rep)
 	fieldsync__v1__envelope__pack(e, buf);
 	for (;;) {
 		if ((err = conn_wait(c, ZMQ_POLLOUT, deadline)) != FS_OK)
-			goto out;
+			break;
 		if (zmq_send(c->sock, buf, len, ZMQ_DONTWAIT) == (int)len)
 			break;
 		if (zmq_errno() != EAGAIN && zmq_errno() != EINTR) {
 			err = FS_ERR_NETWORK;
-			goto out;
+			break;
 		}
 	}
-	for (;;) {
-		int more = 0;
-		size_t more_len = sizeof(more);
-		if ((err = conn_wait(c, ZMQ_POLLIN, deadline)) != FS_OK)
-			goto out;
-		zmq_msg_init(&m);
-		m_open = true;
-		if (zmq_msg_recv(&m, c->sock, ZMQ_DONTWAIT) < 0) {
-			zmq_msg_close(&m);
-			m_open = false;
-			continue;
-		}
-		zmq_getsockopt(c->sock, ZMQ_RCVMORE, &more, &more_len);
-		if (more) { /* a reply is exactly one frame: drain and refuse */
-			sdk_drain_frames(c->sock);
-			err = FS_ERR_PROTOCOL;
-			goto out;
-		}
-		envelope *r =
-			fieldsync__v1__envelope__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
-		zmq_msg_close(&m);
-		m_open = false;
-		if (r == NULL) {
-			err = FS_ERR_PROTOCOL;
-			goto out;
-		}
-		if (r->request_id == e->request_id ||
-		    (r->request_id == 0 && r->body_case == FIELDSYNC__V1__ENVELOPE__BODY_ERROR)) {
-			*rep = r;
-			goto out;
-		}
-		fieldsync__v1__envelope__free_unpacked(r, NULL); /* a stale reply */
-	}
-out:
-	if (m_open)
-		zmq_msg_close(&m);
 	free(buf);
 	return err;
+}
+
+fs_err
+sdk_conn_call(sdk_conn *c, envelope *e, int64_t deadline, envelope **rep)
+{
+	fs_err err;
+
+	*rep = NULL;
+	if ((err = sdk_conn_send(c, e, deadline)) != FS_OK)
+		return err;
+	return sdk_conn_recv(c, e->request_id, deadline, rep);
 }

@@ -21,6 +21,8 @@
 #ifndef FIELDSYNC_SDK_CONN_H
 #define FIELDSYNC_SDK_CONN_H
 
+#include <stdatomic.h>
+
 #include "base.h"
 
 #define SDK_RECV_MAX ((uint64_t)64 << 20) /* the largest reply a connection takes */
@@ -54,7 +56,12 @@ typedef struct sdk_conn {
 	bool own_ctx;
 	uint64_t next_rid;
 	int handshake_failed; /* the first ZMQ_EVENT_HANDSHAKE_FAILED_* seen; 0: none */
+	/* Set by the owner after sdk_conn_open (NULL there): while it is true,
+	 * a call returns FS_ERR_CANCELLED within SDK_CANCEL_POLL_MS. */
+	const atomic_bool *cancel;
 } sdk_conn;
+
+#define SDK_CANCEL_POLL_MS 50
 
 /*
  * Opens a DEALER in ctx (NULL: a context of its own) and connects it to
@@ -75,6 +82,24 @@ fs_err sdk_conn_open(sdk_conn *c, void *ctx, const char *endpoint, const sdk_cur
  * undecodable reply), FS_ERR_NOMEM.
  */
 fs_err sdk_conn_call(sdk_conn *c, Fieldsync__V1__Envelope *e, int64_t deadline,
+                     Fieldsync__V1__Envelope **rep);
+
+/* Sends e (its request_id set here) without waiting for an answer: the
+ * change sets of a pipelined push. Errors as for sdk_conn_call. */
+fs_err sdk_conn_send(sdk_conn *c, Fieldsync__V1__Envelope *e, int64_t deadline);
+
+/* Waits until deadline for a reply to any of the n ids (or an Error with
+ * request_id 0), dropping others. Errors as for sdk_conn_call. */
+fs_err sdk_conn_recv_any(sdk_conn *c, const uint64_t *ids, size_t n, int64_t deadline,
+                         Fieldsync__V1__Envelope **rep);
+
+/*
+ * Waits until deadline for one more reply to request_id (an Error with
+ * request_id 0 too), dropping others: the later pages of a streaming pull
+ * (protocol.md §5.1), which share their PullRequest's id. Errors as for
+ * sdk_conn_call.
+ */
+fs_err sdk_conn_recv(sdk_conn *c, uint64_t request_id, int64_t deadline,
                      Fieldsync__V1__Envelope **rep);
 
 /* The daemon refused this key in the CURVE handshake (revoked, unknown). */

@@ -28,6 +28,7 @@
 #define FIELDSYNC_SDK_DB_H
 
 #include <lmdb.h>
+#include <stdatomic.h>
 
 #include "base.h"
 #include "fieldsync/crypto.h"
@@ -39,6 +40,11 @@
 struct fs_store {
 	MDB_env *env;
 	MDB_dbi meta, records, outbox, inflight, keys; /* keys: encrypted stores only */
+	/* The change feed (changes.c) and the contacts-by-case index
+	 * (caseindex.c); created at open in a store made by an older SDK. */
+	MDB_dbi changes, change_keys, case_contacts, contact_cases;
+	atomic_int syncs_running; /* fs_sync calls in progress (sync.c) */
+	atomic_bool cancel;       /* fs_sync_cancel: stop them; cleared when the last ends */
 	char replica[FSP_REPLICA_MAX + 1];
 	char scope[FSP_SCOPE_MAX + 1];
 	bool encrypted;

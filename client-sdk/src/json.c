@@ -225,9 +225,9 @@ free_strings(void *msg, const field *fs, size_t nf)
 	}
 }
 
-fs_err
-fs_json_to_payload(const char *collection, const char *json, size_t json_len, uint8_t **out,
-                   size_t *out_len, char *why, size_t why_len)
+static fs_err
+json_to_payload(const char *collection, const char *json, size_t json_len, uint8_t **out,
+                size_t *out_len, char *why, size_t why_len)
 {
 	cJSON *root = NULL;
 	fs_err err = FS_ERR_INVALID;
@@ -399,4 +399,21 @@ out:
 	cJSON_Delete(o);
 	protobuf_c_message_free_unpacked(pm, NULL);
 	return err;
+}
+
+/* The conversion, with its sentence in why and in fs_last_error_detail(). */
+fs_err
+fs_json_to_payload(const char *collection, const char *json, size_t json_len, uint8_t **out,
+                   size_t *out_len, char *why, size_t why_len)
+{
+	char w[256] = "";
+	fs_err e;
+
+	sdk_detail_clear();
+	e = json_to_payload(collection, json, json_len, out, out_len, w, sizeof(w));
+	if (why != NULL && why_len > 0)
+		snprintf(why, why_len, "%s", w);
+	if (e != FS_OK)
+		sdk_detail("json: %s", w);
+	return e;
 }

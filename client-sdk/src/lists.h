@@ -1,7 +1,8 @@
 /*
  * lists.h - lists and status (lists.c). The public half (fs_list_*,
  * fs_status_get) is in fieldsync.h; this is the sync's way to record its
- * outcome for fs_status_get (meta "last_ok", "last_err").
+ * outcome for fs_status_get (meta "last_ok", "last_err") and to take part
+ * in cancellation (fs_sync_cancel, also here).
  *
  * Layer: operations (over outbox). Each function runs its own transaction.
  *
@@ -11,9 +12,19 @@
 #ifndef FIELDSYNC_SDK_LISTS_H
 #define FIELDSYNC_SDK_LISTS_H
 
+#include <stdatomic.h>
+
 #include "base.h"
 
 /* Records the outcome of a sync for fs_status_get(). msg may be NULL. */
 fs_err sdk_sync_record(fs_store *s, fs_err err, const char *msg);
+
+/*
+ * A sync begins on s: returns the store's cancel flag (fs_sync_cancel sets
+ * it; valid until close), cleared when no other sync runs. Pair with
+ * sdk_sync_leave, which clears it when the last running sync ends.
+ */
+const atomic_bool *sdk_sync_enter(fs_store *s);
+void sdk_sync_leave(fs_store *s);
 
 #endif

@@ -10,6 +10,9 @@
  * outbox entry; in an encrypted store its "r:" data key goes too, and a
  * purged case takes its "c:" key and every record and outbox entry sealed
  * under it (its contacts) - crypto-shredding, see the note atop store.c.
+ * Every record a page changes is noted in the change feed (changes.c) and,
+ * for a contact, in the contacts-by-case index (caseindex.c), in the page's
+ * transaction.
  *
  * Layer: operations. Nothing from the wire is trusted: bad names and bad
  * siblings are skipped, never stored, never a crash.
@@ -18,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "caseindex.h"
+#include "changes.h"
 #include "fieldsync/keys.h"
 #include "fieldsync/seal.h"
 #include "outbox.h"
@@ -33,6 +38,21 @@ sibling_ok(const fsp_record *r)
 	if (r == NULL || r->version == NULL || !fsp_vv_check(r->version, &why))
 		return false;
 	return !(r->deleted && r->payload.len != 0);
+}
+
+/* The feed and the case index learn that the record at k is erased. */
+static int
+forget_record(fs_store *s, MDB_txn *t, const MDB_val *k)
+{
+	char coll[FSP_COLLECTION_MAX + 1], id[FSP_ID_MAX + 1];
+	uint8_t key[FSK_RECORD_KEY_MAX];
+	int rc;
+	if (k->mv_size > sizeof(key) || !fsk_record_key_split(k->mv_data, k->mv_size, coll, id))
+		return MDB_SUCCESS;
+	memcpy(key, k->mv_data, k->mv_size); /* k may point into a page we write */
+	if ((rc = sdk_change_note(s, t, key, k->mv_size, true, FS_CHANGE_ERASED)) != MDB_SUCCESS)
+		return rc;
+	return sdk_caseidx_set(s, t, coll, id, NULL);
 }
 
 /*
@@ -59,6 +79,8 @@ sweep_sealed_under(fs_store *s, MDB_txn *t, const char *name)
 			                        rs->siblings[i]->payload.len, name);
 		if (rs != NULL)
 			fieldsync__v1__record_state__free_unpacked(rs, NULL);
+		if (hit && (rc = forget_record(s, t, &k)) != MDB_SUCCESS)
+			break;
 		if (hit && (rc = mdb_cursor_del(c, 0)) != MDB_SUCCESS)
 			break;
 	}
@@ -102,6 +124,8 @@ pull_one(fs_store *s, MDB_txn *t, const sdk_record_state *in, bool *applied)
 	if (in->purged || in->revoked) {
 		rc = mdb_del(t, s->records, &k, NULL);
 		if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
+			return rc;
+		if (rc == MDB_SUCCESS && (rc = forget_record(s, t, &k)) != MDB_SUCCESS)
 			return rc;
 		rc = mdb_del(t, s->outbox, &k, NULL);
 		if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
@@ -161,6 +185,15 @@ pull_one(fs_store *s, MDB_txn *t, const sdk_record_state *in, bool *applied)
 	rs.n_siblings = n;
 	rs.siblings = set;
 	rc = sdk_record_save(s, t, key, klen, &rs);
+	if (rc == MDB_SUCCESS) {
+		bool live = false;
+		for (size_t i = 0; i < n; i++)
+			live |= !set[i]->deleted;
+		rc = sdk_change_note(s, t, key, klen, true,
+		                     live ? FS_CHANGE_PUT : FS_CHANGE_DELETE);
+	}
+	if (rc == MDB_SUCCESS)
+		rc = sdk_caseidx_set(s, t, in->collection, in->id, &rs);
 	*applied = rc == MDB_SUCCESS;
 out:
 	free(set);
@@ -173,12 +206,21 @@ out:
 fs_err
 sdk_pull_apply(fs_store *s, const sdk_pull_reply *rep, uint64_t *applied)
 {
+	return sdk_pull_apply_page(s, rep, applied, NULL, NULL);
+}
+
+fs_err
+sdk_pull_apply_page(fs_store *s, const sdk_pull_reply *rep, uint64_t *applied, uint64_t *from,
+                    uint64_t *to)
+{
 	MDB_txn *t = NULL;
 	int rc;
-	uint64_t cp, count = 0;
+	uint64_t cp, count = 0, seq0 = 0, seq1 = 0;
 
 	if ((rc = mdb_txn_begin(s->env, NULL, 0, &t)) != MDB_SUCCESS)
 		return sdk_map_rc(rc);
+	if ((rc = sdk_change_seq_get(s, t, &seq0)) != MDB_SUCCESS)
+		goto fail;
 	for (size_t i = 0; i < rep->n_records; i++) {
 		bool a;
 		if (rep->records[i] == NULL)
@@ -192,9 +234,15 @@ sdk_pull_apply(fs_store *s, const sdk_pull_reply *rep, uint64_t *applied)
 	if (rep->last_seq > cp &&
 	    (rc = sdk_meta_put_u64(s, t, "checkpoint", rep->last_seq)) != MDB_SUCCESS)
 		goto fail;
+	if ((rc = sdk_change_seq_get(s, t, &seq1)) != MDB_SUCCESS)
+		goto fail;
 	rc = mdb_txn_commit(t);
 	if (rc == MDB_SUCCESS && applied != NULL)
 		*applied = count;
+	if (rc == MDB_SUCCESS && from != NULL)
+		*from = seq0;
+	if (rc == MDB_SUCCESS && to != NULL)
+		*to = seq1;
 	return sdk_map_rc(rc);
 fail:
 	mdb_txn_abort(t);

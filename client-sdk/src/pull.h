@@ -23,4 +23,9 @@ fs_err sdk_checkpoint_get(fs_store *s, uint64_t *seq);
  * skipped; *applied (may be NULL) counts the records that changed. */
 fs_err sdk_pull_apply(fs_store *s, const sdk_pull_reply *rep, uint64_t *applied);
 
+/* sdk_pull_apply that also says how the change counter moved: from *from
+ * to *to (either may be NULL), for fs_sync_opts.on_page. */
+fs_err sdk_pull_apply_page(fs_store *s, const sdk_pull_reply *rep, uint64_t *applied,
+                           uint64_t *from, uint64_t *to);
+
 #endif

@@ -7,16 +7,25 @@
  * is the join of all of them plus one on this replica (so it supersedes
  * them all) and puts that value in the outbox as PENDING, replacing any
  * older entry of the record. fs_put, fs_delete (a tombstone) and
- * fs_resolve (a write on a record that must exist) are that write.
- * fs_get returns every sibling, payloads opened, with versions as text.
+ * fs_resolve (a write on a record that must exist) are that write, and
+ * fs_put_many is several of them in one transaction. The same transaction
+ * notes the change in the change feed (changes.c) and, for a contact,
+ * updates the contacts-by-case index (caseindex.c). When the store holds a
+ * credential, a scope it does not grant is FS_ERR_FORBIDDEN before anything
+ * is written. fs_get returns every sibling, payloads opened, with versions
+ * as text.
  *
  * Layer: data. An fs_record is the app's until fs_record_free; the strings
  * and bytes of an fs_sibling live as long as the fs_record.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "caseindex.h"
+#include "changes.h"
+#include "credstore.h"
 #include "fieldsync/keys.h"
 #include "json.h"
 #include "outbox.h"
@@ -110,33 +119,90 @@ out:
 	return rc;
 }
 
+/* The store's credential (NULL and FS_OK when it has none): its scopes are
+ * the ones a write may use. Read before the write transaction begins. */
+static fs_err
+grants_load(fs_store *s, fs_credential **c)
+{
+	fs_err err = fs_store_credential(s, c);
+	if (err == FS_ERR_NOT_FOUND) {
+		*c = NULL;
+		return FS_OK;
+	}
+	return err;
+}
+
+static bool
+granted(const fs_credential *c, const char *scope)
+{
+	if (c == NULL)
+		return true;
+	for (size_t i = 0; i < c->n_scopes; i++)
+		if (c->scopes[i] != NULL && strcmp(c->scopes[i], scope) == 0)
+			return true;
+	return false;
+}
+
+/* The checks of one write's arguments; fs_last_error_detail() names the
+ * field, after `where` ("" or "writes[i]."). */
+static fs_err
+write_args_ok(const char *where, const char *collection, const char *id, const char *scope,
+              bool deleted, const void *payload, size_t len)
+{
+	char why[256];
+	if (collection == NULL || !fsp_collection_valid(collection)) {
+		sdk_detail("%scollection: not a valid collection name", where);
+		return FS_ERR_INVALID;
+	}
+	if (id == NULL || !sdk_names_valid(collection, id)) {
+		sdk_detail("%sid: empty or longer than %d bytes", where, FSP_ID_MAX);
+		return FS_ERR_INVALID;
+	}
+	if (deleted)
+		return FS_OK;
+	if (scope && !fsp_scope_valid(scope)) {
+		sdk_detail("%sscope: not a scope name ([a-z0-9][a-z0-9._-]{0,63})", where);
+		return FS_ERR_INVALID;
+	}
+	if ((len > 0 && payload == NULL) || len > SDK_PAYLOAD_MAX) {
+		sdk_detail("%spayload: %s", where,
+		           len > SDK_PAYLOAD_MAX ? "larger than 16 MiB" : "NULL with a length");
+		return FS_ERR_INVALID;
+	}
+	if (fsp_collection_typed(collection) &&
+	    !fsp_typed_check(collection, payload, len, why, sizeof(why))) {
+		sdk_detail("%spayload: %s", where, why);
+		return FS_ERR_INVALID;
+	}
+	return FS_OK;
+}
+
 /*
- * The one local write: a value (or tombstone) whose version is the join of
- * every sibling + 1 on this replica. must_exist: FS_ERR_NOT_FOUND unless
- * some sibling exists (must_live: a non-deleted one).
+ * The one local write, in the caller's write transaction t: a value (or
+ * tombstone) whose version is the join of every sibling + 1 on this
+ * replica. must_exist: FS_ERR_NOT_FOUND unless some sibling exists
+ * (must_live: a non-deleted one). cred: the scopes granted (NULL: any).
  */
 static fs_err
-write_value(fs_store *s, const char *collection, const char *id, const char *scope, bool deleted,
-            const void *payload, size_t len, bool must_exist, bool must_live)
+write_in(fs_store *s, MDB_txn *t, const fs_credential *cred, const char *where,
+         const char *collection, const char *id, const char *scope, bool deleted,
+         const void *payload, size_t len, bool must_exist, bool must_live)
 {
 	uint8_t key[FSK_RECORD_KEY_MAX], *rec_buf = NULL, *sealed = NULL;
 	size_t klen;
-	MDB_txn *t = NULL;
 	sdk_record_state *old = NULL;
 	fsp_vv *joined = NULL, *next = NULL;
 	fs_err err = FS_OK;
 	char why[256];
 	int rc;
 
-	if (s == NULL || !sdk_names_valid(collection, id) || (scope && !fsp_scope_valid(scope)) ||
-	    (len > 0 && payload == NULL) || len > SDK_PAYLOAD_MAX ||
-	    (klen = fsk_record_key(key, collection, id)) == 0)
+	if ((err = write_args_ok(where, collection, id, scope, deleted, payload, len)) != FS_OK)
+		return err;
+	if ((klen = fsk_record_key(key, collection, id)) == 0) {
+		sdk_detail("%sid: does not fit a record key", where);
 		return FS_ERR_INVALID;
-	if (!deleted && fsp_collection_typed(collection) &&
-	    !fsp_typed_check(collection, payload, len, why, sizeof(why)))
-		return FS_ERR_INVALID;
-	if ((rc = mdb_txn_begin(s->env, NULL, 0, &t)) != MDB_SUCCESS ||
-	    (rc = sdk_record_load(s, t, key, klen, &old)) != MDB_SUCCESS) {
+	}
+	if ((rc = sdk_record_load(s, t, key, klen, &old)) != MDB_SUCCESS) {
 		err = sdk_map_rc(rc);
 		goto out;
 	}
@@ -145,6 +211,7 @@ write_value(fs_store *s, const char *collection, const char *id, const char *sco
 		for (size_t i = 0; old && i < old->n_siblings; i++)
 			live |= !old->siblings[i]->deleted;
 		if (old == NULL || old->n_siblings == 0 || (must_live && !live)) {
+			sdk_detail("%sid: no such record", where);
 			err = FS_ERR_NOT_FOUND;
 			goto out;
 		}
@@ -167,6 +234,11 @@ write_value(fs_store *s, const char *collection, const char *id, const char *sco
 	}
 	if (scope == NULL)
 		scope = (old != NULL && fsp_scope_valid(old->scope)) ? old->scope : s->scope;
+	if (!granted(cred, scope)) {
+		sdk_detail("%sscope: '%s' is not granted by the store's credential", where, scope);
+		err = FS_ERR_FORBIDDEN;
+		goto out;
+	}
 
 	fsp_record r = FIELDSYNC__V1__RECORD__INIT;
 	r.collection = (char *)collection;
@@ -181,6 +253,7 @@ write_value(fs_store *s, const char *collection, const char *id, const char *sco
 	r.modified_at_ms = sdk_now_ms();
 	r.modified_by = s->replica;
 	if (!fsp_record_check(&r, why, sizeof(why))) {
+		sdk_detail("%srecord: %s", where, why);
 		err = FS_ERR_INVALID;
 		goto out;
 	}
@@ -193,7 +266,10 @@ write_value(fs_store *s, const char *collection, const char *id, const char *sco
 	rs.seq = old ? old->seq : 0;
 	rs.n_siblings = 1;
 	rs.siblings = sib;
-	if ((rc = sdk_record_save(s, t, key, klen, &rs)) != MDB_SUCCESS) {
+	if ((rc = sdk_record_save(s, t, key, klen, &rs)) != MDB_SUCCESS ||
+	    (rc = sdk_change_note(s, t, key, klen, false,
+	                          deleted ? FS_CHANGE_DELETE : FS_CHANGE_PUT)) != MDB_SUCCESS ||
+	    (rc = sdk_caseidx_set(s, t, collection, id, &rs)) != MDB_SUCCESS) {
 		err = sdk_map_rc(rc);
 		goto out;
 	}
@@ -212,19 +288,49 @@ write_value(fs_store *s, const char *collection, const char *id, const char *sco
 	}
 	fieldsync__v1__record__pack(&r, rec_buf);
 	MDB_val k = {klen, key};
-	if ((rc = sdk_ob_put(s, t, &k, OB_PENDING, NULL, NULL, rec_buf, rlen)) != MDB_SUCCESS) {
+	if ((rc = sdk_ob_put(s, t, &k, OB_PENDING, NULL, NULL, rec_buf, rlen)) != MDB_SUCCESS)
 		err = sdk_map_rc(rc);
-		goto out;
-	}
-	err = sdk_txn_commit(&t);
 out:
-	sdk_txn_abort(&t);
 	if (old != NULL)
 		fieldsync__v1__record_state__free_unpacked(old, NULL);
 	fsp_vv_free(joined);
 	fsp_vv_free(next);
 	free(rec_buf);
 	free(sealed);
+	return err;
+}
+
+/* One write in a durable transaction of its own. */
+static fs_err
+write_value(fs_store *s, const char *collection, const char *id, const char *scope, bool deleted,
+            const void *payload, size_t len, bool must_exist, bool must_live)
+{
+	MDB_txn *t = NULL;
+	fs_credential *cred = NULL;
+	fs_err err;
+	int rc;
+
+	sdk_detail_clear();
+	if (s == NULL) {
+		sdk_detail("store: NULL");
+		return FS_ERR_INVALID;
+	}
+	/* the arguments first: a bad one costs no transaction */
+	if ((err = write_args_ok("", collection, id, scope, deleted, payload, len)) != FS_OK)
+		return err;
+	if ((err = grants_load(s, &cred)) != FS_OK)
+		return err;
+	if ((rc = mdb_txn_begin(s->env, NULL, 0, &t)) != MDB_SUCCESS) {
+		err = sdk_map_rc(rc);
+		goto out;
+	}
+	err = write_in(s, t, cred, "", collection, id, scope, deleted, payload, len, must_exist,
+	               must_live);
+	if (err == FS_OK)
+		err = sdk_txn_commit(&t);
+out:
+	sdk_txn_abort(&t);
+	fs_credential_free(&cred);
 	return err;
 }
 
@@ -245,6 +351,58 @@ fs_err
 fs_resolve(fs_store *s, const char *collection, const char *id, const void *payload, size_t len)
 {
 	return write_value(s, collection, id, NULL, false, payload, len, true, false);
+}
+
+fs_err
+fs_put_many(fs_store *s, const fs_write *w, size_t n, size_t *bad)
+{
+	MDB_txn *t = NULL;
+	fs_credential *cred = NULL;
+	fs_err err = FS_OK;
+	size_t i = 0;
+	int rc;
+	char where[40];
+
+	sdk_detail_clear();
+	if (bad != NULL)
+		*bad = (size_t)-1;
+	if (s == NULL || (w == NULL && n > 0)) {
+		sdk_detail(s == NULL ? "store: NULL" : "writes: NULL");
+		return FS_ERR_INVALID;
+	}
+	if (n == 0)
+		return FS_OK;
+	for (i = 0; i < n; i++) { /* every argument first: a bad one costs no transaction */
+		snprintf(where, sizeof(where), "writes[%zu].", i);
+		err = write_args_ok(where, w[i].collection, w[i].id, w[i].scope, w[i].deleted,
+		                    w[i].payload, w[i].len);
+		if (err != FS_OK)
+			goto out;
+	}
+	if ((err = grants_load(s, &cred)) != FS_OK) {
+		i = (size_t)-1;
+		goto out;
+	}
+	if ((rc = mdb_txn_begin(s->env, NULL, 0, &t)) != MDB_SUCCESS) {
+		err = sdk_map_rc(rc);
+		i = (size_t)-1;
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		snprintf(where, sizeof(where), "writes[%zu].", i);
+		err = write_in(s, t, cred, where, w[i].collection, w[i].id, w[i].scope,
+		               w[i].deleted, w[i].payload, w[i].len, w[i].deleted, w[i].deleted);
+		if (err != FS_OK)
+			goto out;
+	}
+	i = (size_t)-1;
+	err = sdk_txn_commit(&t); /* one fsync for the batch */
+out:
+	sdk_txn_abort(&t);
+	fs_credential_free(&cred);
+	if (err != FS_OK && bad != NULL)
+		*bad = i;
+	return err;
 }
 
 fs_err

@@ -57,6 +57,12 @@
  *             per record: the latest local value, whose version dominates
  *             every earlier local value, so pushing it alone is enough.
  *             changeset_id is empty until the entry is put in a change set.
+ *   changes, change_keys   the change feed (changes.h): u64 BE local
+ *             change counter -> [remote][kind][record key], and record key
+ *             -> its latest counter; meta "change_seq" is the counter
+ *   case_contacts, contact_cases   contacts by case (caseindex.h)
+ *             (these four are created at open in a store made by an SDK
+ *             that predates them, and the index is built then)
  *   inflight  u64 BE key (fsk_put_be64) -> packed PushRequest, exactly the bytes sent (its
  *             changeset_id inside). A change set lives here from the moment
  *             it is made until a reply (or a request-level refusal) is
@@ -134,11 +140,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <lmdb.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "caseindex.h"
+#include "changes.h"
 #include "credstore.h"
 #include "db.h"
 #include "fieldsync/crypto.h"
@@ -147,7 +156,14 @@
 
 #define SDK_SCHEMA 1u     /* a plain store */
 #define SDK_SCHEMA_ENC 2u /* an encrypted store */
+/* The most the store may grow to: LMDB maps it whole, so it must fit the
+ * address space. 4 GiB where size_t has 64 bits; 512 MiB on 32-bit ABIs
+ * (armeabi-v7a, armhf), where a larger map may not find the room. */
+#if SIZE_MAX > 0xffffffffu
 #define MAP_SIZE ((size_t)4 << 30)
+#else
+#define MAP_SIZE ((size_t)512 << 20)
+#endif
 
 /* ---- the store key ------------------------------------------------------ */
 
@@ -191,7 +207,7 @@ env_open(const char *dir, MDB_env **out)
 	int rc = mdb_env_create(&env);
 	if (rc != MDB_SUCCESS)
 		return sdk_map_rc(rc);
-	if ((rc = mdb_env_set_maxdbs(env, 8)) != MDB_SUCCESS ||
+	if ((rc = mdb_env_set_maxdbs(env, 16)) != MDB_SUCCESS ||
 	    (rc = mdb_env_set_mapsize(env, MAP_SIZE)) != MDB_SUCCESS ||
 	    (rc = mdb_env_open(env, dir, MDB_NOTLS, 0600)) != MDB_SUCCESS) {
 		mdb_env_close(env);
@@ -211,6 +227,36 @@ dbis_open(fs_store *s, MDB_txn *t, unsigned flags)
 	    (rc = mdb_dbi_open(t, "inflight", flags, &s->inflight)) != MDB_SUCCESS)
 		return rc;
 	return MDB_SUCCESS;
+}
+
+/* The tables a newer SDK added: the change feed and the case index. */
+static int
+extra_dbis_open(fs_store *s, MDB_txn *t, unsigned flags)
+{
+	int rc = sdk_changes_open(s, t, flags);
+	if (rc == MDB_SUCCESS)
+		rc = sdk_caseidx_open(s, t, flags);
+	return rc;
+}
+
+/*
+ * A store made by an SDK before the change feed and the case index: both
+ * tables are made and the index is built from `records`, in one write
+ * transaction. The feed starts empty (the store's past is not replayed).
+ */
+static fs_err
+extra_dbis_create(fs_store *s)
+{
+	MDB_txn *t = NULL;
+	int rc;
+	if ((rc = mdb_txn_begin(s->env, NULL, 0, &t)) != MDB_SUCCESS)
+		return sdk_map_rc(rc);
+	if ((rc = extra_dbis_open(s, t, MDB_CREATE)) != MDB_SUCCESS ||
+	    (rc = sdk_caseidx_build(s, t)) != MDB_SUCCESS) {
+		mdb_txn_abort(t);
+		return sdk_map_rc(rc);
+	}
+	return sdk_txn_commit(&t);
 }
 
 /* A text value of 1..max bytes that must be there, into buf (max + 1 bytes);
@@ -346,7 +392,8 @@ fs_store_create_ex(const char *dir, const fs_store_opts *o, fs_store **out)
 	if ((err = env_open(dir, &s->env)) != FS_OK)
 		goto out;
 	if ((rc = mdb_txn_begin(s->env, NULL, 0, &t)) != MDB_SUCCESS ||
-	    (rc = dbis_open(s, t, MDB_CREATE)) != MDB_SUCCESS) {
+	    (rc = dbis_open(s, t, MDB_CREATE)) != MDB_SUCCESS ||
+	    (rc = extra_dbis_open(s, t, MDB_CREATE)) != MDB_SUCCESS) {
 		err = sdk_map_rc(rc);
 		goto out;
 	}
@@ -463,8 +510,15 @@ fs_store_open_ex(const char *dir, const fs_store_opts *o, fs_store **out)
 		if ((err = key_check(s, t)) != FS_OK)
 			goto out;
 	}
+	rc = extra_dbis_open(s, t, 0);
+	if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) {
+		err = sdk_map_rc(rc);
+		goto out;
+	}
 	/* DBI handles opened in a read txn stay valid once it commits. */
 	err = sdk_txn_commit(&t);
+	if (err == FS_OK && rc == MDB_NOTFOUND)
+		err = extra_dbis_create(s);
 out:
 	sdk_txn_abort(&t);
 	if (err != FS_OK)

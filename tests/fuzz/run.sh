@@ -27,7 +27,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 here=$root/tests/fuzz
 cd "$root"
 
-ALL_TARGETS=(fuzz_envelope fuzz_payloads fuzz_rules_config fuzz_json_payload)
+ALL_TARGETS=(fuzz_envelope fuzz_payloads fuzz_rules_config fuzz_json_payload fuzz_pull_page fuzz_push_inflate)
 CC=${FUZZ_CC:-clang}
 SECONDS_PER_TARGET=${FUZZ_SECONDS:-30}
 BUILD=${FUZZ_BUILD_DIR:-$root/build-fuzz}
@@ -133,6 +133,10 @@ if [ "$mode" = regen ]; then
     { cat "$work/logs/gen_corpus.build.log" >&2; die "gen_corpus.c does not build"; }
   rm -rf "$here/corpus.new"
   ASAN_OPTIONS=detect_leaks=0 "$BUILD/tests/fuzz/fuzz_gen_corpus" "$here/corpus.new" || die "gen_corpus failed"
+  # the seeds of fuzz_pull_page and fuzz_push_inflate are zstd frames made with the zstd tool, kept
+  for t in fuzz_pull_page fuzz_push_inflate; do
+    [ -d "$here/corpus/$t" ] && cp -r "$here/corpus/$t" "$here/corpus.new/"
+  done
   rm -rf "$here/corpus" && mv "$here/corpus.new" "$here/corpus"
   [ "$keep" -eq 1 ] || rm -rf "$work"
   say "wrote $(find "$here/corpus" -type f | wc -l) seeds, $(du -sb "$here/corpus" | cut -f1) bytes, to tests/fuzz/corpus"

@@ -17,6 +17,13 @@
  *     used by several processes at once (e.g. the CLI while an app runs),
  *     but must not be opened twice in one process (an LMDB rule).
  *   - No function logs; error texts never contain payload bytes.
+ *   - Memory: every buffer the SDK allocates for the caller is freed with
+ *     fs_free() (never free(): the SDK may use another allocator than the
+ *     app, e.g. a shared library with its own C runtime); handles have their
+ *     own free functions, named with each call.
+ *   - Linking: the shared library exports only the fs_* functions below
+ *     (FIELDSYNC_API); the static archive holds the shared core too, its
+ *     dependencies are listed by `pkg-config --static fieldsync`.
  */
 #ifndef FIELDSYNC_H
 #define FIELDSYNC_H
@@ -27,6 +34,23 @@
 
 #ifdef __cplusplus
 extern "C" {
+#endif
+
+/* The version of this header; fs_version() is the library's. */
+#define FIELDSYNC_VERSION_MAJOR 0
+#define FIELDSYNC_VERSION_MINOR 1
+#define FIELDSYNC_VERSION_PATCH 0
+#define FIELDSYNC_VERSION_STRING "0.1.0"
+
+/* What the shared library exports: only the functions marked with it. */
+#ifndef FIELDSYNC_API
+#if defined(_WIN32)
+#define FIELDSYNC_API
+#elif defined(__GNUC__) && __GNUC__ >= 4
+#define FIELDSYNC_API __attribute__((visibility("default")))
+#else
+#define FIELDSYNC_API
+#endif
 #endif
 
 typedef enum fs_err {
@@ -48,12 +72,37 @@ typedef enum fs_err {
 	FS_ERR_KEY_REQUIRED,  /* the store is encrypted: open it with its key */
 	FS_ERR_KEY_WRONG,     /* the key given does not open this store */
 	FS_ERR_NOT_ENCRYPTED, /* a key was given for a store that is not encrypted */
-	/* 18, 19: FS_ERR_FORBIDDEN, FS_ERR_CANCELLED (the CLI names them already) */
-	FS_ERR_KEY_REFUSED = 20, /* sync: the daemon refused this device's key (revoked, unknown) */
+	FS_ERR_FORBIDDEN,     /* a write in a scope the store's credential does not grant */
+	FS_ERR_CANCELLED,     /* sync: stopped by fs_sync_cancel(); nothing was lost */
+	FS_ERR_KEY_REFUSED,   /* sync: the daemon refused this device's key (revoked, unknown) */
 } fs_err;
 
 /* A static English sentence for e; never NULL. */
-const char *fs_strerror(fs_err e);
+FIELDSYNC_API const char *fs_strerror(fs_err e);
+
+/* The library's version, "MAJOR.MINOR.PATCH" (static text; any thread). It
+ * may be newer than the header's FIELDSYNC_VERSION_STRING when the shared
+ * library was updated under an app. */
+FIELDSYNC_API const char *fs_version(void);
+
+/*
+ * What the last failing call of THIS thread was about, naming the argument
+ * or field at fault: "scope: 'team-south' is not granted by the store's
+ * credential", "payload: ...", "writes[3].id: empty or longer than 128
+ * bytes", "json: ...". Never payload bytes. Thread-local. The calls that
+ * check what the app passes - fs_put, fs_delete, fs_resolve, fs_put_many,
+ * fs_list_records, fs_contacts_of_case, fs_changes_since and
+ * fs_json_to_payload - clear it on entry and set it when they fail; other
+ * calls leave it alone. Read it right after the failure, in the same
+ * thread: the text is valid until that thread's next such call.
+ */
+FIELDSYNC_API const char *fs_last_error_detail(void);
+
+/*
+ * Frees a buffer the SDK allocated for the caller (fs_json_to_payload,
+ * fs_payload_to_json). NULL is fine. Any thread.
+ */
+FIELDSYNC_API void fs_free(void *p);
 
 /* ---- the store ---------------------------------------------------------- */
 
@@ -66,11 +115,11 @@ typedef struct fs_store fs_store;
  * a store, FS_ERR_INVALID when the scope does not match
  * [a-z0-9][a-z0-9._-]{0,63}. On success *out is the open store.
  */
-fs_err fs_store_create(const char *dir, const char *default_scope, fs_store **out);
+FIELDSYNC_API fs_err fs_store_create(const char *dir, const char *default_scope, fs_store **out);
 
 /* Opens the store in dir. FS_ERR_NOT_FOUND when there is none,
  * FS_ERR_KEY_REQUIRED when it is encrypted (use fs_store_open_ex). */
-fs_err fs_store_open(const char *dir, fs_store **out);
+FIELDSYNC_API fs_err fs_store_open(const char *dir, fs_store **out);
 
 /* ---- credentials (issued by `fieldsyncd enroll`) ------------------------- */
 
@@ -102,8 +151,8 @@ typedef struct fs_credential {
  * FS_ERR_INVALID with a sentence in why (never quoting a key) on any
  * problem. *out is the caller's (fs_credential_free).
  */
-fs_err fs_credential_parse(const char *json, size_t len, fs_credential **out, char *why,
-                           size_t why_len);
+FIELDSYNC_API fs_err fs_credential_parse(const char *json, size_t len, fs_credential **out,
+                                         char *why, size_t why_len);
 
 /*
  * Reads a credential file and parses it. Refuses a file that group or
@@ -111,10 +160,11 @@ fs_err fs_credential_parse(const char *json, size_t len, fs_credential **out, ch
  * and a sentence saying so; FS_ERR_NOT_FOUND when it does not exist,
  * FS_ERR_IO when it cannot be read.
  */
-fs_err fs_credential_load(const char *path, fs_credential **out, char *why, size_t why_len);
+FIELDSYNC_API fs_err fs_credential_load(const char *path, fs_credential **out, char *why,
+                                        size_t why_len);
 
 /* Frees *c (may be NULL or point to NULL), wiping the secret key first. */
-void fs_credential_free(fs_credential **c);
+FIELDSYNC_API void fs_credential_free(fs_credential **c);
 
 /* ---- encrypted stores --------------------------------------------------- */
 
@@ -131,7 +181,8 @@ void fs_credential_free(fs_credential **c);
  * contacts, one per record otherwise - and the data keys are stored wrapped
  * by this key. Ids, scopes and versions are not encrypted (PROTOCOL.md: ids
  * are never personal data). Typical source of the key: the platform
- * keystore, or a key file read with fsc_master_load_file().
+ * keystore (Android Keystore, iOS Keychain), or a file of one line
+ * "<key_id>:<64 hex digits>" (the CLI's --key-file, the daemon's format).
  */
 typedef struct fs_store_opts {
 	const char *default_scope;       /* create: NULL means the credential's first
@@ -147,7 +198,7 @@ typedef struct fs_store_opts {
  * fs_store_create with options. FS_ERR_INVALID for a bad key length or id,
  * a bad scope, or a default_scope the credential does not grant.
  */
-fs_err fs_store_create_ex(const char *dir, const fs_store_opts *opts, fs_store **out);
+FIELDSYNC_API fs_err fs_store_create_ex(const char *dir, const fs_store_opts *opts, fs_store **out);
 
 /*
  * fs_store_open with options (only key, key_len and key_id are used).
@@ -156,10 +207,10 @@ fs_err fs_store_create_ex(const char *dir, const fs_store_opts *opts, fs_store *
  * FS_ERR_NOT_ENCRYPTED: a key was given for a store that is not encrypted
  * (it is never encrypted behind the caller's back).
  */
-fs_err fs_store_open_ex(const char *dir, const fs_store_opts *opts, fs_store **out);
+FIELDSYNC_API fs_err fs_store_open_ex(const char *dir, const fs_store_opts *opts, fs_store **out);
 
 /* True when the store is encrypted. */
-bool fs_store_encrypted(const fs_store *s);
+FIELDSYNC_API bool fs_store_encrypted(const fs_store *s);
 
 /*
  * Key rotation: re-wraps every data key of an encrypted store with the new
@@ -168,28 +219,29 @@ bool fs_store_encrypted(const fs_store *s);
  * FS_ERR_NOT_ENCRYPTED for a plain store. No other call may run on s, and
  * no other process may have the store open, while it runs.
  */
-fs_err fs_store_rekey(fs_store *s, const uint8_t *key, size_t key_len, const char *key_id);
+FIELDSYNC_API fs_err fs_store_rekey(fs_store *s, const uint8_t *key, size_t key_len,
+                                    const char *key_id);
 
 /*
  * Stores credential c in the store, replacing any earlier one; the secret
  * key is sealed when the store is encrypted. From then on fs_sync() uses
  * CURVE with its keys. The default scope does not change.
  */
-fs_err fs_store_set_credential(fs_store *s, const fs_credential *c);
+FIELDSYNC_API fs_err fs_store_set_credential(fs_store *s, const fs_credential *c);
 
 /*
  * The store's credential WITHOUT its secret key (client_secret_key NULL).
  * FS_ERR_NOT_FOUND when the store has none. Free with fs_credential_free().
  */
-fs_err fs_store_credential(fs_store *s, fs_credential **out);
+FIELDSYNC_API fs_err fs_store_credential(fs_store *s, fs_credential **out);
 
 /* Closes *s (may be NULL or point to NULL) and sets *s = NULL. No sync
  * may be running on it. */
-void fs_store_close(fs_store **s);
+FIELDSYNC_API void fs_store_close(fs_store **s);
 
 /* The replica id (UUID text) and default scope; valid until close. */
-const char *fs_store_replica_id(const fs_store *s);
-const char *fs_store_default_scope(const fs_store *s);
+FIELDSYNC_API const char *fs_store_replica_id(const fs_store *s);
+FIELDSYNC_API const char *fs_store_default_scope(const fs_store *s);
 
 /* ---- records ------------------------------------------------------------ */
 
@@ -199,19 +251,46 @@ const char *fs_store_default_scope(const fs_store *s);
  * record's current scope, or uses the default scope for a new record.
  * For the typed collections "case" and "contact" the payload must be a
  * valid fieldsync.v1.Case/Contact (see fs_json_to_payload). The payload is
- * copied. FS_ERR_INVALID on a bad collection, id, scope or payload.
+ * copied. FS_ERR_INVALID on a bad collection, id, scope or payload;
+ * FS_ERR_FORBIDDEN when the store holds a credential and the record's scope
+ * (given, kept or default) is not one it grants: the daemon would refuse
+ * the change, so it is refused here and nothing is stored.
+ * fs_last_error_detail() names the field at fault.
  */
-fs_err fs_put(fs_store *s, const char *collection, const char *id, const char *scope,
-              const void *payload, size_t len);
+FIELDSYNC_API fs_err fs_put(fs_store *s, const char *collection, const char *id, const char *scope,
+                            const void *payload, size_t len);
 
 /* Writes a tombstone that supersedes every sibling. FS_ERR_NOT_FOUND when
- * the record is absent or already deleted. */
-fs_err fs_delete(fs_store *s, const char *collection, const char *id);
+ * the record is absent or already deleted; FS_ERR_FORBIDDEN as fs_put
+ * (for fs_resolve too). */
+FIELDSYNC_API fs_err fs_delete(fs_store *s, const char *collection, const char *id);
 
 /* Resolves a conflict: like fs_put, but the record must exist
  * (FS_ERR_NOT_FOUND otherwise). To resolve by deleting, call fs_delete. */
-fs_err fs_resolve(fs_store *s, const char *collection, const char *id, const void *payload,
-                  size_t len);
+FIELDSYNC_API fs_err fs_resolve(fs_store *s, const char *collection, const char *id,
+                                const void *payload, size_t len);
+
+/*
+ * Batch writes: every write of w[0..n) in ONE durable transaction (one
+ * fsync), all or nothing. A write is fs_put (deleted false: collection, id,
+ * scope, payload, len) or fs_delete (deleted true: collection and id; the
+ * record must be live, else FS_ERR_NOT_FOUND). Writes apply in order, so a
+ * record written twice ends with the later value. On failure nothing is
+ * stored, *bad (may be NULL) is the index of the write at fault ((size_t)-1
+ * when no single write is: I/O, a full store) and fs_last_error_detail()
+ * says "writes[i].field: ...". n == 0 is FS_OK. Copies what it needs; like
+ * every write, it may run while another thread syncs.
+ */
+typedef struct fs_write {
+	const char *collection;
+	const char *id;
+	const char *scope; /* NULL: as fs_put */
+	const void *payload;
+	size_t len;
+	bool deleted; /* a tombstone (fs_delete); payload and scope ignored */
+} fs_write;
+
+FIELDSYNC_API fs_err fs_put_many(fs_store *s, const fs_write *w, size_t n, size_t *bad);
 
 /* One value of a record, a view into an fs_record (valid until it is freed). */
 typedef struct fs_sibling {
@@ -230,14 +309,23 @@ typedef struct fs_record fs_record;
  * FS_ERR_NOT_FOUND when absent or when every sibling is a tombstone.
  * *out is owned by the caller: free with fs_record_free().
  */
-fs_err fs_get(fs_store *s, const char *collection, const char *id, fs_record **out);
-void fs_record_free(fs_record **r);
-const char *fs_record_collection(const fs_record *r);
-const char *fs_record_id(const fs_record *r);
-const char *fs_record_scope(const fs_record *r);
-size_t fs_record_sibling_count(const fs_record *r);
+FIELDSYNC_API fs_err fs_get(fs_store *s, const char *collection, const char *id, fs_record **out);
+FIELDSYNC_API void fs_record_free(fs_record **r);
+FIELDSYNC_API const char *fs_record_collection(const fs_record *r);
+FIELDSYNC_API const char *fs_record_id(const fs_record *r);
+FIELDSYNC_API const char *fs_record_scope(const fs_record *r);
+FIELDSYNC_API size_t fs_record_sibling_count(const fs_record *r);
 /* Fills *out with sibling i (i < count); pointers live as long as r. */
-void fs_record_sibling(const fs_record *r, size_t i, fs_sibling *out);
+FIELDSYNC_API void fs_record_sibling(const fs_record *r, size_t i, fs_sibling *out);
+
+/* The metadata of one sibling in a list (fs_list_records, fs_contacts_of_case). */
+typedef struct fs_sibling_meta {
+	bool deleted;            /* a tombstone */
+	size_t len;              /* payload bytes (plaintext) */
+	const char *version;     /* as fs_sibling.version */
+	int64_t modified_at_ms;  /* device clock of the edit */
+	const char *modified_by; /* the replica that made it; "" when unknown */
+} fs_sibling_meta;
 
 /* A list of records (ids, conflicts, failed changes). Caller frees with fs_list_free. */
 typedef struct fs_list_item {
@@ -246,6 +334,9 @@ typedef struct fs_list_item {
 	const char *scope;
 	size_t siblings;    /* number of siblings; > 1 means a conflict */
 	const char *reason; /* fs_list_failed only: the daemon's reason; else NULL */
+	/* fs_list_records and fs_contacts_of_case: `siblings` entries, in the order of
+	 * fs_get; NULL from the other lists. Owned by the list. */
+	const fs_sibling_meta *meta;
 } fs_list_item;
 
 typedef struct fs_list {
@@ -253,21 +344,42 @@ typedef struct fs_list {
 	fs_list_item *items;
 } fs_list;
 
-void fs_list_free(fs_list **l);
+FIELDSYNC_API void fs_list_free(fs_list **l);
 
-/* The live (not deleted) records of a collection, in id byte order. */
-fs_err fs_list_collection(fs_store *s, const char *collection, fs_list **out);
+/*
+ * The live records (at least one sibling not deleted) of a collection, or
+ * of every collection when collection is NULL, in (collection, id) byte
+ * order, each with its siblings' metadata (item.meta) but no payload: one
+ * read transaction, so the list is a consistent snapshot. Any thread.
+ * *out is the caller's (fs_list_free).
+ */
+FIELDSYNC_API fs_err fs_list_records(fs_store *s, const char *collection, fs_list **out);
+
+/*
+ * The live contacts of case case_id (a contact belongs to the case its
+ * payload's case_id names; a contact in conflict is listed under the case of
+ * each live sibling), in id order, with metadata as fs_list_records. Served by an
+ * index kept in the same transaction as every contact write and pulled
+ * page; a store made by an older SDK gets its index built when it is first
+ * opened by this one (one write transaction at fs_store_open). An empty
+ * list when there are none. Any thread; one read transaction, a consistent
+ * snapshot. *out is the caller's (fs_list_free).
+ */
+FIELDSYNC_API fs_err fs_contacts_of_case(fs_store *s, const char *case_id, fs_list **out);
+
+/* The live (not deleted) records of a collection, in id byte order (no metadata: see fs_list_records). */
+FIELDSYNC_API fs_err fs_list_collection(fs_store *s, const char *collection, fs_list **out);
 /* Every record with more than one sibling, in (collection, id) order. */
-fs_err fs_list_conflicts(fs_store *s, fs_list **out);
+FIELDSYNC_API fs_err fs_list_conflicts(fs_store *s, fs_list **out);
 /*
  * Local changes the daemon refused (REJECTED, or a request-level INVALID /
  * TOO_LARGE / MALFORMED for that change alone). They are parked: kept in
  * the outbox and in the store, never pushed again until the record is
  * written again or fs_retry_failed() requeues them.
  */
-fs_err fs_list_failed(fs_store *s, fs_list **out);
+FIELDSYNC_API fs_err fs_list_failed(fs_store *s, fs_list **out);
 /* Puts every parked change back in the queue; *n (may be NULL) = how many. */
-fs_err fs_retry_failed(fs_store *s, size_t *n);
+FIELDSYNC_API fs_err fs_retry_failed(fs_store *s, size_t *n);
 
 /* ---- sync --------------------------------------------------------------- */
 
@@ -287,12 +399,22 @@ typedef struct fs_progress {
  * It may read and write the store. */
 typedef void (*fs_progress_fn)(void *arg, const fs_progress *p);
 
+/*
+ * Called from inside fs_sync(), in its thread, after each pulled page is
+ * committed: fs_changes_since(s, from_seq, ...) lists what the page changed
+ * (the store's change counter went from from_seq to to_seq; equal when the
+ * page changed nothing). It may read and write the store.
+ */
+typedef void (*fs_page_fn)(void *arg, uint64_t from_seq, uint64_t to_seq);
+
 typedef struct fs_sync_opts {
 	const char *endpoint;    /* "tcp://host:port"; NULL: the credential's */
 	int timeout_ms;          /* the whole sync; <= 0 means 30000 */
 	fs_progress_fn progress; /* may be NULL */
 	void *progress_arg;
 	uint32_t pull_limit; /* records per PullRequest; 0 means 500 */
+	fs_page_fn on_page;  /* may be NULL */
+	void *on_page_arg;
 } fs_sync_opts;
 
 typedef struct fs_sync_stats {
@@ -326,7 +448,65 @@ typedef struct fs_sync_stats {
  * sync pulls from 0 and pushes again every current value this device
  * authored (stats->requeued), so nothing it had acknowledged is lost.
  */
-fs_err fs_sync(fs_store *s, const fs_sync_opts *opts, fs_sync_stats *stats);
+FIELDSYNC_API fs_err fs_sync(fs_store *s, const fs_sync_opts *opts, fs_sync_stats *stats);
+
+/*
+ * Asks every fs_sync() running on s to stop. Safe from any thread (e.g. an
+ * iOS background task's expiration handler) and from a progress or page
+ * callback; it does not wait. The sync returns FS_ERR_CANCELLED at its
+ * next round trip - before sending its next request, or within about 50 ms
+ * while it waits for a reply - and loses nothing: a change set sent but
+ * not answered stays in flight and is resent with the same changeset_id by
+ * the next sync (the daemon applies it once), and a pulled page is either
+ * committed with its checkpoint or not at all. Returns true when a sync was
+ * running; a cancel while none runs does nothing (it does not cancel the
+ * next one).
+ */
+FIELDSYNC_API bool fs_sync_cancel(fs_store *s);
+
+/* ---- the change feed ---------------------------------------------------- */
+
+/*
+ * Every write to `records` - local (fs_put, fs_delete, fs_resolve,
+ * fs_put_many) or from the daemon (a pulled record that changed, a purge or
+ * revocation) - takes the next value of the store's change counter, in the
+ * same transaction as the write. fs_changes_since lists the records whose
+ * latest change is after `since`, in counter order, each once (a record
+ * changed twice is listed at its latest change), at most `limit` of them
+ * (0: no limit); c->last_seq is the counter of the last item listed (or
+ * `since` when none) and c->more says whether there are more: pass
+ * c->last_seq as the next `since`. Read the record itself with fs_get (it
+ * may have changed again since). A store made by an older SDK starts its
+ * feed at its first write by this one. *out is the caller's
+ * (fs_changes_free). Any thread.
+ */
+typedef enum fs_change_kind {
+	FS_CHANGE_PUT = 0, /* a value was written or merged (the record may now be in conflict) */
+	FS_CHANGE_DELETE,  /* a tombstone: fs_delete, or a pulled deletion */
+	FS_CHANGE_ERASED,  /* purged or revoked by the daemon: the record is gone */
+} fs_change_kind;
+
+typedef struct fs_change {
+	uint64_t seq; /* the change counter at this change */
+	const char *collection;
+	const char *id;
+	bool remote; /* from a pulled page; false: a local write */
+	fs_change_kind kind;
+} fs_change;
+
+typedef struct fs_changes {
+	size_t n;
+	fs_change *items;
+	uint64_t last_seq;
+	bool more;
+} fs_changes;
+
+FIELDSYNC_API fs_err fs_changes_since(fs_store *s, uint64_t since, size_t limit, fs_changes **out);
+FIELDSYNC_API void fs_changes_free(fs_changes **c);
+
+/* The store's change counter now (0: no change yet): start a feed from here
+ * to see only what changes after this call. Any thread. */
+FIELDSYNC_API fs_err fs_change_seq(fs_store *s, uint64_t *seq);
 
 typedef struct fs_status {
 	uint64_t pending;      /* local changes not yet acknowledged (not parked) */
@@ -338,12 +518,72 @@ typedef struct fs_status {
 	char last_error_msg[256];
 } fs_status;
 
-fs_err fs_status_get(fs_store *s, fs_status *out);
+FIELDSYNC_API fs_err fs_status_get(fs_store *s, fs_status *out);
+
+/* ---- deadlines on the tablet, offline (docs/reminders.md) ---------------- */
+
+/*
+ * One reminder the local data implies, as the daemon computes it
+ * (proto/include/fieldsync/rules.h, METHOD.md revision 2). Strings live as
+ * long as the list.
+ */
+typedef struct fs_deadline {
+	const char *reminder_id;    /* the daemon's: "<rule>/<case>[/<contact>]" */
+	const char *rule;           /* "quick-help", ... */
+	const char *case_id;        /* the case record's id */
+	const char *scope;          /* the case record's scope */
+	const char *contact_person; /* the case's staff id; "" when none */
+	const char *state;          /* "SCHEDULED", "WARNING", "DUE", "OVERDUE" or "MET" */
+	int64_t due_at_ms;          /* the deadline */
+	int64_t due_day_ms;         /* the first instant of its local day (state DUE) */
+	int64_t warning_at_ms;      /* state WARNING from here; 0: the rule has no warning */
+} fs_deadline;
+
+typedef struct fs_deadline_list {
+	size_t n;
+	/* OVERDUE first, then the other active ones, then MET; each group by
+	 * due_at_ms, then reminder_id */
+	fs_deadline *items;
+	const char *time_zone; /* the service's zone the list was computed in */
+	/* false: no Welcome carried a rule table yet, so METHOD.md's defaults
+	 * in Europe/Copenhagen */
+	bool from_daemon;
+	/* the first instant after now_ms at which the list changes with the
+	 * clock alone (a state moves, a talk still to come is held); 0: none */
+	int64_t next_change_ms;
+} fs_deadline_list;
+
+/* Zero-initialise; each member set narrows the list. */
+typedef struct fs_deadline_filter {
+	const char *contact_person; /* only this staff id (the case's contact person) */
+	const char *case_id;        /* only this case */
+	int64_t due_within_ms;      /* > 0: only active reminders (not MET) due by
+	                               now_ms + due_within_ms, overdue ones included */
+} fs_deadline_filter;
+
+/*
+ * Every reminder the LOCAL data implies at now_ms: the started ones, MET
+ * included, CANCELLED never (a case that ended or was deleted lists none of
+ * its course rules). Local edits count at once, before any sync; every live
+ * sibling of a record in conflict counts, as at the daemon (a conflict
+ * never hides a deadline), and a case counts only the contacts in its own
+ * scope (METHOD.md reading 10). The rule table and time zone are the ones
+ * the daemon sent in the last Welcome that carried them (fs_sync keeps
+ * them); before that, METHOD.md's defaults in Europe/Copenhagen (from the
+ * tablet's tz database, else a built-in rule that matches it since 1996).
+ * filter may be NULL. One read transaction; safe while fs_sync runs in
+ * another thread. *out is the caller's: free with fs_deadlines_free().
+ * FS_ERR_CORRUPT when a stored table or zone no longer loads.
+ */
+FIELDSYNC_API fs_err fs_deadlines(fs_store *s, int64_t now_ms, const fs_deadline_filter *filter,
+                                  fs_deadline_list **out);
+/* Frees *l (may be NULL or point to NULL) and sets *l = NULL. */
+FIELDSYNC_API void fs_deadlines_free(fs_deadline_list **l);
 
 /* ---- typed collections as JSON (METHOD.md) ------------------------------ */
 
 /* True for "case" and "contact". */
-bool fs_collection_typed(const char *collection);
+FIELDSYNC_API bool fs_collection_typed(const char *collection);
 
 /*
  * Converts a JSON object with METHOD.md's field names (enums by name, times
@@ -351,15 +591,16 @@ bool fs_collection_typed(const char *collection);
  * fields, wrong types and values the shared check refuses are
  * FS_ERR_INVALID, with a sentence in why (never quoting values). A missing
  * field takes its default; a missing contact.who5 is -1 ("not taken").
- * *out is malloc'd (caller frees; may be NULL with *out_len 0 for an
- * all-default value).
+ * *out is the caller's, freed with fs_free (may be NULL with *out_len 0
+ * for an all-default value). fs_last_error_detail() repeats why.
  */
-fs_err fs_json_to_payload(const char *collection, const char *json, size_t json_len, uint8_t **out,
-                          size_t *out_len, char *why, size_t why_len);
+FIELDSYNC_API fs_err fs_json_to_payload(const char *collection, const char *json, size_t json_len,
+                                        uint8_t **out, size_t *out_len, char *why, size_t why_len);
 
-/* The JSON object of a typed payload, every field present; malloc'd text,
- * caller frees. FS_ERR_CORRUPT when it does not decode. */
-fs_err fs_payload_to_json(const char *collection, const uint8_t *payload, size_t len, char **out);
+/* The JSON object of a typed payload, every field present; text the
+ * caller frees with fs_free. FS_ERR_CORRUPT when it does not decode. */
+FIELDSYNC_API fs_err fs_payload_to_json(const char *collection, const uint8_t *payload, size_t len,
+                                        char **out);
 
 /* ---- reminders: the scheduler's side (PROTOCOL.md §6) -------------------- */
 
@@ -394,7 +635,7 @@ typedef struct fs_watch_opts {
 
 /* Opens a watcher; FS_ERR_NETWORK for an endpoint that cannot be used,
  * FS_ERR_INVALID for missing endpoints or bad or incomplete CURVE keys. */
-fs_err fs_watcher_open(const fs_watch_opts *opts, fs_watcher **out);
+FIELDSYNC_API fs_err fs_watcher_open(const fs_watch_opts *opts, fs_watcher **out);
 
 /*
  * Waits up to timeout_ms for the next matching event and points *ev at it.
@@ -407,18 +648,18 @@ fs_err fs_watcher_open(const fs_watch_opts *opts, fs_watcher **out);
  * stays so: close the watcher and open one with the since_seq of your
  * choice (0: everything again; fs_watcher_daemon_last_seq: only new ones).
  */
-fs_err fs_watcher_next(fs_watcher *w, int timeout_ms, const fs_reminder **ev);
+FIELDSYNC_API fs_err fs_watcher_next(fs_watcher *w, int timeout_ms, const fs_reminder **ev);
 
 /* Every event up to this seq was delivered or did not match: save it to
  * resume with since_seq later. */
-uint64_t fs_watcher_cursor(const fs_watcher *w);
+FIELDSYNC_API uint64_t fs_watcher_cursor(const fs_watcher *w);
 
 /* The seq of the daemon's last stored event (0: none), found by a few
  * Replay round trips within timeout_ms (FS_ERR_TIMEOUT otherwise). For the
  * cursor check above and for a scheduler's lag (last - cursor). */
-fs_err fs_watcher_daemon_last_seq(fs_watcher *w, int timeout_ms, uint64_t *out);
+FIELDSYNC_API fs_err fs_watcher_daemon_last_seq(fs_watcher *w, int timeout_ms, uint64_t *out);
 
-void fs_watcher_close(fs_watcher **w);
+FIELDSYNC_API void fs_watcher_close(fs_watcher **w);
 
 #ifdef __cplusplus
 }

@@ -22,6 +22,16 @@ typedef struct fs_tz fs_tz;
  * malformed file, leap-second ("right/") zone. Never crashes on a bad file.
  */
 fs_tz *tz_load(const char *name, char *err, size_t errlen);
+/*
+ * The zone `name` from a TZif image in memory (buf[0..len), copied), e.g.
+ * the bytes a daemon sent in Welcome.time_zone_tzif, for a host without a
+ * tz database. Checked exactly as tz_load checks a file; NULL with one
+ * sentence in err when the name or the image is bad.
+ */
+fs_tz *tz_load_tzif(const char *name, const uint8_t *buf, size_t len, char *err, size_t errlen);
+/* The TZif image the zone was read from (owned by tz), *len bytes: another
+ * host's tz_load_tzif() of it computes exactly as this zone does. */
+const uint8_t *tz_tzif(const fs_tz *tz, size_t *len);
 void tz_free(fs_tz **tz);             /* accepts NULL and *tz == NULL; nulls *tz */
 const char *tz_name(const fs_tz *tz); /* the name given to tz_load; owned by tz */
 /* UTC offset in seconds (local = UTC + offset) in effect at instant utc_s. */

@@ -68,6 +68,14 @@ void rules_config_default(rules_config *rc);
  */
 bool rules_config_load_json(rules_config *rc, const char *json, char *err, size_t errlen);
 
+/*
+ * The table rc as JSON text in the format above, every rule with every
+ * field it takes, so that rules_config_load_json() over the defaults gives
+ * rc back (proto/rules_table.c). malloc'd (caller frees); NULL when out of
+ * memory. What the daemon sends in Welcome.deadline_rules.
+ */
+char *rules_config_to_json(const rules_config *rc);
+
 const char *rule_name(rule_id r); /* "quick-help", ... */
 bool rule_parse(const char *name, rule_id *out);
 
