@@ -3,7 +3,12 @@
  * signals, reload, the main loop and the drain.
  *
  * Start order (each step fails closed):
- *   server keys (production)  ->  ops HTTP  ->  the writer's pipe  ->  ZAP
+ *   secrets hygiene (not dumpable: no core dump, no ptrace by peers of the
+ *   same uid; the server secret in a page of its own, DONTDUMP and locked,
+ *   wiped at exit)  ->  --dev only on a store that is not a production
+ *   one (no server keys, no enrolled device, no production key store)
+ *   ->  an interrupted purge's re-key finished (purge_recover)  ->  server
+ *   keys (production)  ->  ops HTTP  ->  the writer's pipe  ->  ZAP
  *   (before any server socket binds)  ->  the reminder endpoint (before the
  *   writer starts: its first round may publish)  ->  the writer actor  ->
  *   the sync endpoint. Readiness (/readyz) turns true after the last.
@@ -30,22 +35,27 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "actor.h"
 #include "clock.h"
 #include "daemon_run.h"
 #include "fieldsync/calendar.h"
+#include "fieldsync/crypto.h"
 #include "fieldsync/rules.h"
 #include "keyring.h"
 #include "log.h"
 #include "metrics.h"
 #include "ops_http.h"
+#include "purge.h"
 #include "registry.h"
 #include "reminder_endpoint.h"
 #include "sync_endpoint.h"
+#include "sys.h"
 #include "writer.h"
 #include "zap.h"
 
@@ -147,9 +157,9 @@ ops_before_metrics(void *arg)
 struct daemon {
 	const config *c;
 	store *s;
-	void *ctx, *pipe; /* pipe: our end of the writer's */
-	bool secure;      /* CURVE + ZAP: not --dev */
-	char server_secret[AUTH_Z85_KEY_LEN + 1];
+	void *ctx, *pipe;    /* pipe: our end of the writer's */
+	bool secure;         /* CURVE + ZAP: not --dev */
+	char *server_secret; /* AUTH_Z85_KEY_LEN + 1 in a page of its own */
 	zap_handler *zap;
 	writer *w;
 	reminders *rem; /* until the writer takes it */
@@ -232,6 +242,57 @@ read_pipe(struct daemon *tp)
 	}
 }
 
+static bool
+count_device(void *arg, const device_info *d)
+{
+	(void)d;
+	++*(size_t *)arg;
+	return false; /* one is enough */
+}
+
+/*
+ * --dev grants every scope to anonymous peers: refused on a production
+ * store (server keys made by `init`, an enrolled device, or a key store a
+ * production daemon used: keys/production, which mark_production writes),
+ * so that FIELDSYNC_DEV=1 left in an environment cannot open real data to
+ * anyone. A fresh directory with a master key stays allowed (tests encrypt
+ * without CURVE that way).
+ */
+static bool
+dev_allowed(const config *c, store *s)
+{
+	char p[700];
+	size_t devices = 0;
+	store_txn *t = NULL;
+	const char *why = NULL;
+	snprintf(p, sizeof(p), "%s/server.key", c->data_dir);
+	if (sys_file_exists(p))
+		why = "it has server keys (server.key: made by `fieldsyncd init`)";
+	snprintf(p, sizeof(p), "%s/server.pub", c->data_dir);
+	if (why == NULL && sys_file_exists(p))
+		why = "it has server keys (server.pub: made by `fieldsyncd init`)";
+	snprintf(p, sizeof(p), "%s/keys/production", c->data_dir);
+	if (why == NULL && sys_file_exists(p))
+		why = "its key store was used by a production daemon (keys/production)";
+	if (why == NULL && store_read_begin(s, &t) == FSD_OK) {
+		registry_device_list(t, count_device, &devices);
+		store_read_end(&t);
+		if (devices > 0)
+			why = "it has enrolled devices";
+	}
+	if (why == NULL)
+		return true;
+	log_event(LOG_ERROR, "--dev refused on a production store", LS("data_dir", c->data_dir),
+	          LS("reason", why), NULL);
+	fprintf(stderr,
+	        "fieldsyncd: refusing --dev (or FIELDSYNC_DEV=1) on %s: %s. Development mode "
+	        "has no CURVE and no authentication and would hand its data to anyone. "
+	        "Start without --dev (unset FIELDSYNC_DEV), or use a fresh data directory "
+	        "for development.\n",
+	        c->data_dir, why);
+	return false;
+}
+
 static fsd_err
 setup(struct daemon *tp)
 {
@@ -282,7 +343,25 @@ daemon_run(const config *c, store *s, reminders *rem)
 	/* A file size limit must fail the write (EFBIG -> BUSY), not kill us. */
 	signal(SIGXFSZ, SIG_IGN);
 
+	/* no core dumps (they would hold the keys), no ptrace by same-uid peers */
+	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	long pg = sysconf(_SC_PAGESIZE);
+	if (posix_memalign((void **)&tp.server_secret, pg > 0 ? (size_t)pg : 4096,
+	                   AUTH_Z85_KEY_LEN + 1) != 0) {
+		tp.server_secret = NULL;
+		goto out;
+	}
+	memset(tp.server_secret, 0, AUTH_Z85_KEY_LEN + 1);
+	fsc_protect(tp.server_secret, AUTH_Z85_KEY_LEN + 1);
 	tp.secure = !c->dev;
+	if (c->dev && !dev_allowed(c, s)) {
+		code = FSD_EXIT_USAGE;
+		goto out;
+	}
+	if (purge_recover(s) != FSD_OK) { /* a purge's re-key a crash left half done */
+		log_event(LOG_ERROR, "cannot finish an interrupted purge's re-key", NULL);
+		goto out;
+	}
 	if (tp.secure) {
 		char pub[AUTH_Z85_KEY_LEN + 1], err2[300];
 		if (zap_keys_load(c->data_dir, pub, tp.server_secret, err2, sizeof(err2)) !=
@@ -295,6 +374,16 @@ daemon_run(const config *c, store *s, reminders *rem)
 		}
 		log_event(LOG_INFO, "CURVE on; only enrolled devices are admitted",
 		          LS("server_public_key", pub), NULL);
+		char mark[700], why[200];
+		snprintf(mark, sizeof(mark), "%s/keys", c->data_dir);
+		if (sys_file_exists(mark)) { /* --dev is refused on this key store from now on */
+			snprintf(mark, sizeof(mark), "%s/keys/production", c->data_dir);
+			if (!sys_file_exists(mark) &&
+			    sys_write_new_file(mark, "a production daemon used this key store\n",
+			                       why, sizeof(why)) != FSD_OK)
+				log_event(LOG_WARN, "cannot mark the key store as production's",
+				          LS("error", why), NULL);
+		}
 	}
 	g_ops.s = s;
 	g_ops.c = c;
@@ -389,7 +478,9 @@ out:
 		zmq_close(tp.pipe);
 	if (tp.ctx != NULL)
 		zmq_ctx_term(tp.ctx);
-	memset(tp.server_secret, 0, sizeof(tp.server_secret));
+	if (tp.server_secret != NULL)
+		fsc_cleanse(tp.server_secret, AUTH_Z85_KEY_LEN + 1);
+	free(tp.server_secret);
 	return code;
 }
 

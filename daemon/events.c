@@ -1,5 +1,7 @@
 /*
- * events: the reminder event log (data layer). See events.h.
+ * events: the reminder event log (data layer). See events.h. An erased
+ * case's events are rewritten in place as markers (events_erase_case):
+ * their seq stays, their case and staff data go.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -134,6 +136,10 @@ take_event(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_
 	if (ev == NULL)
 		return true; /* cannot happen: we packed it; skip rather than stall the feed */
 	pg->last = fsk_get_be64(key);
+	if (pg->raw && ev->rule[0] == '\0') { /* an erased event: nothing to publish */
+		fieldsync__v1__reminder_event__free_unpacked(ev, NULL);
+		return true;
+	}
 	if (pg->visible != NULL && !pg->visible(pg->visible_arg, ev->scope)) { /* not this peer's */
 		fieldsync__v1__reminder_event__free_unpacked(ev, NULL);
 		return true;
@@ -254,4 +260,85 @@ events_replay_free(Fieldsync__V1__ReplayReply *r)
 	free(r->events);
 	r->events = NULL;
 	r->n_events = 0;
+}
+
+/* ---- erasure ------------------------------------------------------------ */
+
+struct case_events {
+	const char *case_id;
+	uint64_t *seqs;
+	size_t n, cap;
+	bool oom;
+};
+
+static bool
+collect_case_event(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+	struct case_events *ce = arg;
+	if (klen != 8)
+		return true;
+	Fieldsync__V1__ReminderEvent *ev = fieldsync__v1__reminder_event__unpack(NULL, vlen, val);
+	if (ev == NULL)
+		return true;
+	bool mine = strcmp(ev->case_id, ce->case_id) == 0;
+	fieldsync__v1__reminder_event__free_unpacked(ev, NULL);
+	if (!mine)
+		return true;
+	if (ce->n == ce->cap) {
+		size_t cap = ce->cap ? ce->cap * 2 : 32;
+		uint64_t *p = realloc(ce->seqs, cap * sizeof(*p));
+		if (p == NULL) {
+			ce->oom = true;
+			return false;
+		}
+		ce->seqs = p;
+		ce->cap = cap;
+	}
+	ce->seqs[ce->n++] = fsk_get_be64(key);
+	return true;
+}
+
+fsd_err
+events_erase_case(store_txn *t, const char *case_id, uint64_t keep_from, size_t *n_erased)
+{
+	struct case_events ce = {.case_id = case_id};
+	fsd_err rc = store_kv_scan(t, &events_table, NULL, 0, NULL, 0, collect_case_event, &ce);
+	if (rc == FSD_OK && ce.oom)
+		rc = FSD_NOMEM;
+	*n_erased = 0;
+	for (size_t i = 0; rc == FSD_OK && i < ce.n; i++) {
+		uint8_t seqb[8];
+		const void *val;
+		size_t vlen;
+		fsk_put_be64(seqb, ce.seqs[i]);
+		if ((rc = store_kv_get(t, &events_table, seqb, 8, &val, &vlen)) != FSD_OK)
+			break;
+		Fieldsync__V1__ReminderEvent *old =
+			fieldsync__v1__reminder_event__unpack(NULL, vlen, val);
+		if (old == NULL)
+			continue;
+		Fieldsync__V1__ReminderEvent ev;
+		fieldsync__v1__reminder_event__init(&ev);
+		ev.seq = ce.seqs[i];
+		ev.scope = old->scope; /* who may see the marker (the replay's filter) */
+		ev.state = FIELDSYNC__V1__REMINDER_EVENT__STATE__CANCELLED;
+		if (ce.seqs[i] >= keep_from) { /* this erasure's own cancellation: ids, no staff */
+			ev.reminder_id = old->reminder_id;
+			ev.rule = old->rule;
+			ev.case_id = old->case_id;
+			ev.state = old->state;
+			ev.emitted_at_ms = old->emitted_at_ms;
+		}
+		size_t len = fieldsync__v1__reminder_event__get_packed_size(&ev);
+		void *out = NULL;
+		rc = store_kv_reserve(t, &events_table, seqb, 8, len ? len : 1, &out);
+		if (rc == FSD_OK) {
+			memset(out, 0, len ? len : 1);
+			fieldsync__v1__reminder_event__pack(&ev, out);
+			(*n_erased)++;
+		}
+		fieldsync__v1__reminder_event__free_unpacked(old, NULL);
+	}
+	free(ce.seqs);
+	return rc;
 }

@@ -10,7 +10,9 @@
  * An event_batch is a list of committed (or about to be) events to
  * publish: topic "reminder/<rule>/<scope>", the packed bytes, and the
  * metric label metrics_rule_state(rule, state) (-1: none), so the
- * publisher never unpacks an event. A batch belongs to one thread at a
+ * publisher never unpacks an event. Events hold ids and times only (a
+ * case's contact_person is a staff identifier: fsp_typed_check); an erased
+ * case's events become markers (events_erase_case). A batch belongs to one thread at a
  * time; it moves between threads as a message (writer.h).
  */
 #ifndef FIELDSYNCD_EVENTS_H
@@ -55,6 +57,14 @@ uint64_t events_last_seq(store_txn *t);
 fsd_err events_unpublished(store_txn *t, event_batch **out);
 /* Records (lazily, in t) that everything up to seq was handed to the publisher. */
 fsd_err events_set_published(store_txn *t, uint64_t seq);
+
+/* Erasure of a case (purge): every stored event of case_id is rewritten
+ * as a marker with its seq and scope only (state CANCELLED; no case, rule,
+ * staff or time), except those at keep_from or later (the purge's own
+ * cancellations), which keep their ids and lose contact_person and the due
+ * time. Markers are replayed (the seq stays gap-free) but never
+ * republished. A scan of the whole log: O(events). */
+fsd_err events_erase_case(store_txn *t, const char *case_id, uint64_t keep_from, size_t *n_erased);
 
 /* Which scopes a reader may see (a peer's grants). */
 typedef bool (*events_visible_fn)(const void *arg, const char *scope);

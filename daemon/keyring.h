@@ -3,9 +3,12 @@
  * values (storage layer). See keyring.c's design note for the format.
  *
  * The keyring keeps its DEKs in a store of its own, DATA_DIR/keys (a
- * STORE_PLAIN environment: its unnamed table alone, as it always had). Any thread: every
- * seal or open unwraps its DEK in a short transaction of its own, so a DEK
- * destroyed by another process is gone at once. Master keys are operator
+ * STORE_PLAIN environment: its unnamed table alone, as it always had). Any thread (one
+ * key-store operation at a time per process): every seal or open unwraps its
+ * DEK in a short transaction of its own, so a DEK destroyed by another
+ * process is gone at once. Erasure is physical: keyring_destroy compacts the
+ * key store into a new file that replaces the old one (crash-safe; see
+ * keyring.c), and every operation follows the live file. Master keys are operator
  * input: keyring_open() and keyring_rewrap_all() say why they failed in a
  * sentence. The data-key NAME of a value is its owner's business (the
  * shared core names them: fss_dek_for, fss_dek_case); the keyring only
@@ -49,8 +52,29 @@ fsd_err keyring_seal(keyring *k, const char *name, const void *aad, size_t aad_l
  * fss_is_sealed (fieldsync/seal.h). */
 fsd_err keyring_open_value(keyring *k, const void *aad, size_t aad_len, const uint8_t *in,
                            size_t len, uint8_t **out, size_t *out_len);
-/* Destroys DEK `name` (crypto-shredding); FSD_OK when it was not there. */
+/* Destroys DEK `name` (crypto-shredding); FSD_OK when it was not there.
+ * Its bytes are gone from DATA_DIR/keys when this returns FSD_OK: the key
+ * store is compacted (keyring_compact); a crash before that is finished by
+ * the next keyring_open. */
 fsd_err keyring_destroy(keyring *k, const char *name);
+/* Copies the live keys into a fresh file that atomically replaces
+ * DATA_DIR/keys/data.mdb (freed pages dropped); waits for every process's
+ * key-store operation in flight. */
+fsd_err keyring_compact(keyring *k);
+/*
+ * Re-keying without a window that loses data: keyring_retire moves DEK
+ * `name` aside (to a retired slot tagged with token) so that a fresh one can
+ * be made under the same name; keyring_open_value falls back to a name's
+ * retired keys when its DEK does not open a value. Once the re-sealed data
+ * has committed, keyring_destroy_retired destroys every retired key of the
+ * name physically (like keyring_destroy). keyring_retired lists the retired
+ * slots (name, token) for the recovery after a crash (purge_recover).
+ */
+fsd_err keyring_retire(keyring *k, const char *name, uint64_t token);
+fsd_err keyring_destroy_retired(keyring *k, const char *name);
+typedef bool (*keyring_retired_fn)(void *arg, const char *name, uint64_t token);
+fsd_err keyring_retired(keyring *k, keyring_retired_fn fn, void *arg);
+
 /* Rewraps every DEK with the current master key; a sentence in err. */
 fsd_err keyring_rewrap_all(keyring *k, size_t *n_rewrapped, char *err, size_t errlen);
 

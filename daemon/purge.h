@@ -22,4 +22,9 @@ typedef struct purge_report {
 fsd_err purge_run(store *s, const char *collection, const char *id, bool whole_case,
                   const char *actor, purge_report *rep);
 
+/* After a crash: finishes the re-keys (single-contact purges) that
+ * committed, destroying their retired keys (keyring_retire). Run at start,
+ * before anything is served or purged. */
+fsd_err purge_recover(store *s);
+
 #endif

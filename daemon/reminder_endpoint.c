@@ -22,6 +22,7 @@
 #include <zmq.h>
 
 #include "clock.h"
+#include "fieldsync/crypto.h"
 #include "fieldsync/rules.h"
 #include "log.h"
 #include "metrics.h"
@@ -212,7 +213,7 @@ reminder_endpoint_close(reminder_endpoint **rp)
 		return;
 	if ((*rp)->pub != NULL)
 		zmq_close((*rp)->pub);
-	memset((*rp)->server_secret, 0, sizeof((*rp)->server_secret));
+	fsc_cleanse((*rp)->server_secret, sizeof((*rp)->server_secret));
 	free(*rp);
 	*rp = NULL;
 }

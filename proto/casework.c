@@ -2,7 +2,9 @@
  * libfieldsync-proto (see fieldsync/casework.h): the casework collections
  * of METHOD.md. The case a contact belongs to, and the typed payload checks
  * every side runs before a "case" or "contact" value is written (moved here
- * from check.c, same API).
+ * from check.c, same API), among them that a case's contact_person is a
+ * staff identifier, never a name (METHOD.md revision 2, item 9): reminder
+ * events copy it and are stored and published in clear.
  *
  * Layer: the shared core; depends on the generated casework code and on
  * check.c's field-zero test only. Pure functions, thread-safe, no logging.
@@ -19,6 +21,22 @@ fsp_case_id_valid(const char *case_id)
 {
 	return case_id != NULL && case_id[0] != '\0' &&
 	       strnlen(case_id, FSP_ID_MAX + 1) <= FSP_ID_MAX;
+}
+
+bool
+fsp_staff_id_valid(const char *id)
+{
+	size_t n = 0;
+	if (id == NULL)
+		return false;
+	for (; id[n] != '\0'; n++) {
+		char c = id[n];
+		if (n == FSP_STAFF_ID_MAX ||
+		    !((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-'))
+			return false;
+	}
+	return n > 0;
 }
 
 bool
@@ -82,6 +100,12 @@ check_case(const uint8_t *p, size_t n, char *why, size_t len)
 		snprintf(why, len, "case.track is not a known value");
 	else if (c->first_contact_at_ms < 0 || c->ended_at_ms < 0)
 		snprintf(why, len, "case times must not be negative");
+	else if (c->contact_person != NULL && c->contact_person[0] != '\0' &&
+	         !fsp_staff_id_valid(c->contact_person))
+		snprintf(why, len,
+		         "case.contact_person must be a staff identifier ([A-Za-z0-9._-]{1,%d}), "
+		         "never a name (METHOD.md revision 2, item 9)",
+		         FSP_STAFF_ID_MAX);
 	else
 		ok = true;
 	fieldsync__v1__case__free_unpacked(c, NULL);

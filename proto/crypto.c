@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -34,6 +35,24 @@
 #define KEY_FILE_MAX 4096           /* a key file is one short line */
 
 static const char dek_aad[] = "fieldsync-dek";
+
+void
+fsc_protect(void *p, size_t len)
+{
+	if (p == NULL || len == 0)
+		return;
+	long pg = sysconf(_SC_PAGESIZE);
+	if (pg <= 0)
+		return;
+	uintptr_t a = (uintptr_t)p & ~((uintptr_t)pg - 1);
+	size_t l = (size_t)((uintptr_t)p + len - a);
+	/* best effort: MADV_DONTDUMP keeps the pages out of core dumps; mlock
+	 * keeps them out of swap where RLIMIT_MEMLOCK allows (EPERM/ENOMEM ignored) */
+#ifdef MADV_DONTDUMP
+	(void)madvise((void *)a, l, MADV_DONTDUMP);
+#endif
+	(void)mlock((void *)a, l);
+}
 
 void
 fsc_cleanse(void *p, size_t len)
@@ -363,6 +382,14 @@ fsc_master_parse(const char *text, fsc_master *m, char *err, size_t errlen)
 		}
 		tmp.key[i] = (uint8_t)(hi << 4 | lo);
 	}
+	uint8_t any = 0;
+	for (size_t i = 0; i < FSC_KEY_LEN; i++)
+		any |= tmp.key[i];
+	if (any == 0) {
+		say(err, errlen,
+		    "the master key is all zeros: make a random one (fieldsyncd init)");
+		goto out;
+	}
 	memcpy(tmp.id, text, il);
 	tmp.id[il] = '\0';
 	*m = tmp;
@@ -385,7 +412,8 @@ fsc_master_load_file(const char *path, fsc_master *m, char *err, size_t errlen)
 		say(err, errlen, "no key file given");
 		return false;
 	}
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+	/* O_NONBLOCK: a FIFO must not block the open; fstat says what it is */
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0) {
 		say(err, errlen, "cannot open the key file %s: %s", path, strerror(errno));
 		return false;
 	}
@@ -394,7 +422,8 @@ fsc_master_load_file(const char *path, fsc_master *m, char *err, size_t errlen)
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		say(err, errlen, "the key file %s is not a regular file", path);
+		say(err, errlen,
+		    "the key file %s is not a regular file (a FIFO, device or directory)", path);
 		goto out;
 	}
 	if ((st.st_mode & 077) != 0) {

@@ -4,7 +4,9 @@
  * helpers below), cmd_records.c (put, get, delete, list, conflicts,
  * resolve), cmd_sync.c (sync with its progress line, status), cmd_store.c
  * (init, keygen, rekey, opening the store), cmd_watch.c (watch, --exec and
- * its state file), cmd_deadlines.c (deadlines: the local data's reminders).
+ * its state file), cmd_deadlines.c (deadlines: the local data's reminders),
+ * cmd_migrate.c (migrate: encrypt an older plain store holding a credential;
+ * it opens the store itself).
  *
  * Contract: every cmd_* and cli_* returning int returns a process exit
  * status (EX_* below; 0 is success) after printing its own message to
@@ -70,6 +72,7 @@ int cli_store_open(const char *store_dir, const char *key_file, fs_store **s);
 int cmd_init(const cli_opts *o);
 int cmd_keygen(const cli_opts *o);
 int cmd_rekey(fs_store *s, const cli_opts *o);
+int cmd_migrate(const cli_opts *o); /* cmd_migrate.c */
 
 /* cmd_records.c; o->cmd is "put" or "resolve" for cmd_write */
 int cmd_write(fs_store *s, const cli_opts *o);

@@ -175,6 +175,10 @@ static const struct command {
          "write a new random key to the --key-file",
          "Writes a new random store key to the --key-file (mode 0600); never overwrites.\n"
          "  --key-id ID           the key's name, default k1\n"},
+	{"migrate", 0, 0, 0, true, "migrate", "encrypt a plain store that holds a credential",
+         "Encrypts, in place, a plain store an older version let hold a device credential\n"
+         "(its secret key in clear), with the key in --key-file (from `fieldsync keygen`).\n"
+         "Records, outbox and credential are kept. Nothing else may have the store open.\n"},
 	{"rekey", 0, 0, B_NEW_KEY_FILE, true, "rekey --new-key-file FILE",
          "re-wrap the store's data keys with a new key",
          "Re-wraps the store's data keys with the key in FILE; afterwards only that key\n"
@@ -612,6 +616,8 @@ main(int argc, char **argv)
 		                       cmd->name);
 	if (strcmp(cmd->name, "init") == 0)
 		return cmd_init(&o);
+	if (strcmp(cmd->name, "migrate") == 0)
+		return cmd_migrate(&o);
 	if (strcmp(cmd->name, "rekey") == 0 && (o.new_key_file == NULL || o.key_file == NULL))
 		return cli_usage_error("rekey needs the current key in --key-file FILE and the new "
 		                       "one in --new-key-file FILE");

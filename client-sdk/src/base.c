@@ -72,6 +72,10 @@ fs_strerror(fs_err e)
 		return "the store's credential does not grant this scope";
 	case FS_ERR_CANCELLED:
 		return "the sync was cancelled";
+	case FS_ERR_PLAIN_CREDENTIAL:
+		return "the local store holds a device credential but is not encrypted: encrypt "
+		       "it with `fieldsync --store DIR --key-file FILE migrate` (fs_store_migrate); "
+		       "make a key with `fieldsync --key-file FILE keygen`";
 	case FS_ERR_KEY_REFUSED:
 		return "the daemon refused this device's key (revoked, or not enrolled there)";
 	}

@@ -1,8 +1,9 @@
 /*
  * The store's credential (credstore.h): the public JSON in meta
- * "credential", the Z85 secret key in "credential_secret" - in clear in a
- * plain store, sealed with the store DEK (AAD "fieldsync-credential-secret")
- * in an encrypted one. Both are checked again on the way in and on the way
+ * "credential", the Z85 secret key in "credential_secret", sealed with the
+ * store DEK (AAD "fieldsync-credential-secret"). Only an encrypted store
+ * takes a credential (FS_ERR_KEY_REQUIRED otherwise); a plain one written by
+ * an older SDK is read only by fs_store_migrate, which seals it. Both are checked again on the way in and on the way
  * out: the public struct may hold anything, the file may be damaged. The
  * secret is wiped from every buffer it passes through.
  *
@@ -35,6 +36,8 @@ sdk_cred_put(fs_store *s, MDB_txn *t, const fs_credential *c)
 	for (size_t i = 0; i < c->n_scopes; i++)
 		if (c->scopes[i] == NULL)
 			return FS_ERR_INVALID;
+	if (!s->encrypted) /* the secret key is never stored in clear */
+		return FS_ERR_KEY_REQUIRED;
 	if ((json = sdk_credential_public_json(c)) == NULL)
 		return FS_ERR_NOMEM;
 	if ((err = sdk_credential_parse_public(json, strlen(json), &check)) != FS_OK)

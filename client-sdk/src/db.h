@@ -50,6 +50,8 @@ struct fs_store {
 	bool encrypted;
 	fsc_master master;              /* the store key; wiped at close */
 	uint8_t store_dek[FSC_KEY_LEN]; /* seals the credential's secret; wiped at close */
+	int lockfd;                     /* DIR/erase.lock, LOCK_SH while open (store.c) */
+	char dir[4096];                 /* the store directory (erase.pending lives there) */
 };
 
 /* LMDB, errno and RC_* codes stop here. */

@@ -144,7 +144,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "caseindex.h"
 #include "changes.h"
@@ -152,6 +154,8 @@
 #include "db.h"
 #include "fieldsync/crypto.h"
 #include "fieldsync/keys.h"
+#include "outbox.h"
+#include "records.h"
 #include "seal.h"
 
 #define SDK_SCHEMA 1u     /* a plain store */
@@ -188,6 +192,21 @@ static fs_err
 opts_key(const fs_store_opts *o, fsc_master *m, bool *has)
 {
 	*has = false;
+	if (o != NULL && o->key == NULL && o->key_provider != NULL) {
+		uint8_t key[FS_STORE_KEY_LEN];
+		char id[65] = "";
+		fs_err e = o->key_provider(o->key_provider_arg, key, id);
+		id[64] = '\0';
+		if (e == FS_OK && !key_id_ok(id))
+			e = FS_ERR_INVALID;
+		if (e == FS_OK) {
+			memcpy(m->key, key, FSC_KEY_LEN);
+			snprintf(m->id, sizeof(m->id), "%s", id);
+			*has = true;
+		}
+		fsc_cleanse(key, sizeof(key));
+		return e;
+	}
 	if (o == NULL || (o->key == NULL && o->key_len == 0 && o->key_id == NULL))
 		return FS_OK;
 	if (o->key == NULL || o->key_len != FS_STORE_KEY_LEN || !key_id_ok(o->key_id))
@@ -199,6 +218,93 @@ opts_key(const fs_store_opts *o, fsc_master *m, bool *has)
 }
 
 /* ---- open, create, close ------------------------------------------------ */
+
+/*
+ * Physical erasure: a purge deletes through LMDB, which keeps the bytes in
+ * free pages; pull.c makes DIR/erase.pending durable before such a page
+ * commits. When it is there, the store is copied with its live pages only
+ * (MDB_CP_COMPACT) to data.mdb.new, fsynced, lock.mdb is dropped (it
+ * belongs to the old file), the copy renamed over data.mdb, the directory
+ * fsynced, and the marker removed. A crash anywhere leaves either the old
+ * file (and the marker: redone at the next open) or the new one. It runs
+ * with flock(LOCK_EX) on DIR/erase.lock, which every open handle holds
+ * LOCK_SH, so only when no handle of any process has the store open: at
+ * fs_store_close of the last handle, or at the next fs_store_open.
+ * FIELDSYNC_TEST_CRASH_AT=sdk-erase-marked|sdk-compact-copied|
+ * sdk-compact-renamed makes the process _exit there (crash tests).
+ */
+static fs_err env_open(const char *dir, MDB_env **out);
+
+static bool
+fsync_path(const char *path, int flags)
+{
+	int fd = open(path, flags | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	bool ok = fsync(fd) == 0;
+	close(fd);
+	return ok;
+}
+
+/* Test hook: FIELDSYNC_TEST_CRASH_AT=<point> makes the process _exit(86)
+ * at that point of a compaction (the crash tests' kill -9). Harmless
+ * unless the variable names one of these points. */
+static void
+crash_point(const char *point)
+{
+	const char *at = getenv("FIELDSYNC_TEST_CRASH_AT");
+	if (at != NULL && strcmp(at, point) == 0)
+		_exit(86);
+}
+
+static void
+compact_if_marked(const char *dir, int lockfd)
+{
+	char marker[4200], tmp[4200], data[4200], lock[4200];
+	MDB_env *env = NULL;
+	snprintf(marker, sizeof(marker), "%s/erase.pending", dir);
+	if (access(marker, F_OK) != 0 || flock(lockfd, LOCK_EX | LOCK_NB) != 0)
+		return;
+	snprintf(tmp, sizeof(tmp), "%s/data.mdb.new", dir);
+	snprintf(data, sizeof(data), "%s/data.mdb", dir);
+	snprintf(lock, sizeof(lock), "%s/lock.mdb", dir);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	bool ok = fd >= 0 && env_open(dir, &env) == FS_OK &&
+	          mdb_env_copyfd2(env, fd, MDB_CP_COMPACT) == MDB_SUCCESS && fsync(fd) == 0;
+	if (env != NULL)
+		mdb_env_close(env);
+	if (fd >= 0)
+		close(fd);
+	if (ok)
+		crash_point("sdk-compact-copied");
+	ok = ok && (unlink(lock) == 0 || errno == ENOENT) && rename(tmp, data) == 0 &&
+	     fsync_path(dir, O_RDONLY | O_DIRECTORY);
+	if (ok)
+		crash_point("sdk-compact-renamed");
+	if (ok && unlink(marker) == 0)
+		fsync_path(dir, O_RDONLY | O_DIRECTORY);
+	if (!ok)
+		unlink(tmp);
+	flock(lockfd, LOCK_UN);
+}
+
+/* Opens DIR/erase.lock, finishes an erasure's compaction that is owed,
+ * and holds LOCK_SH for the handle's life. */
+static fs_err
+lock_open(fs_store *s, const char *dir)
+{
+	char path[4200];
+	if (snprintf(s->dir, sizeof(s->dir), "%s", dir) >= (int)sizeof(s->dir))
+		return FS_ERR_INVALID;
+	snprintf(path, sizeof(path), "%s/erase.lock", dir);
+	if ((s->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
+		return errno == ENOENT ? FS_ERR_NOT_FOUND : FS_ERR_IO;
+	compact_if_marked(dir, s->lockfd);
+	while (flock(s->lockfd, LOCK_SH) != 0)
+		if (errno != EINTR)
+			return FS_ERR_IO;
+	return FS_OK;
+}
 
 static fs_err
 env_open(const char *dir, MDB_env **out)
@@ -377,6 +483,10 @@ fs_store_create_ex(const char *dir, const fs_store_opts *o, fs_store **out)
 			goto out;
 		}
 	}
+	if (cred != NULL && !keyed) { /* a credential's store is always encrypted */
+		err = FS_ERR_KEY_REQUIRED;
+		goto out;
+	}
 	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
 		err = errno == ENOENT ? FS_ERR_NOT_FOUND : FS_ERR_IO;
 		goto out;
@@ -389,7 +499,8 @@ fs_store_create_ex(const char *dir, const fs_store_opts *o, fs_store **out)
 		err = FS_ERR_NOMEM;
 		goto out;
 	}
-	if ((err = env_open(dir, &s->env)) != FS_OK)
+	s->lockfd = -1;
+	if ((err = lock_open(s, dir)) != FS_OK || (err = env_open(dir, &s->env)) != FS_OK)
 		goto out;
 	if ((rc = mdb_txn_begin(s->env, NULL, 0, &t)) != MDB_SUCCESS ||
 	    (rc = dbis_open(s, t, MDB_CREATE)) != MDB_SUCCESS ||
@@ -475,9 +586,10 @@ fs_store_open_ex(const char *dir, const fs_store_opts *o, fs_store **out)
 		return FS_ERR_NOT_FOUND;
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return FS_ERR_NOMEM;
+	s->lockfd = -1;
 	if ((err = opts_key(o, &s->master, &keyed)) != FS_OK)
 		goto out;
-	if ((err = env_open(dir, &s->env)) != FS_OK)
+	if ((err = lock_open(s, dir)) != FS_OK || (err = env_open(dir, &s->env)) != FS_OK)
 		goto out;
 	if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t)) != MDB_SUCCESS) {
 		err = sdk_map_rc(rc);
@@ -501,6 +613,17 @@ fs_store_open_ex(const char *dir, const fs_store_opts *o, fs_store **out)
 	if (!s->encrypted && keyed) {
 		err = FS_ERR_NOT_ENCRYPTED;
 		goto out;
+	}
+	if (!s->encrypted) { /* an older SDK's plain store with a secret key in it */
+		MDB_val ck = {17, "credential_secret"}, cd;
+		if ((rc = mdb_get(t, s->meta, &ck, &cd)) == MDB_SUCCESS) {
+			err = FS_ERR_PLAIN_CREDENTIAL;
+			goto out;
+		}
+		if (rc != MDB_NOTFOUND) {
+			err = sdk_map_rc(rc);
+			goto out;
+		}
 	}
 	if (s->encrypted) {
 		if ((rc = mdb_dbi_open(t, "keys", 0, &s->keys)) != MDB_SUCCESS) {
@@ -538,8 +661,14 @@ fs_store_close(fs_store **sp)
 {
 	if (sp == NULL || *sp == NULL)
 		return;
-	if ((*sp)->env != NULL)
-		mdb_env_close((*sp)->env);
+	fs_store *s = *sp;
+	if (s->env != NULL)
+		mdb_env_close(s->env);
+	if (s->lockfd >= 0) { /* the last handle makes a purge physical */
+		flock(s->lockfd, LOCK_UN);
+		compact_if_marked(s->dir, s->lockfd);
+		close(s->lockfd);
+	}
 	fsc_cleanse(*sp, sizeof(**sp)); /* the store key and the store DEK */
 	free(*sp);
 	*sp = NULL;
@@ -608,5 +737,271 @@ out:
 	sdk_txn_abort(&t);
 	free(w);
 	fsc_cleanse(&nm, sizeof(nm));
+	return err;
+}
+
+/* ---- migration: a plain store with a credential, encrypted in place ------ */
+
+/* Copies old's tables, sealing, into the fresh encrypted store ns (t). */
+static int
+migrate_tables(fs_store *old, MDB_txn *ot, fs_store *ns, MDB_txn *t)
+{
+	MDB_cursor *c = NULL;
+	MDB_val k, d;
+	int rc;
+	static const char *const skip[] = {"schema",     "encryption",        "key_check",
+	                                   "credential", "credential_secret", NULL};
+
+	/* meta: the replica id, scope, checkpoint, counters, as they were */
+	if ((rc = mdb_cursor_open(ot, old->meta, &c)) != MDB_SUCCESS)
+		return rc;
+	for (rc = mdb_cursor_get(c, &k, &d, MDB_FIRST); rc == MDB_SUCCESS;
+	     rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+		bool skipped = false;
+		for (size_t i = 0; skip[i] != NULL; i++)
+			skipped |= k.mv_size == strlen(skip[i]) &&
+			           memcmp(k.mv_data, skip[i], k.mv_size) == 0;
+		if (!skipped && (rc = mdb_put(t, ns->meta, &k, &d, 0)) != MDB_SUCCESS)
+			break;
+	}
+	mdb_cursor_close(c);
+	if (rc != MDB_NOTFOUND)
+		return rc;
+	/* records: opened as they are (plain), saved sealed */
+	if ((rc = mdb_cursor_open(ot, old->records, &c)) != MDB_SUCCESS)
+		return rc;
+	for (rc = mdb_cursor_get(c, &k, &d, MDB_FIRST); rc == MDB_SUCCESS;
+	     rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+		sdk_record_state *rs = NULL;
+		if ((rc = sdk_record_load(old, ot, k.mv_data, k.mv_size, &rs)) != MDB_SUCCESS)
+			break;
+		if (rs != NULL)
+			rc = sdk_record_save(ns, t, k.mv_data, k.mv_size, rs);
+		if (rs != NULL)
+			fieldsync__v1__record_state__free_unpacked(rs, NULL);
+		if (rc != MDB_SUCCESS)
+			break;
+	}
+	mdb_cursor_close(c);
+	if (rc != MDB_NOTFOUND)
+		return rc;
+	/* outbox: each entry's Record with its payload sealed */
+	if ((rc = mdb_cursor_open(ot, old->outbox, &c)) != MDB_SUCCESS)
+		return rc;
+	for (rc = mdb_cursor_get(c, &k, &d, MDB_FIRST); rc == MDB_SUCCESS;
+	     rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+		sdk_ob_entry e;
+		char coll[FSP_COLLECTION_MAX + 1], id[FSP_ID_MAX + 1];
+		fsp_record *r = NULL;
+		uint8_t *sealed = NULL, *packed = NULL;
+		size_t sl = 0, pl;
+		if (!sdk_ob_decode(&d, &e) ||
+		    !fsk_record_key_split(k.mv_data, k.mv_size, coll, id) ||
+		    (r = fieldsync__v1__record__unpack(NULL, e.rec_len, e.rec_bytes)) == NULL) {
+			rc = MDB_CORRUPTED;
+			break;
+		}
+		rc = sdk_seal_value(ns, t, coll, id, r->payload.data, r->payload.len, &sealed, &sl);
+		if (rc == MDB_SUCCESS) {
+			free(r->payload.data);
+			r->payload.data = sealed;
+			r->payload.len = sl;
+			pl = fieldsync__v1__record__get_packed_size(r);
+			if ((packed = malloc(pl ? pl : 1)) == NULL)
+				rc = ENOMEM;
+			else {
+				fieldsync__v1__record__pack(r, packed);
+				rc = sdk_ob_put(ns, t, &k, e.state, e.csid[0] ? e.csid : NULL,
+				                e.reason[0] ? e.reason : NULL, packed, pl);
+			}
+		}
+		free(packed);
+		fieldsync__v1__record__free_unpacked(r, NULL);
+		if (rc != MDB_SUCCESS)
+			break;
+	}
+	mdb_cursor_close(c);
+	if (rc != MDB_NOTFOUND)
+		return rc;
+	/* the change feed and the case index: ids and seqs, copied as they are
+	 * (absent in a store of an older SDK: the new store's are rebuilt empty) */
+	static const char *const raw[] = {"changes", "change_keys", "case_contacts",
+	                                  "contact_cases", NULL};
+	for (size_t i = 0; raw[i] != NULL; i++) {
+		MDB_dbi from, to;
+		if ((rc = mdb_dbi_open(ot, raw[i], 0, &from)) == MDB_NOTFOUND)
+			continue;
+		if (rc != MDB_SUCCESS ||
+		    (rc = mdb_dbi_open(t, raw[i], MDB_CREATE, &to)) != MDB_SUCCESS ||
+		    (rc = mdb_cursor_open(ot, from, &c)) != MDB_SUCCESS)
+			return rc;
+		for (rc = mdb_cursor_get(c, &k, &d, MDB_FIRST); rc == MDB_SUCCESS;
+		     rc = mdb_cursor_get(c, &k, &d, MDB_NEXT))
+			if ((rc = mdb_put(t, to, &k, &d, 0)) != MDB_SUCCESS)
+				break;
+		mdb_cursor_close(c);
+		if (rc != MDB_NOTFOUND)
+			return rc;
+	}
+	/* change sets in flight: every change's payload sealed */
+	if ((rc = mdb_cursor_open(ot, old->inflight, &c)) != MDB_SUCCESS)
+		return rc;
+	for (rc = mdb_cursor_get(c, &k, &d, MDB_FIRST); rc == MDB_SUCCESS;
+	     rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+		Fieldsync__V1__PushRequest *req =
+			fieldsync__v1__push_request__unpack(NULL, d.mv_size, d.mv_data);
+		if (req == NULL) {
+			rc = MDB_CORRUPTED;
+			break;
+		}
+		for (size_t i = 0; rc == MDB_SUCCESS && i < req->n_changes; i++) {
+			fsp_record *r = req->changes[i] ? req->changes[i]->record : NULL;
+			uint8_t *sealed = NULL;
+			size_t sl = 0;
+			if (r == NULL || !sdk_names_valid(r->collection, r->id)) {
+				rc = MDB_CORRUPTED;
+				break;
+			}
+			rc = sdk_seal_value(ns, t, r->collection, r->id, r->payload.data,
+			                    r->payload.len, &sealed, &sl);
+			if (rc == MDB_SUCCESS && sealed != NULL) {
+				free(r->payload.data);
+				r->payload.data = sealed;
+				r->payload.len = sl;
+			}
+		}
+		if (rc == MDB_SUCCESS) {
+			MDB_val v;
+			v.mv_size = fieldsync__v1__push_request__get_packed_size(req);
+			if ((v.mv_data = malloc(v.mv_size ? v.mv_size : 1)) == NULL)
+				rc = ENOMEM;
+			else {
+				fieldsync__v1__push_request__pack(req, v.mv_data);
+				rc = mdb_put(t, ns->inflight, &k, &v, 0);
+				free(v.mv_data);
+			}
+		}
+		fieldsync__v1__push_request__free_unpacked(req, NULL);
+		if (rc != MDB_SUCCESS)
+			break;
+	}
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND ? MDB_SUCCESS : rc;
+}
+
+fs_err
+fs_store_migrate(const char *dir, const fs_store_opts *o)
+{
+	char tmp[4200], p1[4300], p2[4300], lockp[4200];
+	fs_store *old = NULL, *ns = NULL;
+	MDB_txn *ot = NULL, *t = NULL;
+	fs_credential *cred = NULL;
+	fs_store_opts no;
+	fsc_master m;
+	bool keyed = false;
+	int rc, lockfd = -1;
+	fs_err err;
+
+	memset(&m, 0, sizeof(m));
+	if (dir == NULL || !has_data_file(dir))
+		return dir == NULL ? FS_ERR_INVALID : FS_ERR_NOT_FOUND;
+	if ((err = opts_key(o, &m, &keyed)) != FS_OK)
+		goto out;
+	if (!keyed) {
+		err = FS_ERR_KEY_REQUIRED;
+		goto out;
+	}
+	/* no handle of any process may have it open */
+	snprintf(lockp, sizeof(lockp), "%s/erase.lock", dir);
+	if ((lockfd = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0 ||
+	    flock(lockfd, LOCK_EX | LOCK_NB) != 0) {
+		err = lockfd < 0 ? FS_ERR_IO : FS_ERR_BUSY;
+		goto out;
+	}
+	if ((old = calloc(1, sizeof(*old))) == NULL) {
+		err = FS_ERR_NOMEM;
+		goto out;
+	}
+	old->lockfd = -1;
+	if ((err = env_open(dir, &old->env)) != FS_OK)
+		goto out;
+	if ((rc = mdb_txn_begin(old->env, NULL, MDB_RDONLY, &ot)) != MDB_SUCCESS ||
+	    (rc = dbis_open(old, ot, 0)) != MDB_SUCCESS) {
+		err = sdk_map_rc(rc);
+		goto out;
+	}
+	if ((err = load_meta(old, ot)) != FS_OK)
+		goto out;
+	if (old->encrypted) {
+		err = FS_ERR_EXISTS;
+		goto out;
+	}
+	/* the table handles live on only once their read txn commits */
+	if ((err = sdk_txn_commit(&ot)) != FS_OK)
+		goto out;
+	if ((rc = mdb_txn_begin(old->env, NULL, MDB_RDONLY, &ot)) != MDB_SUCCESS) {
+		err = sdk_map_rc(rc);
+		goto out;
+	}
+	/* the new, encrypted store, next to the old one */
+	snprintf(tmp, sizeof(tmp), "%s/migrate.tmp", dir);
+	snprintf(p1, sizeof(p1), "%s/data.mdb", tmp);
+	unlink(p1);
+	snprintf(p2, sizeof(p2), "%s/lock.mdb", tmp);
+	unlink(p2);
+	memset(&no, 0, sizeof(no));
+	no.key = m.key;
+	no.key_len = FSC_KEY_LEN;
+	no.key_id = m.id;
+	no.default_scope = old->scope;
+	if ((err = fs_store_create_ex(tmp, &no, &ns)) != FS_OK)
+		goto out;
+	if ((rc = mdb_txn_begin(ns->env, NULL, 0, &t)) != MDB_SUCCESS) {
+		err = sdk_map_rc(rc);
+		goto out;
+	}
+	if ((rc = migrate_tables(old, ot, ns, t)) != MDB_SUCCESS) {
+		err = sdk_map_rc(rc);
+		goto out;
+	}
+	sdk_txn_abort(&ot); /* cred_get reads in a transaction of its own */
+	err = sdk_store_credential_secret(old, &cred);
+	if (err == FS_OK)
+		err = sdk_cred_put(ns, t, cred);
+	else if (err == FS_ERR_NOT_FOUND)
+		err = FS_OK;
+	if (err != FS_OK || (err = sdk_txn_commit(&t)) != FS_OK)
+		goto out;
+	fs_store_close(&ns);
+	mdb_env_close(old->env);
+	old->env = NULL;
+	/* the swap: the encrypted file replaces the plain one atomically */
+	snprintf(p2, sizeof(p2), "%s/data.mdb", dir);
+	if (rename(p1, p2) != 0) {
+		err = FS_ERR_IO;
+		goto out;
+	}
+	snprintf(p2, sizeof(p2), "%s/lock.mdb", dir);
+	unlink(p2);
+	snprintf(p1, sizeof(p1), "%s/lock.mdb", tmp);
+	unlink(p1);
+	snprintf(p1, sizeof(p1), "%s/erase.lock", tmp);
+	unlink(p1);
+	rmdir(tmp);
+	err = fsync_path(dir, O_RDONLY | O_DIRECTORY) ? FS_OK : FS_ERR_IO;
+out:
+	sdk_txn_abort(&t);
+	sdk_txn_abort(&ot);
+	fs_store_close(&ns);
+	if (old != NULL && old->env != NULL)
+		mdb_env_close(old->env);
+	if (old != NULL) {
+		fsc_cleanse(old, sizeof(*old));
+		free(old);
+	}
+	fs_credential_free(&cred);
+	fsc_cleanse(&m, sizeof(m));
+	if (lockfd >= 0)
+		close(lockfd);
 	return err;
 }

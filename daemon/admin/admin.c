@@ -309,6 +309,13 @@ static const admin_cmd commands[] = {
            "the daemon's rule table, for the reminder check [FIELDSYNC_RULES]"},
           {"time-zone", "ZONE", false,
            "the daemon's time zone (default Europe/Copenhagen) [FIELDSYNC_TIME_ZONE]"}}},
+	{"seal",
+         admin_cmd_seal,
+         "Seals what a production store holds in clear (payloads and reminder rows written\n"
+         "before encryption was turned on; `verify` lists them). Works while the daemon runs.",
+         {OPT_DATA_DIR,
+          {"master-key-file", "FILE", false, "the master key(s) [or FIELDSYNC_MASTER_KEY]"},
+          OPT_ACTOR}},
 	{"verify",
          admin_cmd_verify,
          "Checks a store: every record decodes (and its payloads open, with a master key),\n"

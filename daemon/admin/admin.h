@@ -73,6 +73,12 @@ int admin_cmd_health(const admin_args *a);  /* cmd_health.c */
 int admin_cmd_backup(const admin_args *a);  /* cmd_backup.c */
 int admin_cmd_restore(const admin_args *a); /* cmd_restore.c */
 int admin_cmd_verify(const admin_args *a);  /* cmd_verify.c */
+int admin_cmd_seal(const admin_args *a);    /* cmd_seal.c */
+/* Every record with a payload, and every reminder row, stored in clear
+ * (cmd_verify.c, for verify and seal): fn gets (collection, id) of a
+ * record, or (NULL, case id) of a reminder row; false stops. *n: found. */
+typedef bool (*admin_unsealed_fn)(void *arg, const char *collection, const char *id);
+fsd_err admin_unsealed_scan(store_txn *t, admin_unsealed_fn fn, void *arg, size_t *n);
 
 /* ---- admin.c: options and usage ------------------------------------------ */
 

@@ -10,7 +10,7 @@
 
 /*
  * True when argv[1] names an admin subcommand (init, enroll, revoke,
- * devices, audit, purge, rotate-master-key, health, backup, restore,
+ * devices, audit, purge, rotate-master-key, health, backup, restore, seal,
  * verify): then it has run it and set *code to the process exit code
  * (FSD_EXIT_*, err.h). False, touching nothing, for anything else.
  */

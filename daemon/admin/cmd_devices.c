@@ -34,6 +34,7 @@
 #include "admin.h"
 #include "audit.h"
 #include "clock.h"
+#include "fieldsync/crypto.h"
 #include "peer.h"
 #include "registry.h"
 #include "sys.h"
@@ -150,12 +151,12 @@ out:
 		ok = false;
 	}
 	if (text != NULL) {
-		memset(text, 0, strlen(text)); /* it held the client secret key */
+		fsc_cleanse(text, strlen(text)); /* it held the client secret key */
 		free(text);
 	}
 	cJSON *secret = o ? cJSON_GetObjectItemCaseSensitive(o, "client_secret_key") : NULL;
 	if (cJSON_IsString(secret))
-		memset(secret->valuestring, 0, strlen(secret->valuestring));
+		fsc_cleanse(secret->valuestring, strlen(secret->valuestring));
 	cJSON_Delete(o);
 	return ok;
 }
@@ -288,7 +289,7 @@ admin_cmd_enroll(const admin_args *a)
 		fprintf(stderr, "fieldsyncd: %s\n", err);
 		return FSD_EXIT_FAIL;
 	}
-	memset(ssec, 0, sizeof(ssec));
+	fsc_cleanse(ssec, sizeof(ssec));
 	j.server_pub = spub;
 	if ((s = admin_open_store(dir, false)) == NULL)
 		return FSD_EXIT_FAIL;
@@ -328,7 +329,7 @@ admin_cmd_enroll(const admin_args *a)
 	       j.d.name, role_name(j.d.role), j.d.public_key, j.out);
 	code = FSD_EXIT_OK;
 out:
-	memset(csec, 0, sizeof(csec));
+	fsc_cleanse(csec, sizeof(csec));
 	store_close(&s);
 	return code;
 }

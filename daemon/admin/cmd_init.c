@@ -15,6 +15,7 @@
 
 #include "admin.h"
 #include "audit.h"
+#include "fieldsync/crypto.h"
 #include "store.h"
 #include "zap.h"
 
@@ -79,7 +80,7 @@ admin_cmd_init(const admin_args *a)
 		fprintf(stderr, "fieldsyncd: %s\n", j.err);
 		return FSD_EXIT_FAIL;
 	}
-	memset(sec, 0, sizeof(sec));
+	fsc_cleanse(sec, sizeof(sec));
 	fprintf(stderr,
 	        "fieldsyncd: initialised %s (enroll puts the server public key into "
 	        "every credential); server public key:\n",

@@ -45,7 +45,9 @@ admin_cmd_purge(const admin_args *a)
 		return FSD_EXIT_FAIL;
 	}
 	store_set_keyring(s, k);
-	fsd_err rc = purge_run(s, collection, id, whole_case, admin_actor(a), &rep);
+	fsd_err rc = purge_recover(s); /* a re-key a crash left half done */
+	if (rc == FSD_OK)
+		rc = purge_run(s, collection, id, whole_case, admin_actor(a), &rep);
 	store_close(&s);
 	keyring_close(&k);
 	if (rc != FSD_OK) {

@@ -9,7 +9,11 @@
  *  (3) every reminder row's key parses and the row decodes, and every
  *      case's stored reminder rows match what the rules say
  *      (reminders_verify_case); skipped when the data is sealed and no
- *      master key was given.
+ *      master key was given;
+ *  (4) in a production store (a key store or server keys), no payload and
+ *      no reminder row is stored in clear (written before encryption was
+ *      turned on): each one is a problem that `fieldsyncd seal` fixes
+ *      (admin_unsealed_scan, shared with cmd_seal.c).
  * Problems are printed on stdout as "problem: ...", naming the record or
  * reminder by id, never payload content; then the counts. Exit 1 on any.
  *
@@ -28,6 +32,8 @@
 
 #include "admin.h"
 #include "config.h"
+#include "fieldsync/keys.h"
+#include "fieldsync/seal.h"
 #include "fieldsync/v1/casework.pb-c.h"
 #include "keyring.h"
 #include "records.h"
@@ -135,6 +141,80 @@ tables_check(store_txn *t, struct verify *v, char *err, size_t errlen)
 	return true;
 }
 
+/* ---- (4) values stored in clear --------------------------------------------- */
+
+struct unsealed_walk {
+	admin_unsealed_fn fn;
+	void *arg;
+	size_t n;
+	bool stop;
+};
+
+static bool
+record_unsealed(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+	struct unsealed_walk *w = arg;
+	char coll[FSP_COLLECTION_MAX + 1], id[FSP_ID_MAX + 1];
+	if (!fsk_record_key_split(key, klen, coll, id))
+		return true; /* (1) reports it */
+	fs_record_state *rs = fieldsync__v1__record_state__unpack(NULL, vlen, val);
+	bool clear = false;
+	for (size_t i = 0; rs != NULL && i < rs->n_siblings; i++)
+		clear |=
+			rs->siblings[i]->payload.len > 0 &&
+			!fss_is_sealed(rs->siblings[i]->payload.data, rs->siblings[i]->payload.len);
+	if (rs != NULL)
+		fieldsync__v1__record_state__free_unpacked(rs, NULL);
+	if (clear) {
+		w->n++;
+		if (!w->fn(w->arg, coll, id))
+			return !(w->stop = true);
+	}
+	return true;
+}
+
+static bool
+row_unsealed(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+	struct unsealed_walk *w = arg;
+	char case_id[FSP_ID_MAX + 1];
+	if (klen < 1 || key[0] == 0 || key[0] > FSP_ID_MAX || (size_t)key[0] + 1 > klen)
+		return true; /* (3) reports it */
+	if (vlen == 0 || fss_is_sealed(val, vlen))
+		return true;
+	memcpy(case_id, key + 1, key[0]);
+	case_id[key[0]] = '\0';
+	w->n++;
+	if (!w->fn(w->arg, NULL, case_id))
+		return !(w->stop = true);
+	return true;
+}
+
+fsd_err
+admin_unsealed_scan(store_txn *t, admin_unsealed_fn fn, void *arg, size_t *n)
+{
+	struct unsealed_walk w = {fn, arg, 0, false};
+	fsd_err rc = store_kv_scan(t, &records_table, NULL, 0, NULL, 0, record_unsealed, &w);
+	if (rc == FSD_OK && !w.stop)
+		rc = store_kv_scan(t, &reminders_table, NULL, 0, NULL, 0, row_unsealed, &w);
+	*n = w.n;
+	return rc;
+}
+
+static bool
+unsealed_problem(void *arg, const char *collection, const char *id)
+{
+	char who[FSP_COLLECTION_MAX + FSP_ID_MAX + 40];
+	if (collection != NULL)
+		snprintf(who, sizeof(who), "record %s/%s", collection, id);
+	else
+		snprintf(who, sizeof(who), "a reminder row of case %s", id);
+	problem(arg, who,
+	        "stored in clear in a production store (written before encryption was on): "
+	        "run `fieldsyncd seal`");
+	return true;
+}
+
 /* ---- (3) reminders, through the store API ---------------------------------- */
 
 static void
@@ -225,6 +305,18 @@ admin_verify_run(const char *dir, const char *key_file, const char *rules, const
 	if (!tables_check(t, &v, err, sizeof(err))) {
 		fprintf(stderr, "fieldsyncd verify: %s\n", err);
 		goto out;
+	}
+	snprintf(path, sizeof(path), "%s/server.key", dir);
+	if (encrypted || sys_file_exists(path)) { /* (4) a production store */
+		size_t n_clear = 0;
+		fsd_err rc = admin_unsealed_scan(t, unsealed_problem, &v, &n_clear);
+		if (rc != FSD_OK) {
+			fprintf(stderr, "fieldsyncd verify: looking for values in clear: %s\n",
+			        fsd_strerror(rc));
+			goto out;
+		}
+		if (n_clear > 0)
+			printf("stored in clear: %zu (run `fieldsyncd seal`)\n", n_clear);
 	}
 	bool rem_checked = k != NULL || (!encrypted && v.rec.not_checked == 0);
 	if (rem_checked && !verify_reminders(t, rules, tz, &v, err, sizeof(err))) {

@@ -467,7 +467,13 @@ Test(interop_python, curve_exec_and_the_state_file_like_fieldsync_watch, .fini =
 	cr_assert_not_null(d);
 	const char *ep = fs_test_daemon_endpoint(d), *rem = fs_test_daemon_reminder_endpoint(d);
 
-	/* Three cases from the tablet, over CURVE: three quick-help events. */
+	/* Three cases from the tablet, over CURVE: three quick-help events. A
+	 * store that holds a credential is encrypted: its key for every call. */
+	char store_key[800];
+	snprintf(store_key, sizeof(store_key), "%s/store.key", dir);
+	snprintf(cmd, sizeof(cmd), "%s -k %s keygen >>%s/cli.log 2>&1", FS_CLI_BIN, store_key, dir);
+	cr_assert_eq(sh(cmd), 0);
+	setenv("FIELDSYNC_STORE_KEY_FILE", store_key, 1);
 	snprintf(cmd, sizeof(cmd), "%s -s %s/store init --credential %s >>%s/cli.log 2>&1", FS_CLI_BIN,
 	         dir, tab, dir);
 	cr_assert_eq(sh(cmd), 0);

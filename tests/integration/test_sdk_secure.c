@@ -360,8 +360,13 @@ Test(secure, revoked_impostor_and_clear_text_peers_get_nothing)
 	fs_credential forged = *c;
 	forged.server_public_key = other_pub;
 	fs_store_opts o;
+	uint8_t key[32];
+	memset(key, 3, sizeof(key));
 	memset(&o, 0, sizeof(o));
 	o.credential = &forged;
+	o.key = key; /* a store with a credential is always encrypted */
+	o.key_len = sizeof(key);
+	o.key_id = "k1";
 	snprintf(dir, sizeof(dir), "%s/forged", tmp);
 	cr_assert_eq(fs_store_create_ex(dir, &o, &tab[0]), FS_OK);
 	e = sync_t(tab[0], 3000);

@@ -471,8 +471,13 @@ Test(sdk_api, a_scope_the_credential_does_not_grant_is_forbidden)
 	char *d2 = fs_test_tmpdir();
 	fs_store *t = NULL;
 	fs_store_opts o;
+	uint8_t key[32];
+	memset(key, 4, sizeof(key));
 	memset(&o, 0, sizeof(o));
 	o.credential = cred;
+	o.key = key; /* a store with a credential is always encrypted */
+	o.key_len = sizeof(key);
+	o.key_id = "k1";
 	cr_assert_eq(fs_store_create_ex(d2, &o, &t), FS_OK);
 	fs_store_close(&s);
 	s = t;

@@ -258,6 +258,12 @@ Test(credential, a_store_keeps_it_and_never_hands_out_the_secret)
 	o.default_scope = "team-c";
 	cr_expect_eq(fs_store_create_ex(sdir, &o, &s), FS_ERR_INVALID, "a scope not granted");
 	o.default_scope = NULL;
+	cr_expect_eq(fs_store_create_ex(sdir, &o, &s), FS_ERR_KEY_REQUIRED,
+	             "a store that holds a credential is always encrypted");
+	cr_expect_null(s);
+	o.key = key;
+	o.key_len = sizeof(key);
+	o.key_id = "k1";
 	cr_assert_eq(fs_store_create_ex(sdir, &o, &s), FS_OK);
 	cr_expect_str_eq(fs_store_default_scope(s), "team-a", "the first scope granted");
 	cr_assert_eq(fs_store_credential(s, &back), FS_OK);
@@ -444,7 +450,7 @@ fake_stop(fake *f)
 	free(f);
 }
 
-/* A plain store set up from a credential for endpoint, with server key spk. */
+/* An (encrypted) store set up from a credential for endpoint, with server key spk. */
 static fs_store *
 store_for(const char *name, const char *endpoint, const char *spk)
 {
@@ -454,8 +460,13 @@ store_for(const char *name, const char *endpoint, const char *spk)
 	fs_store_opts o;
 	char sdir[512];
 	copy.server_public_key = spk;
+	uint8_t key[32];
+	memset(key, 9, sizeof(key));
 	memset(&o, 0, sizeof(o));
 	o.credential = &copy;
+	o.key = key; /* a store with a credential is always encrypted */
+	o.key_len = sizeof(key);
+	o.key_id = "k1";
 	snprintf(sdir, sizeof(sdir), "%s/%s", tmp, name);
 	cr_assert_eq(fs_store_create_ex(sdir, &o, &s), FS_OK);
 	fs_credential_free(&c);

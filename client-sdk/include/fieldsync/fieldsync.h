@@ -55,26 +55,27 @@ extern "C" {
 
 typedef enum fs_err {
 	FS_OK = 0,
-	FS_ERR_INVALID,       /* a bad argument: name, id, scope or typed payload */
-	FS_ERR_NOT_FOUND,     /* no such record (or it is deleted); no store at dir */
-	FS_ERR_EXISTS,        /* fs_store_create: a store is already there */
-	FS_ERR_NOMEM,         /* out of memory */
-	FS_ERR_IO,            /* the local store could not be read or written */
-	FS_ERR_CORRUPT,       /* stored data does not decode */
-	FS_ERR_VERSION,       /* the store was written by an unknown schema */
-	FS_ERR_FULL,          /* the local store is full (LMDB map or disk) */
-	FS_ERR_TIMEOUT,       /* sync: no answer within the timeout; retry later */
-	FS_ERR_NETWORK,       /* sync: the endpoint cannot be used (bad address) */
-	FS_ERR_PROTOCOL,      /* sync: the peer answered outside PROTOCOL.md */
-	FS_ERR_BUSY,          /* sync: the daemon asked to retry later (BUSY, UNAVAILABLE) */
-	FS_ERR_REFUSED,       /* sync: the daemon refused us (FORBIDDEN, UNSUPPORTED_PROTOCOL) */
-	FS_ERR_SERVER,        /* sync: the daemon reported an internal error; retry later */
-	FS_ERR_KEY_REQUIRED,  /* the store is encrypted: open it with its key */
-	FS_ERR_KEY_WRONG,     /* the key given does not open this store */
-	FS_ERR_NOT_ENCRYPTED, /* a key was given for a store that is not encrypted */
-	FS_ERR_FORBIDDEN,     /* a write in a scope the store's credential does not grant */
-	FS_ERR_CANCELLED,     /* sync: stopped by fs_sync_cancel(); nothing was lost */
-	FS_ERR_KEY_REFUSED,   /* sync: the daemon refused this device's key (revoked, unknown) */
+	FS_ERR_INVALID,          /* a bad argument: name, id, scope or typed payload */
+	FS_ERR_NOT_FOUND,        /* no such record (or it is deleted); no store at dir */
+	FS_ERR_EXISTS,           /* fs_store_create: a store is already there */
+	FS_ERR_NOMEM,            /* out of memory */
+	FS_ERR_IO,               /* the local store could not be read or written */
+	FS_ERR_CORRUPT,          /* stored data does not decode */
+	FS_ERR_VERSION,          /* the store was written by an unknown schema */
+	FS_ERR_FULL,             /* the local store is full (LMDB map or disk) */
+	FS_ERR_TIMEOUT,          /* sync: no answer within the timeout; retry later */
+	FS_ERR_NETWORK,          /* sync: the endpoint cannot be used (bad address) */
+	FS_ERR_PROTOCOL,         /* sync: the peer answered outside PROTOCOL.md */
+	FS_ERR_BUSY,             /* sync: the daemon asked to retry later (BUSY, UNAVAILABLE) */
+	FS_ERR_REFUSED,          /* sync: the daemon refused us (FORBIDDEN, UNSUPPORTED_PROTOCOL) */
+	FS_ERR_SERVER,           /* sync: the daemon reported an internal error; retry later */
+	FS_ERR_KEY_REQUIRED,     /* the store is encrypted: open it with its key */
+	FS_ERR_KEY_WRONG,        /* the key given does not open this store */
+	FS_ERR_NOT_ENCRYPTED,    /* a key was given for a store that is not encrypted */
+	FS_ERR_FORBIDDEN,        /* a write in a scope the store's credential does not grant */
+	FS_ERR_CANCELLED,        /* sync: stopped by fs_sync_cancel(); nothing was lost */
+	FS_ERR_PLAIN_CREDENTIAL, /* a plain store holds a credential: fs_store_migrate it */
+	FS_ERR_KEY_REFUSED,      /* sync: the daemon refused this device's key (revoked, unknown) */
 } fs_err;
 
 /* A static English sentence for e; never NULL. */
@@ -191,7 +192,15 @@ typedef struct fs_store_opts {
 	size_t key_len;                  /* FS_STORE_KEY_LEN */
 	const char *key_id;              /* the key's name, required with key: 1..64 of
 	                               [A-Za-z0-9._-] (not secret, stored in clear) */
-	const fs_credential *credential; /* create: store it (see fs_store_set_credential) */
+	const fs_credential *credential; /* create: store it (see fs_store_set_credential);
+	                               needs a key: a store with a credential is
+	                               always encrypted */
+	/* Instead of key/key_len/key_id: called once by create/open/migrate to
+	 * fill key[FS_STORE_KEY_LEN] and key_id (1..64 of [A-Za-z0-9._-], NUL-
+	 * terminated) from the platform keystore; FS_OK or an error that is
+	 * returned as it is. The SDK wipes its copy after use. */
+	fs_err (*key_provider)(void *arg, uint8_t key[FS_STORE_KEY_LEN], char key_id[65]);
+	void *key_provider_arg;
 } fs_store_opts;
 
 /*
@@ -211,6 +220,21 @@ FIELDSYNC_API fs_err fs_store_open_ex(const char *dir, const fs_store_opts *opts
 
 /* True when the store is encrypted. */
 FIELDSYNC_API bool fs_store_encrypted(const fs_store *s);
+
+/*
+ * A store that holds a device credential is always encrypted:
+ * fs_store_create_ex with a credential and fs_store_set_credential on a
+ * plain store answer FS_ERR_KEY_REQUIRED, and fs_store_open_ex refuses a
+ * plain store that holds one (written by an older SDK) with
+ * FS_ERR_PLAIN_CREDENTIAL. fs_store_migrate encrypts such a store in place
+ * with the key of opts (key or key_provider): every record, outbox entry,
+ * change set in flight and the credential's secret key are sealed into a
+ * new file that atomically replaces the old one (the replica id, the
+ * checkpoint and the outbox are kept). No handle of any process may have
+ * the store open. FS_ERR_EXISTS when it is encrypted already. CLI:
+ * `fieldsync --store DIR --key-file FILE migrate`.
+ */
+fs_err fs_store_migrate(const char *dir, const fs_store_opts *opts);
 
 /*
  * Key rotation: re-wraps every data key of an encrypted store with the new

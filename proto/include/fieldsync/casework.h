@@ -43,11 +43,17 @@ bool fsp_contact_case_id(const uint8_t *payload, size_t len, char out[FSP_ID_MAX
 size_t fsp_contact_case_ids(const Fieldsync__V1__RecordState *rs, char ids[][FSP_ID_MAX + 1],
                             size_t cap);
 
+/* A staff identifier (METHOD.md revision 2, item 9): 1..64 characters of
+ * [A-Za-z0-9._-], never a name. */
+#define FSP_STAFF_ID_MAX 64
+bool fsp_staff_id_valid(const char *id);
+
 /*
  * Typed collections: true when `collection` is "case" or "contact". For
  * those, fsp_typed_check() decodes the payload and checks the enum ranges,
  * the WHO-5 range, that times are not negative, that no field number 0 is
- * present and that a contact names its case (fsp_case_id_valid). Other
+ * present, that a contact names its case (fsp_case_id_valid) and that a
+ * case's contact_person, when set, is a staff identifier (fsp_staff_id_valid). Other
  * collections always pass. On failure returns false and writes a sentence
  * naming the field to why[0..why_len).
  */

@@ -97,7 +97,12 @@ bool fsc_master_parse(const char *text, fsc_master *m, char *err, size_t errlen)
 /* Writes a new random master key file (mode 0600, refuses to overwrite). */
 bool fsc_master_create_file(const char *path, const char *id, char *err, size_t errlen);
 
-/* Wipes key material. */
+/* Best effort for memory that holds key material: out of core dumps
+ * (MADV_DONTDUMP) and out of swap (mlock, where RLIMIT_MEMLOCK permits;
+ * EPERM ignored). Whole pages around p..p+len are marked: put keys in
+ * page-aligned allocations of their own when other data must still dump. */
+void fsc_protect(void *p, size_t len);
+/* Wipes key material (OPENSSL_cleanse: the compiler cannot drop it). */
 void fsc_cleanse(void *p, size_t len);
 
 #endif
