@@ -240,8 +240,16 @@ Test(operations, a_null_mechanism_peer_and_a_forbidden_push_are_logged_and_count
 	char sd[700];
 	snprintf(sd, sizeof(sd), "%s/tab-n", g_dir);
 	fs_store *st = NULL;
-	cr_assert_eq(fs_store_create(sd, "team-north", &st), FS_OK);
-	/* written before the credential came (the SDK now refuses it after) */
+	/* an encrypted store (one with a credential must be), the value written
+	 * before the credential came (the SDK refuses it locally after) */
+	static const uint8_t key[32] = {1, 2, 3, 4, 5, 6, 7, 8};
+	fs_store_opts so;
+	memset(&so, 0, sizeof(so));
+	so.default_scope = "team-north";
+	so.key = key;
+	so.key_len = sizeof(key);
+	so.key_id = "k1";
+	cr_assert_eq(fs_store_create_ex(sd, &so, &st), FS_OK);
 	cr_assert_eq(fs_put(st, "note", "n1", "team-south", "x", 1), FS_OK);
 	cr_assert_eq(fs_store_set_credential(st, c), FS_OK);
 	fs_sync_opts o = {0};
