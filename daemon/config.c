@@ -36,8 +36,7 @@ enum {
 	OPT_MIN_FREE,
 	OPT_MAX_SIBLINGS,
 	OPT_MAX_RECORD,
-	OPT_QUOTA_BYTES,
-	OPT_QUOTA_SETS,
+	OPT_AT_RISK_DAYS,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -88,10 +87,8 @@ static const struct opt {
          "siblings one record may hold; more is REJECTED (default 32)"},
 	{"max-record-bytes", OPT_MAX_RECORD, "FIELDSYNC_MAX_RECORD_BYTES", "BYTES",
          "bytes one record may hold over all its siblings (default 8 MiB)"},
-	{"push-quota-bytes", OPT_QUOTA_BYTES, "FIELDSYNC_PUSH_QUOTA_BYTES", "BYTES",
-         "push bytes one device may send per minute, then BUSY (default 256 MiB; 0: none)"},
-	{"push-quota-changesets", OPT_QUOTA_SETS, "FIELDSYNC_PUSH_QUOTA_CHANGESETS", "N",
-         "change sets one device may push per minute, then BUSY (default 6000; 0: none)"},
+	{"at-risk-days", OPT_AT_RISK_DAYS, "FIELDSYNC_AT_RISK_DAYS", "DAYS",
+         "a device not seen, or holding an unpushed edit, for this long is at risk (default 3)"},
 	{"config", OPT_CONFIG, "FIELDSYNC_CONFIG", "FILE",
          "INI file: these option names as keys, in [fieldsyncd]"},
 	{"help", OPT_HELP, NULL, NULL, "print this help and exit"},
@@ -259,11 +256,9 @@ apply(config *c, const struct opt *o, const char *v, const char *source)
 	case OPT_MAX_RECORD:
 		ok = parse_size(v, &c->max_record_bytes) && c->max_record_bytes >= 4096;
 		break;
-	case OPT_QUOTA_BYTES:
-		ok = parse_size(v, &c->push_quota_bytes);
-		break;
-	case OPT_QUOTA_SETS:
-		ok = parse_size(v, &c->push_quota_changesets);
+	case OPT_AT_RISK_DAYS:
+		ok = parse_size(v, &n) && n >= 1 && n <= 3650;
+		c->at_risk_days = (uint32_t)n;
 		break;
 	case OPT_CLOCK_OFFSET: {
 		char *end;
@@ -356,8 +351,7 @@ config_load(config *c, int argc, char **argv)
 	c->min_free_bytes = 64ULL << 20;
 	c->max_siblings = 32;
 	c->max_record_bytes = 8ULL << 20;
-	c->push_quota_bytes = 256ULL << 20;
-	c->push_quota_changesets = 6000;
+	c->at_risk_days = 3;
 
 	const char *file = config_path(argc, argv);
 	if (file != NULL && file[0] != '\0') {
@@ -464,8 +458,6 @@ config_print(const config *c, FILE *f)
 	fprintf(f, "min-free-bytes = %llu\n", (unsigned long long)c->min_free_bytes);
 	fprintf(f, "max-siblings = %u\nmax-record-bytes = %llu\n", c->max_siblings,
 	        (unsigned long long)c->max_record_bytes);
-	fprintf(f, "push-quota-bytes = %llu\npush-quota-changesets = %llu\n",
-	        (unsigned long long)c->push_quota_bytes,
-	        (unsigned long long)c->push_quota_changesets);
+	fprintf(f, "at-risk-days = %u\n", c->at_risk_days);
 	fprintf(f, "clock-offset-ms = %lld\n", (long long)c->clock_offset_ms);
 }

@@ -38,10 +38,9 @@ typedef struct config {
 	uint64_t min_free_bytes;   /* readiness needs this much free disk */
 	uint32_t max_siblings;     /* siblings per record (PROTOCOL.md §3 caps) */
 	uint64_t max_record_bytes; /* bytes per record over its siblings */
-	uint64_t push_quota_bytes; /* per device and minute; 0: no quota */
-	uint64_t push_quota_changesets;
-	int argc; /* what config_load read, for a reload (SIGHUP) */
+	int argc;                  /* what config_load read, for a reload (SIGHUP) */
 	char **argv;
+	uint32_t at_risk_days;   /* a device silent, or holding an unpushed edit, this long */
 	int64_t clock_offset_ms; /* testing aid: shifts the daemon's clock */
 	int log_level;           /* LOG_DEBUG .. LOG_ERROR */
 } config;

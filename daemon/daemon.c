@@ -22,6 +22,13 @@
  * re-evaluates every case when the rules' fingerprint changed). SIGTERM/SIGINT:
  * stop reading the ROUTER, tell the writer to finish what is queued,
  * forward those replies, close, exit 0.
+ *
+ * systemd (Type=notify): READY=1 once every socket is bound, RELOADING=1
+ * then READY=1 around a reload, STOPPING=1 when the drain begins
+ * (sd_notify does nothing outside systemd: no NOTIFY_SOCKET).
+ *
+ * daemon_check_start() holds the start-up checks that must pass before a
+ * store is created (main.c runs them first; check-config runs them alone).
  */
 #include <errno.h>
 #include <signal.h>
@@ -29,6 +36,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -38,6 +47,7 @@
 #include "fieldsync/calendar.h"
 #include "fieldsync/crypto.h"
 #include "fieldsync/rules.h"
+#include "keyring.h"
 #include "log.h"
 #include "metrics.h"
 #include "ops_http.h"
@@ -59,6 +69,7 @@ static struct ops_state {
 	atomic_bool bound, draining;
 	store *s;
 	const config *c;
+	_Atomic(registry_seen *) seen; /* the sync endpoint's device reports */
 } g_ops;
 
 /* /healthz: shallow, the event loop turned within the last 5 s. */
@@ -92,6 +103,41 @@ ops_ready(void *arg, char *why, size_t len)
 	return ops_disk_ok(g_ops.c->data_dir, g_ops.c->min_free_bytes, &free_bytes, why, len);
 }
 
+struct fleet {
+	int64_t now, at_risk_ms, oldest_edit_ms;
+	int64_t silent, at_risk;
+};
+
+static bool
+fleet_one(void *arg, const device_seen *d)
+{
+	struct fleet *f = arg;
+	if (f->now - d->last_seen_ms > f->at_risk_ms)
+		f->silent++;
+	if (registry_seen_at_risk(d, f->now, f->at_risk_ms))
+		f->at_risk++;
+	if (d->has_report && d->pending > 0 && d->oldest_pending_ms > 0 &&
+	    (f->oldest_edit_ms == 0 || d->oldest_pending_ms < f->oldest_edit_ms))
+		f->oldest_edit_ms = d->oldest_pending_ms;
+	return true;
+}
+
+/* Fleet health from the device reports: counts, never a per-device label. */
+static void
+fleet_metrics(const config *c)
+{
+	struct fleet f = {.now = clock_deadline_ms(c->clock_offset_ms), /* the daemon's clock */
+	                  .at_risk_ms = (int64_t)c->at_risk_days * 86400000};
+	if (registry_seen_walk(atomic_load(&g_ops.seen), fleet_one, &f) != FSD_OK)
+		return;
+	metrics_set(METRIC_DEVICES_SILENT, 0, f.silent);
+	metrics_set(METRIC_DEVICES_AT_RISK, 0, f.at_risk);
+	metrics_set(METRIC_OLDEST_UNPUSHED_EDIT_AGE_SECONDS, 0,
+	            f.oldest_edit_ms > 0 && f.now > f.oldest_edit_ms
+	                    ? (f.now - f.oldest_edit_ms) / 1000
+	                    : 0);
+}
+
 static void
 ops_before_metrics(void *arg)
 {
@@ -105,6 +151,7 @@ ops_before_metrics(void *arg)
 	metrics_set(METRIC_LMDB_READERS, 0, readers);
 	ops_disk_ok(g_ops.c->data_dir, 0, &free_bytes, why, sizeof(why));
 	metrics_set(METRIC_DISK_FREE_BYTES, 0, (int64_t)free_bytes);
+	fleet_metrics(g_ops.c);
 }
 
 struct daemon {
@@ -165,6 +212,7 @@ reload(struct daemon *tp)
 		free(rc);
 		return;
 	}
+	sd_notify(0, "RELOADING=1");
 	log_set_level(nc.log_level);
 	if (sync_endpoint_set_deadlines(tp->se, rc, tz) != FSD_OK) /* Welcome tells tablets */
 		log_event(LOG_WARN, "Welcome still carries the old rule table and zone", NULL);
@@ -173,6 +221,7 @@ reload(struct daemon *tp)
 	if (actor_send(tp->pipe, WRITER_ZONE, tz, 0) != FSD_OK)
 		tz_free(&tz);
 	log_event(LOG_INFO, "configuration reloaded (log level, rule table, time zone)", NULL);
+	sd_notify(0, "READY=1");
 }
 
 /* Forwards what the writer finished. Returns false on "stopped". */
@@ -354,13 +403,16 @@ daemon_run(const config *c, store *s, reminders *rem)
 		log_event(LOG_ERROR, "start-up failed", NULL);
 		goto out;
 	}
+	atomic_store(&g_ops.seen, sync_endpoint_seen(tp.se));
 	atomic_store(&g_ops.bound, true);
+	sd_notify(0, "READY=1\nSTATUS=serving");
 	log_event(LOG_INFO, "ops HTTP ready", LS("listen", c->ops_listen),
 	          LI("port", ops_http_port(ops)), NULL);
 	while (!g_stop) {
 		atomic_store(&g_ops.beat_ms, clock_mono_ms());
 		if (tp.re != NULL)
 			reminder_endpoint_tick(tp.re);
+		sync_endpoint_tick(tp.se);
 		if (g_reload) {
 			g_reload = 0;
 			reload(&tp);
@@ -389,6 +441,7 @@ daemon_run(const config *c, store *s, reminders *rem)
 			sync_endpoint_read(tp.se);
 	}
 	atomic_store(&g_ops.draining, true); /* readiness goes false at once */
+	sd_notify(0, "STOPPING=1\nSTATUS=draining");
 	metrics_set(METRIC_DRAINING, 0, 1);
 	log_event(LOG_INFO, "draining: no new requests; committing and answering what is queued",
 	          LU("in_flight", sync_endpoint_inflight(tp.se)), NULL);
@@ -415,7 +468,8 @@ out:
 	if (code != 0 && tp.w != NULL)
 		actor_send_stop(tp.pipe); /* let a started writer end */
 	writer_join(&tp.w);
-	ops_http_stop(&ops);
+	ops_http_stop(&ops); /* before the sync endpoint: /metrics reads its reports */
+	atomic_store(&g_ops.seen, NULL);
 	reminders_free(&tp.rem);
 	sync_endpoint_close(&tp.se);
 	reminder_endpoint_close(&tp.re);
@@ -428,4 +482,79 @@ out:
 		fsc_cleanse(tp.server_secret, AUTH_Z85_KEY_LEN + 1);
 	free(tp.server_secret);
 	return code;
+}
+
+/* ---- start-up checks (daemon_check_start) --------------------------------- */
+
+static void
+check_line(FILE *report, bool ok, const char *what, const char *detail)
+{
+	if (report != NULL)
+		fprintf(report, "# check %-12s %s%s%s\n", what, ok ? "ok" : "FAILED",
+		        detail[0] ? ": " : "", detail);
+}
+
+int
+daemon_check_start(const config *c, bool lock_held, FILE *report)
+{
+	char err[600], keys_dir[600], detail[700];
+	const char *env_key = getenv("FIELDSYNC_MASTER_KEY");
+	bool has_key = c->master_key_file[0] != '\0' || (env_key != NULL && env_key[0] != '\0');
+	struct stat st;
+
+	if (!lock_held) {
+		long pid = store_lock_holder(c->data_dir);
+		if (pid != 0) {
+			snprintf(detail, sizeof(detail),
+			         "%s is in use by another fieldsyncd (pid %ld); one daemon per "
+			         "data directory",
+			         c->data_dir, pid);
+			if (pid < 0)
+				snprintf(
+					detail, sizeof(detail),
+					"%s is in use by another process (its pid is unknown); one "
+					"daemon per data directory",
+					c->data_dir);
+			check_line(report, false, "lock", detail);
+			fprintf(stderr, "fieldsyncd: %s\n", detail);
+			return FSD_EXIT_FAIL;
+		}
+		check_line(report, true, "lock",
+		           stat(c->data_dir, &st) == 0 ? "free"
+		                                       : "free (the data "
+		                                         "directory will be "
+		                                         "created)");
+	}
+	if (!c->dev) {
+		char pub[AUTH_Z85_KEY_LEN + 1], sec[AUTH_Z85_KEY_LEN + 1];
+		fsd_err rc = zap_keys_load(c->data_dir, pub, sec, err, sizeof(err));
+		memset(sec, 0, sizeof(sec));
+		check_line(report, rc == FSD_OK, "server-keys", rc == FSD_OK ? pub : err);
+		if (rc != FSD_OK) {
+			fprintf(stderr, "fieldsyncd: %s\n", err);
+			return FSD_EXIT_USAGE;
+		}
+	}
+	snprintf(keys_dir, sizeof(keys_dir), "%s/keys", c->data_dir);
+	if (has_key || !c->dev) {
+		fsd_err rc = keyring_check_master(c->master_key_file, env_key, err, sizeof(err));
+		check_line(report, rc == FSD_OK, "master-key",
+		           rc == FSD_OK ? "readable; encryption at rest is on" : err);
+		if (rc != FSD_OK) {
+			fprintf(stderr, "fieldsyncd: %s\n", err);
+			return FSD_EXIT_USAGE;
+		}
+	} else if (stat(keys_dir, &st) == 0) { /* sealed data needs its keys */
+		snprintf(detail, sizeof(detail),
+		         "%s holds encrypted data: give --master-key-file or "
+		         "FIELDSYNC_MASTER_KEY",
+		         c->data_dir);
+		check_line(report, false, "master-key", detail);
+		fprintf(stderr, "fieldsyncd: %s\n", detail);
+		return FSD_EXIT_USAGE;
+	} else {
+		check_line(report, true, "master-key",
+		           "none (--dev: data at rest is NOT encrypted)");
+	}
+	return FSD_EXIT_OK;
 }

@@ -10,10 +10,26 @@
 #ifndef FIELDSYNCD_DAEMON_RUN_H
 #define FIELDSYNCD_DAEMON_RUN_H
 
+#include <stdbool.h>
+#include <stdio.h>
+
 #include "config.h"
 #include "reminders.h"
 #include "store.h"
 
 int daemon_run(const config *c, store *s, reminders *rem);
+
+/*
+ * The start-up checks, creating nothing (the daemon runs them before it
+ * opens or creates a store; check-config runs them alone): the data
+ * directory's single-writer lock is free (a holder is named by its pid);
+ * in production the server keys load and the master key reads; with --dev
+ * an encrypted store still needs its master key. Prints one line per check
+ * to report (NULL: none) and why one failed to stderr. Returns the exit
+ * code the daemon would end with: FSD_EXIT_OK when it would start,
+ * FSD_EXIT_FAIL when another process holds the directory, FSD_EXIT_USAGE
+ * for a missing or bad key. lock_held: the caller holds the lock already.
+ */
+int daemon_check_start(const config *c, bool lock_held, FILE *report);
 
 #endif

@@ -8,6 +8,8 @@
  *   record in a granted scope            the full state (or its purge marker)
  *   record moved out of a granted scope  {collection, id, scope, seq, revoked}
  *                                        without siblings: delete it locally
+ *   the peer's own value, still the      skipped (no echo, PROTOCOL.md §7: the
+ *   record's only sibling                device has it; last_seq moves past it)
  *   anything else                        skipped (last_seq still moves past it)
  * A page examines at most SCAN_MAX records, so a device with few granted
  * records in a large feed gets short pages quickly instead of one long scan.
@@ -24,6 +26,7 @@
 
 struct page {
 	const peer_auth *peer;
+	const char *replica; /* the puller's Hello.replica_id; NULL: none (no echo rule) */
 	fs_record_state **items;
 	size_t n, cap, examined;
 	size_t bytes, budget;
@@ -41,6 +44,28 @@ make_revoked(fs_record_state *rs)
 	rs->revoked = true;
 }
 
+/* No echo (PROTOCOL.md §7): the record's only sibling was written by this
+ * device (modified_by is the daemon's word: the device name, or in --dev
+ * the Hello's replica id) and its version holds a dot of the replica that
+ * pulls (the connection's Hello), so this store has it already. A device
+ * whose store was reset (a new replica, the same key) gets its values. */
+static bool
+is_echo(const struct page *pg, const fs_record_state *rs)
+{
+	if (pg->replica == NULL || pg->replica[0] == '\0' || pg->peer->name[0] == '\0' ||
+	    rs->purged || rs->revoked || rs->n_siblings != 1 || rs->siblings[0] == NULL)
+		return false;
+	const fsp_record *r = rs->siblings[0];
+	if (r->modified_by == NULL || strcmp(r->modified_by, pg->peer->name) != 0 ||
+	    r->version == NULL)
+		return false;
+	for (size_t i = 0; i < r->version->n_dots; i++)
+		if (r->version->dots[i] != NULL &&
+		    strcmp(r->version->dots[i]->replica, pg->replica) == 0)
+			return true;
+	return false;
+}
+
 static feed_verdict
 page_take(void *arg, store_txn *t, fs_record_state *rs)
 {
@@ -55,6 +80,9 @@ page_take(void *arg, store_txn *t, fs_record_state *rs)
 			return FEED_SKIP;
 		}
 		make_revoked(rs);
+	} else if (is_echo(pg, rs)) {
+		records_free(rs);
+		return FEED_SKIP;
 	}
 	size_t sz = fieldsync__v1__record_state__get_packed_size(rs) + 8;
 	if (pg->n > 0 && pg->bytes + sz > pg->budget) {
@@ -70,7 +98,14 @@ fsd_err
 feed_pull(store *s, const config *c, const peer_auth *peer, const Fieldsync__V1__PullRequest *req,
           feed_page *out)
 {
-	struct page pg = {.peer = peer};
+	return feed_pull_from(s, c, peer, NULL, req, out);
+}
+
+fsd_err
+feed_pull_from(store *s, const config *c, const peer_auth *peer, const char *replica,
+               const Fieldsync__V1__PullRequest *req, feed_page *out)
+{
+	struct page pg = {.peer = peer, .replica = replica};
 	store_txn *t = NULL;
 	uint64_t last = 0;
 	bool more = false;

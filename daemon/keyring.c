@@ -427,6 +427,30 @@ fail:
 	return rc;
 }
 
+fsd_err
+keyring_check_master(const char *key_file, const char *key_env, char *err, size_t errlen)
+{
+	keyring *k = calloc(1, sizeof(*k));
+	bool ok = false;
+	if (k == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return FSD_NOMEM;
+	}
+	if (key_file != NULL && key_file[0] != '\0') {
+		ok = read_key_file(k, key_file, err, errlen);
+	} else if (key_env != NULL && key_env[0] != '\0') {
+		char why[256];
+		ok = parse_masters(k, key_env, ',', why, sizeof(why));
+		if (!ok)
+			snprintf(err, errlen, "FIELDSYNC_MASTER_KEY: %s", why);
+	} else {
+		snprintf(err, errlen,
+		         "no master key: give --master-key-file or FIELDSYNC_MASTER_KEY");
+	}
+	keyring_close(&k);
+	return ok ? FSD_OK : FSD_INVALID;
+}
+
 void
 keyring_close(keyring **kp)
 {

@@ -35,6 +35,9 @@ typedef struct keyring keyring;
 fsd_err keyring_open(const char *data_dir, const char *key_file, const char *key_env, keyring **out,
                      char *err, size_t errlen);
 void keyring_close(keyring **k);
+/* Reads and checks the master keys as keyring_open() does, without opening
+ * or creating anything (check-config, the daemon's start-up checks). */
+fsd_err keyring_check_master(const char *key_file, const char *key_env, char *err, size_t errlen);
 const char *keyring_current_id(const keyring *k);
 /* Seals in[0..len) with DEK `name` (made when absent); *out malloc'd. */
 fsd_err keyring_seal(keyring *k, const char *name, const void *aad, size_t aad_len,

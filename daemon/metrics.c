@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "fieldsync/rules.h"
 #include "metrics.h"
 
@@ -50,6 +51,8 @@ typedef enum {
 	LS_CHANGESET,
 	LS_CHANGE,
 	LS_ZAP,
+	LS_FORBIDDEN,
+	LS_BUILD,
 	LS_RULE_STATE,
 	LS_COUNT
 } label_set;
@@ -70,7 +73,16 @@ static const char *const g_zap_reasons[MZAP_COUNT] = {
 	[MZAP_MECHANISM] = "mechanism",
 	[MZAP_UNKNOWN_KEY] = "unknown_key",
 	[MZAP_REVOKED] = "revoked",
+	[MZAP_HANDSHAKE] = "handshake",
 };
+static const char *const g_forbidden_reasons[MFORB_COUNT] = {
+	[MFORB_SCOPE] = "scope",
+	[MFORB_ROLE] = "role",
+	[MFORB_NOT_ENROLLED] = "not_enrolled",
+};
+/* fieldsync_build_info's one label set. */
+static const char *const g_build_version[1] = {FIELDSYNCD_VERSION};
+static const char *const g_build_protocol[1] = {"1"};
 /* rules.c's rule_name() for each rule_id; test_metrics.c compares them. */
 static const char *const g_rules[METRIC_RULES] = {
 	"quick-help",   "counselling-limit", "treatment-start", "treatment-window",
@@ -93,6 +105,8 @@ static const struct label_def {
 	[LS_CHANGESET] = {1, {"result", NULL}, {g_changeset_results, NULL}, {MCS_COUNT, 1}},
 	[LS_CHANGE] = {1, {"result", NULL}, {g_change_results, NULL}, {MCH_COUNT, 1}},
 	[LS_ZAP] = {1, {"reason", NULL}, {g_zap_reasons, NULL}, {MZAP_COUNT, 1}},
+	[LS_FORBIDDEN] = {1, {"reason", NULL}, {g_forbidden_reasons, NULL}, {MFORB_COUNT, 1}},
+	[LS_BUILD] = {2, {"version", "protocol"}, {g_build_version, g_build_protocol}, {1, 1}},
 	[LS_RULE_STATE] = {2,
                            {"rule", "state"},
                            {g_rules, g_states},
@@ -117,7 +131,8 @@ static cell c_reminders[METRIC_RULES * METRIC_STATES];
 static cell c_map_size[1], c_used[1], c_readers[1], c_disk_free[1], c_last_seq[1];
 static cell c_requests[MREQ_COUNT], c_changesets[MCS_COUNT], c_changes[MCH_COUNT];
 static cell c_pulled[1], c_rem_events[METRIC_RULES * METRIC_STATES], c_published[1];
-static cell c_replays[1], c_unroutable[1], c_zap[MZAP_COUNT];
+static cell c_replays[1], c_unroutable[1], c_zap[MZAP_COUNT], c_forbidden[MFORB_COUNT];
+static cell c_build[1] = {1}, c_silent[1], c_at_risk[1], c_oldest_edit[1];
 static cell c_duration[NB(g_duration_bounds) + 1], c_duration_sum[1];
 static cell c_batch[NB(g_batch_bounds) + 1], c_batch_sum[1];
 
@@ -153,6 +168,15 @@ static const struct metric_def {
               "Bytes available to fieldsyncd on the data directory's file system."),
 	GAUGE(METRIC_EVENTS_LAST_SEQ, "fieldsync_reminder_events_last_seq", LS_NONE, c_last_seq,
               "Seq of the last reminder event committed; a scheduler's lag is this minus its cursor."),
+	GAUGE(METRIC_BUILD_INFO, "fieldsync_build_info", LS_BUILD, c_build,
+              "Always 1; the labels name the fieldsyncd version and wire protocol."),
+	GAUGE(METRIC_DEVICES_SILENT, "fieldsync_devices_silent", LS_NONE, c_silent,
+              "Devices not seen for more than --at-risk-days days."),
+	GAUGE(METRIC_DEVICES_AT_RISK, "fieldsync_devices_at_risk", LS_NONE, c_at_risk,
+              "Devices silent for --at-risk-days, or holding an unpushed edit that old."),
+	GAUGE(METRIC_OLDEST_UNPUSHED_EDIT_AGE_SECONDS, "fieldsync_oldest_unpushed_edit_age_seconds",
+              LS_NONE, c_oldest_edit,
+              "Age of the oldest edit any device reported as not yet pushed; 0 when none."),
 	COUNTER(METRIC_REQUESTS_TOTAL, "fieldsync_requests_total", LS_REQUEST, c_requests,
                 "Request frames read from the sync endpoint, by request type."),
 	COUNTER(METRIC_CHANGESETS_TOTAL, "fieldsync_changesets_total", LS_CHANGESET, c_changesets,
@@ -163,14 +187,17 @@ static const struct metric_def {
                 "Record states sent in pull replies."),
 	COUNTER(METRIC_REMINDER_EVENTS_TOTAL, "fieldsync_reminder_events_total", LS_RULE_STATE,
                 c_rem_events, "Reminder events committed, by rule and the state entered."),
-	COUNTER(METRIC_REMINDER_EVENTS_PUBLISHED_TOTAL, "fieldsync_reminder_events_published_total",
-                LS_NONE, c_published, "Reminder events handed to the PUB socket."),
+	COUNTER(METRIC_REMINDER_EVENTS_SENT_TOTAL, "fieldsync_reminder_events_sent_total", LS_NONE,
+                c_published,
+                "Reminder events handed to the PUB socket; a subscriber whose queue is full drops them, so subscribers replay gaps."),
 	COUNTER(METRIC_REPLAYS_TOTAL, "fieldsync_replays_total", LS_NONE, c_replays,
                 "Replay requests answered."),
 	COUNTER(METRIC_REPLIES_UNROUTABLE_TOTAL, "fieldsync_replies_unroutable_total", LS_NONE,
                 c_unroutable, "Replies dropped because the peer was gone or too slow."),
 	COUNTER(METRIC_ZAP_DENIALS_TOTAL, "fieldsync_zap_denials_total", LS_ZAP, c_zap,
-                "Connections refused by the ZAP handler, by reason."),
+                "Handshakes refused (ZAP handler or socket monitor), by reason."),
+	COUNTER(METRIC_FORBIDDEN_TOTAL, "fieldsync_forbidden_total", LS_FORBIDDEN, c_forbidden,
+                "Requests refused as FORBIDDEN, by reason."),
 	HISTOGRAM(
 		METRIC_COMMIT_DURATION_SECONDS, "fieldsync_commit_duration_seconds", c_duration,
 		g_duration_bounds, c_duration_sum,
@@ -292,6 +319,7 @@ metrics_reset(void)
 		if (d->sum != NULL)
 			atomic_store_explicit(d->sum, double_to_bits(0.0), memory_order_relaxed);
 	}
+	atomic_store_explicit(&c_build[0], 1, memory_order_relaxed); /* a constant */
 }
 
 /* ---- rendering ------------------------------------------------------------ */

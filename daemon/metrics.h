@@ -29,16 +29,21 @@ typedef enum {
 	METRIC_LMDB_READERS,        /* fieldsync_lmdb_readers */
 	METRIC_DISK_FREE_BYTES,     /* fieldsync_disk_free_bytes (the data directory) */
 	METRIC_EVENTS_LAST_SEQ,     /* fieldsync_reminder_events_last_seq */
+	METRIC_BUILD_INFO,          /* fieldsync_build_info{version,protocol}: always 1 */
+	METRIC_DEVICES_SILENT,      /* fieldsync_devices_silent: not seen for --at-risk-days */
+	METRIC_DEVICES_AT_RISK,     /* fieldsync_devices_at_risk: silent or an old unpushed edit */
+	METRIC_OLDEST_UNPUSHED_EDIT_AGE_SECONDS, /* fieldsync_oldest_unpushed_edit_age_seconds */
 	/* counters */
-	METRIC_REQUESTS_TOTAL,                  /* fieldsync_requests_total{type} */
-	METRIC_CHANGESETS_TOTAL,                /* fieldsync_changesets_total{result} */
-	METRIC_CHANGES_TOTAL,                   /* fieldsync_changes_total{result} */
-	METRIC_PULLED_RECORDS_TOTAL,            /* fieldsync_pulled_records_total */
-	METRIC_REMINDER_EVENTS_TOTAL,           /* fieldsync_reminder_events_total{rule,state} */
-	METRIC_REMINDER_EVENTS_PUBLISHED_TOTAL, /* fieldsync_reminder_events_published_total */
-	METRIC_REPLAYS_TOTAL,                   /* fieldsync_replays_total */
-	METRIC_REPLIES_UNROUTABLE_TOTAL,        /* fieldsync_replies_unroutable_total */
-	METRIC_ZAP_DENIALS_TOTAL,               /* fieldsync_zap_denials_total{reason} */
+	METRIC_REQUESTS_TOTAL,             /* fieldsync_requests_total{type} */
+	METRIC_CHANGESETS_TOTAL,           /* fieldsync_changesets_total{result} */
+	METRIC_CHANGES_TOTAL,              /* fieldsync_changes_total{result} */
+	METRIC_PULLED_RECORDS_TOTAL,       /* fieldsync_pulled_records_total */
+	METRIC_REMINDER_EVENTS_TOTAL,      /* fieldsync_reminder_events_total{rule,state} */
+	METRIC_REMINDER_EVENTS_SENT_TOTAL, /* fieldsync_reminder_events_sent_total */
+	METRIC_REPLAYS_TOTAL,              /* fieldsync_replays_total */
+	METRIC_REPLIES_UNROUTABLE_TOTAL,   /* fieldsync_replies_unroutable_total */
+	METRIC_ZAP_DENIALS_TOTAL,          /* fieldsync_zap_denials_total{reason} */
+	METRIC_FORBIDDEN_TOTAL,            /* fieldsync_forbidden_total{reason} */
 	/* histograms */
 	METRIC_COMMIT_DURATION_SECONDS, /* fieldsync_commit_duration_seconds */
 	METRIC_COMMIT_BATCH_CHANGESETS, /* fieldsync_commit_batch_changesets */
@@ -78,13 +83,25 @@ typedef enum {
 	MCH_COUNT
 } metric_change_result;
 
-/* fieldsync_zap_denials_total{reason}. */
+/* fieldsync_zap_denials_total{reason}: every refused handshake, from the
+ * ZAP handler (unknown key, revoked) or the socket monitor (a NULL or PLAIN
+ * peer never reaches ZAP: mechanism; any other failed handshake). */
 typedef enum {
 	MZAP_MECHANISM = 0, /* NULL or PLAIN where CURVE is required */
 	MZAP_UNKNOWN_KEY,   /* a CURVE key nobody enrolled */
 	MZAP_REVOKED,       /* an enrolled key that was revoked */
+	MZAP_HANDSHAKE,     /* another failed handshake (wrong server key, garbage) */
 	MZAP_COUNT
 } metric_zap_reason;
+
+/* fieldsync_forbidden_total{reason}: requests answered FORBIDDEN (or a
+ * push rejected FORBIDDEN: a scope not granted). */
+typedef enum {
+	MFORB_SCOPE = 0,    /* a push into a scope the device was not granted */
+	MFORB_ROLE,         /* a scheduler pushing or pulling */
+	MFORB_NOT_ENROLLED, /* the key was revoked (or is unknown) after the handshake */
+	MFORB_COUNT
+} metric_forbidden_reason;
 
 /* fieldsync_reminders and fieldsync_reminder_events_total {rule,state}: the
  * rule is a rule_id (rules.h), the state a ReminderEvent.State (sync.proto);

@@ -11,13 +11,20 @@
  * (another process) write the registry while the daemon runs; LMDB
  * serialises the writers, and every reader sees the last commit.
  *
+ * Device reports (registry_seen_*) live in DATA_DIR/seen, a STORE_PLAIN
+ * environment, its unnamed table: key (device name or "replica:<id>")
+ * -> [u8 1][i64 LE last_seen_ms][u8 has_report][u64 LE pending]
+ *    [i64 LE oldest_pending_ms][u64 LE failed][u64 LE last_seq][client].
+ * Last write wins; nothing else reads or writes it.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/stat.h>
 #include <zmq.h>
 
+#include "fieldsync/keys.h"
 #include "log.h"
 #include "registry.h"
 #include "storage.pb-c.h"
@@ -226,4 +233,181 @@ registry_has_scope(const device_info *d, const char *scope)
 		if (strcmp(d->scopes[i], scope) == 0)
 			return true;
 	return false;
+}
+
+/* ---- device reports ------------------------------------------------------- */
+
+#define SEEN_BATCH 4096
+#define SEEN_FIXED 42 /* the value's bytes before the client string */
+
+static const store_table seen_table = {NULL}; /* the unnamed table */
+
+struct registry_seen {
+	store *env;
+	device_seen *batch;
+	size_t n;
+	int64_t last_flush_ms;
+	bool warned_full;
+};
+
+registry_seen *
+registry_seen_open(const char *data_dir)
+{
+	static const store_table *const tables[] = {&seen_table, NULL};
+	char dir[600];
+	registry_seen *rs = calloc(1, sizeof(*rs));
+	if (rs == NULL || (rs->batch = calloc(SEEN_BATCH, sizeof(*rs->batch))) == NULL) {
+		free(rs);
+		return NULL;
+	}
+	snprintf(dir, sizeof(dir), "%s/seen", data_dir);
+	rs->env = store_open_with(dir, 64ULL << 20, 64ULL << 20, tables, STORE_PLAIN);
+	if (rs->env == NULL) {
+		registry_seen_close(&rs);
+		return NULL;
+	}
+	return rs;
+}
+
+void
+registry_seen_close(registry_seen **rsp)
+{
+	if (rsp == NULL || *rsp == NULL)
+		return;
+	store_close(&(*rsp)->env);
+	free((*rsp)->batch);
+	free(*rsp);
+	*rsp = NULL;
+}
+
+void
+registry_seen_note(registry_seen *rs, const device_seen *d)
+{
+	if (rs == NULL)
+		return;
+	for (size_t i = 0; i < rs->n; i++)
+		if (strcmp(rs->batch[i].key, d->key) == 0) {
+			rs->batch[i] = *d;
+			return;
+		}
+	if (rs->n == SEEN_BATCH) {
+		if (!rs->warned_full)
+			log_event(LOG_WARN,
+			          "too many device reports between two writes; some dropped", NULL);
+		rs->warned_full = true;
+		return;
+	}
+	rs->batch[rs->n++] = *d;
+}
+
+static fsd_err
+seen_put(store_txn *t, const device_seen *d)
+{
+	uint8_t v[SEEN_FIXED + REGISTRY_CLIENT_MAX];
+	size_t cl = strnlen(d->client, REGISTRY_CLIENT_MAX);
+	v[0] = 1;
+	fsk_put_le64(v + 1, (uint64_t)d->last_seen_ms);
+	v[9] = d->has_report;
+	fsk_put_le64(v + 10, d->pending);
+	fsk_put_le64(v + 18, (uint64_t)d->oldest_pending_ms);
+	fsk_put_le64(v + 26, d->failed);
+	fsk_put_le64(v + 34, d->last_seq);
+	memcpy(v + SEEN_FIXED, d->client, cl);
+	return store_kv_put(t, &seen_table, d->key, strlen(d->key), v, SEEN_FIXED + cl, false);
+}
+
+fsd_err
+registry_seen_flush(registry_seen *rs, int64_t now_ms, int64_t min_interval_ms)
+{
+	store_txn *t = NULL;
+	fsd_err rc;
+	if (rs == NULL || rs->n == 0 || now_ms - rs->last_flush_ms < min_interval_ms)
+		return FSD_OK;
+	if ((rc = store_write_begin(rs->env, &t)) != FSD_OK)
+		return rc;
+	for (size_t i = 0; i < rs->n && rc == FSD_OK; i++)
+		rc = seen_put(t, &rs->batch[i]);
+	if (rc == FSD_OK)
+		rc = store_commit(&t);
+	else
+		store_abort(&t);
+	rs->last_flush_ms = now_ms;
+	if (rc == FSD_OK) {
+		rs->n = 0;
+		rs->warned_full = false;
+	}
+	return rc;
+}
+
+struct seen_walk {
+	registry_seen_fn fn;
+	void *arg;
+};
+
+static bool
+seen_row(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+	struct seen_walk *w = arg;
+	device_seen d;
+	memset(&d, 0, sizeof(d));
+	if (klen > REGISTRY_SEEN_KEY_MAX || vlen < SEEN_FIXED || val[0] != 1)
+		return true; /* not ours: skipped */
+	memcpy(d.key, key, klen);
+	d.last_seen_ms = (int64_t)fsk_get_le64(val + 1);
+	d.has_report = val[9] != 0;
+	d.pending = fsk_get_le64(val + 10);
+	d.oldest_pending_ms = (int64_t)fsk_get_le64(val + 18);
+	d.failed = fsk_get_le64(val + 26);
+	d.last_seq = fsk_get_le64(val + 34);
+	size_t cl = vlen - SEEN_FIXED;
+	if (cl > REGISTRY_CLIENT_MAX)
+		cl = REGISTRY_CLIENT_MAX;
+	memcpy(d.client, val + SEEN_FIXED, cl);
+	return w->fn(w->arg, &d);
+}
+
+static fsd_err
+seen_walk_env(store *env, registry_seen_fn fn, void *arg)
+{
+	store_txn *t = NULL;
+	struct seen_walk w = {fn, arg};
+	fsd_err rc = store_read_begin(env, &t);
+	if (rc == FSD_OK) {
+		rc = store_kv_scan(t, &seen_table, NULL, 0, NULL, 0, seen_row, &w);
+		store_read_end(&t);
+	}
+	return rc;
+}
+
+fsd_err
+registry_seen_walk(registry_seen *rs, registry_seen_fn fn, void *arg)
+{
+	return rs == NULL ? FSD_NOTFOUND : seen_walk_env(rs->env, fn, arg);
+}
+
+fsd_err
+registry_seen_list(const char *data_dir, registry_seen_fn fn, void *arg)
+{
+	static const store_table *const tables[] = {&seen_table, NULL};
+	char dir[600], path[700];
+	struct stat st;
+	snprintf(dir, sizeof(dir), "%s/seen", data_dir);
+	snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	if (stat(path, &st) != 0)
+		return FSD_NOTFOUND;
+	store *env = store_open_with(dir, 64ULL << 20, 64ULL << 20, tables, STORE_PLAIN);
+	if (env == NULL)
+		return FSD_IO;
+	fsd_err rc = seen_walk_env(env, fn, arg);
+	store_close(&env);
+	return rc;
+}
+
+bool
+registry_seen_at_risk(const device_seen *d, int64_t now_ms, int64_t at_risk_ms)
+{
+	if (now_ms - d->last_seen_ms > at_risk_ms)
+		return true;
+	return d->has_report && d->pending > 0 && d->oldest_pending_ms > 0 &&
+	       now_ms - d->oldest_pending_ms > at_risk_ms;
 }

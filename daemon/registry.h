@@ -53,4 +53,49 @@ bool registry_has_scope(const device_info *d, const char *scope);
 /* True for 40 characters of Z85 that decode to 32 bytes. */
 bool registry_key_valid(const char *z85);
 
+/*
+ * Device reports (PROTOCOL.md §7): per device, when it was last seen, its
+ * Hello.client and its last Hello.report. Telemetry, not data: kept in an
+ * environment of its own, DATA_DIR/seen (its unnamed table), so the main
+ * thread that hears a Hello never waits for the writer's transaction, and
+ * backups (data.mdb) do not carry it. The main thread notes what it hears
+ * in memory (registry_seen_note) and writes the batch at most every few
+ * seconds (registry_seen_flush). Keys are the enrolled device name, or
+ * "replica:<id>" for a --dev peer. note and flush: the owner's thread
+ * only; registry_seen_walk: any thread of that process (/metrics);
+ * registry_seen_list: another process (`fieldsyncd devices`).
+ */
+#define REGISTRY_SEEN_KEY_MAX (AUTH_NAME_MAX + 16)
+#define REGISTRY_CLIENT_MAX 128
+
+typedef struct device_seen {
+	char key[REGISTRY_SEEN_KEY_MAX + 1];
+	int64_t last_seen_ms;
+	char client[REGISTRY_CLIENT_MAX + 1];
+	bool has_report;
+	uint64_t pending, failed, last_seq;
+	int64_t oldest_pending_ms; /* 0: nothing pending */
+} device_seen;
+
+typedef struct registry_seen registry_seen;
+
+/* Opens (creating) DATA_DIR/seen; NULL on failure, logged. */
+registry_seen *registry_seen_open(const char *data_dir);
+void registry_seen_close(registry_seen **rs);
+/* Notes one Hello (report may be NULL: none sent). Dropped, logged once,
+ * when the unflushed batch is full. */
+void registry_seen_note(registry_seen *rs, const device_seen *d);
+/* Writes the noted batch in one transaction when min_interval_ms passed
+ * since the last write (0: now). */
+fsd_err registry_seen_flush(registry_seen *rs, int64_t now_ms, int64_t min_interval_ms);
+typedef bool (*registry_seen_fn)(void *arg, const device_seen *d);
+/* Calls fn for every stored device report in key order, reading
+ * DATA_DIR/seen; FSD_NOTFOUND (and nothing created) when there is none. */
+fsd_err registry_seen_list(const char *data_dir, registry_seen_fn fn, void *arg);
+/* The same over an open registry_seen, from any thread of its process
+ * (a process must not open DATA_DIR/seen twice: LMDB's rule). */
+fsd_err registry_seen_walk(registry_seen *rs, registry_seen_fn fn, void *arg);
+/* At risk: not seen for at_risk_ms, or holding an edit older than it. */
+bool registry_seen_at_risk(const device_seen *d, int64_t now_ms, int64_t at_risk_ms);
+
 #endif

@@ -168,7 +168,7 @@ reminder_endpoint_publish(reminder_endpoint *tp, event_batch *b)
 		    zmq_send(tp->pub, b->data[i], b->len[i], ZMQ_DONTWAIT) < 0)
 			continue;
 		atomic_fetch_add(&g_stats.events_published, 1);
-		metrics_inc(METRIC_REMINDER_EVENTS_PUBLISHED_TOTAL, 0, 1);
+		metrics_inc(METRIC_REMINDER_EVENTS_SENT_TOTAL, 0, 1);
 	}
 	event_batch_free(b);
 }

@@ -13,6 +13,10 @@
  *                             schema is refused at start-up, never guessed at
  *              "server_id" -> 36-byte UUID text, made when the store is created
  *                             (fsc_uuid: no randomness, no store)
+ *              "generation" -> 36-byte UUID text (PROTOCOL.md §7): made with the
+ *                             store, made anew by store_new_generation (a
+ *                             restore); a store written by release 1 has none
+ *                             and gets one at its first open by this build
  *              "seq"       -> u64 LE (fsk_put_le64), the last feed position
  *                             handed out
  *              other names -> u64 LE counters, each owned by one module
@@ -47,13 +51,23 @@
  * FSD_NOSPACE: nothing was acknowledged, LMDB rolled the transaction back
  * (the meta page was never written), and callers answer BUSY. The daemon
  * goes on serving reads and retries writes as they come.
+ *
+ * The single-writer lock (store_lock_dir): LMDB's lock.mdb lets any number
+ * of processes write in turn, so two daemons on one directory would both
+ * serve, fire timers and publish. DIR/fieldsyncd.lock is flock()ed
+ * exclusively by the daemon (and by the admin commands that write with no
+ * daemon: init, restore) for as long as it runs, and holds its pid as text
+ * for the message of whoever is refused. The kernel drops the lock when the
+ * process dies, so a crash never leaves a stale one.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "fieldsync/crypto.h"
@@ -75,6 +89,7 @@ struct store {
 	pthread_rwlock_t grow_lock;
 	uint64_t map_size, map_size_max;
 	char server_id[40];
+	char generation[40];
 };
 
 struct store_txn {
@@ -126,6 +141,22 @@ meta_put_u64(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t val)
 	return mdb_put(txn, dbi, &k, &v, 0);
 }
 
+/* Writes a new generation (a fresh UUID) into meta and s. */
+static int
+put_generation(store *s, MDB_txn *txn)
+{
+	char id[FSC_UUID_LEN + 1];
+	if (!fsc_uuid(id)) {
+		log_event(LOG_ERROR, "no randomness for the store generation", NULL);
+		return EIO;
+	}
+	MDB_val k = {10, "generation"}, v = {FSC_UUID_LEN, id};
+	int rc = mdb_put(txn, s->meta, &k, &v, 0);
+	if (rc == 0)
+		memcpy(s->generation, id, sizeof(id));
+	return rc;
+}
+
 /* Creates or checks the meta entries; runs once in store_open. */
 static int
 store_init_meta(store *s, MDB_txn *txn)
@@ -146,7 +177,8 @@ store_init_meta(store *s, MDB_txn *txn)
 		if ((rc = mdb_put(txn, s->meta, &k, &sv, 0)) != 0 ||
 		    (rc = mdb_put(txn, s->meta, &ik, &iv, 0)) != 0 ||
 		    (rc = meta_put_u64(txn, s->meta, "seq", 0)) != 0 ||
-		    (rc = meta_put_u64(txn, s->meta, "reply_age", 0)) != 0)
+		    (rc = meta_put_u64(txn, s->meta, "reply_age", 0)) != 0 ||
+		    (rc = put_generation(s, txn)) != 0)
 			return rc;
 		log_event(LOG_INFO, "store created", LS("server_id", id), LU("schema", schema),
 		          NULL);
@@ -169,6 +201,21 @@ store_init_meta(store *s, MDB_txn *txn)
 		return EINVAL;
 	memcpy(s->server_id, iv.mv_data, iv.mv_size);
 	s->server_id[iv.mv_size] = '\0';
+	MDB_val gk = {10, "generation"}, gv;
+	rc = mdb_get(txn, s->meta, &gk, &gv);
+	if (rc == MDB_NOTFOUND) { /* written by release 1: its first generation */
+		if ((rc = put_generation(s, txn)) != 0)
+			return rc;
+		log_event(LOG_INFO, "the store had no generation (release 1): gave it one",
+		          LS("generation", s->generation), NULL);
+		return 0;
+	}
+	if (rc != 0)
+		return rc;
+	if (gv.mv_size >= sizeof(s->generation))
+		return EINVAL;
+	memcpy(s->generation, gv.mv_data, gv.mv_size);
+	s->generation[gv.mv_size] = '\0';
 	return 0;
 }
 
@@ -278,6 +325,108 @@ const char *
 store_server_id(const store *s)
 {
 	return s->server_id;
+}
+
+const char *
+store_generation(const store *s)
+{
+	return s->generation;
+}
+
+fsd_err
+store_new_generation(store *s)
+{
+	MDB_txn *txn = NULL;
+	char old[sizeof(s->generation)];
+	int rc;
+	if (s->plain)
+		return FSD_INVALID;
+	memcpy(old, s->generation, sizeof(old));
+	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+		return map_rc(rc);
+	if ((rc = put_generation(s, txn)) != 0) {
+		mdb_txn_abort(txn);
+		memcpy(s->generation, old, sizeof(old));
+		return map_rc(rc);
+	}
+	if ((rc = mdb_txn_commit(txn)) != 0) {
+		memcpy(s->generation, old, sizeof(old));
+		return map_rc(rc);
+	}
+	log_event(LOG_INFO, "new store generation", LS("generation", s->generation),
+	          LS("previous", old), NULL);
+	return FSD_OK;
+}
+
+/* ---- the single-writer lock ---------------------------------------------- */
+
+#define LOCK_FILE "fieldsyncd.lock"
+
+/* The pid written in an open lock file; 0 when it holds none. */
+static long
+lock_file_pid(int fd)
+{
+	char buf[32];
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	return strtol(buf, NULL, 10);
+}
+
+fsd_err
+store_lock_dir(const char *dir, bool create, int *fd_out, long *holder)
+{
+	char path[700];
+	*fd_out = -1;
+	*holder = 0;
+	if (create && sys_mkdir_p(dir) != FSD_OK)
+		return FSD_IO;
+	snprintf(path, sizeof(path), "%s/" LOCK_FILE, dir);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return errno == ENOENT ? FSD_NOTFOUND : FSD_IO;
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		int e = errno;
+		*holder = lock_file_pid(fd);
+		close(fd);
+		return e == EWOULDBLOCK ? FSD_BUSY : FSD_IO;
+	}
+	char pid[32];
+	int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+		close(fd);
+		return FSD_IO;
+	}
+	*fd_out = fd;
+	return FSD_OK;
+}
+
+void
+store_unlock_dir(int *fd)
+{
+	if (fd == NULL || *fd < 0)
+		return;
+	close(*fd); /* the lock goes with it; the stale pid is only read under a lock */
+	*fd = -1;
+}
+
+long
+store_lock_holder(const char *dir)
+{
+	char path[700];
+	long pid = 0;
+	snprintf(path, sizeof(path), "%s/" LOCK_FILE, dir);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return 0;
+	if (flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
+		pid = lock_file_pid(fd);
+		if (pid <= 0)
+			pid = -1; /* held, by whom unknown */
+	}
+	close(fd);
+	return pid;
 }
 
 /* Another process (an admin command) grew the map: adopt its size. */

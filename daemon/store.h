@@ -50,6 +50,23 @@ store *store_open_with(const char *dir, uint64_t map_size, uint64_t map_size_max
                        const store_table *const *tables, unsigned flags);
 void store_close(store **s);
 const char *store_server_id(const store *s);
+/* The store's generation (PROTOCOL.md §7, Welcome.generation): made with
+ * the store, kept across restarts, made anew by store_new_generation (a
+ * restore). A store written by release 1 gets one at its first open. */
+const char *store_generation(const store *s);
+fsd_err store_new_generation(store *s);
+
+/*
+ * The single-writer lock on a data directory (DIR/fieldsyncd.lock, an
+ * exclusive flock holding the holder's pid). store_lock_dir: FSD_OK and *fd
+ * holds the lock until store_unlock_dir; FSD_BUSY when another process
+ * holds it (*holder: its pid, 0 unknown); FSD_NOTFOUND when dir does not
+ * exist and create is false. store_lock_holder looks without taking or
+ * creating anything: the holder's pid, -1 held by an unknown pid, 0 free.
+ */
+fsd_err store_lock_dir(const char *dir, bool create, int *fd, long *holder);
+void store_unlock_dir(int *fd);
+long store_lock_holder(const char *dir);
 
 /* Read transactions: short, any thread. */
 fsd_err store_read_begin(store *s, store_txn **t);

@@ -18,6 +18,15 @@
  * compressed and lean when asked (wire_page.c). A Push may come with its
  * changes compressed (§4.1): opened first, under the frame limit.
  *
+ * Hello is answered with Welcome (its generation: the store's, PROTOCOL.md
+ * §7) and noted as the device's report (registry_seen: last seen, client,
+ * Hello.report), written to DATA_DIR/seen at most every 5 s.
+ *
+ * Refusals are visible: the socket monitor logs and counts every failed
+ * handshake (a NULL or PLAIN peer never reaches ZAP:
+ * zap_denials_total{reason="mechanism"}); requests answered FORBIDDEN are
+ * logged and counted by reason (fieldsync_forbidden_total).
+ *
  * Threads: the ROUTER, its monitor and the writer end given at open belong
  * to the thread that opened the endpoint (the main thread).
  */
@@ -61,6 +70,7 @@ struct sync_endpoint {
 	bool secure;       /* CURVE + ZAP: not --dev */
 	struct peer *peers;
 	uint64_t inflight;
+	registry_seen *seen; /* device reports; NULL when DATA_DIR/seen cannot open */
 	/* what Welcome tells the tablets about deadlines (issue 13): the
 	 * effective rule table as JSON, the zone's name and its TZif bytes */
 	char *dl_rules;
@@ -68,6 +78,18 @@ struct sync_endpoint {
 	uint8_t *dl_tzif;
 	size_t dl_tzif_len;
 };
+
+#define SEEN_FLUSH_MS 5000
+
+/* Logs and counts one FORBIDDEN answer (the peer's name, never a payload). */
+static void
+forbidden(const peer_auth *peer, metric_forbidden_reason why, const char *what)
+{
+	static const char *const names[MFORB_COUNT] = {"scope", "role", "not enrolled"};
+	metrics_inc(METRIC_FORBIDDEN_TOTAL, why, 1);
+	log_event(LOG_INFO, "request refused: FORBIDDEN", LS("reason", names[why]),
+	          LS("device", peer != NULL ? peer->name : "(unknown)"), LS("detail", what), NULL);
+}
 
 static size_t
 peer_slot(const uint8_t *rid, size_t len)
@@ -147,6 +169,30 @@ send_error(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, uint64_t reque
 	free(buf);
 }
 
+/* Notes the device's Hello (last seen, client, report) for registry_seen. */
+static void
+note_seen(sync_endpoint *tp, const peer_auth *peer, const Fieldsync__V1__Hello *h)
+{
+	device_seen d;
+	memset(&d, 0, sizeof(d));
+	if (tp->secure)
+		snprintf(d.key, sizeof(d.key), "%s", peer->name);
+	else if (h->replica_id[0] != '\0')
+		snprintf(d.key, sizeof(d.key), "replica:%s", h->replica_id);
+	if (d.key[0] == '\0')
+		return;
+	d.last_seen_ms = clock_wall_ms();
+	snprintf(d.client, sizeof(d.client), "%s", h->client);
+	if (h->report != NULL) {
+		d.has_report = true;
+		d.pending = h->report->pending;
+		d.oldest_pending_ms = h->report->oldest_pending_ms;
+		d.failed = h->report->failed;
+		d.last_seq = h->report->last_seq;
+	}
+	registry_seen_note(tp->seen, &d);
+}
+
 /*
  * The optional Welcome fields of issue 15 (protocol.md §2.1), for a device
  * that said in Hello which encodings it reads; others see none of them.
@@ -187,6 +233,7 @@ handle_hello(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, const peer_a
 		return;
 	}
 	peer_remember(tp, rid, rid_len, req->hello->replica_id);
+	note_seen(tp, peer, req->hello);
 	fieldsync__v1__welcome__init(&w);
 	if (tp->dl_rules != NULL) { /* the tablets compute deadlines as we do */
 		w.deadline_rules = tp->dl_rules;
@@ -196,6 +243,7 @@ handle_hello(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, const peer_a
 	}
 	w.protocol = FIELDSYNC_PROTOCOL;
 	w.server_id = (char *)store_server_id(tp->s);
+	w.generation = (char *)store_generation(tp->s);
 	if (peer->all_scopes) { /* dev mode grants every scope; "*" says so */
 		w.n_scopes = 1;
 		w.scopes = all;
@@ -221,6 +269,7 @@ handle_pull(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, const peer_au
 	uint8_t *buf = NULL;
 	size_t len = 0;
 	if (!peer->may_sync) {
+		forbidden(peer, MFORB_ROLE, "a scheduler pulled");
 		send_error(tp, rid, rid_len, req->request_id, FIELDSYNC__V1__ERROR__CODE__FORBIDDEN,
 		           "a scheduler may only replay reminders", 0);
 		return;
@@ -235,7 +284,8 @@ handle_pull(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, const peer_au
 	for (uint32_t i = 0; i < window; i++) {
 		feed_page page;
 		bool more = false;
-		fsd_err rc = feed_pull(tp->s, tp->c, peer, &pr, &page);
+		fsd_err rc = feed_pull_from(tp->s, tp->c, peer, peer_replica(tp, rid, rid_len), &pr,
+		                            &page);
 		if (rc == FSD_OK) {
 			more = page.reply.more;
 			pr.since_seq = page.reply.last_seq;
@@ -295,6 +345,7 @@ handle_push(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, const peer_au
 
 	atomic_fetch_add(&g_stats.pushes, 1);
 	if (!peer->may_sync) {
+		forbidden(peer, MFORB_ROLE, "a scheduler pushed");
 		send_error(tp, rid, rid_len, req->request_id, FIELDSYNC__V1__ERROR__CODE__FORBIDDEN,
 		           "a scheduler may only replay reminders", 0);
 		fieldsync__v1__envelope__free_unpacked(req, NULL);
@@ -314,6 +365,8 @@ handle_push(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, const peer_au
 		return;
 	}
 	fsd_err vrc = validate_push(tp->c, peer, p, &code, msg, sizeof(msg), &rej);
+	if (vrc == FSD_FORBIDDEN)
+		forbidden(peer, MFORB_SCOPE, "a push into a scope not granted");
 	if (vrc != FSD_OK) {
 		if (rej != NULL) {
 			size_t len = 0;
@@ -383,6 +436,7 @@ handle_request(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, const char
 	}
 	peer_auth peer;
 	if (!peer_resolve(tp, rid, rid_len, user_id, &peer)) {
+		forbidden(NULL, MFORB_NOT_ENROLLED, "a request from a revoked or unknown key");
 		send_error(tp, rid, rid_len, req->request_id, FIELDSYNC__V1__ERROR__CODE__FORBIDDEN,
 		           "this device is not enrolled, or was revoked", 0);
 		fieldsync__v1__envelope__free_unpacked(req, NULL);
@@ -456,7 +510,29 @@ out:
 	zmq_msg_close(&body);
 }
 
-/* One socket-monitor event: a peer came or went. */
+/*
+ * A failed handshake seen by the socket monitor. A peer without CURVE (NULL
+ * or PLAIN) fails at the mechanism check and never reaches ZAP: counted
+ * here as reason "mechanism"; ZAP's own refusals (HANDSHAKE_FAILED_AUTH)
+ * were counted by the ZAP handler already; anything else is "handshake".
+ */
+static void
+handshake_failed(uint16_t ev, uint32_t value, const char *addr)
+{
+	if (ev != ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL && ev != ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+		return;
+	bool mech = ev == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL &&
+	            value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH;
+	metrics_inc(METRIC_ZAP_DENIALS_TOTAL, mech ? MZAP_MECHANISM : MZAP_HANDSHAKE, 1);
+	char code[32];
+	snprintf(code, sizeof(code), "0x%04x/0x%08x", (unsigned)ev, (unsigned)value);
+	log_event(LOG_INFO, "handshake refused",
+	          LS("reason", mech ? "mechanism (the peer does not speak CURVE)"
+	                            : "handshake failed (wrong server key or not ZMTP)"),
+	          LS("address", addr), LS("zmq_error", code), NULL);
+}
+
+/* One socket-monitor event: a peer came or went, or a handshake failed. */
 void
 sync_endpoint_read_monitor(sync_endpoint *tp)
 {
@@ -468,20 +544,29 @@ sync_endpoint_read_monitor(sync_endpoint *tp)
 			return;
 		}
 		int more = zmq_msg_more(&m);
-		if (zmq_msg_size(&m) >= 2) {
-			uint16_t ev;
+		uint16_t ev = 0;
+		uint32_t value = 0;
+		if (zmq_msg_size(&m) >= 6) {
 			memcpy(&ev, zmq_msg_data(&m), 2);
+			memcpy(&value, (const uint8_t *)zmq_msg_data(&m) + 2, 4);
 			if (ev == ZMQ_EVENT_ACCEPTED)
 				metrics_add(METRIC_PEERS_CONNECTED, 0, 1);
 			else if (ev == ZMQ_EVENT_DISCONNECTED)
 				metrics_add(METRIC_PEERS_CONNECTED, 0, -1);
 		}
 		zmq_msg_close(&m);
+		char addr[128] = "";
 		if (more) { /* the second frame: the endpoint */
 			zmq_msg_init(&m);
-			zmq_msg_recv(&m, tp->monitor, 0);
+			if (zmq_msg_recv(&m, tp->monitor, 0) >= 0) {
+				size_t n = zmq_msg_size(&m) < sizeof(addr) - 1 ? zmq_msg_size(&m)
+				                                               : sizeof(addr) - 1;
+				memcpy(addr, zmq_msg_data(&m), n);
+				addr[n] = '\0';
+			}
 			zmq_msg_close(&m);
 		}
+		handshake_failed(ev, value, addr);
 	}
 }
 
@@ -507,10 +592,23 @@ sync_endpoint_read(sync_endpoint *tp)
 	}
 }
 
+void
+sync_endpoint_tick(sync_endpoint *tp)
+{
+	if (tp != NULL)
+		registry_seen_flush(tp->seen, clock_wall_ms(), SEEN_FLUSH_MS);
+}
+
 void *
 sync_endpoint_socket(const sync_endpoint *tp)
 {
 	return tp->router;
+}
+
+registry_seen *
+sync_endpoint_seen(const sync_endpoint *tp)
+{
+	return tp != NULL ? tp->seen : NULL;
 }
 
 void *
@@ -541,6 +639,7 @@ sync_endpoint_open(void *ctx, const config *c, store *s, void *writer_pipe,
 	tp->c = c;
 	tp->s = s;
 	tp->writer_pipe = writer_pipe;
+	tp->seen = registry_seen_open(c->data_dir); /* telemetry: the daemon runs without it */
 	tp->secure = server_secret != NULL;
 	{ /* the rule table and zone the reminders use (checked there already) */
 		rules_config rc;
@@ -569,9 +668,11 @@ sync_endpoint_open(void *ctx, const config *c, store *s, void *writer_pipe,
 	zmq_setsockopt(tp->router, ZMQ_HANDSHAKE_IVL, &handshake, sizeof(handshake));
 	if (tp->secure && zap_secure_socket(tp->router, server_secret) != FSD_OK)
 		goto fail;
-	/* Connected peers for /metrics: the socket monitor's accept/disconnect events. */
+	/* Connected peers for /metrics and failed handshakes: the socket monitor. */
 	if (zmq_socket_monitor(tp->router, "inproc://fieldsyncd-monitor",
-	                       ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) == 0) {
+	                       ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED |
+	                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+	                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) == 0) {
 		tp->monitor = zmq_socket(ctx, ZMQ_PAIR);
 		if (tp->monitor != NULL &&
 		    zmq_connect(tp->monitor, "inproc://fieldsyncd-monitor") != 0) {
@@ -608,6 +709,8 @@ sync_endpoint_close(sync_endpoint **tpp)
 		zmq_close(tp->router);
 	if (tp->monitor != NULL)
 		zmq_close(tp->monitor);
+	registry_seen_flush(tp->seen, clock_wall_ms(), 0);
+	registry_seen_close(&tp->seen);
 	free(tp->peers);
 	free(tp->dl_rules);
 	free(tp->dl_zone);

@@ -29,6 +29,12 @@ void *sync_endpoint_socket(const sync_endpoint *se);
 void *sync_endpoint_monitor(const sync_endpoint *se); /* NULL when none */
 /* Reads and answers the requests queued on the ROUTER (at most 256). */
 void sync_endpoint_read(sync_endpoint *se);
+/* Once per turn of the main loop: writes the device reports heard (at most
+ * every few seconds). */
+void sync_endpoint_tick(sync_endpoint *se);
+/* The device reports it keeps (NULL when DATA_DIR/seen could not open);
+ * for /metrics: registry_seen_walk from any thread. */
+struct registry_seen *sync_endpoint_seen(const sync_endpoint *se);
 /* Reads one multipart message from the ROUTER and answers it. */
 void sync_endpoint_read_one(sync_endpoint *se);
 /* Counts peers coming and going (the socket monitor's events). */

@@ -5,11 +5,13 @@ set -euo pipefail
 # Usage: install-deps.sh [--test]   (--test adds what only the test suite needs)
 pkgs=(build-essential cmake pkg-config libzmq3-dev liblmdb-dev lmdb-utils
       protobuf-c-compiler libprotobuf-c-dev libssl-dev libcriterion-dev
-      libcjson-dev libmicrohttpd-dev libinih-dev libzstd-dev tzdata)
+      libcjson-dev libmicrohttpd-dev libinih-dev libzstd-dev libsystemd-dev tzdata)
 if [ "${1:-}" = "--test" ]; then
   # promtool (prometheus) checks /metrics; python3-zmq, python3-protobuf and
-  # protoc run the Python scheduler example; clang runs the fuzzers.
-  pkgs+=(prometheus python3 python3-zmq python3-protobuf protobuf-compiler clang libclang-rt-14-dev clang-format)
+  # protoc run the Python scheduler example; clang runs the fuzzers;
+  # libfiu-dev and fiu-utils (fiu-run) inject I/O and allocation failures.
+  pkgs+=(prometheus python3 python3-zmq python3-protobuf protobuf-compiler clang libclang-rt-14-dev clang-format
+         libfiu-dev fiu-utils)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

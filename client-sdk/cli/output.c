@@ -69,6 +69,7 @@ cli_exit_status(fs_err e)
 		return EX_TEMPFAIL;
 	case FS_ERR_PROTOCOL:
 		return EX_PROTOCOL;
+	case FS_ERR_KEY_REFUSED: /* revoked or unknown key: not a network failure */
 	case FS_ERR_REFUSED:
 	case FS_ERR_FORBIDDEN: /* a scope the credential does not grant: permanent */
 		return EX_NOPERM;

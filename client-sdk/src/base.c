@@ -76,6 +76,8 @@ fs_strerror(fs_err e)
 		return "the local store holds a device credential but is not encrypted: encrypt "
 		       "it with `fieldsync --store DIR --key-file FILE migrate` (fs_store_migrate); "
 		       "make a key with `fieldsync --key-file FILE keygen`";
+	case FS_ERR_KEY_REFUSED:
+		return "the daemon refused this device's key (revoked, or not enrolled there)";
 	}
 	return "unknown error";
 }

@@ -2,7 +2,13 @@
  * fs_sync(): one conversation with fieldsyncd over a DEALER socket
  * (PROTOCOL.md §1, §2, §4, §5).
  *
- *   Hello -> Welcome          max_changes_per_push and max_message_bytes
+ *   Hello -> Welcome          Hello carries the device report (pending,
+ *                             oldest pending edit, parked, checkpoint);
+ *                             Welcome gives max_changes_per_push,
+ *                             max_message_bytes and the generation: a new
+ *                             one (a restored daemon) resets the checkpoint
+ *                             and re-queues every current value this
+ *                             device authored (generation.c, PROTOCOL.md §7)
  *                             (and the deadline table and zone, kept by
  *                             deadlines.c for fs_deadlines)
  *   push in-flight sets       change sets made by an earlier sync and never
@@ -36,8 +42,9 @@
  * credential and the client key pair authenticates the tablet. A handshake
  * that fails (the daemon refused the key: revoked, never enrolled; or a
  * daemon without that server key) is seen on conn.c's socket monitor and
- * ends the sync at once with FS_ERR_REFUSED instead of waiting for the
- * timeout.
+ * ends the sync at once instead of waiting for the timeout: with
+ * FS_ERR_KEY_REFUSED when ZAP refused the key (revoked, never enrolled),
+ * FS_ERR_REFUSED for any other failed handshake (and for FORBIDDEN).
  *
  * fs_sync_cancel (lists.c) sets the store's cancel flag, which the connection looks
  * at before each request and every SDK_CANCEL_POLL_MS while it waits
@@ -59,6 +66,7 @@
 #include "conn.h"
 #include "credstore.h"
 #include "deadlines.h"
+#include "generation.h"
 #include "lists.h"
 #include "pull.h"
 #include "push.h"
@@ -78,6 +86,8 @@ typedef struct sync_run {
 	int64_t deadline; /* monotonic ms: no wait goes past it */
 	fs_sync_stats st;
 	fs_progress pr;
+	const char *device_name; /* the credential's name: the daemon's modified_by */
+	bool reported_pending;   /* the first Hello reported pending or parked edits */
 	char msg[256];
 	/* issue 15 (protocol.md §2.1, §5.1): what Welcome offered, 0: nothing */
 	uint32_t encodings, max_window;
@@ -131,6 +141,7 @@ static fs_err
 hello(sync_run *r, size_t *max, size_t *budget)
 {
 	Fieldsync__V1__Hello h = FIELDSYNC__V1__HELLO__INIT;
+	Fieldsync__V1__DeviceReport rep_dev = FIELDSYNC__V1__DEVICE_REPORT__INIT;
 	envelope e = FIELDSYNC__V1__ENVELOPE__INIT, *rep = NULL;
 	fs_err err;
 
@@ -138,6 +149,12 @@ hello(sync_run *r, size_t *max, size_t *budget)
 	h.replica_id = (char *)fs_store_replica_id(r->s);
 	h.client = "libfieldsync/" FIELDSYNC_VERSION_STRING;
 	h.accept_encoding = SDK_ENCODING_ZSTD;
+	/* the device report: how this tablet stands (PROTOCOL.md §7) */
+	if (sdk_device_report(r->s, &rep_dev.pending, &rep_dev.oldest_pending_ms, &rep_dev.failed,
+	                      &rep_dev.last_seq) == FS_OK) {
+		h.report = &rep_dev;
+		r->reported_pending = rep_dev.pending > 0;
+	}
 	e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_HELLO;
 	e.hello = &h;
 	if ((err = sdk_conn_call(&r->c, &e, r->deadline, &rep)) != FS_OK)
@@ -165,6 +182,13 @@ hello(sync_run *r, size_t *max, size_t *budget)
 	r->encodings = rep->welcome->encodings & SDK_ENCODING_ZSTD;
 	r->max_window = rep->welcome->max_window;
 	r->feed_seq = rep->welcome->feed_seq;
+	/* another history than at our last sync: pull from 0, push ours again */
+	bool changed = false;
+	uint64_t requeued = 0;
+	err = sdk_generation_adopt(r->s, rep->welcome->generation, r->device_name, &changed,
+	                           &requeued);
+	if (changed)
+		r->st.requeued += requeued;
 out:
 	if (rep != NULL)
 		fieldsync__v1__envelope__free_unpacked(rep, NULL);
@@ -497,6 +521,7 @@ fs_sync(fs_store *s, const fs_sync_opts *o, fs_sync_stats *stats)
 	memset(&r, 0, sizeof(r));
 	r.s = s;
 	r.o = o;
+	r.device_name = cred != NULL ? cred->name : NULL;
 	r.deadline = sdk_mono_ms() + (o->timeout_ms > 0 ? o->timeout_ms : DEFAULT_TIMEOUT_MS);
 	r.pr.phase = FS_SYNC_CONNECT;
 	err = cred == NULL ? FS_OK
@@ -519,14 +544,19 @@ fs_sync(fs_store *s, const fs_sync_opts *o, fs_sync_stats *stats)
 	if ((err = (r.max_window != 0 ? push_window : push_all)(&r, max, budget)) != FS_OK)
 		goto out;
 	err = pull_all(&r, r.st.changesets != 0 || r.st.pushed != 0 || r.st.failed != 0);
+	/* The report in the first Hello said what was pending before the push:
+	 * tell the daemon how the tablet stands now (one more round trip). */
+	if (err == FS_OK && r.reported_pending)
+		(void)hello(&r, &max, &budget);
 out:
 	sdk_conn_close(&r.c);
 	fs_credential_free(&cred); /* wipes the secret key */
-	if (err == FS_ERR_REFUSED && sdk_conn_key_refused(&r.c))
+	if (err == FS_ERR_REFUSED && sdk_conn_key_refused(&r.c)) {
+		err = FS_ERR_KEY_REFUSED;
 		snprintf(r.msg, sizeof(r.msg),
 		         "the daemon refused this device's key in the CURVE "
 		         "handshake (revoked, or not enrolled there)");
-	else if (err == FS_ERR_REFUSED && sdk_conn_handshake_failed(&r.c))
+	} else if (err == FS_ERR_REFUSED && sdk_conn_handshake_failed(&r.c))
 		snprintf(r.msg, sizeof(r.msg),
 		         "the CURVE handshake failed: the endpoint does not hold "
 		         "the server key the credential names, or does not "

@@ -244,8 +244,13 @@ static const admin_cmd commands[] = {
 	{"devices",
          admin_cmd_devices,
          "Lists the enrolled devices (name, role, public key, enrolled and revoked time in\n"
-         "UTC, scopes). Never shows a secret: the daemon holds none.",
-         {OPT_DATA_DIR, OPT_JSON}},
+         "UTC, scopes) with what the daemon last heard from each (last seen, client,\n"
+         "pending and parked edits, checkpoint) and whether it is at risk. Never shows a\n"
+         "secret: the daemon holds none.",
+         {OPT_DATA_DIR,
+          OPT_JSON,
+          {"at-risk-days", "N", false,
+           "a device not seen, or with an unpushed edit, for N days is at risk (default 3)"}}},
 	{"purge",
          admin_cmd_purge,
          "Erases a record for good (GDPR art. 17): the record and its siblings become a purge\n"
@@ -285,7 +290,8 @@ static const admin_cmd commands[] = {
          "them with --with-keys into a separate file (key escrow, short retention).\n"
          "Server keys are in no backup. Writes an audit entry.",
          {OPT_DATA_DIR,
-          {"out", "FILE", true, "the backup file to create (mode 0600, never overwritten)"},
+          {"out", "FILE", true,
+           "the backup file to create (mode 0600, never overwritten); - for stdout"},
           {"with-keys", "FILE2", false, "also copy the key store (DIR/keys) into FILE2"},
           {"master-key-file", "FILE", false, "check that this master key opens the key store"},
           OPT_ACTOR}},

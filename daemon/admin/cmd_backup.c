@@ -13,6 +13,9 @@
  * file (new, 0600, O_EXCL: never overwritten), counts the bytes against the
  * store's used size and, on a terminal, prints a percentage. The output is
  * fsync'ed, then an audit entry "backup" goes into the live store.
+ * `--out -` streams the copy to stdout instead (to a pipe, ssh, an object
+ * store client); every message goes to stderr, so stdout holds the copy
+ * alone.
  *
  * The key store (DATA_DIR/keys) is NOT in the data backup: a purge destroys
  * a data key, and that must reach every backup of the data
@@ -91,14 +94,16 @@ copy_env(const char *env_dir, const char *out, const char *label, uint64_t *byte
 		snprintf(err, errlen, "cannot open %s: %s", env_dir, fsd_strerror(frc));
 		return false;
 	}
-	fd = open(out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	bool to_stdout = strcmp(out, "-") == 0; /* streamed: a pipe, ssh, an object store */
+	fd = to_stdout ? dup(STDOUT_FILENO)
+	               : open(out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0) {
 		snprintf(err, errlen, "cannot create %s: %s%s", out, strerror(errno),
 		         errno == EEXIST ? " (a backup is never overwritten)" : "");
 		goto out;
 	}
-	made = true;
-	if (fchmod(fd, 0600) != 0 || pipe(pfd) != 0) {
+	made = !to_stdout;
+	if ((!to_stdout && fchmod(fd, 0600) != 0) || pipe(pfd) != 0) {
 		snprintf(err, errlen, "cannot set up the copy: %s", strerror(errno));
 		goto out;
 	}
@@ -153,7 +158,7 @@ out:
 	}
 	if (tty && started)
 		fprintf(stderr, "\r%60s\r", "");
-	if (ok && fsync(fd) != 0) {
+	if (ok && !to_stdout && fsync(fd) != 0) {
 		snprintf(err, errlen, "cannot write %s: %s", out, strerror(errno));
 		ok = false;
 	}
@@ -163,7 +168,7 @@ out:
 	}
 	if (!ok && made)
 		unlink(out);
-	if (ok)
+	if (ok && !to_stdout)
 		sys_sync_parent(out);
 	*bytes = done;
 	return ok;
@@ -255,6 +260,7 @@ admin_cmd_backup(const admin_args *a)
 		        fsd_strerror(rc));
 		return FSD_EXIT_FAIL;
 	}
-	printf("%s\n", out);
+	if (strcmp(out, "-") != 0) /* stdout holds the copy alone */
+		printf("%s\n", out);
 	return FSD_EXIT_OK;
 }

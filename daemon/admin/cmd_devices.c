@@ -7,7 +7,13 @@
  *            prefix of another enrolled scope (reminder topics match by
  *            prefix). The credential exists only if the enrollment commits.
  *   revoke   marks a device revoked (its name stays taken).
- *   devices  lists the enrolled devices, as a table or JSON.
+ *   devices  lists the enrolled devices, as a table or JSON, each with what
+ *            the daemon last heard from it (registry_seen: last seen, its
+ *            client string, its last Hello.report) and whether it is at
+ *            risk (not seen, or holding an unpushed edit, for
+ *            --at-risk-days); devices that reported without being enrolled
+ *            (--dev: "replica:<id>") follow; the table ends with a summary.
+ *            Read-only: it writes nothing, and runs beside a daemon.
  * enroll and revoke write an audit entry in the same transaction.
  *
  * All three run while the daemon runs or not: they share the store with it
@@ -418,21 +424,81 @@ list_device(void *arg, const device_info *d)
 	return true;
 }
 
+/* Adds what the daemon last heard from a device to its JSON item. */
+static bool
+add_seen(cJSON *o, const device_seen *sn, int64_t now, int64_t at_risk_ms)
+{
+	char when[32];
+	if (sn == NULL)
+		return cJSON_AddNullToObject(o, "last_seen") != NULL &&
+		       cJSON_AddNullToObject(o, "client") != NULL &&
+		       cJSON_AddNullToObject(o, "report") != NULL &&
+		       cJSON_AddBoolToObject(o, "at_risk", false) != NULL;
+	admin_iso_time(sn->last_seen_ms, when, sizeof(when));
+	cJSON *r = NULL;
+	if (cJSON_AddStringToObject(o, "last_seen", when) == NULL ||
+	    cJSON_AddNumberToObject(o, "last_seen_ms", (double)sn->last_seen_ms) == NULL ||
+	    cJSON_AddStringToObject(o, "client", sn->client) == NULL ||
+	    cJSON_AddBoolToObject(o, "at_risk", registry_seen_at_risk(sn, now, at_risk_ms)) == NULL)
+		return false;
+	if (!sn->has_report)
+		return cJSON_AddNullToObject(o, "report") != NULL;
+	return (r = cJSON_AddObjectToObject(o, "report")) != NULL &&
+	       cJSON_AddNumberToObject(r, "pending", (double)sn->pending) != NULL &&
+	       cJSON_AddNumberToObject(r, "oldest_pending_ms", (double)sn->oldest_pending_ms) !=
+	               NULL &&
+	       cJSON_AddNumberToObject(r, "failed", (double)sn->failed) != NULL &&
+	       cJSON_AddNumberToObject(r, "last_seq", (double)sn->last_seq) != NULL;
+}
+
 static void
 print_device(const cJSON *o)
 {
 	char scopes[AUTH_SCOPES_MAX * (FSP_SCOPE_MAX + 1) + 1] = "";
+	char pending[48] = "-";
 	size_t off = 0;
-	const cJSON *it;
+	const cJSON *it, *rep = cJSON_GetObjectItemCaseSensitive(o, "report");
 	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(o, "scopes"))
 	{
 		if (cJSON_IsString(it) && off < sizeof(scopes))
 			off += (size_t)snprintf(scopes + off, sizeof(scopes) - off, "%s%s",
 			                        off ? "," : "", it->valuestring);
 	}
-	printf("%-24s %-9s %-40s %-20s %-20s %s\n", admin_jstr(o, "name"), admin_jstr(o, "role"),
-	       admin_jstr(o, "public_key"), admin_jstr(o, "enrolled_at"),
-	       admin_jstr(o, "revoked_at")[0] ? admin_jstr(o, "revoked_at") : "-", scopes);
+	if (cJSON_IsObject(rep))
+		snprintf(pending, sizeof(pending), "%.0f/%.0f",
+		         cJSON_GetObjectItemCaseSensitive(rep, "pending")->valuedouble,
+		         cJSON_GetObjectItemCaseSensitive(rep, "failed")->valuedouble);
+	printf("%-24s %-9s %-40s %-20s %-20s %-20s %-10s %-7s %-18s %s\n", admin_jstr(o, "name"),
+	       admin_jstr(o, "role"), admin_jstr(o, "public_key"), admin_jstr(o, "enrolled_at"),
+	       admin_jstr(o, "revoked_at")[0] ? admin_jstr(o, "revoked_at") : "-",
+	       admin_jstr(o, "last_seen")[0] ? admin_jstr(o, "last_seen") : "never", pending,
+	       cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "at_risk")) ? "AT-RISK" : "ok",
+	       admin_jstr(o, "client")[0] ? admin_jstr(o, "client") : "-", scopes);
+}
+
+/* The device reports, read once into an array (they are few). */
+struct seen_all {
+	device_seen *v;
+	size_t n, cap;
+	bool ok;
+};
+
+static bool
+seen_add(void *arg, const device_seen *d)
+{
+	struct seen_all *a = arg;
+	if (a->n == a->cap) {
+		size_t cap = a->cap ? a->cap * 2 : 64;
+		device_seen *v = realloc(a->v, cap * sizeof(*v));
+		if (v == NULL) {
+			a->ok = false;
+			return false;
+		}
+		a->v = v;
+		a->cap = cap;
+	}
+	a->v[a->n++] = *d;
+	return true;
 }
 
 static fsd_err
@@ -444,8 +510,94 @@ read_devices(store_txn *t, admin_list *l)
 int
 admin_cmd_devices(const admin_args *a)
 {
-	char header[160];
-	snprintf(header, sizeof(header), "%-24s %-9s %-40s %-20s %-20s %s", "NAME", "ROLE",
-	         "PUBLIC KEY", "ENROLLED", "REVOKED", "SCOPES");
-	return admin_list_print(a, header, read_devices, print_device);
+	const char *dir = admin_opt(a, "data-dir"), *days = admin_opt(a, "at-risk-days");
+	admin_list l = {cJSON_CreateArray(), true};
+	struct seen_all seen = {NULL, 0, 0, true};
+	int64_t now = clock_wall_ms(), at_risk_ms;
+	char *end = NULL;
+	long nd = days != NULL ? strtol(days, &end, 10) : 3;
+	store_txn *t = NULL;
+	fsd_err rc = FSD_ERROR;
+	int code = FSD_EXIT_FAIL;
+
+	if (days != NULL && (end == days || *end != '\0' || nd < 1 || nd > 3650)) {
+		fprintf(stderr, "fieldsyncd devices: --at-risk-days takes 1..3650\n");
+		cJSON_Delete(l.items);
+		return FSD_EXIT_USAGE;
+	}
+	at_risk_ms = (int64_t)nd * 86400000;
+	store *s = admin_open_store(dir, false);
+	if (s != NULL && l.items != NULL && (rc = store_read_begin(s, &t)) == FSD_OK) {
+		rc = read_devices(t, &l);
+		store_read_end(&t);
+	}
+	store_close(&s);
+	if (rc == FSD_OK) {
+		fsd_err src = registry_seen_list(dir, seen_add, &seen);
+		if (src != FSD_OK && src != FSD_NOTFOUND)
+			fprintf(stderr,
+			        "fieldsyncd devices: the device reports cannot be read: %s\n",
+			        fsd_strerror(src));
+	}
+	size_t n_items = 0, at_risk = 0, reporting = 0;
+	bool *used = calloc(seen.n + 1, sizeof(bool));
+	cJSON *it;
+	if (used == NULL || !seen.ok)
+		l.ok = false;
+	cJSON_ArrayForEach(it, l.items)
+	{
+		const device_seen *sn = NULL;
+		for (size_t i = 0; l.ok && i < seen.n; i++)
+			if (strcmp(seen.v[i].key, admin_jstr(it, "name")) == 0) {
+				sn = &seen.v[i];
+				used[i] = true;
+			}
+		if (l.ok && !add_seen(it, sn, now, at_risk_ms))
+			l.ok = false;
+	}
+	for (size_t i = 0; l.ok && i < seen.n; i++) { /* reported, not enrolled (--dev) */
+		cJSON *o = cJSON_CreateObject();
+		if (used[i])
+			continue;
+		if (o == NULL || !cJSON_AddItemToArray(l.items, o) ||
+		    !cJSON_AddStringToObject(o, "name", seen.v[i].key) ||
+		    !cJSON_AddStringToObject(o, "role", "unenrolled") ||
+		    !cJSON_AddArrayToObject(o, "scopes") ||
+		    !add_seen(o, &seen.v[i], now, at_risk_ms))
+			l.ok = false;
+	}
+	cJSON_ArrayForEach(it, l.items)
+	{
+		n_items++;
+		reporting += cJSON_IsString(cJSON_GetObjectItemCaseSensitive(it, "last_seen"));
+		at_risk += cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "at_risk"));
+	}
+	if (rc == FSD_OK && l.ok && admin_opt(a, "json") != NULL) {
+		char *text = cJSON_Print(l.items);
+		if (text != NULL)
+			printf("%s\n", text);
+		else
+			l.ok = false;
+		free(text);
+	} else if (rc == FSD_OK && l.ok) {
+		printf("%-24s %-9s %-40s %-20s %-20s %-20s %-10s %-7s %-18s %s\n", "NAME", "ROLE",
+		       "PUBLIC KEY", "ENROLLED", "REVOKED", "LAST SEEN", "PEND/FAIL", "RISK",
+		       "CLIENT", "SCOPES");
+		cJSON_ArrayForEach(it, l.items)
+		{
+			print_device(it);
+		}
+		printf("\n%zu devices, %zu reporting, %zu at risk (not seen, or an unpushed edit, "
+		       "for %ld days)\n",
+		       n_items, reporting, at_risk, nd);
+	}
+	if (rc != FSD_OK || !l.ok)
+		fprintf(stderr, "fieldsyncd devices: failed: %s\n",
+		        rc != FSD_OK ? fsd_strerror(rc) : "out of memory");
+	else
+		code = FSD_EXIT_OK;
+	free(used);
+	free(seen.v);
+	cJSON_Delete(l.items);
+	return code;
 }

@@ -6,7 +6,13 @@
  * the result and exits with verify's code. Server keys are in no backup:
  * the operator copies server.key and server.pub from the secret store.
  *
- * Runs with no daemon on the target directory (it must not hold a store).
+ * The restored store gets a new generation (PROTOCOL.md §7): it may have
+ * forgotten change sets it acknowledged after the backup, and a tablet that
+ * sees the new generation in Welcome pulls from 0 and pushes again what it
+ * authored, so nothing acknowledged is lost.
+ *
+ * Runs with no daemon on the target directory (it must not hold a store):
+ * it holds the directory's single-writer lock while it writes.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +23,7 @@
 
 #include "admin.h"
 #include "keyring.h"
+#include "schema.h"
 #include "store.h"
 #include "sys.h"
 
@@ -65,12 +72,34 @@ fail:
 	return ok;
 }
 
+/* Gives the restored store in dir a new generation. */
+static bool
+new_generation(const char *dir)
+{
+	store *s = admin_open_store(dir, false);
+	if (s == NULL)
+		return false;
+	fsd_err rc = store_new_generation(s);
+	if (rc == FSD_OK)
+		fprintf(stderr,
+		        "fieldsyncd restore: new generation %s: tablets will re-push what "
+		        "the backup may lack\n",
+		        store_generation(s));
+	else
+		fprintf(stderr, "fieldsyncd restore: cannot give the store a new generation: %s\n",
+		        fsd_strerror(rc));
+	store_close(&s);
+	return rc == FSD_OK;
+}
+
 int
 admin_cmd_restore(const admin_args *a)
 {
 	const char *dir = admin_opt(a, "data-dir"), *from = admin_opt(a, "from");
 	const char *keys_from = admin_opt(a, "keys-from");
 	char path[700];
+	int lock_fd = -1, code;
+	long holder = 0;
 
 	snprintf(path, sizeof(path), "%s/data.mdb", dir);
 	if (sys_file_exists(path)) {
@@ -88,19 +117,30 @@ admin_cmd_restore(const admin_args *a)
 		fprintf(stderr, "fieldsyncd restore: cannot create %s: %s\n", dir, strerror(errno));
 		return FSD_EXIT_FAIL;
 	}
-	if (!copy_file(from, path))
+	fsd_err lrc = store_lock_dir(dir, false, &lock_fd, &holder);
+	if (lrc != FSD_OK) {
+		fprintf(stderr,
+		        "fieldsyncd restore: %s is in use by another process (pid %ld): %s\n", dir,
+		        holder, fsd_strerror(lrc));
 		return FSD_EXIT_FAIL;
+	}
+	code = FSD_EXIT_FAIL;
+	if (!copy_file(from, path))
+		goto out;
 	if (keys_from != NULL) {
 		snprintf(path, sizeof(path), "%s/keys", dir);
 		if (mkdir(path, 0700) != 0 && errno != EEXIST) {
 			fprintf(stderr, "fieldsyncd restore: cannot create %s: %s\n", path,
 			        strerror(errno));
-			return FSD_EXIT_FAIL;
+			goto out;
 		}
 		snprintf(path, sizeof(path), "%s/keys/data.mdb", dir);
 		if (!copy_file(keys_from, path))
-			return FSD_EXIT_FAIL;
+			goto out;
 	}
+	if (!new_generation(dir))
+		goto out;
+	store_unlock_dir(&lock_fd);
 	fprintf(stderr, "fieldsyncd restore: restored %s into %s%s\n", from, dir,
 	        keys_from != NULL ? " with its key store" : "");
 	fprintf(stderr,
@@ -116,4 +156,7 @@ admin_cmd_restore(const admin_args *a)
 	fprintf(stderr, "fieldsyncd restore: verifying...\n");
 	return admin_verify_run(dir, admin_opt(a, "master-key-file"), admin_opt(a, "rules"),
 	                        admin_opt(a, "time-zone"));
+out:
+	store_unlock_dir(&lock_fd);
+	return code;
 }

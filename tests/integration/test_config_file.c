@@ -48,7 +48,7 @@ Test(config_file, flags_beat_env_beat_the_file, .timeout = 30)
 	snprintf(ini, sizeof(ini), "%s/fieldsyncd.conf", dir);
 	write_file(ini, "[fieldsyncd]\nsync_endpoint = tcp://127.0.0.1:1111\nlog-level = warn\n"
 	                "replies-kept = 77\n");
-	snprintf(cmd, sizeof(cmd), "%s check-config --config %s", FS_DAEMON_BIN, ini);
+	snprintf(cmd, sizeof(cmd), "%s check-config --dev --config %s", FS_DAEMON_BIN, ini);
 	char *out = run(cmd, &st);
 	cr_expect_eq(st, 0, "%s", out);
 	cr_expect_not_null(strstr(out, "sync-endpoint = tcp://127.0.0.1:1111"), "%s", out);
@@ -56,19 +56,19 @@ Test(config_file, flags_beat_env_beat_the_file, .timeout = 30)
 	cr_expect_not_null(strstr(out, "log-level = warn"));
 	free(out);
 	snprintf(cmd, sizeof(cmd),
-	         "FIELDSYNC_SYNC_ENDPOINT=tcp://127.0.0.1:2222 %s check-config --config %s", FS_DAEMON_BIN, ini);
+	         "FIELDSYNC_SYNC_ENDPOINT=tcp://127.0.0.1:2222 %s check-config --dev --config %s", FS_DAEMON_BIN, ini);
 	out = run(cmd, &st);
 	cr_expect_not_null(strstr(out, "sync-endpoint = tcp://127.0.0.1:2222"), "env beats the file: %s", out);
 	free(out);
 	snprintf(cmd, sizeof(cmd),
-	         "FIELDSYNC_SYNC_ENDPOINT=tcp://127.0.0.1:2222 %s check-config --config %s "
+	         "FIELDSYNC_SYNC_ENDPOINT=tcp://127.0.0.1:2222 %s check-config --dev --config %s "
 	         "--sync-endpoint tcp://127.0.0.1:3333", FS_DAEMON_BIN, ini);
 	out = run(cmd, &st);
 	cr_expect_not_null(strstr(out, "sync-endpoint = tcp://127.0.0.1:3333"), "flags beat env: %s", out);
 	free(out);
 
 	/* Secrets are redacted. */
-	snprintf(cmd, sizeof(cmd), "FIELDSYNC_MASTER_KEY=k1:%064d %s check-config", 7, FS_DAEMON_BIN);
+	snprintf(cmd, sizeof(cmd), "FIELDSYNC_MASTER_KEY=k1:%064d %s check-config --dev", 7, FS_DAEMON_BIN);
 	out = run(cmd, &st);
 	cr_expect_eq(st, 0);
 	cr_expect_not_null(strstr(out, "redacted"));

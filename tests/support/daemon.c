@@ -116,7 +116,17 @@ spawn(fs_test_daemon *d)
 	snprintf(ep, sizeof(ep), "tcp://127.0.0.1:%d", d->port);
 	snprintf(rem, sizeof(rem), "tcp://127.0.0.1:%d", d->reminder_port);
 	snprintf(ops, sizeof(ops), "127.0.0.1:%d", d->ops_port);
-	argv[n++] = FS_DAEMON_BIN;
+	/* FS_TEST_DAEMON_BIN runs another build (e.g. the old main, to show a
+	 * test fails there); FS_TEST_DAEMON_WRAP a command line the daemon runs
+	 * under (e.g. fiu-run -x -c '...'), through /bin/sh. */
+	const char *bin = getenv("FS_TEST_DAEMON_BIN"), *wrap = getenv("FS_TEST_DAEMON_WRAP");
+	if (wrap != NULL && wrap[0] != '\0') {
+		argv[n++] = "/bin/sh";
+		argv[n++] = "-c";
+		argv[n++] = "eval exec \"$FS_TEST_DAEMON_WRAP\" '\"$@\"'";
+		argv[n++] = "fieldsyncd";
+	}
+	argv[n++] = bin != NULL && bin[0] != '\0' ? bin : FS_DAEMON_BIN;
 	argv[n++] = "--data-dir";
 	argv[n++] = d->dir;
 	argv[n++] = "--sync-endpoint";

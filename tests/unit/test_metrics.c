@@ -92,7 +92,8 @@ is_name_char(char c, bool first)
 static void
 check_labels(const char *labels, const char *line)
 {
-	static const char *const names[] = {"type", "result", "reason", "rule", "state", "le"};
+	static const char *const names[] = {"type",  "result",  "reason", "rule",
+	                                    "state", "le", "version", "protocol"};
 	const char *p = labels;
 	while (*p) {
 		const char *eq = strchr(p, '=');

@@ -75,6 +75,7 @@ typedef enum fs_err {
 	FS_ERR_FORBIDDEN,        /* a write in a scope the store's credential does not grant */
 	FS_ERR_CANCELLED,        /* sync: stopped by fs_sync_cancel(); nothing was lost */
 	FS_ERR_PLAIN_CREDENTIAL, /* a plain store holds a credential: fs_store_migrate it */
+	FS_ERR_KEY_REFUSED,      /* sync: the daemon refused this device's key (revoked, unknown) */
 } fs_err;
 
 /* A static English sentence for e; never NULL. */
@@ -446,6 +447,7 @@ typedef struct fs_sync_stats {
 	uint64_t failed;     /* changes parked in this sync (see fs_list_failed) */
 	uint64_t pulled;     /* records received from the feed */
 	uint64_t changesets; /* PushRequests answered */
+	uint64_t requeued;   /* own values queued again: the daemon's generation changed */
 } fs_sync_stats;
 
 /*
@@ -459,11 +461,16 @@ typedef struct fs_sync_stats {
  * The outcome is also recorded for fs_status().
  * When the store holds a credential the connection uses CURVE: the daemon
  * must prove it holds the server key of the credential, and the tablet
- * authenticates with its client key pair. A handshake that fails (the
- * daemon refused the key: revoked, never enrolled; or the endpoint lacks the
- * server key) ends the sync at once with FS_ERR_REFUSED and a message in
- * fs_status; a libzmq without CURVE is FS_ERR_NETWORK, never a clear-text
- * sync. FS_ERR_INVALID when there is neither an endpoint nor a credential.
+ * authenticates with its client key pair. A handshake that fails ends the
+ * sync at once with a message in fs_status: FS_ERR_KEY_REFUSED when the
+ * daemon refused the key (revoked, never enrolled), FS_ERR_REFUSED when
+ * the endpoint lacks the server key; a libzmq without CURVE is
+ * FS_ERR_NETWORK, never a clear-text sync. FS_ERR_INVALID when there is
+ * neither an endpoint nor a credential.
+ * Welcome.generation (PROTOCOL.md §7): when the daemon names another
+ * generation than at the last sync (it was restored from a backup), the
+ * sync pulls from 0 and pushes again every current value this device
+ * authored (stats->requeued), so nothing it had acknowledged is lost.
  */
 FIELDSYNC_API fs_err fs_sync(fs_store *s, const fs_sync_opts *opts, fs_sync_stats *stats);
 
