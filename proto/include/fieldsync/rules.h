@@ -95,6 +95,7 @@ typedef struct rules_input {
 	size_t n_contacts;
 } rules_input;
 
+#define RULES_COUNT_MAX 100 /* the largest "count" a table may give (METHOD.md: 5 and 12) */
 #define RULES_ID_MAX 300
 
 /* One reminder the data implies. */
