@@ -295,6 +295,34 @@ Test(sdk_deadlines, reading8_welcome_table_and_zone, .fini = fini_list)
 	tz_free(&utc);
 }
 
+/* Reading 9 on the tablet: contact_person is a staff identifier, never a
+ * name; a case naming a person is refused before it is stored, so no
+ * deadline carries the name. */
+Test(sdk_deadlines, reading9_identifiers_only, .fini = fini_list)
+{
+	const char *json = "{\"first_contact_at_ms\": 1774360800000, "
+			   "\"contact_person\": \"Karen Jensen\"}";
+	char why[256];
+	uint8_t *p = NULL;
+	size_t n = 0;
+	fs_err e = fs_json_to_payload("case", json, strlen(json), &p, &n, why, sizeof(why));
+	if (e == FS_OK) {
+		cr_expect_eq(fs_put(tab, "case", CASE, NULL, p, n), FS_ERR_INVALID,
+		             "a name as contact person is refused");
+		free(p);
+	} else {
+		cr_expect_eq(e, FS_ERR_INVALID);
+		cr_expect(strstr(why, "contact_person") != NULL, "%s", why);
+	}
+	cr_assert_eq(fs_deadlines(tab, L(2026, 3, 30, 12, 0), NULL, &g_list), FS_OK);
+	cr_expect_eq(g_list->n, 0, "nothing was stored, so nothing is due");
+	put_json("case", CASE, NULL,
+	         "{\"first_contact_at_ms\": 1774360800000, \"contact_person\": \"staff-7\"}");
+	fs_deadlines_free(&g_list);
+	cr_assert_not_null(at(L(2026, 3, 30, 12, 0), "quick-help/" CASE));
+	cr_expect_str_eq(at(L(2026, 3, 30, 12, 0), "quick-help/" CASE)->contact_person, "staff-7");
+}
+
 /* Reading 10 on the tablet: a case counts only the contacts in its scope. */
 Test(sdk_deadlines, reading10_scope, .fini = fini_list)
 {
