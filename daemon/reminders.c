@@ -38,7 +38,7 @@
  *                    changed. A case timer (below) re-evaluates its case.
  *   a talk is held   rules_evaluate() counts a contact only once its held_at
  *                    has come (reading 1) and returns the next held_at still
- *                    to come; evaluate_case() keeps it as the case timer: a
+ *                    to come; reminders_evaluate_case() keeps it as the case timer: a
  *                    row under the bare case prefix [u8 len][case_id] (empty
  *                    reminder id, rule RULE_COUNT, state CANCELLED, never
  *                    counted or published) whose next_fire_ms is in timers.
@@ -77,6 +77,7 @@
 #include "metrics.h"
 #include "reminder_rows.h"
 #include "reminders.h"
+#include "reminders_impl.h"
 #include "storage.pb-c.h"
 #include "sys.h"
 
@@ -85,27 +86,6 @@
 #define TICK_ROUND_BATCHES 8 /* at most 8192 timers per round */
 
 typedef Fieldsync__V1__ReminderEvent reminder_event;
-
-#define META_RULES_FP "rules_fp" /* the fingerprint the stored rows were computed under */
-
-struct reminders {
-	fs_tz *tz;
-	rules_config rules;
-	int64_t clock_offset_ms; /* verify's clock (config's --clock-offset-ms) */
-	/* the re-evaluation of every stored case after the rules changed */
-	struct {
-		bool pending;
-		uint64_t fp;                    /* what it brings meta "rules_fp" to */
-		char cursor[FSP_ID_MAX + 1];    /* the last case done and committed */
-		char staged[FSP_ID_MAX + 1];    /* ... by the round in progress */
-		bool staged_valid, staged_done; /* a step ran in the round; it was the last */
-	} reeval;
-	/* cases noted since the last flush */
-	char **touched;
-	size_t n_touched, cap_touched;
-	/* events emitted, not yet handed to the publisher */
-	event_batch out;
-};
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -258,19 +238,8 @@ reminders_note_record(reminders *r, store_txn *t, const fs_record_state *before,
 
 /* ---- loading one case --------------------------------------------------- */
 
-struct case_data {
-	fs_record_state *case_state;
-	Fieldsync__V1__Case **cases;
-	size_t n_cases;
-	fs_record_state **contact_states;
-	size_t n_states, cap_states;
-	rules_contact *contacts;
-	Fieldsync__V1__Contact **contact_values;
-	size_t n_contacts, cap_contacts;
-};
-
-static void
-case_data_free(struct case_data *cd)
+void
+reminders_case_data_free(struct case_data *cd)
 {
 	for (size_t i = 0; i < cd->n_cases; i++)
 		fieldsync__v1__case__free_unpacked(cd->cases[i], NULL);
@@ -286,17 +255,8 @@ case_data_free(struct case_data *cd)
 	memset(cd, 0, sizeof(*cd));
 }
 
-/* The keys a prefix scan found, copied (collect_key); key_list_free frees. */
-struct key_list {
-	uint8_t **keys;
-	size_t *klens;
-	size_t n, cap;
-	size_t limit; /* stop after this many (0: no limit but the bound below) */
-	bool oom;
-};
-
-static bool
-collect_key(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+bool
+reminders_collect_key(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
 {
 	struct key_list *l = arg;
 	(void)val;
@@ -332,11 +292,11 @@ collect_key(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size
 static bool
 collect_id(void *arg, const char *contact_id)
 {
-	return collect_key(arg, (const uint8_t *)contact_id, strlen(contact_id), NULL, 0);
+	return reminders_collect_key(arg, (const uint8_t *)contact_id, strlen(contact_id), NULL, 0);
 }
 
-static void
-key_list_free(struct key_list *l)
+void
+reminders_key_list_free(struct key_list *l)
 {
 	for (size_t i = 0; i < l->n; i++)
 		free(l->keys[i]);
@@ -436,22 +396,22 @@ case_load(store_txn *t, const char *case_id, struct case_data *cd)
 			}
 		}
 	}
-	key_list_free(&ids);
+	reminders_key_list_free(&ids);
 	return rc;
 }
 
 /* ---- rows, timers and events -------------------------------------------- */
 
-static bool
-row_is_active(uint32_t state)
+bool
+reminders_row_is_active(uint32_t state)
 {
 	return state != FIELDSYNC__V1__REMINDER_EVENT__STATE__MET &&
 	       state != FIELDSYNC__V1__REMINDER_EVENT__STATE__CANCELLED;
 }
 
 /* The rules' view of a stored row, for the clock-driven transitions. */
-static void
-row_to_reminder(const reminder_row *row, rules_reminder *out)
+void
+reminders_row_to_reminder(const reminder_row *row, rules_reminder *out)
 {
 	memset(out, 0, sizeof(*out));
 	snprintf(out->reminder_id, sizeof(out->reminder_id), "%s", row->reminder_id);
@@ -506,7 +466,7 @@ reconcile(reminders *r, store_txn *t, const char *case_id, const char *scope,
 	int64_t old_fire = old ? old->next_fire_ms : 0;
 
 	if (rem == NULL) { /* the data no longer implies it */
-		if (old == NULL || !row_is_active(old->state))
+		if (old == NULL || !reminders_row_is_active(old->state))
 			return FSD_OK;
 		row = *old;
 		row.next_fire_ms = 0;
@@ -551,12 +511,12 @@ reconcile(reminders *r, store_txn *t, const char *case_id, const char *scope,
 
 /*
  * What the case's data implies at now_ms: loads the case (*cd, caller frees
- * with case_data_free) and evaluates the rules into *rems (caller frees), *n
+ * with reminders_case_data_free) and evaluates the rules into *rems (caller frees), *n
  * of them, and *next_eval (the next held_at to come, 0: none). A case
  * without a live `case` record implies none.
  */
-static fsd_err
-implied_reminders(reminders *r, store_txn *t, const char *case_id, int64_t now_ms,
+fsd_err
+reminders_implied(reminders *r, store_txn *t, const char *case_id, int64_t now_ms,
                   struct case_data *cd, rules_reminder **rems, size_t *n, int64_t *next_eval)
 {
 	size_t cap = 64;
@@ -587,14 +547,14 @@ implied_reminders(reminders *r, store_txn *t, const char *case_id, int64_t now_m
 }
 
 /* The case's stored reminder rows (prefix) that rems[0..n) no longer
- * implies, into *out (caller frees with key_list_free). */
-static fsd_err
-unimplied_rows(store_txn *t, const char *case_id, const uint8_t *prefix, size_t plen,
-               const rules_reminder *rems, size_t n, struct key_list *out)
+ * implies, into *out (caller frees with reminders_key_list_free). */
+fsd_err
+reminders_unimplied_rows(store_txn *t, const char *case_id, const uint8_t *prefix, size_t plen,
+                         const rules_reminder *rems, size_t n, struct key_list *out)
 {
 	uint8_t key[KEY_MAX];
-	fsd_err rc =
-		store_kv_scan(t, &reminders_table, prefix, plen, prefix, plen, collect_key, out);
+	fsd_err rc = store_kv_scan(t, &reminders_table, prefix, plen, prefix, plen,
+	                           reminders_collect_key, out);
 	if (rc == FSD_OK && out->oom)
 		rc = FSD_ERROR;
 	size_t kept = 0;
@@ -647,8 +607,8 @@ case_timer_set(store_txn *t, const char *case_id, const uint8_t *prefix, size_t 
 }
 
 /* Re-evaluates one case at now_ms: its rows, its events, its case timer. */
-static fsd_err
-evaluate_case(reminders *r, store_txn *t, const char *case_id, int64_t now_ms)
+fsd_err
+reminders_evaluate_case(reminders *r, store_txn *t, const char *case_id, int64_t now_ms)
 {
 	struct case_data cd = {0};
 	struct key_list existing = {0};
@@ -659,7 +619,7 @@ evaluate_case(reminders *r, store_txn *t, const char *case_id, int64_t now_ms)
 	size_t plen = fsk_case_key(prefix, sizeof(prefix), case_id, "");
 	fsd_err rc = plen == 0
 	                     ? FSD_INVALID
-	                     : implied_reminders(r, t, case_id, now_ms, &cd, &rems, &n, &next_eval);
+	                     : reminders_implied(r, t, case_id, now_ms, &cd, &rems, &n, &next_eval);
 
 	if (rc != FSD_OK)
 		goto out;
@@ -691,7 +651,7 @@ evaluate_case(reminders *r, store_txn *t, const char *case_id, int64_t now_ms)
 		goto out;
 
 	/* What it no longer implies. */
-	rc = unimplied_rows(t, case_id, prefix, plen, rems, n, &existing);
+	rc = reminders_unimplied_rows(t, case_id, prefix, plen, rems, n, &existing);
 	for (size_t i = 0; rc == FSD_OK && i < existing.n; i++) {
 		fsd_err grc;
 		reminder_row *old = NULL;
@@ -708,9 +668,9 @@ evaluate_case(reminders *r, store_txn *t, const char *case_id, int64_t now_ms)
 	if (rc == FSD_OK)
 		rc = case_timer_set(t, case_id, prefix, plen, next_eval);
 out:
-	key_list_free(&existing);
+	reminders_key_list_free(&existing);
 	free(rems);
-	case_data_free(&cd);
+	reminders_case_data_free(&cd);
 	return rc;
 }
 
@@ -722,7 +682,7 @@ reminders_erase_case(store_txn *t, const char *case_id, int64_t now_ms, size_t *
 	size_t plen = fsk_case_key(prefix, sizeof(prefix), case_id, "");
 	fsd_err rc = plen == 0 ? FSD_INVALID
 	                       : store_kv_scan(t, &reminders_table, prefix, plen, prefix, plen,
-	                                       collect_key, &rows);
+	                                       reminders_collect_key, &rows);
 	if (rc == FSD_OK && rows.oom)
 		rc = FSD_ERROR;
 	*n_erased = 0;
@@ -730,7 +690,7 @@ reminders_erase_case(store_txn *t, const char *case_id, int64_t now_ms, size_t *
 		reminder_row *row = NULL;
 		/* a row that does not open is deleted all the same */
 		(void)reminder_rows_get(t, rows.keys[i], rows.klens[i], &row);
-		if (row != NULL && row_is_active(row->state))
+		if (row != NULL && reminders_row_is_active(row->state))
 			rc = emit(NULL, t, row, FIELDSYNC__V1__REMINDER_EVENT__STATE__CANCELLED,
 			          now_ms);
 		if (row != NULL && rc == FSD_OK)
@@ -745,7 +705,7 @@ reminders_erase_case(store_txn *t, const char *case_id, int64_t now_ms, size_t *
 		if (rc == FSD_OK)
 			(*n_erased)++;
 	}
-	key_list_free(&rows);
+	reminders_key_list_free(&rows);
 	return rc;
 }
 
@@ -754,7 +714,7 @@ reminders_flush(reminders *r, store_txn *t, int64_t now_ms)
 {
 	fsd_err rc = FSD_OK;
 	for (size_t i = 0; rc == FSD_OK && i < r->n_touched; i++)
-		rc = evaluate_case(r, t, r->touched[i], now_ms);
+		rc = reminders_evaluate_case(r, t, r->touched[i], now_ms);
 	touched_clear(r);
 	return rc;
 }
@@ -770,7 +730,7 @@ collect_due(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size
 	struct due_list *d = arg;
 	if (klen < 8 || (int64_t)fsk_get_be64(key) > d->now_ms || d->keys.n >= TICK_BATCH)
 		return false;
-	return collect_key(&d->keys, key, klen, val, vlen);
+	return reminders_collect_key(&d->keys, key, klen, val, vlen);
 }
 
 fsd_err
@@ -800,12 +760,12 @@ reminders_tick(reminders *r, store_txn *t, int64_t now_ms)
 				char case_id[FSP_ID_MAX + 1];
 				memcpy(case_id, rkey + 1, rkey[0]);
 				case_id[rkey[0]] = '\0';
-				/* it fired: forget it, so evaluate_case sets the next one afresh */
+				/* it fired: forget it, so reminders_evaluate_case sets the next one afresh */
 				rc = store_kv_del(t, &reminders_table, rkey, rklen);
 				if (rc == FSD_NOTFOUND)
 					rc = FSD_OK;
 				if (rc == FSD_OK)
-					rc = evaluate_case(r, t, case_id, now_ms);
+					rc = reminders_evaluate_case(r, t, case_id, now_ms);
 				continue;
 			}
 			reminder_row *row = NULL;
@@ -815,10 +775,10 @@ reminders_tick(reminders *r, store_txn *t, int64_t now_ms)
 				continue;
 			}
 			rules_reminder rem;
-			row_to_reminder(row, &rem);
+			reminders_row_to_reminder(row, &rem);
 			uint32_t want = (uint32_t)rules_state_at(&rem, now_ms);
 			row->next_fire_ms = rules_next_change(&rem, now_ms);
-			if (want != row->state && row_is_active(row->state))
+			if (want != row->state && reminders_row_is_active(row->state))
 				rc = emit(r, t, row, want, now_ms);
 			if (rc == FSD_OK && row->next_fire_ms > 0)
 				rc = reminder_rows_timer_set(t, rkey, rklen, 0, row->next_fire_ms);
@@ -826,7 +786,7 @@ reminders_tick(reminders *r, store_txn *t, int64_t now_ms)
 				rc = reminder_rows_put(t, rkey, rklen, row);
 			fieldsyncd__store__reminder_row__free_unpacked(row, NULL);
 		}
-		key_list_free(&due.keys);
+		reminders_key_list_free(&due.keys);
 		if (rc != FSD_OK || n < TICK_BATCH || ++batches == TICK_ROUND_BATCHES)
 			break; /* the rest fire in the next round: transactions stay small */
 	}
@@ -881,206 +841,4 @@ reminders_take(reminders *r, event_batch **out)
 	memset(&r->out, 0, sizeof(r->out));
 	*out = b;
 	return FSD_OK;
-}
-
-/* ---- re-evaluation after the rules changed ------------------------------ */
-
-bool
-reminders_reeval_check(reminders *r, store_txn *t)
-{
-	uint64_t fp = rules_fingerprint(&r->rules, tz_name(r->tz));
-
-	r->reeval.staged_valid = false;
-	if (store_meta_u64(t, META_RULES_FP) == fp) {
-		r->reeval.pending = false;
-		return false;
-	}
-	if (!r->reeval.pending || r->reeval.fp != fp)
-		r->reeval.cursor[0] = '\0'; /* (again) from the first case */
-	r->reeval.pending = true;
-	r->reeval.fp = fp;
-	return true;
-}
-
-bool
-reminders_reeval_pending(const reminders *r)
-{
-	return r->reeval.pending;
-}
-
-fsd_err
-reminders_reeval_step(reminders *r, store_txn *t, int64_t now_ms, size_t max_cases, size_t *n_done)
-{
-	struct key_list ids = {0};
-	uint8_t from[1 + FSP_COLLECTION_MAX + FSP_ID_MAX];
-	size_t plen = fsk_record_prefix(from, "case"), flen = plen, n = 0; /* records' keys */
-	const char *cursor = r->reeval.cursor;
-	fsd_err rc = FSD_OK;
-
-	*n_done = 0;
-	if (!r->reeval.pending)
-		return FSD_OK;
-	if (max_cases == 0)
-		max_cases = 1;
-	memcpy(from + plen, cursor, strlen(cursor));
-	flen += strlen(cursor);
-	/* the cursor's own key (done), the batch, and one more: whether any is left */
-	ids.limit = max_cases + 2;
-	rc = store_kv_scan(t, &records_table, from, flen, from, plen, collect_key, &ids);
-	if (rc == FSD_OK && ids.oom)
-		rc = FSD_ERROR;
-	size_t first = cursor[0] != '\0' && ids.n > 0 && ids.klens[0] == flen &&
-	                               memcmp(ids.keys[0], from, flen) == 0
-	                       ? 1
-	                       : 0;
-	snprintf(r->reeval.staged, sizeof(r->reeval.staged), "%s", cursor);
-	for (size_t i = first; rc == FSD_OK && i < ids.n && n < max_cases; i++, n++) {
-		char id[FSP_ID_MAX + 1];
-		size_t idl = ids.klens[i] - plen;
-
-		if (idl > FSP_ID_MAX)
-			continue; /* not an id the writer could have stored */
-		memcpy(id, ids.keys[i] + plen, idl);
-		id[idl] = '\0';
-		if ((rc = evaluate_case(r, t, id, now_ms)) != FSD_OK)
-			break;
-		memcpy(r->reeval.staged, id, idl + 1);
-	}
-	if (rc == FSD_OK) {
-		r->reeval.staged_valid = true;
-		r->reeval.staged_done = ids.n - first <= max_cases;
-		/* the last batch stores the fingerprint; until then the store says
-		 * "none" (0), so a restart or another reload mid-pass begins again */
-		rc = store_meta_set_u64(t, META_RULES_FP, r->reeval.staged_done ? r->reeval.fp : 0);
-	}
-	key_list_free(&ids);
-	*n_done = n;
-	return rc;
-}
-
-void
-reminders_committed(reminders *r)
-{
-	if (!r->reeval.staged_valid)
-		return;
-	memcpy(r->reeval.cursor, r->reeval.staged, sizeof(r->reeval.cursor));
-	if (r->reeval.staged_done)
-		r->reeval.pending = false;
-	r->reeval.staged_valid = false;
-}
-
-/* ---- verification (cmd_verify.c's `verify`) ------------------------------ */
-
-/* The state a row holds at now_ms once its own timers have fired. */
-static uint32_t
-row_state_at(const reminder_row *row, int64_t now_ms)
-{
-	rules_reminder rem;
-
-	if (!row_is_active(row->state))
-		return row->state;
-	row_to_reminder(row, &rem);
-	return (uint32_t)rules_state_at(&rem, now_ms);
-}
-
-fsd_err
-reminders_verify_case(reminders *r, store_txn *t, const char *case_id, reminders_verify_fn fn,
-                      void *arg, size_t *n_checked)
-{
-	return reminders_verify_case_at(r, t, case_id, clock_deadline_ms(r->clock_offset_ms), fn,
-	                                arg, n_checked);
-}
-
-fsd_err
-reminders_verify_case_at(reminders *r, store_txn *t, const char *case_id, int64_t now_ms,
-                         reminders_verify_fn fn, void *arg, size_t *n_checked)
-{
-	struct case_data cd = {0};
-	struct key_list existing = {0};
-	rules_reminder *rems = NULL;
-	reminder_row *timer = NULL;
-	size_t n = 0;
-	int64_t next_eval = 0, eval_at = now_ms;
-	uint8_t prefix[KEY_MAX], key[KEY_MAX];
-	size_t plen = fsk_case_key(prefix, sizeof(prefix), case_id, "");
-	fsd_err rc;
-
-	if (plen == 0)
-		return FSD_INVALID;
-
-	/* A case timer that is due (the daemon is down, or has not got to it):
-	 * the rows hold the evaluation from just before it. */
-	if (reminder_rows_get(t, prefix, plen, &timer) == FSD_OK && timer->next_fire_ms > 0 &&
-	    timer->next_fire_ms <= now_ms)
-		eval_at = timer->next_fire_ms - 1;
-	if (timer != NULL)
-		fieldsyncd__store__reminder_row__free_unpacked(timer, NULL);
-	rc = implied_reminders(r, t, case_id, eval_at, &cd, &rems, &n, &next_eval);
-	if (rc != FSD_OK)
-		goto out;
-	/* Every reminder the data implies has a row with its state and times. */
-	for (size_t i = 0; rc == FSD_OK && i < n; i++) {
-		size_t kl = fsk_case_key(key, sizeof(key), case_id, rems[i].reminder_id);
-		fsd_err grc;
-		reminder_row *row = NULL;
-		grc = reminder_rows_get(t, key, kl, &row);
-		(*n_checked)++;
-		if (row == NULL) {
-			if (grc == FSD_NOTFOUND && !rems[i].started)
-				continue; /* reading 7: never started, no row */
-			if (grc == FSD_NOTFOUND)
-				fn(arg, case_id, rems[i].reminder_id,
-				   "implied by the rules but has no row");
-			else if (grc == FSD_CORRUPT)
-				fn(arg, case_id, rems[i].reminder_id, "its row does not decode");
-			else
-				rc = grc;
-			continue;
-		}
-		if (!rems[i].started &&
-		    row->state == FIELDSYNC__V1__REMINDER_EVENT__STATE__CANCELLED) {
-			fieldsyncd__store__reminder_row__free_unpacked(row, NULL);
-			continue;
-		}
-		if (row_state_at(row, now_ms) != (uint32_t)rules_state_at(&rems[i], now_ms))
-			fn(arg, case_id, rems[i].reminder_id,
-			   "its row's state differs from the rules'");
-		if (row->due_at_ms != rems[i].due_at_ms)
-			fn(arg, case_id, rems[i].reminder_id,
-			   "its row's due time differs from the rules'");
-		if (row->warning_at_ms != rems[i].warning_at_ms)
-			fn(arg, case_id, rems[i].reminder_id,
-			   "its row's warning time differs from the rules'");
-		fieldsyncd__store__reminder_row__free_unpacked(row, NULL);
-	}
-	if (rc != FSD_OK)
-		goto out;
-	/* No active row the data no longer implies. */
-	rc = unimplied_rows(t, case_id, prefix, plen, rems, n, &existing);
-	for (size_t i = 0; rc == FSD_OK && i < existing.n; i++) {
-		char rid[RULES_ID_MAX];
-		size_t idl = existing.klens[i] - plen < sizeof(rid) - 1 ? existing.klens[i] - plen
-		                                                        : sizeof(rid) - 1;
-		memcpy(rid, existing.keys[i] + plen, idl);
-		rid[idl] = '\0';
-		(*n_checked)++;
-		fsd_err grc;
-		reminder_row *row = NULL;
-		grc = reminder_rows_get(t, existing.keys[i], existing.klens[i], &row);
-		if (row == NULL) {
-			if (grc == FSD_CORRUPT || grc == FSD_NOTFOUND)
-				fn(arg, case_id, rid, "its row does not decode");
-			else
-				rc = grc;
-			continue;
-		}
-		if (row_is_active(row->state))
-			fn(arg, case_id, rid, "an active row the rules no longer imply");
-		fieldsyncd__store__reminder_row__free_unpacked(row, NULL);
-	}
-out:
-	key_list_free(&existing);
-	free(rems);
-	case_data_free(&cd);
-	return rc;
 }

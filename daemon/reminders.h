@@ -85,7 +85,7 @@ void reminders_rollback(reminders *r, size_t mark);
 /* Hands over the outbox in *out (NULL when empty); the caller frees it. */
 fsd_err reminders_take(reminders *r, event_batch **out);
 
-/* reminders.c, for verify: re-runs the rules on case_id (loaded as the
+/* reminders_verify.c, for verify: re-runs the rules on case_id (loaded as the
  * writer loads it) in txn t at now_ms and calls fn for every difference
  * from the stored rows: an implied (started) reminder without a row, a row
  * whose state (once its own timers fired), due time or warning time

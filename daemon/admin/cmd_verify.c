@@ -23,7 +23,7 @@
  *   store_last_seq       the meta "seq" counter (store.c)
  *   reminder_rows_check  reminder rows, and which cases have any
  *                        (reminder_rows.c)
- *   reminders_verify_case  a case's rows against its rules (reminders.c)
+ *   reminders_verify_case  a case's rows against its rules (reminders_verify.c)
  * This file only decodes the typed payloads (casework.pb-c.h) and prints.
  */
 #include <stdio.h>
