@@ -10,7 +10,7 @@
  *   batch         no daemon: 1,000 puts as 1,000 fs_put calls vs one
  *                 fs_put_many of 1,000, each on a fresh store: time and
  *                 the number of fsync/fdatasync/msync calls (counted by
- *                 wrappers in this program, which LMDB's calls resolve to)
+ *                 sync_count.c's wrappers, which LMDB's calls resolve to)
  *
  *   bench_sdk [--records N] [--batch-only]
  */
@@ -27,6 +27,7 @@
 
 #include "daemon.h"
 #include "fieldsync/fieldsync.h"
+#include "sync_count.h"
 
 static double
 mono_s(void)
@@ -34,31 +35,6 @@ mono_s(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* ---- counting syncs: these definitions take LMDB's calls (Linux) ---------- */
-
-static long n_syncs;
-
-int
-fdatasync(int fd)
-{
-	n_syncs++;
-	return (int)syscall(SYS_fdatasync, fd);
-}
-
-int
-fsync(int fd)
-{
-	n_syncs++;
-	return (int)syscall(SYS_fsync, fd);
-}
-
-int
-msync(void *addr, size_t len, int flags)
-{
-	n_syncs++;
-	return (int)syscall(SYS_msync, addr, len, flags);
 }
 
 /* 1,000 puts one by one, then 1,000 in one fs_put_many, each on a fresh store. */
@@ -81,7 +57,7 @@ batch_vs_single(void)
 		fs_store *s = NULL;
 		if (dir == NULL || fs_store_create(dir, "team-a", &s) != FS_OK)
 			return -1;
-		long before = n_syncs;
+		long before = sync_count;
 		double t0 = mono_s();
 		fs_err e = FS_OK;
 		if (k == 0)
@@ -90,7 +66,7 @@ batch_vs_single(void)
 		else
 			e = fs_put_many(s, w, N, NULL);
 		secs[k] = mono_s() - t0;
-		syncs[k] = n_syncs - before;
+		syncs[k] = sync_count - before;
 		fs_store_close(&s);
 		fs_test_rm_rf(dir);
 		free(dir);

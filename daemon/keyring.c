@@ -58,7 +58,6 @@
 #include "log.h"
 
 /* The key store's one table: the environment's unnamed one. */
-const store_table ks_deks_table = {NULL};
 
 static bool
 parse_masters(keyring *k, const char *text, char sep, char *err, size_t errlen)
@@ -250,15 +249,6 @@ const char *
 keyring_current_id(const keyring *k)
 {
 	return k->masters[0].id;
-}
-
-const fsc_master *
-ks_master_by_id(const keyring *k, const char *id)
-{
-	for (size_t i = 0; i < k->n_masters; i++)
-		if (strcmp(k->masters[i].id, id) == 0)
-			return &k->masters[i];
-	return NULL;
 }
 
 /* Reads and unwraps DEK `name`; creates it when absent and create is set.

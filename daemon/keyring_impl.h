@@ -1,6 +1,7 @@
 /*
- * keyring_impl: the keyring's private contract between keyring.c and
- * keyring_erase.c; no other file includes it (storage layer; see keyring.h).
+ * keyring_impl: the keyring's private contract: keystore.c below,
+ * keyring.c and keyring_erase.c on top of it; no other file includes it
+ * (storage layer; see keyring.h).
  */
 
 /*
@@ -40,24 +41,37 @@ struct keyring {
 	char dir[600];      /* DATA_DIR/keys */
 };
 
-/* The key store's one table: the environment's unnamed one (keyring.c). */
+/* ---- keystore.c ----------------------------------------------------------- */
+
+/* The key store's one table: the environment's unnamed one. */
 extern const store_table ks_deks_table;
 
-/* keyring.c: the master key named `id`, or NULL when it was not given. */
+/* The master key named `id`, or NULL when it was not given. */
 const fsc_master *ks_master_by_id(const keyring *k, const char *id);
 
-/* keyring_erase.c: makes DATA_DIR/keys, opens erase.lock, finishes an
+/* Makes DATA_DIR/keys, opens erase.lock, finishes an
  * erasure a crash left unfinished, and opens the live key store once.
  * On failure err says why; the caller closes k. */
 fsd_err ks_open_files(keyring *k, const char *data_dir, char *err, size_t errlen);
 
-/* keyring_erase.c: begin/end one key-store operation (see the contract). */
+/* Begin/end one key-store operation (see the contract). */
 fsd_err ks_enter(keyring *k);
 void ks_leave(keyring *k);
 
-/* keyring_erase.c: opens `in` with a retired key of `name` (a re-key that
+/* Opens `in` with a retired key of `name` (a re-key that
  * did not finish); true when one opened it (*out, *out_len as fss_open). */
 bool ks_open_with_retired(keyring *k, const char *name, const void *aad, size_t aad_len,
                           const uint8_t *in, size_t len, uint8_t **out, size_t *out_len);
+
+/* Compacts the key store (k->mu held, no operation open): copy, rename, fsync. */
+fsd_err ks_compact_locked(keyring *k);
+/* Makes keys/erase.pending durable before a DEK is deleted. */
+bool ks_mark_erase_pending(keyring *k);
+/* Retired slots are RETIRED name \001 token: no DEK name starts with a control byte. */
+#define RETIRED "\001retired\001"
+/* The retired slot of `name` with token (prefix_only: every token's prefix). */
+size_t ks_retired_key(char *out, size_t cap, const char *name, uint64_t token, bool prefix_only);
+/* Test hook: FIELDSYNC_TEST_CRASH_AT=<point> _exits at that point. */
+void ks_crash_point(const char *point);
 
 #endif
