@@ -6,14 +6,10 @@
 
 #include "wire.h"
 
-struct decode_budget {
-	size_t left;
-};
-
 static void *
 budget_alloc(void *data, size_t size)
 {
-	struct decode_budget *b = data;
+	wire_budget *b = data;
 	if (size > b->left)
 		return NULL;
 	b->left -= size;
@@ -27,13 +23,22 @@ budget_free(void *data, void *p)
 	free(p);
 }
 
+ProtobufCAllocator *
+wire_budget_init(wire_budget *b, size_t input_len)
+{
+	b->left = 16 * input_len + (1u << 20);
+	b->allocator = (ProtobufCAllocator){.alloc = budget_alloc,
+	                                    .free = budget_free,
+	                                    .allocator_data = b};
+	return &b->allocator;
+}
+
 fs_envelope *
 wire_decode_envelope(const uint8_t *data, size_t len)
 {
-	struct decode_budget b = {.left = 16 * len + (1u << 20)};
-	ProtobufCAllocator a = {.alloc = budget_alloc, .free = budget_free, .allocator_data = &b};
+	wire_budget b;
 	/* Memory comes from malloc, so the message is freed with the default allocator. */
-	return fieldsync__v1__envelope__unpack(&a, len, data);
+	return fieldsync__v1__envelope__unpack(wire_budget_init(&b, len), len, data);
 }
 
 void

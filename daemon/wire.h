@@ -27,6 +27,16 @@ typedef Fieldsync__V1__Error__Code fs_error_code;
 /* Decodes one frame; NULL when it is not an Envelope or over budget. Free
  * the result with wire_envelope_free(). */
 fs_envelope *wire_decode_envelope(const uint8_t *data, size_t len);
+
+/* The heap budget every decode of untrusted bytes runs under: at most
+ * 16 x the input + 1 MiB, from malloc (so what it decodes is freed with the
+ * default allocator). wire_budget_init returns the allocator to pass to a
+ * generated unpack; b must outlive that call. */
+typedef struct wire_budget {
+	size_t left;
+	ProtobufCAllocator allocator;
+} wire_budget;
+ProtobufCAllocator *wire_budget_init(wire_budget *b, size_t input_len);
 void wire_envelope_free(fs_envelope *e);
 
 /* The wire code a peer is told for e (an fsd_err from storage or logic):

@@ -97,27 +97,6 @@ out:
 	return rc;
 }
 
-struct budget {
-	size_t left;
-};
-
-static void *
-budget_alloc(void *data, size_t size)
-{
-	struct budget *b = data;
-	if (size > b->left)
-		return NULL;
-	b->left -= size;
-	return malloc(size);
-}
-
-static void
-budget_free(void *data, void *p)
-{
-	(void)data;
-	free(p);
-}
-
 fsd_err
 wire_push_inflate(Fieldsync__V1__PushRequest *p, uint64_t cap)
 {
@@ -133,10 +112,10 @@ wire_push_inflate(Fieldsync__V1__PushRequest *p, uint64_t cap)
 	if (rc != FSD_OK)
 		return rc;
 	/* the heap budget of wire_decode_envelope, for the decompressed bytes */
-	struct budget b = {.left = 16 * (size_t)p->changes_size + (1u << 20)};
-	ProtobufCAllocator a = {.alloc = budget_alloc, .free = budget_free, .allocator_data = &b};
+	wire_budget b;
 	Fieldsync__V1__PushRequest *in =
-		fieldsync__v1__push_request__unpack(&a, (size_t)p->changes_size, raw);
+		fieldsync__v1__push_request__unpack(wire_budget_init(&b, (size_t)p->changes_size),
+	                                            (size_t)p->changes_size, raw);
 	free(raw);
 	if (in == NULL)
 		return FSD_INVALID;
