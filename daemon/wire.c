@@ -69,6 +69,15 @@ wire_code(fsd_err e)
 	}
 }
 
+/* Every reply Envelope starts the same: request_id and which body it holds. */
+static void
+envelope_begin(fs_envelope *e, uint64_t request_id, Fieldsync__V1__Envelope__BodyCase body)
+{
+	fieldsync__v1__envelope__init(e);
+	e->request_id = request_id;
+	e->body_case = body;
+}
+
 fsd_err
 wire_pack(const fs_envelope *e, uint8_t **out, size_t *len)
 {
@@ -90,9 +99,7 @@ wire_error(uint64_t request_id, fs_error_code code, const char *message, uint32_
 	err.code = code;
 	err.message = (char *)message;
 	err.retry_after_ms = retry_after_ms;
-	fieldsync__v1__envelope__init(&e);
-	e.request_id = request_id;
-	e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_ERROR;
+	envelope_begin(&e, request_id, FIELDSYNC__V1__ENVELOPE__BODY_ERROR);
 	e.error = &err;
 	return wire_pack(&e, out, len);
 }
@@ -101,9 +108,7 @@ fsd_err
 wire_push_reply(uint64_t request_id, const fs_push_reply *r, uint8_t **out, size_t *len)
 {
 	fs_envelope e;
-	fieldsync__v1__envelope__init(&e);
-	e.request_id = request_id;
-	e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_PUSH_REPLY;
+	envelope_begin(&e, request_id, FIELDSYNC__V1__ENVELOPE__BODY_PUSH_REPLY);
 	e.push_reply = (fs_push_reply *)r;
 	return wire_pack(&e, out, len);
 }
@@ -144,9 +149,7 @@ fsd_err
 wire_welcome(uint64_t request_id, const Fieldsync__V1__Welcome *w, uint8_t **out, size_t *len)
 {
 	fs_envelope e;
-	fieldsync__v1__envelope__init(&e);
-	e.request_id = request_id;
-	e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_WELCOME;
+	envelope_begin(&e, request_id, FIELDSYNC__V1__ENVELOPE__BODY_WELCOME);
 	e.welcome = (Fieldsync__V1__Welcome *)w;
 	return wire_pack(&e, out, len);
 }
@@ -155,9 +158,7 @@ fsd_err
 wire_pull_reply(uint64_t request_id, const Fieldsync__V1__PullReply *r, uint8_t **out, size_t *len)
 {
 	fs_envelope e;
-	fieldsync__v1__envelope__init(&e);
-	e.request_id = request_id;
-	e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_PULL_REPLY;
+	envelope_begin(&e, request_id, FIELDSYNC__V1__ENVELOPE__BODY_PULL_REPLY);
 	e.pull_reply = (Fieldsync__V1__PullReply *)r;
 	return wire_pack(&e, out, len);
 }
@@ -167,9 +168,7 @@ wire_replay_reply(uint64_t request_id, const Fieldsync__V1__ReplayReply *r, uint
                   size_t *len)
 {
 	fs_envelope e;
-	fieldsync__v1__envelope__init(&e);
-	e.request_id = request_id;
-	e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_REPLAY_REPLY;
+	envelope_begin(&e, request_id, FIELDSYNC__V1__ENVELOPE__BODY_REPLAY_REPLY);
 	e.replay_reply = (Fieldsync__V1__ReplayReply *)r;
 	return wire_pack(&e, out, len);
 }
