@@ -1,0 +1,314 @@
+/*
+ * Issue 11 break 2 ("one record can stop a whole team syncing"), through
+ * the real daemon with CURVE and enrolled devices: several tablets push
+ * concurrent versions of one hot record at once. The record never holds
+ * more than --max-record-bytes (8 MiB) or --max-siblings (32); every
+ * version past a cap is REJECTED with "resolve the conflict first"; and
+ * every tablet of the scope, flooders and a quiet colleague alike, still
+ * completes its sync with the real SDK and gets the record and what came
+ * after it. Release 1 took all 70 versions (a 70 MB record that no tablet
+ * could pull again: its page is past the SDK's receive limit).
+ */
+#include <cjson/cJSON.h>
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "daemon.h"
+#include "fieldsync/fieldsync.h"
+
+typedef Fieldsync__V1__Envelope env_t;
+
+#define KEY_LINE "k1:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"
+#define DEVICES 5
+#define FLOOD 70
+#define MB 1000000 /* "about 1 MB": under --max-payload-bytes (1 MiB) */
+
+typedef struct cred {
+	char server[41], pub[41], sec[41];
+	char file[700];
+} cred;
+
+static char g_dir[512], g_data[600], g_key[600];
+static fs_test_daemon *d;
+static void *ctx;
+
+static cred
+enroll(const char *name)
+{
+	char cmd[2048];
+	cred c;
+	snprintf(c.file, sizeof(c.file), "%s/%s.json", g_dir, name);
+	snprintf(cmd, sizeof(cmd),
+	         "%s enroll --data-dir %s --name %s --scopes team-a --role device "
+	         "--endpoint tcp://127.0.0.1:7400 --out %s >/dev/null",
+	         FS_DAEMON_BIN, g_data, name, c.file);
+	cr_assert_eq(system(cmd), 0, "enroll %s", name);
+	FILE *f = fopen(c.file, "r");
+	cr_assert_not_null(f);
+	char buf[4096];
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	cJSON *j = cJSON_Parse(buf);
+	cr_assert_not_null(j);
+	snprintf(c.server, sizeof(c.server), "%s",
+	         cJSON_GetObjectItem(j, "server_public_key")->valuestring);
+	snprintf(c.pub, sizeof(c.pub), "%s",
+	         cJSON_GetObjectItem(j, "client_public_key")->valuestring);
+	snprintf(c.sec, sizeof(c.sec), "%s",
+	         cJSON_GetObjectItem(j, "client_secret_key")->valuestring);
+	cJSON_Delete(j);
+	return c;
+}
+
+static void *
+curve_dealer(const cred *c)
+{
+	void *s = zmq_socket(ctx, ZMQ_DEALER);
+	int zero = 0;
+	zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero));
+	zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, c->server, 41);
+	zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, c->pub, 41);
+	zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, c->sec, 41);
+	cr_assert_eq(zmq_connect(s, fs_test_daemon_endpoint(d)), 0);
+	return s;
+}
+
+/* An encrypted tablet store holding the credential in file c->file. */
+static fs_store *
+tablet(const char *name, const cred *c)
+{
+	fs_credential *fc = NULL;
+	fs_store_opts o;
+	fs_store *s = NULL;
+	uint8_t key[FS_STORE_KEY_LEN];
+	char why[512], dir[700];
+	cr_assert_eq(fs_credential_load(c->file, &fc, why, sizeof(why)), FS_OK, "%s", why);
+	memset(key, 0x5a, sizeof(key));
+	memset(&o, 0, sizeof(o));
+	o.key = key;
+	o.key_len = sizeof(key);
+	o.key_id = "tk1";
+	o.credential = fc;
+	snprintf(dir, sizeof(dir), "%s/tab-%s", g_dir, name);
+	cr_assert_eq(fs_store_create_ex(dir, &o, &s), FS_OK);
+	fs_credential_free(&fc);
+	return s;
+}
+
+/* One sync of tablet s; the SDK's own receive limit applies. */
+static fs_err
+sync_tablet(fs_store *s, fs_sync_stats *st)
+{
+	fs_sync_opts o;
+	memset(&o, 0, sizeof(o));
+	o.endpoint = fs_test_daemon_endpoint(d);
+	o.timeout_ms = 30000;
+	return fs_sync(s, &o, st);
+}
+
+static void
+setup(void)
+{
+	char *t = fs_test_tmpdir();
+	snprintf(g_dir, sizeof(g_dir), "%s", t);
+	free(t);
+	snprintf(g_data, sizeof(g_data), "%s/data", g_dir);
+	snprintf(g_key, sizeof(g_key), "%s/master.key", g_dir);
+	int fd = open(g_key, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, KEY_LINE, strlen(KEY_LINE)), (ssize_t)strlen(KEY_LINE));
+	close(fd);
+	char cmd[2048];
+	snprintf(cmd, sizeof(cmd), "%s init --data-dir %s >/dev/null", FS_DAEMON_BIN, g_data);
+	cr_assert_eq(system(cmd), 0);
+	ctx = zmq_ctx_new();
+}
+
+static void
+teardown(void)
+{
+	if (d != NULL)
+		cr_expect_eq(fs_test_daemon_stop(&d), 0);
+	zmq_ctx_term(ctx);
+	fs_test_rm_rf(g_dir);
+}
+
+TestSuite(isolate_caps, .init = setup, .fini = teardown, .timeout = 300);
+
+/* The result of a one-change push. */
+typedef struct outcome {
+	int status;
+	char reason[256];
+} outcome;
+
+/*
+ * The flood: FLOOD versions of note/hot, each with a dot of its own
+ * replica (so all are concurrent), `len` bytes each, sent round-robin by
+ * the DEVICES tablets and all pipelined before any reply is read, as
+ * tablets that come online together would. out[i] answers version i.
+ */
+static void
+flood(void *socks[DEVICES], size_t len, outcome out[FLOOD])
+{
+	uint8_t *payload = malloc(len);
+	cr_assert_not_null(payload);
+	for (int i = 0; i < FLOOD; i++) {
+		char ver[48], cs[48];
+		int dev = i % DEVICES;
+		for (size_t k = 0; k < len; k++)
+			payload[k] = (uint8_t)(k * 31 + (size_t)i * 7);
+		snprintf(ver, sizeof(ver), "d%d-r%02d:1", dev, i);
+		snprintf(cs, sizeof(cs), "cs-flood-%02d", i);
+		fs_test_push *p = fs_test_push_new(cs);
+		fs_test_push_add(p, "note", "hot", "team-a", ver, false, payload, len);
+		cr_assert(fs_test_send(socks[dev], fs_test_push_envelope(p, 1000 + (uint64_t)i)));
+		fs_test_push_free(p);
+	}
+	free(payload);
+	for (int i = 0; i < FLOOD; i++)
+		out[i].status = -1;
+	for (int got = 0; got < FLOOD;) {
+		zmq_pollitem_t it[DEVICES];
+		for (int dev = 0; dev < DEVICES; dev++)
+			it[dev] = (zmq_pollitem_t){socks[dev], 0, ZMQ_POLLIN, 0};
+		cr_assert_gt(zmq_poll(it, DEVICES, 120000), 0, "%d of %d versions answered", got,
+		             FLOOD);
+		for (int dev = 0; dev < DEVICES; dev++) {
+			if (!(it[dev].revents & ZMQ_POLLIN))
+				continue;
+			env_t *r = fs_test_recv(socks[dev], 0);
+			cr_assert_not_null(r);
+			cr_assert_eq(r->body_case, FIELDSYNC__V1__ENVELOPE__BODY_PUSH_REPLY,
+			             "a version answered with body %d", r->body_case);
+			int i = (int)(r->request_id - 1000);
+			cr_assert(i >= 0 && i < FLOOD && out[i].status == -1 &&
+			          r->push_reply->n_results == 1);
+			out[i].status = r->push_reply->results[0]->status;
+			snprintf(out[i].reason, sizeof(out[i].reason), "%s",
+			         r->push_reply->results[0]->reason);
+			fieldsync__v1__envelope__free_unpacked(r, NULL);
+			got++;
+		}
+	}
+}
+
+/* Counts what the flood was answered; checks each refusal's reason. */
+static int
+accepted(const outcome out[FLOOD])
+{
+	int n = 0;
+	for (int i = 0; i < FLOOD; i++) {
+		if (out[i].status == FIELDSYNC__V1__CHANGE_RESULT__STATUS__REJECTED) {
+			cr_expect_not_null(strstr(out[i].reason, "resolve the conflict first"),
+			                   "version %d: %s", i, out[i].reason);
+			continue;
+		}
+		cr_expect(out[i].status == FIELDSYNC__V1__CHANGE_RESULT__STATUS__APPLIED ||
+		                  out[i].status == FIELDSYNC__V1__CHANGE_RESULT__STATUS__CONFLICT,
+		          "version %d: status %d", i, out[i].status);
+		n++;
+	}
+	return n;
+}
+
+/*
+ * After the flood: one device writes an ordinary record, and every tablet
+ * of the scope (the flooders and a quiet colleague) syncs with the real
+ * SDK: the sync completes, the hot record arrives with `siblings`
+ * siblings of at most max_bytes in all, and so does the later record.
+ */
+static void
+everyone_still_syncs(cred creds[DEVICES + 1], size_t siblings, size_t max_bytes)
+{
+	void *s0 = curve_dealer(&creds[0]);
+	fs_test_push *p = fs_test_push_new("cs-after");
+	fs_test_push_add(p, "note", "after", "team-a", "d0-after:1", false, "x", 1);
+	env_t *r = fs_test_call(s0, fs_test_push_envelope(p, 7), 30000);
+	fs_test_push_free(p);
+	cr_assert_not_null(r, "a push after the flood is answered");
+	cr_expect_eq(r->push_reply->results[0]->status,
+	             FIELDSYNC__V1__CHANGE_RESULT__STATUS__APPLIED);
+	fieldsync__v1__envelope__free_unpacked(r, NULL);
+	zmq_close(s0);
+
+	for (int t = 0; t <= DEVICES; t++) {
+		char name[16];
+		snprintf(name, sizeof(name), "t%d", t);
+		fs_store *s = tablet(name, &creds[t]);
+		fs_sync_stats st;
+		fs_err e = sync_tablet(s, &st);
+		cr_expect_eq(e, FS_OK, "tablet %d's sync completes: %s (%s)", t, fs_strerror(e),
+		             fs_last_error_detail());
+		fs_record *hot = NULL, *after = NULL;
+		cr_expect_eq(fs_get(s, "note", "hot", &hot), FS_OK, "tablet %d has the hot record",
+		             t);
+		if (hot != NULL) {
+			size_t bytes = 0;
+			cr_expect_eq(fs_record_sibling_count(hot), siblings, "tablet %d", t);
+			for (size_t i = 0; i < fs_record_sibling_count(hot); i++) {
+				fs_sibling sib;
+				fs_record_sibling(hot, i, &sib);
+				bytes += sib.len;
+			}
+			cr_expect_leq(bytes, max_bytes, "tablet %d holds %zu bytes", t, bytes);
+			fs_record_free(&hot);
+		}
+		cr_expect_eq(fs_get(s, "note", "after", &after), FS_OK,
+		             "tablet %d got the record written after the flood", t);
+		fs_record_free(&after);
+		fs_store_close(&s);
+	}
+}
+
+static void
+start(cred creds[DEVICES + 1])
+{
+	for (int i = 0; i < DEVICES; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "flood-%d", i);
+		creds[i] = enroll(name);
+	}
+	creds[DEVICES] = enroll("quiet");
+	const char *args[] = {"--master-key-file", g_key, NULL};
+	d = fs_test_daemon_start_production(g_data, args);
+	cr_assert_not_null(d, "the daemon starts in production mode");
+}
+
+Test(isolate_caps, issue11_break2_seventy_1MB_versions_stay_under_the_byte_cap)
+{
+	cred creds[DEVICES + 1];
+	void *socks[DEVICES];
+	outcome out[FLOOD];
+	start(creds);
+	for (int i = 0; i < DEVICES; i++)
+		socks[i] = curve_dealer(&creds[i]);
+	flood(socks, MB, out);
+	for (int i = 0; i < DEVICES; i++)
+		zmq_close(socks[i]);
+	/* 8 versions of 1,000,000 bytes fit 8 MiB; a ninth would not. */
+	int n = accepted(out);
+	cr_expect_eq(n, 8, "the record took %d versions of 1 MB (cap 8 MiB)", n);
+	everyone_still_syncs(creds, 8, 8u << 20);
+}
+
+Test(isolate_caps, issue11_break2_seventy_concurrent_versions_stay_under_the_sibling_cap)
+{
+	cred creds[DEVICES + 1];
+	void *socks[DEVICES];
+	outcome out[FLOOD];
+	start(creds);
+	for (int i = 0; i < DEVICES; i++)
+		socks[i] = curve_dealer(&creds[i]);
+	flood(socks, 1000, out);
+	for (int i = 0; i < DEVICES; i++)
+		zmq_close(socks[i]);
+	int n = accepted(out);
+	cr_expect_eq(n, 32, "the record took %d concurrent versions (cap 32)", n);
+	everyone_still_syncs(creds, 32, 32 * 1000);
+}
