@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "fieldsync/limits.h"
 #include "log.h"
 
 enum {
@@ -37,6 +38,9 @@ enum {
 	OPT_MAX_SIBLINGS,
 	OPT_MAX_RECORD,
 	OPT_AT_RISK_DAYS,
+	OPT_QUOTA_BYTES,
+	OPT_QUOTA_SETS,
+	OPT_MAX_PAGE,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -89,6 +93,12 @@ static const struct opt {
          "bytes one record may hold over all its siblings (default 8 MiB)"},
 	{"at-risk-days", OPT_AT_RISK_DAYS, "FIELDSYNC_AT_RISK_DAYS", "DAYS",
          "a device not seen, or holding an unpushed edit, for this long is at risk (default 3)"},
+	{"push-quota-bytes", OPT_QUOTA_BYTES, "FIELDSYNC_PUSH_QUOTA_BYTES", "BYTES",
+         "bytes one device may push per minute; more is BUSY (default 256M, 0: off)"},
+	{"push-quota-changesets", OPT_QUOTA_SETS, "FIELDSYNC_PUSH_QUOTA_CHANGESETS", "N",
+         "change sets one device may push per minute (default 6000, 0: off)"},
+	{"max-page-bytes", OPT_MAX_PAGE, "FIELDSYNC_MAX_PAGE_BYTES", "BYTES",
+         "no pull page is larger; a bigger record is an error (default 32M, at most 60M)"},
 	{"config", OPT_CONFIG, "FIELDSYNC_CONFIG", "FILE",
          "INI file: these option names as keys, in [fieldsyncd]"},
 	{"help", OPT_HELP, NULL, NULL, "print this help and exit"},
@@ -260,6 +270,17 @@ apply(config *c, const struct opt *o, const char *v, const char *source)
 		ok = parse_size(v, &n) && n >= 1 && n <= 3650;
 		c->at_risk_days = (uint32_t)n;
 		break;
+	case OPT_QUOTA_BYTES:
+		ok = parse_size(v, &c->push_quota_bytes) && c->push_quota_bytes <= (1ULL << 40);
+		break;
+	case OPT_QUOTA_SETS:
+		ok = parse_size(v, &c->push_quota_changesets) &&
+		     c->push_quota_changesets <= 100000000;
+		break;
+	case OPT_MAX_PAGE:
+		ok = parse_size(v, &c->max_page_bytes) && c->max_page_bytes >= 4096 &&
+		     c->max_page_bytes <= FSP_PAGE_BYTES_MAX;
+		break;
 	case OPT_CLOCK_OFFSET: {
 		char *end;
 		errno = 0;
@@ -352,6 +373,9 @@ config_load(config *c, int argc, char **argv)
 	c->max_siblings = 32;
 	c->max_record_bytes = 8ULL << 20;
 	c->at_risk_days = 3;
+	c->push_quota_bytes = 256ULL << 20;
+	c->push_quota_changesets = 6000;
+	c->max_page_bytes = 32ULL << 20;
 
 	const char *file = config_path(argc, argv);
 	if (file != NULL && file[0] != '\0') {
@@ -459,5 +483,9 @@ config_print(const config *c, FILE *f)
 	fprintf(f, "max-siblings = %u\nmax-record-bytes = %llu\n", c->max_siblings,
 	        (unsigned long long)c->max_record_bytes);
 	fprintf(f, "at-risk-days = %u\n", c->at_risk_days);
+	fprintf(f, "push-quota-bytes = %llu\npush-quota-changesets = %llu\nmax-page-bytes = %llu\n",
+	        (unsigned long long)c->push_quota_bytes,
+	        (unsigned long long)c->push_quota_changesets,
+	        (unsigned long long)c->max_page_bytes);
 	fprintf(f, "clock-offset-ms = %lld\n", (long long)c->clock_offset_ms);
 }

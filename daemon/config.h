@@ -40,9 +40,12 @@ typedef struct config {
 	uint64_t max_record_bytes; /* bytes per record over its siblings */
 	int argc;                  /* what config_load read, for a reload (SIGHUP) */
 	char **argv;
-	uint32_t at_risk_days;   /* a device silent, or holding an unpushed edit, this long */
-	int64_t clock_offset_ms; /* testing aid: shifts the daemon's clock */
-	int log_level;           /* LOG_DEBUG .. LOG_ERROR */
+	uint32_t at_risk_days;     /* a device silent, or holding an unpushed edit, this long */
+	int64_t clock_offset_ms;   /* testing aid: shifts the daemon's clock */
+	int log_level;             /* LOG_DEBUG .. LOG_ERROR */
+	uint64_t push_quota_bytes; /* per device and minute; 0: no quota */
+	uint64_t push_quota_changesets; /* per device and minute; 0: no quota */
+	uint64_t max_page_bytes;        /* no pull page is larger (<= FSP_PAGE_BYTES_MAX) */
 } config;
 
 typedef enum {

@@ -135,6 +135,7 @@ static cell c_replays[1], c_unroutable[1], c_zap[MZAP_COUNT], c_forbidden[MFORB_
 static cell c_build[1] = {1}, c_silent[1], c_at_risk[1], c_oldest_edit[1];
 static cell c_duration[NB(g_duration_bounds) + 1], c_duration_sum[1];
 static cell c_batch[NB(g_batch_bounds) + 1], c_batch_sum[1];
+static cell c_quota_refused[1], c_oversize[1];
 
 static const struct metric_def {
 	const char *name;
@@ -205,6 +206,12 @@ static const struct metric_def {
 	HISTOGRAM(METRIC_COMMIT_BATCH_CHANGESETS, "fieldsync_commit_batch_changesets", c_batch,
                   g_batch_bounds, c_batch_sum,
                   "Change sets committed together in one group commit round."),
+	COUNTER(METRIC_PUSH_QUOTA_REFUSED_TOTAL, "fieldsync_push_quota_refused_total", LS_NONE,
+                c_quota_refused,
+                "Change sets answered BUSY because their device was over its push quota."),
+	COUNTER(METRIC_PULL_OVERSIZE_RECORDS_TOTAL, "fieldsync_pull_oversize_records_total",
+                LS_NONE, c_oversize,
+                "Pulls refused TOO_LARGE because a record is larger than --max-page-bytes (fieldsyncd verify lists it)."),
 #undef GAUGE
 #undef COUNTER
 #undef HISTOGRAM

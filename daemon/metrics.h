@@ -47,6 +47,9 @@ typedef enum {
 	/* histograms */
 	METRIC_COMMIT_DURATION_SECONDS, /* fieldsync_commit_duration_seconds */
 	METRIC_COMMIT_BATCH_CHANGESETS, /* fieldsync_commit_batch_changesets */
+	/* counters (issue 11: push quotas, the page bound) */
+	METRIC_PUSH_QUOTA_REFUSED_TOTAL,    /* fieldsync_push_quota_refused_total */
+	METRIC_PULL_OVERSIZE_RECORDS_TOTAL, /* fieldsync_pull_oversize_records_total */
 	METRIC_COUNT
 } metric_id;
 

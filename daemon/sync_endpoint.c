@@ -44,6 +44,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "peer.h"
+#include "quota.h"
 #include "reminders.h"
 #include "sync_endpoint.h"
 #include "validate.h"
@@ -378,6 +379,15 @@ handle_push(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, const peer_au
 		} else {
 			send_error(tp, rid, rid_len, req->request_id, wire_code(vrc), msg, 0);
 		}
+		fieldsync__v1__envelope__free_unpacked(req, NULL);
+		return;
+	}
+	/* Per-device push quota (quota.h): one device cannot take the disk. */
+	uint32_t retry_ms = 0;
+	if (!quota_push_allow(tp->c, peer->name, fieldsync__v1__push_request__get_packed_size(p),
+	                      clock_mono_ms(), &retry_ms)) {
+		send_error(tp, rid, rid_len, req->request_id, FIELDSYNC__V1__ERROR__CODE__BUSY,
+		           "this device is over its push quota; retry later", retry_ms);
 		fieldsync__v1__envelope__free_unpacked(req, NULL);
 		return;
 	}

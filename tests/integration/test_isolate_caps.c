@@ -312,3 +312,138 @@ Test(isolate_caps, issue11_break2_seventy_concurrent_versions_stay_under_the_sib
 	cr_expect_eq(n, 32, "the record took %d concurrent versions (cap 32)", n);
 	everyone_still_syncs(creds, 32, 32 * 1000);
 }
+
+/* One small change set from socket s; the reply (caller frees). */
+static env_t *
+push_small(void *s, const char *cs, const char *id, const char *ver, size_t len, uint64_t rid)
+{
+	static uint8_t payload[MB];
+	fs_test_push *p = fs_test_push_new(cs);
+	fs_test_push_add(p, "note", id, "team-a", ver, false, payload, len);
+	env_t *r = fs_test_call(s, fs_test_push_envelope(p, rid), 30000);
+	fs_test_push_free(p);
+	cr_assert_not_null(r, "%s is answered", cs);
+	return r;
+}
+
+static void
+expect_busy(env_t *r, const char *what)
+{
+	cr_assert_eq(r->body_case, FIELDSYNC__V1__ENVELOPE__BODY_ERROR, "%s: body %d", what,
+	             r->body_case);
+	cr_expect_eq(r->error->code, FIELDSYNC__V1__ERROR__CODE__BUSY, "%s", what);
+	cr_expect(r->error->retry_after_ms >= 1 && r->error->retry_after_ms <= 60000,
+	          "%s: retry_after_ms %u", what, r->error->retry_after_ms);
+	cr_expect_not_null(strstr(r->error->message, "quota"), "%s: %s", what, r->error->message);
+}
+
+/*
+ * Push quotas: a device past its change sets per minute gets BUSY with
+ * retry_after_ms, another device pushes on unaffected, a device past its
+ * bytes per minute gets BUSY too, and the SDK's sync of the throttled
+ * device completes once the quota refills (nothing parked, nothing lost).
+ */
+Test(isolate_caps, issue11_push_quotas_answer_busy_per_device)
+{
+	cred creds[3];
+	creds[0] = enroll("greedy");
+	creds[1] = enroll("honest");
+	creds[2] = enroll("bulky");
+	const char *args[] = {"--master-key-file",
+	                      g_key,
+	                      "--push-quota-changesets",
+	                      "60",
+	                      "--push-quota-bytes",
+	                      "4M",
+	                      "--max-changes-per-push",
+	                      "1",
+	                      NULL};
+	d = fs_test_daemon_start_production(g_data, args);
+	cr_assert_not_null(d, "the daemon starts with push quotas");
+
+	/* 80 change sets sent at once: a minute's 60 pass, the rest are BUSY */
+	void *g = curve_dealer(&creds[0]);
+	for (int i = 0; i < 80; i++) {
+		char cs[32], ver[32], id[32];
+		snprintf(cs, sizeof(cs), "cs-g-%d", i);
+		snprintf(id, sizeof(id), "g-%d", i);
+		snprintf(ver, sizeof(ver), "greedy-r:%d", i + 1);
+		fs_test_push *p = fs_test_push_new(cs);
+		fs_test_push_add(p, "note", id, "team-a", ver, false, "g", 1);
+		cr_assert(fs_test_send(g, fs_test_push_envelope(p, 100 + (uint64_t)i)));
+		fs_test_push_free(p);
+	}
+	int applied = 0, busy = 0;
+	for (int i = 0; i < 80; i++) {
+		env_t *r = fs_test_recv(g, 60000);
+		cr_assert_not_null(r, "reply %d", i);
+		if (r->body_case == FIELDSYNC__V1__ENVELOPE__BODY_PUSH_REPLY) {
+			applied++;
+		} else {
+			expect_busy(r, "a change set past the quota");
+			busy++;
+		}
+		fieldsync__v1__envelope__free_unpacked(r, NULL);
+	}
+	cr_expect_geq(applied, 60, "a minute's quota passes (%d)", applied);
+	cr_expect_geq(busy, 1, "past the quota: BUSY (%d applied)", applied);
+	zmq_close(g);
+
+	/* another device is not affected */
+	void *h = curve_dealer(&creds[1]);
+	for (int i = 0; i < 5; i++) {
+		char cs[32], ver[32], id[32];
+		snprintf(cs, sizeof(cs), "cs-h-%d", i);
+		snprintf(id, sizeof(id), "h-%d", i);
+		snprintf(ver, sizeof(ver), "honest-r:%d", i + 1);
+		env_t *r = push_small(h, cs, id, ver, 100, 10 + (uint64_t)i);
+		cr_expect_eq(r->body_case, FIELDSYNC__V1__ENVELOPE__BODY_PUSH_REPLY,
+		             "the honest device's set %d is answered with body %d", i,
+		             r->body_case);
+		fieldsync__v1__envelope__free_unpacked(r, NULL);
+	}
+	zmq_close(h);
+
+	/* the throttled device's tablet: BUSY first, then it completes */
+	fs_store *t = tablet("greedy", &creds[0]);
+	for (int i = 0; i < 10; i++) {
+		char id[32];
+		snprintf(id, sizeof(id), "t-%d", i);
+		cr_assert_eq(fs_put(t, "note", id, "team-a", "v", 1), FS_OK);
+	}
+	fs_sync_stats st;
+	fs_err e = sync_tablet(t, &st);
+	cr_expect_eq(e, FS_ERR_BUSY, "the first sync is over the quota: %s", fs_strerror(e));
+	fs_status status;
+	cr_assert_eq(fs_status_get(t, &status), FS_OK);
+	cr_expect_not_null(strstr(status.last_error_msg, "quota"), "%s", status.last_error_msg);
+	uint64_t pushed = st.pushed;
+	for (int tries = 0; e == FS_ERR_BUSY && tries < 60; tries++) {
+		sleep(1); /* the app's retry; the quota refills 1 set a second */
+		e = sync_tablet(t, &st);
+		pushed += st.pushed;
+	}
+	cr_expect_eq(e, FS_OK, "the sync completes once the quota refills: %s", fs_strerror(e));
+	cr_expect_eq(pushed, 10, "every change was pushed once (%llu)", (unsigned long long)pushed);
+	cr_assert_eq(fs_status_get(t, &status), FS_OK);
+	cr_expect_eq(status.pending, 0);
+	cr_expect_eq(status.failed, 0, "nothing was parked");
+	fs_store_close(&t);
+
+	/* bytes: 4 MiB a minute takes four 1 MB change sets, not five */
+	void *b = curve_dealer(&creds[2]);
+	for (int i = 0; i < 5; i++) {
+		char cs[32], ver[32], id[32];
+		snprintf(cs, sizeof(cs), "cs-b-%d", i);
+		snprintf(id, sizeof(id), "b-%d", i);
+		snprintf(ver, sizeof(ver), "bulky-r:%d", i + 1);
+		env_t *r = push_small(b, cs, id, ver, MB, 20 + (uint64_t)i);
+		if (i < 4)
+			cr_expect_eq(r->body_case, FIELDSYNC__V1__ENVELOPE__BODY_PUSH_REPLY,
+			             "1 MB set %d is within the bytes quota", i);
+		else
+			expect_busy(r, "the fifth 1 MB set");
+		fieldsync__v1__envelope__free_unpacked(r, NULL);
+	}
+	zmq_close(b);
+}

@@ -13,4 +13,12 @@
 #define FSP_REPLICA_MAX 64    /* 1..64 bytes, no '\0' */
 #define FSP_DOTS_MAX 256      /* dots in one version vector */
 
+/* The largest frame a client must accept (libfieldsync's ZMQ_MAXMSGSIZE
+ * and its cap on a decompressed page), and the most bytes the daemon puts
+ * into one pull page (its records, encoded): under the first by room for
+ * the Envelope around them. docs/protocol-notes.md "Record caps, page
+ * bound and push quotas". */
+#define FSP_RECV_MAX (64u << 20)
+#define FSP_PAGE_BYTES_MAX (60u << 20)
+
 #endif
