@@ -11,6 +11,9 @@
  *   the peer's own value, still the      skipped (no echo, PROTOCOL.md §7: the
  *   record's only sibling                device has it; last_seq moves past it)
  *   anything else                        skipped (last_seq still moves past it)
+ * No page is larger than --max-page-bytes (at most FSP_PAGE_BYTES_MAX,
+ * under what every client accepts); a record larger than that alone is
+ * FSD_TOO_LARGE when a page would start with it (logged by id, counted).
  * A page examines at most SCAN_MAX records, so a device with few granted
  * records in a large feed gets short pages quickly instead of one long scan.
  */
@@ -18,6 +21,7 @@
 #include <string.h>
 
 #include "feed.h"
+#include "log.h"
 #include "metrics.h"
 #include "records.h"
 
@@ -30,6 +34,9 @@ struct page {
 	fs_record_state **items;
 	size_t n, cap, examined;
 	size_t bytes, budget;
+	size_t page_max;      /* --max-page-bytes: no page is larger, whatever it holds */
+	fs_record_state *big; /* the page would start with a record larger than that */
+	size_t big_bytes;
 };
 
 /* Strips a state down to the "revoked" marker for a peer that lost it. */
@@ -85,6 +92,15 @@ page_take(void *arg, store_txn *t, fs_record_state *rs)
 		return FEED_SKIP;
 	}
 	size_t sz = fieldsync__v1__record_state__get_packed_size(rs) + 8;
+	if (sz > pg->page_max) { /* no page can carry it (caps raised, or release 1) */
+		if (pg->n == 0) {
+			pg->big = rs;
+			pg->big_bytes = sz;
+		} else {
+			records_free(rs);
+		}
+		return FEED_STOP;
+	}
 	if (pg->n > 0 && pg->bytes + sz > pg->budget) {
 		records_free(rs);
 		return FEED_STOP;
@@ -92,6 +108,21 @@ page_take(void *arg, store_txn *t, fs_record_state *rs)
 	pg->items[pg->n++] = rs;
 	pg->bytes += sz;
 	return FEED_TAKE;
+}
+
+/* A record no page can carry: the operator hears of it (log by id, metric,
+ * `fieldsyncd verify`), the device gets Error{TOO_LARGE} (sync_endpoint),
+ * never a page past its receive limit that it would drop without a word. */
+static fsd_err
+oversize(fs_record_state *rs, size_t bytes, size_t page_max)
+{
+	metrics_inc(METRIC_PULL_OVERSIZE_RECORDS_TOTAL, 0, 1);
+	log_event(LOG_ERROR, "a record is larger than a pull page: resolve its conflict",
+	          LS("collection", rs->collection), LS("id", rs->id), LU("seq", rs->seq),
+	          LU("siblings", rs->n_siblings), LU("bytes", bytes),
+	          LU("max_page_bytes", page_max), NULL);
+	records_free(rs);
+	return FSD_TOO_LARGE;
 }
 
 fsd_err
@@ -115,7 +146,10 @@ feed_pull_from(store *s, const config *c, const peer_auth *peer, const char *rep
 	pg.cap = req->limit == 0 ? PULL_DEFAULT_LIMIT : req->limit;
 	if (pg.cap > c->pull_limit_max)
 		pg.cap = c->pull_limit_max;
-	pg.budget = c->max_message_bytes / 2;
+	/* a page fits every client's receive limit (FSP_RECV_MAX): config.c
+	 * keeps max_page_bytes at or under FSP_PAGE_BYTES_MAX */
+	pg.page_max = c->max_page_bytes;
+	pg.budget = c->max_message_bytes / 2 < pg.page_max ? c->max_message_bytes / 2 : pg.page_max;
 	pg.items = calloc(pg.cap, sizeof(*pg.items));
 	if (pg.items == NULL)
 		return FSD_NOMEM;
@@ -125,6 +159,10 @@ feed_pull_from(store *s, const config *c, const peer_auth *peer, const char *rep
 	store_read_end(&t);
 	if (rc != FSD_OK)
 		goto fail;
+	if (pg.big != NULL) {
+		rc = oversize(pg.big, pg.big_bytes, pg.page_max);
+		goto fail;
+	}
 	out->reply.records = pg.items;
 	out->reply.n_records = pg.n;
 	out->reply.last_seq = last;

@@ -296,6 +296,14 @@ handle_pull(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, const peer_au
 			             : wire_pull_reply(req->request_id, &page.reply, &buf, &len);
 			feed_page_free(&page);
 		}
+		if (rc == FSD_TOO_LARGE) { /* feed.c: a record larger than any page */
+			send_error(tp, rid, rid_len, req->request_id,
+			           FIELDSYNC__V1__ERROR__CODE__TOO_LARGE,
+			           "the next record of this feed is larger than a pull page; the "
+			           "operator must resolve it (fieldsyncd verify lists it)",
+			           0);
+			return;
+		}
 		if (rc != FSD_OK) {
 			send_error(tp, rid, rid_len, req->request_id,
 			           FIELDSYNC__V1__ERROR__CODE__UNAVAILABLE,

@@ -327,7 +327,9 @@ static const admin_cmd commands[] = {
           {"rules", "FILE", false,
            "the daemon's rule table, for the reminder check [FIELDSYNC_RULES]"},
           {"time-zone", "ZONE", false,
-           "the daemon's time zone (default Europe/Copenhagen) [FIELDSYNC_TIME_ZONE]"}}},
+           "the daemon's time zone (default Europe/Copenhagen) [FIELDSYNC_TIME_ZONE]"},
+          {"max-page-bytes", "BYTES", false,
+           "the daemon's page bound (default 32M) [FIELDSYNC_MAX_PAGE_BYTES]"}}},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 

@@ -13,7 +13,9 @@
  *  (4) in a production store (a key store or server keys), no payload and
  *      no reminder row is stored in clear (written before encryption was
  *      turned on): each one is a problem that `fieldsyncd seal` fixes
- *      (admin_unsealed_scan, shared with cmd_seal.c).
+ *      (admin_unsealed_scan, shared with cmd_seal.c);
+ *  (5) no record is larger than a pull page (--max-page-bytes, as the
+ *      daemon's; its stored size, sealed payloads included).
  * Problems are printed on stdout as "problem: ...", naming the record or
  * reminder by id, never payload content; then the counts. Exit 1 on any.
  *
@@ -85,10 +87,42 @@ str_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* (1) every case record is a case whose reminders (3) checks. */
+/* (5) the daemon's --max-page-bytes: --max-page-bytes, FIELDSYNC_MAX_PAGE_BYTES,
+ * or the default (config.c) */
+static uint64_t g_page_max = 32ULL << 20;
+
+static void
+page_max_set(const char *v)
+{
+	if (v == NULL || v[0] == '\0')
+		v = getenv("FIELDSYNC_MAX_PAGE_BYTES");
+	if (v == NULL || v[0] == '\0')
+		return;
+	char *end;
+	unsigned long long n = strtoull(v, &end, 10);
+	uint64_t mul = *end == 'K' || *end == 'k'   ? 1ULL << 10
+	               : *end == 'M' || *end == 'm' ? 1ULL << 20
+	               : *end == 'G' || *end == 'g' ? 1ULL << 30
+	                                            : 1;
+	if (n > 0 && n <= UINT64_MAX / mul)
+		g_page_max = n * mul;
+}
+
+/* (1) every case record is a case whose reminders (3) checks; (5) a
+ * record no pull page can carry (issue 11: its devices get TOO_LARGE). */
 static bool
 record_seen(void *arg, const fs_record_state *rs)
 {
+	size_t sz = fieldsync__v1__record_state__get_packed_size(rs) + 8;
+	if (sz > g_page_max) {
+		char who[FSP_COLLECTION_MAX + FSP_ID_MAX + 40], what[200];
+		snprintf(who, sizeof(who), "record %s/%s", rs->collection, rs->id);
+		snprintf(what, sizeof(what),
+		         "%zu bytes in %zu siblings, larger than a pull page (--max-page-bytes "
+		         "%llu): its devices cannot pull it; resolve its conflict",
+		         sz, rs->n_siblings, (unsigned long long)g_page_max);
+		problem(arg, who, what);
+	}
 	return strcmp(rs->collection, "case") != 0 || case_add(arg, rs->id);
 }
 
@@ -348,6 +382,7 @@ out:
 int
 admin_cmd_verify(const admin_args *a)
 {
+	page_max_set(admin_opt(a, "max-page-bytes"));
 	return admin_verify_run(admin_opt(a, "data-dir"), admin_opt(a, "master-key-file"),
 	                        admin_opt(a, "rules"), admin_opt(a, "time-zone"));
 }
