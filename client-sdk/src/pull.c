@@ -22,8 +22,12 @@
  * for a contact, in the contacts-by-case index (caseindex.c), in the page's
  * transaction.
  *
- * Layer: operations. Nothing from the wire is trusted: bad names and bad
- * siblings are skipped, never stored, never a crash.
+ * Layer: operations. Nothing from the wire is trusted: a record state
+ * that fails the shared core's strict checks (fsp_record_state_strict,
+ * fsp_record_strict: invalid UTF-8, a malformed name, a malformed
+ * sibling, an undefined Record field) is skipped whole, counted and named
+ * in fs_last_error_detail() (by seq: its id may be the bad string), never
+ * stored, never a crash, and never failing the page.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -42,6 +46,28 @@
 #include "pull.h"
 #include "records.h"
 #include "seal.h"
+
+/* A RecordState from the wire passes the shared core's strict checks
+ * (protocol.md §2: UTF-8 in every string, the grammar of collection, id
+ * and scope, every sibling a well-formed Record of this record with no
+ * field the protocol does not define), the same the daemon applies to a
+ * push. A purge or revocation marker only needs valid names. False with
+ * a sentence in why. */
+static bool
+state_strict(const sdk_record_state *in, char *why, size_t len)
+{
+	if (!fsp_record_state_strict(in, why, len))
+		return false;
+	for (size_t i = 0; i < in->n_siblings; i++) {
+		if (in->siblings[i] == NULL) {
+			snprintf(why, len, "an empty sibling");
+			return false;
+		}
+		if (!fsp_record_strict(in->siblings[i], why, len))
+			return false;
+	}
+	return true;
+}
 
 /* A sibling from the wire we are willing to store. */
 static bool
@@ -429,16 +455,23 @@ out:
 fs_err
 sdk_pull_apply(fs_store *s, const sdk_pull_reply *rep, uint64_t *applied)
 {
-	return sdk_pull_apply_page(s, rep, applied, NULL, NULL);
+	return sdk_pull_apply_checked(s, rep, applied, NULL, NULL, NULL);
 }
 
 fs_err
 sdk_pull_apply_page(fs_store *s, const sdk_pull_reply *rep, uint64_t *applied, uint64_t *from,
                     uint64_t *to)
 {
+	return sdk_pull_apply_checked(s, rep, applied, from, to, NULL);
+}
+
+fs_err
+sdk_pull_apply_checked(fs_store *s, const sdk_pull_reply *rep, uint64_t *applied, uint64_t *from,
+                       uint64_t *to, uint64_t *refused)
+{
 	MDB_txn *t = NULL;
 	int rc;
-	uint64_t cp, count = 0, seq0 = 0, seq1 = 0;
+	uint64_t cp, count = 0, seq0 = 0, seq1 = 0, bad = 0;
 	bool marked = false;
 
 	if ((rc = mdb_txn_begin(s->env, NULL, 0, &t)) != MDB_SUCCESS)
@@ -449,6 +482,15 @@ sdk_pull_apply_page(fs_store *s, const sdk_pull_reply *rep, uint64_t *applied, u
 		bool a;
 		if (rep->records[i] == NULL)
 			continue;
+		/* strict input (protocol.md §2): refused, reported, never stored,
+		 * and the rest of the page goes on */
+		char why[160];
+		if (!state_strict(rep->records[i], why, sizeof(why))) {
+			bad++;
+			sdk_detail("a pulled record (seq %llu) was refused and not stored: %s",
+			           (unsigned long long)rep->records[i]->seq, why);
+			continue;
+		}
 		/* an erasure: the marker is durable before the deletion commits */
 		if ((rep->records[i]->purged || rep->records[i]->revoked) && !marked) {
 			if ((rc = sdk_store_mark_erase(s)) != MDB_SUCCESS)
@@ -476,6 +518,8 @@ sdk_pull_apply_page(fs_store *s, const sdk_pull_reply *rep, uint64_t *applied, u
 		*from = seq0;
 	if (rc == MDB_SUCCESS && to != NULL)
 		*to = seq1;
+	if (rc == MDB_SUCCESS && refused != NULL)
+		*refused = bad;
 	return sdk_map_rc(rc);
 fail:
 	mdb_txn_abort(t);

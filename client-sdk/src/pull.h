@@ -20,12 +20,19 @@ fs_err sdk_checkpoint_get(fs_store *s, uint64_t *seq);
 
 /* Merges one PullReply page into the store and moves the checkpoint to its
  * last_seq, in one durable transaction. Bad records from the wire are
- * skipped; *applied (may be NULL) counts the records that changed. */
+ * skipped (sdk_pull_apply_checked counts them); *applied (may be NULL) counts the records that changed. */
 fs_err sdk_pull_apply(fs_store *s, const sdk_pull_reply *rep, uint64_t *applied);
 
 /* sdk_pull_apply that also says how the change counter moved: from *from
  * to *to (either may be NULL), for fs_sync_opts.on_page. */
 fs_err sdk_pull_apply_page(fs_store *s, const sdk_pull_reply *rep, uint64_t *applied,
                            uint64_t *from, uint64_t *to);
+
+/* sdk_pull_apply_page that also counts in *refused (may be NULL) the
+ * records of the page refused by the strict checks (protocol.md §2): not
+ * stored, the rest of the page applied, the checkpoint moved past them;
+ * fs_last_error_detail() says why the last one was refused. */
+fs_err sdk_pull_apply_checked(fs_store *s, const sdk_pull_reply *rep, uint64_t *applied,
+                              uint64_t *from, uint64_t *to, uint64_t *refused);
 
 #endif

@@ -414,7 +414,7 @@ out:
 static fs_err
 pull_page(sync_run *r, envelope *rep, bool lean, uint64_t *since, bool *more)
 {
-	uint64_t applied = 0, from = 0, to = 0;
+	uint64_t applied = 0, from = 0, to = 0, refused = 0;
 	fs_err err;
 
 	*more = false;
@@ -437,8 +437,9 @@ pull_page(sync_run *r, envelope *rep, bool lean, uint64_t *since, bool *more)
 	}
 	if (lean && (err = sdk_page_unlean(p)) != FS_OK)
 		return err;
-	if ((err = sdk_pull_apply_page(r->s, p, &applied, &from, &to)) != FS_OK)
+	if ((err = sdk_pull_apply_checked(r->s, p, &applied, &from, &to, &refused)) != FS_OK)
 		return err;
+	r->st.refused += refused; /* strict input: named in fs_last_error_detail() */
 	if (r->o->on_page != NULL)
 		r->o->on_page(r->o->on_page_arg, from, to);
 	*more = p->more;

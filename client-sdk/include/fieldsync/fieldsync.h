@@ -448,6 +448,9 @@ typedef struct fs_sync_stats {
 	uint64_t pulled;     /* records received from the feed */
 	uint64_t changesets; /* PushRequests answered */
 	uint64_t requeued;   /* own values queued again: the daemon's generation changed */
+	uint64_t refused;    /* pulled records that failed the strict checks (invalid UTF-8,
+	                        malformed names or siblings): not stored; fs_last_error_detail()
+	                        says why the last one was refused */
 } fs_sync_stats;
 
 /*
