@@ -256,9 +256,12 @@ flood(fs_test_daemon *d, void *ctx)
 	free(payload);
 
 	/* one pull, as the SDK would (its receive limit): does it come back? */
-	void *p = fs_test_dealer(ctx, fs_test_daemon_endpoint(d));
+	void *p = zmq_socket(ctx, ZMQ_DEALER);
 	int64_t lim = SDK_RECV;
-	zmq_setsockopt(p, ZMQ_MAXMSGSIZE, &lim, sizeof(lim));
+	int zero = 0;
+	zmq_setsockopt(p, ZMQ_LINGER, &zero, sizeof(zero));
+	zmq_setsockopt(p, ZMQ_MAXMSGSIZE, &lim, sizeof(lim)); /* before connect, as conn.c */
+	zmq_connect(p, fs_test_daemon_endpoint(d));
 	Fieldsync__V1__PullRequest pr = FIELDSYNC__V1__PULL_REQUEST__INIT;
 	env_t e = FIELDSYNC__V1__ENVELOPE__INIT;
 	e.request_id = 77;
@@ -295,10 +298,11 @@ run(const char *label, const char *bin, void *ctx, uint8_t *payload)
 	fs_test_daemon_stop(&d);
 	fprintf(stderr, "%s flood: %d accepted, %d rejected, %d other in %.1f s\n", label,
 	        fr.accepted, fr.rejected, fr.other, fr.seconds);
-	printf("FLOOD | %s | %d | %d | %.1f | %.0f | %.0f | %s%s%.1f%s |\n", label, fr.accepted,
-	       fr.rejected, fr.seconds, fr.hwm_before, fr.hwm_after, fr.pull,
-	       fr.pull_bytes ? " (" : "", fr.pull_bytes ? (double)fr.pull_bytes / 1048576.0 : 0,
-	       fr.pull_bytes ? " MiB)" : "");
+	char size[48] = "";
+	if (fr.pull_bytes)
+		snprintf(size, sizeof(size), " (%.1f MiB)", (double)fr.pull_bytes / 1048576.0);
+	printf("FLOOD | %s | %d | %d | %.1f | %.0f | %.0f | %s%s |\n", label, fr.accepted,
+	       fr.rejected, fr.seconds, fr.hwm_before, fr.hwm_after, fr.pull, size);
 	fflush(stdout);
 }
 
