@@ -21,13 +21,16 @@
 #include "registry.h"
 
 #define MINUTE_MS 60000.0
+#define RECENT 8 /* change sets per device remembered as charged */
 
 struct entry {
 	uint64_t hash;
 	char name[AUTH_NAME_MAX + 1];
-	double sets, bytes; /* bucket levels */
-	int64_t at_ms;      /* when the levels were last brought up to date */
-	bool warned;        /* a refusal was logged since it was last within quota */
+	double sets, bytes;      /* bucket levels */
+	int64_t at_ms;           /* when the levels were last brought up to date */
+	bool warned;             /* a refusal was logged since it was last within quota */
+	uint64_t recent[RECENT]; /* hashes of its last change sets charged */
+	unsigned next;
 };
 
 struct quota {
@@ -115,14 +118,20 @@ wait_ms(double level, double need, uint64_t per_min)
 }
 
 bool
-quota_take(quota *q, const char *device, uint64_t bytes, uint64_t sets_per_min,
-           uint64_t bytes_per_min, int64_t now_ms, uint32_t *retry_after_ms)
+quota_take(quota *q, const char *device, const char *changeset_id, uint64_t bytes,
+           uint64_t sets_per_min, uint64_t bytes_per_min, int64_t now_ms, uint32_t *retry_after_ms)
 {
 	*retry_after_ms = 0;
 	if (sets_per_min == 0 && bytes_per_min == 0)
 		return true;
 	struct entry *e =
 		entry_of(q, device != NULL ? device : "", sets_per_min, bytes_per_min, now_ms);
+	/* a resend of a set charged a moment ago (its reply was lost) is free:
+	 * the daemon answers it from the reply store */
+	uint64_t id = changeset_id != NULL && changeset_id[0] != '\0' ? name_hash(changeset_id) : 0;
+	for (unsigned i = 0; id != 0 && i < RECENT; i++)
+		if (e->recent[i] == id)
+			return true;
 	int64_t elapsed = now_ms > e->at_ms ? now_ms - e->at_ms : 0;
 	refill(&e->sets, sets_per_min, elapsed);
 	refill(&e->bytes, bytes_per_min, elapsed);
@@ -144,6 +153,8 @@ quota_take(quota *q, const char *device, uint64_t bytes, uint64_t sets_per_min,
 	if (bytes_per_min != 0)
 		e->bytes -= (double)bytes;
 	e->warned = false;
+	if (id != 0)
+		e->recent[e->next++ % RECENT] = id;
 	return true;
 }
 
@@ -152,13 +163,13 @@ static struct entry g_entries[QUOTA_DEVICES_MAX];
 static quota g_push = {QUOTA_DEVICES_MAX, 0, g_entries};
 
 bool
-quota_push_allow(const config *c, const char *device, uint64_t bytes, int64_t now_ms,
-                 uint32_t *retry_after_ms)
+quota_push_allow(const config *c, const char *device, const char *changeset_id, uint64_t bytes,
+                 int64_t now_ms, uint32_t *retry_after_ms)
 {
 	if (device == NULL || device[0] == '\0')
 		return true; /* --dev without Hello: no device to charge */
-	if (quota_take(&g_push, device, bytes, c->push_quota_changesets, c->push_quota_bytes,
-	               now_ms, retry_after_ms))
+	if (quota_take(&g_push, device, changeset_id, bytes, c->push_quota_changesets,
+	               c->push_quota_bytes, now_ms, retry_after_ms))
 		return true;
 	metrics_inc(METRIC_PUSH_QUOTA_REFUSED_TOTAL, 0, 1);
 	struct entry *e = entry_of(&g_push, device != NULL ? device : "", 0, 0, now_ms);

@@ -35,14 +35,17 @@ quota *quota_new(size_t max_devices);
 void quota_free(quota **q); /* accepts NULL, nulls *q */
 
 /*
- * Charges one change set of `bytes` bytes to `device` at monotonic time
- * now_ms, with quotas of sets_per_min change sets and bytes_per_min bytes
- * per minute (0: no quota). True: within the quota, charged. False: over
- * it, nothing charged, *retry_after_ms (1..60000) says when this set
- * would pass.
+ * Charges change set changeset_id of `bytes` bytes to `device` at
+ * monotonic time now_ms, with quotas of sets_per_min change sets and
+ * bytes_per_min bytes per minute (0: no quota). True: within the quota,
+ * charged; or a resend of one of the device's last 8 charged change sets
+ * (same changeset_id: its reply was lost and the daemon answers it from
+ * the reply store), free. False: over the quota, nothing charged,
+ * *retry_after_ms (1..60000) says when this set would pass.
  */
-bool quota_take(quota *q, const char *device, uint64_t bytes, uint64_t sets_per_min,
-                uint64_t bytes_per_min, int64_t now_ms, uint32_t *retry_after_ms);
+bool quota_take(quota *q, const char *device, const char *changeset_id, uint64_t bytes,
+                uint64_t sets_per_min, uint64_t bytes_per_min, int64_t now_ms,
+                uint32_t *retry_after_ms);
 
 /* Devices tracked now (for tests). */
 size_t quota_tracked(const quota *q);
@@ -56,7 +59,7 @@ size_t quota_tracked(const quota *q);
  * (fieldsync_push_quota_refused_total) and logged once per device until
  * it is back within its quota.
  */
-bool quota_push_allow(const config *c, const char *device, uint64_t bytes, int64_t now_ms,
-                      uint32_t *retry_after_ms);
+bool quota_push_allow(const config *c, const char *device, const char *changeset_id, uint64_t bytes,
+                      int64_t now_ms, uint32_t *retry_after_ms);
 
 #endif

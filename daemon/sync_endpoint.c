@@ -392,8 +392,9 @@ handle_push(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, const peer_au
 	}
 	/* Per-device push quota (quota.h): one device cannot take the disk. */
 	uint32_t retry_ms = 0;
-	if (!quota_push_allow(tp->c, peer->name, fieldsync__v1__push_request__get_packed_size(p),
-	                      clock_mono_ms(), &retry_ms)) {
+	if (!quota_push_allow(tp->c, peer->name, p->changeset_id,
+	                      fieldsync__v1__push_request__get_packed_size(p), clock_mono_ms(),
+	                      &retry_ms)) {
 		send_error(tp, rid, rid_len, req->request_id, FIELDSYNC__V1__ERROR__CODE__BUSY,
 		           "this device is over its push quota; retry later", retry_ms);
 		fieldsync__v1__envelope__free_unpacked(req, NULL);
