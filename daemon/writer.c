@@ -169,6 +169,10 @@ writer_round(writer *w, push_job **jobs, size_t n, bool reeval)
 			publish_external(w, t);
 		if (rc == FSD_OK)
 			rc = events_set_published(t, w->handed_seq);
+		if (rc == FSD_OK) /* retention: a bounded batch of the oldest events */
+			rc = events_trim(t, clock_deadline_ms(w->c->clock_offset_ms),
+			                 w->c->event_retention_days, w->c->event_retention_count,
+			                 EVENTS_TRIM_BATCH, NULL);
 		for (size_t i = 0; rc == FSD_OK && i < n; i++)
 			rc = apply_job(w, t, jobs[i]);
 		if (rc == FSD_OK)
