@@ -271,7 +271,8 @@ Test(event_retention, a_subscriber_that_keeps_up_loses_nothing_while_events_are_
 	cr_expect_eq(metric(d, "fieldsync_reminder_events_oldest_seq"), trimmed + 1);
 	/* A scheduler starting from 0 now is told so, never handed a silent gap. */
 	env_t *r = replay(s, 0);
-	cr_expect_eq(trimmed_before(r), (uint64_t)trimmed + 1, "replay from 0 after trimming");
+	cr_expect_gt(trimmed_before(r), 1, "replay from 0 after trimming is answered TRIMMED");
+	cr_expect_eq(trimmed_before(r), (uint64_t)trimmed + 1);
 	fieldsync__v1__envelope__free_unpacked(r, NULL);
 
 	zmq_close(sub);
