@@ -279,6 +279,8 @@ events_trim(store_txn *t, int64_t now_ms, uint32_t max_age_days, uint64_t max_co
 	if (trimmed != NULL)
 		*trimmed = 0;
 	metrics_set(METRIC_EVENTS_OLDEST_SEQ, 0, (int64_t)oldest);
+	if (ts.handed >= last) /* the newest stays: a reader at the head is never told TRIMMED */
+		ts.handed = last > 0 ? last - 1 : 0;
 	if (max_count > 0 && kept > max_count)
 		ts.excess = kept - max_count;
 	if (max_age_days > 0 && now_ms > (int64_t)max_age_days * DAY_MS)

@@ -88,7 +88,8 @@ uint64_t events_oldest_seq(store_txn *t);
  * that are older than max_age_days before now_ms (an event's emitted_at_ms;
  * a purge's marker, which has no time, goes with the next dated event
  * after it) or beyond the newest max_count; 0 turns either limit off. Only
- * events up to published_seq (handed to the publisher) are ever removed.
+ * events up to published_seq (handed to the publisher) are ever removed,
+ * and never the newest event (a reader at the head can always replay).
  * Moves "event_oldest_seq", counts the removed in *trimmed (may be NULL) and
  * the metrics (trimmed total, oldest seq). A failed store call is returned
  * (the round aborts).

@@ -293,6 +293,13 @@ Test(events, an_age_limit_trims_old_events_and_the_markers_among_them)
 	/* 0 keeps everything. */
 	cr_expect_eq(trim(6, now + 2000 * day, 0, 0, 100), 0);
 	cr_expect_eq(oldest(), 4);
+	/* Everything old: all but the newest go; a reader at the head replays. */
+	cr_expect_eq(trim(6, now + 2000 * day, 400, 0, 100), 2);
+	cr_expect_eq(oldest(), 6);
+	cr_expect_eq(replay_from(6, &n, &first), 0);
+	cr_expect_eq(replay_from(5, &n, &first), 0);
+	cr_expect_eq(n, 1);
+	cr_expect_eq(replay_from(4, &n, &first), 6);
 }
 
 Test(events, a_row_that_does_not_decode_is_skipped_by_replay_and_counted)
