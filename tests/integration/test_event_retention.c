@@ -6,7 +6,12 @@
  * round; a replay from before the oldest kept event is answered Error
  * INVALID "TRIMMED: events before seq N ..." (docs/reminders.md), a replay
  * from N-1 gets every kept event, and a subscriber that keeps up loses
- * nothing. The old daemon keeps every event and has no retention option.
+ * nothing. deploy/examples/scheduler.py, started before the oldest kept
+ * event, exits 80 naming it, continues with --on-trimmed=skip, and is not
+ * bothered when only its cursor's own event is gone (needs Debian's
+ * /usr/bin/python3 with python3-zmq and python3-protobuf, and protoc: a
+ * missing one fails the test, never skips it). The old daemon keeps every
+ * event and has no retention option.
  */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
@@ -14,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -279,4 +285,132 @@ Test(event_retention, a_subscriber_that_keeps_up_loses_nothing_while_events_are_
 	zmq_close(s);
 	zmq_ctx_term(ctx);
 	cr_expect_eq(fs_test_daemon_stop(&d), 0);
+}
+
+/* ---- the Python scheduler --------------------------------------------------- */
+
+#define PYTHON "/usr/bin/python3"
+#define PACKAGES "python3-zmq python3-protobuf protobuf-compiler"
+
+/* The repository root: FS_VECTORS_DIR is <root>/tests/vectors. */
+static void
+repo_root(char *out, size_t len)
+{
+	const char *v = FS_VECTORS_DIR, *tail = "/tests/vectors";
+	size_t n = strlen(v), t = strlen(tail);
+	cr_assert(n > t && strcmp(v + n - t, tail) == 0, "unexpected FS_VECTORS_DIR %s", v);
+	cr_assert_lt(n - t, len);
+	memcpy(out, v, n - t);
+	out[n - t] = '\0';
+}
+
+/* Runs scheduler.py with opts to its end; returns its exit status, its
+ * stdout in out (malloc'd) and its stderr in err (malloc'd). */
+static int
+run_scheduler(const char *root, const char *gen, fs_test_daemon *d, const char *opts, char **out,
+              char **err)
+{
+	char cmd[4096], path[600];
+	char *dir = fs_test_tmpdir();
+	cr_assert_not_null(dir);
+	snprintf(cmd, sizeof(cmd),
+	         "timeout 60 " PYTHON " %s/deploy/examples/scheduler.py --proto-out %s "
+	         "--endpoint %s --reminders %s --json %s >%s/out 2>%s/err",
+	         root, gen, fs_test_daemon_endpoint(d), fs_test_daemon_reminder_endpoint(d), opts,
+	         dir, dir);
+	int st = system(cmd);
+	for (int i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, i ? "err" : "out");
+		FILE *f = fopen(path, "r");
+		cr_assert_not_null(f);
+		char *buf = calloc(1, 1 << 20);
+		cr_assert_not_null(buf);
+		size_t n = fread(buf, 1, (1 << 20) - 1, f);
+		buf[n] = '\0';
+		fclose(f);
+		*(i ? err : out) = buf;
+	}
+	fs_test_rm_rf(dir);
+	free(dir);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* The seqs of the JSON lines in out: count, first and last. */
+static void
+seqs_of(const char *out, int *n, long *first, long *last)
+{
+	*n = 0;
+	*first = *last = -1;
+	for (const char *p = strstr(out, "\"seq\":"); p != NULL; p = strstr(p + 1, "\"seq\":")) {
+		long v = atol(p + 6);
+		if (*n == 0)
+			*first = v;
+		*last = v;
+		(*n)++;
+	}
+}
+
+Test(event_retention, the_python_scheduler_is_told_and_acts_on_trimmed_events)
+{
+	char root[1024], gen_cmd[3000];
+	cr_assert_eq(system(PYTHON " -c 'import zmq, google.protobuf' >/dev/null 2>&1"), 0,
+	             PYTHON " cannot import zmq and google.protobuf: apt-get install -y " PACKAGES);
+	cr_assert_eq(system("command -v protoc >/dev/null 2>&1"), 0,
+	             "protoc is missing: apt-get install -y " PACKAGES);
+	repo_root(root, sizeof(root));
+	char *gen = fs_test_tmpdir();
+	cr_assert_not_null(gen);
+	snprintf(gen_cmd, sizeof(gen_cmd),
+	         "protoc --python_out=%s -I %s/proto %s/proto/fieldsync/v1/sync.proto", gen, root,
+	         root);
+	cr_assert_eq(system(gen_cmd), 0, "%s", gen_cmd);
+
+	setenv("FIELDSYNC_EVENT_RETENTION_COUNT", "50", 1);
+	fs_test_daemon *d = fs_test_daemon_start(NULL);
+	unsetenv("FIELDSYNC_EVENT_RETENTION_COUNT");
+	cr_assert_not_null(d);
+	void *ctx = zmq_ctx_new();
+	void *s = fs_test_dealer(ctx, fs_test_daemon_endpoint(d));
+	/* Rounds of 100, 100, 100, 1 events: the last round keeps 251..300, then adds 301. */
+	push_cases(s, "p0", 100);
+	push_cases(s, "p1", 100);
+	push_cases(s, "p2", 100);
+	push_cases(s, "p3", 1);
+	char *out = NULL, *err = NULL;
+	int n;
+	long first, last;
+
+	/* From 0: exit 80, nothing delivered, the gap named. */
+	int st = run_scheduler(root, gen, d, "--since 0 --idle-exit 3", &out, &err);
+	cr_expect_eq(st, 80, "scheduler.py --since 0 exited %d; stderr:\n%s", st, err);
+	cr_expect_str_eq(out, "", "nothing is delivered past a gap");
+	cr_expect_not_null(strstr(err, "events 1..250"), "stderr:\n%s", err);
+	free(out);
+	free(err);
+
+	/* --on-trimmed=skip: a warning, then every kept event from 251. */
+	st = run_scheduler(root, gen, d, "--since 0 --on-trimmed skip --count 51", &out, &err);
+	cr_expect_eq(st, 0, "stderr:\n%s", err);
+	seqs_of(out, &n, &first, &last);
+	cr_expect_eq(n, 51);
+	cr_expect_eq(first, 251);
+	cr_expect_eq(last, 301);
+	cr_expect_not_null(strstr(err, "trimmed"), "stderr:\n%s", err);
+	free(out);
+	free(err);
+
+	/* A cursor at 250 (its own event trimmed, nothing after it): no error. */
+	st = run_scheduler(root, gen, d, "--since 250 --count 51", &out, &err);
+	cr_expect_eq(st, 0, "stderr:\n%s", err);
+	seqs_of(out, &n, &first, &last);
+	cr_expect_eq(n, 51);
+	cr_expect_eq(first, 251);
+	free(out);
+	free(err);
+
+	zmq_close(s);
+	zmq_ctx_term(ctx);
+	cr_expect_eq(fs_test_daemon_stop(&d), 0);
+	fs_test_rm_rf(gen);
+	free(gen);
 }
