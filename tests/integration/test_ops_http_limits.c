@@ -193,6 +193,8 @@ Test(ops_http_limits, healthz_answers_while_idle_connections_are_held_from_one_a
 	/* The liveness probe, from its own address (the kubelet's node address). */
 	int64_t t0 = mono_ms();
 	int status = healthz_from("127.0.0.200", port, t0 + LIVENESS_MS);
+	cr_log_info("GET /healthz with 79 connections held: %d after %lld ms", status,
+	            (long long)(mono_ms() - t0));
 	cr_expect_eq(status, 200,
 	             "GET /healthz with 79 connections held: status %d after %lld ms "
 	             "(liveness needs 200 within %d ms)",
