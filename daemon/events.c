@@ -311,6 +311,35 @@ events_trim(store_txn *t, int64_t now_ms, uint32_t max_age_days, uint64_t max_co
 	return FSD_OK;
 }
 
+bool
+events_trim_due(store_txn *t, uint64_t handed, int64_t now_ms, uint32_t max_age_days,
+                uint64_t max_count)
+{
+	uint64_t oldest = events_oldest_seq(t), last = events_last_seq(t);
+	if (last == 0 || last < oldest)
+		return false;
+	if (handed >= last)
+		handed = last - 1;
+	if (handed < oldest)
+		return false;
+	if (max_count > 0 && last - oldest + 1 > max_count)
+		return true;
+	if (max_age_days == 0 || now_ms <= (int64_t)max_age_days * DAY_MS)
+		return false;
+	uint8_t k[8];
+	const void *val = NULL;
+	size_t vlen = 0;
+	fsk_put_be64(k, oldest);
+	if (store_kv_get(t, &events_table, k, 8, &val, &vlen) != FSD_OK)
+		return false;
+	Fieldsync__V1__ReminderEvent *ev = fieldsync__v1__reminder_event__unpack(NULL, vlen, val);
+	int64_t at = ev != NULL ? ev->emitted_at_ms : 0;
+	if (ev != NULL)
+		fieldsync__v1__reminder_event__free_unpacked(ev, NULL);
+	/* a marker or damaged row waits for the next round with work (events_trim) */
+	return at != 0 && at < now_ms - (int64_t)max_age_days * DAY_MS;
+}
+
 /* ---- replay --------------------------------------------------------------- */
 
 #define REPLAY_DEFAULT_LIMIT 500

@@ -96,6 +96,11 @@ uint64_t events_oldest_seq(store_txn *t);
  */
 fsd_err events_trim(store_txn *t, int64_t now_ms, uint32_t max_age_days, uint64_t max_count,
                     size_t batch, size_t *trimmed);
+/* Whether events_trim would take something now, given the seq last handed to
+ * the publisher (not yet stored as published): a cheap look at the count and
+ * the oldest event, for the idle writer. */
+bool events_trim_due(store_txn *t, uint64_t handed, int64_t now_ms, uint32_t max_age_days,
+                     uint64_t max_count);
 
 /* Which scopes a reader may see (a peer's grants). */
 typedef bool (*events_visible_fn)(const void *arg, const char *scope);

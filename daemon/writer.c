@@ -352,10 +352,17 @@ writer_main(void *arg, void *pipe)
 			writer_round(w, jobs, n, false);
 		} else if (!stopping && !reeval) { /* idle: anything another process stored? */
 			store_txn *rt = NULL;
+			bool trim = false;
 			if (store_read_begin(w->s, &rt) == FSD_OK) {
 				publish_external(w, rt);
+				trim = events_trim_due(rt, w->handed_seq,
+				                       clock_deadline_ms(w->c->clock_offset_ms),
+				                       w->c->event_retention_days,
+				                       w->c->event_retention_count);
 				store_read_end(&rt);
 			}
+			if (trim) /* retention catches up while idle, a batch a round */
+				writer_round(w, NULL, 0, false);
 		}
 		for (size_t i = 0; i < n; i++)
 			pipe_send(w->pipe, WRITER_JOB, jobs[i], 0);

@@ -414,3 +414,62 @@ Test(event_retention, the_python_scheduler_is_told_and_acts_on_trimmed_events)
 	fs_test_rm_rf(gen);
 	free(gen);
 }
+
+/* ---- the SDK's watcher (fieldsync watch) ------------------------------------- */
+
+#include "fieldsync/fieldsync.h"
+
+/*
+ * libfieldsync's watcher from 0 after trimming: told FS_ERR_TRIMMED once
+ * (never a protocol error, never a silent gap), its cursor moved to the
+ * oldest kept event - 1, then handed the oldest kept event and the rest in
+ * order. A watcher whose only missing event is its cursor's own is not told.
+ */
+Test(event_retention, the_sdk_watcher_is_told_trimmed_once_then_goes_on)
+{
+	const char *args[] = {"--event-retention-count", "30", NULL};
+	fs_test_daemon *d = fs_test_daemon_start_args(NULL, args);
+	cr_assert_not_null(d);
+	void *ctx = zmq_ctx_new();
+	void *s = fs_test_dealer(ctx, fs_test_daemon_endpoint(d));
+	for (int k = 0; k < 3; k++) {
+		char tag[16];
+		snprintf(tag, sizeof(tag), "w%d", k);
+		push_cases(s, tag, 40);
+	}
+	/* the trim runs in writer rounds: wait until the store keeps 30 */
+	long long oldest = metric_moved(d, "fieldsync_reminder_events_oldest_seq", -1);
+	for (int i = 0; i < 400 && oldest < 91; i++) {
+		usleep(50000);
+		oldest = metric(d, "fieldsync_reminder_events_oldest_seq");
+	}
+	cr_assert_eq(oldest, 91, "120 events, 30 kept: the oldest kept is 91, not %lld", oldest);
+
+	fs_watch_opts o = {0};
+	o.sync_endpoint = fs_test_daemon_endpoint(d);
+	o.reminder_endpoint = fs_test_daemon_reminder_endpoint(d);
+	fs_watcher *w = NULL;
+	cr_assert_eq(fs_watcher_open(&o, &w), FS_OK);
+	const fs_reminder *ev = NULL;
+	fs_err e = fs_watcher_next(w, 10000, &ev);
+	cr_assert_eq(e, FS_ERR_TRIMMED, "a watcher from 0 is told: %s", fs_strerror(e));
+	cr_expect_eq(fs_watcher_cursor(w), 90);
+	for (uint64_t want = 91; want <= 120; want++) {
+		e = fs_watcher_next(w, 10000, &ev);
+		cr_assert_eq(e, FS_OK, "event %" PRIu64 ": %s", want, fs_strerror(e));
+		cr_assert_eq(ev->seq, want);
+	}
+	fs_watcher_close(&w);
+
+	/* since_seq 90: event 90 itself is gone, nothing after it is */
+	o.since_seq = 90;
+	cr_assert_eq(fs_watcher_open(&o, &w), FS_OK);
+	e = fs_watcher_next(w, 10000, &ev);
+	cr_assert_eq(e, FS_OK, "a watcher at the edge is not told: %s", fs_strerror(e));
+	cr_expect_eq(ev->seq, 91);
+	fs_watcher_close(&w);
+
+	zmq_close(s);
+	zmq_ctx_term(ctx);
+	cr_expect_eq(fs_test_daemon_stop(&d), 0);
+}
