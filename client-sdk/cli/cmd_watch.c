@@ -422,7 +422,8 @@ cmd_watch(const cli_opts *o)
 				        "resynchronise what depends on them\n",
 				        (unsigned long long)before + 1,
 				        (unsigned long long)fs_watcher_cursor(w));
-				if (o->state != NULL && !state_write(o->state, fs_watcher_cursor(w))) {
+				if (o->state != NULL &&
+				    !state_write(o->state, fs_watcher_cursor(w))) {
 					fprintf(stderr,
 					        "fieldsync: watch: cannot write the state file %s: %s\n",
 					        o->state, strerror(errno));

@@ -327,7 +327,8 @@ fs_watcher_next(fs_watcher *w, int timeout_ms, const fs_reminder **ev)
 				replay(w, left > CALL_TIMEOUT_MS ? CALL_TIMEOUT_MS
 			                                         : (left > 100 ? (int)left : 100));
 			if (err == FS_ERR_PROTOCOL || err == FS_ERR_NOMEM ||
-			    err == FS_ERR_NOT_FOUND || err == FS_ERR_REFUSED || err == FS_ERR_TRIMMED)
+			    err == FS_ERR_NOT_FOUND || err == FS_ERR_REFUSED ||
+			    err == FS_ERR_TRIMMED)
 				return err;
 			if (err == FS_OK)
 				continue;

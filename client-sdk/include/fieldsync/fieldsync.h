@@ -76,7 +76,7 @@ typedef enum fs_err {
 	FS_ERR_CANCELLED,        /* sync: stopped by fs_sync_cancel(); nothing was lost */
 	FS_ERR_PLAIN_CREDENTIAL, /* a plain store holds a credential: fs_store_migrate it */
 	FS_ERR_KEY_REFUSED,      /* sync: the daemon refused this device's key (revoked, unknown) */
-	FS_ERR_TRIMMED,          /* watch: events after the cursor are past the daemon's retention */
+	FS_ERR_TRIMMED, /* watch: events after the cursor are past the daemon's retention */
 } fs_err;
 
 /* A static English sentence for e; never NULL. */
