@@ -47,6 +47,7 @@ typedef enum {
 	/* histograms */
 	METRIC_COMMIT_DURATION_SECONDS, /* fieldsync_commit_duration_seconds */
 	METRIC_COMMIT_BATCH_CHANGESETS, /* fieldsync_commit_batch_changesets */
+	METRIC_HISTORY_REFUSED_TOTAL,   /* fieldsync_history_refused_total (counter) */
 	METRIC_COUNT
 } metric_id;
 
