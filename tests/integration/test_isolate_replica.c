@@ -43,6 +43,8 @@ typedef struct cred {
 static char g_dir[512], g_data[600], g_key[600];
 static fs_test_daemon *d;
 static void *ctx;
+static void *g_socks[8]; /* closed by teardown, also after a failed assertion */
+static size_t g_n_socks;
 static uint64_t g_rid = 1;
 
 static const char *
@@ -78,6 +80,9 @@ setup(void)
 static void
 teardown(void)
 {
+	for (size_t i = 0; i < g_n_socks; i++)
+		zmq_close(g_socks[i]);
+	g_n_socks = 0;
 	if (d != NULL)
 		fs_test_daemon_stop(&d);
 	zmq_ctx_term(ctx);
@@ -136,7 +141,18 @@ curve_dealer(const cred *c)
 	zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, c->pub, 41);
 	zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, c->sec, 41);
 	cr_assert_eq(zmq_connect(s, fs_test_daemon_endpoint(d)), 0);
+	cr_assert_lt(g_n_socks, 8);
+	g_socks[g_n_socks++] = s;
 	return s;
+}
+
+/* Closes every socket curve_dealer made. */
+static void
+close_socks(void)
+{
+	for (size_t i = 0; i < g_n_socks; i++)
+		zmq_close(g_socks[i]);
+	g_n_socks = 0;
 }
 
 /* An encrypted tablet store holding the credential at path (CURVE). */
@@ -353,7 +369,7 @@ Test(isolate_replica, issue11_break1_a_forged_dot_never_drops_a_colleagues_edit)
 	cr_expect(line != NULL && strtoull(line + 33, NULL, 10) >= 2, "%s",
 	          line != NULL ? line : "no fieldsync_history_refused_total");
 	free(m);
-	zmq_close(hs);
+	close_socks();
 	fs_store_close(&victim);
 }
 
@@ -531,7 +547,7 @@ Test(isolate_replica, a_store_of_the_old_build_keeps_its_bindings)
 	cr_expect_eq(status_of(r), FIELDSYNC__V1__CHANGE_RESULT__STATUS__APPLIED, "%s",
 	             r->push_reply->results[0]->reason);
 	fieldsync__v1__envelope__free_unpacked(r, NULL);
-	zmq_close(s);
+	close_socks();
 
 	/* the bindings survive a restart, and verify is content */
 	cr_assert(fs_test_daemon_restart(d));
@@ -540,7 +556,7 @@ Test(isolate_replica, a_store_of_the_old_build_keeps_its_bindings)
 	r = push_dots(s, "dup", "team-a", "not mine", 1, r2, c5);
 	cr_expect_eq(status_of(r), FIELDSYNC__V1__CHANGE_RESULT__STATUS__REJECTED);
 	fieldsync__v1__envelope__free_unpacked(r, NULL);
-	zmq_close(s);
+	close_socks();
 	cr_assert_eq(fs_test_daemon_stop(&d), 0);
 	cr_expect_eq(run("'%s' verify --data-dir '%s' --master-key-file '%s' >/dev/null 2>&1",
 	                 daemon_bin(), g_data, g_key),
