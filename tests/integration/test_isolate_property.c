@@ -42,7 +42,7 @@ typedef Fieldsync__V1__Envelope env_t;
 #define RECORDS 5
 #define ROUNDS 30
 #define EDITS_MAX 512
-#define DOTS_MAX 64
+#define DOTS_MAX 160 /* a record after floods holds many replicas */
 
 static char g_dir[512], g_data[600], g_key[600];
 static fs_test_daemon *d;
@@ -164,8 +164,9 @@ typedef struct vv {
 static void
 vv_parse(const char *text, vv *v)
 {
+	const char *p = text;
 	v->n = 0;
-	for (const char *p = text; *p != '\0' && v->n < DOTS_MAX;) {
+	while (*p != '\0' && v->n < DOTS_MAX) {
 		const char *colon = strchr(p, ':');
 		cr_assert_not_null(colon, "version %s", text);
 		snprintf(v->r[v->n], sizeof(v->r[0]), "%.*s", (int)(colon - p), p);
@@ -173,6 +174,7 @@ vv_parse(const char *text, vv *v)
 		v->c[v->n++] = strtoull(colon + 1, &end, 10);
 		p = *end == ',' ? end + 1 : end;
 	}
+	cr_assert_eq(*p, '\0', "a version of more than %d dots", DOTS_MAX);
 }
 
 static uint64_t
@@ -197,7 +199,7 @@ vv_leq(const vv *a, const vv *b)
 /* ---- the daemon's view (the hostile's socket pulls team-a) -------------- */
 
 typedef struct sib {
-	char version[1024];
+	char version[4096];
 	char by[72];
 	char payload[64];
 	bool deleted;
@@ -269,7 +271,7 @@ daemon_states(void *s, state *out)
 				continue;
 			out[k].n = 0;
 			for (size_t j = 0; j < rs->n_siblings; j++) {
-				char v[1024];
+				char v[4096];
 				vv_text(rs->siblings[j]->version, v, sizeof(v));
 				state_add(&out[k], v, rs->siblings[j]->modified_by,
 				          rs->siblings[j]->payload.data, rs->siblings[j]->payload.len,
@@ -310,7 +312,7 @@ hostile_push(void *s, const char *id, const char *scope, size_t n, char r[][72],
              const uint64_t *c, const char *payload)
 {
 	char csid[64];
-	size_t order[DOTS_MAX];
+	size_t order[DOTS_MAX + 2];
 	snprintf(csid, sizeof(csid), "h-%llu", (unsigned long long)++g_rid);
 	for (size_t i = 0; i < n; i++)
 		order[i] = i;
@@ -321,7 +323,8 @@ hostile_push(void *s, const char *id, const char *scope, size_t n, char r[][72],
 				order[i] = order[j];
 				order[j] = x;
 			}
-	char text[4096] = "";
+	static char text[16384];
+	text[0] = '\0';
 	for (size_t i = 0; i < n; i++)
 		snprintf(text + strlen(text), sizeof(text) - strlen(text), "%s%s:1", i ? "," : "",
 		         r[order[i]]);
@@ -386,7 +389,7 @@ metric_obsolete(void)
 typedef struct edit {
 	int k;
 	char payload[64];
-	char version[1024];
+	char version[4096];
 } edit;
 
 static edit g_edits[EDITS_MAX];
@@ -447,15 +450,15 @@ honest_sync(int h, uint64_t seed, int *tag)
 static void
 hostile_round(char honest_rep[][72], uint64_t *flood_n, bool flood)
 {
-	state all[RECORDS];
+	static state all[RECORDS];
 	daemon_states(hs, all);
 	int k = (int)(rnd() % RECORDS);
 	char id[16];
 	snprintf(id, sizeof(id), "p%d", k);
 	vv j;
 	join_of(&all[k], &j);
-	char r[DOTS_MAX + 1][72];
-	uint64_t c[DOTS_MAX + 1];
+	char r[DOTS_MAX + 2][72];
+	uint64_t c[DOTS_MAX + 2];
 	memcpy(r, j.r, sizeof(j.r[0]) * j.n);
 	memcpy(c, j.c, sizeof(c[0]) * j.n);
 	size_t n = j.n;
@@ -478,7 +481,7 @@ hostile_round(char honest_rep[][72], uint64_t *flood_n, bool flood)
 	case 2: /* absurd counters */
 		c[vi] += kind == 2 ? (rnd() % 2 ? UINT64_MAX - c[vi] : (UINT64_C(1) << 53) + 1)
 		                   : 1 + rnd() % 2000;
-		if (kind != 1 && n < DOTS_MAX + 1 && strcmp(r[vi], "hostile-main") != 0) {
+		if (kind != 1 && n < DOTS_MAX + 2 && strcmp(r[vi], "hostile-main") != 0) {
 			snprintf(r[n], sizeof(r[0]), "hostile-main");
 			c[n++] = 1;
 		}
@@ -497,8 +500,8 @@ hostile_round(char honest_rep[][72], uint64_t *flood_n, bool flood)
 		char own[1][72] = {"hostile-main"};
 		uint64_t one[1] = {1};
 		cr_expect(!hostile_push(hs, "foreign", "team-b", 1, own, one, "foreign"));
-		char mr[DOTS_MAX + 1][72];
-		uint64_t mc[DOTS_MAX + 1];
+		char mr[DOTS_MAX + 2][72];
+		uint64_t mc[DOTS_MAX + 2];
 		memcpy(mr, j.r, sizeof(j.r[0]) * j.n);
 		memcpy(mc, j.c, sizeof(j.c[0]) * j.n);
 		snprintf(mr[j.n], sizeof(mr[0]), "hostile-main");
@@ -592,7 +595,7 @@ Test(isolate_property, honest_replicas_survive_a_hostile_one)
 		cr_expect_eq(ss.failed, 0, "seed %llu: tablet %d", (unsigned long long)seed, h);
 	}
 
-	state dstate[RECORDS];
+	static state dstate[RECORDS];
 	daemon_states(hs, dstate);
 	size_t sibs = 0;
 	for (int k = 0; k < RECORDS; k++)
@@ -618,7 +621,7 @@ Test(isolate_property, honest_replicas_survive_a_hostile_one)
 	}
 	/* P4: the honest replicas (and the daemon) hold the same states. */
 	for (int k = 0; k < RECORDS; k++) {
-		char want[8192], got[8192];
+		static char want[1 << 17], got[1 << 17];
 		state_text(&dstate[k], want, sizeof(want));
 		for (int h = 0; h < HONEST; h++) {
 			state st;
