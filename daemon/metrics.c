@@ -131,6 +131,7 @@ static cell c_reminders[METRIC_RULES * METRIC_STATES];
 static cell c_map_size[1], c_used[1], c_readers[1], c_disk_free[1], c_last_seq[1];
 static cell c_requests[MREQ_COUNT], c_changesets[MCS_COUNT], c_changes[MCH_COUNT];
 static cell c_pulled[1], c_rem_events[METRIC_RULES * METRIC_STATES], c_published[1];
+static cell c_history_refused[1];
 static cell c_replays[1], c_unroutable[1], c_zap[MZAP_COUNT], c_forbidden[MFORB_COUNT];
 static cell c_build[1] = {1}, c_silent[1], c_at_risk[1], c_oldest_edit[1];
 static cell c_duration[NB(g_duration_bounds) + 1], c_duration_sum[1];
@@ -214,6 +215,9 @@ static const struct metric_def {
 	COUNTER(METRIC_EVENTS_UNREADABLE_TOTAL, "fieldsync_reminder_events_unreadable_total",
                 LS_NONE, c_ev_unreadable,
                 "Stored reminder events that did not decode and were skipped (logged by seq)."),
+	COUNTER(METRIC_HISTORY_REFUSED_TOTAL, "fieldsync_history_refused_total", LS_NONE,
+                c_history_refused,
+                "Pushed values refused (REJECTED or DEFERRED) because their version claims history its replica never wrote or the daemon does not hold."),
 #undef GAUGE
 #undef COUNTER
 #undef HISTOGRAM

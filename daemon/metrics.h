@@ -51,6 +51,7 @@ typedef enum {
 	METRIC_EVENTS_OLDEST_SEQ,       /* gauge fieldsync_reminder_events_oldest_seq */
 	METRIC_EVENTS_TRIMMED_TOTAL,    /* counter fieldsync_reminder_events_trimmed_total */
 	METRIC_EVENTS_UNREADABLE_TOTAL, /* counter fieldsync_reminder_events_unreadable_total */
+	METRIC_HISTORY_REFUSED_TOTAL,   /* fieldsync_history_refused_total (counter) */
 	METRIC_COUNT
 } metric_id;
 
