@@ -31,9 +31,10 @@
  * of the local commit). The first PullRequest goes right behind the last
  * change sets, without waiting for their answers (such a daemon answers a
  * connection's Pull after its earlier Pushes, §5.1), and the report's
- * second Hello goes out while the pages stream: a day's sync is Hello,
- * then one flight of pushes and pull. A daemon without them gets exactly
- * the above.
+ * second Hello goes out while the pages stream (its pending and parked
+ * counts are after the push; its checkpoint is the one before this pull):
+ * a day's sync is Hello, then one flight of pushes and pull. A daemon
+ * without them gets exactly the above.
  *
  * The connection is conn.c's (one DEALER, CURVE from the store's
  * credential): every wait is bounded by the sync's one deadline, and
