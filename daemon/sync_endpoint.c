@@ -18,6 +18,11 @@
  * compressed and lean when asked (wire_page.c). A Push may come with its
  * changes compressed (§4.1): opened first, under the frame limit.
  *
+ * Per connection, a Pull never overtakes a Push sent before it: a Pull
+ * that arrives while the same routing id has push jobs at the writer is
+ * held and served when those jobs come back (pull_order_*, below), so its
+ * pages include what those pushes committed.
+ *
  * Hello is answered with Welcome (its generation: the store's, PROTOCOL.md
  * §7) and noted as the device's report (registry_seen: last seen, client,
  * Hello.report), written to DATA_DIR/seen at most every 5 s.
@@ -70,6 +75,7 @@ struct sync_endpoint {
 	void *writer_pipe; /* borrowed: the daemon's end of the writer's pipe */
 	bool secure;       /* CURVE + ZAP: not --dev */
 	struct peer *peers;
+	struct pull_order *orders; /* connections with pushes at the writer */
 	uint64_t inflight;
 	registry_seen *seen; /* device reports; NULL when DATA_DIR/seen cannot open */
 	/* what Welcome tells the tablets about deadlines (issue 13): the
@@ -318,6 +324,127 @@ handle_pull(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, const peer_au
 	}
 }
 
+/* ---- per-connection order: a Pull after that connection's Pushes -------- */
+
+/*
+ * A connection (routing id) that has push jobs at the writer: how many it
+ * sent (started) and how many came back (done), and the Pulls it sent
+ * meanwhile, each with the number of pushes sent before it (its ticket).
+ * A held Pull is served once done reaches its ticket; the writer answers
+ * jobs in the order it got them, so those are exactly the earlier pushes.
+ * An entry lives while something is outstanding; a connection may hold
+ * PULLS_HELD_MAX Pulls, more are answered BUSY.
+ */
+#define PULLS_HELD_MAX 16
+
+struct held_pull {
+	struct held_pull *next;
+	uint64_t ticket;
+	peer_auth auth; /* as resolved when the Pull arrived */
+	fs_envelope *req;
+};
+
+struct pull_order {
+	struct pull_order *next;
+	uint8_t rid[256];
+	size_t rid_len;
+	uint64_t started, done;
+	struct held_pull *head, *tail;
+	size_t held;
+};
+
+static struct pull_order **
+pull_order_find(sync_endpoint *tp, const uint8_t *rid, size_t len)
+{
+	struct pull_order **o = &tp->orders;
+	while (*o != NULL && ((*o)->rid_len != len || memcmp((*o)->rid, rid, len) != 0))
+		o = &(*o)->next;
+	return o;
+}
+
+/* A push job of this connection goes to the writer; false: out of memory. */
+static bool
+pull_order_push_sent(sync_endpoint *tp, const uint8_t *rid, size_t len)
+{
+	struct pull_order **o = pull_order_find(tp, rid, len);
+	if (*o == NULL) {
+		if (len > sizeof((*o)->rid) || (*o = calloc(1, sizeof(**o))) == NULL)
+			return false;
+		memcpy((*o)->rid, rid, len);
+		(*o)->rid_len = len;
+	}
+	(*o)->started++;
+	return true;
+}
+
+/* Takes req when the Pull must wait for this connection's pushes (held, or
+ * answered BUSY when too many wait); false: serve it now. */
+static bool
+pull_order_hold(sync_endpoint *tp, const uint8_t *rid, size_t len, const peer_auth *peer,
+                fs_envelope *req)
+{
+	struct pull_order *o = *pull_order_find(tp, rid, len);
+	struct held_pull *h = NULL;
+	if (o == NULL || o->done >= o->started)
+		return false;
+	if (o->held >= PULLS_HELD_MAX || (h = calloc(1, sizeof(*h))) == NULL) {
+		send_error(tp, rid, len, req->request_id, FIELDSYNC__V1__ERROR__CODE__BUSY,
+		           "too many pulls wait for this connection's pushes", 200);
+		fieldsync__v1__envelope__free_unpacked(req, NULL);
+		return true;
+	}
+	h->ticket = o->started;
+	h->auth = *peer;
+	h->req = req;
+	if (o->tail != NULL)
+		o->tail->next = h;
+	else
+		o->head = h;
+	o->tail = h;
+	o->held++;
+	return true;
+}
+
+/* A push job of this connection came back (its reply sent): serves the
+ * Pulls that waited for it, and forgets a connection with nothing left. */
+static void
+pull_order_push_done(sync_endpoint *tp, const uint8_t *rid, size_t len)
+{
+	struct pull_order **op = pull_order_find(tp, rid, len), *o = *op;
+	if (o == NULL)
+		return;
+	o->done++;
+	while (o->head != NULL && o->head->ticket <= o->done) {
+		struct held_pull *h = o->head;
+		if ((o->head = h->next) == NULL)
+			o->tail = NULL;
+		o->held--;
+		handle_pull(tp, o->rid, o->rid_len, &h->auth, h->req);
+		fieldsync__v1__envelope__free_unpacked(h->req, NULL);
+		free(h);
+	}
+	if (o->done >= o->started && o->head == NULL) {
+		*op = o->next;
+		free(o);
+	}
+}
+
+static void
+pull_order_free(sync_endpoint *tp)
+{
+	while (tp->orders != NULL) {
+		struct pull_order *o = tp->orders;
+		tp->orders = o->next;
+		while (o->head != NULL) {
+			struct held_pull *h = o->head;
+			o->head = h->next;
+			fieldsync__v1__envelope__free_unpacked(h->req, NULL);
+			free(h);
+		}
+		free(o);
+	}
+}
+
 static void
 handle_replay(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, const peer_auth *peer,
               fs_envelope *req)
@@ -421,10 +548,16 @@ handle_push(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, const peer_au
 	j->auth = *peer;
 	j->request = req;
 	j->received_ms = clock_wall_ms();
+	if (!pull_order_push_sent(tp, rid, rid_len)) {
+		j->request = NULL;
+		push_job_free(j);
+		goto oom;
+	}
 	if (actor_send(tp->writer_pipe, WRITER_JOB, j, ZMQ_DONTWAIT) != FSD_OK) {
 		/* The writer's queue is full: shed load rather than grow without bound. */
 		j->request = NULL;
 		push_job_free(j);
+		pull_order_push_done(tp, rid, rid_len);
 		atomic_fetch_add(&g_stats.busy, 1);
 		send_error(tp, rid, rid_len, req->request_id, FIELDSYNC__V1__ERROR__CODE__BUSY,
 		           "too many change sets queued", 200);
@@ -473,6 +606,8 @@ handle_request(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, const char
 		return; /* took req */
 	case FIELDSYNC__V1__ENVELOPE__BODY_PULL:
 		metrics_inc(METRIC_REQUESTS_TOTAL, MREQ_PULL, 1);
+		if (pull_order_hold(tp, rid, rid_len, &peer, req))
+			return; /* took req: after this connection's pushes */
 		handle_pull(tp, rid, rid_len, &peer, req);
 		break;
 	case FIELDSYNC__V1__ENVELOPE__BODY_REPLAY:
@@ -595,6 +730,7 @@ sync_endpoint_reply(sync_endpoint *tp, push_job *j)
 {
 	tp->inflight--;
 	send_reply(tp, j->routing_id, j->routing_len, j->reply, j->reply_len);
+	pull_order_push_done(tp, j->routing_id, j->routing_len);
 	push_job_free(j);
 }
 
@@ -731,6 +867,7 @@ sync_endpoint_close(sync_endpoint **tpp)
 		zmq_close(tp->monitor);
 	registry_seen_flush(tp->seen, clock_wall_ms(), 0);
 	registry_seen_close(&tp->seen);
+	pull_order_free(tp);
 	free(tp->peers);
 	free(tp->dl_rules);
 	free(tp->dl_zone);

@@ -28,7 +28,13 @@
  * behind the checkpoint and nothing was pushed; otherwise each PullRequest
  * asks for a window of compressed, lean pages, each applied and
  * checkpointed on its own as it arrives (the checkpoint never runs ahead
- * of the local commit). A daemon without them gets exactly the above.
+ * of the local commit). The first PullRequest goes right behind the last
+ * change sets, without waiting for their answers (such a daemon answers a
+ * connection's Pull after its earlier Pushes, §5.1), and the report's
+ * second Hello goes out while the pages stream (its pending and parked
+ * counts are after the push; its checkpoint is the one before this pull):
+ * a day's sync is Hello, then one flight of pushes and pull. A daemon
+ * without them gets exactly the above.
  *
  * The connection is conn.c's (one DEALER, CURVE from the store's
  * credential): every wait is bounded by the sync's one deadline, and
@@ -93,7 +99,22 @@ typedef struct sync_run {
 	/* issue 15 (protocol.md §2.1, §5.1): what Welcome offered, 0: nothing */
 	uint32_t encodings, max_window;
 	uint64_t feed_seq;
+	uint64_t report_rid;  /* the report's Hello sent while the pull streams; 0: none */
+	bool report_answered; /* its Welcome came */
+	size_t *max, *budget; /* what the latest Welcome allows (hello_welcome) */
 } sync_run;
+
+/*
+ * The pull of one sync: a PullRequest (a window of pages) in flight, sent
+ * behind the last change sets (pipelined) or on its own (pull_all).
+ */
+typedef struct pull_state {
+	uint64_t since;  /* the checkpoint: the last committed page's last_seq */
+	uint64_t rid;    /* the PullRequest in flight */
+	uint32_t window; /* pages it asked for */
+	uint32_t got;    /* pages of it received */
+	bool lean, sent, started, done;
+} pull_state;
 
 static const char *
 code_name(int code)
@@ -138,12 +159,13 @@ progress(sync_run *r)
 		r->o->progress(r->o->progress_arg, &r->pr);
 }
 
+/* Sends Hello with the device report (how the tablet stands now). */
 static fs_err
-hello(sync_run *r, size_t *max, size_t *budget)
+hello_send(sync_run *r, bool first, uint64_t *rid)
 {
 	Fieldsync__V1__Hello h = FIELDSYNC__V1__HELLO__INIT;
 	Fieldsync__V1__DeviceReport rep_dev = FIELDSYNC__V1__DEVICE_REPORT__INIT;
-	envelope e = FIELDSYNC__V1__ENVELOPE__INIT, *rep = NULL;
+	envelope e = FIELDSYNC__V1__ENVELOPE__INIT;
 	fs_err err;
 
 	h.protocol = 1;
@@ -154,12 +176,23 @@ hello(sync_run *r, size_t *max, size_t *budget)
 	if (sdk_device_report(r->s, &rep_dev.pending, &rep_dev.oldest_pending_ms, &rep_dev.failed,
 	                      &rep_dev.last_seq) == FS_OK) {
 		h.report = &rep_dev;
-		r->reported_pending = rep_dev.pending > 0;
+		if (first)
+			r->reported_pending = rep_dev.pending > 0;
 	}
 	e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_HELLO;
 	e.hello = &h;
-	if ((err = sdk_conn_call(&r->c, &e, r->deadline, &rep)) != FS_OK)
-		goto out;
+	err = sdk_conn_send(&r->c, &e, r->deadline);
+	*rid = e.request_id;
+	return err;
+}
+
+/* Takes in the answer to Hello (frees rep): the limits, the offers of
+ * issue 15, the deadline table and the generation. */
+static fs_err
+hello_welcome(sync_run *r, envelope *rep)
+{
+	fs_err err = FS_OK;
+
 	if (rep->body_case == FIELDSYNC__V1__ENVELOPE__BODY_ERROR && rep->error != NULL) {
 		err = error_reply(r, rep->error);
 		goto out;
@@ -171,15 +204,14 @@ hello(sync_run *r, size_t *max, size_t *budget)
 	/* the daemon's rule table and zone, for fs_deadlines offline; never
 	 * fails the sync (a table not kept stays the old one) */
 	(void)sdk_deadlines_welcome(r->s, rep->welcome);
-	*max = rep->welcome->max_changes_per_push ? rep->welcome->max_changes_per_push
-	                                          : DEFAULT_BATCH;
-	if (*max > BATCH_MAX)
-		*max = BATCH_MAX;
+	size_t max = rep->welcome->max_changes_per_push ? rep->welcome->max_changes_per_push
+	                                                : DEFAULT_BATCH;
+	*r->max = max > BATCH_MAX ? BATCH_MAX : max;
 	uint64_t mb = rep->welcome->max_message_bytes ? rep->welcome->max_message_bytes
 	                                              : (uint64_t)16 << 20;
 	if (mb > SDK_RECV_MAX)
 		mb = SDK_RECV_MAX;
-	*budget = (size_t)(mb - mb / 8); /* room for the envelope */
+	*r->budget = (size_t)(mb - mb / 8); /* room for the envelope */
 	r->encodings = rep->welcome->encodings & SDK_ENCODING_ZSTD;
 	r->max_window = rep->welcome->max_window;
 	r->feed_seq = rep->welcome->feed_seq;
@@ -191,9 +223,20 @@ hello(sync_run *r, size_t *max, size_t *budget)
 	if (changed)
 		r->st.requeued += requeued;
 out:
-	if (rep != NULL)
-		fieldsync__v1__envelope__free_unpacked(rep, NULL);
+	fieldsync__v1__envelope__free_unpacked(rep, NULL);
 	return err;
+}
+
+/* Hello -> Welcome, waiting for the answer; first: the sync's first Hello. */
+static fs_err
+hello(sync_run *r, bool first)
+{
+	envelope *rep = NULL;
+	uint64_t rid = 0;
+	fs_err err = hello_send(r, first, &rid);
+	if (err == FS_OK)
+		err = sdk_conn_recv(&r->c, rid, r->deadline, &rep);
+	return err != FS_OK ? err : hello_welcome(r, rep);
 }
 
 /* The in-flight change set in bytes, checked; NULL when it does not decode. */
@@ -323,6 +366,9 @@ push_all(sync_run *r, size_t max, size_t budget)
 	}
 }
 
+static fs_err pull_send(sync_run *r, pull_state *ps);
+static fs_err pull_on_reply(sync_run *r, pull_state *ps, envelope *rep);
+
 /*
  * push_all with a window of change sets in flight (issue 15), for a daemon
  * that speaks protocol.md §5.1: up to PUSH_WINDOW PushRequests are sent
@@ -330,15 +376,23 @@ push_all(sync_run *r, size_t max, size_t budget)
  * (sets are made and stored before they are sent, and the daemon answers
  * a set it already applied with its stored reply, so a cut connection
  * re-sends them safely in the next sync).
+ *
+ * Once the last set is made, the PullRequest (ps) goes right behind the
+ * sets still in flight: such a daemon answers a Pull only after the
+ * Pushes the same connection sent before it (§5.1), so the pull covers
+ * them and costs no round trip of its own. Sets made after that (changes
+ * a refused set requeued, edits the app made meanwhile) follow it; the
+ * pull does not cover them. Pull pages that arrive
+ * while sets are in flight are taken in as they come (pull_on_reply).
  */
 static fs_err
-push_window(sync_run *r, size_t max, size_t budget)
+push_window(sync_run *r, size_t max, size_t budget, pull_state *ps)
 {
 	struct {
 		uint64_t key, rid;
 		sdk_push_request *req;
 	} w[PUSH_WINDOW];
-	uint64_t key = 0, rids[PUSH_WINDOW];
+	uint64_t key = 0, rids[PUSH_WINDOW + 1];
 	size_t n = 0;
 	bool resend = true, made_all = false;
 	fs_err err;
@@ -383,9 +437,18 @@ push_window(sync_run *r, size_t max, size_t budget)
 		}
 		if (n == 0)
 			return FS_OK;
-		envelope *rep = NULL;
-		if ((err = sdk_conn_recv_any(&r->c, rids, n, r->deadline, &rep)) != FS_OK)
+		if (made_all && !ps->sent && (err = pull_send(r, ps)) != FS_OK)
 			goto out;
+		envelope *rep = NULL;
+		rids[n] = ps->rid;
+		if ((err = sdk_conn_recv_any(&r->c, rids, n + (ps->sent && !ps->done), r->deadline,
+		                             &rep)) != FS_OK)
+			goto out;
+		if (ps->sent && rep->request_id == ps->rid) {
+			if ((err = pull_on_reply(r, ps, rep)) != FS_OK)
+				goto out;
+			continue;
+		}
 		size_t i = 0;
 		while (i < n && w[i].rid != rep->request_id)
 			i++;
@@ -399,7 +462,10 @@ push_window(sync_run *r, size_t max, size_t budget)
 		rids[i] = rids[n];
 		if (err != FS_OK)
 			goto out;
-		made_all = false; /* a refused set may have requeued its changes */
+		/* a refused set may have requeued its changes (and the app may have
+		 * edited meanwhile): look again; what is made now goes behind the
+		 * pull, which does not wait for it */
+		made_all = false;
 	}
 out:
 	for (size_t i = 0; i < n; i++)
@@ -452,57 +518,133 @@ pull_page(sync_run *r, envelope *rep, bool lean, uint64_t *since, bool *more)
 	return FS_OK;
 }
 
+/* Sends the PullRequest for the next window from ps->since. */
 static fs_err
-pull_all(sync_run *r, bool pushed)
+pull_send(sync_run *r, pull_state *ps)
 {
-	uint64_t since;
-	fs_err err;
 	Fieldsync__V1__PullRequest pr = FIELDSYNC__V1__PULL_REQUEST__INIT;
-	/* Streaming (§5.1): windows of 8, 16, ... pages up to Welcome.max_window. */
-	uint32_t window = r->max_window > 1 ? (r->max_window < 8 ? r->max_window : 8) : 1;
-	bool lean = r->max_window != 0;
+	envelope e = FIELDSYNC__V1__ENVELOPE__INIT;
+	fs_err err;
 
-	if ((err = sdk_checkpoint_get(r->s, &since)) != FS_OK)
-		return err;
-	r->pr.phase = FS_SYNC_PULL;
-	r->pr.done = 0;
-	r->pr.total = 0;
-	progress(r);
-	/* Up to date already (§2.1): Welcome's feed_seq is at or behind the
-	 * checkpoint and this sync pushed nothing, so a pull would be empty. */
-	if (r->feed_seq != 0 && since >= r->feed_seq && !pushed)
-		return FS_OK;
-	for (;;) {
-		envelope e = FIELDSYNC__V1__ENVELOPE__INIT, *rep = NULL;
-		bool more = false;
-		pr.since_seq = since;
-		pr.limit = r->o->pull_limit ? r->o->pull_limit : DEFAULT_PULL_LIMIT;
-		pr.window = window > 1 ? window : 0;
-		pr.encoding = r->encodings;
-		pr.lean = lean;
-		e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_PULL;
-		e.pull = &pr;
-		if ((err = sdk_conn_call(&r->c, &e, r->deadline, &rep)) != FS_OK)
-			return err;
-		for (uint32_t i = 0;;) {
-			err = pull_page(r, rep, lean, &since, &more);
-			fieldsync__v1__envelope__free_unpacked(rep, NULL);
-			if (err != FS_OK || !more)
-				return err;
-			if (++i == window)
-				break;
-			if ((err = sdk_conn_recv(&r->c, e.request_id, r->deadline, &rep)) != FS_OK)
-				return err;
-		}
-		if (window < r->max_window)
-			window = window * 2 < r->max_window ? window * 2 : r->max_window;
+	pr.since_seq = ps->since;
+	pr.limit = r->o->pull_limit ? r->o->pull_limit : DEFAULT_PULL_LIMIT;
+	pr.window = ps->window > 1 ? ps->window : 0;
+	pr.encoding = r->encodings;
+	pr.lean = ps->lean;
+	e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_PULL;
+	e.pull = &pr;
+	err = sdk_conn_send(&r->c, &e, r->deadline);
+	ps->rid = e.request_id;
+	ps->got = 0;
+	ps->sent = true;
+	return err;
+}
+
+/* Prepares the pull from the checkpoint. Streaming (§5.1): windows of 8,
+ * 16, ... pages up to Welcome.max_window. */
+static fs_err
+pull_begin(sync_run *r, pull_state *ps)
+{
+	memset(ps, 0, sizeof(*ps));
+	ps->window = r->max_window > 1 ? (r->max_window < 8 ? r->max_window : 8) : 1;
+	ps->lean = r->max_window != 0;
+	return sdk_checkpoint_get(r->s, &ps->since);
+}
+
+/* One page of the pull in flight (frees rep); asks for the next window
+ * when this one is over and the feed has more; ps->done at the end. */
+static fs_err
+pull_on_reply(sync_run *r, pull_state *ps, envelope *rep)
+{
+	bool more = false;
+	if (!ps->started) {
+		ps->started = true;
+		r->pr.phase = FS_SYNC_PULL;
+		r->pr.done = 0;
+		r->pr.total = 0;
 	}
+	fs_err err = pull_page(r, rep, ps->lean, &ps->since, &more);
+	fieldsync__v1__envelope__free_unpacked(rep, NULL);
+	if (err != FS_OK)
+		return err;
+	if (!more) {
+		ps->done = true;
+		return FS_OK;
+	}
+	if (++ps->got < ps->window)
+		return FS_OK;
+	if (ps->window < r->max_window)
+		ps->window = ps->window * 2 < r->max_window ? ps->window * 2 : r->max_window;
+	return pull_send(r, ps);
+}
+
+/*
+ * The pull, to its end: sent here unless push_window sent it behind the
+ * last change sets. While it streams, the report's Hello goes out once the
+ * pushes are settled (its Welcome is read among the pages, so the report
+ * costs no round trip of its own).
+ */
+static fs_err
+pull_all(sync_run *r, pull_state *ps, bool pushed)
+{
+	fs_err err;
+
+	if (!ps->sent) {
+		r->pr.phase = FS_SYNC_PULL;
+		r->pr.done = 0;
+		r->pr.total = 0;
+		progress(r);
+		/* Up to date already (§2.1): Welcome's feed_seq is at or behind the
+		 * checkpoint and this sync pushed nothing, so a pull would be empty. */
+		if (r->feed_seq != 0 && ps->since >= r->feed_seq && !pushed)
+			return FS_OK;
+		if ((err = pull_send(r, ps)) != FS_OK)
+			return err;
+	}
+	while (!ps->done) {
+		envelope *rep = NULL;
+		if (r->reported_pending && r->report_rid == 0 && r->max_window != 0 &&
+		    (err = hello_send(r, false, &r->report_rid)) != FS_OK)
+			return err;
+		uint64_t ids[2] = {ps->rid, r->report_rid};
+		bool report = r->report_rid != 0 && !r->report_answered;
+		if ((err = sdk_conn_recv_any(&r->c, ids, report ? 2 : 1, r->deadline, &rep)) !=
+		    FS_OK)
+			return err;
+		if (report && rep->request_id == r->report_rid) {
+			r->report_answered = true;
+			(void)hello_welcome(r, rep); /* informational, as report_hello */
+			continue;
+		}
+		if ((err = pull_on_reply(r, ps, rep)) != FS_OK)
+			return err;
+	}
+	return FS_OK;
+}
+
+/* The report in the first Hello said what was pending before the push:
+ * tell the daemon how the tablet stands now. Its Welcome may be on its way
+ * already (pull_all); otherwise one more round trip. Informational: a
+ * failure changes nothing. */
+static void
+report_hello(sync_run *r)
+{
+	envelope *rep = NULL;
+	if (!r->reported_pending || r->report_answered)
+		return;
+	if (r->report_rid == 0) {
+		(void)hello(r, false);
+		return;
+	}
+	if (sdk_conn_recv(&r->c, r->report_rid, r->deadline, &rep) == FS_OK)
+		(void)hello_welcome(r, rep);
 }
 
 fs_err
 fs_sync(fs_store *s, const fs_sync_opts *o, fs_sync_stats *stats)
 {
 	sync_run r;
+	pull_state ps;
 	size_t max = DEFAULT_BATCH, budget = 0;
 	fs_err err;
 	fs_credential *cred = NULL;
@@ -524,6 +666,8 @@ fs_sync(fs_store *s, const fs_sync_opts *o, fs_sync_stats *stats)
 	r.s = s;
 	r.o = o;
 	r.device_name = cred != NULL ? cred->name : NULL;
+	r.max = &max;
+	r.budget = &budget;
 	r.deadline = sdk_mono_ms() + (o->timeout_ms > 0 ? o->timeout_ms : DEFAULT_TIMEOUT_MS);
 	r.pr.phase = FS_SYNC_CONNECT;
 	err = cred == NULL ? FS_OK
@@ -541,21 +685,25 @@ fs_sync(fs_store *s, const fs_sync_opts *o, fs_sync_stats *stats)
 		goto out;
 	}
 	progress(&r);
-	if ((err = hello(&r, &max, &budget)) != FS_OK)
+	if ((err = hello(&r, true)) != FS_OK)
 		goto out;
-	if ((err = (r.max_window != 0 ? push_window : push_all)(&r, max, budget)) != FS_OK)
+	if ((err = pull_begin(&r, &ps)) != FS_OK)
 		goto out;
-	err = pull_all(&r, r.st.changesets != 0 || r.st.pushed != 0 || r.st.failed != 0);
+	if ((err = r.max_window != 0 ? push_window(&r, max, budget, &ps)
+	                             : push_all(&r, max, budget)) != FS_OK)
+		goto out;
+	if ((err = pull_all(&r, &ps,
+	                    r.st.changesets != 0 || r.st.pushed != 0 || r.st.failed != 0)) != FS_OK)
+		goto out;
 	/* Changes the daemon DEFERRED (PROTOCOL.md §3: history it does not hold
-	 * yet) are pushed once more now that the pull is in; deferred again,
-	 * they stay queued for the next sync's pull. */
+	 * yet) are pushed once more now that the pull is in, lock-step (a rare
+	 * path); deferred again, they stay queued for the next sync's pull. */
 	uint64_t undeferred = 0;
-	if (err == FS_OK && (err = sdk_outbox_undefer(s, &undeferred)) == FS_OK && undeferred > 0)
-		err = (r.max_window != 0 ? push_window : push_all)(&r, max, budget);
-	/* The report in the first Hello said what was pending before the push:
-	 * tell the daemon how the tablet stands now (one more round trip). */
-	if (err == FS_OK && r.reported_pending)
-		(void)hello(&r, &max, &budget);
+	if ((err = sdk_outbox_undefer(s, &undeferred)) == FS_OK && undeferred > 0)
+		err = push_all(&r, max, budget);
+	if (err != FS_OK)
+		goto out;
+	report_hello(&r);
 out:
 	sdk_conn_close(&r.c);
 	fs_credential_free(&cred); /* wipes the secret key */
