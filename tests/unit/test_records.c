@@ -117,7 +117,7 @@ on_payload(void *arg, const fs_record_state *rs, const char *name, const uint8_t
 static fsd_err
 check(struct seen *s, records_check_counts *n)
 {
-	records_check_fns fns = {on_problem, on_record, on_payload, s};
+	records_check_fns fns = {on_problem, on_record, on_payload, s, false};
 	store_txn *t = NULL;
 	memset(s, 0, sizeof(*s));
 	cr_assert_eq(store_read_begin(g_s, &t), FSD_OK);
@@ -175,13 +175,17 @@ Test(records, a_sealed_payload_that_was_tampered_with_is_named)
 	put("note", "n-1", "one");
 	cr_assert_eq(store_write_begin(g_s, &t), FSD_OK);
 	cr_assert_eq(store_kv_get(t, &records_table, key, kl, &v, &vl), FSD_OK);
-	fs_record_state *rs = fieldsync__v1__record_state__unpack(NULL, vl, v);
+	/* the record frame of one sealed sibling (records.h): 00 01 01 01 */
+	cr_assert_gt(vl, 4);
+	cr_assert_eq(memcmp(v, "\x00\x01\x01\x01", 4), 0, "framed, sibling 0 marked sealed");
+	fs_record_state *rs = fieldsync__v1__record_state__unpack(NULL, vl - 4, (const uint8_t *)v + 4);
 	cr_assert_not_null(rs);
 	ProtobufCBinaryData *p = &rs->siblings[0]->payload;
 	cr_assert(fss_is_sealed(p->data, p->len), "sealed on disk");
 	p->data[p->len - 1] ^= 1;
 	uint8_t buf[512];
-	size_t bl = fieldsync__v1__record_state__pack(rs, buf);
+	memcpy(buf, v, 4);
+	size_t bl = 4 + fieldsync__v1__record_state__pack(rs, buf + 4);
 	records_free(rs);
 	cr_assert_eq(store_kv_put(t, &records_table, key, kl, buf, bl, false), FSD_OK);
 	cr_assert_eq(store_commit(&t), FSD_OK);
@@ -314,7 +318,7 @@ Test(records, store_copy_env_makes_a_store_that_opens_with_the_same_records)
 	records_free(rs);
 	struct seen s;
 	records_check_counts n;
-	records_check_fns fns = {on_problem, NULL, NULL, &s};
+	records_check_fns fns = {on_problem, NULL, NULL, &s, false};
 	memset(&s, 0, sizeof(s));
 	cr_assert_eq(records_check(t, &fns, &n), FSD_OK);
 	cr_expect_eq(s.problems, 0, "%s", s.text);
