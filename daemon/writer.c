@@ -9,7 +9,11 @@
  * devices thus share fsyncs instead of paying one each.
  *
  * Round outcomes:
- *   commit ok        every job gets its PushReply (stored for retries)
+ *   one set fails    (an unreadable record it touches, a gone data key, a
+ *                    crypto error, ...) its nested transaction is rolled
+ *                    back and that job alone gets Error UNAVAILABLE or
+ *                    INTERNAL (a neutral text); the round goes on
+ *   commit ok        every other job gets its PushReply (stored for retries)
  *   MDB_MAP_FULL     abort, grow the map, redo the round from the start
  *   disk full        abort; every job gets Error BUSY with retry_after_ms
  *   other failure    abort; every job gets Error UNAVAILABLE
@@ -90,14 +94,49 @@ job_set_error(push_job *j, fs_error_code code, const char *msg, uint32_t retry_m
 		j->reply_len = 0;
 }
 
-/* Applies one job's change set; its reply is set unless the round is doomed. */
+/*
+ * Whether a change set's failure dooms the round: the round's own
+ * transaction failed (map full, disk full, I/O), or the parent transaction
+ * is no longer usable (LMDB refuses a child of a broken parent, so a probe
+ * child tells). Anything else (an unreadable stored record, a gone data
+ * key, a crypto error, bad input, out of memory for this set) was rolled
+ * back with the set's own nested transaction (changeset_apply) and fails
+ * that set alone.
+ */
+static bool
+round_doomed(store_txn *parent, fsd_err rc)
+{
+	store_txn *probe = NULL;
+	if (rc == FSD_FULL || rc == FSD_NOSPACE || rc == FSD_IO)
+		return true;
+	if (store_nested_begin(parent, &probe) != FSD_OK)
+		return true;
+	store_abort(&probe);
+	return false;
+}
+
+/* Applies one job's change set; its reply is set unless the round is doomed
+ * (then the error is returned). A set that fails alone gets an Error. */
 static fsd_err
 apply_job(writer *w, store_txn *parent, push_job *j)
 {
 	changeset_outcome o;
 	fsd_err rc = changeset_apply(parent, w->rem, w->c, &j->auth, j->request->push, &o);
-	if (rc != FSD_OK)
+	if (rc != FSD_OK && round_doomed(parent, rc))
 		return rc;
+	if (rc != FSD_OK) { /* nothing of this set was applied; the others go on */
+		bool unreadable = rc == FSD_CORRUPT || rc == FSD_NOKEY;
+		log_event(LOG_WARN, "a change set failed alone; the rest of the round goes on",
+		          LI("fsd_err", rc), NULL);
+		j->m_result = MCS_FAILED;
+		memset(j->m_changes, 0, sizeof(j->m_changes));
+		job_set_error(j,
+		              unreadable ? FIELDSYNC__V1__ERROR__CODE__UNAVAILABLE
+		                         : FIELDSYNC__V1__ERROR__CODE__INTERNAL,
+		              "this change set could not be applied; nothing of it was stored",
+		              unreadable ? 60000 : 1000);
+		return FSD_OK;
+	}
 	j->m_result = o.m_result;
 	memcpy(j->m_changes, o.m_changes, sizeof(j->m_changes));
 	free(j->reply);
@@ -216,8 +255,9 @@ writer_round(writer *w, push_job **jobs, size_t n, bool reeval)
 			}
 			atomic_fetch_add(&g_stats.commits, 1);
 			for (size_t i = 0; i < n; i++)
-				atomic_fetch_add(&g_stats.changes_applied,
-				                 jobs[i]->request->push->n_changes);
+				if (jobs[i]->m_result != MCS_FAILED)
+					atomic_fetch_add(&g_stats.changes_applied,
+					                 jobs[i]->request->push->n_changes);
 			w->next_fire = next_fire;
 			publish(w);
 			return FSD_OK;
