@@ -204,16 +204,22 @@ records_rewrite(store_txn *t, const fs_record_state *rs)
 	return record_write(t, rs, 0, false, true);
 }
 
-/* The stored sibling of old that is r itself (the same version: within a
- * record a version names one value, the merge rule's INVALID) and is
- * stored sealed; NULL when none. */
+/* The stored sibling of old that is r itself, stored sealed; NULL when
+ * none. The same version (within a record a version names one value: the
+ * merge rule's INVALID), a non-empty one, the same delete flag and author,
+ * and sealed bytes of the length r's payload seals to under the data key
+ * r's payload names (dek). */
 static const fsp_record *
-stored_twin(const fs_record_state *old, const frame *f, const fsp_record *r)
+stored_twin(const fs_record_state *old, const frame *f, const fsp_record *r, const char *dek)
 {
+	size_t want = 3 + strlen(dek) + r->payload.len + FSC_SEAL_OVERHEAD;
+	if (r->version == NULL || r->version->n_dots == 0)
+		return NULL;
 	for (size_t j = 0; old != NULL && j < old->n_siblings; j++) {
 		const fsp_record *o = old->siblings[j];
-		if (o->deleted == r->deleted && o->payload.len > 0 &&
+		if (o->deleted == r->deleted && o->payload.len == want &&
 		    frame_sealed(f, j, &o->payload, true) &&
+		    fss_sealed_under(o->payload.data, o->payload.len, dek) &&
 		    fsp_vv_compare(o->version, r->version) == FSP_VV_EQUAL &&
 		    strcmp(o->modified_by ? o->modified_by : "",
 		           r->modified_by ? r->modified_by : "") == 0)
@@ -273,14 +279,14 @@ record_write(store_txn *t, const fs_record_state *rs, uint64_t old_seq, bool fee
 			if (r->payload.len == 0)
 				continue;
 			sealed[i] = true;
-			if ((twin = stored_twin(old, &of, r)) != NULL) {
-				copies[i].payload = twin->payload; /* borrowed from old */
-				continue;
-			}
 			if (!fss_dek_for(rs->collection, rs->id, r->payload.data, r->payload.len,
 			                 name)) {
 				src = FSD_INVALID;
 				goto out;
+			}
+			if ((twin = stored_twin(old, &of, r, name)) != NULL) {
+				copies[i].payload = twin->payload; /* borrowed from old */
+				continue;
 			}
 			own[i] = true;
 			if ((src = keyring_seal(kr, name, aad, al, r->payload.data, r->payload.len,

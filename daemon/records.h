@@ -67,7 +67,10 @@ extern const store_table records_former_scopes_table;
  * records_free(). FSD_NOTFOUND, or FSD_CORRUPT when it does not decode or
  * open. */
 fsd_err records_get(store_txn *t, const char *collection, const char *id, fs_record_state **out);
-/* Writes rs (its seq already set) and moves the record to rs->seq in the feed. */
+/* Writes rs (its seq already set) and moves the record to rs->seq in the feed.
+ * A sibling of rs with the version of a stored sibling IS that sibling (the
+ * merge rule: an equal version with another value is INVALID, never
+ * written), so its stored sealed bytes are kept rather than sealed again. */
 fsd_err records_put(store_txn *t, const fs_record_state *rs, uint64_t old_seq);
 /* Writes rs again in place (same seq, the feed untouched): re-sealing it
  * after its data key was replaced. */
