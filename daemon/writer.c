@@ -13,6 +13,9 @@
  *                    crypto error, ...) its nested transaction is rolled
  *                    back and that job alone gets Error UNAVAILABLE or
  *                    INTERNAL (a neutral text); the round goes on
+ *   timers fail      (a due timer of a case that cannot be read) their own
+ *                    nested transaction is rolled back, they are tried
+ *                    again a second later; the round goes on
  *   commit ok        every other job gets its PushReply (stored for retries)
  *   MDB_MAP_FULL     abort, grow the map, redo the round from the start
  *   disk full        abort; every job gets Error BUSY with retry_after_ms
@@ -64,6 +67,7 @@ struct writer {
 	uint64_t handed_seq;     /* last event seq handed to the publisher */
 	int64_t next_fire;       /* earliest reminder timer, 0 = none */
 	int64_t reeval_retry_ms; /* after a failed re-evaluation round: not before (mono) */
+	int64_t tick_retry_ms;   /* after reminder timers failed to fire: not before (mono) */
 	void *pipe;              /* the actor's end, valid while it runs */
 };
 
@@ -157,6 +161,42 @@ apply_job(writer *w, store_txn *parent, push_job *j)
 	return FSD_OK;
 }
 
+/*
+ * The round's due reminder timers, in a nested transaction of their own: a
+ * timer that cannot fire (its case cannot be read: a data key gone after a
+ * restore) is rolled back alone and tried again a second later, and the
+ * round's change sets commit. Only a failure that dooms the round is
+ * returned.
+ */
+static fsd_err
+round_tick(writer *w, store_txn *t)
+{
+	store_txn *nt = NULL;
+	size_t mark = reminders_mark(w->rem);
+	fsd_err rc;
+
+	if (clock_mono_ms() < w->tick_retry_ms)
+		return FSD_OK;
+	if ((rc = store_nested_begin(t, &nt)) != FSD_OK)
+		return rc;
+	rc = reminders_tick(w->rem, nt, clock_deadline_ms(w->c->clock_offset_ms));
+	if (rc == FSD_OK) {
+		if ((rc = store_commit(&nt)) == FSD_OK)
+			return FSD_OK;
+	} else {
+		store_abort(&nt);
+	}
+	reminders_rollback(w->rem, mark);
+	if (round_doomed(t, rc))
+		return rc;
+	log_event(LOG_ERROR,
+	          "due reminder timers could not fire (a case that cannot be read?); tried "
+	          "again in a second, the round goes on",
+	          LI("fsd_err", rc), NULL);
+	w->tick_retry_ms = clock_mono_ms() + 1000;
+	return FSD_OK;
+}
+
 /* Hands the events of a committed round to the main thread for publishing. */
 static void
 publish(writer *w)
@@ -211,7 +251,7 @@ writer_round(writer *w, push_job **jobs, size_t n, bool reeval)
 		for (size_t i = 0; rc == FSD_OK && i < n; i++)
 			rc = apply_job(w, t, jobs[i]);
 		if (rc == FSD_OK)
-			rc = reminders_tick(w->rem, t, clock_deadline_ms(w->c->clock_offset_ms));
+			rc = round_tick(w, t);
 		size_t reevaluated = 0;
 		if (rc == FSD_OK && reeval)
 			rc = reminders_reeval_step(w->rem, t,
@@ -332,6 +372,9 @@ writer_timeout(const writer *w)
 	 * process stored (publish_external). */
 	if (w->next_fire <= 0)
 		return 1000;
+	int64_t retry = w->tick_retry_ms - clock_mono_ms();
+	if (retry > 0) /* timers that failed: not before tick_retry_ms */
+		return retry > 1000 ? 1000 : (long)retry;
 	int64_t wait = w->next_fire - clock_deadline_ms(w->c->clock_offset_ms);
 	if (wait < 0)
 		return 0;
@@ -383,7 +426,8 @@ writer_main(void *arg, void *pipe)
 			}
 		}
 		bool timer_due = w->next_fire > 0 &&
-		                 clock_deadline_ms(w->c->clock_offset_ms) >= w->next_fire;
+		                 clock_deadline_ms(w->c->clock_offset_ms) >= w->next_fire &&
+		                 clock_mono_ms() >= w->tick_retry_ms;
 		if (n > 0 || timer_due) {
 			writer_round(w, jobs, n, false);
 		} else if (!stopping && !reeval) { /* idle: anything another process stored? */

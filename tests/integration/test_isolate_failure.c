@@ -24,10 +24,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
 #include "daemon.h"
+#include "fieldsync/v1/casework.pb-c.h"
 
 typedef Fieldsync__V1__Envelope env_t;
 
@@ -266,11 +268,18 @@ teardown(void)
 TestSuite(isolate_failure, .init = setup, .fini = teardown, .timeout = 240);
 
 static void
-start_production(const char *data)
+start_production_at(const char *data, const char *clock_offset_ms)
 {
-	const char *args[] = {"--master-key-file", g_key, NULL};
+	const char *args[] = {"--master-key-file", g_key, "--clock-offset-ms", clock_offset_ms,
+	                      NULL};
 	d = fs_test_daemon_start_production(data, args);
 	cr_assert_not_null(d, "the daemon starts in production mode on %s", data);
+}
+
+static void
+start_production(const char *data)
+{
+	start_production_at(data, "0");
 }
 
 static char g_restored[700];
@@ -283,7 +292,7 @@ static char g_restored[700];
  * own verify must name the record.
  */
 static void
-make_unreadable(cred *a, cred *b)
+make_unreadable_as(cred *a, cred *b, bool a_case, const char *clock_offset_ms)
 {
 	char bak[700], keys_now[700], bak2[700], out[700];
 	char *restored = g_restored;
@@ -293,7 +302,20 @@ make_unreadable(cred *a, cred *b)
 	*b = enroll("tab-b", "team-b");
 	start_production(g_data);
 	void *sa = curve_dealer(a), *sb = curve_dealer(b);
-	expect_applied(push_one(sa, "a-1", "a-gone", "team-a", "ra:1", "to be purged"), "a-gone");
+	if (a_case) { /* a case whose quick-help deadlines lie days ahead */
+		uint8_t buf[256];
+		Fieldsync__V1__Case c = FIELDSYNC__V1__CASE__INIT;
+		c.first_contact_at_ms = (int64_t)time(NULL) * 1000;
+		c.contact_person = "s-1";
+		size_t n = fieldsync__v1__case__pack(&c, buf);
+		fs_test_push *p = fs_test_push_new("a-1");
+		fs_test_push_add(p, "case", "a-gone", "team-a", "ra:1", false, buf, n);
+		expect_applied(fs_test_call(sa, fs_test_push_envelope(p, 9), 10000), "case a-gone");
+		fs_test_push_free(p);
+	} else {
+		expect_applied(push_one(sa, "a-1", "a-gone", "team-a", "ra:1", "to be purged"),
+		               "a-gone");
+	}
 	expect_applied(push_one(sa, "a-2", "a-kept", "team-a", "ra:2", "team-a keeps this"),
 	               "a-kept");
 	expect_applied(push_one(sb, "b-1", "b-kept", "team-b", "rb:1", "team-b keeps this"),
@@ -305,12 +327,11 @@ make_unreadable(cred *a, cred *b)
 	                 FS_DAEMON_BIN, g_data, bak, g_key),
 	             0);
 	/* The purge destroys a-gone's data key, then the key store as it is now. */
-	cr_assert_eq(
-		run(NULL,
-	            "%s purge --data-dir %s --master-key-file %s --collection note --id a-gone "
-	            "--actor dpo >/dev/null",
-	            FS_DAEMON_BIN, g_data, g_key),
-		0);
+	cr_assert_eq(run(NULL,
+	                 "%s purge --data-dir %s --master-key-file %s %s --actor dpo >/dev/null",
+	                 FS_DAEMON_BIN, g_data, g_key,
+	                 a_case ? "--case a-gone" : "--collection note --id a-gone"),
+	             0);
 	snprintf(bak2, sizeof(bak2), "%s/after-purge.mdb", g_dir);
 	snprintf(keys_now, sizeof(keys_now), "%s/keys-now.mdb", g_dir);
 	cr_assert_eq(run(NULL,
@@ -329,12 +350,19 @@ make_unreadable(cred *a, cred *b)
 	             FS_DAEMON_BIN, restored, bak, keys_now, g_key);
 	char *text = slurp(out);
 	cr_expect_neq(rc, 0, "restore runs verify, which finds a problem: %s", text);
-	cr_expect_not_null(strstr(text, "record note/a-gone"), "%s", text);
+	cr_expect_not_null(strstr(text, a_case ? "record case/a-gone" : "record note/a-gone"), "%s",
+	                   text);
 	cr_expect_not_null(strstr(text, "unreadable records: 1"), "%s", text);
 	cr_expect_null(strstr(text, "a-kept"), "only the unreadable record is named: %s", text);
 	free(text);
 	cr_assert_eq(run(NULL, "cp %s/server.key %s/server.pub %s/", g_data, g_data, restored), 0);
-	start_production(restored);
+	start_production_at(restored, clock_offset_ms);
+}
+
+static void
+make_unreadable(cred *a, cred *b)
+{
+	make_unreadable_as(a, b, false, "0");
 }
 
 Test(isolate_failure, issue11_break5_an_unreadable_record_is_skipped_in_pull)
@@ -561,4 +589,24 @@ Test(isolate_failure, issue11_break10_a_payload_cannot_impersonate_the_at_rest_f
 	}
 	free_pages(&pg);
 	sock_close(s);
+}
+
+Test(isolate_failure, issue11_break5_an_unreadable_case_with_a_due_deadline_does_not_stop_writes)
+{
+	/* team-a's case is unreadable and, 30 days on, its deadline timers are
+	 * due: they cannot fire (the case cannot be read), which must not fail
+	 * the group commits that carry every other device's change sets. */
+	cred a, b;
+	make_unreadable_as(&a, &b, true, "2592000000");
+	void *sa = curve_dealer(&a), *sb = curve_dealer(&b);
+	expect_applied(push_one(sb, "b-2", "b-new", "team-b", "rb:2", "team-b writes on"), "b-new");
+	expect_applied(push_one(sa, "a-3", "a-new", "team-a", "ra:3", "team-a writes on"), "a-new");
+	expect_applied(push_one(sb, "b-3", "b-new", "team-b", "rb:3", "and again"), "b-new 2");
+	pages p;
+	char why[300] = "";
+	cr_assert(pull_all(sb, &p, why, sizeof(why)), "team-b's Pull fails: %s", why);
+	cr_expect_not_null(find(&p, "b-new"));
+	free_pages(&p);
+	sock_close(sa);
+	sock_close(sb);
 }
