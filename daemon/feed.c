@@ -10,10 +10,16 @@
  *                                        without siblings: delete it locally
  *   the peer's own value, still the      skipped (no echo, PROTOCOL.md §7: the
  *   record's only sibling                device has it; last_seq moves past it)
+ *   a record that cannot be read         skipped, counted
+ *   (undecodable, or a payload that      (fieldsync_records_unreadable_total) and
+ *   does not open: a purged data key     logged by collection/id; last_seq moves
+ *   after a restore, damage)             past it, the page never fails
  *   anything else                        skipped (last_seq still moves past it)
  * No page is larger than --max-page-bytes (at most FSP_PAGE_BYTES_MAX,
  * under what every client accepts); a record larger than that alone is
  * FSD_TOO_LARGE when a page would start with it (logged by id, counted).
+ * Scopes are filtered before anything is opened: another scope's unreadable
+ * record is never even tried.
  * A page examines at most SCAN_MAX records, so a device with few granted
  * records in a large feed gets short pages quickly instead of one long scan.
  */
@@ -74,7 +80,7 @@ is_echo(const struct page *pg, const fs_record_state *rs)
 }
 
 static feed_verdict
-page_take(void *arg, store_txn *t, fs_record_state *rs)
+page_take(void *arg, store_txn *t, fs_record_state *rs, const records_feed_item *it)
 {
 	struct page *pg = arg;
 	if (pg->n == pg->cap || pg->examined++ >= SCAN_MAX) {
@@ -87,8 +93,8 @@ page_take(void *arg, store_txn *t, fs_record_state *rs)
 			return FEED_SKIP;
 		}
 		make_revoked(rs);
-	} else if (is_echo(pg, rs)) {
-		records_free(rs);
+	} else if (is_echo(pg, rs) || records_feed_open(t, rs, it) != FSD_OK) {
+		records_free(rs); /* an unreadable record is passed over, counted, logged */
 		return FEED_SKIP;
 	}
 	size_t sz = fieldsync__v1__record_state__get_packed_size(rs) + 8;

@@ -133,6 +133,7 @@ static cell c_requests[MREQ_COUNT], c_changesets[MCS_COUNT], c_changes[MCH_COUNT
 static cell c_pulled[1], c_rem_events[METRIC_RULES * METRIC_STATES], c_published[1];
 static cell c_history_refused[1];
 static cell c_replays[1], c_unroutable[1], c_zap[MZAP_COUNT], c_forbidden[MFORB_COUNT];
+static cell c_unreadable[1];
 static cell c_build[1] = {1}, c_silent[1], c_at_risk[1], c_oldest_edit[1];
 static cell c_duration[NB(g_duration_bounds) + 1], c_duration_sum[1];
 static cell c_batch[NB(g_batch_bounds) + 1], c_batch_sum[1];
@@ -201,6 +202,9 @@ static const struct metric_def {
                 "Handshakes refused (ZAP handler or socket monitor), by reason."),
 	COUNTER(METRIC_FORBIDDEN_TOTAL, "fieldsync_forbidden_total", LS_FORBIDDEN, c_forbidden,
                 "Requests refused as FORBIDDEN, by reason."),
+	COUNTER(METRIC_RECORDS_UNREADABLE_TOTAL, "fieldsync_records_unreadable_total", LS_NONE,
+                c_unreadable,
+                "Records skipped in a pull page because they cannot be read or opened."),
 	HISTOGRAM(
 		METRIC_COMMIT_DURATION_SECONDS, "fieldsync_commit_duration_seconds", c_duration,
 		g_duration_bounds, c_duration_sum,

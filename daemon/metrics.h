@@ -44,6 +44,7 @@ typedef enum {
 	METRIC_REPLIES_UNROUTABLE_TOTAL,   /* fieldsync_replies_unroutable_total */
 	METRIC_ZAP_DENIALS_TOTAL,          /* fieldsync_zap_denials_total{reason} */
 	METRIC_FORBIDDEN_TOTAL,            /* fieldsync_forbidden_total{reason} */
+	METRIC_RECORDS_UNREADABLE_TOTAL,   /* fieldsync_records_unreadable_total */
 	/* histograms */
 	METRIC_COMMIT_DURATION_SECONDS, /* fieldsync_commit_duration_seconds */
 	METRIC_COMMIT_BATCH_CHANGESETS, /* fieldsync_commit_batch_changesets */

@@ -10,6 +10,7 @@
 #include "fieldsync/seal.h"
 #include "keyring.h"
 #include "log.h"
+#include "metrics.h"
 #include "records.h"
 
 #define KEY_MAX FSK_RECORD_KEY_MAX
@@ -18,9 +19,118 @@ const store_table records_table = {"records"};
 const store_table records_feed_table = {"feed"};
 const store_table records_former_scopes_table = {"former_scopes"};
 
+/*
+ * The record frame (records.h): [0x00][0x01][varint n][ceil(n/8) bytes, bit
+ * i set = sibling i is sealed][packed RecordState]. 0x00 never starts a
+ * packed RecordState (no protobuf field has the number 0), so a row of the
+ * old release (the bare RecordState) is told apart by its first byte.
+ */
+#define FRAME_MAGIC 0x00
+#define FRAME_V1 0x01
+#define FRAME_SIBLINGS_MAX (1u << 24)
+
+typedef struct frame {
+	bool framed;         /* false: a row of the old release */
+	const uint8_t *bits; /* framed: bit i = sibling i sealed */
+	size_t n;            /* framed: sibling count the bits cover */
+	const uint8_t *body; /* the packed RecordState */
+	size_t body_len;
+} frame;
+
+/* Splits a stored value; false when it is framed but the frame is broken. */
+static bool
+frame_split(const uint8_t *v, size_t vl, frame *f)
+{
+	memset(f, 0, sizeof(*f));
+	if (vl == 0 || v[0] != FRAME_MAGIC) {
+		f->body = v;
+		f->body_len = vl;
+		return true;
+	}
+	if (vl < 3 || v[1] != FRAME_V1)
+		return false;
+	size_t i = 2, n = 0;
+	for (unsigned shift = 0;; shift += 7) {
+		if (i >= vl || shift > 21)
+			return false;
+		n |= (size_t)(v[i] & 0x7f) << shift;
+		if ((v[i++] & 0x80) == 0)
+			break;
+	}
+	size_t nb = (n + 7) / 8;
+	if (n > FRAME_SIBLINGS_MAX || vl - i < nb)
+		return false;
+	f->framed = true;
+	f->bits = v + i;
+	f->n = n;
+	f->body = v + i + nb;
+	f->body_len = vl - i - nb;
+	return true;
+}
+
+/* The length of the frame's head for n siblings. */
+static size_t
+frame_head_len(size_t n)
+{
+	size_t l = 3;
+	for (size_t x = n; x > 0x7f; x >>= 7)
+		l++;
+	return l + (n + 7) / 8;
+}
+
+/* Writes the frame's head for n siblings into out (frame_head_len(n)
+ * bytes); sealed[i] sets bit i. Its length. */
+static size_t
+frame_head(uint8_t *out, size_t n, const bool *sealed)
+{
+	size_t o = 0;
+	out[o++] = FRAME_MAGIC;
+	out[o++] = FRAME_V1;
+	size_t x = n;
+	do {
+		out[o++] = (uint8_t)((x & 0x7f) | (x > 0x7f ? 0x80 : 0));
+		x >>= 7;
+	} while (x != 0);
+	memset(out + o, 0, (n + 7) / 8);
+	for (size_t i = 0; i < n; i++)
+		if (sealed[i])
+			out[o + i / 8] |= (uint8_t)(1u << (i % 8));
+	return o + (n + 7) / 8;
+}
+
+/*
+ * Whether sibling i (payload p) is stored sealed. Framed: its bit. A row of
+ * the old release: its payload has the sealed header and the store was
+ * written by a daemon with a master key (legacy_sealed: a store with a key
+ * store never starts without one, daemon_check_start; a --dev store never
+ * had one).
+ */
+static bool
+frame_sealed(const frame *f, size_t i, const ProtobufCBinaryData *p, bool legacy_sealed)
+{
+	if (f->framed)
+		return i < f->n && (f->bits[i / 8] >> (i % 8) & 1) != 0;
+	return legacy_sealed && p->len > 0 && fss_classify(p->data, p->len) != FSS_PLAIN;
+}
+
+/* Unpacks a stored value without opening anything; *f says which payloads
+ * are sealed. NULL when it does not decode. */
+static fs_record_state *
+unpack_raw(const void *val, size_t vlen, frame *f)
+{
+	if (!frame_split(val, vlen, f))
+		return NULL;
+	fs_record_state *rs = fieldsync__v1__record_state__unpack(NULL, f->body_len, f->body);
+	if (rs != NULL && f->framed && f->n != rs->n_siblings) {
+		records_free(rs);
+		return NULL;
+	}
+	return rs;
+}
+
 /* Opens every sealed sibling payload of rs in place. */
 static fsd_err
-open_payloads(struct keyring *kr, fs_record_state *rs)
+open_payloads(struct keyring *kr, fs_record_state *rs, const frame *f)
 {
 	uint8_t aad[FSS_RECORD_AAD_MAX];
 	size_t al = fss_record_aad(aad, rs->collection, rs->id);
@@ -28,9 +138,13 @@ open_payloads(struct keyring *kr, fs_record_state *rs)
 		ProtobufCBinaryData *p = &rs->siblings[i]->payload;
 		uint8_t *plain = NULL;
 		size_t pl = 0;
-		fsd_err r = keyring_open_value(kr, aad, al, p->data, p->len, &plain, &pl);
+		if (!frame_sealed(f, i, p, kr != NULL))
+			continue; /* stored as the client sent it */
+		fsd_err r = kr == NULL
+		                    ? FSD_NOKEY
+		                    : keyring_open_value(kr, aad, al, p->data, p->len, &plain, &pl);
 		if (r == FSD_OK && plain == NULL)
-			continue; /* not sealed */
+			r = FSD_CORRUPT; /* marked sealed, but not a sealed value */
 		if (r != FSD_OK) {
 			log_event(LOG_ERROR,
 			          r == FSD_NOKEY ? "a value's data key is gone (purged?)"
@@ -48,12 +162,13 @@ open_payloads(struct keyring *kr, fs_record_state *rs)
 static fsd_err
 unpack_state(store_txn *t, const void *val, size_t vlen, fs_record_state **out)
 {
-	*out = fieldsync__v1__record_state__unpack(NULL, vlen, val);
+	frame f;
+	*out = unpack_raw(val, vlen, &f);
 	if (*out == NULL) {
 		log_event(LOG_ERROR, "stored record does not decode", LU("bytes", vlen), NULL);
 		return FSD_CORRUPT;
 	}
-	fsd_err rc = open_payloads(store_keyring(store_txn_store(t)), *out);
+	fsd_err rc = open_payloads(store_keyring(store_txn_store(t)), *out, &f);
 	if (rc != FSD_OK) {
 		records_free(*out);
 		*out = NULL;
@@ -74,60 +189,106 @@ records_get(store_txn *t, const char *collection, const char *id, fs_record_stat
 	return unpack_state(t, v, vl, out);
 }
 
-static fsd_err record_write(store_txn *t, const fs_record_state *rs, uint64_t old_seq, bool feed);
+static fsd_err record_write(store_txn *t, const fs_record_state *rs, uint64_t old_seq, bool feed,
+                            bool reseal);
 
 fsd_err
 records_put(store_txn *t, const fs_record_state *rs, uint64_t old_seq)
 {
-	return record_write(t, rs, old_seq, true);
+	return record_write(t, rs, old_seq, true, false);
 }
 
 fsd_err
 records_rewrite(store_txn *t, const fs_record_state *rs)
 {
-	return record_write(t, rs, 0, false);
+	return record_write(t, rs, 0, false, true);
 }
 
-/* Seals rs's payloads (with a keyring) and writes it; moves it in the feed
- * from old_seq to rs->seq when feed is set. */
-static fsd_err
-record_write(store_txn *t, const fs_record_state *rs, uint64_t old_seq, bool feed)
+/* The stored sibling of old that is r itself, stored sealed; NULL when
+ * none. The same version (within a record a version names one value: the
+ * merge rule's INVALID), a non-empty one, the same delete flag and author,
+ * and sealed bytes of the length r's payload seals to under the data key
+ * r's payload names (dek). */
+static const fsp_record *
+stored_twin(const fs_record_state *old, const frame *f, const fsp_record *r, const char *dek)
 {
-	uint8_t key[KEY_MAX], seqb[8];
-	size_t kl = fsk_record_key(key, rs->collection, rs->id);
-	void *v;
+	size_t want = 3 + strlen(dek) + r->payload.len + FSC_SEAL_OVERHEAD;
+	if (r->version == NULL || r->version->n_dots == 0)
+		return NULL;
+	for (size_t j = 0; old != NULL && j < old->n_siblings; j++) {
+		const fsp_record *o = old->siblings[j];
+		if (o->deleted == r->deleted && o->payload.len == want &&
+		    frame_sealed(f, j, &o->payload, true) &&
+		    fss_sealed_under(o->payload.data, o->payload.len, dek) &&
+		    fsp_vv_compare(o->version, r->version) == FSP_VV_EQUAL &&
+		    strcmp(o->modified_by ? o->modified_by : "",
+		           r->modified_by ? r->modified_by : "") == 0)
+			return o;
+	}
+	return NULL;
+}
+
+/*
+ * Writes rs framed (records.h): with a keyring, each payload is stored
+ * sealed. A sibling already stored sealed under the same version keeps its
+ * sealed bytes (sealing costs the change, not the sibling count), unless
+ * reseal (a rewrite after its data key was replaced: all is sealed anew).
+ * Moves the record in the feed from old_seq to rs->seq when feed is set.
+ */
+static fsd_err
+record_write(store_txn *t, const fs_record_state *rs, uint64_t old_seq, bool feed, bool reseal)
+{
+	uint8_t key[KEY_MAX], seqb[8], *v;
+	size_t kl = fsk_record_key(key, rs->collection, rs->id), n = rs->n_siblings;
 	struct keyring *kr = store_keyring(store_txn_store(t));
 	fsd_err src = FSD_OK;
-	fs_record_state sealed_rs;
+	fs_record_state sealed_rs, *old = NULL;
 	fsp_record *copies = NULL, **ptrs = NULL;
+	bool *own = NULL, *sealed = NULL;
+	frame of;
 
 	if (kl == 0)
 		return FSD_INVALID;
-	if (kr != NULL && rs->n_siblings > 0) { /* seal every payload on the way in */
+	if ((sealed = calloc(n ? n : 1, sizeof(*sealed))) == NULL)
+		return FSD_NOMEM;
+	if (kr != NULL && n > 0) { /* seal the payloads on the way in */
 		uint8_t aad[FSS_RECORD_AAD_MAX];
 		char name[FSS_DEK_NAME_MAX + 1];
-		size_t al = fss_record_aad(aad, rs->collection, rs->id);
-		copies = calloc(rs->n_siblings, sizeof(*copies));
-		ptrs = calloc(rs->n_siblings, sizeof(*ptrs));
-		if (copies == NULL || ptrs == NULL) {
-			src = FSD_ERROR;
+		size_t al = fss_record_aad(aad, rs->collection, rs->id), ovl;
+		const void *ov;
+		copies = calloc(n, sizeof(*copies));
+		ptrs = calloc(n, sizeof(*ptrs));
+		own = calloc(n, sizeof(*own));
+		if (copies == NULL || ptrs == NULL || own == NULL) {
+			src = FSD_NOMEM;
 			goto out;
 		}
+		/* The stored state, unopened: its sealed siblings are reused (one
+		 * that does not decode is simply not reused). */
+		if (!reseal && old_seq != 0 &&
+		    store_kv_get(t, &records_table, key, kl, &ov, &ovl) == FSD_OK)
+			old = unpack_raw(ov, ovl, &of);
 		sealed_rs = *rs;
 		sealed_rs.siblings = ptrs;
-		for (size_t i = 0; i < rs->n_siblings; i++) {
-			const fsp_record *r = rs->siblings[i];
+		for (size_t i = 0; i < n; i++) {
+			const fsp_record *r = rs->siblings[i], *twin;
 			copies[i] = *r;
 			ptrs[i] = &copies[i];
 			copies[i].payload.data = NULL;
 			copies[i].payload.len = 0;
 			if (r->payload.len == 0)
 				continue;
+			sealed[i] = true;
 			if (!fss_dek_for(rs->collection, rs->id, r->payload.data, r->payload.len,
 			                 name)) {
 				src = FSD_INVALID;
 				goto out;
 			}
+			if ((twin = stored_twin(old, &of, r, name)) != NULL) {
+				copies[i].payload = twin->payload; /* borrowed from old */
+				continue;
+			}
+			own[i] = true;
 			if ((src = keyring_seal(kr, name, aad, al, r->payload.data, r->payload.len,
 			                        &copies[i].payload.data, &copies[i].payload.len)) !=
 			    FSD_OK)
@@ -136,12 +297,14 @@ record_write(store_txn *t, const fs_record_state *rs, uint64_t old_seq, bool fee
 		rs = &sealed_rs;
 	}
 
-	/* Reserve the value in place and pack straight into the map. */
+	/* Reserve the value in place; the frame and the state go straight in. */
+	size_t hl = frame_head_len(n);
 	if ((src = store_kv_reserve(t, &records_table, key, kl,
-	                            fieldsync__v1__record_state__get_packed_size(rs), &v)) !=
-	    FSD_OK)
+	                            hl + fieldsync__v1__record_state__get_packed_size(rs),
+	                            (void **)&v)) != FSD_OK)
 		goto out;
-	fieldsync__v1__record_state__pack(rs, v);
+	frame_head(v, n, sealed);
+	fieldsync__v1__record_state__pack(rs, v + hl);
 	if (!feed)
 		goto out;
 
@@ -155,11 +318,14 @@ record_write(store_txn *t, const fs_record_state *rs, uint64_t old_seq, bool fee
 	fsk_put_be64(seqb, rs->seq);
 	src = store_kv_put(t, &records_feed_table, seqb, 8, key, kl, true);
 out:
-	if (copies != NULL)
-		for (size_t i = 0; i < rs->n_siblings; i++)
+	for (size_t i = 0; copies != NULL && own != NULL && i < n; i++)
+		if (own[i])
 			free(copies[i].payload.data);
+	records_free(old);
 	free(copies);
 	free(ptrs);
+	free(own);
+	free(sealed);
 	return src;
 }
 
@@ -173,13 +339,14 @@ records_head(store_txn *t, const char *collection, const char *id, char scope[FS
 	fsd_err rc = kl == 0 ? FSD_INVALID : store_kv_get(t, &records_table, key, kl, &v, &vl);
 	if (rc != FSD_OK)
 		return rc;
-	fs_record_state *rs = fieldsync__v1__record_state__unpack(NULL, vl, v);
+	frame f;
+	fs_record_state *rs = unpack_raw(v, vl, &f);
 	if (rs == NULL)
 		return FSD_CORRUPT;
 	snprintf(scope, FSP_SCOPE_MAX + 1, "%s", rs->scope);
 	*seq = rs->seq;
 	*purged = rs->purged;
-	fieldsync__v1__record_state__free_unpacked(rs, NULL);
+	records_free(rs);
 	return FSD_OK;
 }
 
@@ -190,6 +357,11 @@ records_free(fs_record_state *rs)
 		fieldsync__v1__record_state__free_unpacked(rs, NULL);
 }
 
+struct records_feed_item {
+	frame f;
+	uint64_t seq;
+};
+
 struct feed_walk {
 	store_txn *t;
 	records_feed_fn fn;
@@ -199,27 +371,46 @@ struct feed_walk {
 	fsd_err rc;
 };
 
+/* A record the feed names but that cannot be read: skipped, counted, logged
+ * by its key (collection/id, never payload content). */
+static void
+feed_unreadable(const uint8_t *key, size_t klen, uint64_t seq, const char *why)
+{
+	char coll[FSP_COLLECTION_MAX + 1] = "?", id[FSP_ID_MAX + 1] = "?";
+	(void)fsk_record_key_split(key, klen, coll, id);
+	metrics_inc(METRIC_RECORDS_UNREADABLE_TOTAL, 0, 1);
+	log_event(LOG_ERROR, why, LS("collection", coll), LS("id", id), LU("seq", seq), NULL);
+}
+
 static bool
 feed_one(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
 {
 	struct feed_walk *w = arg;
 	const void *rv;
 	size_t rvl;
-	fs_record_state *rs;
-	uint64_t seq = klen == 8 ? fsk_get_be64(key) : 0;
-	if (store_kv_get(w->t, &records_table, val, vlen, &rv, &rvl) != FSD_OK) {
-		log_event(LOG_ERROR, "feed points at a missing record", LU("seq", seq), NULL);
-		w->rc = FSD_CORRUPT;
-		return false;
-	}
-	if ((w->rc = unpack_state(w->t, rv, rvl, &rs)) != FSD_OK)
-		return false;
-	if (w->fn(w->arg, w->t, rs) == FEED_STOP) {
+	records_feed_item it = {.seq = klen == 8 ? fsk_get_be64(key) : 0};
+	fs_record_state *rs = NULL;
+	if (store_kv_get(w->t, &records_table, val, vlen, &rv, &rvl) != FSD_OK)
+		feed_unreadable(val, vlen, it.seq, "feed points at a missing record; skipped");
+	else if ((rs = unpack_raw(rv, rvl, &it.f)) == NULL)
+		feed_unreadable(val, vlen, it.seq, "stored record does not decode; skipped");
+	if (rs != NULL && w->fn(w->arg, w->t, rs, &it) == FEED_STOP) {
 		*w->more = true;
 		return false;
 	}
-	*w->last = seq;
+	*w->last = it.seq; /* an unreadable record is passed, never a stall */
 	return true;
+}
+
+fsd_err
+records_feed_open(store_txn *t, fs_record_state *rs, const records_feed_item *it)
+{
+	if (open_payloads(store_keyring(store_txn_store(t)), rs, &it->f) == FSD_OK)
+		return FSD_OK;
+	metrics_inc(METRIC_RECORDS_UNREADABLE_TOTAL, 0, 1);
+	log_event(LOG_ERROR, "an unreadable record is skipped in the feed",
+	          LS("collection", rs->collection), LS("id", rs->id), LU("seq", it->seq), NULL);
+	return FSD_CORRUPT;
 }
 
 fsd_err
@@ -350,39 +541,47 @@ key_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
 	return r != 0 ? r : al < bl ? -1 : al > bl;
 }
 
-/* Each payload of rs opens; live ones go to fns->payload. */
-static void
-check_payloads(struct check *c, const fs_record_state *rs, const char *name)
+/* Each payload of rs opens; live ones go to fns->payload. False when one
+ * does not (the record is unreadable: the feed skips it). */
+static bool
+check_payloads(struct check *c, const fs_record_state *rs, const frame *f, const char *name)
 {
 	uint8_t aad[FSS_RECORD_AAD_MAX];
 	size_t al = fss_record_aad(aad, rs->collection, rs->id);
+	bool readable = true;
 	for (size_t i = 0; i < rs->n_siblings; i++) {
 		const fsp_record *sib = rs->siblings[i];
 		const uint8_t *p = sib->payload.data;
 		size_t pl = sib->payload.len, ol = 0;
 		uint8_t *plain = NULL;
 		c->n->payloads++;
-		if (fss_classify(p, pl) != FSS_PLAIN) {
+		if (frame_sealed(f, i, &sib->payload, c->kr != NULL || c->fns->encrypted)) {
 			if (c->kr == NULL) {
 				c->n->not_checked++;
 				continue;
 			}
 			fsd_err r = keyring_open_value(c->kr, aad, al, p, pl, &plain, &ol);
+			if (r == FSD_OK && plain == NULL)
+				r = FSD_CORRUPT; /* marked sealed, not a sealed value */
 			if (r != FSD_OK) {
-				record_problem(c, name,
-				               r == FSD_NOKEY ? "a payload's data key is gone"
-				                              : "a sealed payload does not verify");
+				record_problem(
+					c, name,
+					r == FSD_NOKEY
+						? "a payload's data key is gone (unreadable: "
+						  "the feed skips it)"
+						: "a sealed payload does not verify (unreadable: "
+						  "the feed skips it)");
+				readable = false;
 				continue;
 			}
-			if (plain != NULL) {
-				p = plain;
-				pl = ol;
-			}
+			p = plain;
+			pl = ol;
 		}
 		if (!sib->deleted && c->fns->payload != NULL)
 			c->fns->payload(c->fns->arg, rs, name, p, pl);
 		free(plain);
 	}
+	return readable;
 }
 
 static bool
@@ -410,9 +609,12 @@ check_record(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, siz
 	c->n_recs++;
 	c->n->records++;
 
-	fs_record_state *rs = fieldsync__v1__record_state__unpack(NULL, vlen, val);
+	frame f;
+	fs_record_state *rs = unpack_raw(val, vlen, &f);
 	if (rs == NULL) {
-		record_problem(c, name, "the stored record does not decode");
+		record_problem(c, name,
+		               "the stored record does not decode (unreadable: the feed skips it)");
+		c->n->unreadable++;
 		return true;
 	}
 	r->decoded = true;
@@ -425,8 +627,8 @@ check_record(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, siz
 		record_problem(c, name, "the record stored under this key names another");
 	else if (c->fns->record != NULL && !c->fns->record(c->fns->arg, rs))
 		ok = false;
-	if (ok)
-		check_payloads(c, rs, name);
+	if (ok && !check_payloads(c, rs, &f, name))
+		c->n->unreadable++;
 	records_free(rs);
 	if (!ok)
 		goto oom;
@@ -495,5 +697,46 @@ records_check(store_txn *t, const records_check_fns *fns, records_check_counts *
 	for (size_t i = 0; i < c.n_recs; i++)
 		free(c.recs[i].key);
 	free(c.recs);
+	return rc;
+}
+
+/* ---- values stored in clear (verify, seal) ---------------------------------- */
+
+struct clear_walk {
+	bool (*fn)(void *arg, const char *collection, const char *id);
+	void *arg;
+	size_t n;
+	bool stop;
+};
+
+static bool
+clear_one(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+	struct clear_walk *w = arg;
+	char coll[FSP_COLLECTION_MAX + 1], id[FSP_ID_MAX + 1];
+	frame f;
+	if (!fsk_record_key_split(key, klen, coll, id))
+		return true; /* records_check reports it */
+	fs_record_state *rs = unpack_raw(val, vlen, &f);
+	bool clear = false;
+	for (size_t i = 0; rs != NULL && i < rs->n_siblings; i++)
+		clear |= rs->siblings[i]->payload.len > 0 &&
+		         !frame_sealed(&f, i, &rs->siblings[i]->payload, true);
+	records_free(rs);
+	if (clear) {
+		w->n++;
+		if (!w->fn(w->arg, coll, id))
+			return !(w->stop = true);
+	}
+	return true;
+}
+
+fsd_err
+records_clear_scan(store_txn *t, bool (*fn)(void *arg, const char *collection, const char *id),
+                   void *arg, size_t *n)
+{
+	struct clear_walk w = {fn, arg, 0, false};
+	fsd_err rc = store_kv_scan(t, &records_table, NULL, 0, NULL, 0, clear_one, &w);
+	*n = w.n;
 	return rc;
 }

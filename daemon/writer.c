@@ -9,7 +9,14 @@
  * devices thus share fsyncs instead of paying one each.
  *
  * Round outcomes:
- *   commit ok        every job gets its PushReply (stored for retries)
+ *   one set fails    (an unreadable record it touches, a gone data key, a
+ *                    crypto error, ...) its nested transaction is rolled
+ *                    back and that job alone gets Error UNAVAILABLE or
+ *                    INTERNAL (a neutral text); the round goes on
+ *   timers fail      (a due timer of a case that cannot be read) their own
+ *                    nested transaction is rolled back, they are tried
+ *                    again a second later; the round goes on
+ *   commit ok        every other job gets its PushReply (stored for retries)
  *   MDB_MAP_FULL     abort, grow the map, redo the round from the start
  *   disk full        abort; every job gets Error BUSY with retry_after_ms
  *   other failure    abort; every job gets Error UNAVAILABLE
@@ -60,6 +67,7 @@ struct writer {
 	uint64_t handed_seq;     /* last event seq handed to the publisher */
 	int64_t next_fire;       /* earliest reminder timer, 0 = none */
 	int64_t reeval_retry_ms; /* after a failed re-evaluation round: not before (mono) */
+	int64_t tick_retry_ms;   /* after reminder timers failed to fire: not before (mono) */
 	void *pipe;              /* the actor's end, valid while it runs */
 };
 
@@ -90,14 +98,49 @@ job_set_error(push_job *j, fs_error_code code, const char *msg, uint32_t retry_m
 		j->reply_len = 0;
 }
 
-/* Applies one job's change set; its reply is set unless the round is doomed. */
+/*
+ * Whether a change set's failure dooms the round: the round's own
+ * transaction failed (map full, disk full, I/O), or the parent transaction
+ * is no longer usable (LMDB refuses a child of a broken parent, so a probe
+ * child tells). Anything else (an unreadable stored record, a gone data
+ * key, a crypto error, bad input, out of memory for this set) was rolled
+ * back with the set's own nested transaction (changeset_apply) and fails
+ * that set alone.
+ */
+static bool
+round_doomed(store_txn *parent, fsd_err rc)
+{
+	store_txn *probe = NULL;
+	if (rc == FSD_FULL || rc == FSD_NOSPACE || rc == FSD_IO)
+		return true;
+	if (store_nested_begin(parent, &probe) != FSD_OK)
+		return true;
+	store_abort(&probe);
+	return false;
+}
+
+/* Applies one job's change set; its reply is set unless the round is doomed
+ * (then the error is returned). A set that fails alone gets an Error. */
 static fsd_err
 apply_job(writer *w, store_txn *parent, push_job *j)
 {
 	changeset_outcome o;
 	fsd_err rc = changeset_apply(parent, w->rem, w->c, &j->auth, j->request->push, &o);
-	if (rc != FSD_OK)
+	if (rc != FSD_OK && round_doomed(parent, rc))
 		return rc;
+	if (rc != FSD_OK) { /* nothing of this set was applied; the others go on */
+		bool unreadable = rc == FSD_CORRUPT || rc == FSD_NOKEY;
+		log_event(LOG_WARN, "a change set failed alone; the rest of the round goes on",
+		          LI("fsd_err", rc), NULL);
+		j->m_result = MCS_FAILED;
+		memset(j->m_changes, 0, sizeof(j->m_changes));
+		job_set_error(j,
+		              unreadable ? FIELDSYNC__V1__ERROR__CODE__UNAVAILABLE
+		                         : FIELDSYNC__V1__ERROR__CODE__INTERNAL,
+		              "this change set could not be applied; nothing of it was stored",
+		              unreadable ? 60000 : 1000);
+		return FSD_OK;
+	}
 	j->m_result = o.m_result;
 	memcpy(j->m_changes, o.m_changes, sizeof(j->m_changes));
 	free(j->reply);
@@ -115,6 +158,42 @@ apply_job(writer *w, store_txn *parent, push_job *j)
 	if (rc != FSD_OK)
 		job_set_error(j, FIELDSYNC__V1__ERROR__CODE__INTERNAL, "out of memory", 0);
 	changeset_outcome_free(&o);
+	return FSD_OK;
+}
+
+/*
+ * The round's due reminder timers, in a nested transaction of their own: a
+ * timer that cannot fire (its case cannot be read: a data key gone after a
+ * restore) is rolled back alone and tried again a second later, and the
+ * round's change sets commit. Only a failure that dooms the round is
+ * returned.
+ */
+static fsd_err
+round_tick(writer *w, store_txn *t)
+{
+	store_txn *nt = NULL;
+	size_t mark = reminders_mark(w->rem);
+	fsd_err rc;
+
+	if (clock_mono_ms() < w->tick_retry_ms)
+		return FSD_OK;
+	if ((rc = store_nested_begin(t, &nt)) != FSD_OK)
+		return rc;
+	rc = reminders_tick(w->rem, nt, clock_deadline_ms(w->c->clock_offset_ms));
+	if (rc == FSD_OK) {
+		if ((rc = store_commit(&nt)) == FSD_OK)
+			return FSD_OK;
+	} else {
+		store_abort(&nt);
+	}
+	reminders_rollback(w->rem, mark);
+	if (round_doomed(t, rc))
+		return rc;
+	log_event(LOG_ERROR,
+	          "due reminder timers could not fire (a case that cannot be read?); tried "
+	          "again in a second, the round goes on",
+	          LI("fsd_err", rc), NULL);
+	w->tick_retry_ms = clock_mono_ms() + 1000;
 	return FSD_OK;
 }
 
@@ -176,7 +255,7 @@ writer_round(writer *w, push_job **jobs, size_t n, bool reeval)
 		for (size_t i = 0; rc == FSD_OK && i < n; i++)
 			rc = apply_job(w, t, jobs[i]);
 		if (rc == FSD_OK)
-			rc = reminders_tick(w->rem, t, clock_deadline_ms(w->c->clock_offset_ms));
+			rc = round_tick(w, t);
 		size_t reevaluated = 0;
 		if (rc == FSD_OK && reeval)
 			rc = reminders_reeval_step(w->rem, t,
@@ -220,8 +299,9 @@ writer_round(writer *w, push_job **jobs, size_t n, bool reeval)
 			}
 			atomic_fetch_add(&g_stats.commits, 1);
 			for (size_t i = 0; i < n; i++)
-				atomic_fetch_add(&g_stats.changes_applied,
-				                 jobs[i]->request->push->n_changes);
+				if (jobs[i]->m_result != MCS_FAILED)
+					atomic_fetch_add(&g_stats.changes_applied,
+					                 jobs[i]->request->push->n_changes);
 			w->next_fire = next_fire;
 			publish(w);
 			return FSD_OK;
@@ -296,6 +376,9 @@ writer_timeout(const writer *w)
 	 * process stored (publish_external). */
 	if (w->next_fire <= 0)
 		return 1000;
+	int64_t retry = w->tick_retry_ms - clock_mono_ms();
+	if (retry > 0) /* timers that failed: not before tick_retry_ms */
+		return retry > 1000 ? 1000 : (long)retry;
 	int64_t wait = w->next_fire - clock_deadline_ms(w->c->clock_offset_ms);
 	if (wait < 0)
 		return 0;
@@ -347,7 +430,8 @@ writer_main(void *arg, void *pipe)
 			}
 		}
 		bool timer_due = w->next_fire > 0 &&
-		                 clock_deadline_ms(w->c->clock_offset_ms) >= w->next_fire;
+		                 clock_deadline_ms(w->c->clock_offset_ms) >= w->next_fire &&
+		                 clock_mono_ms() >= w->tick_retry_ms;
 		if (n > 0 || timer_due) {
 			writer_round(w, jobs, n, false);
 		} else if (!stopping && !reeval) { /* idle: anything another process stored? */

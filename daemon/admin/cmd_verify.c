@@ -4,6 +4,9 @@
  *  (1) every record decodes and its key names it; its payloads open (with
  *      a master key; without one, sealed payloads are counted "not
  *      checked"); live case and contact payloads decode as Case and Contact;
+ *      a record that does not decode or open is reported "unreadable" by
+ *      collection/id and counted ("unreadable records: N"): the daemon
+ *      skips it in Pull (issue 11, break 5);
  *  (2) the feed holds each record exactly once, at the record's seq, and
  *      meta seq covers the highest seq;
  *  (3) every reminder row's key parses and the row decodes, and every
@@ -150,9 +153,9 @@ payload_seen(void *arg, const fs_record_state *rs, const char *name, const uint8
 /* (1), (2) and the rows of (3), in read txn t. False with a sentence in
  * err when the store cannot be read. */
 static bool
-tables_check(store_txn *t, struct verify *v, char *err, size_t errlen)
+tables_check(store_txn *t, struct verify *v, bool encrypted, char *err, size_t errlen)
 {
-	records_check_fns rf = {problem, record_seen, payload_seen, v};
+	records_check_fns rf = {problem, record_seen, payload_seen, v, encrypted};
 	reminder_rows_check_fns mf = {problem, case_add, v};
 	fsd_err rc = records_check(t, &rf, &v->rec);
 	uint64_t meta_seq = store_last_seq(t);
@@ -185,26 +188,12 @@ struct unsealed_walk {
 };
 
 static bool
-record_unsealed(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+record_unsealed(void *arg, const char *collection, const char *id)
 {
 	struct unsealed_walk *w = arg;
-	char coll[FSP_COLLECTION_MAX + 1], id[FSP_ID_MAX + 1];
-	if (!fsk_record_key_split(key, klen, coll, id))
-		return true; /* (1) reports it */
-	fs_record_state *rs = fieldsync__v1__record_state__unpack(NULL, vlen, val);
-	bool clear = false;
-	for (size_t i = 0; rs != NULL && i < rs->n_siblings; i++)
-		clear |=
-			rs->siblings[i]->payload.len > 0 &&
-			!fss_is_sealed(rs->siblings[i]->payload.data, rs->siblings[i]->payload.len);
-	if (rs != NULL)
-		fieldsync__v1__record_state__free_unpacked(rs, NULL);
-	if (clear) {
-		w->n++;
-		if (!w->fn(w->arg, coll, id))
-			return !(w->stop = true);
-	}
-	return true;
+	if (!w->fn(w->arg, collection, id))
+		w->stop = true;
+	return !w->stop;
 }
 
 static bool
@@ -228,7 +217,7 @@ fsd_err
 admin_unsealed_scan(store_txn *t, admin_unsealed_fn fn, void *arg, size_t *n)
 {
 	struct unsealed_walk w = {fn, arg, 0, false};
-	fsd_err rc = store_kv_scan(t, &records_table, NULL, 0, NULL, 0, record_unsealed, &w);
+	fsd_err rc = records_clear_scan(t, record_unsealed, &w, &w.n);
 	if (rc == FSD_OK && !w.stop)
 		rc = store_kv_scan(t, &reminders_table, NULL, 0, NULL, 0, row_unsealed, &w);
 	*n = w.n;
@@ -336,7 +325,7 @@ admin_verify_run(const char *dir, const char *key_file, const char *rules, const
 		goto out;
 	}
 	store_set_keyring(s, k);
-	if (!tables_check(t, &v, err, sizeof(err))) {
+	if (!tables_check(t, &v, encrypted, err, sizeof(err))) {
 		fprintf(stderr, "fieldsyncd verify: %s\n", err);
 		goto out;
 	}
@@ -359,6 +348,10 @@ admin_verify_run(const char *dir, const char *key_file, const char *rules, const
 	}
 	printf("records: %zu\nfeed entries: %zu\npayloads: %zu\n", v.rec.records,
 	       v.rec.feed_entries, v.rec.payloads);
+	if (v.rec.unreadable > 0)
+		printf("unreadable records: %zu (skipped in Pull; restore them from a backup "
+		       "taken after their last write, or purge them)\n",
+		       v.rec.unreadable);
 	if (v.rec.not_checked > 0)
 		printf("payloads not checked: %zu (sealed: give --master-key-file)\n",
 		       v.rec.not_checked);

@@ -117,7 +117,7 @@ on_payload(void *arg, const fs_record_state *rs, const char *name, const uint8_t
 static fsd_err
 check(struct seen *s, records_check_counts *n)
 {
-	records_check_fns fns = {on_problem, on_record, on_payload, s};
+	records_check_fns fns = {on_problem, on_record, on_payload, s, false};
 	store_txn *t = NULL;
 	memset(s, 0, sizeof(*s));
 	cr_assert_eq(store_read_begin(g_s, &t), FSD_OK);
@@ -175,13 +175,17 @@ Test(records, a_sealed_payload_that_was_tampered_with_is_named)
 	put("note", "n-1", "one");
 	cr_assert_eq(store_write_begin(g_s, &t), FSD_OK);
 	cr_assert_eq(store_kv_get(t, &records_table, key, kl, &v, &vl), FSD_OK);
-	fs_record_state *rs = fieldsync__v1__record_state__unpack(NULL, vl, v);
+	/* the record frame of one sealed sibling (records.h): 00 01 01 01 */
+	cr_assert_gt(vl, 4);
+	cr_assert_eq(memcmp(v, "\x00\x01\x01\x01", 4), 0, "framed, sibling 0 marked sealed");
+	fs_record_state *rs = fieldsync__v1__record_state__unpack(NULL, vl - 4, (const uint8_t *)v + 4);
 	cr_assert_not_null(rs);
 	ProtobufCBinaryData *p = &rs->siblings[0]->payload;
 	cr_assert(fss_is_sealed(p->data, p->len), "sealed on disk");
 	p->data[p->len - 1] ^= 1;
 	uint8_t buf[512];
-	size_t bl = fieldsync__v1__record_state__pack(rs, buf);
+	memcpy(buf, v, 4);
+	size_t bl = 4 + fieldsync__v1__record_state__pack(rs, buf + 4);
 	records_free(rs);
 	cr_assert_eq(store_kv_put(t, &records_table, key, kl, buf, bl, false), FSD_OK);
 	cr_assert_eq(store_commit(&t), FSD_OK);
@@ -314,7 +318,7 @@ Test(records, store_copy_env_makes_a_store_that_opens_with_the_same_records)
 	records_free(rs);
 	struct seen s;
 	records_check_counts n;
-	records_check_fns fns = {on_problem, NULL, NULL, &s};
+	records_check_fns fns = {on_problem, NULL, NULL, &s, false};
 	memset(&s, 0, sizeof(s));
 	cr_assert_eq(records_check(t, &fns, &n), FSD_OK);
 	cr_expect_eq(s.problems, 0, "%s", s.text);
@@ -324,4 +328,217 @@ Test(records, store_copy_env_makes_a_store_that_opens_with_the_same_records)
 
 	snprintf(file, sizeof(file), "%s/none", g_dir);
 	cr_expect_eq(store_env_in_use(file, &used), FSD_NOTFOUND);
+}
+
+/* ---- the record frame and sealing only what changed (issue 11) ------------ */
+
+/* The stored value of note/id: its frame head and siblings, unopened. */
+static fs_record_state *
+raw_state(const char *id, uint8_t head[4])
+{
+	uint8_t key[FSK_RECORD_KEY_MAX];
+	size_t kl = fsk_record_key(key, "note", id), vl;
+	const void *v;
+	store_txn *t = NULL;
+	cr_assert_eq(store_read_begin(g_s, &t), FSD_OK);
+	cr_assert_eq(store_kv_get(t, &records_table, key, kl, &v, &vl), FSD_OK);
+	cr_assert_gt(vl, 4);
+	memcpy(head, v, 4); /* 00 01 n bits: up to 7 siblings */
+	fs_record_state *rs =
+		fieldsync__v1__record_state__unpack(NULL, vl - 4, (const uint8_t *)v + 4);
+	store_read_end(&t);
+	cr_assert_not_null(rs);
+	return rs;
+}
+
+static fsp_record *
+sibling(const char *id, const char *version, const char *text)
+{
+	fsp_record *r = calloc(1, sizeof(*r));
+	fieldsync__v1__record__init(r);
+	r->collection = "note";
+	r->id = (char *)id;
+	r->scope = "team-a";
+	r->version = fs_test_vv(version);
+	r->payload.data = (uint8_t *)text;
+	r->payload.len = strlen(text);
+	return r;
+}
+
+static void
+write_state(const char *id, fsp_record **sibs, size_t n, uint64_t old_seq, bool rewrite)
+{
+	fs_record_state rs = FIELDSYNC__V1__RECORD_STATE__INIT;
+	store_txn *t = NULL;
+	rs.collection = "note";
+	rs.id = (char *)id;
+	rs.scope = "team-a";
+	rs.n_siblings = n;
+	rs.siblings = sibs;
+	cr_assert_eq(store_write_begin(g_s, &t), FSD_OK);
+	rs.seq = rewrite ? old_seq : store_next_seq(t);
+	cr_assert_eq(rewrite ? records_rewrite(t, &rs) : records_put(t, &rs, old_seq), FSD_OK);
+	cr_assert_eq(store_commit(&t), FSD_OK);
+}
+
+static bool
+same_bytes(const ProtobufCBinaryData *a, const ProtobufCBinaryData *b)
+{
+	return a->len == b->len && memcmp(a->data, b->data, a->len) == 0;
+}
+
+Test(records, a_write_seals_only_the_sibling_that_changed)
+{
+	uint8_t head[4];
+	fsp_record *s[2] = {sibling("h", "a:1", "kept as it was"), sibling("h", "b:1", "first")};
+	write_state("h", s, 2, 0, false);
+	fs_record_state *before = raw_state("h", head);
+	cr_expect_eq(memcmp(head, "\x00\x01\x02\x03", 4), 0, "both marked sealed");
+
+	/* b moves on; a is the same value: its sealed bytes stay as stored */
+	fsp_record *s2[2] = {s[0], sibling("h", "b:2", "second")};
+	write_state("h", s2, 2, 1, false);
+	fs_record_state *after = raw_state("h", head);
+	cr_expect(same_bytes(&before->siblings[0]->payload, &after->siblings[0]->payload),
+	          "the unchanged sibling is not sealed again");
+	cr_expect(!same_bytes(&before->siblings[1]->payload, &after->siblings[1]->payload));
+
+	/* the same version with another value is the merge's INVALID (a reused
+	 * dot) and never reaches records_put; should it, a value that does not
+	 * seal to the stored length is sealed anew, never swapped for the
+	 * stored one */
+	fsp_record *s3[2] = {sibling("h", "a:1", "kept as it was, longer"), s2[1]};
+	write_state("h", s3, 2, 2, false);
+	fs_record_state *rs = NULL;
+	store_txn *t = NULL;
+	cr_assert_eq(store_read_begin(g_s, &t), FSD_OK);
+	cr_assert_eq(records_get(t, "note", "h", &rs), FSD_OK);
+	store_read_end(&t);
+	cr_assert_eq(rs->n_siblings, 2);
+	cr_expect_eq(rs->siblings[0]->payload.len, 22);
+	cr_expect_eq(memcmp(rs->siblings[0]->payload.data, "kept as it was, longer", 22), 0);
+	cr_expect_eq(memcmp(rs->siblings[1]->payload.data, "second", 6), 0);
+	records_free(rs);
+
+	/* a rewrite (after a re-key) seals everything anew */
+	fs_record_state *mid = raw_state("h", head);
+	write_state("h", s3, 2, 3, true);
+	fs_record_state *re = raw_state("h", head);
+	cr_expect(!same_bytes(&mid->siblings[0]->payload, &re->siblings[0]->payload));
+	cr_expect(!same_bytes(&mid->siblings[1]->payload, &re->siblings[1]->payload));
+	records_free(before);
+	records_free(after);
+	records_free(mid);
+	records_free(re);
+	for (int i = 0; i < 2; i++) {
+		fsp_vv_free(s[i]->version);
+		free(s[i]);
+	}
+	fsp_vv_free(s2[1]->version);
+	free(s2[1]);
+	fsp_vv_free(s3[0]->version);
+	free(s3[0]);
+}
+
+/* A payload that looks like a sealed value, framed well enough. */
+static size_t
+fake_sealed(uint8_t *buf)
+{
+	buf[0] = 0xFE;
+	buf[1] = 'K';
+	buf[2] = 8;
+	memcpy(buf + 3, "r:note/x", 8);
+	for (int i = 11; i < 64; i++)
+		buf[i] = (uint8_t)i;
+	return 64;
+}
+
+Test(records, without_a_keyring_a_payload_with_the_sealed_header_is_data)
+{
+	uint8_t fake[64], head[4];
+	size_t fl = fake_sealed(fake);
+	store_set_keyring(g_s, NULL); /* --dev */
+	fsp_record *s = sibling("x", "a:1", "");
+	s->payload.data = fake;
+	s->payload.len = fl;
+	write_state("x", &s, 1, 0, false);
+	fs_record_state *raw = raw_state("x", head);
+	cr_expect_eq(memcmp(head, "\x00\x01\x01\x00", 4), 0, "stored, marked not sealed");
+	records_free(raw);
+
+	fs_record_state *rs = NULL;
+	store_txn *t = NULL;
+	cr_assert_eq(store_read_begin(g_s, &t), FSD_OK);
+	cr_assert_eq(records_get(t, "note", "x", &rs), FSD_OK);
+	cr_assert_eq(rs->siblings[0]->payload.len, fl);
+	cr_expect_eq(memcmp(rs->siblings[0]->payload.data, fake, fl), 0, "byte for byte");
+	records_free(rs);
+	struct seen sn = {0};
+	records_check_counts n;
+	records_check_fns fns = {on_problem, NULL, NULL, &sn, false};
+	cr_assert_eq(records_check(t, &fns, &n), FSD_OK);
+	store_read_end(&t);
+	cr_expect_eq(sn.problems, 0, "%s", sn.text);
+	cr_expect_eq(n.not_checked, 0, "data, not a sealed value");
+	fsp_vv_free(s->version);
+	free(s);
+}
+
+Test(records, rows_of_the_old_release_are_read_by_the_legacy_rule)
+{
+	uint8_t key[FSK_RECORD_KEY_MAX], buf[1024], fake[64], *sealed = NULL;
+	size_t kl, bl, sl = 0, fl = fake_sealed(fake);
+	const char *text = "written by the old release";
+	char aad[32];
+	int al = snprintf(aad, sizeof(aad), "%s%c%s", "note", 0, "old");
+	cr_assert_eq(keyring_seal(g_kr, "r:note/old", aad, (size_t)al, (const uint8_t *)text,
+	                          strlen(text), &sealed, &sl),
+	             FSD_OK);
+	/* bare packed RecordStates, as the old release wrote them */
+	fsp_record *s = sibling("old", "a:1", "");
+	fs_record_state rs = FIELDSYNC__V1__RECORD_STATE__INIT;
+	fsp_record *sibs[1] = {s};
+	rs.collection = "note";
+	rs.scope = "team-a";
+	rs.n_siblings = 1;
+	rs.siblings = sibs;
+	store_txn *t = NULL;
+	cr_assert_eq(store_write_begin(g_s, &t), FSD_OK);
+	rs.id = "old";
+	s->payload.data = sealed;
+	s->payload.len = sl;
+	rs.seq = store_next_seq(t);
+	bl = fieldsync__v1__record_state__pack(&rs, buf);
+	cr_assert_neq(buf[0], 0x00);
+	kl = fsk_record_key(key, "note", "old");
+	cr_assert_eq(store_kv_put(t, &records_table, key, kl, buf, bl, false), FSD_OK);
+	rs.id = "olddev";
+	s->payload.data = fake;
+	s->payload.len = fl;
+	rs.seq = store_next_seq(t);
+	bl = fieldsync__v1__record_state__pack(&rs, buf);
+	kl = fsk_record_key(key, "note", "olddev");
+	cr_assert_eq(store_kv_put(t, &records_table, key, kl, buf, bl, false), FSD_OK);
+	cr_assert_eq(store_commit(&t), FSD_OK);
+
+	/* with a keyring: the header means sealed, and it opens */
+	fs_record_state *got = NULL;
+	cr_assert_eq(store_read_begin(g_s, &t), FSD_OK);
+	cr_assert_eq(records_get(t, "note", "old", &got), FSD_OK);
+	cr_expect_eq(got->siblings[0]->payload.len, strlen(text));
+	cr_expect_eq(memcmp(got->siblings[0]->payload.data, text, strlen(text)), 0);
+	records_free(got);
+	store_read_end(&t);
+
+	/* without one (a --dev store never had one): the header is data */
+	store_set_keyring(g_s, NULL);
+	cr_assert_eq(store_read_begin(g_s, &t), FSD_OK);
+	cr_assert_eq(records_get(t, "note", "olddev", &got), FSD_OK);
+	cr_expect_eq(got->siblings[0]->payload.len, fl);
+	cr_expect_eq(memcmp(got->siblings[0]->payload.data, fake, fl), 0);
+	records_free(got);
+	store_read_end(&t);
+	free(sealed);
+	fsp_vv_free(s->version);
+	free(s);
 }

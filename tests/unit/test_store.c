@@ -575,10 +575,11 @@ struct collect {
 /* Takes records up to cap, then declines; frees every record it is handed
  * (feed.c's page_take does the same: fn owns rs either way). */
 static feed_verdict
-collect_fn(void *arg, store_txn *t, fs_record_state *rs)
+collect_fn(void *arg, store_txn *t, fs_record_state *rs, const records_feed_item *it)
 {
 	struct collect *c = arg;
 	(void)t;
+	(void)it;
 	if (c->n == c->cap) {
 		records_free(rs);
 		return FEED_STOP;
