@@ -740,3 +740,30 @@ records_clear_scan(store_txn *t, bool (*fn)(void *arg, const char *collection, c
 	*n = w.n;
 	return rc;
 }
+
+struct scan_stored {
+	bool (*fn)(void *arg, const fs_record_state *rs);
+	void *arg;
+};
+
+static bool
+scan_stored_one(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+	struct scan_stored *ss = arg;
+	frame f;
+	(void)key;
+	(void)klen;
+	fs_record_state *rs = unpack_raw(val, vlen, &f);
+	if (rs == NULL)
+		return true;
+	bool go_on = ss->fn(ss->arg, rs);
+	records_free(rs);
+	return go_on;
+}
+
+fsd_err
+records_scan_stored(store_txn *t, bool (*fn)(void *arg, const fs_record_state *rs), void *arg)
+{
+	struct scan_stored ss = {fn, arg};
+	return store_kv_scan(t, &records_table, NULL, 0, NULL, 0, scan_stored_one, &ss);
+}

@@ -147,6 +147,13 @@ typedef struct records_check_counts {
 } records_check_counts;
 fsd_err records_check(store_txn *t, const records_check_fns *fns, records_check_counts *n);
 
+/* Calls fn for every record that decodes, as stored: payloads are NOT
+ * opened (sealed ones stay sealed; read versions, authors and names only),
+ * until fn says false. Rows that do not decode are passed over (verify
+ * reports them). rs is valid for the call only. */
+fsd_err records_scan_stored(store_txn *t, bool (*fn)(void *arg, const fs_record_state *rs),
+                            void *arg);
+
 /* Calls fn for every record with a live payload stored in clear (by the
  * frame; an old row: one without the sealed header), until fn says false.
  * *n: how many were found. */

@@ -63,15 +63,10 @@ struct derive {
 };
 
 static bool
-derive_one(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+derive_one(void *arg, const fs_record_state *rs)
 {
 	struct derive *d = arg;
-	(void)key;
-	(void)klen;
 	/* As stored: the payloads stay sealed, only versions and authors are read. */
-	fs_record_state *rs = fieldsync__v1__record_state__unpack(NULL, vlen, val);
-	if (rs == NULL)
-		return true; /* verify reports it; its dots stay unknown */
 	d->records++;
 	for (size_t i = 0; d->rc == FSD_OK && i < rs->n_siblings; i++) {
 		const fsp_record *s = rs->siblings[i];
@@ -87,7 +82,6 @@ derive_one(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_
 			                      authored ? by : NULL);
 		}
 	}
-	records_free(rs);
 	return d->rc == FSD_OK;
 }
 
@@ -98,7 +92,7 @@ replicas_derive(store_txn *t, uint64_t *n_records)
 	*n_records = 0;
 	if (store_meta_u64(t, "replicas_derived") != 0)
 		return FSD_OK;
-	fsd_err rc = store_kv_scan(t, &records_table, NULL, 0, NULL, 0, derive_one, &d);
+	fsd_err rc = records_scan_stored(t, derive_one, &d);
 	if (rc == FSD_OK)
 		rc = d.rc;
 	if (rc == FSD_OK)
