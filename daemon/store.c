@@ -54,20 +54,21 @@
  * (the meta page was never written), and callers answer BUSY. The daemon
  * goes on serving reads and retries writes as they come.
  *
- * Storage failures (store_health; docs/operations.md): a failed top-level
- * commit marks the store failing, and /readyz says 503 while any store of
- * the process is. A failed write of LMDB's meta page (a commit's last)
- * stops the environment (MDB_PANIC: every later txn fails, reads too) until
- * it is reopened. The thread that writes s does that, holding no txn of s:
- * store_write_begin before it begins, and store_read_begin (the idle writer
- * reads once a second), which then proves the disk with a commit of its own
- * (meta "health_probe"; a plain environment: a forced sync) at most once a
- * second, so /readyz turns 200 again with no push coming. A reopen takes
- * `grow_lock` exclusively and waits for no write txn (`writes_open`).
- * Nothing uncommitted is acknowledged: the failed commit returned its error
- * and LMDB rolled it back; the reopened environment is the last committed
- * one, forced to disk before use. A failure that does not stop LMDB (an
- * fsync) leaves it usable: the next commit that succeeds clears the state.
+ * Storage failures (store_health; deploy/README.md, "When storage fails"):
+ * a failed top-level commit marks the store failing, and /readyz says 503
+ * while any store of the process is. A failed write of LMDB's meta page (a
+ * commit's last) stops the environment (MDB_PANIC: every later txn fails,
+ * reads too) until it is reopened. The thread that writes s does that,
+ * holding no txn of s: store_write_begin before it begins, and
+ * store_read_begin (the idle writer reads once a second), which then proves
+ * the disk with a commit of its own (meta "health_probe"; a plain
+ * environment: a forced sync) at most once a second, so /readyz turns 200
+ * again with no push coming. A reopen takes `grow_lock` exclusively and
+ * waits for no write txn (`writes_open`). Nothing uncommitted is
+ * acknowledged: the failed commit returned its error and LMDB rolled it
+ * back; the reopened environment is the last committed one, forced to disk
+ * before use. A failure that does not stop LMDB (an fsync) leaves it
+ * usable: the next commit that succeeds clears the state.
  *
  * The single-writer lock (store_lock_dir and the rest) is store_lock.c's.
  */

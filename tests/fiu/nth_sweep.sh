@@ -42,13 +42,13 @@ for class in storage alloc net; do
   left=$((left - 1))
   [ "$share" -lt 10 ] && share=10
   points=$(echo ${!class})   # one line
+  # the runs, one line each, as they go; the class's counts at the end
   "$bin" --preload "$preload" --class "$class" --points "$points" --max "$max" \
-    --budget "$share" 2>&1 >>"$report" | grep -vE '^nth: N=[0-9]+ +[^ ]+ +reply=(ack|BUSY|UNAVAILABLE|INTERNAL|none) *( retry=ack\([0-9]+\))?( died=signal 6 \(libzmq assertion\))?$' \
-    | grep -vE '^    (/|nth_preload: signal|Input/output error|Cannot allocate memory|Out of memory|Assertion failed)'
-  rc=${PIPESTATUS[0]}
+    --budget "$share" >>"$report"
+  rc=$?
   [ "$rc" -ne 0 ] && status=1
 done
 cat "$report"
 rm -f "$report"
-echo "nth sweep: $(( $(date +%s) - start )) s in all (budget $budget s), exit $status"
+echo "nth sweep: $(( $(date +%s) - start )) s in all (budget $budget s), exit $status (0: nothing acknowledged was lost or split, no other code, every restart clean, the daemon recovered by itself every time)"
 exit "$status"
