@@ -599,7 +599,8 @@ store_read_begin(store *s, store_txn **out)
 	*out = NULL;
 	if (t == NULL)
 		return FSD_ERROR;
-	if (tl_writes == s && atomic_load(&s->failing)) /* the writer thread, between rounds */
+	/* the writer thread between rounds (inside a round, its write txn is open) */
+	if (tl_writes == s && atomic_load(&s->failing) && atomic_load(&s->writes_open) == 0)
 		store_recover(s);
 	pthread_rwlock_rdlock(&s->grow_lock);
 	rc = s->env != NULL ? mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t->txn) : MDB_PANIC;
