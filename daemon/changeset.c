@@ -5,14 +5,16 @@
 
 #include "changeset.h"
 #include "clock.h"
+#include "log.h"
 #include "metrics.h"
 #include "records.h"
+#include "replicas.h"
 #include "replies.h"
 
 /* Why a change that passed validation is still rejected, found in the store. */
 typedef struct rejection {
 	fs_error_code code; /* UNSPECIFIED: not rejected */
-	bool deferred;      /* refused for now: "DEFERRED: ..." (PROTOCOL.md §3, not yet used) */
+	bool deferred;      /* refused for now: "DEFERRED: ..." (PROTOCOL.md §3) */
 	char why[240];
 } rejection;
 
@@ -43,6 +45,167 @@ check_contact_case(store_txn *t, const fsp_record *in, rejection *rej)
 	} else if (purged) {
 		rej->code = FIELDSYNC__V1__ERROR__CODE__INVALID;
 		snprintf(rej->why, sizeof(rej->why), "the case this contact names was erased");
+	}
+	return FSD_OK;
+}
+
+/*
+ * PROTOCOL.md §3, history belongs to its replica (docs/protocol-notes.md
+ * "Replica binding and DEFERRED"). A dot (R, c) of an incoming value is
+ * NEW when c is above R's counter in every stored sibling of the record
+ * (J[R], the record's join: it never decreases, so it is the highest
+ * counter of R this record ever held). Old dots are history the daemon
+ * holds and always pass. A new dot is
+ *   OWN      R is bound to the pusher, or R is bound to nobody and is the
+ *            one unbound new dot (in --dev: R is the Hello replica id, the
+ *            pusher's name) - the pusher claims it;
+ *   FOREIGN  any other: history of another replica the daemon never
+ *            stored for this record.
+ * The verdict, first match wins:
+ *   an own dot more than STEP_MAX above J[R]             REJECTED (absurd)
+ *   a foreign dot more than STEP_MAX above R's max       REJECTED (absurd)
+ *   no own dot, a foreign dot of a replica bound to
+ *   another device (the value would be another's edit)   REJECTED
+ *   a foreign dot                                        DEFERRED: history
+ *                                                          lost by a restore
+ *                                                          comes back
+ * A peer without a name (--dev on a connection that said no Hello, e.g.
+ * one that reconnected mid-sync) has no identity to check: every new dot
+ * counts as its own and it binds none; only the counter limits apply. Counters above FSP_COUNTER_MAX never get here
+ * (validate.c). A value with no new dot advances nothing: the merge rule
+ * alone judges it (DUPLICATE, OBSOLETE, or a resolution of siblings).
+ */
+#define STEP_MAX (UINT64_C(1) << 16)
+
+/* J[R]: replica's highest counter over the stored siblings (0: new record). */
+static uint64_t
+stored_counter(const fs_record_state *cur, const char *replica)
+{
+	uint64_t m = 0;
+	for (size_t i = 0; cur != NULL && i < cur->n_siblings; i++) {
+		uint64_t c = fsp_vv_get(cur->siblings[i]->version, replica);
+		if (c > m)
+			m = c;
+	}
+	return m;
+}
+
+/* Counts a refusal for /metrics and logs it: the device, never a payload,
+ * a record id or a replica of another device. */
+static void
+history_refused(const peer_auth *peer, const fsp_record *in, rejection *rej)
+{
+	metrics_inc(METRIC_HISTORY_REFUSED_TOTAL, 0, 1);
+	log_event(LOG_INFO,
+	          rej->deferred ? "a change was deferred: its version names history not stored yet"
+	                        : "a change was rejected: its version claims history its replica "
+	                          "never wrote",
+	          LS("device", peer->name[0] != '\0' ? peer->name : "(no name)"),
+	          LS("collection", in->collection), NULL);
+}
+
+/*
+ * Applies the rule above to in (cur: the stored record or NULL). Sets rej
+ * (code, or deferred) on refusal. On FSD_OK without refusal, *claim is the
+ * index of the own dot to bind to the pusher (SIZE_MAX: none).
+ */
+static fsd_err
+check_history(store_txn *t, const peer_auth *peer, const fs_record_state *cur, const fsp_record *in,
+              rejection *rej, size_t *claim)
+{
+	const fsp_vv *v = in->version;
+	const char *me = peer->name;
+	size_t n_own = 0, n_unbound = 0, unbound_at = SIZE_MAX, mine_at = SIZE_MAX;
+	bool foreign_bound = false, absurd = false, foreign = false;
+
+	*claim = SIZE_MAX;
+	/* First pass: which new dots are bound to whom. */
+	for (size_t k = 0; k < v->n_dots; k++) {
+		const fsp_dot *d = v->dots[k];
+		uint64_t j = stored_counter(cur, d->replica);
+		replica_row row;
+		if (d->counter <= j)
+			continue;
+		fsd_err rc = replicas_get(t, d->replica, &row);
+		if (rc != FSD_OK && rc != FSD_NOTFOUND)
+			return rc;
+		if (row.bound && (me[0] == '\0' || strcmp(row.owner, me) == 0)) {
+			n_own++; /* its own; a peer with no name has no binding to keep */
+			absurd |= d->counter - j > STEP_MAX;
+		} else if (row.bound) {
+			foreign_bound = true;
+			foreign = true;
+			absurd |= d->counter - row.max > STEP_MAX && d->counter > row.max;
+		} else {
+			n_unbound++;
+			unbound_at = k;
+			if (me[0] != '\0' && strcmp(d->replica, me) == 0)
+				mine_at = k; /* --dev: the Hello replica is the pusher's */
+		}
+	}
+	/* Which unbound new dot the pusher claims: its --dev replica, the only
+	 * one when it has none bound yet, or (no name) all of them. */
+	if (me[0] == '\0')
+		n_own += n_unbound;
+	else if (mine_at != SIZE_MAX)
+		*claim = mine_at;
+	else if (n_unbound == 1 && n_own == 0)
+		*claim = unbound_at;
+	if (*claim != SIZE_MAX)
+		n_own++;
+	/* Second pass over the unbound new dots: the claimed ones are own, the
+	 * rest foreign. */
+	for (size_t k = 0; n_unbound > 0 && k < v->n_dots; k++) {
+		const fsp_dot *d = v->dots[k];
+		uint64_t j = stored_counter(cur, d->replica);
+		replica_row row;
+		if (d->counter <= j)
+			continue;
+		fsd_err rc = replicas_get(t, d->replica, &row);
+		if (rc != FSD_OK && rc != FSD_NOTFOUND)
+			return rc;
+		if (row.bound)
+			continue; /* judged in the first pass */
+		if (me[0] == '\0' || k == *claim) {
+			absurd |= d->counter - j > STEP_MAX;
+		} else {
+			foreign = true;
+			absurd |= d->counter > row.max && d->counter - row.max > STEP_MAX;
+		}
+	}
+	if (absurd || (foreign_bound && n_own == 0)) {
+		rej->code = FIELDSYNC__V1__ERROR__CODE__INVALID;
+		snprintf(rej->why, sizeof(rej->why),
+		         absurd ? "the version claims history its replica never wrote"
+		                : "the version advances a replica of another device");
+		*claim = SIZE_MAX;
+	} else if (foreign) {
+		rej->deferred = true;
+		snprintf(rej->why, sizeof(rej->why),
+		         "the version names history this daemon does not hold yet: keep the "
+		         "change and push it again after the next pull");
+		*claim = SIZE_MAX;
+	}
+	if (rej->code != FIELDSYNC__V1__ERROR__CODE__UNSPECIFIED || rej->deferred)
+		history_refused(peer, in, rej);
+	return FSD_OK;
+}
+
+/* After in was stored: its new dots raise their replicas' max, and the
+ * claimed one (claim) is bound to the pusher. */
+static fsd_err
+note_history(store_txn *t, const peer_auth *peer, const fs_record_state *cur, const fsp_record *in,
+             size_t claim)
+{
+	const fsp_vv *v = in->version;
+	for (size_t k = 0; k < v->n_dots; k++) {
+		const fsp_dot *d = v->dots[k];
+		if (d->counter <= stored_counter(cur, d->replica))
+			continue;
+		fsd_err rc =
+			replicas_note(t, d->replica, d->counter, k == claim ? peer->name : NULL);
+		if (rc != FSD_OK)
+			return rc;
 	}
 	return FSD_OK;
 }
@@ -82,7 +245,9 @@ within_caps(const config *c, fsp_record *const *cur, size_t n_cur, fsp_record *c
  * filled, or a store error. Sets rej->code (or rej->deferred) when the
  * change must be refused: a record in a scope the peer was not granted
  * (checked first, so nothing else about it is told), a purged record, a
- * contact of another scope's or an erased case, a reused dot (the merge rule's INVALID), or a record
+ * contact of another scope's or an erased case, a version that claims
+ * history its replicas never wrote or that the daemon does not hold yet
+ * (check_history), a reused dot (the merge rule's INVALID), or a record
  * past its caps.
  */
 static fsd_err
@@ -113,6 +278,12 @@ apply_change(reminders *rem, store_txn *t, const config *c, const peer_auth *pee
 	}
 	if ((rc = check_contact_case(t, in, rej)) != FSD_OK ||
 	    rej->code != FIELDSYNC__V1__ERROR__CODE__UNSPECIFIED) {
+		records_free(cur);
+		return rc;
+	}
+	size_t claim = SIZE_MAX;
+	if ((rc = check_history(t, peer, cur, in, rej, &claim)) != FSD_OK ||
+	    rej->code != FIELDSYNC__V1__ERROR__CODE__UNSPECIFIED || rej->deferred) {
 		records_free(cur);
 		return rc;
 	}
@@ -163,6 +334,8 @@ apply_change(reminders *rem, store_txn *t, const config *c, const peer_auth *pee
 			                                (uint64_t)(int64_t)delta);
 		if (rc == FSD_OK && cur != NULL && strcmp(cur->scope, next.scope) != 0)
 			rc = records_former_scope_add(t, next.collection, next.id, cur->scope);
+		if (rc == FSD_OK)
+			rc = note_history(t, peer, cur, in, claim);
 		if (rc == FSD_OK)
 			rc = reminders_note_record(rem, t, cur, &next);
 		res->status = st == FSP_MERGE_APPLIED

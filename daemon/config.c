@@ -37,6 +37,11 @@ enum {
 	OPT_MAX_SIBLINGS,
 	OPT_MAX_RECORD,
 	OPT_AT_RISK_DAYS,
+	OPT_OPS_MAX_CONN,
+	OPT_OPS_PER_IP,
+	OPT_OPS_IDLE_TIMEOUT,
+	OPT_EVENT_RETENTION_DAYS,
+	OPT_EVENT_RETENTION_COUNT,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -89,6 +94,16 @@ static const struct opt {
          "bytes one record may hold over all its siblings (default 8 MiB)"},
 	{"at-risk-days", OPT_AT_RISK_DAYS, "FIELDSYNC_AT_RISK_DAYS", "DAYS",
          "a device not seen, or holding an unpushed edit, for this long is at risk (default 3)"},
+	{"ops-max-connections", OPT_OPS_MAX_CONN, "FIELDSYNC_OPS_MAX_CONNECTIONS", "N",
+         "ops HTTP connections in all (default 256)"},
+	{"ops-per-ip-connections", OPT_OPS_PER_IP, "FIELDSYNC_OPS_PER_IP_CONNECTIONS", "N",
+         "ops HTTP connections from one client address; more are closed (default 8)"},
+	{"ops-idle-timeout", OPT_OPS_IDLE_TIMEOUT, "FIELDSYNC_OPS_IDLE_TIMEOUT", "SECONDS",
+         "an idle ops HTTP connection is closed after this (default 5)"},
+	{"event-retention-days", OPT_EVENT_RETENTION_DAYS, "FIELDSYNC_EVENT_RETENTION_DAYS", "DAYS",
+         "reminder events older than this are trimmed; 0 keeps all (default 400)"},
+	{"event-retention-count", OPT_EVENT_RETENTION_COUNT, "FIELDSYNC_EVENT_RETENTION_COUNT", "N",
+         "at most this many reminder events are kept; 0 = no limit (default 0)"},
 	{"config", OPT_CONFIG, "FIELDSYNC_CONFIG", "FILE",
          "INI file: these option names as keys, in [fieldsyncd]"},
 	{"help", OPT_HELP, NULL, NULL, "print this help and exit"},
@@ -260,6 +275,25 @@ apply(config *c, const struct opt *o, const char *v, const char *source)
 		ok = parse_size(v, &n) && n >= 1 && n <= 3650;
 		c->at_risk_days = (uint32_t)n;
 		break;
+	case OPT_OPS_MAX_CONN:
+		ok = parse_size(v, &n) && n >= 4 && n <= 65536;
+		c->ops_max_connections = (uint32_t)n;
+		break;
+	case OPT_OPS_PER_IP:
+		ok = parse_size(v, &n) && n >= 1 && n <= 65536;
+		c->ops_per_ip = (uint32_t)n;
+		break;
+	case OPT_OPS_IDLE_TIMEOUT:
+		ok = parse_size(v, &n) && n >= 1 && n <= 3600;
+		c->ops_idle_timeout_s = (uint32_t)n;
+		break;
+	case OPT_EVENT_RETENTION_DAYS:
+		ok = parse_size(v, &n) && n <= 36500;
+		c->event_retention_days = (uint32_t)n;
+		break;
+	case OPT_EVENT_RETENTION_COUNT:
+		ok = parse_size(v, &c->event_retention_count);
+		break;
 	case OPT_CLOCK_OFFSET: {
 		char *end;
 		errno = 0;
@@ -352,6 +386,11 @@ config_load(config *c, int argc, char **argv)
 	c->max_siblings = 32;
 	c->max_record_bytes = 8ULL << 20;
 	c->at_risk_days = 3;
+	c->ops_max_connections = 256;
+	c->ops_per_ip = 8;
+	c->ops_idle_timeout_s = 5;
+	c->event_retention_days = 400;
+	c->event_retention_count = 0;
 
 	const char *file = config_path(argc, argv);
 	if (file != NULL && file[0] != '\0') {
@@ -423,6 +462,11 @@ config_load(config *c, int argc, char **argv)
 		fprintf(stderr, "fieldsyncd: --map-size is larger than --map-size-max\n");
 		return CONFIG_EXIT_ERR;
 	}
+	if (c->ops_per_ip > c->ops_max_connections) {
+		fprintf(stderr, "fieldsyncd: --ops-per-ip-connections is larger than "
+		                "--ops-max-connections\n");
+		return CONFIG_EXIT_ERR;
+	}
 	if (c->max_payload_bytes >= c->max_message_bytes) {
 		fprintf(stderr,
 		        "fieldsyncd: --max-payload-bytes must be below --max-message-bytes\n");
@@ -460,4 +504,8 @@ config_print(const config *c, FILE *f)
 	        (unsigned long long)c->max_record_bytes);
 	fprintf(f, "at-risk-days = %u\n", c->at_risk_days);
 	fprintf(f, "clock-offset-ms = %lld\n", (long long)c->clock_offset_ms);
+	fprintf(f, "ops-max-connections = %u\nops-per-ip-connections = %u\nops-idle-timeout = %u\n",
+	        c->ops_max_connections, c->ops_per_ip, c->ops_idle_timeout_s);
+	fprintf(f, "event-retention-days = %u\nevent-retention-count = %llu\n",
+	        c->event_retention_days, (unsigned long long)c->event_retention_count);
 }

@@ -43,6 +43,13 @@ typedef struct config {
 	uint32_t at_risk_days;   /* a device silent, or holding an unpushed edit, this long */
 	int64_t clock_offset_ms; /* testing aid: shifts the daemon's clock */
 	int log_level;           /* LOG_DEBUG .. LOG_ERROR */
+
+	/* the ops HTTP limits (ops_http.h) and the event retention (events.h) */
+	uint32_t ops_max_connections;   /* ops HTTP: connections in all */
+	uint32_t ops_per_ip;            /* ops HTTP: connections from one address */
+	uint32_t ops_idle_timeout_s;    /* ops HTTP: an idle connection is closed after this */
+	uint32_t event_retention_days;  /* reminder events older are trimmed; 0 = no age limit */
+	uint64_t event_retention_count; /* at most this many events kept; 0 = no count limit */
 } config;
 
 typedef enum {

@@ -392,7 +392,8 @@ daemon_run(const config *c, store *s, reminders *rem)
 	                        .ready = ops_ready,
 	                        .before_metrics = ops_before_metrics};
 	char err[256];
-	ops = ops_http_start(c->ops_listen, &hooks, err, sizeof(err));
+	ops_http_limits lim = {c->ops_max_connections, c->ops_per_ip, c->ops_idle_timeout_s};
+	ops = ops_http_start_limited(c->ops_listen, &hooks, &lim, err, sizeof(err));
 	if (ops == NULL) {
 		log_event(LOG_ERROR, "cannot serve the ops HTTP endpoint",
 		          LS("listen", c->ops_listen), LS("error", err), NULL);

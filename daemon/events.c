@@ -1,7 +1,8 @@
 /*
  * events: the reminder event log (data layer). See events.h. An erased
  * case's events are rewritten in place as markers (events_erase_case):
- * their seq stays, their case and staff data go.
+ * their seq stays, their case and staff data go. Retention (events_trim)
+ * removes a prefix of the log, so what is kept stays one run of seqs.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -11,7 +12,10 @@
 #include "events.h"
 #include "fieldsync/keys.h"
 #include "fieldsync/rules.h"
+#include "log.h"
 #include "metrics.h"
+
+#define DAY_MS (24LL * 3600 * 1000)
 
 const store_table events_table = {"events"};
 
@@ -132,10 +136,14 @@ take_event(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_
 		pg->more = true;
 		return false;
 	}
-	Fieldsync__V1__ReminderEvent *ev = fieldsync__v1__reminder_event__unpack(NULL, vlen, val);
-	if (ev == NULL)
-		return true; /* cannot happen: we packed it; skip rather than stall the feed */
 	pg->last = fsk_get_be64(key);
+	Fieldsync__V1__ReminderEvent *ev = fieldsync__v1__reminder_event__unpack(NULL, vlen, val);
+	if (ev == NULL) { /* a damaged row: skipped, never failing the page */
+		metrics_inc(METRIC_EVENTS_UNREADABLE_TOTAL, 0, 1);
+		log_event(LOG_WARN, "a stored reminder event does not decode; skipped",
+		          LU("seq", pg->last), LU("bytes", vlen), NULL);
+		return true;
+	}
 	if (pg->raw && ev->rule[0] == '\0') { /* an erased event: nothing to publish */
 		fieldsync__v1__reminder_event__free_unpacked(ev, NULL);
 		return true;
@@ -210,12 +218,137 @@ events_set_published(store_txn *t, uint64_t seq)
 	return store_meta_set_u64(t, "published_seq", seq);
 }
 
+/* ---- retention ---------------------------------------------------------- */
+
+uint64_t
+events_oldest_seq(store_txn *t)
+{
+	uint64_t v = store_meta_u64(t, "event_oldest_seq");
+	return v == 0 ? 1 : v;
+}
+
+struct trim_scan {
+	uint64_t handed; /* never past published_seq */
+	uint64_t excess; /* this many of the oldest go whatever their age */
+	int64_t cutoff;  /* emitted before this goes (INT64_MIN: no age limit) */
+	uint64_t *seqs;  /* the oldest events looked at, in order */
+	size_t n, cap;   /* cap: the batch */
+	size_t take;     /* seqs[0..take) are removed */
+};
+
+static bool
+trim_look(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+	struct trim_scan *ts = arg;
+	if (klen != 8)
+		return true;
+	uint64_t seq = fsk_get_be64(key);
+	if (seq > ts->handed || ts->n == ts->cap)
+		return false;
+	ts->seqs[ts->n++] = seq;
+	if (ts->n <= ts->excess) { /* over the count: no need to look inside */
+		ts->take = ts->n;
+		return true;
+	}
+	if (ts->cutoff == INT64_MIN)
+		return false;
+	Fieldsync__V1__ReminderEvent *ev = fieldsync__v1__reminder_event__unpack(NULL, vlen, val);
+	int64_t at = ev != NULL ? ev->emitted_at_ms : 0;
+	if (ev != NULL)
+		fieldsync__v1__reminder_event__free_unpacked(ev, NULL);
+	if (at == 0) /* a marker (or a damaged row): it goes with the next dated event */
+		return true;
+	if (at >= ts->cutoff)
+		return false; /* young enough: it and everything after stay */
+	ts->take = ts->n;
+	return true;
+}
+
+fsd_err
+events_trim(store_txn *t, int64_t now_ms, uint32_t max_age_days, uint64_t max_count, size_t batch,
+            size_t *trimmed)
+{
+	uint64_t oldest = events_oldest_seq(t), last = events_last_seq(t);
+	uint64_t kept = last >= oldest ? last - oldest + 1 : 0;
+	struct trim_scan ts = {.handed = store_meta_u64(t, "published_seq"),
+	                       .cutoff = INT64_MIN,
+	                       .cap = batch};
+	uint8_t seqb[8];
+	fsd_err rc = FSD_OK;
+
+	if (trimmed != NULL)
+		*trimmed = 0;
+	metrics_set(METRIC_EVENTS_OLDEST_SEQ, 0, (int64_t)oldest);
+	if (ts.handed >= last) /* the newest stays: a reader at the head is never told TRIMMED */
+		ts.handed = last > 0 ? last - 1 : 0;
+	if (max_count > 0 && kept > max_count)
+		ts.excess = kept - max_count;
+	if (max_age_days > 0 && now_ms > (int64_t)max_age_days * DAY_MS)
+		ts.cutoff = now_ms - (int64_t)max_age_days * DAY_MS;
+	if (batch == 0 || kept == 0 || ts.handed < oldest ||
+	    (ts.excess == 0 && ts.cutoff == INT64_MIN))
+		return FSD_OK;
+	if ((ts.seqs = malloc(batch * sizeof(*ts.seqs))) == NULL)
+		return FSD_NOMEM;
+	fsk_put_be64(seqb, oldest);
+	rc = store_kv_scan(t, &events_table, seqb, 8, NULL, 0, trim_look, &ts);
+	for (size_t i = 0; rc == FSD_OK && i < ts.take; i++) {
+		fsk_put_be64(seqb, ts.seqs[i]);
+		rc = store_kv_del(t, &events_table, seqb, 8);
+	}
+	if (rc == FSD_OK && ts.take > 0) {
+		oldest = ts.seqs[ts.take - 1] + 1;
+		rc = store_meta_set_u64(t, "event_oldest_seq", oldest);
+	}
+	free(ts.seqs);
+	if (rc != FSD_OK || ts.take == 0)
+		return rc;
+	/* Counted before the commit: a round that then aborts (rare) over-counts. */
+	metrics_inc(METRIC_EVENTS_TRIMMED_TOTAL, 0, ts.take);
+	metrics_set(METRIC_EVENTS_OLDEST_SEQ, 0, (int64_t)oldest);
+	if (trimmed != NULL)
+		*trimmed = ts.take;
+	return FSD_OK;
+}
+
+bool
+events_trim_due(store_txn *t, uint64_t handed, int64_t now_ms, uint32_t max_age_days,
+                uint64_t max_count)
+{
+	uint64_t oldest = events_oldest_seq(t), last = events_last_seq(t);
+	if (last == 0 || last < oldest)
+		return false;
+	if (handed >= last)
+		handed = last - 1;
+	if (handed < oldest)
+		return false;
+	if (max_count > 0 && last - oldest + 1 > max_count)
+		return true;
+	if (max_age_days == 0 || now_ms <= (int64_t)max_age_days * DAY_MS)
+		return false;
+	uint8_t k[8];
+	const void *val = NULL;
+	size_t vlen = 0;
+	fsk_put_be64(k, oldest);
+	if (store_kv_get(t, &events_table, k, 8, &val, &vlen) != FSD_OK)
+		return false;
+	Fieldsync__V1__ReminderEvent *ev = fieldsync__v1__reminder_event__unpack(NULL, vlen, val);
+	int64_t at = ev != NULL ? ev->emitted_at_ms : 0;
+	if (ev != NULL)
+		fieldsync__v1__reminder_event__free_unpacked(ev, NULL);
+	/* a marker or damaged row waits for the next round with work (events_trim) */
+	return at != 0 && at < now_ms - (int64_t)max_age_days * DAY_MS;
+}
+
+/* ---- replay --------------------------------------------------------------- */
+
 #define REPLAY_DEFAULT_LIMIT 500
 #define REPLAY_MAX_LIMIT 1000
 
 fsd_err
 events_replay(store *s, size_t budget, events_visible_fn visible, const void *arg,
-              const Fieldsync__V1__ReplayRequest *req, Fieldsync__V1__ReplayReply *out)
+              const Fieldsync__V1__ReplayRequest *req, Fieldsync__V1__ReplayReply *out,
+              uint64_t *trimmed_before)
 {
 	struct replay_page pg = {.visible = visible, .visible_arg = arg};
 	store_txn *t = NULL;
@@ -223,6 +356,7 @@ events_replay(store *s, size_t budget, events_visible_fn visible, const void *ar
 	fsd_err rc;
 
 	fieldsync__v1__replay_reply__init(out);
+	*trimmed_before = 0;
 	pg.cap = req->limit == 0 ? REPLAY_DEFAULT_LIMIT : req->limit;
 	if (pg.cap > REPLAY_MAX_LIMIT)
 		pg.cap = REPLAY_MAX_LIMIT;
@@ -233,7 +367,10 @@ events_replay(store *s, size_t budget, events_visible_fn visible, const void *ar
 		return FSD_ERROR;
 	if ((rc = store_read_begin(s, &t)) != FSD_OK)
 		goto out;
-	if (req->since_seq < UINT64_MAX) {
+	uint64_t oldest = events_oldest_seq(t); /* in the txn of the scan: no trim between */
+	if (req->since_seq < oldest - 1) {      /* since_seq+1 .. oldest-1 are gone */
+		*trimmed_before = oldest;
+	} else if (req->since_seq < UINT64_MAX) {
 		fsk_put_be64(seqb, req->since_seq + 1);
 		rc = store_kv_scan(t, &events_table, seqb, 8, NULL, 0, take_event, &pg);
 	}

@@ -131,10 +131,12 @@ static cell c_reminders[METRIC_RULES * METRIC_STATES];
 static cell c_map_size[1], c_used[1], c_readers[1], c_disk_free[1], c_last_seq[1];
 static cell c_requests[MREQ_COUNT], c_changesets[MCS_COUNT], c_changes[MCH_COUNT];
 static cell c_pulled[1], c_rem_events[METRIC_RULES * METRIC_STATES], c_published[1];
+static cell c_history_refused[1];
 static cell c_replays[1], c_unroutable[1], c_zap[MZAP_COUNT], c_forbidden[MFORB_COUNT];
 static cell c_build[1] = {1}, c_silent[1], c_at_risk[1], c_oldest_edit[1];
 static cell c_duration[NB(g_duration_bounds) + 1], c_duration_sum[1];
 static cell c_batch[NB(g_batch_bounds) + 1], c_batch_sum[1];
+static cell c_ev_oldest[1], c_ev_trimmed[1], c_ev_unreadable[1];
 
 static const struct metric_def {
 	const char *name;
@@ -205,6 +207,17 @@ static const struct metric_def {
 	HISTOGRAM(METRIC_COMMIT_BATCH_CHANGESETS, "fieldsync_commit_batch_changesets", c_batch,
                   g_batch_bounds, c_batch_sum,
                   "Change sets committed together in one group commit round."),
+	GAUGE(METRIC_EVENTS_OLDEST_SEQ, "fieldsync_reminder_events_oldest_seq", LS_NONE,
+              c_ev_oldest,
+              "Seq of the oldest reminder event kept; a replay from before it is answered TRIMMED."),
+	COUNTER(METRIC_EVENTS_TRIMMED_TOTAL, "fieldsync_reminder_events_trimmed_total", LS_NONE,
+                c_ev_trimmed, "Reminder events removed by the retention (age or count)."),
+	COUNTER(METRIC_EVENTS_UNREADABLE_TOTAL, "fieldsync_reminder_events_unreadable_total",
+                LS_NONE, c_ev_unreadable,
+                "Stored reminder events that did not decode and were skipped (logged by seq)."),
+	COUNTER(METRIC_HISTORY_REFUSED_TOTAL, "fieldsync_history_refused_total", LS_NONE,
+                c_history_refused,
+                "Pushed values refused (REJECTED or DEFERRED) because their version claims history its replica never wrote or the daemon does not hold."),
 #undef GAUGE
 #undef COUNTER
 #undef HISTOGRAM

@@ -47,6 +47,11 @@ typedef enum {
 	/* histograms */
 	METRIC_COMMIT_DURATION_SECONDS, /* fieldsync_commit_duration_seconds */
 	METRIC_COMMIT_BATCH_CHANGESETS, /* fieldsync_commit_batch_changesets */
+	/* event retention (events.c) */
+	METRIC_EVENTS_OLDEST_SEQ,       /* gauge fieldsync_reminder_events_oldest_seq */
+	METRIC_EVENTS_TRIMMED_TOTAL,    /* counter fieldsync_reminder_events_trimmed_total */
+	METRIC_EVENTS_UNREADABLE_TOTAL, /* counter fieldsync_reminder_events_unreadable_total */
+	METRIC_HISTORY_REFUSED_TOTAL,   /* fieldsync_history_refused_total (counter) */
 	METRIC_COUNT
 } metric_id;
 

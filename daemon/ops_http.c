@@ -2,16 +2,25 @@
  * ops_http: the ops HTTP endpoint, /metrics, /healthz, /readyz (endpoint
  * layer; ops_http.h).
  *
- * libmicrohttpd runs it on one internal polling thread of its own, bound to
- * the one address of --ops-listen. Every request is answered from the first
+ * libmicrohttpd runs it on one internal polling thread of its own (epoll on
+ * Linux), bound to the one address of --ops-listen. Why not the others:
+ * MHD_USE_THREAD_PER_CONNECTION gives every idle connection a thread (the
+ * very thing a slow client exhausts), and a thread pool splits the
+ * connection limit across threads and runs the hooks concurrently; the
+ * requests here are answered from memory in microseconds, so one thread
+ * that never waits on a client is enough. What keeps /healthz answered is
+ * the limits: a total far above what monitoring needs, a small share per
+ * client address (MHD_OPTION_PER_IP_CONNECTION_LIMIT closes the rest at
+ * once), and an idle timeout. Every request is answered from the first
  * call of the access handler: nothing here needs a request body, so none is
  * ever read (a POST gets its 405 before its body is looked at). Responses
  * are small and built per request; /metrics renders into a malloc'd buffer
  * that libmicrohttpd frees.
  *
- * libmicrohttpd's own messages (bind failures, the connection limit) go to
- * log_event(); while ops_http_start() runs, the last one is also kept to
- * explain a failure in err.
+ * libmicrohttpd's own messages (bind failures, the connection limits) go to
+ * log_event(), at most one line a second (a client refused at its limit
+ * could otherwise fill the log); while ops_http_start() runs, the last one
+ * is also kept to explain a failure in err.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -24,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
+#include <time.h>
 
 #include "log.h"
 #include "metrics.h"
@@ -38,8 +48,10 @@ struct ops_http {
 	struct MHD_Daemon *mhd;
 	ops_http_hooks hooks;
 	int port;
-	pthread_mutex_t log_lock; /* guards last_log */
+	pthread_mutex_t log_lock; /* guards last_log, logged_at, suppressed */
 	char last_log[200];
+	int64_t logged_at;   /* monotonic ms of the last line logged */
+	uint64_t suppressed; /* messages not logged since */
 };
 
 /* ---- the address ---------------------------------------------------------- */
@@ -198,20 +210,36 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 	return respond_text(conn, MHD_HTTP_NOT_FOUND, "not found\n");
 }
 
-/* libmicrohttpd's messages, as log lines; kept for ops_http_start's err too. */
+/* libmicrohttpd's messages, as log lines (at most one a second, with the
+ * count of those left out); kept for ops_http_start's err too. */
 static void
 on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	ops_http *h = cls;
 	char msg[sizeof(h->last_log)];
+	struct timespec ts;
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	size_t n = strlen(msg);
 	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
 		msg[--n] = '\0';
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	uint64_t left_out = 0;
+	bool say = false;
 	pthread_mutex_lock(&h->log_lock);
 	memcpy(h->last_log, msg, n + 1);
+	if (h->logged_at == 0 || now - h->logged_at >= 1000) {
+		say = true;
+		left_out = h->suppressed;
+		h->suppressed = 0;
+		h->logged_at = now;
+	} else {
+		h->suppressed++;
+	}
 	pthread_mutex_unlock(&h->log_lock);
-	log_event(LOG_WARN, "ops http: libmicrohttpd says", LS("detail", msg), NULL);
+	if (say)
+		log_event(LOG_WARN, "ops http: libmicrohttpd says", LS("detail", msg),
+		          LU("similar_left_out", left_out), NULL);
 }
 
 /* ---- lifecycle ---------------------------------------------------------------- */
@@ -219,8 +247,27 @@ on_mhd_log(void *cls, const char *fmt, va_list ap)
 ops_http *
 ops_http_start(const char *listen, const ops_http_hooks *hooks, char *err, size_t errlen)
 {
+	return ops_http_start_limited(listen, hooks, NULL, err, errlen);
+}
+
+ops_http *
+ops_http_start_limited(const char *listen, const ops_http_hooks *hooks,
+                       const ops_http_limits *limits, char *err, size_t errlen)
+{
 	struct sockaddr_storage addr;
 	ops_http *h = NULL;
+	ops_http_limits lim = {OPS_HTTP_MAX_CONNECTIONS, OPS_HTTP_PER_IP, OPS_HTTP_TIMEOUT_S};
+
+	if (limits != NULL) {
+		if (limits->max_connections > 0)
+			lim.max_connections = limits->max_connections;
+		if (limits->per_ip > 0)
+			lim.per_ip = limits->per_ip;
+		if (limits->idle_timeout_s > 0)
+			lim.idle_timeout_s = limits->idle_timeout_s;
+	}
+	if (lim.per_ip > lim.max_connections)
+		lim.per_ip = lim.max_connections;
 
 	if (!ops_http_parse_listen(listen, &addr, err, errlen))
 		return NULL;
@@ -244,11 +291,11 @@ ops_http_start(const char *listen, const ops_http_hooks *hooks, char *err, size_
 	h->mhd = MHD_start_daemon(flags, want_port, NULL, NULL, on_request, h,
 	                          MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h, MHD_OPTION_SOCK_ADDR,
 	                          (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_LIMIT,
-	                          (unsigned int)OPS_HTTP_MAX_CONNECTIONS,
-	                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)OPS_HTTP_TIMEOUT_S,
+	                          lim.max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+	                          lim.per_ip, MHD_OPTION_CONNECTION_TIMEOUT, lim.idle_timeout_s,
 	                          MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384,
-	                          MHD_OPTION_LISTEN_BACKLOG_SIZE,
-	                          (unsigned int)OPS_HTTP_MAX_CONNECTIONS, MHD_OPTION_END);
+	                          MHD_OPTION_LISTEN_BACKLOG_SIZE, lim.max_connections,
+	                          MHD_OPTION_END);
 	if (h->mhd == NULL) {
 		pthread_mutex_lock(&h->log_lock);
 		snprintf(err, errlen, "cannot serve ops HTTP on %.100s: %s", listen,

@@ -8,11 +8,18 @@
  *                  with the hook's reason as the body
  *   other paths    404; methods other than GET and HEAD: 405 (Allow: GET, HEAD)
  *
- * At most OPS_HTTP_MAX_CONNECTIONS connections, each closed after
- * OPS_HTTP_TIMEOUT_S seconds of silence; request bodies are never read.
- * The hooks run on the HTTP thread, one request at a time: they must be
- * thread-safe against the daemon's threads (atomics, short read
- * transactions) and quick.
+ * Limits (ops_http_limits; 0 takes the default below): at most
+ * max_connections connections in all and per_ip of them from one client
+ * address (more are closed at once, so one address cannot hold the port),
+ * each closed after idle_timeout_s seconds of silence; request bodies are
+ * never read. One polling thread with epoll serves every connection: an
+ * idle one costs a descriptor and its memory pool, never a thread, so
+ * /healthz is answered while idle connections are held (below the total
+ * limit). The hooks run on that thread, one request at a time: they must
+ * be thread-safe against the daemon's threads (atomics, short read
+ * transactions) and quick. The port belongs on a private network
+ * (docs/security.md, deploy/k8s/networkpolicy.yaml): the limits bound what
+ * a client can hold, they do not authenticate it.
  */
 #ifndef FIELDSYNCD_OPS_HTTP_H
 #define FIELDSYNCD_OPS_HTTP_H
@@ -22,8 +29,16 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#define OPS_HTTP_MAX_CONNECTIONS 16
-#define OPS_HTTP_TIMEOUT_S 5
+#define OPS_HTTP_MAX_CONNECTIONS 256 /* in all (--ops-max-connections) */
+#define OPS_HTTP_PER_IP 8            /* from one address (--ops-per-ip-connections) */
+#define OPS_HTTP_TIMEOUT_S 5         /* idle seconds (--ops-idle-timeout) */
+
+/* The connection limits; a 0 field takes its default above. */
+typedef struct ops_http_limits {
+	unsigned max_connections;
+	unsigned per_ip;
+	unsigned idle_timeout_s;
+} ops_http_limits;
 
 typedef struct ops_http_hooks {
 	/* /healthz: the event loop answers. NULL: always alive. */
@@ -54,6 +69,9 @@ bool ops_http_parse_listen(const char *listen, struct sockaddr_storage *addr, ch
  * NULL with a sentence in err when the address is bad or cannot be bound.
  */
 ops_http *ops_http_start(const char *listen, const ops_http_hooks *hooks, char *err, size_t errlen);
+/* The same with the given limits (NULL: every default). */
+ops_http *ops_http_start_limited(const char *listen, const ops_http_hooks *hooks,
+                                 const ops_http_limits *limits, char *err, size_t errlen);
 
 /* The port actually bound (useful after asking for port 0). */
 int ops_http_port(const ops_http *h);

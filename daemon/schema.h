@@ -3,7 +3,9 @@
  *
  * Each table is declared by the module that owns its layout; schema.c only
  * lists them, in the order older builds created them. Admin commands and
- * the daemon open the store through here.
+ * the daemon open the store through here. The first open by a build with
+ * the replicas table derives its rows from the stored records
+ * (replicas_derive), in a write transaction of its own.
  */
 #ifndef FIELDSYNCD_SCHEMA_H
 #define FIELDSYNCD_SCHEMA_H

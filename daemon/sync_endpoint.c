@@ -318,10 +318,11 @@ handle_replay(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, const peer_
 	atomic_fetch_add(&g_stats.replays, 1);
 	metrics_inc(METRIC_REPLAYS_TOTAL, 0, 1);
 	Fieldsync__V1__ReplayReply reply;
+	uint64_t trimmed_before = 0; /* retention: a TRIMMED answer (events.h) */
 	fsd_err rc = events_replay(tp->s, tp->c->max_message_bytes / 2, peer_may_cb, peer,
-	                           req->replay, &reply);
+	                           req->replay, &reply, &trimmed_before);
 	if (rc == FSD_OK) {
-		rc = wire_replay_reply(req->request_id, &reply, &buf, &len);
+		rc = wire_replay_answer(req->request_id, &reply, trimmed_before, &buf, &len);
 		events_replay_free(&reply);
 	}
 	if (rc != FSD_OK)

@@ -125,6 +125,12 @@ check_change(const config *c, const Fieldsync__V1__Change *ch, char *why, size_t
 	 * the payload cap, or data on a tombstone), then the record rules. */
 	if (!fsp_record_strict(r, why, len))
 		return FIELDSYNC__V1__ERROR__CODE__INVALID;
+	/* Absurd counters never reach a tablet (PROTOCOL.md §3). */
+	for (size_t i = 0; i < r->version->n_dots; i++)
+		if (r->version->dots[i]->counter > FSP_COUNTER_MAX) {
+			snprintf(why, len, "a version counter is above 2^53");
+			return FIELDSYNC__V1__ERROR__CODE__INVALID;
+		}
 	if (!r->deleted && fsp_collection_typed(r->collection) &&
 	    (!fsp_typed_check(r->collection, r->payload.data, r->payload.len, why, len) ||
 	     !typed_strings_ok(r, why, len)))

@@ -1,6 +1,7 @@
 /*
  * wire: decode with a budget, build every Envelope (wire layer). See wire.h.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -171,4 +172,18 @@ wire_replay_reply(uint64_t request_id, const Fieldsync__V1__ReplayReply *r, uint
 	envelope_begin(&e, request_id, FIELDSYNC__V1__ENVELOPE__BODY_REPLAY_REPLY);
 	e.replay_reply = (Fieldsync__V1__ReplayReply *)r;
 	return wire_pack(&e, out, len);
+}
+
+fsd_err
+wire_replay_answer(uint64_t request_id, const Fieldsync__V1__ReplayReply *r,
+                   uint64_t trimmed_before, uint8_t **out, size_t *len)
+{
+	char msg[160];
+	if (trimmed_before == 0)
+		return wire_replay_reply(request_id, r, out, len);
+	snprintf(msg, sizeof(msg),
+	         "TRIMMED: events before seq %llu are no longer kept; resynchronise, then replay "
+	         "from %llu",
+	         (unsigned long long)trimmed_before, (unsigned long long)(trimmed_before - 1));
+	return wire_error(request_id, FIELDSYNC__V1__ERROR__CODE__INVALID, msg, 0, out, len);
 }

@@ -62,5 +62,11 @@ fsd_err wire_pull_reply(uint64_t request_id, const Fieldsync__V1__PullReply *r, 
                         size_t *len);
 fsd_err wire_replay_reply(uint64_t request_id, const Fieldsync__V1__ReplayReply *r, uint8_t **out,
                           size_t *len);
+/* The answer to a ReplayRequest: the page r, or, when trimmed_before is
+ * not 0 (events_replay: events after since_seq were trimmed), Error
+ * INVALID "TRIMMED: events before seq N are no longer kept; resynchronise,
+ * then replay from N-1" with N = trimmed_before (docs/reminders.md). */
+fsd_err wire_replay_answer(uint64_t request_id, const Fieldsync__V1__ReplayReply *r,
+                           uint64_t trimmed_before, uint8_t **out, size_t *len);
 
 #endif

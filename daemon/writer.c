@@ -169,6 +169,10 @@ writer_round(writer *w, push_job **jobs, size_t n, bool reeval)
 			publish_external(w, t);
 		if (rc == FSD_OK)
 			rc = events_set_published(t, w->handed_seq);
+		if (rc == FSD_OK) /* retention: a bounded batch of the oldest events */
+			rc = events_trim(t, clock_deadline_ms(w->c->clock_offset_ms),
+			                 w->c->event_retention_days, w->c->event_retention_count,
+			                 EVENTS_TRIM_BATCH, NULL);
 		for (size_t i = 0; rc == FSD_OK && i < n; i++)
 			rc = apply_job(w, t, jobs[i]);
 		if (rc == FSD_OK)
@@ -348,10 +352,17 @@ writer_main(void *arg, void *pipe)
 			writer_round(w, jobs, n, false);
 		} else if (!stopping && !reeval) { /* idle: anything another process stored? */
 			store_txn *rt = NULL;
+			bool trim = false;
 			if (store_read_begin(w->s, &rt) == FSD_OK) {
 				publish_external(w, rt);
+				trim = events_trim_due(rt, w->handed_seq,
+				                       clock_deadline_ms(w->c->clock_offset_ms),
+				                       w->c->event_retention_days,
+				                       w->c->event_retention_count);
 				store_read_end(&rt);
 			}
+			if (trim) /* retention catches up while idle, a batch a round */
+				writer_round(w, NULL, 0, false);
 		}
 		for (size_t i = 0; i < n; i++)
 			pipe_send(w->pipe, WRITER_JOB, jobs[i], 0);

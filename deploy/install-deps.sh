@@ -8,9 +8,10 @@ pkgs=(build-essential cmake pkg-config libzmq3-dev liblmdb-dev lmdb-utils
       libcjson-dev libmicrohttpd-dev libinih-dev libzstd-dev libsystemd-dev tzdata)
 if [ "${1:-}" = "--test" ]; then
   # promtool (prometheus) checks /metrics; python3-zmq, python3-protobuf and
-  # protoc run the Python scheduler example; clang runs the fuzzers;
+  # protoc run the Python scheduler example; python3-yaml reads deploy/k8s
+  # (test_deploy); clang runs the fuzzers;
   # libfiu-dev and fiu-utils (fiu-run) inject I/O and allocation failures.
-  pkgs+=(prometheus python3 python3-zmq python3-protobuf protobuf-compiler clang libclang-rt-14-dev clang-format
+  pkgs+=(prometheus python3 python3-yaml python3-zmq python3-protobuf protobuf-compiler clang libclang-rt-14-dev clang-format
          libfiu-dev fiu-utils)
 fi
 missing=()

@@ -410,9 +410,28 @@ cmd_watch(const cli_opts *o)
 		}
 		while (max == 0 || done < max) {
 			const fs_reminder *r = NULL;
+			uint64_t before = fs_watcher_cursor(w);
 			e = fs_watcher_next(w, 1000, &r);
 			if (e == FS_ERR_TIMEOUT)
 				continue;
+			if (e == FS_ERR_TRIMMED) {
+				/* said once, loudly; the watcher goes on after the gap */
+				fprintf(stderr,
+				        "fieldsync: watch: events %llu..%llu are no longer kept by "
+				        "the daemon (event retention) and were not delivered; "
+				        "resynchronise what depends on them\n",
+				        (unsigned long long)before + 1,
+				        (unsigned long long)fs_watcher_cursor(w));
+				if (o->state != NULL &&
+				    !state_write(o->state, fs_watcher_cursor(w))) {
+					fprintf(stderr,
+					        "fieldsync: watch: cannot write the state file %s: %s\n",
+					        o->state, strerror(errno));
+					rc = EX_FAIL;
+					break;
+				}
+				continue;
+			}
 			if (e != FS_OK)
 				break;
 			if (o->exec != NULL)

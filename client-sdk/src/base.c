@@ -78,6 +78,9 @@ fs_strerror(fs_err e)
 		       "make a key with `fieldsync --key-file FILE keygen`";
 	case FS_ERR_KEY_REFUSED:
 		return "the daemon refused this device's key (revoked, or not enrolled there)";
+	case FS_ERR_TRIMMED:
+		return "reminder events after the cursor are no longer kept by the daemon "
+		       "(event retention): resynchronise, then go on from the oldest kept event";
 	}
 	return "unknown error";
 }

@@ -363,7 +363,7 @@ fs_status_get(fs_store *s, fs_status *out)
 	if (rc == MDB_SUCCESS && d.mv_size >= 12) {
 		const uint8_t *p = d.mv_data;
 		uint32_t code = fsk_get_le32(p);
-		st.last_error = code <= FS_ERR_KEY_REFUSED ? (fs_err)code : FS_ERR_CORRUPT;
+		st.last_error = code <= FS_ERR_TRIMMED ? (fs_err)code : FS_ERR_CORRUPT;
 		st.last_error_ms = (int64_t)fsk_get_le64(p + 4);
 		size_t ml = d.mv_size - 12;
 		if (ml >= sizeof(st.last_error_msg))

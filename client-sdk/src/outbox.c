@@ -3,8 +3,9 @@
  * acknowledged, [u8 state][u8 n][changeset_id: n bytes][u16 LE m]
  * [reason: m bytes][packed Record]. The states and the functions that move
  * them are listed in the design note atop store.c; this file holds the
- * entry format, the counts, fs_retry_failed (PARKED -> PENDING) and
- * sdk_outbox_settle (what a push answer does to one entry).
+ * entry format, the counts, fs_retry_failed (PARKED -> PENDING),
+ * sdk_outbox_settle (what a push answer does to one entry) and
+ * sdk_outbox_undefer (DEFERRED -> PENDING after a pull; PROTOCOL.md §3).
  *
  * Layer: data. Never ends a transaction it did not begin.
  */
@@ -89,8 +90,9 @@ sdk_outbox_counts(fs_store *s, MDB_txn *t, uint64_t *pending, uint64_t *parked)
 	return rc == MDB_NOTFOUND ? FS_OK : sdk_map_rc(rc);
 }
 
-fs_err
-fs_retry_failed(fs_store *s, size_t *n)
+/* Sets every entry in state `from` to PENDING, in one transaction. */
+static fs_err
+outbox_to_pending(fs_store *s, uint8_t from, uint64_t *n)
 {
 	MDB_txn *t = NULL;
 	MDB_cursor *c = NULL;
@@ -109,7 +111,7 @@ fs_retry_failed(fs_store *s, size_t *n)
 	for (rc = mdb_cursor_get(c, &k, &d, MDB_FIRST); rc == MDB_SUCCESS;
 	     rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
 		sdk_ob_entry e;
-		if (!sdk_ob_decode(&d, &e) || e.state != OB_PARKED)
+		if (!sdk_ob_decode(&d, &e) || e.state != from)
 			continue;
 		/* the first byte is the state; the length does not change */
 		uint8_t *copy = malloc(d.mv_size);
@@ -142,6 +144,24 @@ out:
 	if (err == FS_OK && n != NULL)
 		*n = count;
 	return err;
+}
+
+fs_err
+fs_retry_failed(fs_store *s, size_t *n)
+{
+	uint64_t count = 0;
+	if (s == NULL)
+		return FS_ERR_INVALID;
+	fs_err err = outbox_to_pending(s, OB_PARKED, &count);
+	if (err == FS_OK && n != NULL)
+		*n = (size_t)count;
+	return err;
+}
+
+fs_err
+sdk_outbox_undefer(fs_store *s, uint64_t *n)
+{
+	return outbox_to_pending(s, OB_DEFERRED, n);
 }
 
 int
@@ -180,11 +200,12 @@ sdk_outbox_settle(fs_store *s, MDB_txn *t, const fsp_record *r, sdk_settle actio
 	if (rec == NULL)
 		return ENOMEM;
 	memcpy(rec, e.rec_bytes, e.rec_len);
-	uint8_t state = action == SETTLE_PARK   ? OB_PARKED
-	                : action == SETTLE_SOLO ? OB_SOLO
-	                                        : OB_PENDING;
-	rc = sdk_ob_put(s, t, &k, state, NULL, action == SETTLE_PARK ? reason : NULL, rec,
-	                e.rec_len);
+	uint8_t state = action == SETTLE_PARK    ? OB_PARKED
+	                : action == SETTLE_SOLO  ? OB_SOLO
+	                : action == SETTLE_DEFER ? OB_DEFERRED
+	                                         : OB_PENDING;
+	bool keep_reason = action == SETTLE_PARK || action == SETTLE_DEFER;
+	rc = sdk_ob_put(s, t, &k, state, NULL, keep_reason ? reason : NULL, rec, e.rec_len);
 	free(rec);
 	return rc;
 }

@@ -1,7 +1,8 @@
 /*
  * outbox.h - the table `outbox` (outbox.c): at most one entry per record,
  * the latest local value waiting to be pushed, with its state (PENDING,
- * PARKED with a reason, SOLO: to be pushed alone) and the changeset_id of
+ * PARKED with a reason, SOLO: to be pushed alone, DEFERRED: the daemon
+ * answered "DEFERRED:", pushed again after the next pull) and the changeset_id of
  * the change set it is in (empty until then). Format and state machine:
  * the design note atop store.c. fs_retry_failed is in fieldsync.h.
  *
@@ -17,7 +18,7 @@
 
 #include "db.h"
 
-enum { OB_PENDING = 0, OB_PARKED = 1, OB_SOLO = 2 };
+enum { OB_PENDING = 0, OB_PARKED = 1, OB_SOLO = 2, OB_DEFERRED = 3 };
 
 /* An outbox entry, decoded. rec_bytes points into the value. */
 typedef struct sdk_ob_entry {
@@ -46,6 +47,7 @@ typedef enum sdk_settle {
 	SETTLE_PARK,    /* parked with its reason */
 	SETTLE_REQUEUE, /* pending again, in no change set */
 	SETTLE_SOLO,    /* pending again, to be pushed alone */
+	SETTLE_DEFER,   /* kept, with its reason, until the next pull (DEFERRED) */
 } sdk_settle;
 
 /*
@@ -54,5 +56,13 @@ typedef enum sdk_settle {
  */
 int sdk_outbox_settle(fs_store *s, MDB_txn *t, const fsp_record *r, sdk_settle action,
                       const char *reason, bool *touched);
+
+/*
+ * After a pull: every DEFERRED entry becomes PENDING again (the pull may
+ * have brought the history the daemon was missing), in one durable
+ * transaction. *n: how many (may be NULL). A DEFERRED entry is never
+ * parked or dropped: it stays queued and counts as pending.
+ */
+fs_err sdk_outbox_undefer(fs_store *s, uint64_t *n);
 
 #endif

@@ -210,8 +210,9 @@ sdk_push_prepare(fs_store *s, size_t max, size_t budget, uint64_t *key, uint8_t 
 	for (rc = mdb_cursor_get(c, &k, &d, MDB_FIRST); rc == MDB_SUCCESS && n < max && !solo;
 	     rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
 		sdk_ob_entry e;
-		if (!sdk_ob_decode(&d, &e) || e.state == OB_PARKED || e.csid[0] != '\0')
-			continue;
+		if (!sdk_ob_decode(&d, &e) || e.state == OB_PARKED || e.state == OB_DEFERRED ||
+		    e.csid[0] != '\0')
+			continue; /* DEFERRED: pushed again after the next pull (sync.c) */
 		if (e.state == OB_SOLO && n > 0)
 			continue;
 		if (k.mv_size > FSK_RECORD_KEY_MAX)
@@ -360,6 +361,14 @@ reason_has_code(const char *r)
 	return i > 0 && r[i] == ':';
 }
 
+/* True when the daemon deferred the change (PROTOCOL.md §3): it names
+ * history the daemon does not hold yet; keep it and push it after a pull. */
+static bool
+reason_deferred(const char *r)
+{
+	return strncmp(r, "DEFERRED:", 9) == 0;
+}
+
 /* The end of settling a change set: it is no longer in flight, and the
  * outbox changes commit with that; *o gets the counts once durable. */
 static fs_err
@@ -393,7 +402,8 @@ sdk_push_done(fs_store *s, uint64_t key, const sdk_push_request *req, const sdk_
 	 * the faulty ones are parked and the rest requeued. When they do not,
 	 * every change is requeued to be pushed alone, so each is judged on its
 	 * own and only a change refused alone is parked: nothing good is parked
-	 * and nothing loops forever.
+	 * and nothing loops forever. A change answered "DEFERRED: ..." is kept
+	 * DEFERRED (not pushed again before the next pull, never parked).
 	 */
 	for (size_t i = 0; i < rep->n_results; i++) {
 		if (rep->results[i]->status != FIELDSYNC__V1__CHANGE_RESULT__STATUS__REJECTED)
@@ -423,7 +433,10 @@ sdk_push_done(fs_store *s, uint64_t key, const sdk_push_request *req, const sdk_
 			oc.conflicts++;
 			break;
 		default: /* REJECTED, or a status this version does not know */
-			if (req->n_changes == 1)
+			if (cr->status == FIELDSYNC__V1__CHANGE_RESULT__STATUS__REJECTED &&
+			    reason_deferred(cr->reason))
+				action = SETTLE_DEFER; /* queued, never parked or dropped */
+			else if (req->n_changes == 1)
 				action = SETTLE_PARK;
 			else if (distinguishes)
 				action = reason_has_code(cr->reason) ? SETTLE_PARK : SETTLE_REQUEUE;

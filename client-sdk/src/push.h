@@ -39,14 +39,16 @@ fs_err sdk_push_prepare(fs_store *s, size_t max, size_t budget, uint64_t *key, u
                         size_t *len);
 
 typedef struct sdk_push_outcome {
-	uint64_t acked, conflicts, parked, requeued;
+	uint64_t acked, conflicts, parked;
+	uint64_t requeued; /* to be pushed again: requeued, solo or DEFERRED */
 } sdk_push_outcome;
 
 /*
  * Applies the daemon's PushReply to in-flight change set `key` (request
  * `req`, results already checked to match it): acknowledged changes leave
  * the outbox unless the record was written again since (versions differ),
- * REJECTED ones are parked or requeued (see push.c), and the change set
+ * REJECTED ones are parked or requeued (see push.c), "DEFERRED:" ones
+ * are kept DEFERRED for after the next pull, and the change set
  * stops being in flight. One durable transaction.
  */
 fs_err sdk_push_done(fs_store *s, uint64_t key, const sdk_push_request *req,

@@ -68,6 +68,7 @@
 #include "deadlines.h"
 #include "generation.h"
 #include "lists.h"
+#include "outbox.h"
 #include "pull.h"
 #include "push.h"
 
@@ -544,6 +545,12 @@ fs_sync(fs_store *s, const fs_sync_opts *o, fs_sync_stats *stats)
 	if ((err = (r.max_window != 0 ? push_window : push_all)(&r, max, budget)) != FS_OK)
 		goto out;
 	err = pull_all(&r, r.st.changesets != 0 || r.st.pushed != 0 || r.st.failed != 0);
+	/* Changes the daemon DEFERRED (PROTOCOL.md §3: history it does not hold
+	 * yet) are pushed once more now that the pull is in; deferred again,
+	 * they stay queued for the next sync's pull. */
+	uint64_t undeferred = 0;
+	if (err == FS_OK && (err = sdk_outbox_undefer(s, &undeferred)) == FS_OK && undeferred > 0)
+		err = (r.max_window != 0 ? push_window : push_all)(&r, max, budget);
 	/* The report in the first Hello said what was pending before the push:
 	 * tell the daemon how the tablet stands now (one more round trip). */
 	if (err == FS_OK && r.reported_pending)

@@ -100,15 +100,53 @@ dealer_open(fs_watcher *w)
 	return sdk_conn_open(&w->dealer, w->ctx, w->sync_endpoint, &w->keys, false);
 }
 
-/* One Replay round trip from the cursor; fills the queue with matches. */
+/*
+ * The daemon's answer to a Replay from before its oldest kept event (event
+ * retention, docs/reminders.md): Error INVALID "TRIMMED: events before seq N
+ * ...". Returns N, or 0 when r is not that answer.
+ */
+static uint64_t
+trimmed_before(const Fieldsync__V1__Envelope *r)
+{
+	static const char prefix[] = "TRIMMED: events before seq ";
+	if (r->body_case != FIELDSYNC__V1__ENVELOPE__BODY_ERROR || r->error == NULL ||
+	    r->error->code != FIELDSYNC__V1__ERROR__CODE__INVALID || r->error->message == NULL ||
+	    strncmp(r->error->message, prefix, sizeof(prefix) - 1) != 0)
+		return 0;
+	const char *p = r->error->message + sizeof(prefix) - 1;
+	uint64_t n = 0;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (n > (UINT64_MAX - 9) / 10)
+			return 0;
+		n = n * 10 + (uint64_t)(*p - '0');
+	}
+	return n;
+}
+
+static fs_err replay_from(fs_watcher *w, uint64_t since, int timeout_ms);
+
+/*
+ * One Replay round trip from the cursor; fills the queue with matches. It
+ * asks from cursor - 1 (the check above). When retention trimmed only
+ * events the watcher already had, it asks again from the cursor; when it
+ * trimmed events after the cursor, they are lost to this watcher: the
+ * cursor moves to the oldest kept event - 1 and the caller is told
+ * FS_ERR_TRIMMED once.
+ */
 static fs_err
 replay(fs_watcher *w, int timeout_ms)
+{
+	return replay_from(w, w->cursor > 0 ? w->cursor - 1 : 0, timeout_ms);
+}
+
+static fs_err
+replay_from(fs_watcher *w, uint64_t since, int timeout_ms)
 {
 	Fieldsync__V1__ReplayRequest rr = FIELDSYNC__V1__REPLAY_REQUEST__INIT;
 	Fieldsync__V1__Envelope e = FIELDSYNC__V1__ENVELOPE__INIT, *r = NULL;
 	fs_err err;
 
-	rr.since_seq = w->cursor > 0 ? w->cursor - 1 : 0; /* the cursor's event: a check */
+	rr.since_seq = since;
 	rr.limit = REPLAY_PAGE;
 	e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_REPLAY;
 	e.replay = &rr;
@@ -127,11 +165,22 @@ replay(fs_watcher *w, int timeout_ms)
 		dealer_open(w);
 		return FS_ERR_TIMEOUT;
 	}
+	uint64_t oldest = trimmed_before(r);
+	if (oldest > 0) {
+		fieldsync__v1__envelope__free_unpacked(r, NULL);
+		if (oldest - 1 <= w->cursor) /* nothing after the cursor is gone */
+			return since < w->cursor ? replay_from(w, w->cursor, timeout_ms)
+			                         : FS_ERR_PROTOCOL;
+		drop_page(w);
+		w->cursor = oldest - 1;
+		w->catch_up = true;
+		return FS_ERR_TRIMMED;
+	}
 	if (r->body_case != FIELDSYNC__V1__ENVELOPE__BODY_REPLAY_REPLY) {
 		fieldsync__v1__envelope__free_unpacked(r, NULL);
 		return FS_ERR_PROTOCOL;
 	}
-	if (w->cursor > 0 && r->replay_reply->last_seq < w->cursor) {
+	if (since < w->cursor && w->cursor > 0 && r->replay_reply->last_seq < w->cursor) {
 		fieldsync__v1__envelope__free_unpacked(r, NULL);
 		w->ahead = true;
 		return FS_ERR_NOT_FOUND;
@@ -278,7 +327,8 @@ fs_watcher_next(fs_watcher *w, int timeout_ms, const fs_reminder **ev)
 				replay(w, left > CALL_TIMEOUT_MS ? CALL_TIMEOUT_MS
 			                                         : (left > 100 ? (int)left : 100));
 			if (err == FS_ERR_PROTOCOL || err == FS_ERR_NOMEM ||
-			    err == FS_ERR_NOT_FOUND || err == FS_ERR_REFUSED)
+			    err == FS_ERR_NOT_FOUND || err == FS_ERR_REFUSED ||
+			    err == FS_ERR_TRIMMED)
 				return err;
 			if (err == FS_OK)
 				continue;
@@ -326,6 +376,11 @@ probe(fs_watcher *w, uint64_t k, int64_t deadline, bool *has)
 	e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_REPLAY;
 	e.replay = &rr;
 	fs_err err = sdk_conn_call(&w->dealer, &e, deadline, &r);
+	if (err == FS_OK && r->request_id == e.request_id && trimmed_before(r) > 0) {
+		*has = true; /* k was kept once and has been trimmed since: k <= the last */
+		fieldsync__v1__envelope__free_unpacked(r, NULL);
+		return FS_OK;
+	}
 	if (err == FS_OK && r->request_id == e.request_id &&
 	    r->body_case == FIELDSYNC__V1__ENVELOPE__BODY_REPLAY_REPLY) {
 		*has = r->replay_reply->last_seq >= k;

@@ -22,6 +22,11 @@ Its flags, state file and exit codes are those of `fieldsync watch`
 - A cursor ahead of the daemon's last event (a restore) exits 79, unless
   --on-restore=replay (from seq 1) or --on-restore=skip (after the daemon's
   last) says what to do.
+- Events after the cursor that the daemon no longer keeps (its retention
+  trimmed them: Error INVALID "TRIMMED: events before seq N ...", see
+  docs/reminders.md) exit 80, naming N, unless --on-trimmed=skip: then the
+  scheduler warns and continues from N - 1 (resynchronise first). Only the
+  cursor's own event trimmed loses nothing: it just continues.
 - --exec CMD: runs CMD (sh -c) once per event, the event's JSON on stdin and
   FS_EVENT_SEQ, FS_REMINDER_ID, FS_RULE, FS_STATE, FS_SCOPE, FS_CASE_ID,
   FS_CONTACT_PERSON, FS_DUE_AT_MS, FS_EMITTED_AT_MS, FS_DUE_AT,
@@ -46,7 +51,8 @@ replay and how many from the PUB.
 Exit status: 0 after --count events, after --idle-exit seconds without a new
 event, or at end of output; 1 on an error the daemon will not recover from;
 2 on a usage error (a bad credential too); 78 for a corrupt --state file;
-79 for a cursor ahead of the daemon; 130 on Ctrl-C and 143 on SIGTERM.
+79 for a cursor ahead of the daemon; 80 for events after the cursor that the
+daemon trimmed; 130 on Ctrl-C and 143 on SIGTERM.
 """
 
 from __future__ import annotations
@@ -76,6 +82,8 @@ EX_FATAL = 1
 EX_USAGE = 2
 EX_STATE = 78          # the --state file is corrupt
 EX_RESTORED = 79       # the cursor is ahead of the daemon (a restore)
+EX_TRIMMED = 80        # events after the cursor were trimmed by the daemon's retention
+TRIMMED = "TRIMMED: "  # the message prefix of that answer (Error code INVALID)
 
 
 class Done(Exception):
@@ -96,6 +104,25 @@ class Fatal(Exception):
 
 class CursorAhead(Exception):
     """The daemon does not hold the event at the cursor (a restore)."""
+
+
+class Trimmed(Exception):
+    """The daemon no longer keeps the events before seq `oldest` (retention)."""
+
+    def __init__(self, oldest: int) -> None:
+        super().__init__(oldest)
+        self.oldest = oldest
+
+
+def trimmed_oldest(message: str) -> int | None:
+    """N of "TRIMMED: events before seq N are no longer kept; ...", else None."""
+    if not message.startswith(TRIMMED):
+        return None
+    words = message[len(TRIMMED):].split()
+    for i, w in enumerate(words[:-1]):
+        if w == "seq" and words[i + 1].isdigit():
+            return int(words[i + 1])
+    return None
 
 
 # -- the state file and the credential (the CLI's formats) ------------------
@@ -253,6 +280,9 @@ class Scheduler:
                 warn(f"daemon: {code}: {err.message}; retrying in {wait_ms} ms")
                 time.sleep(min(wait_ms / 1000, max(0.0, self.idle_deadline() - time.monotonic())))
                 continue
+            if err.code == self.pb.Error.INVALID and \
+                    (oldest := trimmed_oldest(err.message)) is not None:
+                raise Trimmed(oldest)
             raise Fatal(f"daemon: {code}: {err.message}")
 
     def await_reply(self, request_id: int) -> Any | None:
@@ -280,14 +310,26 @@ class Scheduler:
         """Replays every stored event after the cursor, page by page, until
         the daemon says there is no more. Each request starts at cursor - 1,
         so the reply covers the cursor's own event: a last_seq below the
-        cursor means the daemon lost events we had (CursorAhead)."""
+        cursor means the daemon lost events we had (CursorAhead). When the
+        retention trimmed the cursor's own event (TRIMMED with N = cursor + 1)
+        nothing after the cursor is missing: ask from the cursor itself. An
+        earlier N means events after the cursor are gone (Trimmed)."""
+        check = True
+
         def ask(env: Any) -> None:
-            env.replay.since_seq = max(0, self.cursor - 1)
+            env.replay.since_seq = max(0, self.cursor - 1) if check else self.cursor
             env.replay.limit = PAGE
 
         while True:
             before = self.cursor
-            reply = self.call(ask)
+            try:
+                reply = self.call(ask)
+            except Trimmed as t:
+                if not check or self.cursor == 0 or t.oldest != self.cursor + 1:
+                    raise
+                check = False
+                continue
+            check = True
             if reply.WhichOneof("body") != "replay_reply":
                 raise Fatal(f"expected a ReplayReply, got {reply.WhichOneof('body')}")
             page = reply.replay_reply
@@ -309,7 +351,10 @@ class Scheduler:
         def ask(env: Any) -> None:
             env.replay.since_seq = seq - 1
             env.replay.limit = 1
-        reply = self.call(ask)
+        try:
+            reply = self.call(ask)
+        except Trimmed as t:
+            return seq < t.oldest  # trimmed events were held; the daemon's last is later
         if reply.WhichOneof("body") != "replay_reply":
             raise Fatal(f"expected a ReplayReply, got {reply.WhichOneof('body')}")
         return reply.replay_reply.last_seq >= seq
@@ -454,12 +499,31 @@ class Scheduler:
         if self.args.state is not None:
             state_write(self.args.state, self.cursor)
 
+    def on_trimmed(self, oldest: int) -> None:
+        """Reports events after the cursor that the daemon trimmed, or acts on
+        --on-trimmed=skip."""
+        cursor = self.cursor
+        where = f", from {self.args.state}" if self.args.state else ""
+        if self.args.on_trimmed is None:
+            raise Fatal(f"the daemon no longer keeps events {cursor + 1}..{oldest - 1} after the "
+                        f"cursor (seq {cursor}{where}): its retention trimmed them; nothing "
+                        "after the cursor was delivered. Resynchronise (rebuild what you "
+                        "hold of the open reminders), then give --on-trimmed=skip to continue "
+                        f"after seq {oldest - 1}", EX_TRIMMED)
+        self.cursor = oldest - 1
+        warn(f"events {cursor + 1}..{oldest - 1} were trimmed by the daemon; --on-trimmed=skip: "
+             f"resuming after seq {self.cursor}")
+        if self.args.state is not None:
+            state_write(self.args.state, self.cursor)
+
     def run(self) -> None:
         while True:
             try:
                 self.follow()
             except CursorAhead:
                 self.on_cursor_ahead()
+            except Trimmed as t:
+                self.on_trimmed(t.oldest)
 
     def follow(self) -> None:
         # The SUB is connected first, so nothing published during the
@@ -513,6 +577,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="--exec: the first retry's delay, doubled up to 60 s (default 1)")
     p.add_argument("--on-restore", choices=("replay", "skip"),
                    help="a cursor ahead of the daemon: deliver again from seq 1, or only new ones")
+    p.add_argument("--on-trimmed", choices=("skip",),
+                   help="events after the cursor the daemon trimmed: continue after them "
+                        "(resynchronise first); without it, exit 80")
     p.add_argument("--time-zone", metavar="ZONE", default=env("FIELDSYNC_TIME_ZONE") or None,
                    help="print times in ZONE, the service's (default: the machine's)")
     p.add_argument("--idle-exit", type=float, metavar="SECONDS",

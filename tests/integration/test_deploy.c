@@ -448,3 +448,24 @@ Test(deploy, entrypoint_installs_kubernetes_secrets, .timeout = 120)
 	             "a Secret whose server key differs from the volume's must stop the start");
 	tree_remove(&t);
 }
+
+/* The Kubernetes manifests fence the ops port (issue 11): check_k8s_ops.py
+ * reads deploy/k8s as kustomization.yaml lists it (needs python3-yaml:
+ * deploy/install-deps.sh --test) and names every hole it finds. */
+Test(deploy, kubernetes_manifests_keep_the_ops_port_private, .timeout = 60)
+{
+	char k8s[1100], script[1100], cmd[2400], out[4096] = "";
+	repo_path(k8s, sizeof(k8s), "deploy/k8s");
+	repo_path(script, sizeof(script), "tests/integration/check_k8s_ops.py");
+	snprintf(cmd, sizeof(cmd), "/usr/bin/python3 '%s' '%s' 2>&1", script, k8s);
+	FILE *p = popen(cmd, "r");
+	cr_assert_not_null(p);
+	size_t n = fread(out, 1, sizeof(out) - 1, p);
+	out[n] = '\0';
+	int st = pclose(p);
+	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	          "deploy/k8s leaves the ops port open (python3-yaml missing? "
+	          "deploy/install-deps.sh --test):\n%s",
+	          out);
+	cr_expect_str_eq(out, "ok\n");
+}

@@ -401,3 +401,42 @@ Test(config, negative_sizes_after_white_space_are_errors)
 	cr_expect_eq(load(&c, "--map-size-max", "\t-1", NULL), CONFIG_EXIT_ERR);
 	free(capture_end(&cap));
 }
+
+/* The ops HTTP limits and the event retention (issues 11 and 12). */
+Test(config, ops_limits_and_event_retention)
+{
+	config c;
+	cr_assert_eq(load(&c, NULL), CONFIG_RUN);
+	cr_expect_eq(c.ops_max_connections, 256);
+	cr_expect_eq(c.ops_per_ip, 8);
+	cr_expect_eq(c.ops_idle_timeout_s, 5);
+	cr_expect_eq(c.event_retention_days, 400);
+	cr_expect_eq(c.event_retention_count, 0);
+
+	setenv("FIELDSYNC_EVENT_RETENTION_COUNT", "10K", 1);
+	cr_assert_eq(load(&c, "--ops-max-connections", "64", "--ops-per-ip-connections", "2",
+	                  "--ops-idle-timeout", "30", "--event-retention-days", "0", NULL),
+	             CONFIG_RUN);
+	unsetenv("FIELDSYNC_EVENT_RETENTION_COUNT");
+	cr_expect_eq(c.ops_max_connections, 64);
+	cr_expect_eq(c.ops_per_ip, 2);
+	cr_expect_eq(c.ops_idle_timeout_s, 30);
+	cr_expect_eq(c.event_retention_days, 0, "0 keeps events whatever their age");
+	cr_expect_eq(c.event_retention_count, 10240);
+
+	static const char *const bad[][4] = {
+		{"--ops-max-connections", "3"},
+		{"--ops-per-ip-connections", "0"},
+		{"--ops-idle-timeout", "0"},
+		{"--event-retention-days", "-1"},
+		{"--ops-max-connections", "16", "--ops-per-ip-connections", "17"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		capture cap;
+		capture_begin(&cap, 2);
+		config_action r = load(&c, bad[i][0], bad[i][1], bad[i][2], bad[i][3], NULL);
+		free(capture_end(&cap));
+		cr_expect_eq(r, CONFIG_EXIT_ERR, "case %zu (%s %s) is refused", i, bad[i][0],
+		             bad[i][1]);
+	}
+}

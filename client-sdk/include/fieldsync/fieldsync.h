@@ -76,6 +76,7 @@ typedef enum fs_err {
 	FS_ERR_CANCELLED,        /* sync: stopped by fs_sync_cancel(); nothing was lost */
 	FS_ERR_PLAIN_CREDENTIAL, /* a plain store holds a credential: fs_store_migrate it */
 	FS_ERR_KEY_REFUSED,      /* sync: the daemon refused this device's key (revoked, unknown) */
+	FS_ERR_TRIMMED, /* watch: events after the cursor are past the daemon's retention */
 } fs_err;
 
 /* A static English sentence for e; never NULL. */
@@ -671,6 +672,11 @@ FIELDSYNC_API fs_err fs_watcher_open(const fs_watch_opts *opts, fs_watcher **out
  * another daemon), so its next seqs would be ones already delivered. It
  * stays so: close the watcher and open one with the since_seq of your
  * choice (0: everything again; fs_watcher_daemon_last_seq: only new ones).
+ * FS_ERR_TRIMMED when events after the cursor were removed by the daemon's
+ * event retention before this watcher saw them (the daemon answered Replay
+ * "TRIMMED: events before seq N ..."): they cannot be delivered; resynchronise
+ * what depends on them (e.g. from the records). The watcher has then moved its
+ * cursor to N - 1, so the next call goes on with the oldest kept event.
  */
 FIELDSYNC_API fs_err fs_watcher_next(fs_watcher *w, int timeout_ms, const fs_reminder **ev);
 

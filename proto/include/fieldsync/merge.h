@@ -32,6 +32,14 @@ typedef Fieldsync__V1__Dot fsp_dot;
 typedef Fieldsync__V1__VersionVector fsp_vv;
 typedef Fieldsync__V1__Record fsp_record;
 
+/*
+ * The largest counter a version may carry (2^53, the largest integer every
+ * JSON and JavaScript peer holds exactly). No honest replica comes near it;
+ * the daemon refuses a version above it (PROTOCOL.md §3: absurd counters
+ * never reach a tablet), so fsp_vv_increment() never meets UINT64_MAX.
+ */
+#define FSP_COUNTER_MAX (UINT64_C(1) << 53)
+
 /* How version a relates to version b. */
 typedef enum {
 	FSP_VV_EQUAL = 0,
