@@ -52,6 +52,9 @@ typedef enum {
 	METRIC_EVENTS_TRIMMED_TOTAL,    /* counter fieldsync_reminder_events_trimmed_total */
 	METRIC_EVENTS_UNREADABLE_TOTAL, /* counter fieldsync_reminder_events_unreadable_total */
 	METRIC_HISTORY_REFUSED_TOTAL,   /* fieldsync_history_refused_total (counter) */
+	/* storage health (store.c) */
+	METRIC_STORAGE_FAILING,       /* gauge fieldsync_storage_failing */
+	METRIC_STORAGE_REOPENS_TOTAL, /* counter fieldsync_storage_reopens_total */
 	METRIC_COUNT
 } metric_id;
 

@@ -86,6 +86,7 @@
 #include "fieldsync/crypto.h"
 #include "fieldsync/keys.h"
 #include "log.h"
+#include "metrics.h"
 #include "store.h"
 #include "sys.h"
 
@@ -160,7 +161,7 @@ mark_failing(store *s, bool panicked, int rc)
 	         mdb_strerror(rc), panicked ? "it is reopened" : "a commit succeeds");
 	pthread_mutex_unlock(&g_why_lock);
 	if (!atomic_exchange(&s->failing, true)) {
-		atomic_fetch_add(&g_failing, 1);
+		metrics_set(METRIC_STORAGE_FAILING, 0, atomic_fetch_add(&g_failing, 1) + 1);
 		log_event(LOG_ERROR,
 		          "storage failing: nothing is acknowledged until a commit succeeds",
 		          LS("error", mdb_strerror(rc)), LI("panic", panicked), NULL);
@@ -174,7 +175,7 @@ static void
 mark_healthy(store *s)
 {
 	if (atomic_exchange(&s->failing, false)) {
-		atomic_fetch_sub(&g_failing, 1);
+		metrics_set(METRIC_STORAGE_FAILING, 0, atomic_fetch_sub(&g_failing, 1) - 1);
 		log_event(LOG_WARN, "storage recovered: commits succeed again", NULL);
 	}
 }
@@ -454,6 +455,7 @@ store_reopen(store *s)
 		          LS("dir", s->dir), LS("error", mdb_strerror(rc)), NULL);
 		return false;
 	}
+	metrics_inc(METRIC_STORAGE_REOPENS_TOTAL, 0, 1);
 	log_event(LOG_WARN, "storage: the environment was reopened after a failed write",
 	          LS("dir", s->dir), NULL);
 	return true;
@@ -516,7 +518,7 @@ store_close(store **sp)
 	if (s->env != NULL)
 		mdb_env_close(s->env);
 	if (atomic_load(&s->failing))
-		atomic_fetch_sub(&g_failing, 1);
+		metrics_set(METRIC_STORAGE_FAILING, 0, atomic_fetch_sub(&g_failing, 1) - 1);
 	if (tl_writes == s)
 		tl_writes = NULL;
 	pthread_rwlock_destroy(&s->grow_lock);

@@ -115,6 +115,23 @@ readyz(fs_test_daemon *d, char **body)
 	return fs_test_http_get(fs_test_daemon_ops_port(d), "/readyz", body);
 }
 
+/* The value of an unlabelled metric on /metrics; -1 when it is not there. */
+static long
+metric(fs_test_daemon *d, const char *name)
+{
+	char *body = NULL, key[96];
+	long v = -1;
+	snprintf(key, sizeof(key), "\n%s ", name);
+	if (fs_test_http_get(fs_test_daemon_ops_port(d), "/metrics", &body) == 200 &&
+	    body != NULL) {
+		const char *p = strstr(body, key);
+		if (p != NULL)
+			v = strtol(p + strlen(key), NULL, 10);
+	}
+	free(body);
+	return v;
+}
+
 /* /readyz until it says 200, at most 20 s (the writer probes once a second). */
 static bool
 ready_again(fs_test_daemon *d)
@@ -268,6 +285,7 @@ Test(storage_health, while_commits_fail_readyz_says_not_ready, .timeout = 120, .
 	cr_expect_eq(code, 503, "not ready while commits fail (%d: %s)", code, body);
 	cr_expect(body != NULL && strstr(body, "storage failing") != NULL, "the reason: %s", body);
 	free(body);
+	cr_expect_eq(metric(d, "fieldsync_storage_failing"), 1, "the gauge says so too");
 	expect_refused(s, 1, 3); /* still failing, still not ready */
 	code = readyz(d, &body);
 	cr_expect_eq(code, 503, "still not ready (%d: %s)", code, body);
@@ -276,6 +294,7 @@ Test(storage_health, while_commits_fail_readyz_says_not_ready, .timeout = 120, .
 	/* the disk works again: ready by itself, before any push */
 	fiu_ctrl(d, "disable name=posix/io/sync/fdatasync");
 	cr_assert(ready_again(d), "/readyz says 200 again once commits succeed");
+	cr_expect_eq(metric(d, "fieldsync_storage_failing"), 0);
 	r = push_set(s, 1, 4);
 	cr_expect(acked(r), "set 1 is acknowledged");
 	fieldsync__v1__envelope__free_unpacked(r, NULL);
@@ -312,6 +331,8 @@ Test(storage_health, a_stopped_environment_is_reopened_by_itself, .timeout = 120
 	/* writes work again: reopened and ready with no push coming */
 	fiu_ctrl(d, "disable name=posix/io/rw/pwrite");
 	cr_assert(ready_again(d), "/readyz says 200 again: the environment was reopened");
+	cr_expect_gt(metric(d, "fieldsync_storage_reopens_total"), 0, "the reopen is counted");
+	cr_expect_eq(metric(d, "fieldsync_storage_failing"), 0);
 	r = push_set(s, 1, 4);
 	cr_expect(acked(r), "set 1 is acknowledged");
 	fieldsync__v1__envelope__free_unpacked(r, NULL);
