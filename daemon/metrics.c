@@ -132,6 +132,7 @@ static cell c_map_size[1], c_used[1], c_readers[1], c_disk_free[1], c_last_seq[1
 static cell c_requests[MREQ_COUNT], c_changesets[MCS_COUNT], c_changes[MCH_COUNT];
 static cell c_pulled[1], c_rem_events[METRIC_RULES * METRIC_STATES], c_published[1];
 static cell c_history_refused[1];
+static cell c_storage_failing[1], c_storage_reopens[1];
 static cell c_replays[1], c_unroutable[1], c_zap[MZAP_COUNT], c_forbidden[MFORB_COUNT];
 static cell c_unreadable[1];
 static cell c_build[1] = {1}, c_silent[1], c_at_risk[1], c_oldest_edit[1];
@@ -229,6 +230,11 @@ static const struct metric_def {
 	COUNTER(METRIC_PULL_OVERSIZE_RECORDS_TOTAL, "fieldsync_pull_oversize_records_total",
                 LS_NONE, c_oversize,
                 "Pulls refused TOO_LARGE because a record is larger than --max-page-bytes (fieldsyncd verify lists it)."),
+	GAUGE(METRIC_STORAGE_FAILING, "fieldsync_storage_failing", LS_NONE, c_storage_failing,
+              "LMDB environments whose last commit failed (or that LMDB stopped) and that no commit has proven since; /readyz is 503 meanwhile."),
+	COUNTER(METRIC_STORAGE_REOPENS_TOTAL, "fieldsync_storage_reopens_total", LS_NONE,
+                c_storage_reopens,
+                "LMDB environments closed and opened again after LMDB stopped them on a failed write."),
 #undef GAUGE
 #undef COUNTER
 #undef HISTOGRAM

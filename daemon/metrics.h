@@ -56,6 +56,9 @@ typedef enum {
 	/* counters (issue 11: push quotas, the page bound) */
 	METRIC_PUSH_QUOTA_REFUSED_TOTAL,    /* fieldsync_push_quota_refused_total */
 	METRIC_PULL_OVERSIZE_RECORDS_TOTAL, /* fieldsync_pull_oversize_records_total */
+	/* storage health (store.c) */
+	METRIC_STORAGE_FAILING,       /* gauge fieldsync_storage_failing */
+	METRIC_STORAGE_REOPENS_TOTAL, /* counter fieldsync_storage_reopens_total */
 	METRIC_COUNT
 } metric_id;
 

@@ -38,6 +38,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "ops_http.h"
+#include "store.h"
 
 #define WHY_MAX 256
 #define CONTENT_TYPE_METRICS "text/plain; version=0.0.4; charset=utf-8"
@@ -169,7 +170,9 @@ static enum MHD_Result
 serve_readyz(ops_http *h, struct MHD_Connection *conn)
 {
 	char why[WHY_MAX + 2] = "";
-	if (h->hooks.ready == NULL || h->hooks.ready(h->hooks.arg, why, WHY_MAX))
+	/* a store that is failing (store.h: commits fail, LMDB panicked) first */
+	if (store_health(why, WHY_MAX) &&
+	    (h->hooks.ready == NULL || h->hooks.ready(h->hooks.arg, why, WHY_MAX)))
 		return respond_text(conn, MHD_HTTP_OK, "ready\n");
 	why[WHY_MAX - 1] = '\0';
 	for (char *p = why; *p; p++) /* one line of text, whatever the hook wrote */

@@ -19,6 +19,8 @@
  *                             and gets one at its first open by this build
  *              "seq"       -> u64 LE (fsk_put_le64), the last feed position
  *                             handed out
+ *              "health_probe" -> u64 LE, counted up by the probe commit after a
+ *                             storage failure (store_read_begin), nothing else
  *              other names -> u64 LE counters, each owned by one module
  *                             (store_meta_*): "reply_age" (replies.c, made
  *                             with the store so a new store's bytes stay as
@@ -52,27 +54,39 @@
  * (the meta page was never written), and callers answer BUSY. The daemon
  * goes on serving reads and retries writes as they come.
  *
- * The single-writer lock (store_lock_dir): LMDB's lock.mdb lets any number
- * of processes write in turn, so two daemons on one directory would both
- * serve, fire timers and publish. DIR/fieldsyncd.lock is flock()ed
- * exclusively by the daemon (and by the admin commands that write with no
- * daemon: init, restore) for as long as it runs, and holds its pid as text
- * for the message of whoever is refused. The kernel drops the lock when the
- * process dies, so a crash never leaves a stale one.
+ * Storage failures (store_health; deploy/README.md, "When storage fails"):
+ * a failed top-level commit marks the store failing, and /readyz says 503
+ * while any store of the process is. A failed write of LMDB's meta page (a
+ * commit's last) stops the environment (MDB_PANIC: every later txn fails,
+ * reads too) until it is reopened. The thread that writes s does that,
+ * holding no txn of s: store_write_begin before it begins, and
+ * store_read_begin (the idle writer reads once a second), which then proves
+ * the disk with a commit of its own (meta "health_probe"; a plain
+ * environment: a forced sync) at most once a second, so /readyz turns 200
+ * again with no push coming. A reopen takes `grow_lock` exclusively and
+ * waits for no write txn (`writes_open`). Nothing uncommitted is
+ * acknowledged: the failed commit returned its error and LMDB rolled it
+ * back; the reopened environment is the last committed one, forced to disk
+ * before use. A failure that does not stop LMDB (an fsync) leaves it
+ * usable: the next commit that succeeds clears the state.
+ *
+ * The single-writer lock (store_lock_dir and the rest) is store_lock.c's.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "fieldsync/crypto.h"
 #include "fieldsync/keys.h"
 #include "log.h"
+#include "metrics.h"
 #include "store.h"
 #include "sys.h"
 
@@ -90,7 +104,19 @@ struct store {
 	uint64_t map_size, map_size_max;
 	char server_id[40];
 	char generation[40];
+	char *dir;              /* for a reopen after MDB_PANIC */
+	atomic_bool failing;    /* a commit failed, or the environment panicked */
+	atomic_bool panicked;   /* LMDB's MDB_PANIC: reopen before any transaction */
+	atomic_int writes_open; /* top-level write txns begun and not ended */
+	int64_t last_probe_ms;  /* the writer thread's last recovery attempt */
 };
+
+/* Every store of the process that is failing, for /readyz (store_health). */
+static atomic_int g_failing;
+static pthread_mutex_t g_why_lock = PTHREAD_MUTEX_INITIALIZER;
+static char g_why[160];
+/* The store this thread writes (set by store_write_begin): recovery runs there. */
+static _Thread_local store *tl_writes;
 
 struct store_txn {
 	store *s;
@@ -118,6 +144,39 @@ map_rc(int rc)
 		return FSD_NOSPACE;
 	default:
 		return FSD_ERROR;
+	}
+}
+
+/* Marks s failing (logged when that is news), with a reason for /readyz.
+ * A full map is not a failure: the writer grows it and retries. */
+static void
+mark_failing(store *s, bool panicked, int rc)
+{
+	if (rc == MDB_MAP_FULL)
+		return;
+	bool was_panicked = panicked && atomic_exchange(&s->panicked, true);
+	pthread_mutex_lock(&g_why_lock);
+	snprintf(g_why, sizeof(g_why), "storage failing: %s (%s); writes are refused until %s",
+	         panicked ? "LMDB stopped the environment after a failed write" : "a commit failed",
+	         mdb_strerror(rc), panicked ? "it is reopened" : "a commit succeeds");
+	pthread_mutex_unlock(&g_why_lock);
+	if (!atomic_exchange(&s->failing, true)) {
+		metrics_set(METRIC_STORAGE_FAILING, 0, atomic_fetch_add(&g_failing, 1) + 1);
+		log_event(LOG_ERROR,
+		          "storage failing: nothing is acknowledged until a commit succeeds",
+		          LS("error", mdb_strerror(rc)), LI("panic", panicked), NULL);
+	} else if (panicked && !was_panicked) {
+		log_event(LOG_ERROR, "storage failing: the environment must be reopened",
+		          LS("error", mdb_strerror(rc)), NULL);
+	}
+}
+
+static void
+mark_healthy(store *s)
+{
+	if (atomic_exchange(&s->failing, false)) {
+		metrics_set(METRIC_STORAGE_FAILING, 0, atomic_fetch_sub(&g_failing, 1) - 1);
+		log_event(LOG_WARN, "storage recovered: commits succeed again", NULL);
 	}
 }
 
@@ -232,49 +291,66 @@ table_dbi(store *s, const store_table *tb, MDB_dbi *out)
 	return EINVAL;
 }
 
+/* Creates and opens the LMDB environment of s->dir as store_open_with
+ * does (flags, map size, stale readers cleared). */
+static int
+env_create_open(store *s, MDB_env **out)
+{
+	MDB_env *env = NULL;
+	int rc, dead = 0;
+	*out = NULL;
+	/* A plain environment keeps LMDB's defaults, as the keyring always had. */
+	if ((rc = mdb_env_create(&env)) != 0)
+		return rc;
+	if ((!s->plain && ((rc = mdb_env_set_maxdbs(env, 24)) != 0 ||
+	                   (rc = mdb_env_set_maxreaders(env, 256)) != 0)) ||
+	    /* An existing, larger map keeps its size: LMDB adopts the file's size. */
+	    (rc = mdb_env_set_mapsize(env, s->map_size)) != 0 ||
+	    (rc = mdb_env_open(env, s->dir, MDB_NOTLS, 0600)) != 0) {
+		mdb_env_close(env);
+		return rc;
+	}
+	MDB_envinfo info;
+	mdb_env_info(env, &info);
+	if (info.me_mapsize > s->map_size)
+		s->map_size = info.me_mapsize;
+	/* Readers left by a killed process would pin old pages forever. */
+	if ((rc = mdb_reader_check(env, &dead)) != 0) {
+		mdb_env_close(env);
+		return rc;
+	}
+	if (dead > 0)
+		log_event(LOG_WARN, "cleared stale LMDB readers", LI("count", dead), NULL);
+	*out = env;
+	return 0;
+}
+
 store *
 store_open_with(const char *dir, uint64_t map_size, uint64_t map_size_max,
                 const store_table *const *tables, unsigned flags)
 {
 	store *s = calloc(1, sizeof(*s));
 	MDB_txn *txn = NULL;
-	int rc, dead = 0;
+	int rc;
 
 	if (s == NULL)
 		return NULL;
 	pthread_rwlock_init(&s->grow_lock, NULL);
 	s->map_size = map_size;
 	s->map_size_max = map_size_max;
+	s->plain = (flags & STORE_PLAIN) != 0;
+	if ((s->dir = strdup(dir)) == NULL)
+		goto fail;
 	if (sys_mkdir_p(dir) != FSD_OK) {
 		log_event(LOG_ERROR, "cannot create data directory", LS("dir", dir),
 		          LS("error", strerror(errno)), NULL);
 		goto fail;
 	}
-	/* A plain environment keeps LMDB's defaults, as the keyring always had. */
-	if ((rc = mdb_env_create(&s->env)) != 0 ||
-	    (!(flags & STORE_PLAIN) && ((rc = mdb_env_set_maxdbs(s->env, 24)) != 0 ||
-	                                (rc = mdb_env_set_maxreaders(s->env, 256)) != 0)))
+	if ((rc = env_create_open(s, &s->env)) != 0)
 		goto lmdb_fail;
-	/* An existing, larger map keeps its size: LMDB adopts the file's size. */
-	if ((rc = mdb_env_set_mapsize(s->env, map_size)) != 0)
-		goto lmdb_fail;
-	if ((rc = mdb_env_open(s->env, dir, MDB_NOTLS, 0600)) != 0)
-		goto lmdb_fail;
-	{
-		MDB_envinfo info;
-		mdb_env_info(s->env, &info);
-		if (info.me_mapsize > s->map_size)
-			s->map_size = info.me_mapsize;
-	}
-	/* Readers left by a killed process would pin old pages forever. */
-	if ((rc = mdb_reader_check(s->env, &dead)) != 0)
-		goto lmdb_fail;
-	if (dead > 0)
-		log_event(LOG_WARN, "cleared stale LMDB readers", LI("count", dead), NULL);
 
 	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
 		goto lmdb_fail;
-	s->plain = (flags & STORE_PLAIN) != 0;
 	if (!s->plain && ((rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta)) != 0 ||
 	                  (rc = store_init_meta(s, txn)) != 0))
 		goto lmdb_fail;
@@ -308,6 +384,131 @@ fail:
 	return NULL;
 }
 
+static void adopt_map_size(store *s);
+
+/* Whether LMDB has stopped the environment (MDB_PANIC). Holds grow_lock
+ * shared, or exclusively by the caller. */
+static bool
+env_panicked(store *s)
+{
+	MDB_txn *t = NULL;
+	int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t);
+	if (rc == 0)
+		mdb_txn_abort(t);
+	return rc == MDB_PANIC;
+}
+
+/*
+ * After MDB_PANIC: closes the environment and opens it again, its tables
+ * by the same names, and syncs it. Only with no transaction of s open in
+ * this process: `grow_lock` taken exclusively (tried for a short while, so
+ * a thread that holds a read transaction itself never waits on itself) and
+ * no write transaction begun. True when s has a usable environment again.
+ */
+static bool
+store_reopen(store *s)
+{
+	bool locked = false;
+	for (int i = 0; i < 100 && !locked; i++) {
+		locked = pthread_rwlock_trywrlock(&s->grow_lock) == 0;
+		if (!locked)
+			nanosleep(&(struct timespec){0, 1000000}, NULL);
+	}
+	if (!locked)
+		return false;
+	if (atomic_load(&s->writes_open) > 0 || !atomic_load(&s->panicked)) {
+		pthread_rwlock_unlock(&s->grow_lock);
+		return !atomic_load(&s->panicked);
+	}
+	MDB_env *env = NULL;
+	MDB_txn *txn = NULL;
+	MDB_dbi meta = 0, dbi[STORE_TABLES_MAX];
+	if (s->env != NULL)
+		mdb_env_close(s->env); /* nothing of it is in use: the lock and writes_open */
+	s->env = NULL;
+	int rc = env_create_open(s, &env);
+	if (rc == 0)
+		rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
+	if (rc == 0 && !s->plain)
+		rc = mdb_dbi_open(txn, "meta", 0, &meta);
+	for (size_t i = 0; rc == 0 && i < s->n_tables; i++)
+		rc = mdb_dbi_open(txn, s->table[i]->name, 0, &dbi[i]);
+	if (rc == 0) {
+		rc = mdb_txn_commit(txn); /* keeps the handles */
+		txn = NULL;
+	}
+	if (rc == 0)
+		rc = mdb_env_sync(env, 1); /* what it shows is on the disk before it is used */
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	if (rc == 0) {
+		s->env = env;
+		s->meta = meta;
+		memcpy(s->dbi, dbi, s->n_tables * sizeof(dbi[0]));
+		atomic_store(&s->panicked, false);
+	} else if (env != NULL) {
+		mdb_env_close(env);
+	}
+	pthread_rwlock_unlock(&s->grow_lock);
+	if (rc != 0) {
+		log_event(LOG_ERROR, "storage failing: the environment could not be reopened",
+		          LS("dir", s->dir), LS("error", mdb_strerror(rc)), NULL);
+		return false;
+	}
+	metrics_inc(METRIC_STORAGE_REOPENS_TOTAL, 0, 1);
+	log_event(LOG_WARN, "storage: the environment was reopened after a failed write",
+	          LS("dir", s->dir), NULL);
+	return true;
+}
+
+/*
+ * The writer thread's probe while s is failing, at most once a second:
+ * reopen when panicked, then one commit of its own (a plain environment: a
+ * forced sync); on success s is healthy again. Runs with no transaction of
+ * s open on this thread.
+ */
+static void
+store_recover(store *s)
+{
+	int64_t now = clock_mono_ms();
+	if (now - s->last_probe_ms < 1000)
+		return;
+	s->last_probe_ms = now;
+	if (atomic_load(&s->panicked) && !store_reopen(s))
+		return;
+	int rc;
+	bool panicked = false;
+	pthread_rwlock_rdlock(&s->grow_lock);
+	if (s->plain) {
+		rc = mdb_env_sync(s->env, 1);
+	} else {
+		MDB_txn *txn = NULL;
+		uint64_t n = 0;
+		atomic_fetch_add(&s->writes_open, 1);
+		rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+		if (rc == 0) {
+			meta_get_u64(txn, s->meta, "health_probe", &n);
+			rc = meta_put_u64(txn, s->meta, "health_probe", n + 1);
+			if (rc == 0)
+				rc = mdb_txn_commit(txn);
+			else
+				mdb_txn_abort(txn);
+		}
+		atomic_fetch_sub(&s->writes_open, 1);
+	}
+	if (rc != 0)
+		panicked = rc == MDB_PANIC || env_panicked(s);
+	pthread_rwlock_unlock(&s->grow_lock);
+	if (rc == MDB_MAP_RESIZED) { /* another process grew the map: the next probe */
+		adopt_map_size(s);
+		return;
+	}
+	if (rc == 0)
+		mark_healthy(s);
+	else
+		mark_failing(s, panicked, rc);
+}
+
 void
 store_close(store **sp)
 {
@@ -316,9 +517,31 @@ store_close(store **sp)
 	store *s = *sp;
 	if (s->env != NULL)
 		mdb_env_close(s->env);
+	if (atomic_load(&s->failing))
+		metrics_set(METRIC_STORAGE_FAILING, 0, atomic_fetch_sub(&g_failing, 1) - 1);
+	if (tl_writes == s)
+		tl_writes = NULL;
 	pthread_rwlock_destroy(&s->grow_lock);
+	free(s->dir);
 	free(s);
 	*sp = NULL;
+}
+
+bool
+store_healthy(store *s)
+{
+	return !atomic_load(&s->failing);
+}
+
+bool
+store_health(char *why, size_t len)
+{
+	if (atomic_load(&g_failing) == 0)
+		return true;
+	pthread_mutex_lock(&g_why_lock);
+	snprintf(why, len, "%s", g_why);
+	pthread_mutex_unlock(&g_why_lock);
+	return false;
 }
 
 const char *
@@ -358,84 +581,14 @@ store_new_generation(store *s)
 	return FSD_OK;
 }
 
-/* ---- the single-writer lock ---------------------------------------------- */
-
-#define LOCK_FILE "fieldsyncd.lock"
-
-/* The pid written in an open lock file; 0 when it holds none. */
-static long
-lock_file_pid(int fd)
-{
-	char buf[32];
-	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	return strtol(buf, NULL, 10);
-}
-
-fsd_err
-store_lock_dir(const char *dir, bool create, int *fd_out, long *holder)
-{
-	char path[700];
-	*fd_out = -1;
-	*holder = 0;
-	if (create && sys_mkdir_p(dir) != FSD_OK)
-		return FSD_IO;
-	snprintf(path, sizeof(path), "%s/" LOCK_FILE, dir);
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0)
-		return errno == ENOENT ? FSD_NOTFOUND : FSD_IO;
-	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-		int e = errno;
-		*holder = lock_file_pid(fd);
-		close(fd);
-		return e == EWOULDBLOCK ? FSD_BUSY : FSD_IO;
-	}
-	char pid[32];
-	int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
-	if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
-		close(fd);
-		return FSD_IO;
-	}
-	*fd_out = fd;
-	return FSD_OK;
-}
-
-void
-store_unlock_dir(int *fd)
-{
-	if (fd == NULL || *fd < 0)
-		return;
-	close(*fd); /* the lock goes with it; the stale pid is only read under a lock */
-	*fd = -1;
-}
-
-long
-store_lock_holder(const char *dir)
-{
-	char path[700];
-	long pid = 0;
-	snprintf(path, sizeof(path), "%s/" LOCK_FILE, dir);
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return 0;
-	if (flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
-		pid = lock_file_pid(fd);
-		if (pid <= 0)
-			pid = -1; /* held, by whom unknown */
-	}
-	close(fd);
-	return pid;
-}
-
 /* Another process (an admin command) grew the map: adopt its size. */
 static void
 adopt_map_size(store *s)
 {
 	MDB_envinfo info;
 	pthread_rwlock_wrlock(&s->grow_lock);
-	if (mdb_env_set_mapsize(s->env, 0) == 0 && mdb_env_info(s->env, &info) == 0)
+	if (s->env != NULL && mdb_env_set_mapsize(s->env, 0) == 0 &&
+	    mdb_env_info(s->env, &info) == 0)
 		s->map_size = info.me_mapsize;
 	pthread_rwlock_unlock(&s->grow_lock);
 }
@@ -448,17 +601,22 @@ store_read_begin(store *s, store_txn **out)
 	*out = NULL;
 	if (t == NULL)
 		return FSD_ERROR;
+	/* the writer thread between rounds (inside a round, its write txn is open) */
+	if (tl_writes == s && atomic_load(&s->failing) && atomic_load(&s->writes_open) == 0)
+		store_recover(s);
 	pthread_rwlock_rdlock(&s->grow_lock);
-	rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t->txn);
+	rc = s->env != NULL ? mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t->txn) : MDB_PANIC;
 	if (rc == MDB_MAP_RESIZED) {
 		pthread_rwlock_unlock(&s->grow_lock);
 		adopt_map_size(s);
 		pthread_rwlock_rdlock(&s->grow_lock);
-		rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t->txn);
+		rc = s->env != NULL ? mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t->txn) : MDB_PANIC;
 	}
 	if (rc != 0) {
 		pthread_rwlock_unlock(&s->grow_lock);
 		free(t);
+		if (rc == MDB_PANIC)
+			mark_failing(s, true, rc);
 		log_event(LOG_ERROR, "read transaction failed", LS("error", mdb_strerror(rc)),
 		          NULL);
 		return map_rc(rc);
@@ -489,13 +647,24 @@ store_write_begin(store *s, store_txn **out)
 	*out = NULL;
 	if (t == NULL)
 		return FSD_ERROR;
-	rc = mdb_txn_begin(s->env, NULL, 0, &t->txn);
+	tl_writes = s;
+	if (atomic_load(&s->panicked)) /* LMDB stopped it: reopen before anything else */
+		store_reopen(s);
+	/* counted before the environment is looked at: a reopen waits for it */
+	pthread_rwlock_rdlock(&s->grow_lock);
+	atomic_fetch_add(&s->writes_open, 1);
+	MDB_env *env = s->env;
+	pthread_rwlock_unlock(&s->grow_lock);
+	rc = env != NULL ? mdb_txn_begin(env, NULL, 0, &t->txn) : MDB_PANIC;
 	if (rc == MDB_MAP_RESIZED) {
 		adopt_map_size(s);
-		rc = mdb_txn_begin(s->env, NULL, 0, &t->txn);
+		rc = mdb_txn_begin(env, NULL, 0, &t->txn);
 	}
 	if (rc != 0) {
+		atomic_fetch_sub(&s->writes_open, 1);
 		free(t);
+		if (rc == MDB_PANIC)
+			mark_failing(s, true, rc);
 		log_event(LOG_ERROR, "write transaction failed", LS("error", mdb_strerror(rc)),
 		          NULL);
 		return map_rc(rc);
@@ -532,9 +701,10 @@ fsd_err
 store_commit(store_txn **tp)
 {
 	store_txn *t = *tp;
+	store *s = t->s;
 	int rc = 0;
 	if (t->seq_dirty)
-		rc = meta_put_u64(t->txn, t->s->meta, "seq", t->seq);
+		rc = meta_put_u64(t->txn, s->meta, "seq", t->seq);
 	if (rc != 0) {
 		mdb_txn_abort(t->txn);
 	} else {
@@ -545,9 +715,19 @@ store_commit(store_txn **tp)
 				t->parent->seq_dirty = false;
 		}
 	}
-	if (rc != 0 && t->parent == NULL)
-		log_event(map_rc(rc) == FSD_NOSPACE ? LOG_WARN : LOG_ERROR, "commit failed",
-		          LS("error", mdb_strerror(rc)), NULL);
+	if (t->parent == NULL && t->write) {
+		if (rc != 0) {
+			log_event(map_rc(rc) == FSD_NOSPACE ? LOG_WARN : LOG_ERROR, "commit failed",
+			          LS("error", mdb_strerror(rc)), NULL);
+			pthread_rwlock_rdlock(&s->grow_lock);
+			bool panicked = env_panicked(s);
+			pthread_rwlock_unlock(&s->grow_lock);
+			mark_failing(s, panicked, rc);
+		} else if (atomic_load(&s->failing) && !atomic_load(&s->panicked)) {
+			mark_healthy(s);
+		}
+		atomic_fetch_sub(&s->writes_open, 1);
+	}
 	free(t);
 	*tp = NULL;
 	return map_rc(rc);
@@ -558,8 +738,11 @@ store_abort(store_txn **tp)
 {
 	if (tp == NULL || *tp == NULL)
 		return;
-	mdb_txn_abort((*tp)->txn);
-	free(*tp);
+	store_txn *t = *tp;
+	mdb_txn_abort(t->txn);
+	if (t->parent == NULL && t->write)
+		atomic_fetch_sub(&t->s->writes_open, 1);
+	free(t);
 	*tp = NULL;
 }
 
@@ -573,7 +756,7 @@ store_grow(store *s)
 	if (want > s->map_size_max)
 		want = s->map_size_max;
 	pthread_rwlock_wrlock(&s->grow_lock);
-	rc = mdb_env_set_mapsize(s->env, want);
+	rc = s->env != NULL ? mdb_env_set_mapsize(s->env, want) : MDB_PANIC;
 	pthread_rwlock_unlock(&s->grow_lock);
 	if (rc != 0) {
 		log_event(LOG_ERROR, "map resize failed", LS("error", mdb_strerror(rc)), NULL);
@@ -733,7 +916,7 @@ store_stats(store *s, uint64_t *map_size, uint64_t *used, uint32_t *readers)
 	MDB_envinfo info;
 	MDB_stat st;
 	pthread_rwlock_rdlock(&s->grow_lock);
-	if (mdb_env_info(s->env, &info) == 0 && mdb_env_stat(s->env, &st) == 0) {
+	if (s->env != NULL && mdb_env_info(s->env, &info) == 0 && mdb_env_stat(s->env, &st) == 0) {
 		*map_size = info.me_mapsize;
 		*used = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
 		*readers = info.me_numreaders;

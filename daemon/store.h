@@ -68,6 +68,18 @@ fsd_err store_lock_dir(const char *dir, bool create, int *fd, long *holder);
 void store_unlock_dir(int *fd);
 long store_lock_holder(const char *dir);
 
+/*
+ * Health (store.c, "Storage failures and recovery"): a store is failing
+ * from a failed commit (or LMDB's MDB_PANIC) until a commit succeeds again;
+ * the thread that writes it reopens a panicked environment and probes the
+ * disk by itself, at most once a second, while it is failing.
+ * store_healthy: s is not failing. store_health: no store of this process
+ * is failing; else false with a one-line reason (no personal data) in
+ * why[0..len). Both are safe on any thread.
+ */
+bool store_healthy(store *s);
+bool store_health(char *why, size_t len);
+
 /* Read transactions: short, any thread. */
 fsd_err store_read_begin(store *s, store_txn **t);
 void store_read_end(store_txn **t);
