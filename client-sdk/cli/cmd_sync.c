@@ -249,6 +249,7 @@ cmd_sync(fs_store *s, const cli_opts *opt, double timeout_s)
 			cli_add_raw_int(j, "failed", (int64_t)st.failed);
 			cli_add_raw_int(j, "pulled", (int64_t)st.pulled);
 			cli_add_raw_int(j, "changesets", (int64_t)st.changesets);
+			cli_add_raw_int(j, "refused", (int64_t)st.refused);
 			if (e == FS_OK) {
 				cJSON_AddNullToObject(j, "error");
 			} else {
@@ -295,5 +296,11 @@ cmd_sync(fs_store *s, const cli_opts *opt, double timeout_s)
 		        " change(s) were refused by the daemon and are parked; "
 		        "`fieldsync status` says why\n",
 		        st.failed);
+	if (st.refused > 0) /* pulled values that failed the strict checks */
+		fprintf(stderr,
+		        "fieldsync: %" PRIu64
+		        " pulled record(s) failed the strict checks and were not stored "
+		        "(the daemon's operator should run `fieldsyncd verify`)\n",
+		        st.refused);
 	return rc;
 }

@@ -230,6 +230,13 @@ write_in(fs_store *s, MDB_txn *t, const fs_credential *cred, const char *where,
 	}
 	if (!fsp_vv_increment(joined, s->replica, &next)) {
 		err = FS_ERR_NOMEM;
+		if (fsp_vv_get(joined, s->replica) == UINT64_MAX) {
+			/* only a daemon of the first release ever served such a dot */
+			sdk_detail("%sversion: this replica's counter in the stored version is at "
+			           "its maximum and cannot grow; the record cannot be edited here",
+			           where);
+			err = FS_ERR_CORRUPT;
+		}
 		goto out;
 	}
 	if (scope == NULL)
