@@ -37,6 +37,7 @@ enum {
 	OPT_MAX_SIBLINGS,
 	OPT_MAX_RECORD,
 	OPT_AT_RISK_DAYS,
+	OPT_PEER_QUEUE_MAX,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -89,6 +90,8 @@ static const struct opt {
          "bytes one record may hold over all its siblings (default 8 MiB)"},
 	{"at-risk-days", OPT_AT_RISK_DAYS, "FIELDSYNC_AT_RISK_DAYS", "DAYS",
          "a device not seen, or holding an unpushed edit, for this long is at risk (default 3)"},
+	{"peer-queue-max-bytes", OPT_PEER_QUEUE_MAX, "FIELDSYNC_PEER_QUEUE_MAX_BYTES", "BYTES",
+         "reply bytes one connection may leave unread; then BUSY (default 64M)"},
 	{"config", OPT_CONFIG, "FIELDSYNC_CONFIG", "FILE",
          "INI file: these option names as keys, in [fieldsyncd]"},
 	{"help", OPT_HELP, NULL, NULL, "print this help and exit"},
@@ -260,6 +263,9 @@ apply(config *c, const struct opt *o, const char *v, const char *source)
 		ok = parse_size(v, &n) && n >= 1 && n <= 3650;
 		c->at_risk_days = (uint32_t)n;
 		break;
+	case OPT_PEER_QUEUE_MAX:
+		ok = parse_size(v, &c->peer_queue_max_bytes) && c->peer_queue_max_bytes >= 65536;
+		break;
 	case OPT_CLOCK_OFFSET: {
 		char *end;
 		errno = 0;
@@ -352,6 +358,7 @@ config_load(config *c, int argc, char **argv)
 	c->max_siblings = 32;
 	c->max_record_bytes = 8ULL << 20;
 	c->at_risk_days = 3;
+	c->peer_queue_max_bytes = 64ULL << 20;
 
 	const char *file = config_path(argc, argv);
 	if (file != NULL && file[0] != '\0') {
@@ -460,4 +467,5 @@ config_print(const config *c, FILE *f)
 	        (unsigned long long)c->max_record_bytes);
 	fprintf(f, "at-risk-days = %u\n", c->at_risk_days);
 	fprintf(f, "clock-offset-ms = %lld\n", (long long)c->clock_offset_ms);
+	fprintf(f, "peer-queue-max-bytes = %llu\n", (unsigned long long)c->peer_queue_max_bytes);
 }

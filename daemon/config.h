@@ -43,6 +43,8 @@ typedef struct config {
 	uint32_t at_risk_days;   /* a device silent, or holding an unpushed edit, this long */
 	int64_t clock_offset_ms; /* testing aid: shifts the daemon's clock */
 	int log_level;           /* LOG_DEBUG .. LOG_ERROR */
+
+	uint64_t peer_queue_max_bytes; /* unread reply bytes per connection (issue 11) */
 } config;
 
 typedef enum {
