@@ -32,6 +32,7 @@ struct conn {
 	socklen_t peer_len, local_len;
 	char device[AUTH_NAME_MAX + 1];
 	uint64_t sent, acked_base;
+	uint64_t refused; /* the caller's: refusal bytes since under the bound */
 };
 
 struct conns {
@@ -173,6 +174,19 @@ const char *
 conns_device(const conn *c)
 {
 	return c != NULL ? c->device : "";
+}
+
+uint64_t
+conns_refused(const conn *c)
+{
+	return c != NULL ? c->refused : 0;
+}
+
+void
+conns_set_refused(conn *c, uint64_t bytes)
+{
+	if (c != NULL)
+		c->refused = bytes;
 }
 
 size_t

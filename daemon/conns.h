@@ -55,6 +55,10 @@ void conns_sent(conn *c, size_t len);
  * acknowledged yet (0 when the kernel does not say). */
 uint64_t conns_queued(conn *c);
 const char *conns_device(const conn *c);
+/* Bytes of refusals the caller sent c since it was last under its bound (0
+ * for NULL); kept by the caller through conns_set_refused. */
+uint64_t conns_refused(const conn *c);
+void conns_set_refused(conn *c, uint64_t bytes);
 
 /* Shuts down every tracked connection whose device keep() refuses (only
  * connections with a known device are asked). Returns how many. */

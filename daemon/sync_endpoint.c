@@ -25,9 +25,9 @@
  * Per connection (conns.c, by the descriptor libzmq names on each message):
  * the device it authenticated as, and the reply bytes it has not read yet.
  * A connection past --peer-queue-max-bytes of unread replies is answered
- * BUSY (retry_after_ms) instead of served, and past that by a little more
- * its requests are dropped unanswered: a peer that pipelines requests and
- * never reads can hold at most about the bound (plus one page) of the
+ * BUSY (retry_after_ms) instead of served, and once 64 KiB of those went
+ * unread too, its requests are dropped unanswered: a peer that pipelines and
+ * never reads holds at most about the bound (plus one page) of the
  * daemon's memory. ZMQ_SNDHWM (messages) stays a backstop for transports
  * the kernel gives no byte count for. A revocation (sync_endpoint_cut)
  * closes the revoked device's connections and no other.
@@ -66,6 +66,7 @@
 #define PEERS 4096
 #define PULL_WINDOW_MAX 16           /* pages one PullRequest may ask for (Welcome.max_window) */
 #define QUEUE_BUSY_SLACK (64u << 10) /* BUSY answers past the bound; then silence */
+#define QUEUE_BUSY_BYTES 128         /* one BUSY answer, at most */
 #define QUEUE_RETRY_MS 1000
 #define QUEUE_LOG_MS 10000 /* one log line per this, with the count since */
 
@@ -455,15 +456,18 @@ oom:
 
 /*
  * A connection with more unread replies than the bound gets BUSY instead of
- * service, and past the bound plus QUEUE_BUSY_SLACK no answer at all (its
- * BUSY answers would pile up unread too). True when the request was refused.
+ * service, and once QUEUE_BUSY_SLACK bytes of such answers went unread too,
+ * no answer at all (they would pile up as well). True when the request was
+ * refused.
  */
 static bool
 over_queue_bound(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, uint64_t request_id)
 {
 	uint64_t q = unread(tp), max = tp->c->peer_queue_max_bytes;
-	if (q < max)
+	if (q < max) {
+		conns_set_refused(tp->cur, 0);
 		return false;
+	}
 	atomic_fetch_add(&g_stats.busy, 1);
 	tp->queue_refused++;
 	int64_t now = clock_mono_ms();
@@ -475,12 +479,37 @@ over_queue_bound(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, uint64_t
 		tp->queue_logged_ms = now;
 		tp->queue_refused = 0;
 	}
-	if (q < max + QUEUE_BUSY_SLACK)
+	uint64_t refused = conns_refused(tp->cur);
+	if (refused < QUEUE_BUSY_SLACK) {
 		send_error(tp, rid, rid_len, request_id, FIELDSYNC__V1__ERROR__CODE__BUSY,
 		           "too many replies not read yet on this connection: read them, then "
 		           "retry",
 		           QUEUE_RETRY_MS);
+		conns_set_refused(tp->cur, refused + QUEUE_BUSY_BYTES);
+	}
 	return true;
+}
+
+/* Counts a request by its type (whether it is then served or refused). */
+static void
+count_request(const fs_envelope *req)
+{
+	switch (req->body_case) {
+	case FIELDSYNC__V1__ENVELOPE__BODY_HELLO:
+		metrics_inc(METRIC_REQUESTS_TOTAL, MREQ_HELLO, 1);
+		break;
+	case FIELDSYNC__V1__ENVELOPE__BODY_PUSH:
+		metrics_inc(METRIC_REQUESTS_TOTAL, MREQ_PUSH, 1);
+		break;
+	case FIELDSYNC__V1__ENVELOPE__BODY_PULL:
+		metrics_inc(METRIC_REQUESTS_TOTAL, MREQ_PULL, 1);
+		break;
+	case FIELDSYNC__V1__ENVELOPE__BODY_REPLAY:
+		metrics_inc(METRIC_REQUESTS_TOTAL, MREQ_REPLAY, 1);
+		break;
+	default:
+		break;
+	}
 }
 
 /* One request frame from one peer; user_id is ZAP's User-Id (NULL in --dev). */
@@ -498,6 +527,7 @@ handle_request(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, const char
 		           "the frame is not a fieldsync.v1.Envelope", 0);
 		return;
 	}
+	count_request(req);
 	if (over_queue_bound(tp, rid, rid_len, req->request_id)) {
 		fieldsync__v1__envelope__free_unpacked(req, NULL);
 		return;
@@ -512,19 +542,15 @@ handle_request(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, const char
 	}
 	switch (req->body_case) {
 	case FIELDSYNC__V1__ENVELOPE__BODY_HELLO:
-		metrics_inc(METRIC_REQUESTS_TOTAL, MREQ_HELLO, 1);
 		handle_hello(tp, rid, rid_len, &peer, req);
 		break;
 	case FIELDSYNC__V1__ENVELOPE__BODY_PUSH:
-		metrics_inc(METRIC_REQUESTS_TOTAL, MREQ_PUSH, 1);
 		handle_push(tp, rid, rid_len, &peer, req);
 		return; /* took req */
 	case FIELDSYNC__V1__ENVELOPE__BODY_PULL:
-		metrics_inc(METRIC_REQUESTS_TOTAL, MREQ_PULL, 1);
 		handle_pull(tp, rid, rid_len, &peer, req);
 		break;
 	case FIELDSYNC__V1__ENVELOPE__BODY_REPLAY:
-		metrics_inc(METRIC_REQUESTS_TOTAL, MREQ_REPLAY, 1);
 		handle_replay(tp, rid, rid_len, &peer, req);
 		break;
 	default:
