@@ -523,8 +523,9 @@ handle_request(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, const char
 	if (req == NULL) {
 		atomic_fetch_add(&g_stats.malformed, 1);
 		metrics_inc(METRIC_REQUESTS_TOTAL, MREQ_MALFORMED, 1);
-		send_error(tp, rid, rid_len, 0, FIELDSYNC__V1__ERROR__CODE__MALFORMED,
-		           "the frame is not a fieldsync.v1.Envelope", 0);
+		if (unread(tp) < tp->c->peer_queue_max_bytes) /* else it would pile up too */
+			send_error(tp, rid, rid_len, 0, FIELDSYNC__V1__ERROR__CODE__MALFORMED,
+			           "the frame is not a fieldsync.v1.Envelope", 0);
 		return;
 	}
 	count_request(req);
