@@ -19,6 +19,9 @@
  * addresses, an entry whose descriptor now has other addresses is started
  * afresh, and nothing is ever shut down whose addresses do not match.
  *
+ * A libzmq that stops setting "__fd" (zmq_msg_get answers -1) leaves every
+ * connection untracked: no byte bound and no cut, never a wrong one.
+ *
  * Not thread-safe: one table per socket, on the thread that owns the socket.
  * Bounded: descriptors at or above CONNS_FD_MAX are not tracked (served
  * without a byte count, and a revocation cannot cut them: ZAP still refuses
