@@ -361,7 +361,7 @@ changeset_apply(store_txn *parent, reminders *rem, const config *c, const peer_a
 	fs_change_result *results = NULL, **rptr = NULL;
 	fs_push_reply reply;
 	size_t mark = reminders_mark(rem);
-	fsd_err rc = replies_get(parent, p->changeset_id, &stored, &stored_len);
+	fsd_err rc = replies_get(parent, peer->name, p->changeset_id, &stored, &stored_len);
 
 	memset(o, 0, sizeof(*o));
 	o->m_result = MCS_DUPLICATE;
@@ -428,7 +428,7 @@ changeset_apply(store_txn *parent, reminders *rem, const config *c, const peer_a
 		goto out;
 	}
 	fieldsync__v1__push_reply__pack(&reply, o->packed);
-	rc = replies_put(t, p->changeset_id, o->packed, o->packed_len, c->replies_kept);
+	rc = replies_put(t, peer->name, p->changeset_id, o->packed, o->packed_len, c->replies_kept);
 	if (rc != FSD_OK) {
 		store_abort(&t);
 		reminders_rollback(rem, mark);

@@ -46,6 +46,7 @@ enum {
 	OPT_QUOTA_BYTES,
 	OPT_QUOTA_SETS,
 	OPT_MAX_PAGE,
+	OPT_PEER_QUEUE_MAX,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -114,6 +115,8 @@ static const struct opt {
          "change sets one device may push per minute (default 6000, 0: off)"},
 	{"max-page-bytes", OPT_MAX_PAGE, "FIELDSYNC_MAX_PAGE_BYTES", "BYTES",
          "no pull page is larger; a bigger record is an error (default 32M, at most 60M)"},
+	{"peer-queue-max-bytes", OPT_PEER_QUEUE_MAX, "FIELDSYNC_PEER_QUEUE_MAX_BYTES", "BYTES",
+         "reply bytes one connection may leave unread; then BUSY (default 64M)"},
 	{"config", OPT_CONFIG, "FIELDSYNC_CONFIG", "FILE",
          "INI file: these option names as keys, in [fieldsyncd]"},
 	{"help", OPT_HELP, NULL, NULL, "print this help and exit"},
@@ -315,6 +318,9 @@ apply(config *c, const struct opt *o, const char *v, const char *source)
 		ok = parse_size(v, &c->max_page_bytes) && c->max_page_bytes >= 4096 &&
 		     c->max_page_bytes <= FSP_PAGE_BYTES_MAX;
 		break;
+	case OPT_PEER_QUEUE_MAX:
+		ok = parse_size(v, &c->peer_queue_max_bytes) && c->peer_queue_max_bytes >= 65536;
+		break;
 	case OPT_CLOCK_OFFSET: {
 		char *end;
 		errno = 0;
@@ -415,6 +421,7 @@ config_load(config *c, int argc, char **argv)
 	c->push_quota_bytes = 256ULL << 20;
 	c->push_quota_changesets = 6000;
 	c->max_page_bytes = 32ULL << 20;
+	c->peer_queue_max_bytes = 64ULL << 20;
 
 	const char *file = config_path(argc, argv);
 	if (file != NULL && file[0] != '\0') {
@@ -536,4 +543,5 @@ config_print(const config *c, FILE *f)
 	        c->ops_max_connections, c->ops_per_ip, c->ops_idle_timeout_s);
 	fprintf(f, "event-retention-days = %u\nevent-retention-count = %llu\n",
 	        c->event_retention_days, (unsigned long long)c->event_retention_count);
+	fprintf(f, "peer-queue-max-bytes = %llu\n", (unsigned long long)c->peer_queue_max_bytes);
 }

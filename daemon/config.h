@@ -53,6 +53,7 @@ typedef struct config {
 	uint64_t push_quota_bytes;      /* per device and minute; 0: no quota */
 	uint64_t push_quota_changesets; /* per device and minute; 0: no quota */
 	uint64_t max_page_bytes;        /* no pull page is larger (<= FSP_PAGE_BYTES_MAX) */
+	uint64_t peer_queue_max_bytes;  /* unread reply bytes per connection (issue 11) */
 } config;
 
 typedef enum {

@@ -165,6 +165,8 @@ struct daemon {
 	reminders *rem; /* until the writer takes it */
 	sync_endpoint *se;
 	reminder_endpoint *re;
+	uint64_t revoked_fingerprint; /* to notice a revocation (watch_revocations) */
+	int64_t next_revocation_check_ms;
 };
 
 static void
@@ -222,6 +224,45 @@ reload(struct daemon *tp)
 		tz_free(&tz);
 	log_event(LOG_INFO, "configuration reloaded (log level, rule table, time zone)", NULL);
 	sd_notify(0, "READY=1");
+}
+
+static bool
+fingerprint_revoked(void *arg, const device_info *d)
+{
+	uint64_t *h = arg;
+	if (d->revoked)
+		for (const char *p = d->public_key; *p; p++)
+			*h = (*h ^ (uint8_t)*p) * 1099511628211ULL;
+	return true;
+}
+
+/*
+ * Once a second (production): when a device was revoked since the last look
+ * (`fieldsyncd revoke` writes the registry from another process), close its
+ * connections on both sockets and nobody else's. Nothing is re-bound: the
+ * other devices and subscribers keep their connections and every event.
+ * (Every request on the sync endpoint is checked against the registry too,
+ * so a revoked device is refused at once, before its connection closes.)
+ */
+static void
+watch_revocations(struct daemon *tp)
+{
+	int64_t now = clock_mono_ms();
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a of the revoked keys */
+	store_txn *t = NULL;
+	if (!tp->secure || now < tp->next_revocation_check_ms)
+		return;
+	tp->next_revocation_check_ms = now + 1000;
+	if (store_read_begin(tp->s, &t) != FSD_OK)
+		return;
+	registry_device_list(t, fingerprint_revoked, &h);
+	store_read_end(&t);
+	if (tp->revoked_fingerprint != 0 && h != tp->revoked_fingerprint) {
+		size_t a = sync_endpoint_cut(tp->se), b = reminder_endpoint_cut(tp->re);
+		log_event(LOG_INFO, "a device was revoked: its connections are closed, no other",
+		          LU("sync_connections", a), LU("subscriber_connections", b), NULL);
+	}
+	tp->revoked_fingerprint = h;
 }
 
 /* Forwards what the writer finished. Returns false on "stopped". */
@@ -411,8 +452,7 @@ daemon_run(const config *c, store *s, reminders *rem)
 	          LI("port", ops_http_port(ops)), NULL);
 	while (!g_stop) {
 		atomic_store(&g_ops.beat_ms, clock_mono_ms());
-		if (tp.re != NULL)
-			reminder_endpoint_tick(tp.re);
+		watch_revocations(&tp);
 		sync_endpoint_tick(tp.se);
 		if (g_reload) {
 			g_reload = 0;

@@ -11,17 +11,22 @@
  * Policy: --dev binds a plain PUB. Production binds an XPUB in manual mode
  * behind CURVE and ZAP, so the daemon decides what each subscriber gets: a
  * subscription is narrowed to the topics of the scopes its key was granted,
- * and a revocation cuts subscriptions by rebinding (reminder_endpoint_tick).
+ * and a revocation closes the revoked device's subscriber connections and
+ * no other (reminder_endpoint_cut): every subscription message names the
+ * connection it came over (conns.c), so the socket is never re-bound and
+ * the other subscribers keep their connections, their subscriptions and
+ * every event. The closed subscriber reconnects on its own, and ZAP
+ * refuses its key.
  *
  * Threads: the socket belongs to the thread that opened it (the main thread).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <zmq.h>
 
 #include "clock.h"
+#include "conns.h"
 #include "fieldsync/crypto.h"
 #include "fieldsync/rules.h"
 #include "log.h"
@@ -37,8 +42,7 @@ struct reminder_endpoint {
 	void *ctx, *pub;
 	bool secure;
 	char server_secret[AUTH_Z85_KEY_LEN + 1];
-	uint64_t revoked_fingerprint; /* to notice a revocation */
-	int64_t next_registry_check_ms;
+	conns *subscribers; /* by descriptor, with their device */
 };
 
 /*
@@ -84,8 +88,13 @@ reminder_endpoint_read(reminder_endpoint *tp)
 	const uint8_t *d = zmq_msg_data(&m);
 	size_t n = zmq_msg_size(&m);
 	peer_auth peer;
-	if (n >= 1 && (d[0] == 0 || d[0] == 1) &&
-	    peer_from_device(tp->s, zmq_msg_gets(&m, "User-Id"), &peer) == FSD_OK) {
+	const char *user = zmq_msg_gets(&m, "User-Id");
+	/* the subscriber's connection, so that a revocation can close it alone */
+	bool noted = conns_note(tp->subscribers, zmq_msg_get(&m, ZMQ_SRCFD), user) != NULL;
+	if (peer_from_device(tp->s, user, &peer) != FSD_OK) {
+		if (noted) /* revoked since its handshake: closed at once */
+			reminder_endpoint_cut(tp);
+	} else if (n >= 1 && (d[0] == 0 || d[0] == 1)) {
 		int opt = d[0] == 1 ? ZMQ_SUBSCRIBE : ZMQ_UNSUBSCRIBE;
 		const char *want = (const char *)d + 1;
 		size_t wl = n - 1;
@@ -107,52 +116,21 @@ reminder_endpoint_read(reminder_endpoint *tp)
 	zmq_msg_close(&m);
 }
 
-struct fingerprint {
-	uint64_t h;
-};
-
+/* conns_cut's question: is this device still enrolled and not revoked? */
 static bool
-fingerprint_device(void *arg, const device_info *d)
+still_enrolled(void *arg, const char *device)
 {
-	struct fingerprint *f = arg;
-	if (d->revoked)
-		for (const char *p = d->public_key; *p; p++)
-			f->h = (f->h ^ (uint8_t)*p) * 1099511628211ULL;
-	return true;
+	reminder_endpoint *tp = arg;
+	peer_auth p;
+	return peer_from_device(tp->s, device, &p) == FSD_OK;
 }
 
-/*
- * Once a second: a device revoked since the last look has its XPUB
- * subscriptions cut by closing and rebinding the socket; every subscriber
- * reconnects on its own, through ZAP, which refuses the revoked key. (The
- * ROUTER needs no such thing: it checks the registry on every request.)
- */
-void
-reminder_endpoint_tick(reminder_endpoint *tp)
+size_t
+reminder_endpoint_cut(reminder_endpoint *tp)
 {
-	int64_t now = clock_wall_ms();
-	if (!tp->secure || now < tp->next_registry_check_ms)
-		return;
-	tp->next_registry_check_ms = now + 1000;
-	struct fingerprint f = {1469598103934665603ULL};
-	store_txn *t = NULL;
-	if (store_read_begin(tp->s, &t) != FSD_OK)
-		return;
-	registry_device_list(t, fingerprint_device, &f);
-	store_read_end(&t);
-	if (tp->revoked_fingerprint != 0 && f.h != tp->revoked_fingerprint) {
-		log_event(LOG_INFO, "a device was revoked: rebinding the reminder socket", NULL);
-		zmq_close(tp->pub);
-		tp->pub = NULL;
-		for (int i = 0; i < 50 && open_reminder_socket(tp) != FSD_OK; i++) {
-			if (tp->pub != NULL)
-				zmq_close(tp->pub);
-			tp->pub = NULL;
-			struct timespec ts = {0, 100000000};
-			nanosleep(&ts, NULL); /* the port is released asynchronously */
-		}
-	}
-	tp->revoked_fingerprint = f.h;
+	if (tp == NULL || !tp->secure)
+		return 0;
+	return conns_cut(tp->subscribers, still_enrolled, tp);
 }
 
 /* Publishes one batch of committed events. PUB never blocks: past the high
@@ -187,6 +165,10 @@ reminder_endpoint_open(void *ctx, const config *c, store *s, const char *server_
 	tp->secure = server_secret != NULL;
 	if (tp->secure)
 		snprintf(tp->server_secret, sizeof(tp->server_secret), "%s", server_secret);
+	if ((tp->subscribers = conns_new()) == NULL) {
+		reminder_endpoint_close(&tp);
+		return FSD_NOMEM;
+	}
 	if (open_reminder_socket(tp) != FSD_OK) {
 		reminder_endpoint_close(&tp);
 		return FSD_IO;
@@ -213,6 +195,7 @@ reminder_endpoint_close(reminder_endpoint **rp)
 		return;
 	if ((*rp)->pub != NULL)
 		zmq_close((*rp)->pub);
+	conns_free(&(*rp)->subscribers);
 	fsc_cleanse((*rp)->server_secret, sizeof((*rp)->server_secret));
 	free(*rp);
 	*rp = NULL;

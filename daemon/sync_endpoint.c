@@ -27,6 +27,16 @@
  * §7) and noted as the device's report (registry_seen: last seen, client,
  * Hello.report), written to DATA_DIR/seen at most every 5 s.
  *
+ * Per connection (conns.c, by the descriptor libzmq names on each message):
+ * the device it authenticated as, and the reply bytes it has not read yet.
+ * A connection past --peer-queue-max-bytes of unread replies is answered
+ * BUSY (retry_after_ms) instead of served, and once 64 KiB of those went
+ * unread too, its requests are dropped unanswered: a peer that pipelines and
+ * never reads holds at most about the bound (plus one page) of the
+ * daemon's memory. ZMQ_SNDHWM (messages) stays a backstop for transports
+ * the kernel gives no byte count for. A revocation (sync_endpoint_cut)
+ * closes the revoked device's connections and no other.
+ *
  * Refusals are visible: the socket monitor logs and counts every failed
  * handshake (a NULL or PLAIN peer never reaches ZAP:
  * zap_denials_total{reason="mechanism"}); requests answered FORBIDDEN are
@@ -42,6 +52,7 @@
 
 #include "actor.h"
 #include "clock.h"
+#include "conns.h"
 #include "events.h"
 #include "feed.h"
 #include "fieldsync/calendar.h"
@@ -59,7 +70,11 @@
 #include "zap.h"
 
 #define PEERS 4096
-#define PULL_WINDOW_MAX 16 /* pages one PullRequest may ask for (Welcome.max_window) */
+#define PULL_WINDOW_MAX 16           /* pages one PullRequest may ask for (Welcome.max_window) */
+#define QUEUE_BUSY_SLACK (64u << 10) /* BUSY answers past the bound; then silence */
+#define QUEUE_BUSY_BYTES 128         /* one BUSY answer, at most */
+#define QUEUE_RETRY_MS 1000
+#define QUEUE_LOG_MS 10000 /* one log line per this, with the count since */
 
 /* What a peer said in Hello, keyed by its routing id (bounded, overwritten). */
 struct peer {
@@ -84,6 +99,15 @@ struct sync_endpoint {
 	char *dl_zone;
 	uint8_t *dl_tzif;
 	size_t dl_tzif_len;
+	conns *conns;   /* the ROUTER's connections by descriptor */
+	conn *cur;      /* the one being answered; NULL when not tracked */
+	struct rid_fd { /* routing id -> descriptor, for the writer's replies */
+		uint8_t rid[256];
+		size_t len;
+		int fd;
+	} * rid_fd;
+	uint64_t queue_refused; /* requests refused for unread replies, not logged yet */
+	int64_t queue_logged_ms;
 };
 
 #define SEEN_FLUSH_MS 5000
@@ -162,7 +186,16 @@ send_reply(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, const uint8_t 
 		metrics_inc(METRIC_REPLIES_UNROUTABLE_TOTAL, 0, 1);
 		log_event(LOG_DEBUG, "reply not delivered: the peer is gone or too slow",
 		          LS("error", zmq_strerror(zmq_errno())), NULL);
+		return;
 	}
+	conns_sent(tp->cur, len);
+}
+
+/* The bytes of replies the connection being answered has not read yet. */
+static uint64_t
+unread(sync_endpoint *tp)
+{
+	return conns_queued(tp->cur);
 }
 
 static void
@@ -319,7 +352,9 @@ handle_pull(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, const peer_au
 		send_reply(tp, rid, rid_len, buf, len);
 		free(buf);
 		buf = NULL;
-		if (!more)
+		/* a window stops early at the per-connection bound: the device
+		 * sees more = true and asks again once it has read these */
+		if (!more || unread(tp) >= tp->c->peer_queue_max_bytes)
 			return;
 	}
 }
@@ -572,6 +607,64 @@ oom:
 	fieldsync__v1__envelope__free_unpacked(req, NULL);
 }
 
+/*
+ * A connection with more unread replies than the bound gets BUSY instead of
+ * service, and once QUEUE_BUSY_SLACK bytes of such answers went unread too,
+ * no answer at all (they would pile up as well). True when the request was
+ * refused.
+ */
+static bool
+over_queue_bound(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, uint64_t request_id)
+{
+	uint64_t q = unread(tp), max = tp->c->peer_queue_max_bytes;
+	if (q < max) {
+		conns_set_refused(tp->cur, 0);
+		return false;
+	}
+	atomic_fetch_add(&g_stats.busy, 1);
+	tp->queue_refused++;
+	int64_t now = clock_mono_ms();
+	if (now - tp->queue_logged_ms >= QUEUE_LOG_MS) {
+		log_event(LOG_INFO, "requests refused: the connection does not read its replies",
+		          LS("device", conns_device(tp->cur)), LU("unread_bytes", q),
+		          LU("limit_bytes", max), LU("refused_since_last_line", tp->queue_refused),
+		          NULL);
+		tp->queue_logged_ms = now;
+		tp->queue_refused = 0;
+	}
+	uint64_t refused = conns_refused(tp->cur);
+	if (refused < QUEUE_BUSY_SLACK) {
+		send_error(tp, rid, rid_len, request_id, FIELDSYNC__V1__ERROR__CODE__BUSY,
+		           "too many replies not read yet on this connection: read them, then "
+		           "retry",
+		           QUEUE_RETRY_MS);
+		conns_set_refused(tp->cur, refused + QUEUE_BUSY_BYTES);
+	}
+	return true;
+}
+
+/* Counts a request by its type (whether it is then served or refused). */
+static void
+count_request(const fs_envelope *req)
+{
+	switch (req->body_case) {
+	case FIELDSYNC__V1__ENVELOPE__BODY_HELLO:
+		metrics_inc(METRIC_REQUESTS_TOTAL, MREQ_HELLO, 1);
+		break;
+	case FIELDSYNC__V1__ENVELOPE__BODY_PUSH:
+		metrics_inc(METRIC_REQUESTS_TOTAL, MREQ_PUSH, 1);
+		break;
+	case FIELDSYNC__V1__ENVELOPE__BODY_PULL:
+		metrics_inc(METRIC_REQUESTS_TOTAL, MREQ_PULL, 1);
+		break;
+	case FIELDSYNC__V1__ENVELOPE__BODY_REPLAY:
+		metrics_inc(METRIC_REQUESTS_TOTAL, MREQ_REPLAY, 1);
+		break;
+	default:
+		break;
+	}
+}
+
 /* One request frame from one peer; user_id is ZAP's User-Id (NULL in --dev). */
 static void
 handle_request(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, const char *user_id,
@@ -583,8 +676,14 @@ handle_request(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, const char
 	if (req == NULL) {
 		atomic_fetch_add(&g_stats.malformed, 1);
 		metrics_inc(METRIC_REQUESTS_TOTAL, MREQ_MALFORMED, 1);
-		send_error(tp, rid, rid_len, 0, FIELDSYNC__V1__ERROR__CODE__MALFORMED,
-		           "the frame is not a fieldsync.v1.Envelope", 0);
+		if (unread(tp) < tp->c->peer_queue_max_bytes) /* else it would pile up too */
+			send_error(tp, rid, rid_len, 0, FIELDSYNC__V1__ERROR__CODE__MALFORMED,
+			           "the frame is not a fieldsync.v1.Envelope", 0);
+		return;
+	}
+	count_request(req);
+	if (over_queue_bound(tp, rid, rid_len, req->request_id)) {
+		fieldsync__v1__envelope__free_unpacked(req, NULL);
 		return;
 	}
 	peer_auth peer;
@@ -597,21 +696,17 @@ handle_request(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, const char
 	}
 	switch (req->body_case) {
 	case FIELDSYNC__V1__ENVELOPE__BODY_HELLO:
-		metrics_inc(METRIC_REQUESTS_TOTAL, MREQ_HELLO, 1);
 		handle_hello(tp, rid, rid_len, &peer, req);
 		break;
 	case FIELDSYNC__V1__ENVELOPE__BODY_PUSH:
-		metrics_inc(METRIC_REQUESTS_TOTAL, MREQ_PUSH, 1);
 		handle_push(tp, rid, rid_len, &peer, req);
 		return; /* took req */
 	case FIELDSYNC__V1__ENVELOPE__BODY_PULL:
-		metrics_inc(METRIC_REQUESTS_TOTAL, MREQ_PULL, 1);
 		if (pull_order_hold(tp, rid, rid_len, &peer, req))
 			return; /* took req: after this connection's pushes */
 		handle_pull(tp, rid, rid_len, &peer, req);
 		break;
 	case FIELDSYNC__V1__ENVELOPE__BODY_REPLAY:
-		metrics_inc(METRIC_REQUESTS_TOTAL, MREQ_REPLAY, 1);
 		handle_replay(tp, rid, rid_len, &peer, req);
 		break;
 	default:
@@ -621,6 +716,34 @@ handle_request(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, const char
 		break;
 	}
 	fieldsync__v1__envelope__free_unpacked(req, NULL);
+}
+
+static struct rid_fd *
+rid_fd_slot(sync_endpoint *tp, const uint8_t *rid, size_t len)
+{
+	return &tp->rid_fd[peer_slot(rid, len)];
+}
+
+/* Remembers which descriptor routing id rid came over (fd -1: none). */
+static void
+rid_fd_note(sync_endpoint *tp, const uint8_t *rid, size_t len, int fd)
+{
+	struct rid_fd *r = rid_fd_slot(tp, rid, len);
+	if (len > sizeof(r->rid))
+		return;
+	memcpy(r->rid, rid, len);
+	r->len = len;
+	r->fd = fd;
+}
+
+/* The tracked connection of routing id rid, or NULL. */
+static conn *
+rid_conn(sync_endpoint *tp, const uint8_t *rid, size_t len)
+{
+	struct rid_fd *r = rid_fd_slot(tp, rid, len);
+	if (r->len != len || memcmp(r->rid, rid, len) != 0 || r->fd < 0)
+		return NULL;
+	return conns_find(tp->conns, r->fd);
 }
 
 /* Reads one multipart message from the ROUTER and answers it. */
@@ -657,9 +780,15 @@ sync_endpoint_read_one(sync_endpoint *tp)
 		           "a request is exactly one frame holding an Envelope", 0);
 		goto out;
 	}
-	handle_request(tp, zmq_msg_data(&rid), zmq_msg_size(&rid),
-	               tp->secure ? zmq_msg_gets(&body, "User-Id") : NULL, zmq_msg_data(&body),
-	               zmq_msg_size(&body));
+	{
+		const char *user = tp->secure ? zmq_msg_gets(&body, "User-Id") : NULL;
+		int fd = zmq_msg_get(&body, ZMQ_SRCFD); /* the connection it came over */
+		tp->cur = conns_note(tp->conns, fd, user);
+		rid_fd_note(tp, zmq_msg_data(&rid), zmq_msg_size(&rid), tp->cur != NULL ? fd : -1);
+		handle_request(tp, zmq_msg_data(&rid), zmq_msg_size(&rid), user,
+		               zmq_msg_data(&body), zmq_msg_size(&body));
+		tp->cur = NULL;
+	}
 out:
 	zmq_msg_close(&rid);
 	zmq_msg_close(&body);
@@ -704,10 +833,12 @@ sync_endpoint_read_monitor(sync_endpoint *tp)
 		if (zmq_msg_size(&m) >= 6) {
 			memcpy(&ev, zmq_msg_data(&m), 2);
 			memcpy(&value, (const uint8_t *)zmq_msg_data(&m) + 2, 4);
-			if (ev == ZMQ_EVENT_ACCEPTED)
+			if (ev == ZMQ_EVENT_ACCEPTED) {
 				metrics_add(METRIC_PEERS_CONNECTED, 0, 1);
-			else if (ev == ZMQ_EVENT_DISCONNECTED)
+			} else if (ev == ZMQ_EVENT_DISCONNECTED) {
 				metrics_add(METRIC_PEERS_CONNECTED, 0, -1);
+				conns_forget(tp->conns, (int)value); /* value: its descriptor */
+			}
 		}
 		zmq_msg_close(&m);
 		char addr[128] = "";
@@ -729,9 +860,28 @@ void
 sync_endpoint_reply(sync_endpoint *tp, push_job *j)
 {
 	tp->inflight--;
+	tp->cur = rid_conn(tp, j->routing_id, j->routing_len);
 	send_reply(tp, j->routing_id, j->routing_len, j->reply, j->reply_len);
-	pull_order_push_done(tp, j->routing_id, j->routing_len);
+	pull_order_push_done(tp, j->routing_id, j->routing_len); /* held Pulls, same conn */
+	tp->cur = NULL;
 	push_job_free(j);
+}
+
+/* conns_cut's question: is this device still enrolled and not revoked? */
+static bool
+still_enrolled(void *arg, const char *device)
+{
+	sync_endpoint *tp = arg;
+	peer_auth p;
+	return peer_from_device(tp->s, device, &p) == FSD_OK;
+}
+
+size_t
+sync_endpoint_cut(sync_endpoint *tp)
+{
+	if (tp == NULL || !tp->secure)
+		return 0;
+	return conns_cut(tp->conns, still_enrolled, tp);
 }
 
 void
@@ -788,7 +938,13 @@ sync_endpoint_open(void *ctx, const config *c, store *s, void *writer_pipe,
 	sync_endpoint *tp = calloc(1, sizeof(*tp));
 
 	*out = NULL;
-	if (tp == NULL || (tp->peers = calloc(PEERS, sizeof(*tp->peers))) == NULL) {
+	if (tp == NULL || (tp->peers = calloc(PEERS, sizeof(*tp->peers))) == NULL ||
+	    (tp->rid_fd = calloc(PEERS, sizeof(*tp->rid_fd))) == NULL ||
+	    (tp->conns = conns_new()) == NULL) {
+		if (tp != NULL) {
+			free(tp->peers);
+			free(tp->rid_fd);
+		}
 		free(tp);
 		return FSD_NOMEM;
 	}
@@ -869,6 +1025,8 @@ sync_endpoint_close(sync_endpoint **tpp)
 	registry_seen_close(&tp->seen);
 	pull_order_free(tp);
 	free(tp->peers);
+	free(tp->rid_fd);
+	conns_free(&tp->conns);
 	free(tp->dl_rules);
 	free(tp->dl_zone);
 	free(tp->dl_tzif);

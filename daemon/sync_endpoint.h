@@ -9,6 +9,7 @@
 #ifndef FIELDSYNCD_SYNC_ENDPOINT_H
 #define FIELDSYNCD_SYNC_ENDPOINT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "config.h"
@@ -45,6 +46,10 @@ void sync_endpoint_reply(sync_endpoint *se, push_job *j);
  * at open from the configuration, and again by a reload that installs
  * them. Copies what it needs; FSD_NOMEM leaves the old ones. */
 fsd_err sync_endpoint_set_deadlines(sync_endpoint *se, const rules_config *rc, const fs_tz *tz);
+/* Closes the connections of every device that is no longer enrolled or was
+ * revoked (production; --dev has no devices), and no other connection.
+ * Returns how many were closed. */
+size_t sync_endpoint_cut(sync_endpoint *se);
 /* Change sets handed to the writer and not answered yet. */
 uint64_t sync_endpoint_inflight(const sync_endpoint *se);
 

@@ -177,7 +177,7 @@ Test(changeset, a_set_with_one_bad_change_is_rejected_whole)
 	size_t sl;
 	cr_assert_eq(store_read_begin(g_s, &t), FSD_OK);
 	cr_expect_eq(records_get(t, "note", "other", &rs), FSD_NOTFOUND, "the set is atomic");
-	cr_expect_eq(replies_get(t, "cs-2", &stored, &sl), FSD_NOTFOUND,
+	cr_expect_eq(replies_get(t, "tab-1", "cs-2", &stored, &sl), FSD_NOTFOUND,
 	             "a rejected set stores no reply (a fixed retry may apply)");
 	store_read_end(&t);
 }

@@ -440,3 +440,45 @@ Test(config, ops_limits_and_event_retention)
 		             bad[i][1]);
 	}
 }
+
+/* --peer-queue-max-bytes (issue 11): default 64 MiB, flag, environment and
+ * config file alike, at least 64 KiB, printed by check-config. */
+Test(config, peer_queue_max_bytes)
+{
+	config c;
+	capture cap;
+	cr_assert_eq(load(&c, NULL), CONFIG_RUN);
+	cr_expect_eq(c.peer_queue_max_bytes, 64ULL << 20);
+	cr_assert_eq(load(&c, "--peer-queue-max-bytes", "8M", NULL), CONFIG_RUN);
+	cr_expect_eq(c.peer_queue_max_bytes, 8ULL << 20);
+	setenv("FIELDSYNC_PEER_QUEUE_MAX_BYTES", "1G", 1);
+	cr_assert_eq(load(&c, NULL), CONFIG_RUN);
+	unsetenv("FIELDSYNC_PEER_QUEUE_MAX_BYTES");
+	cr_expect_eq(c.peer_queue_max_bytes, 1ULL << 30);
+
+	char path[] = "/tmp/fs-config-peer-XXXXXX";
+	int fd = mkstemp(path);
+	cr_assert_geq(fd, 0);
+	const char *ini = "[fieldsyncd]\npeer_queue_max_bytes = 2M\n";
+	cr_assert_eq(write(fd, ini, strlen(ini)), (ssize_t)strlen(ini));
+	close(fd);
+	cr_assert_eq(load(&c, "--config", path, NULL), CONFIG_RUN);
+	unlink(path);
+	cr_expect_eq(c.peer_queue_max_bytes, 2ULL << 20);
+
+	capture_begin(&cap, 2);
+	cr_expect_eq(load(&c, "--peer-queue-max-bytes", "1000", NULL), CONFIG_EXIT_ERR);
+	free(capture_end(&cap));
+
+	cr_assert_eq(load(&c, "--peer-queue-max-bytes", "3M", NULL), CONFIG_RUN);
+	capture_begin(&cap, 1);
+	config_print(&c, stdout);
+	char *out = capture_end(&cap);
+	cr_expect_not_null(strstr(out, "peer-queue-max-bytes = 3145728"), "%s", out);
+	free(out);
+	capture_begin(&cap, 1);
+	cr_assert_eq(load(&c, "--help", NULL), CONFIG_EXIT_OK);
+	out = capture_end(&cap);
+	cr_expect_not_null(strstr(out, "--peer-queue-max-bytes BYTES"), "%s", out);
+	free(out);
+}

@@ -419,14 +419,14 @@ Test(store, aborted_top_txn_leaves_nothing)
 	state_init(&b, "note", "gone", "team-a", store_next_seq(t));
 	state_add(&b, "r1:1", false, "x", 1);
 	cr_assert_eq(records_put(t, &b.rs, 0), FSD_OK);
-	cr_assert_eq(replies_put(t, "cs-gone", (const uint8_t *)"r", 1, 10), FSD_OK);
+	cr_assert_eq(replies_put(t, "tab-1", "cs-gone", (const uint8_t *)"r", 1, 10), FSD_OK);
 	store_abort(&t);
 
 	cr_assert_eq(store_read_begin(s, &t), FSD_OK);
 	expect_absent(t, "note", "gone");
 	const uint8_t *d = NULL;
 	size_t l = 0;
-	cr_expect_eq(replies_get(t, "cs-gone", &d, &l), FSD_NOTFOUND);
+	cr_expect_eq(replies_get(t, "tab-1", "cs-gone", &d, &l), FSD_NOTFOUND);
 	cr_expect_eq(store_last_seq(t), 0);
 	store_read_end(&t);
 	state_fini(&b);
@@ -732,7 +732,7 @@ expect_reply(store_txn *t, const char *csid, const void *data, size_t len)
 {
 	const uint8_t *d = NULL;
 	size_t l = 0;
-	cr_assert_eq(replies_get(t, csid, &d, &l), FSD_OK, "reply %s not found", csid);
+	cr_assert_eq(replies_get(t, "tab-1", csid, &d, &l), FSD_OK, "reply %s not found", csid);
 	cr_assert_eq(l, len, "reply %s: %zu bytes, want %zu", csid, l, len);
 	cr_expect_eq(memcmp(d, data, len), 0, "reply %s: wrong bytes", csid);
 }
@@ -746,18 +746,18 @@ Test(store, reply_round_trips)
 	size_t l = 0;
 
 	cr_assert_eq(store_write_begin(s, &t), FSD_OK);
-	cr_expect_eq(replies_get(t, "cs-1", &d, &l), FSD_NOTFOUND);
-	cr_assert_eq(replies_put(t, "cs-1", r1, sizeof(r1), 100), FSD_OK);
+	cr_expect_eq(replies_get(t, "tab-1", "cs-1", &d, &l), FSD_NOTFOUND);
+	cr_assert_eq(replies_put(t, "tab-1", "cs-1", r1, sizeof(r1), 100), FSD_OK);
 	expect_reply(t, "cs-1", r1, sizeof(r1));
-	cr_assert_eq(replies_put(t, "cs-empty", r1, 0, 100), FSD_OK);
+	cr_assert_eq(replies_put(t, "tab-1", "cs-empty", r1, 0, 100), FSD_OK);
 	cr_assert_eq(store_commit(&t), FSD_OK);
 
 	cr_assert_eq(store_read_begin(s, &t), FSD_OK);
 	expect_reply(t, "cs-1", r1, sizeof(r1));
-	cr_assert_eq(replies_get(t, "cs-empty", &d, &l), FSD_OK);
+	cr_assert_eq(replies_get(t, "tab-1", "cs-empty", &d, &l), FSD_OK);
 	cr_expect_eq(l, 0);
-	cr_expect_eq(replies_get(t, "cs-2", &d, &l), FSD_NOTFOUND);
-	cr_expect_eq(replies_get(t, "cs-", &d, &l), FSD_NOTFOUND);
+	cr_expect_eq(replies_get(t, "tab-1", "cs-2", &d, &l), FSD_NOTFOUND);
+	cr_expect_eq(replies_get(t, "tab-1", "cs-", &d, &l), FSD_NOTFOUND);
 	store_read_end(&t);
 
 	store_close(&s);
@@ -781,7 +781,7 @@ expect_newest_replies_in(store_txn *t, int total, int keep)
 		if (i > total - keep)
 			expect_reply(t, csid, body, strlen(body));
 		else
-			cr_expect_eq(replies_get(t, csid, &d, &l), FSD_NOTFOUND,
+			cr_expect_eq(replies_get(t, "tab-1", csid, &d, &l), FSD_NOTFOUND,
 			             "after %d puts, %s should have been dropped (keep=%d)", total, csid,
 			             keep);
 	}
@@ -802,7 +802,7 @@ put_reply_n(store_txn *t, int i, uint64_t keep)
 	char csid[32], body[32];
 	snprintf(csid, sizeof(csid), "cs-%d", i);
 	snprintf(body, sizeof(body), "reply-%d", i);
-	cr_assert_eq(replies_put(t, csid, (const uint8_t *)body, strlen(body), keep), FSD_OK);
+	cr_assert_eq(replies_put(t, "tab-1", csid, (const uint8_t *)body, strlen(body), keep), FSD_OK);
 }
 
 Test(store, replies_keep_only_the_newest_across_txns)
@@ -1051,7 +1051,7 @@ Test(store, read_txn_sees_a_consistent_snapshot)
 	state_add(&b, "r1:1", false, "b-v1", 4);
 	cr_assert_eq(records_put(w, &b.rs, 0), FSD_OK);
 	state_fini(&b);
-	cr_assert_eq(replies_put(w, "cs-late", (const uint8_t *)"late", 4, 10), FSD_OK);
+	cr_assert_eq(replies_put(w, "tab-1", "cs-late", (const uint8_t *)"late", 4, 10), FSD_OK);
 	cr_assert_eq(store_commit(&w), FSD_OK);
 
 	/* r still sees the old world, record, seq, feed and replies alike. */
@@ -1060,7 +1060,7 @@ Test(store, read_txn_sees_a_consistent_snapshot)
 	cr_expect_eq(store_last_seq(r), 1);
 	const uint8_t *d = NULL;
 	size_t l = 0;
-	cr_expect_eq(replies_get(r, "cs-late", &d, &l), FSD_NOTFOUND);
+	cr_expect_eq(replies_get(r, "tab-1", "cs-late", &d, &l), FSD_NOTFOUND);
 	memset(&c, 0, sizeof(c));
 	c.cap = COLLECT_MAX;
 	cr_assert_eq(records_feed_scan(r, 0, collect_fn, &c, &last, &more), FSD_OK);
