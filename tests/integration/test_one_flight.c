@@ -224,6 +224,16 @@ relay_mode(relay *r, bool hold, bool drop_push_replies, int cut_after_pages)
 	pthread_mutex_unlock(&r->mu);
 }
 
+/* Points the relay at another daemon (the tablet's endpoint stays). */
+static void
+relay_retarget(relay *r, const char *old_ep, const char *new_ep)
+{
+	pthread_mutex_lock(&r->mu);
+	zmq_disconnect(r->back, old_ep);
+	cr_assert_eq(zmq_connect(r->back, new_ep), 0);
+	pthread_mutex_unlock(&r->mu);
+}
+
 static void
 relay_stop(relay **pr)
 {
@@ -620,4 +630,50 @@ Test(one_flight, a_flight_cut_after_two_pages_loses_nothing_and_applies_nothing_
 	cr_assert_eq(status.last_seq, feed);
 	cr_assert_eq(fs_sync(tab, &o, &st), FS_OK);
 	cr_assert_eq(st.pushed + st.pulled + st.changesets, 0, "nothing left to do");
+}
+
+/* ---- 4: one flight to a daemon of another generation ------------------- */
+
+Test(one_flight, a_flight_to_another_generation_pulls_from_0_and_pushes_its_values_again)
+{
+	setup();
+	rl = relay_start();
+	fs_sync_opts o = {0};
+	o.endpoint = rl->endpoint;
+	o.timeout_ms = T_MS;
+	fs_sync_stats st;
+	edits(0, 20);
+	relay_mode(rl, false, false, 0);
+	cr_assert_eq(fs_sync(tab, &o, &st), FS_OK);
+	cr_assert_eq(st.pushed, 20);
+	fs_status status;
+	cr_assert_eq(fs_status_get(tab, &status), FS_OK);
+	cr_assert_eq(status.last_seq, 20);
+
+	/* the same address now reaches a daemon of another history (a fresh
+	 * one: another generation) where a colleague pushed 50 records */
+	char old_ep[64];
+	snprintf(old_ep, sizeof(old_ep), "%s", fs_test_daemon_endpoint(d));
+	fs_test_daemon_stop(&d);
+	d = fs_test_daemon_start(NULL);
+	cr_assert_not_null(d);
+	relay_retarget(rl, old_ep, fs_test_daemon_endpoint(d));
+	colleague_push(50);
+	edits(20, 5);
+	relay_mode(rl, false, false, 0);
+	cr_assert_eq(fs_sync(tab, &o, &st), FS_OK, "%s", last_msg());
+	pthread_mutex_lock(&rl->mu);
+	char first = rl->log[0], second = rl->log[1];
+	pthread_mutex_unlock(&rl->mu);
+	cr_assert(first == 'H' && second == 'P', "the sync began with its flight");
+	/* the early Pull asked from checkpoint 20 of the old history; the
+	 * pull that counts starts from 0: every colleague record arrives */
+	cr_assert_eq(st.pulled, 50, "pulled %llu", (unsigned long long)st.pulled);
+	cr_assert_eq(st.requeued, 20, "this device's values pushed again");
+	cr_assert_eq(st.pushed, 25);
+	uint64_t feed = feed_seq();
+	cr_assert_eq(feed, 50 + 5 + 20, "feed %llu", (unsigned long long)feed);
+	cr_assert_eq(fs_status_get(tab, &status), FS_OK);
+	cr_assert_eq(status.pending, 0);
+	cr_assert_eq(status.last_seq, feed);
 }
