@@ -36,6 +36,18 @@
  * a day's sync is Hello, then one flight of pushes and pull. A daemon
  * without them gets exactly the above.
  *
+ * One flight (sync_early): the store keeps what the last Welcome offered
+ * with the daemon's endpoint and server key (meta "welcome", store.c).
+ * A sync to that same daemon sends Hello, its first change sets (sized and
+ * compressed as that Welcome allowed) and the Pull at once, and takes the
+ * Welcome in among the answers (early_welcome): another generation drops
+ * that Pull and pulls from 0 behind the values it requeued; a daemon
+ * without the offers (rolled back) is pulled one whole page at a time; a
+ * push reply with no result for a set (a daemon that read a compressed set
+ * as empty) requeues the set's changes under a new changeset_id and ends
+ * compressed pushes on the connection (push_settle). A first sync, or one
+ * to another endpoint, waits for Welcome as above.
+ *
  * The connection is conn.c's (one DEALER, CURVE from the store's
  * credential): every wait is bounded by the sync's one deadline, and
  * closing never waits. Nothing from the network is trusted: an
