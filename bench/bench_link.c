@@ -525,10 +525,11 @@ typedef struct sim {
 static int burst_bytes = 4096;
 
 static int
-sim_start(sim *s, const wlink *l, int target_port)
+sim_start_at(sim *s, const wlink *l, int target_port, int listen_port)
 {
-	char target[32], down[32], up[32], rtt[32], burst[32];
+	char target[32], down[32], up[32], rtt[32], burst[32], listen_at[32];
 	snprintf(target, sizeof(target), "127.0.0.1:%d", target_port);
+	snprintf(listen_at, sizeof(listen_at), "127.0.0.1:%d", listen_port);
 	snprintf(down, sizeof(down), "%g", l->down_kbit);
 	snprintf(up, sizeof(up), "%g", l->up_kbit);
 	snprintf(rtt, sizeof(rtt), "%g", l->rtt_ms);
@@ -547,8 +548,8 @@ sim_start(sim *s, const wlink *l, int target_port)
 		close(out[0]);
 		close(out[1]);
 		execl(LINKSIM_BIN, "linksim", "--target", target, "--down-kbit", down, "--up-kbit",
-		      up, "--rtt-ms", rtt, "--burst-bytes", burst, "--stats", s->stats,
-		      (char *)NULL);
+		      up, "--rtt-ms", rtt, "--burst-bytes", burst, "--stats", s->stats, "--listen",
+		      listen_at, (char *)NULL);
 		_exit(127);
 	}
 	close(out[1]);
@@ -560,6 +561,13 @@ sim_start(sim *s, const wlink *l, int target_port)
 		s->port = -1;
 	fclose(in);
 	return s->port > 0 ? 0 : -1;
+}
+
+/* A linksim on a free port. */
+static int
+sim_start(sim *s, const wlink *l, int target_port)
+{
+	return sim_start_at(s, l, target_port, 0);
 }
 
 static simstats
@@ -972,6 +980,10 @@ main(int argc, char **argv)
 		if (sim_start(&s, l, dport) != 0)
 			return 1;
 		r.t = tablet_sync(store, s.port, true);
+		/* the tablet reaches this daemon at one address, as in the field
+		 * (the SDK keeps the daemon's last Welcome by endpoint): the day's
+		 * and the reconnect's linksim listen on the initial one's port */
+		int tport = s.port;
 		r.st = sim_stop(&s);
 		r.b = baseline(l, &empty, &z_init);
 		print_row(&r);
@@ -990,7 +1002,7 @@ main(int argc, char **argv)
 			fprintf(stderr, "the day's edits failed\n");
 			return 1;
 		}
-		if (sim_start(&s, l, dport) != 0)
+		if (sim_start_at(&s, l, dport, tport) != 0)
 			return 1;
 		dw.t = tablet_sync(store, s.port, false);
 		dw.st = sim_stop(&s);
@@ -1001,7 +1013,7 @@ main(int argc, char **argv)
 
 		/* reconnect with nothing to do */
 		row rc = {.l = l, .scenario = "reconnect", .min_rts = 2};
-		if (sim_start(&s, l, dport) != 0)
+		if (sim_start_at(&s, l, dport, tport) != 0)
 			return 1;
 		rc.t = tablet_sync(store, s.port, false);
 		rc.st = sim_stop(&s);

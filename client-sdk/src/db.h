@@ -83,4 +83,22 @@ int sdk_meta_get_u64(fs_store *s, MDB_txn *t, const char *name, uint64_t *v);
 int sdk_meta_put(fs_store *s, MDB_txn *t, const char *name, const void *data, size_t len);
 int sdk_meta_put_u64(fs_store *s, MDB_txn *t, const char *name, uint64_t v);
 
+/*
+ * What the last Welcome of one daemon offered (store.c, meta "welcome"),
+ * so the next sync with the SAME daemon (endpoint and pinned server key)
+ * may send its first change sets and Pull before Welcome comes (sync.c).
+ */
+typedef struct sdk_welcome_facts {
+	uint32_t encodings, max_window, max_changes;
+	uint64_t max_message_bytes;
+	char endpoint[256], server_key[64], generation[72];
+} sdk_welcome_facts;
+
+/* Loads the facts kept for endpoint/server_key (NULL: clear text):
+ * FS_ERR_NOT_FOUND when none, or they were another daemon's. */
+fs_err sdk_welcome_load(fs_store *s, const char *endpoint, const char *server_key,
+                        sdk_welcome_facts *f);
+/* Keeps f (one durable transaction); nothing is written when unchanged. */
+fs_err sdk_welcome_save(fs_store *s, const sdk_welcome_facts *f);
+
 #endif

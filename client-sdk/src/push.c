@@ -84,6 +84,12 @@ inflight_discard(fs_store *s, uint64_t key)
 	return sdk_map_rc(mdb_txn_commit(t));
 }
 
+fs_err
+sdk_push_requeue(fs_store *s, uint64_t key)
+{
+	return inflight_discard(s, key);
+}
+
 /* The plaintext PushRequest of a sealed in-flight value; RC_SEAL_BAD when a
  * payload does not open, MDB_CORRUPTED when it does not decode. */
 static int

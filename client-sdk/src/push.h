@@ -62,4 +62,17 @@ fs_err sdk_push_done(fs_store *s, uint64_t key, const sdk_push_request *req,
 fs_err sdk_push_refused(fs_store *s, uint64_t key, const sdk_push_request *req, const char *code,
                         const char *message, sdk_push_outcome *o);
 
+/*
+ * The daemon's answer shows it did not read change set `key` (a PushReply
+ * with no result for a set of changes: a daemon rolled back to a release
+ * without compressed pushes reads changes_zstd as an empty set, applies
+ * that and keeps the empty answer under the set's changeset_id, so a
+ * resend would never get another). Drops the set and puts its changes
+ * that are still in the outbox back to PENDING in no change set, in one
+ * durable transaction: the next sdk_push_prepare puts them in a set with
+ * a NEW changeset_id. Nothing is lost; nothing is applied twice (a change
+ * the daemon did apply comes back DUPLICATE or OBSOLETE).
+ */
+fs_err sdk_push_requeue(fs_store *s, uint64_t key);
+
 #endif

@@ -48,6 +48,12 @@
  *                             its secret (absent: none; credstore.c)
  *             "credential_secret" -> its Z85 secret key (40 bytes; sealed in
  *                             an encrypted store)
+ *             "welcome"    -> what the last Welcome offered (sdk_welcome_save):
+ *                             [u32 LE encodings][u32 LE max_window][u32 LE
+ *                             max_changes][u64 LE max_message_bytes], then
+ *                             endpoint, server key and generation, each [u8
+ *                             len][bytes]; absent, short or another daemon's:
+ *                             the next sync waits for Welcome as a first one
  *   records   key(collection, id) -> packed fieldsync.v1.RecordState: the
  *             scope and ALL current siblings (Records with versions). One
  *             sibling unless in conflict. key = [u8 len(collection)]
@@ -737,4 +743,95 @@ out:
 	free(w);
 	fsc_cleanse(&nm, sizeof(nm));
 	return err;
+}
+
+/* ---- the last Welcome (sync.c's one-flight start) ------------------------ */
+
+#define WELCOME_HEAD 20
+
+static size_t
+welcome_pack(const sdk_welcome_facts *f, uint8_t *b)
+{
+	const char *str[3] = {f->endpoint, f->server_key, f->generation};
+	size_t n = WELCOME_HEAD;
+	fsk_put_le32(b, f->encodings);
+	fsk_put_le32(b + 4, f->max_window);
+	fsk_put_le32(b + 8, f->max_changes);
+	fsk_put_le64(b + 12, f->max_message_bytes);
+	for (int i = 0; i < 3; i++) {
+		size_t l = strlen(str[i]);
+		b[n++] = (uint8_t)l;
+		memcpy(b + n, str[i], l);
+		n += l;
+	}
+	return n;
+}
+
+/* Decodes a stored value into f; false when it is not one we wrote. */
+static bool
+welcome_unpack(const uint8_t *b, size_t len, sdk_welcome_facts *f)
+{
+	char *str[3] = {f->endpoint, f->server_key, f->generation};
+	size_t cap[3] = {sizeof(f->endpoint), sizeof(f->server_key), sizeof(f->generation)};
+	size_t n = WELCOME_HEAD;
+	if (len < WELCOME_HEAD)
+		return false;
+	f->encodings = fsk_get_le32(b);
+	f->max_window = fsk_get_le32(b + 4);
+	f->max_changes = fsk_get_le32(b + 8);
+	f->max_message_bytes = fsk_get_le64(b + 12);
+	for (int i = 0; i < 3; i++) {
+		if (n >= len || b[n] >= cap[i] || len - n - 1 < b[n])
+			return false;
+		memcpy(str[i], b + n + 1, b[n]);
+		str[i][b[n]] = '\0';
+		n += 1 + (size_t)b[n];
+	}
+	return n == len;
+}
+
+fs_err
+sdk_welcome_load(fs_store *s, const char *endpoint, const char *server_key, sdk_welcome_facts *f)
+{
+	MDB_txn *t = NULL;
+	MDB_val k = {7, "welcome"}, d;
+	int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t);
+	if (rc != MDB_SUCCESS)
+		return sdk_map_rc(rc);
+	rc = mdb_get(t, s->meta, &k, &d);
+	bool ok = rc == MDB_SUCCESS && welcome_unpack(d.mv_data, d.mv_size, f);
+	sdk_txn_abort(&t);
+	if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
+		return sdk_map_rc(rc);
+	if (!ok || strcmp(f->endpoint, endpoint) != 0 ||
+	    strcmp(f->server_key, server_key != NULL ? server_key : "") != 0)
+		return FS_ERR_NOT_FOUND;
+	return FS_OK;
+}
+
+fs_err
+sdk_welcome_save(fs_store *s, const sdk_welcome_facts *f)
+{
+	uint8_t b[WELCOME_HEAD + 3 + sizeof(f->endpoint) + sizeof(f->server_key) +
+	          sizeof(f->generation)];
+	MDB_txn *t = NULL;
+	MDB_val k = {7, "welcome"}, d;
+	if (strlen(f->endpoint) >= sizeof(f->endpoint) ||
+	    strlen(f->server_key) >= sizeof(f->server_key) ||
+	    strlen(f->generation) >= sizeof(f->generation))
+		return FS_ERR_INVALID;
+	size_t n = welcome_pack(f, b);
+	int rc = mdb_txn_begin(s->env, NULL, 0, &t);
+	if (rc != MDB_SUCCESS)
+		return sdk_map_rc(rc);
+	rc = mdb_get(t, s->meta, &k, &d);
+	if (rc == MDB_SUCCESS && d.mv_size == n && memcmp(d.mv_data, b, n) == 0) {
+		sdk_txn_abort(&t); /* unchanged: no write, no fsync */
+		return FS_OK;
+	}
+	if ((rc = sdk_meta_put(s, t, "welcome", b, n)) != MDB_SUCCESS) {
+		sdk_txn_abort(&t);
+		return sdk_map_rc(rc);
+	}
+	return sdk_txn_commit(&t);
 }

@@ -36,6 +36,18 @@
  * a day's sync is Hello, then one flight of pushes and pull. A daemon
  * without them gets exactly the above.
  *
+ * One flight (sync_early): the store keeps what the last Welcome offered
+ * with the daemon's endpoint and server key (meta "welcome", store.c).
+ * A sync to that same daemon sends Hello, its first change sets (sized and
+ * compressed as that Welcome allowed) and the Pull at once, and takes the
+ * Welcome in among the answers (early_welcome): another generation drops
+ * that Pull and pulls from 0 behind the values it requeued; a daemon
+ * without the offers (rolled back) is pulled one whole page at a time; a
+ * push reply with no result for a set (a daemon that read a compressed set
+ * as empty) requeues the set's changes under a new changeset_id and ends
+ * compressed pushes on the connection (push_settle). A first sync, or one
+ * to another endpoint, waits for Welcome as above.
+ *
  * The connection is conn.c's (one DEALER, CURVE from the store's
  * credential): every wait is bounded by the sync's one deadline, and
  * closing never waits. Nothing from the network is trusted: an
@@ -102,6 +114,12 @@ typedef struct sync_run {
 	uint64_t report_rid;  /* the report's Hello sent while the pull streams; 0: none */
 	bool report_answered; /* its Welcome came */
 	size_t *max, *budget; /* what the latest Welcome allows (hello_welcome) */
+	/* one flight (sync_early): the first Hello's id while its Welcome is
+	 * still to come (0: answered, or not sent early) */
+	uint64_t hello_rid;
+	bool gen_changed; /* the latest Welcome named another generation */
+	bool zstd_off;    /* a set went unread: no compressed push on this connection */
+	const char *endpoint, *server_key; /* whose Welcome is kept (sdk_welcome_save) */
 } sync_run;
 
 /*
@@ -186,6 +204,37 @@ hello_send(sync_run *r, bool first, uint64_t *rid)
 	return err;
 }
 
+/* The push limits from a Welcome's (or a kept Welcome's) numbers. */
+static void
+limits_set(sync_run *r, uint64_t max_changes, uint64_t max_message_bytes)
+{
+	size_t max = max_changes ? (size_t)max_changes : DEFAULT_BATCH;
+	*r->max = max > BATCH_MAX ? BATCH_MAX : max;
+	uint64_t mb = max_message_bytes ? max_message_bytes : (uint64_t)16 << 20;
+	if (mb > SDK_RECV_MAX)
+		mb = SDK_RECV_MAX;
+	*r->budget = (size_t)(mb - mb / 8); /* room for the envelope */
+}
+
+/* Keeps what this Welcome offered for the next sync's one flight;
+ * informational (a failure only costs that sync a round trip). */
+static void
+welcome_keep(sync_run *r, const Fieldsync__V1__Welcome *w)
+{
+	sdk_welcome_facts f;
+	memset(&f, 0, sizeof(f));
+	f.encodings = w->encodings & SDK_ENCODING_ZSTD;
+	f.max_window = w->max_window;
+	f.max_changes = w->max_changes_per_push;
+	f.max_message_bytes = w->max_message_bytes;
+	snprintf(f.endpoint, sizeof(f.endpoint), "%s", r->endpoint);
+	snprintf(f.server_key, sizeof(f.server_key), "%s", r->server_key ? r->server_key : "");
+	if (w->generation != NULL && strlen(w->generation) < sizeof(f.generation))
+		snprintf(f.generation, sizeof(f.generation), "%s", w->generation);
+	if (strlen(r->endpoint) < sizeof(f.endpoint))
+		(void)sdk_welcome_save(r->s, &f);
+}
+
 /* Takes in the answer to Hello (frees rep): the limits, the offers of
  * issue 15, the deadline table and the generation. */
 static fs_err
@@ -204,14 +253,7 @@ hello_welcome(sync_run *r, envelope *rep)
 	/* the daemon's rule table and zone, for fs_deadlines offline; never
 	 * fails the sync (a table not kept stays the old one) */
 	(void)sdk_deadlines_welcome(r->s, rep->welcome);
-	size_t max = rep->welcome->max_changes_per_push ? rep->welcome->max_changes_per_push
-	                                                : DEFAULT_BATCH;
-	*r->max = max > BATCH_MAX ? BATCH_MAX : max;
-	uint64_t mb = rep->welcome->max_message_bytes ? rep->welcome->max_message_bytes
-	                                              : (uint64_t)16 << 20;
-	if (mb > SDK_RECV_MAX)
-		mb = SDK_RECV_MAX;
-	*r->budget = (size_t)(mb - mb / 8); /* room for the envelope */
+	limits_set(r, rep->welcome->max_changes_per_push, rep->welcome->max_message_bytes);
 	r->encodings = rep->welcome->encodings & SDK_ENCODING_ZSTD;
 	r->max_window = rep->welcome->max_window;
 	r->feed_seq = rep->welcome->feed_seq;
@@ -222,6 +264,8 @@ hello_welcome(sync_run *r, envelope *rep)
 	                           &requeued);
 	if (changed)
 		r->st.requeued += requeued;
+	r->gen_changed = changed;
+	welcome_keep(r, rep->welcome);
 out:
 	fieldsync__v1__envelope__free_unpacked(rep, NULL);
 	return err;
@@ -252,11 +296,21 @@ push_unpack(const uint8_t *bytes, size_t len)
 	return req;
 }
 
-static fs_err push_settle(sync_run *r, uint64_t key, sdk_push_request *req, envelope *rep);
+static fs_err push_settle(sync_run *r, uint64_t key, sdk_push_request *req, envelope *rep,
+                          bool fresh_plain);
 
-/* Sends in-flight change set `key` and applies the answer. */
+/* The PushRequest to send for req: compressed when Welcome offered it, this
+ * connection has not seen a set go unread, and it pays. */
+static sdk_push_request *
+push_wire(sync_run *r, sdk_push_request *req, sdk_push_request *zreq, uint8_t **z)
+{
+	return r->encodings && !r->zstd_off && sdk_push_deflate(req, zreq, z) ? zreq : req;
+}
+
+/* Sends in-flight change set `key` and applies the answer; fresh: made by
+ * this sync. */
 static fs_err
-push_one(sync_run *r, uint64_t key, const uint8_t *bytes, size_t len)
+push_one(sync_run *r, uint64_t key, const uint8_t *bytes, size_t len, bool fresh)
 {
 	envelope e = FIELDSYNC__V1__ENVELOPE__INIT, *rep = NULL;
 	sdk_push_request *req = push_unpack(bytes, len);
@@ -267,24 +321,46 @@ push_one(sync_run *r, uint64_t key, const uint8_t *bytes, size_t len)
 	sdk_push_request zreq;
 	uint8_t *z = NULL;
 	e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_PUSH;
-	e.push = r->encodings && sdk_push_deflate(req, &zreq, &z) ? &zreq : req;
+	e.push = push_wire(r, req, &zreq, &z);
 	err = sdk_conn_call(&r->c, &e, r->deadline, &rep);
 	free(z);
 	if (err != FS_OK) {
 		fieldsync__v1__push_request__free_unpacked(req, NULL);
 		return err;
 	}
-	return push_settle(r, key, req, rep);
+	return push_settle(r, key, req, rep, fresh && z == NULL);
 }
 
-/* Applies the answer rep to in-flight change set `key` (request req);
- * frees rep and req. */
+/*
+ * Applies the answer rep to in-flight change set `key` (request req);
+ * frees rep and req. fresh_plain: the set was made by this sync and sent
+ * uncompressed.
+ *
+ * A PushReply with no result for a set of changes means the daemon did not
+ * read them: a daemon rolled back to a release without compressed pushes
+ * reads changes_zstd as an empty set, applies that and answers any resend
+ * of the same changeset_id with the same empty reply. The set's changes
+ * are requeued under a new changeset_id (sdk_push_requeue) and this
+ * connection pushes uncompressed from then on. A set this sync made and
+ * sent uncompressed cannot have been misread: requeued all the same, it
+ * ends the sync with FS_ERR_PROTOCOL (so a broken daemon is no loop).
+ */
 static fs_err
-push_settle(sync_run *r, uint64_t key, sdk_push_request *req, envelope *rep)
+push_settle(sync_run *r, uint64_t key, sdk_push_request *req, envelope *rep, bool fresh_plain)
 {
 	sdk_push_outcome oc = {0, 0, 0, 0};
 	fs_err err;
 
+	if (rep->body_case == FIELDSYNC__V1__ENVELOPE__BODY_PUSH_REPLY && rep->push_reply != NULL &&
+	    rep->push_reply->n_results == 0 && req->n_changes > 0) {
+		r->zstd_off = true;
+		if ((err = sdk_push_requeue(r->s, key)) == FS_OK && fresh_plain) {
+			err = FS_ERR_PROTOCOL;
+			snprintf(r->msg, sizeof(r->msg),
+			         "the daemon read none of the changes of a change set");
+		}
+		goto out;
+	}
 	if (rep->body_case == FIELDSYNC__V1__ENVELOPE__BODY_ERROR && rep->error != NULL) {
 		int code = rep->error->code;
 		if (code == FIELDSYNC__V1__ERROR__CODE__INVALID ||
@@ -348,7 +424,7 @@ push_all(sync_run *r, size_t max, size_t budget)
 			break;
 		if (err != FS_OK)
 			return err;
-		err = push_one(r, key, bytes, len);
+		err = push_one(r, key, bytes, len, false);
 		free(bytes);
 		if (err != FS_OK)
 			return err;
@@ -359,7 +435,7 @@ push_all(sync_run *r, size_t max, size_t budget)
 			return FS_OK;
 		if (err != FS_OK)
 			return err;
-		err = push_one(r, key, bytes, len);
+		err = push_one(r, key, bytes, len, true);
 		free(bytes);
 		if (err != FS_OK)
 			return err;
@@ -368,6 +444,39 @@ push_all(sync_run *r, size_t max, size_t budget)
 
 static fs_err pull_send(sync_run *r, pull_state *ps);
 static fs_err pull_on_reply(sync_run *r, pull_state *ps, envelope *rep);
+static fs_err pull_begin(sync_run *r, pull_state *ps);
+
+/*
+ * The Welcome of a Hello sent in one flight with change sets and a Pull
+ * (sync_early; frees rep). A daemon reads a connection's requests in order
+ * and answers Hello at once, so it comes before any other answer. Then:
+ * - another generation (hello_welcome has moved the checkpoint to 0 and
+ *   requeued this device's values, as in a sync that waited): a Pull sent
+ *   already asked from the old checkpoint; it is dropped (its pages carry
+ *   its request id and are discarded unread) and the pull starts again
+ *   from 0 behind the change sets still to come, as today's rule wants;
+ * - a daemon without §5.1 (rolled back): the Pull sent asked for a window
+ *   of lean pages, which it does not know: it answers one page at a time,
+ *   whole; the pull goes on that way;
+ * - a pull not sent yet is begun again from what this Welcome offers.
+ */
+static fs_err
+early_welcome(sync_run *r, pull_state *ps, envelope *rep)
+{
+	r->hello_rid = 0;
+	fs_err err = hello_welcome(r, rep);
+	if (err != FS_OK)
+		return err;
+	if (!ps->sent || r->gen_changed)
+		return pull_begin(r, ps);
+	if (r->max_window == 0) {
+		ps->window = 1;
+		ps->lean = false;
+	} else if (ps->window > r->max_window) {
+		ps->window = r->max_window;
+	}
+	return FS_OK;
+}
 
 /*
  * push_all with a window of change sets in flight (issue 15), for a daemon
@@ -386,13 +495,14 @@ static fs_err pull_on_reply(sync_run *r, pull_state *ps, envelope *rep);
  * while sets are in flight are taken in as they come (pull_on_reply).
  */
 static fs_err
-push_window(sync_run *r, size_t max, size_t budget, pull_state *ps)
+push_window(sync_run *r, pull_state *ps)
 {
 	struct {
 		uint64_t key, rid;
 		sdk_push_request *req;
+		bool fresh_plain;
 	} w[PUSH_WINDOW];
-	uint64_t key = 0, rids[PUSH_WINDOW + 1];
+	uint64_t key = 0, rids[PUSH_WINDOW + 2];
 	size_t n = 0;
 	bool resend = true, made_all = false;
 	fs_err err;
@@ -407,7 +517,8 @@ push_window(sync_run *r, size_t max, size_t budget, pull_state *ps)
 			size_t len = 0;
 			/* first what an earlier sync sent and never heard back about */
 			err = resend ? sdk_inflight_next(r->s, &key, &bytes, &len)
-			             : sdk_push_prepare(r->s, max, budget, &key, &bytes, &len);
+			             : sdk_push_prepare(r->s, *r->max, *r->budget, &key, &bytes,
+			                                &len);
 			if (err == FS_ERR_NOT_FOUND) {
 				made_all = !resend;
 				resend = false;
@@ -425,9 +536,9 @@ push_window(sync_run *r, size_t max, size_t budget, pull_state *ps)
 			sdk_push_request zreq;
 			uint8_t *z = NULL;
 			e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_PUSH;
-			e.push = r->encodings && sdk_push_deflate(w[n].req, &zreq, &z) ? &zreq
-			                                                               : w[n].req;
+			e.push = push_wire(r, w[n].req, &zreq, &z);
 			w[n].key = key;
+			w[n].fresh_plain = !resend && z == NULL;
 			n++;
 			err = sdk_conn_send(&r->c, &e, r->deadline);
 			free(z);
@@ -440,10 +551,25 @@ push_window(sync_run *r, size_t max, size_t budget, pull_state *ps)
 		if (made_all && !ps->sent && (err = pull_send(r, ps)) != FS_OK)
 			goto out;
 		envelope *rep = NULL;
-		rids[n] = ps->rid;
-		if ((err = sdk_conn_recv_any(&r->c, rids, n + (ps->sent && !ps->done), r->deadline,
-		                             &rep)) != FS_OK)
+		size_t nids = n;
+		if (ps->sent && !ps->done)
+			rids[nids++] = ps->rid;
+		if (r->hello_rid != 0)
+			rids[nids++] = r->hello_rid;
+		if ((err = sdk_conn_recv_any(&r->c, rids, nids, r->deadline, &rep)) != FS_OK)
 			goto out;
+		if (r->hello_rid != 0) { /* sent in one flight: Welcome comes first */
+			if (rep->request_id != r->hello_rid && rep->request_id != 0) {
+				fieldsync__v1__envelope__free_unpacked(rep, NULL);
+				snprintf(r->msg, sizeof(r->msg), "an answer came before Welcome");
+				err = FS_ERR_PROTOCOL;
+				goto out;
+			}
+			if ((err = early_welcome(r, ps, rep)) != FS_OK)
+				goto out;
+			made_all = false; /* another generation requeued values */
+			continue;
+		}
 		if (ps->sent && rep->request_id == ps->rid) {
 			if ((err = pull_on_reply(r, ps, rep)) != FS_OK)
 				goto out;
@@ -457,7 +583,7 @@ push_window(sync_run *r, size_t max, size_t budget, pull_state *ps)
 			fieldsync__v1__envelope__free_unpacked(rep, NULL);
 			goto out;
 		}
-		err = push_settle(r, w[i].key, w[i].req, rep);
+		err = push_settle(r, w[i].key, w[i].req, rep, w[i].fresh_plain);
 		w[i] = w[--n];
 		rids[i] = rids[n];
 		if (err != FS_OK)
@@ -640,6 +766,41 @@ report_hello(sync_run *r)
 		(void)hello_welcome(r, rep);
 }
 
+/*
+ * Hello and the push. With a Welcome kept from this same daemon (endpoint
+ * and server key; sdk_welcome_load) that offered §5.1, Hello, the first
+ * change sets (sized, and compressed, as that Welcome allowed) and the
+ * Pull go out in one flight, without waiting for Welcome (early_welcome
+ * takes it in among the answers). Without one (a first sync, another
+ * daemon, an older one): Hello -> Welcome, then the push, as before.
+ */
+static fs_err
+sync_early(sync_run *r, pull_state *ps)
+{
+	sdk_welcome_facts f;
+	fs_err err;
+
+	if (sdk_welcome_load(r->s, r->endpoint, r->server_key, &f) != FS_OK || f.max_window == 0) {
+		if ((err = hello(r, true)) != FS_OK || (err = pull_begin(r, ps)) != FS_OK)
+			return err;
+		return r->max_window != 0 ? push_window(r, ps) : push_all(r, *r->max, *r->budget);
+	}
+	limits_set(r, f.max_changes, f.max_message_bytes);
+	r->encodings = f.encodings & SDK_ENCODING_ZSTD;
+	r->max_window = f.max_window;
+	if ((err = hello_send(r, true, &r->hello_rid)) != FS_OK ||
+	    (err = pull_begin(r, ps)) != FS_OK || (err = push_window(r, ps)) != FS_OK)
+		return err;
+	if (r->hello_rid == 0)
+		return FS_OK; /* Welcome came among the answers */
+	/* nothing was pushed: wait for Welcome, then push what it requeued */
+	envelope *rep = NULL;
+	if ((err = sdk_conn_recv(&r->c, r->hello_rid, r->deadline, &rep)) != FS_OK ||
+	    (err = early_welcome(r, ps, rep)) != FS_OK)
+		return err;
+	return r->max_window != 0 ? push_window(r, ps) : push_all(r, *r->max, *r->budget);
+}
+
 fs_err
 fs_sync(fs_store *s, const fs_sync_opts *o, fs_sync_stats *stats)
 {
@@ -669,6 +830,8 @@ fs_sync(fs_store *s, const fs_sync_opts *o, fs_sync_stats *stats)
 	r.max = &max;
 	r.budget = &budget;
 	r.deadline = sdk_mono_ms() + (o->timeout_ms > 0 ? o->timeout_ms : DEFAULT_TIMEOUT_MS);
+	r.endpoint = endpoint;
+	r.server_key = cred != NULL ? cred->server_public_key : NULL;
 	r.pr.phase = FS_SYNC_CONNECT;
 	err = cred == NULL ? FS_OK
 	                   : sdk_curve_keys_set(&keys, cred->server_public_key,
@@ -685,12 +848,7 @@ fs_sync(fs_store *s, const fs_sync_opts *o, fs_sync_stats *stats)
 		goto out;
 	}
 	progress(&r);
-	if ((err = hello(&r, true)) != FS_OK)
-		goto out;
-	if ((err = pull_begin(&r, &ps)) != FS_OK)
-		goto out;
-	if ((err = r.max_window != 0 ? push_window(&r, max, budget, &ps)
-	                             : push_all(&r, max, budget)) != FS_OK)
+	if ((err = sync_early(&r, &ps)) != FS_OK)
 		goto out;
 	if ((err = pull_all(&r, &ps,
 	                    r.st.changesets != 0 || r.st.pushed != 0 || r.st.failed != 0)) != FS_OK)
