@@ -70,10 +70,12 @@
  * before use. A failure that does not stop LMDB (an fsync) leaves it
  * usable: the next commit that succeeds clears the state.
  *
- * The single-writer lock (store_lock_dir and the rest) is store_lock.c's.
+ * The single-writer lock (store_lock_dir and the rest) is store_lock.c's;
+ * the table operations (store_kv_*, store_meta_*), the stats and the
+ * read-only looks and hot copies (store_copy_env) are store_kv.c's, on
+ * the private header store_impl.h.
  */
 #include <errno.h>
-#include <lmdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -88,28 +90,10 @@
 #include "log.h"
 #include "metrics.h"
 #include "store.h"
+#include "store_impl.h"
 #include "sys.h"
 
 #define STORE_SCHEMA 1u
-
-struct store {
-	struct keyring *kr; /* NULL: values are stored as they are (--dev without a key) */
-	MDB_env *env;
-	MDB_dbi meta;
-	bool plain; /* STORE_PLAIN: no meta table */
-	size_t n_tables;
-	const store_table *table[STORE_TABLES_MAX];
-	MDB_dbi dbi[STORE_TABLES_MAX];
-	pthread_rwlock_t grow_lock;
-	uint64_t map_size, map_size_max;
-	char server_id[40];
-	char generation[40];
-	char *dir;              /* for a reopen after MDB_PANIC */
-	atomic_bool failing;    /* a commit failed, or the environment panicked */
-	atomic_bool panicked;   /* LMDB's MDB_PANIC: reopen before any transaction */
-	atomic_int writes_open; /* top-level write txns begun and not ended */
-	int64_t last_probe_ms;  /* the writer thread's last recovery attempt */
-};
 
 /* Every store of the process that is failing, for /readyz (store_health). */
 static atomic_int g_failing;
@@ -118,16 +102,7 @@ static char g_why[160];
 /* The store this thread writes (set by store_write_begin): recovery runs there. */
 static _Thread_local store *tl_writes;
 
-struct store_txn {
-	store *s;
-	MDB_txn *txn;
-	store_txn *parent;
-	bool write;
-	uint64_t seq; /* last seq handed out as seen by this txn */
-	bool seq_dirty;
-};
-
-static fsd_err
+fsd_err
 map_rc(int rc)
 {
 	switch (rc) {
@@ -180,7 +155,7 @@ mark_healthy(store *s)
 	}
 }
 
-static int
+int
 meta_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t *out)
 {
 	MDB_val k = {strlen(name), (void *)name}, v;
@@ -191,7 +166,7 @@ meta_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t *out)
 	return rc;
 }
 
-static int
+int
 meta_put_u64(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t val)
 {
 	uint8_t b[8];
@@ -279,7 +254,7 @@ store_init_meta(store *s, MDB_txn *txn)
 }
 
 /* The dbi of table tb, or -1 (logged) when it was not opened. */
-static int
+int
 table_dbi(store *s, const store_table *tb, MDB_dbi *out)
 {
 	for (size_t i = 0; i < s->n_tables; i++)
@@ -796,188 +771,4 @@ store_next_seq(store_txn *t)
 {
 	t->seq_dirty = true;
 	return ++t->seq;
-}
-
-fsd_err
-store_kv_get(store_txn *t, const store_table *tb, const void *key, size_t klen, const void **val,
-             size_t *vlen)
-{
-	MDB_val k = {klen, (void *)key}, v;
-	MDB_dbi dbi;
-	int rc = table_dbi(t->s, tb, &dbi);
-	if (rc == 0)
-		rc = mdb_get(t->txn, dbi, &k, &v);
-	if (rc != 0)
-		return map_rc(rc);
-	*val = v.mv_data;
-	*vlen = v.mv_size;
-	return FSD_OK;
-}
-
-fsd_err
-store_kv_put(store_txn *t, const store_table *tb, const void *key, size_t klen, const void *val,
-             size_t vlen, bool append)
-{
-	MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
-	MDB_dbi dbi;
-	int rc = table_dbi(t->s, tb, &dbi);
-	return map_rc(rc != 0 ? rc : mdb_put(t->txn, dbi, &k, &v, append ? MDB_APPEND : 0));
-}
-
-fsd_err
-store_kv_add(store_txn *t, const store_table *tb, const void *key, size_t klen, const void *val,
-             size_t vlen)
-{
-	MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
-	MDB_dbi dbi;
-	int rc = table_dbi(t->s, tb, &dbi);
-	if (rc == 0)
-		rc = mdb_put(t->txn, dbi, &k, &v, MDB_NOOVERWRITE);
-	return rc == MDB_KEYEXIST ? FSD_EXISTS : map_rc(rc);
-}
-
-fsd_err
-store_kv_reserve(store_txn *t, const store_table *tb, const void *key, size_t klen, size_t vlen,
-                 void **val)
-{
-	MDB_val k = {klen, (void *)key}, v = {vlen, NULL};
-	MDB_dbi dbi;
-	int rc = table_dbi(t->s, tb, &dbi);
-	if (rc == 0)
-		rc = mdb_put(t->txn, dbi, &k, &v, MDB_RESERVE);
-	*val = rc == 0 ? v.mv_data : NULL;
-	return map_rc(rc);
-}
-
-fsd_err
-store_kv_count(store_txn *t, const store_table *tb, uint64_t *n)
-{
-	MDB_stat st;
-	MDB_dbi dbi;
-	int rc = table_dbi(t->s, tb, &dbi);
-	if (rc == 0)
-		rc = mdb_stat(t->txn, dbi, &st);
-	*n = rc == 0 ? st.ms_entries : 0;
-	return map_rc(rc);
-}
-
-fsd_err
-store_kv_del(store_txn *t, const store_table *tb, const void *key, size_t klen)
-{
-	MDB_val k = {klen, (void *)key};
-	MDB_dbi dbi;
-	int rc = table_dbi(t->s, tb, &dbi);
-	return map_rc(rc != 0 ? rc : mdb_del(t->txn, dbi, &k, NULL));
-}
-
-fsd_err
-store_kv_scan(store_txn *t, const store_table *tb, const void *from, size_t flen,
-              const void *prefix, size_t plen, store_kv_fn fn, void *arg)
-{
-	MDB_cursor *cur;
-	MDB_val k = {flen, (void *)from}, v;
-	MDB_dbi dbi;
-	int rc = table_dbi(t->s, tb, &dbi);
-	if (rc == 0)
-		rc = mdb_cursor_open(t->txn, dbi, &cur);
-	if (rc != 0)
-		return map_rc(rc);
-	for (rc = mdb_cursor_get(cur, &k, &v, flen ? MDB_SET_RANGE : MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		if (plen > 0 && (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0))
-			break;
-		if (!fn(arg, k.mv_data, k.mv_size, v.mv_data, v.mv_size))
-			break;
-	}
-	mdb_cursor_close(cur);
-	return rc == 0 || rc == MDB_NOTFOUND ? FSD_OK : map_rc(rc);
-}
-
-uint64_t
-store_meta_u64(store_txn *t, const char *name)
-{
-	uint64_t v = 0;
-	if (!t->s->plain)
-		meta_get_u64(t->txn, t->s->meta, name, &v);
-	return v;
-}
-
-fsd_err
-store_meta_set_u64(store_txn *t, const char *name, uint64_t v)
-{
-	if (t->s->plain)
-		return FSD_INVALID;
-	return map_rc(meta_put_u64(t->txn, t->s->meta, name, v));
-}
-
-void
-store_stats(store *s, uint64_t *map_size, uint64_t *used, uint32_t *readers)
-{
-	MDB_envinfo info;
-	MDB_stat st;
-	pthread_rwlock_rdlock(&s->grow_lock);
-	if (s->env != NULL && mdb_env_info(s->env, &info) == 0 && mdb_env_stat(s->env, &st) == 0) {
-		*map_size = info.me_mapsize;
-		*used = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
-		*readers = info.me_numreaders;
-	}
-	pthread_rwlock_unlock(&s->grow_lock);
-}
-
-/* ---- hot copies (backup) ------------------------------------------------------ */
-
-/* The environment in dir opened read-only (no lock taken beyond a reader
- * slot, nothing created): for a copy or a look while the daemon runs. */
-static int
-env_open_ro(const char *dir, MDB_env **env)
-{
-	int rc;
-	*env = NULL;
-	if ((rc = mdb_env_create(env)) != 0)
-		return rc;
-	if ((rc = mdb_env_set_maxdbs(*env, STORE_TABLES_MAX)) != 0 ||
-	    (rc = mdb_env_set_maxreaders(*env, 256)) != 0 ||
-	    (rc = mdb_env_open(*env, dir, MDB_RDONLY | MDB_NOTLS, 0600)) != 0) {
-		mdb_env_close(*env);
-		*env = NULL;
-	}
-	return rc;
-}
-
-fsd_err
-store_env_in_use(const char *dir, uint64_t *bytes)
-{
-	MDB_env *env = NULL;
-	MDB_envinfo info;
-	MDB_stat st;
-	int rc = env_open_ro(dir, &env);
-	*bytes = 0;
-	if (rc == 0 && (rc = mdb_env_info(env, &info)) == 0 && (rc = mdb_env_stat(env, &st)) == 0)
-		*bytes = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
-	if (env != NULL)
-		mdb_env_close(env);
-	if (rc != 0)
-		log_event(LOG_ERROR, "cannot read the store", LS("dir", dir),
-		          LS("error", mdb_strerror(rc)), NULL);
-	return rc == ENOENT ? FSD_NOTFOUND : map_rc(rc);
-}
-
-fsd_err
-store_copy_env(const char *dir, int fd, bool compact)
-{
-	MDB_env *env = NULL;
-	int rc = env_open_ro(dir, &env);
-	/* The daemon may have grown the map since we opened it: adopt and retry
-	 * (the copy's read txn is begun before anything is written). */
-	for (int tries = 0; rc == 0 && tries < 4; tries++) {
-		rc = mdb_env_copyfd2(env, fd, compact ? MDB_CP_COMPACT : 0);
-		if (rc != MDB_MAP_RESIZED || mdb_env_set_mapsize(env, 0) != 0)
-			break;
-	}
-	if (env != NULL)
-		mdb_env_close(env);
-	if (rc != 0)
-		log_event(LOG_ERROR, "the copy of the store failed", LS("dir", dir),
-		          LS("error", mdb_strerror(rc)), NULL);
-	return rc == ENOENT ? FSD_NOTFOUND : map_rc(rc);
 }
