@@ -508,9 +508,28 @@ store_healthy(store *s)
 	return !atomic_load(&s->failing);
 }
 
+/* Set once by the keyring: a data key that is there does not open. */
+static atomic_bool g_keys_failing;
+
+void
+store_note_keys_failing(void)
+{
+	if (!atomic_exchange(&g_keys_failing, true))
+		log_event(LOG_ERROR,
+		          "a data key in the key store does not open with the master keys given: "
+		          "not ready until restarted with the right master key",
+		          NULL);
+}
+
 bool
 store_health(char *why, size_t len)
 {
+	if (atomic_load(&g_keys_failing)) {
+		snprintf(why, len,
+		         "key store failing: a data key does not open with the master keys given; "
+		         "records it seals cannot be served (restart with the right master key)");
+		return false;
+	}
 	if (atomic_load(&g_failing) == 0)
 		return true;
 	pthread_mutex_lock(&g_why_lock);

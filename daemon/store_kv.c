@@ -198,3 +198,30 @@ store_copy_env(const char *dir, int fd, bool compact)
 		          LS("error", mdb_strerror(rc)), NULL);
 	return rc == ENOENT ? FSD_NOTFOUND : map_rc(rc);
 }
+
+fsd_err
+store_env_scan(const char *dir, store_kv_fn fn, void *arg)
+{
+	MDB_env *env = NULL;
+	MDB_txn *txn = NULL;
+	MDB_cursor *cur = NULL;
+	MDB_dbi dbi;
+	MDB_val k, v;
+	int rc = env_open_ro(dir, &env);
+	if (rc == 0 && (rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) == 0 &&
+	    (rc = mdb_dbi_open(txn, NULL, 0, &dbi)) == 0 &&
+	    (rc = mdb_cursor_open(txn, dbi, &cur)) == 0) {
+		for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+		     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+			if (!fn(arg, k.mv_data, k.mv_size, v.mv_data, v.mv_size))
+				break;
+		mdb_cursor_close(cur);
+	}
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	if (env != NULL)
+		mdb_env_close(env);
+	if (rc == ENOENT)
+		return FSD_NOTFOUND;
+	return rc == 0 || rc == MDB_NOTFOUND ? FSD_OK : map_rc(rc);
+}
