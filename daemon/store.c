@@ -48,10 +48,12 @@
  *   store_copy_env                    a backup: LMDB's (compacting) copy of an
  *                                     environment opened read-only, in one
  *                                     read txn beside the running writer.
- * A commit that fails with ENOSPC, EDQUOT, EFBIG or EIO (LMDB's word for a
- * short write, which is how a disk filling up mid-write shows) is
- * FSD_NOSPACE: nothing was acknowledged, LMDB rolled the transaction back
- * (the meta page was never written), and callers answer BUSY. The daemon
+ * A commit that fails with ENOSPC, EDQUOT, EFBIG, or EIO (LMDB's word for a
+ * short write) while the disk has next to no space left or data.mdb is at
+ * RLIMIT_FSIZE (commit_rc), is FSD_NOSPACE ("storage is full"); any other
+ * EIO is FSD_IO ("storage write failed"). Nothing was acknowledged: LMDB
+ * rolled the transaction back (the meta page was never written), and
+ * callers answer BUSY (full) or UNAVAILABLE (a failed write). The daemon
  * goes on serving reads and retries writes as they come.
  *
  * Storage failures (store_health; deploy/README.md, "When storage fails"):
@@ -81,6 +83,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -115,8 +120,9 @@ map_rc(int rc)
 	case ENOSPC:
 	case EDQUOT:
 	case EFBIG:
-	case EIO: /* LMDB reports a short write (the disk filled up mid-write) as EIO */
 		return FSD_NOSPACE;
+	case EIO: /* a commit's EIO may still be a full disk: commit_rc looks */
+		return FSD_IO;
 	default:
 		return FSD_ERROR;
 	}
@@ -691,6 +697,28 @@ store_nested_begin(store_txn *parent, store_txn **out)
 	return FSD_OK;
 }
 
+/* LMDB reports a short write as EIO: the disk (or the file size limit)
+ * filled up mid-write. A commit's EIO is FSD_NOSPACE when the file system
+ * has next to no space left or data.mdb has reached RLIMIT_FSIZE; any other
+ * EIO is a failed write (FSD_IO). */
+static fsd_err
+commit_rc(const store *s, int rc)
+{
+	char p[700];
+	struct statvfs vs;
+	struct stat st;
+	struct rlimit rl;
+	if (rc != EIO)
+		return map_rc(rc);
+	if (statvfs(s->dir, &vs) == 0 && (uint64_t)vs.f_bavail * vs.f_frsize < (16u << 20))
+		return FSD_NOSPACE;
+	snprintf(p, sizeof(p), "%s/data.mdb", s->dir);
+	if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    stat(p, &st) == 0 && (uint64_t)st.st_size + (1u << 20) >= (uint64_t)rl.rlim_cur)
+		return FSD_NOSPACE;
+	return FSD_IO;
+}
+
 fsd_err
 store_commit(store_txn **tp)
 {
@@ -711,8 +739,8 @@ store_commit(store_txn **tp)
 	}
 	if (t->parent == NULL && t->write) {
 		if (rc != 0) {
-			log_event(map_rc(rc) == FSD_NOSPACE ? LOG_WARN : LOG_ERROR, "commit failed",
-			          LS("error", mdb_strerror(rc)), NULL);
+			log_event(commit_rc(s, rc) == FSD_NOSPACE ? LOG_WARN : LOG_ERROR,
+			          "commit failed", LS("error", mdb_strerror(rc)), NULL);
 			pthread_rwlock_rdlock(&s->grow_lock);
 			bool panicked = env_panicked(s);
 			pthread_rwlock_unlock(&s->grow_lock);
@@ -722,9 +750,10 @@ store_commit(store_txn **tp)
 		}
 		atomic_fetch_sub(&s->writes_open, 1);
 	}
+	fsd_err out = commit_rc(s, rc);
 	free(t);
 	*tp = NULL;
-	return map_rc(rc);
+	return out;
 }
 
 void
