@@ -581,13 +581,16 @@ handle_request(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, const char
 	fs_envelope *req = wire_decode_request(data, len, malloc, &bad);
 
 	atomic_fetch_add(&g_stats.requests, 1);
-	if (req == NULL) { /* malformed: MALFORMED; out of memory: BUSY (wire.h) */
-		if (bad.why == FSD_INVALID) {
-			atomic_fetch_add(&g_stats.malformed, 1);
-			metrics_inc(METRIC_REQUESTS_TOTAL, MREQ_MALFORMED, 1);
-		}
+	if (req == NULL && bad.why == FSD_NOMEM) { /* not the peer's fault: BUSY (wire.h) */
 		send_error(tp, rid, rid_len, bad.request_id, bad.code, bad.message,
 		           bad.retry_after_ms);
+		return;
+	}
+	if (req == NULL) {
+		atomic_fetch_add(&g_stats.malformed, 1);
+		metrics_inc(METRIC_REQUESTS_TOTAL, MREQ_MALFORMED, 1);
+		send_error(tp, rid, rid_len, 0, FIELDSYNC__V1__ERROR__CODE__MALFORMED,
+		           "the frame is not a fieldsync.v1.Envelope", 0);
 		return;
 	}
 	peer_auth peer;
