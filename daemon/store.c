@@ -516,10 +516,18 @@ store_healthy(store *s)
 
 /* Set once by the keyring: a data key that is there does not open. */
 static atomic_bool g_keys_failing;
+static _Thread_local unsigned tl_keys_failures;
+
+unsigned
+store_keys_failures_here(void)
+{
+	return tl_keys_failures;
+}
 
 void
 store_note_keys_failing(void)
 {
+	tl_keys_failures++;
 	if (!atomic_exchange(&g_keys_failing, true))
 		log_event(LOG_ERROR,
 		          "a data key in the key store does not open with the master keys given: "

@@ -83,6 +83,9 @@ bool store_health(char *why, size_t len);
  * master keys held (store_health then says so until a restart: the records
  * it seals look unreadable, which is not one record's damage). */
 void store_note_keys_failing(void);
+/* How many times this thread noted it (a Pull fails its page when that
+ * moved during the page: the cursor must not pass records it never got). */
+unsigned store_keys_failures_here(void);
 
 /* Read transactions: short, any thread. */
 fsd_err store_read_begin(store *s, store_txn **t);

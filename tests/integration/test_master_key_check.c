@@ -294,8 +294,9 @@ Test(master_key_check, a_store_refuses_a_master_key_that_does_not_open_it, .time
  * At run time: the daemon holds K1 alone while another process rewraps the
  * key store with a key it was not given (rotate-master-key with k9 first).
  * Its data keys are there but do not unwrap: that is not a purged key
- * (skipped as one unreadable record); the daemon says it is not ready.
- * Release before: /readyz stayed 200 while every record was skipped.
+ * (skipped as one unreadable record): the Pull fails UNAVAILABLE (the
+ * device's cursor stays) and the daemon says it is not ready. Release
+ * before: an empty PullReply past the record, and /readyz 200.
  */
 Test(master_key_check, a_data_key_that_does_not_unwrap_makes_the_daemon_not_ready, .timeout = 120)
 {
@@ -332,6 +333,11 @@ Test(master_key_check, a_data_key_that_does_not_unwrap_makes_the_daemon_not_read
 	e.pull = &pr;
 	r = fs_test_call(s, &e, 10000);
 	cr_assert_not_null(r, "the Pull is answered");
+	/* not an empty page whose last_seq passes the record: UNAVAILABLE */
+	cr_expect_eq(r->body_case, FIELDSYNC__V1__ENVELOPE__BODY_ERROR,
+	             "the Pull fails rather than skipping a record whose key does not unwrap");
+	if (r->body_case == FIELDSYNC__V1__ENVELOPE__BODY_ERROR)
+		cr_expect_eq(r->error->code, FIELDSYNC__V1__ERROR__CODE__UNAVAILABLE);
 	fieldsync__v1__envelope__free_unpacked(r, NULL);
 	body = NULL;
 	int status = fs_test_http_get(fs_test_daemon_ops_port(d), "/readyz", &body);
