@@ -35,6 +35,15 @@
  * run `fieldsyncd rotate-master-key`, which rewraps every DEK with it, then
  * drop the old line.
  *
+ * The master keys are checked against the key store before anything is
+ * served (keyring_check_master at the daemon's start and in check-config,
+ * read-only; keyring_open for every command): each master key id that a
+ * wrapped DEK names must be given, and one DEK of each id must unwrap. An
+ * empty key store has nothing to check (no value was ever sealed). At run
+ * time a DEK that is there but does not unwrap is not a purge (FSD_NOKEY):
+ * keyring_open_value says FSD_CORRUPT and tells the store
+ * (store_note_keys_failing: /readyz 503, and the feed fails that page).
+ *
  * DEKs are never cached: each seal or open unwraps its DEK in a short read
  * transaction, so a DEK destroyed by another process (the purge command) is
  * gone for the daemon at once.
