@@ -243,7 +243,7 @@ Test(master_key_check, a_store_refuses_a_master_key_that_does_not_open_it, .time
 	char *err = NULL;
 	int rc = start_refused(k2, &err);
 	cr_expect_neq(rc, 124, "the daemon must not start with a key that does not open the store");
-	cr_expect_neq(rc, 0);
+	cr_expect_eq(rc, 2, "exit code 2 (FSD_EXIT_USAGE: the key given is wrong), got %d", rc);
 	cr_expect(strstr(err, "does not open the key store") != NULL, "the message says why: %s",
 	          err);
 	cr_expect(strstr(err, K2_HEX) == NULL && strstr(err, K1_HEX) == NULL,
@@ -254,7 +254,7 @@ Test(master_key_check, a_store_refuses_a_master_key_that_does_not_open_it, .time
 	/* A key of another id: the store's key was not given. */
 	rc = start_refused(k9, &err);
 	cr_expect_neq(rc, 124, "the daemon must not start without the store's master key");
-	cr_expect_neq(rc, 0);
+	cr_expect_eq(rc, 2, "exit code 2 (FSD_EXIT_USAGE: the key given is wrong), got %d", rc);
 	cr_expect(strstr(err, "\"k1\", which was not given") != NULL, "the message says why: %s",
 	          err);
 	free(err);
