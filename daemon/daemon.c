@@ -578,9 +578,11 @@ daemon_check_start(const config *c, bool lock_held, FILE *report)
 	}
 	snprintf(keys_dir, sizeof(keys_dir), "%s/keys", c->data_dir);
 	if (has_key || !c->dev) {
-		fsd_err rc = keyring_check_master(c->master_key_file, env_key, err, sizeof(err));
+		fsd_err rc = keyring_check_master(c->data_dir, c->master_key_file, env_key, err,
+		                                  sizeof(err));
 		check_line(report, rc == FSD_OK, "master-key",
-		           rc == FSD_OK ? "readable; encryption at rest is on" : err);
+		           rc == FSD_OK ? "readable, opens the key store; encryption at rest is on"
+		                        : err);
 		if (rc != FSD_OK) {
 			fprintf(stderr, "fieldsyncd: %s\n", err);
 			return FSD_EXIT_USAGE;

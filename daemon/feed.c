@@ -10,6 +10,8 @@
  *                                        without siblings: delete it locally
  *   the peer's own value, still the      skipped (no echo, PROTOCOL.md §7: the
  *   record's only sibling                device has it; last_seq moves past it)
+ *   a record whose data key is there but the page fails (FSD_IO: UNAVAILABLE):
+ *   does not unwrap (wrong master key)   the cursor never passes it
  *   a record that cannot be read         skipped, counted
  *   (undecodable, or a payload that      (fieldsync_records_unreadable_total) and
  *   does not open: a purged data key     logged by collection/id; last_seq moves
@@ -161,8 +163,13 @@ feed_pull_from(store *s, const config *c, const peer_auth *peer, const char *rep
 		return FSD_NOMEM;
 	if ((rc = store_read_begin(s, &t)) != FSD_OK)
 		goto fail;
+	unsigned key_failures = store_keys_failures_here();
 	rc = records_feed_scan(t, req->since_seq, page_take, &pg, &last, &more);
 	store_read_end(&t);
+	/* a data key that is there did not unwrap: not one record's damage;
+	 * the page fails (UNAVAILABLE) so no cursor passes it (security.md) */
+	if (rc == FSD_OK && store_keys_failures_here() != key_failures)
+		rc = FSD_IO;
 	if (rc != FSD_OK)
 		goto fail;
 	if (pg.big != NULL) {

@@ -35,6 +35,15 @@
  * run `fieldsyncd rotate-master-key`, which rewraps every DEK with it, then
  * drop the old line.
  *
+ * The master keys are checked against the key store before anything is
+ * served (keyring_check_master at the daemon's start and in check-config,
+ * read-only; keyring_open for every command): each master key id that a
+ * wrapped DEK names must be given, and one DEK of each id must unwrap. An
+ * empty key store has nothing to check (no value was ever sealed). At run
+ * time a DEK that is there but does not unwrap is not a purge (FSD_NOKEY):
+ * keyring_open_value says FSD_CORRUPT and tells the store
+ * (store_note_keys_failing: /readyz 503, and the feed fails that page).
+ *
  * DEKs are never cached: each seal or open unwraps its DEK in a short read
  * transaction, so a DEK destroyed by another process (the purge command) is
  * gone for the daemon at once.
@@ -157,6 +166,115 @@ read_key_file(keyring *k, const char *path, char *err, size_t errlen)
 	return ok;
 }
 
+/*
+ * The master-key check (before anything is served or written): every
+ * master key id the key store's wrapped keys name must be given, and for
+ * each such id at least one of its wrapped keys must unwrap with the key
+ * given. A wrong key (or one left out after a rotation) would otherwise make
+ * every sealed record look unreadable, and Pull skips unreadable records:
+ * devices would move their checkpoints past data they never got. An empty
+ * key store has nothing to check. The message names ids, never key bytes.
+ */
+#define CHECK_IDS_MAX 32
+
+struct master_check {
+	const keyring *k;
+	size_t n_ids, n_keys;
+	struct {
+		char id[FSC_KEY_ID_MAX + 1];
+		size_t keys;
+		bool given, opened;
+	} ids[CHECK_IDS_MAX];
+};
+
+static bool
+check_one(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+	struct master_check *c = arg;
+	char id[FSC_KEY_ID_MAX + 1];
+	uint8_t dek[FSC_KEY_LEN];
+	size_t i;
+	(void)key;
+	(void)klen;
+	if (!fsc_wrapped_key_id(val, vlen, id))
+		return true; /* one damaged entry: that key's records, not the store */
+	c->n_keys++;
+	for (i = 0; i < c->n_ids && strcmp(c->ids[i].id, id) != 0; i++)
+		;
+	if (i == c->n_ids) {
+		if (c->n_ids == CHECK_IDS_MAX)
+			return true;
+		snprintf(c->ids[i].id, sizeof(c->ids[i].id), "%s", id);
+		c->ids[i].given = ks_master_by_id(c->k, id) != NULL;
+		c->n_ids++;
+	}
+	c->ids[i].keys++;
+	if (c->ids[i].given && !c->ids[i].opened) {
+		c->ids[i].opened = fsc_unwrap(ks_master_by_id(c->k, id), val, vlen, dek);
+		fsc_cleanse(dek, sizeof(dek));
+	}
+	return true;
+}
+
+/* FSD_OK when the walked key store opens with k's master keys; else
+ * FSD_NOKEY with a sentence for the operator in err. */
+static fsd_err
+check_verdict(const struct master_check *c, const char *dir, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < c->n_ids; i++) {
+		if (!c->ids[i].given) {
+			snprintf(
+				err, errlen,
+				"the key store %s holds %zu data key(s) wrapped by master key "
+				"\"%s\", which was not given: give that key too (after a rotation, "
+				"keep the old key's line until rotate-master-key has run); nothing "
+				"was changed",
+				dir, c->ids[i].keys, c->ids[i].id);
+			return FSD_NOKEY;
+		}
+		if (!c->ids[i].opened) {
+			snprintf(
+				err, errlen,
+				"the master key given as \"%s\" does not open the key store %s "
+				"(none of its %zu data key(s) unwraps): it is not the key this store "
+				"was made with; nothing was changed",
+				c->ids[i].id, dir, c->ids[i].keys);
+			return FSD_NOKEY;
+		}
+	}
+	return FSD_OK;
+}
+
+/* Checks k's master keys against the live key store (keyring_open). */
+static fsd_err
+check_open_store(keyring *k, char *err, size_t errlen)
+{
+	struct master_check *c = calloc(1, sizeof(*c));
+	store_txn *t = NULL;
+	fsd_err rc;
+	if (c == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return FSD_NOMEM;
+	}
+	c->k = k;
+	if ((rc = ks_enter(k)) != FSD_OK) {
+		snprintf(err, errlen, "cannot open the key store %s", k->dir);
+		free(c);
+		return rc;
+	}
+	if ((rc = store_read_begin(k->keys, &t)) == FSD_OK) {
+		rc = store_kv_scan(t, &ks_deks_table, NULL, 0, NULL, 0, check_one, c);
+		store_read_end(&t);
+	}
+	ks_leave(k);
+	if (rc != FSD_OK)
+		snprintf(err, errlen, "cannot read the key store %s: %s", k->dir, fsd_strerror(rc));
+	else
+		rc = check_verdict(c, k->dir, err, errlen);
+	free(c);
+	return rc;
+}
+
 fsd_err
 keyring_open(const char *data_dir, const char *key_file, const char *key_env, keyring **out,
              char *err, size_t errlen)
@@ -197,7 +315,8 @@ keyring_open(const char *data_dir, const char *key_file, const char *key_env, ke
 		         "no master key: give --master-key-file or FIELDSYNC_MASTER_KEY");
 		goto fail;
 	}
-	if ((rc = ks_open_files(k, data_dir, err, errlen)) != FSD_OK)
+	if ((rc = ks_open_files(k, data_dir, err, errlen)) != FSD_OK ||
+	    (rc = check_open_store(k, err, errlen)) != FSD_OK)
 		goto fail;
 	*out = k;
 	return FSD_OK;
@@ -207,7 +326,8 @@ fail:
 }
 
 fsd_err
-keyring_check_master(const char *key_file, const char *key_env, char *err, size_t errlen)
+keyring_check_master(const char *data_dir, const char *key_file, const char *key_env, char *err,
+                     size_t errlen)
 {
 	keyring *k = calloc(1, sizeof(*k));
 	bool ok = false;
@@ -215,6 +335,8 @@ keyring_check_master(const char *key_file, const char *key_env, char *err, size_
 		snprintf(err, errlen, "out of memory");
 		return FSD_NOMEM;
 	}
+	k->lockfd = -1; /* none: keyring_close must not close fd 0 */
+	pthread_mutex_init(&k->mu, NULL);
 	if (key_file != NULL && key_file[0] != '\0') {
 		ok = read_key_file(k, key_file, err, errlen);
 	} else if (key_env != NULL && key_env[0] != '\0') {
@@ -226,8 +348,29 @@ keyring_check_master(const char *key_file, const char *key_env, char *err, size_
 		snprintf(err, errlen,
 		         "no master key: give --master-key-file or FIELDSYNC_MASTER_KEY");
 	}
+	fsd_err rc = ok ? FSD_OK : FSD_INVALID;
+	if (ok && data_dir != NULL) { /* the store's key store, looked at read-only */
+		struct master_check *c = calloc(1, sizeof(*c));
+		char dir[700];
+		snprintf(dir, sizeof(dir), "%s/keys", data_dir);
+		if (c == NULL) {
+			snprintf(err, errlen, "out of memory");
+			rc = FSD_NOMEM;
+		} else {
+			c->k = k;
+			rc = store_env_scan(dir, check_one, c);
+			if (rc == FSD_NOTFOUND)
+				rc = FSD_OK; /* no key store yet: nothing to check */
+			else if (rc != FSD_OK)
+				snprintf(err, errlen, "cannot read the key store %s: %s", dir,
+				         fsd_strerror(rc));
+			else
+				rc = check_verdict(c, dir, err, errlen);
+			free(c);
+		}
+	}
 	keyring_close(&k);
-	return ok ? FSD_OK : FSD_INVALID;
+	return rc;
 }
 
 void
@@ -348,14 +491,23 @@ keyring_open_value(keyring *k, const void *aad, size_t aad_len, const uint8_t *i
 		return FSD_NOKEY;
 	if (!fss_parse(in, len, &parts))
 		return FSD_CORRUPT;
-	bool have = dek_get(k, parts.name, false, dek) == FSD_OK;
+	fsd_err drc = dek_get(k, parts.name, false, dek);
+	bool have = drc == FSD_OK;
 	bool ok = have && fss_open(dek, aad, aad_len, in, len, out, out_len);
 	fsc_cleanse(dek, sizeof(dek));
 	if (!ok) /* sealed before a re-key that did not finish: its retired key */
 		ok = ks_open_with_retired(k, parts.name, aad, aad_len, in, len, out, out_len);
-	if (!ok && !have)
+	if (!ok && drc == FSD_NOTFOUND)
 		return FSD_NOKEY; /* destroyed by a purge, or never ours */
-	if (ok && *out == NULL)   /* an empty value opened: still say "opened" */
+	if (!ok && drc == FSD_CORRUPT) {
+		/* the key is there and does not unwrap with the master keys held:
+		 * not this record's damage (docs/security.md, "Failure stays local") */
+		store_note_keys_failing();
+		return FSD_CORRUPT;
+	}
+	if (!ok && !have)
+		return drc;     /* the key store could not be read: not the record's fault */
+	if (ok && *out == NULL) /* an empty value opened: still say "opened" */
 		*out = malloc(1);
 	if (ok && *out == NULL)
 		return FSD_NOMEM;

@@ -30,14 +30,19 @@ extern const store_table keyring_table;
 
 typedef struct keyring keyring;
 
-/* Loads the master keys (file first, else env text) and opens DATA_DIR/keys.
- * FSD_OK with *out, or an error with a sentence for the operator in err. */
+/* Loads the master keys (file first, else env text), opens DATA_DIR/keys
+ * and checks that they open it (keyring_check_master). FSD_OK with *out, or
+ * an error with a sentence for the operator in err. */
 fsd_err keyring_open(const char *data_dir, const char *key_file, const char *key_env, keyring **out,
                      char *err, size_t errlen);
 void keyring_close(keyring **k);
 /* Reads and checks the master keys as keyring_open() does, without opening
- * or creating anything (check-config, the daemon's start-up checks). */
-fsd_err keyring_check_master(const char *key_file, const char *key_env, char *err, size_t errlen);
+ * or creating anything (check-config, the daemon's start-up checks); with
+ * data_dir, also that they open DATA_DIR/keys when it exists: every master
+ * key id its wrapped data keys name is given, and for each, one of its data
+ * keys unwraps (FSD_NOKEY otherwise; keyring_open checks the same). */
+fsd_err keyring_check_master(const char *data_dir, const char *key_file, const char *key_env,
+                             char *err, size_t errlen);
 const char *keyring_current_id(const keyring *k);
 /* Seals in[0..len) with DEK `name` (made when absent); *out malloc'd. */
 fsd_err keyring_seal(keyring *k, const char *name, const void *aad, size_t aad_len,

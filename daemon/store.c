@@ -48,10 +48,12 @@
  *   store_copy_env                    a backup: LMDB's (compacting) copy of an
  *                                     environment opened read-only, in one
  *                                     read txn beside the running writer.
- * A commit that fails with ENOSPC, EDQUOT, EFBIG or EIO (LMDB's word for a
- * short write, which is how a disk filling up mid-write shows) is
- * FSD_NOSPACE: nothing was acknowledged, LMDB rolled the transaction back
- * (the meta page was never written), and callers answer BUSY. The daemon
+ * A commit that fails with ENOSPC, EDQUOT, EFBIG, or EIO (LMDB's word for a
+ * short write) while the disk has next to no space left or data.mdb is at
+ * RLIMIT_FSIZE (commit_rc), is FSD_NOSPACE ("storage is full"); any other
+ * EIO is FSD_IO ("storage write failed"). Nothing was acknowledged: LMDB
+ * rolled the transaction back (the meta page was never written), and
+ * callers answer BUSY (full) or UNAVAILABLE (a failed write). The daemon
  * goes on serving reads and retries writes as they come.
  *
  * Storage failures (store_health; deploy/README.md, "When storage fails"):
@@ -70,15 +72,20 @@
  * before use. A failure that does not stop LMDB (an fsync) leaves it
  * usable: the next commit that succeeds clears the state.
  *
- * The single-writer lock (store_lock_dir and the rest) is store_lock.c's.
+ * The single-writer lock (store_lock_dir and the rest) is store_lock.c's;
+ * the table operations (store_kv_*, store_meta_*), the stats and the
+ * read-only looks and hot copies (store_copy_env) are store_kv.c's, on
+ * the private header store_impl.h.
  */
 #include <errno.h>
-#include <lmdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -88,28 +95,10 @@
 #include "log.h"
 #include "metrics.h"
 #include "store.h"
+#include "store_impl.h"
 #include "sys.h"
 
 #define STORE_SCHEMA 1u
-
-struct store {
-	struct keyring *kr; /* NULL: values are stored as they are (--dev without a key) */
-	MDB_env *env;
-	MDB_dbi meta;
-	bool plain; /* STORE_PLAIN: no meta table */
-	size_t n_tables;
-	const store_table *table[STORE_TABLES_MAX];
-	MDB_dbi dbi[STORE_TABLES_MAX];
-	pthread_rwlock_t grow_lock;
-	uint64_t map_size, map_size_max;
-	char server_id[40];
-	char generation[40];
-	char *dir;              /* for a reopen after MDB_PANIC */
-	atomic_bool failing;    /* a commit failed, or the environment panicked */
-	atomic_bool panicked;   /* LMDB's MDB_PANIC: reopen before any transaction */
-	atomic_int writes_open; /* top-level write txns begun and not ended */
-	int64_t last_probe_ms;  /* the writer thread's last recovery attempt */
-};
 
 /* Every store of the process that is failing, for /readyz (store_health). */
 static atomic_int g_failing;
@@ -118,16 +107,7 @@ static char g_why[160];
 /* The store this thread writes (set by store_write_begin): recovery runs there. */
 static _Thread_local store *tl_writes;
 
-struct store_txn {
-	store *s;
-	MDB_txn *txn;
-	store_txn *parent;
-	bool write;
-	uint64_t seq; /* last seq handed out as seen by this txn */
-	bool seq_dirty;
-};
-
-static fsd_err
+fsd_err
 map_rc(int rc)
 {
 	switch (rc) {
@@ -140,8 +120,9 @@ map_rc(int rc)
 	case ENOSPC:
 	case EDQUOT:
 	case EFBIG:
-	case EIO: /* LMDB reports a short write (the disk filled up mid-write) as EIO */
 		return FSD_NOSPACE;
+	case EIO: /* a commit's EIO may still be a full disk: commit_rc looks */
+		return FSD_IO;
 	default:
 		return FSD_ERROR;
 	}
@@ -180,7 +161,7 @@ mark_healthy(store *s)
 	}
 }
 
-static int
+int
 meta_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t *out)
 {
 	MDB_val k = {strlen(name), (void *)name}, v;
@@ -191,7 +172,7 @@ meta_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t *out)
 	return rc;
 }
 
-static int
+int
 meta_put_u64(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t val)
 {
 	uint8_t b[8];
@@ -279,7 +260,7 @@ store_init_meta(store *s, MDB_txn *txn)
 }
 
 /* The dbi of table tb, or -1 (logged) when it was not opened. */
-static int
+int
 table_dbi(store *s, const store_table *tb, MDB_dbi *out)
 {
 	for (size_t i = 0; i < s->n_tables; i++)
@@ -533,9 +514,36 @@ store_healthy(store *s)
 	return !atomic_load(&s->failing);
 }
 
+/* Set once by the keyring: a data key that is there does not open. */
+static atomic_bool g_keys_failing;
+static _Thread_local unsigned tl_keys_failures;
+
+unsigned
+store_keys_failures_here(void)
+{
+	return tl_keys_failures;
+}
+
+void
+store_note_keys_failing(void)
+{
+	tl_keys_failures++;
+	if (!atomic_exchange(&g_keys_failing, true))
+		log_event(LOG_ERROR,
+		          "a data key in the key store does not open with the master keys given: "
+		          "not ready until restarted with the right master key",
+		          NULL);
+}
+
 bool
 store_health(char *why, size_t len)
 {
+	if (atomic_load(&g_keys_failing)) {
+		snprintf(why, len,
+		         "key store failing: a data key does not open with the master keys given; "
+		         "records it seals cannot be served (restart with the right master key)");
+		return false;
+	}
 	if (atomic_load(&g_failing) == 0)
 		return true;
 	pthread_mutex_lock(&g_why_lock);
@@ -697,6 +705,28 @@ store_nested_begin(store_txn *parent, store_txn **out)
 	return FSD_OK;
 }
 
+/* LMDB reports a short write as EIO: the disk (or the file size limit)
+ * filled up mid-write. A commit's EIO is FSD_NOSPACE when the file system
+ * has next to no space left or data.mdb has reached RLIMIT_FSIZE; any other
+ * EIO is a failed write (FSD_IO). */
+static fsd_err
+commit_rc(const store *s, int rc)
+{
+	char p[700];
+	struct statvfs vs;
+	struct stat st;
+	struct rlimit rl;
+	if (rc != EIO)
+		return map_rc(rc);
+	if (statvfs(s->dir, &vs) == 0 && (uint64_t)vs.f_bavail * vs.f_frsize < (16u << 20))
+		return FSD_NOSPACE;
+	snprintf(p, sizeof(p), "%s/data.mdb", s->dir);
+	if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    stat(p, &st) == 0 && (uint64_t)st.st_size + (1u << 20) >= (uint64_t)rl.rlim_cur)
+		return FSD_NOSPACE;
+	return FSD_IO;
+}
+
 fsd_err
 store_commit(store_txn **tp)
 {
@@ -717,8 +747,8 @@ store_commit(store_txn **tp)
 	}
 	if (t->parent == NULL && t->write) {
 		if (rc != 0) {
-			log_event(map_rc(rc) == FSD_NOSPACE ? LOG_WARN : LOG_ERROR, "commit failed",
-			          LS("error", mdb_strerror(rc)), NULL);
+			log_event(commit_rc(s, rc) == FSD_NOSPACE ? LOG_WARN : LOG_ERROR,
+			          "commit failed", LS("error", mdb_strerror(rc)), NULL);
 			pthread_rwlock_rdlock(&s->grow_lock);
 			bool panicked = env_panicked(s);
 			pthread_rwlock_unlock(&s->grow_lock);
@@ -728,9 +758,10 @@ store_commit(store_txn **tp)
 		}
 		atomic_fetch_sub(&s->writes_open, 1);
 	}
+	fsd_err out = commit_rc(s, rc);
 	free(t);
 	*tp = NULL;
-	return map_rc(rc);
+	return out;
 }
 
 void
@@ -796,188 +827,4 @@ store_next_seq(store_txn *t)
 {
 	t->seq_dirty = true;
 	return ++t->seq;
-}
-
-fsd_err
-store_kv_get(store_txn *t, const store_table *tb, const void *key, size_t klen, const void **val,
-             size_t *vlen)
-{
-	MDB_val k = {klen, (void *)key}, v;
-	MDB_dbi dbi;
-	int rc = table_dbi(t->s, tb, &dbi);
-	if (rc == 0)
-		rc = mdb_get(t->txn, dbi, &k, &v);
-	if (rc != 0)
-		return map_rc(rc);
-	*val = v.mv_data;
-	*vlen = v.mv_size;
-	return FSD_OK;
-}
-
-fsd_err
-store_kv_put(store_txn *t, const store_table *tb, const void *key, size_t klen, const void *val,
-             size_t vlen, bool append)
-{
-	MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
-	MDB_dbi dbi;
-	int rc = table_dbi(t->s, tb, &dbi);
-	return map_rc(rc != 0 ? rc : mdb_put(t->txn, dbi, &k, &v, append ? MDB_APPEND : 0));
-}
-
-fsd_err
-store_kv_add(store_txn *t, const store_table *tb, const void *key, size_t klen, const void *val,
-             size_t vlen)
-{
-	MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
-	MDB_dbi dbi;
-	int rc = table_dbi(t->s, tb, &dbi);
-	if (rc == 0)
-		rc = mdb_put(t->txn, dbi, &k, &v, MDB_NOOVERWRITE);
-	return rc == MDB_KEYEXIST ? FSD_EXISTS : map_rc(rc);
-}
-
-fsd_err
-store_kv_reserve(store_txn *t, const store_table *tb, const void *key, size_t klen, size_t vlen,
-                 void **val)
-{
-	MDB_val k = {klen, (void *)key}, v = {vlen, NULL};
-	MDB_dbi dbi;
-	int rc = table_dbi(t->s, tb, &dbi);
-	if (rc == 0)
-		rc = mdb_put(t->txn, dbi, &k, &v, MDB_RESERVE);
-	*val = rc == 0 ? v.mv_data : NULL;
-	return map_rc(rc);
-}
-
-fsd_err
-store_kv_count(store_txn *t, const store_table *tb, uint64_t *n)
-{
-	MDB_stat st;
-	MDB_dbi dbi;
-	int rc = table_dbi(t->s, tb, &dbi);
-	if (rc == 0)
-		rc = mdb_stat(t->txn, dbi, &st);
-	*n = rc == 0 ? st.ms_entries : 0;
-	return map_rc(rc);
-}
-
-fsd_err
-store_kv_del(store_txn *t, const store_table *tb, const void *key, size_t klen)
-{
-	MDB_val k = {klen, (void *)key};
-	MDB_dbi dbi;
-	int rc = table_dbi(t->s, tb, &dbi);
-	return map_rc(rc != 0 ? rc : mdb_del(t->txn, dbi, &k, NULL));
-}
-
-fsd_err
-store_kv_scan(store_txn *t, const store_table *tb, const void *from, size_t flen,
-              const void *prefix, size_t plen, store_kv_fn fn, void *arg)
-{
-	MDB_cursor *cur;
-	MDB_val k = {flen, (void *)from}, v;
-	MDB_dbi dbi;
-	int rc = table_dbi(t->s, tb, &dbi);
-	if (rc == 0)
-		rc = mdb_cursor_open(t->txn, dbi, &cur);
-	if (rc != 0)
-		return map_rc(rc);
-	for (rc = mdb_cursor_get(cur, &k, &v, flen ? MDB_SET_RANGE : MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		if (plen > 0 && (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0))
-			break;
-		if (!fn(arg, k.mv_data, k.mv_size, v.mv_data, v.mv_size))
-			break;
-	}
-	mdb_cursor_close(cur);
-	return rc == 0 || rc == MDB_NOTFOUND ? FSD_OK : map_rc(rc);
-}
-
-uint64_t
-store_meta_u64(store_txn *t, const char *name)
-{
-	uint64_t v = 0;
-	if (!t->s->plain)
-		meta_get_u64(t->txn, t->s->meta, name, &v);
-	return v;
-}
-
-fsd_err
-store_meta_set_u64(store_txn *t, const char *name, uint64_t v)
-{
-	if (t->s->plain)
-		return FSD_INVALID;
-	return map_rc(meta_put_u64(t->txn, t->s->meta, name, v));
-}
-
-void
-store_stats(store *s, uint64_t *map_size, uint64_t *used, uint32_t *readers)
-{
-	MDB_envinfo info;
-	MDB_stat st;
-	pthread_rwlock_rdlock(&s->grow_lock);
-	if (s->env != NULL && mdb_env_info(s->env, &info) == 0 && mdb_env_stat(s->env, &st) == 0) {
-		*map_size = info.me_mapsize;
-		*used = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
-		*readers = info.me_numreaders;
-	}
-	pthread_rwlock_unlock(&s->grow_lock);
-}
-
-/* ---- hot copies (backup) ------------------------------------------------------ */
-
-/* The environment in dir opened read-only (no lock taken beyond a reader
- * slot, nothing created): for a copy or a look while the daemon runs. */
-static int
-env_open_ro(const char *dir, MDB_env **env)
-{
-	int rc;
-	*env = NULL;
-	if ((rc = mdb_env_create(env)) != 0)
-		return rc;
-	if ((rc = mdb_env_set_maxdbs(*env, STORE_TABLES_MAX)) != 0 ||
-	    (rc = mdb_env_set_maxreaders(*env, 256)) != 0 ||
-	    (rc = mdb_env_open(*env, dir, MDB_RDONLY | MDB_NOTLS, 0600)) != 0) {
-		mdb_env_close(*env);
-		*env = NULL;
-	}
-	return rc;
-}
-
-fsd_err
-store_env_in_use(const char *dir, uint64_t *bytes)
-{
-	MDB_env *env = NULL;
-	MDB_envinfo info;
-	MDB_stat st;
-	int rc = env_open_ro(dir, &env);
-	*bytes = 0;
-	if (rc == 0 && (rc = mdb_env_info(env, &info)) == 0 && (rc = mdb_env_stat(env, &st)) == 0)
-		*bytes = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
-	if (env != NULL)
-		mdb_env_close(env);
-	if (rc != 0)
-		log_event(LOG_ERROR, "cannot read the store", LS("dir", dir),
-		          LS("error", mdb_strerror(rc)), NULL);
-	return rc == ENOENT ? FSD_NOTFOUND : map_rc(rc);
-}
-
-fsd_err
-store_copy_env(const char *dir, int fd, bool compact)
-{
-	MDB_env *env = NULL;
-	int rc = env_open_ro(dir, &env);
-	/* The daemon may have grown the map since we opened it: adopt and retry
-	 * (the copy's read txn is begun before anything is written). */
-	for (int tries = 0; rc == 0 && tries < 4; tries++) {
-		rc = mdb_env_copyfd2(env, fd, compact ? MDB_CP_COMPACT : 0);
-		if (rc != MDB_MAP_RESIZED || mdb_env_set_mapsize(env, 0) != 0)
-			break;
-	}
-	if (env != NULL)
-		mdb_env_close(env);
-	if (rc != 0)
-		log_event(LOG_ERROR, "the copy of the store failed", LS("dir", dir),
-		          LS("error", mdb_strerror(rc)), NULL);
-	return rc == ENOENT ? FSD_NOTFOUND : map_rc(rc);
 }

@@ -79,6 +79,13 @@ long store_lock_holder(const char *dir);
  */
 bool store_healthy(store *s);
 bool store_health(char *why, size_t len);
+/* The keyring's word that a data key that is there does not open with the
+ * master keys held (store_health then says so until a restart: the records
+ * it seals look unreadable, which is not one record's damage). */
+void store_note_keys_failing(void);
+/* How many times this thread noted it (a Pull fails its page when that
+ * moved during the page: the cursor must not pass records it never got). */
+unsigned store_keys_failures_here(void);
 
 /* Read transactions: short, any thread. */
 fsd_err store_read_begin(store *s, store_txn **t);
@@ -146,6 +153,10 @@ fsd_err store_copy_env(const char *dir, int fd, bool compact);
 /* The bytes in use in the environment in dir (read-only look, for a
  * copy's progress); FSD_NOTFOUND when there is none. */
 fsd_err store_env_in_use(const char *dir, uint64_t *bytes);
+/* Walks the unnamed table of the environment in dir, read-only, creating
+ * nothing (the keyring's look at its key store before a start);
+ * FSD_NOTFOUND when there is no environment. */
+fsd_err store_env_scan(const char *dir, store_kv_fn fn, void *arg);
 
 /* The keyring the data layer seals with (NULL: values stay plain). The
  * store does not own it and never calls it. */

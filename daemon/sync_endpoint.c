@@ -670,9 +670,15 @@ static void
 handle_request(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, const char *user_id,
                const uint8_t *data, size_t len)
 {
-	fs_envelope *req = wire_decode_envelope(data, len);
+	wire_decode_error bad;
+	fs_envelope *req = wire_decode_request(data, len, malloc, &bad);
 
 	atomic_fetch_add(&g_stats.requests, 1);
+	if (req == NULL && bad.why == FSD_NOMEM) { /* not the peer's fault: BUSY (wire.h) */
+		send_error(tp, rid, rid_len, bad.request_id, bad.code, bad.message,
+		           bad.retry_after_ms);
+		return;
+	}
 	if (req == NULL) {
 		atomic_fetch_add(&g_stats.malformed, 1);
 		metrics_inc(METRIC_REQUESTS_TOTAL, MREQ_MALFORMED, 1);

@@ -13,8 +13,12 @@ budget_alloc(void *data, size_t size)
 	wire_budget *b = data;
 	if (size > b->left)
 		return NULL;
-	b->left -= size;
-	return malloc(size);
+	void *p = b->alloc(size);
+	if (p == NULL)
+		b->oom = true;
+	else
+		b->left -= size;
+	return p;
 }
 
 static void
@@ -28,6 +32,8 @@ ProtobufCAllocator *
 wire_budget_init(wire_budget *b, size_t input_len)
 {
 	b->left = 16 * input_len + (1u << 20);
+	b->alloc = malloc;
+	b->oom = false;
 	b->allocator = (ProtobufCAllocator){.alloc = budget_alloc,
 	                                    .free = budget_free,
 	                                    .allocator_data = b};
@@ -40,6 +46,84 @@ wire_decode_envelope(const uint8_t *data, size_t len)
 	wire_budget b;
 	/* Memory comes from malloc, so the message is freed with the default allocator. */
 	return fieldsync__v1__envelope__unpack(wire_budget_init(&b, len), len, data);
+}
+
+/* The top-level request_id (field 1, a varint) of a frame that did not
+ * decode, or 0: a bounded walk over the top-level fields only. */
+static uint64_t
+salvage_request_id(const uint8_t *p, size_t len)
+{
+	size_t i = 0;
+	while (i < len) {
+		uint64_t v = 0, tag = 0;
+		unsigned shift = 0;
+		for (;; shift += 7) { /* the tag */
+			if (i >= len || shift > 63)
+				return 0;
+			tag |= (uint64_t)(p[i] & 0x7f) << shift;
+			if ((p[i++] & 0x80) == 0)
+				break;
+		}
+		switch (tag & 7) {
+		case 0: /* varint */
+			for (shift = 0;; shift += 7) {
+				if (i >= len || shift > 63)
+					return 0;
+				v |= (uint64_t)(p[i] & 0x7f) << shift;
+				if ((p[i++] & 0x80) == 0)
+					break;
+			}
+			if (tag >> 3 == 1)
+				return v;
+			break;
+		case 1: /* 64-bit */
+			i += 8;
+			break;
+		case 2: /* length-delimited */
+			for (shift = 0;; shift += 7) {
+				if (i >= len || shift > 63)
+					return 0;
+				v |= (uint64_t)(p[i] & 0x7f) << shift;
+				if ((p[i++] & 0x80) == 0)
+					break;
+			}
+			if (v > len - i)
+				return 0;
+			i += (size_t)v;
+			break;
+		case 5: /* 32-bit */
+			i += 4;
+			break;
+		default:
+			return 0;
+		}
+	}
+	return 0;
+}
+
+fs_envelope *
+wire_decode_request(const uint8_t *data, size_t len, void *(*alloc)(size_t), wire_decode_error *why)
+{
+	wire_budget b;
+	ProtobufCAllocator *a = wire_budget_init(&b, len);
+	b.alloc = alloc != NULL ? alloc : malloc;
+	fs_envelope *e = fieldsync__v1__envelope__unpack(a, len, data);
+	if (e != NULL)
+		return e;
+	why->request_id = 0; /* a malformed frame's fields are not trusted */
+	if (b.oom) {
+		why->request_id = salvage_request_id(data, len);
+		why->why = FSD_NOMEM;
+		why->code = FIELDSYNC__V1__ERROR__CODE__BUSY;
+		why->message = "the server is short of memory; nothing was done, retry later";
+		why->retry_after_ms = 1000;
+	} else {
+		why->why = FSD_INVALID;
+		why->code = FIELDSYNC__V1__ERROR__CODE__MALFORMED;
+		why->message = "the frame is not a fieldsync.v1.Envelope";
+		why->retry_after_ms = 0;
+	}
+	return NULL;
 }
 
 void

@@ -13,6 +13,7 @@
 #ifndef FIELDSYNCD_WIRE_H
 #define FIELDSYNCD_WIRE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,6 +29,24 @@ typedef Fieldsync__V1__Error__Code fs_error_code;
  * the result with wire_envelope_free(). */
 fs_envelope *wire_decode_envelope(const uint8_t *data, size_t len);
 
+/* Why a request frame did not decode, and the Error that answers it: a
+ * frame that is not an Envelope (or needs more than the budget) is
+ * MALFORMED; a decode that ran out of memory within the budget is not the
+ * peer's fault and is answered BUSY with retry_after_ms, so the device
+ * retries instead of waiting for a reply that never comes. request_id is
+ * read from the frame when its top level names one (else 0). */
+typedef struct wire_decode_error {
+	uint64_t request_id;
+	fs_error_code code; /* MALFORMED or BUSY */
+	const char *message;
+	uint32_t retry_after_ms;
+	fsd_err why; /* FSD_INVALID (malformed) or FSD_NOMEM */
+} wire_decode_error;
+/* wire_decode_envelope with its failure told apart; alloc is where the
+ * budget's memory comes from (malloc in the daemon; a failing one in tests). */
+fs_envelope *wire_decode_request(const uint8_t *data, size_t len, void *(*alloc)(size_t),
+                                 wire_decode_error *why);
+
 /* The heap budget every decode of untrusted bytes runs under: at most
  * 16 x the input + 1 MiB, from malloc (so what it decodes is freed with the
  * default allocator). wire_budget_init returns the allocator to pass to a
@@ -35,6 +54,8 @@ fs_envelope *wire_decode_envelope(const uint8_t *data, size_t len);
 typedef struct wire_budget {
 	size_t left;
 	ProtobufCAllocator allocator;
+	void *(*alloc)(size_t); /* malloc unless wire_decode_request was given another */
+	bool oom;               /* an allocation within the budget failed */
 } wire_budget;
 ProtobufCAllocator *wire_budget_init(wire_budget *b, size_t input_len);
 void wire_envelope_free(fs_envelope *e);

@@ -117,8 +117,8 @@ wire_push_inflate(Fieldsync__V1__PushRequest *p, uint64_t cap)
 		fieldsync__v1__push_request__unpack(wire_budget_init(&b, (size_t)p->changes_size),
 	                                            (size_t)p->changes_size, raw);
 	free(raw);
-	if (in == NULL)
-		return FSD_INVALID;
+	if (in == NULL) /* out of memory within the budget is not the peer's fault */
+		return b.oom ? FSD_NOMEM : FSD_INVALID;
 	p->changes = in->changes;
 	p->n_changes = in->n_changes;
 	in->changes = NULL;

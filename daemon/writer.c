@@ -320,10 +320,14 @@ writer_round(writer *w, push_job **jobs, size_t n, bool reeval)
 					5000);
 				atomic_fetch_add(&g_stats.busy, 1);
 			} else {
-				job_set_error(
-					jobs[i], FIELDSYNC__V1__ERROR__CODE__UNAVAILABLE,
-					"storage error; nothing of this change set was applied",
-					1000);
+				/* an I/O error is not a full disk: say what happened */
+				job_set_error(jobs[i], FIELDSYNC__V1__ERROR__CODE__UNAVAILABLE,
+				              rc == FSD_IO
+				                      ? "storage write failed; nothing of this "
+				                        "change set was applied"
+				                      : "storage error; nothing of this change "
+				                        "set was applied",
+				              1000);
 			}
 		}
 		log_event(LOG_WARN, "group commit failed; change sets answered BUSY/UNAVAILABLE",

@@ -53,7 +53,8 @@ count_records(void *s, bool *present, int n_sets)
 		cr_assert_eq(r->body_case, FIELDSYNC__V1__ENVELOPE__BODY_PULL_REPLY);
 		for (size_t i = 0; i < r->pull_reply->n_records; i++) {
 			int set, k;
-			if (sscanf(r->pull_reply->records[i]->id, "f%d-%d", &set, &k) == 2 && set < n_sets) {
+			if (sscanf(r->pull_reply->records[i]->id, "f%d-%d", &set, &k) == 2 &&
+			    set < n_sets) {
 				present[set * 20 + k] = true;
 				found++;
 			}
@@ -76,7 +77,8 @@ Test(storage, the_map_grows_and_keeps_everything, .timeout = 120)
 	for (int i = 0; i < SETS; i++) {
 		env_t *r = push_set(s, i, 1024, (uint64_t)i + 1);
 		cr_assert_not_null(r);
-		cr_assert_eq(r->body_case, FIELDSYNC__V1__ENVELOPE__BODY_PUSH_REPLY, "set %d applied", i);
+		cr_assert_eq(r->body_case, FIELDSYNC__V1__ENVELOPE__BODY_PUSH_REPLY,
+		             "set %d applied", i);
 		fieldsync__v1__envelope__free_unpacked(r, NULL);
 	}
 	static bool present[SETS * 20];
@@ -110,9 +112,11 @@ Test(storage, a_full_disk_answers_busy_and_loses_nothing, .timeout = 180)
 			acked[i] = true;
 		} else {
 			cr_assert_eq(r->body_case, FIELDSYNC__V1__ENVELOPE__BODY_ERROR);
-			cr_expect_eq(r->error->code, FIELDSYNC__V1__ERROR__CODE__BUSY, "set %d: error %d: %s", i,
-			             r->error->code, r->error->message);
+			cr_expect_eq(r->error->code, FIELDSYNC__V1__ERROR__CODE__BUSY,
+			             "set %d: error %d: %s", i, r->error->code, r->error->message);
 			cr_expect_gt(r->error->retry_after_ms, 0);
+			cr_expect(strstr(r->error->message, "storage is full") != NULL,
+			          "a full disk says so: %s", r->error->message);
 			busy_at = i;
 		}
 		fieldsync__v1__envelope__free_unpacked(r, NULL);

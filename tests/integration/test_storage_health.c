@@ -280,7 +280,18 @@ Test(storage_health, while_commits_fail_readyz_says_not_ready, .timeout = 120, .
 
 	/* every fdatasync fails with EIO: no commit can be durable */
 	fiu_ctrl(d, "enable name=posix/io/sync/fdatasync,failinfo=5");
-	expect_refused(s, 1, 2);
+	/* an I/O error on a disk with room is not "storage is full" (main
+	 * answered BUSY "storage is full" for it) */
+	r = push_set(s, 1, 2);
+	cr_assert_not_null(r, "the daemon answers while storage fails");
+	cr_assert_eq(r->body_case, FIELDSYNC__V1__ENVELOPE__BODY_ERROR);
+	cr_expect_eq(r->error->code, FIELDSYNC__V1__ERROR__CODE__UNAVAILABLE,
+	             "a failed write is UNAVAILABLE (docs/protocol-notes.md), got %d: %s",
+	             r->error->code, r->error->message);
+	cr_expect(strstr(r->error->message, "storage write failed") != NULL &&
+	                  strstr(r->error->message, "full") == NULL,
+	          "the message says the write failed: %s", r->error->message);
+	fieldsync__v1__envelope__free_unpacked(r, NULL);
 	int code = readyz(d, &body);
 	cr_expect_eq(code, 503, "not ready while commits fail (%d: %s)", code, body);
 	cr_expect(body != NULL && strstr(body, "storage failing") != NULL, "the reason: %s", body);

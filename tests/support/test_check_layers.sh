@@ -127,13 +127,21 @@ clean missing
 put missing daemon/store.c store.h nowhere.h
 expect missing 1 '^daemon/store\.c:4 includes nowhere\.h \(not found in the tree\)'
 
-# <lmdb.h> is store.c's alone; client-sdk/ may include it.
+# <lmdb.h> is the store's files' alone (store.c, store_kv.c, store_impl.h);
+# client-sdk/ may include it. store_impl.h is store*.c's private header.
 clean lmdb
 printf '/* store.c */\n#include <lmdb.h>\n#include "store.h"\n' >"$work/lmdb/daemon/store.c"
 printf '/* store.c */\n#include <lmdb.h>\n' >"$work/lmdb/client-sdk/src/store.c"
 expect lmdb 0
 printf '/* records.c */\n#include <lmdb.h>\n#include "records.h"\n' >"$work/lmdb/daemon/records.c"
-expect lmdb 1 '^daemon/records\.c:2 includes <lmdb\.h>, which only daemon/store\.c may include$'
+expect lmdb 1 '^daemon/records\.c:2 includes <lmdb\.h>, which only daemon/store\.c, daemon/store_impl\.h, daemon/store_kv\.c may include$'
+clean lmdbpriv
+printf '/* store_impl.h */\n#include <lmdb.h>\n' >"$work/lmdbpriv/daemon/store_impl.h"
+printf '/* store_kv.c */\n#include "store.h"\n#include "store_impl.h"\n' >"$work/lmdbpriv/daemon/store_kv.c"
+put lmdbpriv daemon/store.h
+expect lmdbpriv 0
+printf '/* records.c */\n#include "store.h"\n#include "store_impl.h"\n' >"$work/lmdbpriv/daemon/records.c"
+expect lmdbpriv 1 '^daemon/records\.c:3 includes store_impl\.h, which only daemon/store\.c, daemon/store_kv\.c may include$'
 
 # The CLI's "internal.h" is the SDK's, not the daemon's of the same name.
 clean cli

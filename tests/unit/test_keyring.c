@@ -156,9 +156,16 @@ Test(keyring, rewrap_moves_every_key_to_the_current_master)
 	free(plain);
 	keyring_close(&k);
 
-	k = open_env(K1); /* and the old one alone opens nothing now */
-	cr_expect_neq(keyring_open_value(k, "x", 1, s1, l1, &plain, &pl), FSD_OK);
-	keyring_close(&k);
+	/* and the old one alone opens nothing now: the keyring is refused at
+	 * open (its master-key check), with the missing key's id named */
+	err[0] = '\0';
+	cr_expect_eq(keyring_open(g_dir, NULL, K1, &k, err, sizeof(err)), FSD_NOKEY);
+	cr_expect_null(k);
+	cr_expect(strstr(err, "\"k2\", which was not given") != NULL, "%s", err);
+	err[0] = '\0';
+	cr_expect_eq(keyring_check_master(g_dir, NULL, K1, err, sizeof(err)), FSD_NOKEY);
+	cr_expect(strstr(err, "\"k2\", which was not given") != NULL, "%s", err);
+	cr_expect_eq(keyring_check_master(g_dir, NULL, K2, err, sizeof(err)), FSD_OK, "%s", err);
 	free(s1);
 	free(s2);
 }

@@ -131,9 +131,9 @@ Test(wire, a_stored_reply_is_byte_identical_to_a_packed_one)
 {
 	expect_stored_reply_identical(1, 1);
 	expect_stored_reply_identical(127, 2);
-	expect_stored_reply_identical(128, 3);       /* a two-byte varint */
+	expect_stored_reply_identical(128, 3);        /* a two-byte varint */
 	expect_stored_reply_identical(UINT64_MAX, 1); /* ten bytes */
-	expect_stored_reply_identical(300, 200);     /* a reply over 127 bytes: a longer length */
+	expect_stored_reply_identical(300, 200);      /* a reply over 127 bytes: a longer length */
 }
 
 Test(wire, welcome_pull_and_replay_replies)
@@ -190,4 +190,75 @@ Test(wire, codes_for_daemon_errors)
 	cr_expect_eq(wire_code(FSD_IO), FIELDSYNC__V1__ERROR__CODE__UNAVAILABLE);
 	cr_expect_eq(wire_code(FSD_CORRUPT), FIELDSYNC__V1__ERROR__CODE__UNAVAILABLE);
 	cr_expect_str_eq(fsd_strerror(FSD_EXISTS), "already exists");
+}
+
+/* An allocator that fails the Nth call and after (g_fail_at: 0 = the first). */
+static long g_calls, g_fail_at;
+
+static void *
+failing_alloc(size_t n)
+{
+	return g_calls++ >= g_fail_at ? NULL : malloc(n);
+}
+
+/*
+ * A decode that runs out of memory (within the budget) is not a malformed
+ * frame: it is answered BUSY with a retry hint and the request's own id, so
+ * the device is told to retry instead of waiting for an answer (main
+ * answered MALFORMED with request_id 0, which the device does not match
+ * to its request: it saw a timeout). Every allocation of the decode in turn
+ * is made to fail; each failure gets that answer, and the answer packs.
+ */
+Test(wire, a_decode_out_of_memory_is_answered_busy_with_its_request_id)
+{
+	size_t len = 0;
+	uint8_t *buf = pack_push_of_empty_changes(5, &len);
+	long failures = 0;
+	for (g_fail_at = 0;; g_fail_at++) {
+		wire_decode_error why;
+		memset(&why, 0xAB, sizeof(why));
+		g_calls = 0;
+		fs_envelope *e = wire_decode_request(buf, len, failing_alloc, &why);
+		if (e != NULL) { /* every allocation succeeded */
+			cr_expect_eq(e->request_id, 7);
+			wire_envelope_free(e);
+			break;
+		}
+		failures++;
+		cr_expect_eq(why.why, FSD_NOMEM, "allocation %ld", g_fail_at);
+		cr_expect_eq(why.code, FIELDSYNC__V1__ERROR__CODE__BUSY, "allocation %ld",
+		             g_fail_at);
+		cr_expect_gt(why.retry_after_ms, 0);
+		cr_expect_eq(why.request_id, 7, "the answer names the request");
+		uint8_t *out = NULL;
+		size_t out_len = 0;
+		cr_assert_eq(wire_error(why.request_id, why.code, why.message, why.retry_after_ms,
+		                        &out, &out_len),
+		             FSD_OK);
+		fs_envelope *r = wire_decode_envelope(out, out_len);
+		cr_assert_not_null(r);
+		cr_expect_eq(r->request_id, 7);
+		cr_assert_eq(r->body_case, FIELDSYNC__V1__ENVELOPE__BODY_ERROR);
+		cr_expect_eq(r->error->code, FIELDSYNC__V1__ERROR__CODE__BUSY);
+		wire_envelope_free(r);
+		free(out);
+		cr_assert_lt(g_fail_at, 1000);
+	}
+	cr_expect_geq(failures, 7, "the envelope, the push, its changes: %ld allocations",
+	              failures);
+
+	/* Bytes that are not an Envelope stay MALFORMED, answered without an id. */
+	const uint8_t junk[] = {0x08, 0x2a, 0xff, 0xff, 0xff};
+	wire_decode_error why;
+	cr_expect_null(wire_decode_request(junk, sizeof(junk), malloc, &why));
+	cr_expect_eq(why.why, FSD_INVALID);
+	cr_expect_eq(why.code, FIELDSYNC__V1__ERROR__CODE__MALFORMED);
+	cr_expect_eq(why.request_id, 0);
+	/* Over the budget is malformed too, not memory trouble. */
+	size_t big_len = 0;
+	uint8_t *big = pack_push_of_empty_changes(200000, &big_len);
+	cr_expect_null(wire_decode_request(big, big_len, malloc, &why));
+	cr_expect_eq(why.code, FIELDSYNC__V1__ERROR__CODE__MALFORMED);
+	free(big);
+	free(buf);
 }
