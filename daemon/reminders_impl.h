@@ -80,4 +80,12 @@ fsd_err reminders_unimplied_rows(store_txn *t, const char *case_id, const uint8_
 fsd_err reminders_evaluate_case(struct reminders *r, store_txn *t, const char *case_id,
                                 int64_t now_ms);
 
+/* An error that belongs to one case's stored bytes (FSD_NOKEY, FSD_CORRUPT):
+ * that case is skipped, the others go on. */
+bool reminders_unreadable(fsd_err rc);
+/* reminders_evaluate_case in a nested transaction of t: FSD_OK with *skipped
+ * when the case cannot be read (nothing of it written, its events dropped). */
+fsd_err reminders_evaluate_isolated(struct reminders *r, store_txn *t, const char *case_id,
+                                    int64_t now_ms, bool *skipped);
+
 #endif
