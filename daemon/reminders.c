@@ -36,6 +36,12 @@
  *   clock passed     reminders_tick(): for each due timer of a reminder,
  *                    recompute the state from the stored times; emit if it
  *                    changed. A case timer (below) re-evaluates its case.
+ *                    A timer whose row or case cannot be read (FSD_NOKEY,
+ *                    FSD_CORRUPT: a backup from before a purge restored) is
+ *                    skipped alone (a case timer's evaluation in a nested
+ *                    transaction, rolled back), counted, logged by ids and
+ *                    moved 1 min on, doubling per skip up to 1 h (the
+ *                    count in the timer's value); the other timers fire.
  *   a talk is held   rules_evaluate() counts a contact only once its held_at
  *                    has come (reading 1) and returns the next held_at still
  *                    to come; reminders_evaluate_case() keeps it as the case timer: a
@@ -56,7 +62,8 @@
  *                    fingerprint, the others 0 (a pass in progress: a
  *                    restart or another reload mid-pass begins again). The
  *                    cursor lives in memory; a case already done yields no
- *                    event when done again.
+ *                    event when done again. A case that cannot be read is
+ *                    skipped alone (nested transaction), counted and logged.
  * The state is a function of data and clock (rules_state_at), so a talk
  * recorded offline before the deadline and synced after it yields MET,
  * never a lasting OVERDUE. Events carry ids and times only.
