@@ -133,6 +133,7 @@ static cell c_requests[MREQ_COUNT], c_changesets[MCS_COUNT], c_changes[MCH_COUNT
 static cell c_pulled[1], c_rem_events[METRIC_RULES * METRIC_STATES], c_published[1];
 static cell c_history_refused[1];
 static cell c_storage_failing[1], c_storage_reopens[1];
+static cell c_timers_skipped[1];
 static cell c_replays[1], c_unroutable[1], c_zap[MZAP_COUNT], c_forbidden[MFORB_COUNT];
 static cell c_unreadable[1];
 static cell c_build[1] = {1}, c_silent[1], c_at_risk[1], c_oldest_edit[1];
@@ -235,6 +236,9 @@ static const struct metric_def {
 	COUNTER(METRIC_STORAGE_REOPENS_TOTAL, "fieldsync_storage_reopens_total", LS_NONE,
                 c_storage_reopens,
                 "LMDB environments closed and opened again after LMDB stopped them on a failed write."),
+	COUNTER(METRIC_REMINDER_TIMERS_SKIPPED_TOTAL, "fieldsync_reminder_timers_skipped_total",
+                LS_NONE, c_timers_skipped,
+                "Due reminder timers skipped because their case cannot be read (a data key gone, bytes that do not decode), each tried again later with backoff; also cases a re-evaluation after a rule change skipped for that reason."),
 #undef GAUGE
 #undef COUNTER
 #undef HISTOGRAM

@@ -59,6 +59,8 @@ typedef enum {
 	/* storage health (store.c) */
 	METRIC_STORAGE_FAILING,       /* gauge fieldsync_storage_failing */
 	METRIC_STORAGE_REOPENS_TOTAL, /* counter fieldsync_storage_reopens_total */
+	/* reminders (reminders.c): due timers of a case that cannot be read */
+	METRIC_REMINDER_TIMERS_SKIPPED_TOTAL, /* counter fieldsync_reminder_timers_skipped_total */
 	METRIC_COUNT
 } metric_id;
 

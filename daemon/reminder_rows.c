@@ -121,7 +121,7 @@ struct reminder_rows_copy {
 	uint8_t **keys, **vals;
 	size_t *klens, *vlens;
 	size_t n, cap;
-	bool failed;
+	fsd_err failed; /* why the scan stopped early (FSD_OK: it did not) */
 	store_txn *t;
 };
 
@@ -145,16 +145,18 @@ collect_row(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size
 		if (d)
 			r->vlens = d;
 		if (!a || !b || !c || !d) {
-			r->failed = true;
+			r->failed = FSD_NOMEM;
 			return false;
 		}
 		r->cap = cap;
 	}
 	uint8_t *k = malloc(klen), *v = NULL;
 	size_t vl = 0;
-	if (k == NULL || keyring_txn_unseal(r->t, key, klen, val, vlen, &v, &vl) != FSD_OK) {
+	fsd_err urc =
+		k == NULL ? FSD_NOMEM : keyring_txn_unseal(r->t, key, klen, val, vlen, &v, &vl);
+	if (urc != FSD_OK) {
 		free(k);
-		r->failed = true;
+		r->failed = urc; /* the caller gets the cause, not a bare FSD_ERROR */
 		return false;
 	}
 	memcpy(k, key, klen);
@@ -180,8 +182,8 @@ reminder_rows_copy_case(store_txn *t, const char *case_id, reminder_rows_copy **
 	rows->t = t;
 	fsd_err rc =
 		store_kv_scan(t, &reminders_table, prefix, plen, prefix, plen, collect_row, rows);
-	if (rc == FSD_OK && rows->failed)
-		rc = FSD_ERROR;
+	if (rc == FSD_OK && rows->failed != FSD_OK)
+		rc = rows->failed;
 	if (rc != FSD_OK) {
 		reminder_rows_copy_free(&rows);
 		return rc;

@@ -36,6 +36,12 @@
  *   clock passed     reminders_tick(): for each due timer of a reminder,
  *                    recompute the state from the stored times; emit if it
  *                    changed. A case timer (below) re-evaluates its case.
+ *                    A timer whose row or case cannot be read (FSD_NOKEY,
+ *                    FSD_CORRUPT: a backup from before a purge restored) is
+ *                    skipped alone (a case timer's evaluation in a nested
+ *                    transaction, rolled back), counted, logged by ids and
+ *                    moved 1 min on, doubling per skip up to 1 h (the
+ *                    count in the timer's value); the other timers fire.
  *   a talk is held   rules_evaluate() counts a contact only once its held_at
  *                    has come (reading 1) and returns the next held_at still
  *                    to come; reminders_evaluate_case() keeps it as the case timer: a
@@ -56,7 +62,8 @@
  *                    fingerprint, the others 0 (a pass in progress: a
  *                    restart or another reload mid-pass begins again). The
  *                    cursor lives in memory; a case already done yields no
- *                    event when done again.
+ *                    event when done again. A case that cannot be read is
+ *                    skipped alone (nested transaction), counted and logged.
  * The state is a function of data and clock (rules_state_at), so a talk
  * recorded offline before the deadline and synced after it yields MET,
  * never a lasting OVERDUE. Events carry ids and times only.
@@ -82,8 +89,6 @@
 #include "sys.h"
 
 #define KEY_MAX REMINDER_KEY_MAX
-#define TICK_BATCH 1024
-#define TICK_ROUND_BATCHES 8 /* at most 8192 timers per round */
 
 typedef Fieldsync__V1__ReminderEvent reminder_event;
 
@@ -424,9 +429,10 @@ reminders_row_to_reminder(const reminder_row *row, rules_reminder *out)
 	snprintf(out->contact_person, sizeof(out->contact_person), "%s", row->contact_person);
 }
 
-/* Stores one event with the next seq and queues it for publishing. */
-static fsd_err
-emit(reminders *r, store_txn *t, reminder_row *row, uint32_t state, int64_t now_ms)
+/* Stores one event with the next seq and queues it for publishing (r NULL:
+ * stored only, another process). */
+fsd_err
+reminders_emit(reminders *r, store_txn *t, reminder_row *row, uint32_t state, int64_t now_ms)
 {
 	reminder_event ev;
 	fsd_err rc;
@@ -470,7 +476,8 @@ reconcile(reminders *r, store_txn *t, const char *case_id, const char *scope,
 			return FSD_OK;
 		row = *old;
 		row.next_fire_ms = 0;
-		rc = emit(r, t, &row, FIELDSYNC__V1__REMINDER_EVENT__STATE__CANCELLED, now_ms);
+		rc = reminders_emit(r, t, &row, FIELDSYNC__V1__REMINDER_EVENT__STATE__CANCELLED,
+		                    now_ms);
 		if (rc == FSD_OK)
 			rc = reminder_rows_timer_set(t, key, klen, old_fire, 0);
 		if (rc == FSD_OK)
@@ -498,7 +505,7 @@ reconcile(reminders *r, store_txn *t, const char *case_id, const char *scope,
 	               strcmp(old->scope, scope) != 0 ||
 	               strcmp(old->contact_person, rem->contact_person) != 0;
 	if (changed)
-		rc = emit(r, t, &row, want, now_ms);
+		rc = reminders_emit(r, t, &row, want, now_ms);
 	if (rc == FSD_OK)
 		rc = reminder_rows_timer_set(t, key, klen, old_fire, row.next_fire_ms);
 	if (rc == FSD_OK &&
@@ -691,8 +698,9 @@ reminders_erase_case(store_txn *t, const char *case_id, int64_t now_ms, size_t *
 		/* a row that does not open is deleted all the same */
 		(void)reminder_rows_get(t, rows.keys[i], rows.klens[i], &row);
 		if (row != NULL && reminders_row_is_active(row->state))
-			rc = emit(NULL, t, row, FIELDSYNC__V1__REMINDER_EVENT__STATE__CANCELLED,
-			          now_ms);
+			rc = reminders_emit(NULL, t, row,
+			                    FIELDSYNC__V1__REMINDER_EVENT__STATE__CANCELLED,
+			                    now_ms);
 		if (row != NULL && rc == FSD_OK)
 			rc = reminder_rows_timer_set(t, rows.keys[i], rows.klens[i],
 			                             row->next_fire_ms, 0);
@@ -717,99 +725,6 @@ reminders_flush(reminders *r, store_txn *t, int64_t now_ms)
 		rc = reminders_evaluate_case(r, t, r->touched[i], now_ms);
 	touched_clear(r);
 	return rc;
-}
-
-struct due_list {
-	struct key_list keys;
-	int64_t now_ms;
-};
-
-static bool
-collect_due(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
-{
-	struct due_list *d = arg;
-	if (klen < 8 || (int64_t)fsk_get_be64(key) > d->now_ms || d->keys.n >= TICK_BATCH)
-		return false;
-	return reminders_collect_key(&d->keys, key, klen, val, vlen);
-}
-
-fsd_err
-reminders_tick(reminders *r, store_txn *t, int64_t now_ms)
-{
-	fsd_err rc = FSD_OK;
-	int batches = 0;
-	for (;;) { /* in batches, so a million due timers do not need a million keys at once */
-		struct due_list due = {.now_ms = now_ms};
-		rc = store_kv_scan(t, &reminders_timers_table, NULL, 0, NULL, 0, collect_due, &due);
-		if (rc == FSD_OK && due.keys.oom)
-			rc = FSD_ERROR;
-		size_t n = due.keys.n;
-		for (size_t i = 0; rc == FSD_OK && i < n; i++) {
-			const uint8_t *rkey = due.keys.keys[i] + 8;
-			size_t rklen = due.keys.klens[i] - 8;
-			fsd_err grc;
-			rc = store_kv_del(t, &reminders_timers_table, due.keys.keys[i],
-			                  due.keys.klens[i]);
-			if (rc == FSD_NOTFOUND) { /* moved by a case evaluated in this batch */
-				rc = FSD_OK;
-				continue;
-			}
-			if (rc != FSD_OK)
-				break;
-			if (rklen >= 1 && rklen == (size_t)rkey[0] + 1) { /* a case timer */
-				char case_id[FSP_ID_MAX + 1];
-				memcpy(case_id, rkey + 1, rkey[0]);
-				case_id[rkey[0]] = '\0';
-				/* it fired: forget it, so reminders_evaluate_case sets the next one afresh */
-				rc = store_kv_del(t, &reminders_table, rkey, rklen);
-				if (rc == FSD_NOTFOUND)
-					rc = FSD_OK;
-				if (rc == FSD_OK)
-					rc = reminders_evaluate_case(r, t, case_id, now_ms);
-				continue;
-			}
-			reminder_row *row = NULL;
-			grc = reminder_rows_get(t, rkey, rklen, &row);
-			if (row == NULL) {
-				rc = grc == FSD_NOTFOUND ? FSD_OK : grc; /* stale timer */
-				continue;
-			}
-			rules_reminder rem;
-			reminders_row_to_reminder(row, &rem);
-			uint32_t want = (uint32_t)rules_state_at(&rem, now_ms);
-			row->next_fire_ms = rules_next_change(&rem, now_ms);
-			if (want != row->state && reminders_row_is_active(row->state))
-				rc = emit(r, t, row, want, now_ms);
-			if (rc == FSD_OK && row->next_fire_ms > 0)
-				rc = reminder_rows_timer_set(t, rkey, rklen, 0, row->next_fire_ms);
-			if (rc == FSD_OK)
-				rc = reminder_rows_put(t, rkey, rklen, row);
-			fieldsyncd__store__reminder_row__free_unpacked(row, NULL);
-		}
-		reminders_key_list_free(&due.keys);
-		if (rc != FSD_OK || n < TICK_BATCH || ++batches == TICK_ROUND_BATCHES)
-			break; /* the rest fire in the next round: transactions stay small */
-	}
-	return rc;
-}
-
-static bool
-first_key(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
-{
-	(void)val;
-	(void)vlen;
-	if (klen >= 8)
-		*(int64_t *)arg = (int64_t)fsk_get_be64(key);
-	return false;
-}
-
-int64_t
-reminders_next_fire(reminders *r, store_txn *t)
-{
-	int64_t at = 0;
-	(void)r;
-	store_kv_scan(t, &reminders_timers_table, NULL, 0, NULL, 0, first_key, &at);
-	return at;
 }
 
 /* ---- the outbox ----------------------------------------------------------- */

@@ -1,7 +1,7 @@
 /*
- * reminders_impl: private to reminders.c, reminders_reeval.c and reminders_verify.c
- * (logic layer; the API is reminders.h): the handle's state and the helpers reminders.c
- * defines for the other two. No other file includes it. It does not include reminders.h
+ * reminders_impl: private to reminders.c, reminders_reeval.c, reminders_verify.c
+ * and reminders_tick.c (logic layer; the API is reminders.h): the handle's
+ * state and the helpers reminders.c and reminders_tick.c define for the others. No other file includes it. It does not include reminders.h
  * (the layer check's circle rule), hence "struct reminders".
  */
 #ifndef FIELDSYNCD_REMINDERS_IMPL_H
@@ -79,5 +79,17 @@ fsd_err reminders_unimplied_rows(store_txn *t, const char *case_id, const uint8_
 /* Re-evaluates one case at now_ms: its rows, its events, its case timer. */
 fsd_err reminders_evaluate_case(struct reminders *r, store_txn *t, const char *case_id,
                                 int64_t now_ms);
+
+/* Stores one event of row in state with the next seq, queues it for
+ * publishing (r NULL: stored only) and moves the row's state and counters. */
+fsd_err reminders_emit(struct reminders *r, store_txn *t, reminder_row *row, uint32_t state,
+                       int64_t now_ms);
+/* An error that belongs to one case's stored bytes (FSD_NOKEY, FSD_CORRUPT):
+ * that case is skipped, the others go on. */
+bool reminders_unreadable(fsd_err rc);
+/* reminders_evaluate_case in a nested transaction of t: FSD_OK with *skipped
+ * when the case cannot be read (nothing of it written, its events dropped). */
+fsd_err reminders_evaluate_isolated(struct reminders *r, store_txn *t, const char *case_id,
+                                    int64_t now_ms, bool *skipped);
 
 #endif

@@ -9,6 +9,8 @@
 #include "fieldsync/calendar.h"
 #include "fieldsync/keys.h"
 #include "fieldsync/rules.h"
+#include "log.h"
+#include "metrics.h"
 #include "records.h"
 #include "reminders.h"
 #include "reminders_impl.h"
@@ -73,8 +75,18 @@ reminders_reeval_step(reminders *r, store_txn *t, int64_t now_ms, size_t max_cas
 			continue; /* not an id the writer could have stored */
 		memcpy(id, ids.keys[i] + plen, idl);
 		id[idl] = '\0';
-		if ((rc = reminders_evaluate_case(r, t, id, now_ms)) != FSD_OK)
+		/* a case that cannot be read is skipped alone (its own nested
+		 * transaction); the pass goes on with the others */
+		bool skipped = false;
+		if ((rc = reminders_evaluate_isolated(r, t, id, now_ms, &skipped)) != FSD_OK)
 			break;
+		if (skipped) {
+			metrics_inc(METRIC_REMINDER_TIMERS_SKIPPED_TOTAL, 0, 1);
+			log_event(LOG_WARN,
+			          "a case was skipped by the re-evaluation under new rules: it "
+			          "cannot be read; the other cases go on",
+			          LS("case_id", id), NULL);
+		}
 		memcpy(r->reeval.staged, id, idl + 1);
 	}
 	if (rc == FSD_OK) {

@@ -60,6 +60,13 @@ reminders_verify_case_at(reminders *r, store_txn *t, const char *case_id, int64_
 	if (timer != NULL)
 		fieldsyncd__store__reminder_row__free_unpacked(timer, NULL);
 	rc = reminders_implied(r, t, case_id, eval_at, &cd, &rems, &n, &next_eval);
+	if (reminders_unreadable(rc)) { /* the daemon skips its due timers: say so */
+		fn(arg, case_id, "(every)",
+		   "its case cannot be read (a data key gone, or bytes that do not decode): its "
+		   "due reminder timers are skipped and retried with backoff");
+		rc = FSD_OK;
+		goto out;
+	}
 	if (rc != FSD_OK)
 		goto out;
 	/* Every reminder the data implies has a row with its state and times. */

@@ -13,8 +13,9 @@
  *                    crypto error, ...) its nested transaction is rolled
  *                    back and that job alone gets Error UNAVAILABLE or
  *                    INTERNAL (a neutral text); the round goes on
- *   timers fail      (a due timer of a case that cannot be read) their own
- *                    nested transaction is rolled back, they are tried
+ *   timers fail      (out of memory, ...; a due timer of a case that cannot
+ *                    be read is skipped alone inside reminders_tick) their
+ *                    own nested transaction is rolled back, they are tried
  *                    again a second later; the round goes on
  *   commit ok        every other job gets its PushReply (stored for retries)
  *   MDB_MAP_FULL     abort, grow the map, redo the round from the start

@@ -37,6 +37,7 @@
 
 #include "daemon.h"
 #include "fieldsync/fieldsync.h"
+#include "metrics.h"
 
 #define KEY_LINE "k1:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"
 #define T_MS 20000
@@ -424,6 +425,45 @@ Test(operations, the_alert_rules_pass_promtool)
 	             FS_SOURCE_DIR);
 	cr_expect_eq(st, 0, "%s", out);
 	free(out);
+}
+
+/* Every fieldsync_* name an alert rule uses is a metric the daemon exports
+ * (a misspelt name would make its alert silently never fire). */
+Test(operations, every_metric_the_alert_rules_use_is_exported)
+{
+	char path[700], *rules, *text;
+	size_t len = 0, n = 0;
+	snprintf(path, sizeof(path), "%s/deploy/prometheus/fieldsync-rules.yml", FS_SOURCE_DIR);
+	FILE *f = fopen(path, "rb");
+	cr_assert_not_null(f, "%s", path);
+	rules = calloc(1, 1 << 17);
+	cr_assert_not_null(rules);
+	rules[fread(rules, 1, (1 << 17) - 1, f)] = '\0';
+	fclose(f);
+	metrics_reset();
+	text = metrics_render_alloc(&len);
+	cr_assert_not_null(text);
+	for (const char *l = rules; (l = strstr(l, "expr:")) != NULL; l++) {
+		const char *end = strchr(l, '\n') != NULL ? strchr(l, '\n') : l + strlen(l);
+		for (const char *p = l; (p = strstr(p, "fieldsync_")) != NULL && p < end;) {
+			char name[128], type[160];
+			size_t k = 0;
+			while (k < sizeof(name) - 1 &&
+			       ((p[k] >= 'a' && p[k] <= 'z') || p[k] == '_' ||
+			        (p[k] >= '0' && p[k] <= '9')))
+				name[k] = p[k], k++;
+			name[k] = '\0';
+			p += k;
+			snprintf(type, sizeof(type), "# TYPE %s ", name);
+			cr_expect_not_null(strstr(text, type),
+			                   "an alert uses %s, which is no metric", name);
+			n++;
+		}
+	}
+	cr_expect_geq(n, 14, "the names were found (%zu)", n);
+	cr_expect_not_null(strstr(rules, "fieldsync_reminder_timers_skipped_total"));
+	free(text);
+	free(rules);
 }
 
 /* ---- 8: the small items ---------------------------------------------------- */

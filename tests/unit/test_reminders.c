@@ -593,3 +593,122 @@ Test(reminders, rev2_verify_compares_state_due_and_warning)
 	cr_expect_eq(problems, 1, "the state differs");
 	store_read_end(&t);
 }
+
+/* ---- issue 11: a case that cannot be read holds back no other timer ------- */
+
+/* The earliest timer and its value (the times it was skipped, 0: none). */
+static int64_t
+first_timer(uint32_t *skipped)
+{
+	store_txn *t = NULL;
+	cr_assert_eq(store_read_begin(g_s, &t), FSD_OK);
+	int64_t at = reminders_next_fire(g_rem, t);
+	*skipped = 0;
+	if (at > 0) {
+		uint8_t key[8 + REMINDER_KEY_MAX];
+		const void *v = NULL;
+		size_t vl = 0;
+		fsk_put_be64(key, (uint64_t)at);
+		size_t kl = fsk_case_key(key + 8, REMINDER_KEY_MAX, "c0", "quick-help/c0");
+		if (store_kv_get(t, &reminders_timers_table, key, 8 + kl, &v, &vl) != FSD_OK)
+			kl = fsk_case_key(key + 8, REMINDER_KEY_MAX, "c0", "");
+		cr_assert_eq(store_kv_get(t, &reminders_timers_table, key, 8 + kl, &v, &vl), FSD_OK,
+		             "the earliest timer is c0's");
+		cr_assert_eq(vl, 4);
+		const uint8_t *b = v;
+		*skipped = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+	}
+	store_read_end(&t);
+	return at;
+}
+
+/* Stores, for case c0, value under the reminders key (c0, tail) and a timer due at fire. */
+static void
+plant(const char *tail, const uint8_t *val, size_t vlen, int64_t fire)
+{
+	uint8_t key[8 + REMINDER_KEY_MAX];
+	store_txn *t = NULL;
+	size_t kl = fsk_case_key(key + 8, REMINDER_KEY_MAX, "c0", tail);
+	fsk_put_be64(key, (uint64_t)fire);
+	cr_assert_eq(store_write_begin(g_s, &t), FSD_OK);
+	if (val != NULL)
+		cr_assert_eq(store_kv_put(t, &reminders_table, key + 8, kl, val, vlen, false), FSD_OK);
+	cr_assert_eq(store_kv_put(t, &reminders_timers_table, key, 8 + kl, "", 0, false), FSD_OK);
+	cr_assert_eq(store_commit(&t), FSD_OK);
+}
+
+/* The backoff: 1 min, doubling, at most an hour; the count in the timer. */
+static void
+expect_backoff(int64_t at)
+{
+	uint32_t skipped = 0;
+	int64_t delay = 60000;
+	for (uint32_t i = 1; i <= 9; i++) {
+		int64_t next = first_timer(&skipped);
+		cr_expect_eq(next, at + delay, "skip %u: retried %lld ms later, not %lld", i,
+		             (long long)delay, (long long)(next - at));
+		cr_expect_eq(skipped, i);
+		at = next;
+		tick(at);
+		delay = delay * 2 > 3600000 ? 3600000 : delay * 2;
+	}
+}
+
+Test(reminders, issue11_an_unreadable_reminder_row_is_skipped_and_retried_with_backoff)
+{
+	int st[8];
+	const uint8_t garbage[] = {0xff, 0xff, 0xff, 0xff}; /* no ReminderRow decodes from it */
+	int64_t skipped0 = metrics_value(METRIC_REMINDER_TIMERS_SKIPPED_TOTAL, 0);
+	push_case("cs-1", "c1", "r1:1", g_now - DAY);
+	cr_assert_eq(take_states(st, 8, NULL, 0), 1);
+	/* c0's row does not decode; its timer is due before c1's */
+	plant("quick-help/c0", garbage, sizeof(garbage), g_now + DAY);
+	tick(g_now + 9 * DAY);
+	cr_assert_eq(take_states(st, 8, NULL, 0), 1, "c1 fires, c0 does not stop it");
+	cr_expect_eq(st[0], FIELDSYNC__V1__REMINDER_EVENT__STATE__OVERDUE);
+	cr_expect_eq(metrics_value(METRIC_REMINDER_TIMERS_SKIPPED_TOTAL, 0), skipped0 + 1);
+	expect_backoff(g_now + 9 * DAY);
+	cr_expect_eq(take_states(st, 8, NULL, 0), 0, "nothing is made up for c0");
+}
+
+Test(reminders, issue11_an_unreadable_case_behind_a_case_timer_is_rolled_back_and_skipped)
+{
+	int st[8];
+	const uint8_t garbage[] = {0xff, 0xff, 0xff, 0xff};
+	uint8_t rkey[1 + FSP_COLLECTION_MAX + FSP_ID_MAX];
+	store_txn *t = NULL;
+	/* case c0's record does not decode, and a case timer (held_at) is due for it */
+	size_t rl = fsk_record_prefix(rkey, "case");
+	memcpy(rkey + rl, "c0", 2);
+	cr_assert_eq(store_write_begin(g_s, &t), FSD_OK);
+	cr_assert_eq(store_kv_put(t, &records_table, rkey, rl + 2, garbage, sizeof(garbage), false),
+	             FSD_OK);
+	uint8_t ckey[REMINDER_KEY_MAX];
+	size_t cl = fsk_case_key(ckey, sizeof(ckey), "c0", "");
+	reminder_row row;
+	fieldsyncd__store__reminder_row__init(&row);
+	row.reminder_id = "";
+	row.rule = RULE_COUNT;
+	row.state = FIELDSYNC__V1__REMINDER_EVENT__STATE__CANCELLED;
+	row.scope = "";
+	row.case_id = "c0";
+	row.contact_person = "";
+	row.next_fire_ms = g_now + DAY;
+	cr_assert_eq(reminder_rows_put(t, ckey, cl, &row), FSD_OK);
+	cr_assert_eq(store_commit(&t), FSD_OK);
+	plant("", NULL, 0, g_now + DAY);
+	push_case("cs-1", "c1", "r1:1", g_now - DAY);
+	cr_assert_eq(take_states(st, 8, NULL, 0), 1);
+
+	tick(g_now + 9 * DAY);
+	cr_assert_eq(take_states(st, 8, NULL, 0), 1, "c1 fires, c0 does not stop it");
+	cr_expect_eq(st[0], FIELDSYNC__V1__REMINDER_EVENT__STATE__OVERDUE);
+	/* the case timer's row is still there: the failed evaluation was rolled back */
+	reminder_row *kept = NULL;
+	cr_assert_eq(store_read_begin(g_s, &t), FSD_OK);
+	cr_expect_eq(reminder_rows_get(t, ckey, cl, &kept), FSD_OK);
+	if (kept != NULL)
+		fieldsyncd__store__reminder_row__free_unpacked(kept, NULL);
+	store_read_end(&t);
+	expect_backoff(g_now + 9 * DAY);
+}

@@ -1,0 +1,374 @@
+/*
+ * Issue 11, "failure stays local", for the reminders: one case that cannot
+ * be read (a backup taken before its purge, restored with today's key
+ * store: its data key is gone) must not hold back any other case's
+ * deadlines. Through the real daemon (production mode, CURVE devices of two
+ * teams, real ZeroMQ sockets):
+ *  (a) 30 days on (--clock-offset-ms), team-a's unreadable case and
+ *      team-b's case are both past their quick-help deadline: team-b's
+ *      OVERDUE event is stored and replayable, team-a's readable case's
+ *      too; the bad case's timers are counted in
+ *      fieldsync_reminder_timers_skipped_total and `fieldsyncd verify`
+ *      names the case;
+ *  (b) a new rule table (re-evaluation of every case, METHOD.md reading 8)
+ *      with the unreadable case first in key order: team-b's case is
+ *      re-evaluated under the new rules all the same.
+ * Before the fix (main at 8c8a071) both fail: reminders_tick and
+ * reminders_reeval_step stopped at the first case that could not be read,
+ * so no event came for team-b.
+ */
+#include <cjson/cJSON.h>
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "daemon.h"
+#include "fieldsync/v1/casework.pb-c.h"
+
+typedef Fieldsync__V1__Envelope env_t;
+
+#define KEY_LINE "k1:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"
+#define THIRTY_DAYS_MS "2592000000"
+
+typedef struct cred {
+	char server[41], pub[41], sec[41];
+} cred;
+
+static char g_dir[512], g_data[600], g_key[600], g_restored[700];
+static fs_test_daemon *d;
+static void *ctx;
+static void *g_socks[256]; /* open sockets, closed by sock_close or teardown */
+
+static void *
+sock_track(void *s)
+{
+	for (size_t i = 0; i < 256; i++)
+		if (g_socks[i] == NULL)
+			return g_socks[i] = s;
+	cr_assert_fail("too many sockets");
+	return s;
+}
+
+static void
+sock_close(void *s)
+{
+	for (size_t i = 0; i < 256; i++)
+		if (g_socks[i] == s)
+			g_socks[i] = NULL;
+	zmq_close(s);
+}
+
+/* A shell command; its exit status. Output to out_file when given. */
+static int
+run(const char *out_file, const char *fmt, ...)
+{
+	char cmd[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	if (out_file != NULL) {
+		size_t l = strlen(cmd);
+		snprintf(cmd + l, sizeof(cmd) - l, " >%s 2>&1", out_file);
+	}
+	int st = system(cmd);
+	return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static char *
+slurp(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	cr_assert_not_null(f, "open %s", path);
+	char *buf = calloc(1, 1 << 16);
+	size_t n = fread(buf, 1, (1 << 16) - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
+}
+
+static cred
+enroll(const char *name, const char *scopes)
+{
+	char out[700];
+	cred c;
+	snprintf(out, sizeof(out), "%s/%s.json", g_dir, name);
+	cr_assert_eq(run(NULL,
+	                 "%s enroll --data-dir %s --name %s --scopes %s --role device "
+	                 "--endpoint tcp://127.0.0.1:7400 --out %s >/dev/null",
+	                 FS_DAEMON_BIN, g_data, name, scopes, out),
+	             0, "enroll %s", name);
+	char *buf = slurp(out);
+	cJSON *j = cJSON_Parse(buf);
+	free(buf);
+	cr_assert_not_null(j);
+	snprintf(c.server, sizeof(c.server), "%s",
+	         cJSON_GetObjectItem(j, "server_public_key")->valuestring);
+	snprintf(c.pub, sizeof(c.pub), "%s",
+	         cJSON_GetObjectItem(j, "client_public_key")->valuestring);
+	snprintf(c.sec, sizeof(c.sec), "%s",
+	         cJSON_GetObjectItem(j, "client_secret_key")->valuestring);
+	cJSON_Delete(j);
+	return c;
+}
+
+static void *
+curve_dealer(const cred *c)
+{
+	void *s = zmq_socket(ctx, ZMQ_DEALER);
+	int zero = 0;
+	zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero));
+	zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, c->server, 41);
+	zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, c->pub, 41);
+	zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, c->sec, 41);
+	cr_assert_eq(zmq_connect(s, fs_test_daemon_endpoint(d)), 0);
+	return sock_track(s);
+}
+
+static void
+expect_applied(env_t *r, const char *what)
+{
+	cr_assert_not_null(r, "%s: no reply", what);
+	cr_assert_eq(r->body_case, FIELDSYNC__V1__ENVELOPE__BODY_PUSH_REPLY, "%s: %s", what,
+	             r->body_case == FIELDSYNC__V1__ENVELOPE__BODY_ERROR ? r->error->message : "?");
+	cr_assert_eq(r->push_reply->results[0]->status,
+	             FIELDSYNC__V1__CHANGE_RESULT__STATUS__APPLIED, "%s: %s", what,
+	             r->push_reply->results[0]->reason);
+	fieldsync__v1__envelope__free_unpacked(r, NULL);
+}
+
+static double
+metric(const char *name)
+{
+	char *body = NULL, prefix[128];
+	double v = -1;
+	snprintf(prefix, sizeof(prefix), "%s ", name);
+	cr_assert_eq(fs_test_http_get(fs_test_daemon_ops_port(d), "/metrics", &body), 200);
+	for (char *l = body; l != NULL && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+		if (strncmp(l, prefix, strlen(prefix)) == 0) {
+			v = strtod(l + strlen(prefix), NULL);
+			break;
+		}
+	free(body);
+	return v;
+}
+
+static void
+setup(void)
+{
+	char *t = fs_test_tmpdir();
+	snprintf(g_dir, sizeof(g_dir), "%s", t);
+	free(t);
+	snprintf(g_data, sizeof(g_data), "%s/data", g_dir);
+	snprintf(g_key, sizeof(g_key), "%s/master.key", g_dir);
+	int fd = open(g_key, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, KEY_LINE, strlen(KEY_LINE)), (ssize_t)strlen(KEY_LINE));
+	close(fd);
+	ctx = zmq_ctx_new();
+}
+
+static void
+teardown(void)
+{
+	for (size_t i = 0; i < 256; i++)
+		if (g_socks[i] != NULL)
+			sock_close(g_socks[i]);
+	if (d != NULL)
+		fs_test_daemon_stop(&d);
+	zmq_ctx_term(ctx);
+	fs_test_rm_rf(g_dir);
+}
+
+TestSuite(isolate_timers, .init = setup, .fini = teardown, .timeout = 240);
+
+static void
+start_production_at(const char *data, const char *clock_offset_ms, const char *rules)
+{
+	const char *args[] = {"--master-key-file",
+	                      g_key,
+	                      "--clock-offset-ms",
+	                      clock_offset_ms,
+	                      rules != NULL ? "--rules" : NULL,
+	                      rules,
+	                      NULL};
+	d = fs_test_daemon_start_production(data, args);
+	cr_assert_not_null(d, "the daemon starts in production mode on %s", data);
+}
+
+/* Pushes a case record (first contact now: quick-help due days ahead). */
+static void
+push_case(void *s, const char *csid, const char *id, const char *scope, const char *version)
+{
+	uint8_t buf[256];
+	Fieldsync__V1__Case c = FIELDSYNC__V1__CASE__INIT;
+	c.first_contact_at_ms = (int64_t)time(NULL) * 1000;
+	c.contact_person = "s-1";
+	size_t n = fieldsync__v1__case__pack(&c, buf);
+	fs_test_push *p = fs_test_push_new(csid);
+	fs_test_push_add(p, "case", id, scope, version, false, buf, n);
+	expect_applied(fs_test_call(s, fs_test_push_envelope(p, 9), 10000), id);
+	fs_test_push_free(p);
+}
+
+/* The events s may replay from seq 0 (one page of up to 1000). */
+static env_t *
+replay_all(void *s)
+{
+	static uint64_t rid = 500;
+	Fieldsync__V1__ReplayRequest rr = FIELDSYNC__V1__REPLAY_REQUEST__INIT;
+	env_t e = FIELDSYNC__V1__ENVELOPE__INIT;
+	rr.since_seq = 0;
+	rr.limit = 1000;
+	e.request_id = rid++;
+	e.body_case = FIELDSYNC__V1__ENVELOPE__BODY_REPLAY;
+	e.replay = &rr;
+	env_t *r = fs_test_call(s, &e, 10000);
+	cr_assert_not_null(r, "no reply to Replay");
+	cr_assert_eq(r->body_case, FIELDSYNC__V1__ENVELOPE__BODY_REPLAY_REPLY, "Replay: %s",
+	             r->body_case == FIELDSYNC__V1__ENVELOPE__BODY_ERROR ? r->error->message : "?");
+	return r;
+}
+
+/* The first event of case_id in state (any state when state < 0) whose due
+ * differs from not_due (any when 0) s can replay; 0 when none, else its due_at_ms. */
+static int64_t
+find_event(void *s, const char *case_id, int state, int64_t not_due)
+{
+	env_t *r = replay_all(s);
+	int64_t due = 0;
+	for (size_t i = 0; i < r->replay_reply->n_events && due == 0; i++) {
+		const Fieldsync__V1__ReminderEvent *ev = r->replay_reply->events[i];
+		if (strcmp(ev->case_id, case_id) == 0 && (state < 0 || (int)ev->state == state) &&
+		    (not_due == 0 || ev->due_at_ms != not_due))
+			due = ev->due_at_ms;
+	}
+	fieldsync__v1__envelope__free_unpacked(r, NULL);
+	return due;
+}
+
+/* Waits (up to 30 s, 100 ms at a time) for find_event() to find one. The
+ * fixed daemon stores it in its first round; an old one never does. */
+static int64_t
+await_event(void *s, const char *case_id, int state, int64_t not_due)
+{
+	int64_t due = 0;
+	for (int i = 0; i < 300 && (due = find_event(s, case_id, state, not_due)) == 0; i++)
+		usleep(100 * 1000);
+	return due;
+}
+
+/*
+ * team-a: case a-gone (to be made unreadable) and a-ok; team-b: case b-due.
+ * A backup, the purge of a-gone (its data key destroyed), the key store as
+ * it is then, and the old data restored with it into g_restored, where the
+ * daemon is started at clock_offset_ms with rules (NULL: the defaults).
+ * *b_due: b-due's quick-help due as first published.
+ */
+static void
+make_unreadable_case(cred *a, cred *b, const char *clock_offset_ms, const char *rules,
+                     int64_t *b_due)
+{
+	char bak[700], keys_now[700], bak2[700];
+	cr_assert_eq(run(NULL, "%s init --data-dir %s >/dev/null", FS_DAEMON_BIN, g_data), 0);
+	*a = enroll("tab-a", "team-a");
+	*b = enroll("tab-b", "team-b");
+	start_production_at(g_data, "0", NULL);
+	void *sa = curve_dealer(a), *sb = curve_dealer(b);
+	push_case(sa, "a-1", "a-gone", "team-a", "ra:1");
+	push_case(sa, "a-2", "a-ok", "team-a", "ra:2");
+	push_case(sb, "b-1", "b-due", "team-b", "rb:1");
+	*b_due = await_event(sb, "b-due", -1, 0);
+	cr_assert_gt(*b_due, 0, "b-due's first event");
+	cr_assert_eq(find_event(sb, "a-ok", -1, 0), 0, "team-b sees no team-a event");
+
+	snprintf(bak, sizeof(bak), "%s/before-purge.mdb", g_dir);
+	cr_assert_eq(run(NULL, "%s backup --data-dir %s --out %s --master-key-file %s >/dev/null",
+	                 FS_DAEMON_BIN, g_data, bak, g_key),
+	             0);
+	cr_assert_eq(run(NULL,
+	                 "%s purge --data-dir %s --master-key-file %s --case a-gone --actor dpo "
+	                 ">/dev/null",
+	                 FS_DAEMON_BIN, g_data, g_key),
+	             0);
+	snprintf(bak2, sizeof(bak2), "%s/after-purge.mdb", g_dir);
+	snprintf(keys_now, sizeof(keys_now), "%s/keys-now.mdb", g_dir);
+	cr_assert_eq(run(NULL,
+	                 "%s backup --data-dir %s --out %s --with-keys %s --master-key-file %s "
+	                 ">/dev/null",
+	                 FS_DAEMON_BIN, g_data, bak2, keys_now, g_key),
+	             0);
+	sock_close(sa);
+	sock_close(sb);
+	cr_assert_eq(fs_test_daemon_stop(&d), 0);
+	snprintf(g_restored, sizeof(g_restored), "%s/restored", g_dir);
+	/* restore's verify names a-gone (a non-zero exit): expected here */
+	(void)run("/dev/null",
+	          "%s restore --data-dir %s --from %s --keys-from %s --master-key-file %s",
+	          FS_DAEMON_BIN, g_restored, bak, keys_now, g_key);
+	cr_assert_eq(run(NULL, "cp %s/server.key %s/server.pub %s/", g_data, g_data, g_restored),
+	             0);
+	start_production_at(g_restored, clock_offset_ms, rules);
+}
+
+Test(isolate_timers, an_unreadable_case_does_not_hold_back_other_cases_due_timers)
+{
+	cred a, b;
+	int64_t b_due = 0;
+	make_unreadable_case(&a, &b, THIRTY_DAYS_MS, NULL, &b_due);
+	void *sa = curve_dealer(&a), *sb = curve_dealer(&b);
+
+	/* 30 days on: team-b's deadline passed; its OVERDUE event is there. */
+	cr_expect_gt(await_event(sb, "b-due", FIELDSYNC__V1__REMINDER_EVENT__STATE__OVERDUE, 0), 0,
+	             "team-b's OVERDUE event for b-due is replayable");
+	/* team-a's readable case fires too. */
+	cr_expect_gt(await_event(sa, "a-ok", FIELDSYNC__V1__REMINDER_EVENT__STATE__OVERDUE, 0), 0,
+	             "team-a's OVERDUE event for a-ok is replayable");
+	/* the bad case's timers were skipped, counted, and re-armed (not dropped) */
+	cr_expect_geq(metric("fieldsync_reminder_timers_skipped_total"), 1,
+	              "the skipped timers are counted");
+	cr_expect_eq(find_event(sa, "a-gone", FIELDSYNC__V1__REMINDER_EVENT__STATE__OVERDUE, 0), 0,
+	             "nothing is made up for the case that cannot be read");
+	sock_close(sa);
+	sock_close(sb);
+	cr_assert_eq(fs_test_daemon_stop(&d), 0);
+
+	/* verify names the case whose timers are skipped, by id */
+	char out[700];
+	snprintf(out, sizeof(out), "%s/verify.txt", g_dir);
+	int rc = run(out, "%s verify --data-dir %s --master-key-file %s", FS_DAEMON_BIN, g_restored,
+	             g_key);
+	char *text = slurp(out);
+	cr_expect_neq(rc, 0, "verify finds a problem: %s", text);
+	cr_expect_not_null(strstr(text, "of case a-gone: its case cannot be read"), "%s", text);
+	cr_expect_null(strstr(text, "b-due"), "only the unreadable case is named: %s", text);
+	free(text);
+}
+
+Test(isolate_timers, an_unreadable_case_does_not_stop_the_re_evaluation_of_the_others)
+{
+	cred a, b;
+	int64_t b_due = 0;
+	char rules[700];
+	snprintf(rules, sizeof(rules), "%s/rules.json", g_dir);
+	FILE *f = fopen(rules, "w");
+	cr_assert_not_null(f);
+	fputs("{\"quick-help\": {\"due\": \"3 days\", \"warning\": \"1 days\"}}\n", f);
+	fclose(f);
+	/* a-gone sorts before b-due: the pass meets the bad case first */
+	make_unreadable_case(&a, &b, "0", rules, &b_due);
+	void *sb = curve_dealer(&b);
+	int64_t due = await_event(sb, "b-due", -1, b_due);
+	cr_expect_gt(due, 0, "b-due is re-evaluated under the new rules (a new due time)");
+	cr_expect_lt(due, b_due, "3 days instead of the default");
+	cr_expect_geq(metric("fieldsync_reminder_timers_skipped_total"), 1,
+	              "the skipped case is counted");
+	sock_close(sb);
+}
