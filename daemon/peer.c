@@ -41,3 +41,10 @@ peer_from_device(store *s, const char *user_id, peer_auth *out)
 		snprintf(out->scopes[i], sizeof(out->scopes[i]), "%s", dev.scopes[i]);
 	return FSD_OK;
 }
+
+bool
+peer_still_enrolled_cb(void *s, const char *device)
+{
+	peer_auth p;
+	return peer_from_device(s, device, &p) == FSD_OK;
+}

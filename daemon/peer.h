@@ -27,6 +27,9 @@ typedef struct peer_auth {
 bool peer_may(const peer_auth *p, const char *scope);
 /* peer_may() for callbacks taking a const void *. */
 bool peer_may_cb(const void *peer, const char *scope);
+/* Whether the device (ZAP's User-Id) is still enrolled and not revoked in
+ * the store passed as arg: conns_cut's question at a revocation. */
+bool peer_still_enrolled_cb(void *store, const char *device);
 
 /* The peer an authenticated device name (ZAP's User-Id) stands for, looked
  * up in the registry in a short read transaction of s: FSD_OK, or

@@ -116,21 +116,12 @@ reminder_endpoint_read(reminder_endpoint *tp)
 	zmq_msg_close(&m);
 }
 
-/* conns_cut's question: is this device still enrolled and not revoked? */
-static bool
-still_enrolled(void *arg, const char *device)
-{
-	reminder_endpoint *tp = arg;
-	peer_auth p;
-	return peer_from_device(tp->s, device, &p) == FSD_OK;
-}
-
 size_t
 reminder_endpoint_cut(reminder_endpoint *tp)
 {
 	if (tp == NULL || !tp->secure)
 		return 0;
-	return conns_cut(tp->subscribers, still_enrolled, tp);
+	return conns_cut(tp->subscribers, peer_still_enrolled_cb, tp->s);
 }
 
 /* Publishes one batch of committed events. PUB never blocks: past the high

@@ -873,21 +873,12 @@ sync_endpoint_reply(sync_endpoint *tp, push_job *j)
 	push_job_free(j);
 }
 
-/* conns_cut's question: is this device still enrolled and not revoked? */
-static bool
-still_enrolled(void *arg, const char *device)
-{
-	sync_endpoint *tp = arg;
-	peer_auth p;
-	return peer_from_device(tp->s, device, &p) == FSD_OK;
-}
-
 size_t
 sync_endpoint_cut(sync_endpoint *tp)
 {
 	if (tp == NULL || !tp->secure)
 		return 0;
-	return conns_cut(tp->conns, still_enrolled, tp);
+	return conns_cut(tp->conns, peer_still_enrolled_cb, tp->s);
 }
 
 void
