@@ -48,6 +48,21 @@ wire_decode_envelope(const uint8_t *data, size_t len)
 	return fieldsync__v1__envelope__unpack(wire_budget_init(&b, len), len, data);
 }
 
+/* One protobuf varint at p[*i..len): false when it runs off the end or past
+ * 64 bits. */
+static bool
+read_varint(const uint8_t *p, size_t len, size_t *i, uint64_t *v)
+{
+	*v = 0;
+	for (unsigned shift = 0;; shift += 7) {
+		if (*i >= len || shift > 63)
+			return false;
+		*v |= (uint64_t)(p[*i] & 0x7f) << shift;
+		if ((p[(*i)++] & 0x80) == 0)
+			return true;
+	}
+}
+
 /* The top-level request_id (field 1, a varint) of a frame that did not
  * decode, or 0: a bounded walk over the top-level fields only. */
 static uint64_t
@@ -56,23 +71,12 @@ salvage_request_id(const uint8_t *p, size_t len)
 	size_t i = 0;
 	while (i < len) {
 		uint64_t v = 0, tag = 0;
-		unsigned shift = 0;
-		for (;; shift += 7) { /* the tag */
-			if (i >= len || shift > 63)
-				return 0;
-			tag |= (uint64_t)(p[i] & 0x7f) << shift;
-			if ((p[i++] & 0x80) == 0)
-				break;
-		}
+		if (!read_varint(p, len, &i, &tag))
+			return 0;
 		switch (tag & 7) {
 		case 0: /* varint */
-			for (shift = 0;; shift += 7) {
-				if (i >= len || shift > 63)
-					return 0;
-				v |= (uint64_t)(p[i] & 0x7f) << shift;
-				if ((p[i++] & 0x80) == 0)
-					break;
-			}
+			if (!read_varint(p, len, &i, &v))
+				return 0;
 			if (tag >> 3 == 1)
 				return v;
 			break;
@@ -80,14 +84,7 @@ salvage_request_id(const uint8_t *p, size_t len)
 			i += 8;
 			break;
 		case 2: /* length-delimited */
-			for (shift = 0;; shift += 7) {
-				if (i >= len || shift > 63)
-					return 0;
-				v |= (uint64_t)(p[i] & 0x7f) << shift;
-				if ((p[i++] & 0x80) == 0)
-					break;
-			}
-			if (v > len - i)
+			if (!read_varint(p, len, &i, &v) || v > len - i)
 				return 0;
 			i += (size_t)v;
 			break;
