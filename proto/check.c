@@ -203,17 +203,23 @@ fsp_record_strict(const fsp_record *r, char *why, size_t len)
 bool
 fsp_record_state_strict(const Fieldsync__V1__RecordState *rs, char *why, size_t len)
 {
-	size_t idlen = strlen(rs->id);
-	if (!fsp_message_strict(&rs->base, true, why, len))
-		return false;
-	if (!fsp_collection_valid(rs->collection) || idlen == 0 || idlen > FSP_ID_MAX ||
+	/* RecordState may grow fields a newer daemon sends (their numbers are
+	 * let through); its siblings are Records and must be exact. One walk
+	 * of each sibling: its strings, its unknown fields, its record rules. */
+	size_t idlen = rs->id != NULL ? strlen(rs->id) : 0;
+	if (rs->collection == NULL || rs->scope == NULL || !fsp_collection_valid(rs->collection) ||
+	    idlen == 0 || idlen > FSP_ID_MAX || !fsp_utf8_valid(rs->id, idlen) ||
 	    !fsp_scope_valid(rs->scope)) {
 		snprintf(why, len, "the record state's collection, id or scope is malformed");
 		return false;
 	}
 	for (size_t i = 0; i < rs->n_siblings; i++) {
 		const fsp_record *s = rs->siblings[i];
-		if (!fsp_record_check(s, why, len))
+		if (s == NULL) {
+			snprintf(why, len, "an empty sibling");
+			return false;
+		}
+		if (!fsp_record_strict(s, why, len))
 			return false;
 		if (strcmp(s->collection, rs->collection) != 0 || strcmp(s->id, rs->id) != 0) {
 			snprintf(why, len, "a sibling names another record");

@@ -98,7 +98,9 @@ typedef struct sdk_welcome_facts {
  * FS_ERR_NOT_FOUND when none, or they were another daemon's. */
 fs_err sdk_welcome_load(fs_store *s, const char *endpoint, const char *server_key,
                         sdk_welcome_facts *f);
-/* Keeps f (one durable transaction); nothing is written when unchanged. */
-fs_err sdk_welcome_save(fs_store *s, const sdk_welcome_facts *f);
+/* Keeps f inside the caller's write transaction (sdk_sync_record: with the
+ * sync's outcome); nothing is written when unchanged. An LMDB code, EINVAL
+ * for facts too long. */
+int sdk_welcome_put(fs_store *s, MDB_txn *t, const sdk_welcome_facts *f);
 
 #endif

@@ -382,7 +382,7 @@ out:
 }
 
 fs_err
-sdk_sync_record(fs_store *s, fs_err e, const char *msg)
+sdk_sync_record(fs_store *s, fs_err e, const char *msg, const sdk_welcome_facts *welcome)
 {
 	MDB_txn *t = NULL;
 	int rc;
@@ -391,6 +391,9 @@ sdk_sync_record(fs_store *s, fs_err e, const char *msg)
 
 	if ((rc = mdb_txn_begin(s->env, NULL, 0, &t)) != MDB_SUCCESS)
 		return sdk_map_rc(rc);
+	/* facts too long (EINVAL) are not kept: the next sync waits for Welcome */
+	if (welcome != NULL && (rc = sdk_welcome_put(s, t, welcome)) != MDB_SUCCESS && rc != EINVAL)
+		goto fail;
 	if (e == FS_OK) {
 		if ((rc = sdk_meta_put_u64(s, t, "last_ok", (uint64_t)now)) != MDB_SUCCESS)
 			goto fail;

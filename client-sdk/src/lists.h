@@ -17,7 +17,11 @@
 #include "base.h"
 
 /* Records the outcome of a sync for fs_status_get(). msg may be NULL. */
-fs_err sdk_sync_record(fs_store *s, fs_err err, const char *msg);
+struct sdk_welcome_facts;
+/* welcome (may be NULL): the Welcome facts to keep (sdk_welcome_put), in the
+ * same transaction, so that keeping them costs no commit of its own. */
+fs_err sdk_sync_record(fs_store *s, fs_err err, const char *msg,
+                       const struct sdk_welcome_facts *welcome);
 
 /*
  * A sync begins on s: returns the store's cancel flag (fs_sync_cancel sets

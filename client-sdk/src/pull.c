@@ -56,17 +56,7 @@
 static bool
 state_strict(const sdk_record_state *in, char *why, size_t len)
 {
-	if (!fsp_record_state_strict(in, why, len))
-		return false;
-	for (size_t i = 0; i < in->n_siblings; i++) {
-		if (in->siblings[i] == NULL) {
-			snprintf(why, len, "an empty sibling");
-			return false;
-		}
-		if (!fsp_record_strict(in->siblings[i], why, len))
-			return false;
-	}
-	return true;
+	return fsp_record_state_strict(in, why, len);
 }
 
 /* A sibling from the wire we are willing to store. */

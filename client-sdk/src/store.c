@@ -48,7 +48,7 @@
  *                             its secret (absent: none; credstore.c)
  *             "credential_secret" -> its Z85 secret key (40 bytes; sealed in
  *                             an encrypted store)
- *             "welcome"    -> what the last Welcome offered (sdk_welcome_save):
+ *             "welcome"    -> what the last Welcome offered (sdk_welcome_put):
  *                             [u32 LE encodings][u32 LE max_window][u32 LE
  *                             max_changes][u64 LE max_message_bytes], then
  *                             endpoint, server key and generation, each [u8
@@ -809,29 +809,19 @@ sdk_welcome_load(fs_store *s, const char *endpoint, const char *server_key, sdk_
 	return FS_OK;
 }
 
-fs_err
-sdk_welcome_save(fs_store *s, const sdk_welcome_facts *f)
+int
+sdk_welcome_put(fs_store *s, MDB_txn *t, const sdk_welcome_facts *f)
 {
 	uint8_t b[WELCOME_HEAD + 3 + sizeof(f->endpoint) + sizeof(f->server_key) +
 	          sizeof(f->generation)];
-	MDB_txn *t = NULL;
 	MDB_val k = {7, "welcome"}, d;
 	if (strlen(f->endpoint) >= sizeof(f->endpoint) ||
 	    strlen(f->server_key) >= sizeof(f->server_key) ||
 	    strlen(f->generation) >= sizeof(f->generation))
-		return FS_ERR_INVALID;
+		return EINVAL;
 	size_t n = welcome_pack(f, b);
-	int rc = mdb_txn_begin(s->env, NULL, 0, &t);
-	if (rc != MDB_SUCCESS)
-		return sdk_map_rc(rc);
-	rc = mdb_get(t, s->meta, &k, &d);
-	if (rc == MDB_SUCCESS && d.mv_size == n && memcmp(d.mv_data, b, n) == 0) {
-		sdk_txn_abort(&t); /* unchanged: no write, no fsync */
-		return FS_OK;
-	}
-	if ((rc = sdk_meta_put(s, t, "welcome", b, n)) != MDB_SUCCESS) {
-		sdk_txn_abort(&t);
-		return sdk_map_rc(rc);
-	}
-	return sdk_txn_commit(&t);
+	int rc = mdb_get(t, s->meta, &k, &d);
+	if (rc == MDB_SUCCESS && d.mv_size == n && memcmp(d.mv_data, b, n) == 0)
+		return MDB_SUCCESS; /* unchanged: nothing written */
+	return sdk_meta_put(s, t, "welcome", b, n);
 }

@@ -119,7 +119,11 @@ typedef struct sync_run {
 	uint64_t hello_rid;
 	bool gen_changed; /* the latest Welcome named another generation */
 	bool zstd_off;    /* a set went unread: no compressed push on this connection */
-	const char *endpoint, *server_key; /* whose Welcome is kept (sdk_welcome_save) */
+	const char *endpoint, *server_key; /* whose Welcome is kept */
+	/* the facts to keep, written with the sync's outcome at its end (one
+	 * commit: keeping them costs the first sync no fsync of its own) */
+	sdk_welcome_facts welcome;
+	bool welcome_set;
 } sync_run;
 
 /*
@@ -216,8 +220,9 @@ limits_set(sync_run *r, uint64_t max_changes, uint64_t max_message_bytes)
 	*r->budget = (size_t)(mb - mb / 8); /* room for the envelope */
 }
 
-/* Keeps what this Welcome offered for the next sync's one flight;
- * informational (a failure only costs that sync a round trip). */
+/* Notes what this Welcome offered for the next sync's one flight; kept
+ * with the sync's outcome (sdk_sync_record). Informational: a failure only
+ * costs the next sync a round trip. */
 static void
 welcome_keep(sync_run *r, const Fieldsync__V1__Welcome *w)
 {
@@ -231,8 +236,10 @@ welcome_keep(sync_run *r, const Fieldsync__V1__Welcome *w)
 	snprintf(f.server_key, sizeof(f.server_key), "%s", r->server_key ? r->server_key : "");
 	if (w->generation != NULL && strlen(w->generation) < sizeof(f.generation))
 		snprintf(f.generation, sizeof(f.generation), "%s", w->generation);
-	if (strlen(r->endpoint) < sizeof(f.endpoint))
-		(void)sdk_welcome_save(r->s, &f);
+	if (strlen(r->endpoint) < sizeof(f.endpoint)) {
+		r->welcome = f;
+		r->welcome_set = true;
+	}
 }
 
 /* Takes in the answer to Hello (frees rep): the limits, the offers of
@@ -880,7 +887,8 @@ out:
 	if (err != FS_OK && r.msg[0] == '\0')
 		snprintf(r.msg, sizeof(r.msg), "%s", fs_strerror(err));
 	/* the outcome is informational: a failure to record it changes nothing */
-	(void)sdk_sync_record(s, err, err == FS_OK ? NULL : r.msg);
+	(void)sdk_sync_record(s, err, err == FS_OK ? NULL : r.msg,
+	                      r.welcome_set ? &r.welcome : NULL);
 	if (stats != NULL)
 		*stats = r.st;
 	sdk_sync_leave(s);

@@ -128,8 +128,9 @@ bool fsp_record_check(const fsp_record *r, char *why, size_t len);
  * field number its descriptor does not define. fsp_record_strict: both
  * for a Record (no unknown field at all) and then fsp_record_check().
  * fsp_record_state_strict: what a device checks on a pulled state (its
- * strings, its names' grammar, every sibling's record rules, siblings of
- * this record only). On failure false and a sentence in why[0..len).
+ * names' grammar and UTF-8, every sibling fsp_record_strict, siblings of
+ * this record only; fields a newer daemon adds to RecordState itself are
+ * let through). On failure false and a sentence in why[0..len).
  */
 bool fsp_utf8_valid(const char *s, size_t n);
 bool fsp_message_strict(const ProtobufCMessage *m, bool unknown_ok, char *why, size_t len);
