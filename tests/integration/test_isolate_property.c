@@ -22,16 +22,15 @@
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
 #include "daemon.h"
+#include "enroll.h"
 #include "fieldsync/fieldsync.h"
 
 typedef Fieldsync__V1__Envelope env_t;
@@ -57,25 +56,6 @@ rnd(void)
 	g_rng ^= g_rng >> 7;
 	g_rng ^= g_rng << 17;
 	return g_rng;
-}
-
-static const char *
-daemon_bin(void)
-{
-	const char *b = getenv("FS_TEST_DAEMON_BIN");
-	return b != NULL && b[0] != '\0' ? b : FS_DAEMON_BIN;
-}
-
-static int
-run(const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	int st = system(cmd);
-	return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 static void
@@ -108,11 +88,10 @@ TestSuite(isolate_property, .init = setup, .fini = teardown, .timeout = 300);
 static void
 enroll(const char *name, const char *scopes, char *path, size_t plen)
 {
-	snprintf(path, plen, "%s/%s.json", g_dir, name);
-	cr_assert_eq(run("%s enroll --data-dir %s --name %s --scopes %s --role device "
-	                 "--endpoint tcp://127.0.0.1:7400 --out %s >/dev/null",
-	                 daemon_bin(), g_data, name, scopes, path),
+	fs_test_cred c;
+	cr_assert_eq(fs_test_enroll(fs_test_daemon_bin(), g_data, g_dir, name, scopes, "device", &c),
 	             0, "enroll %s", name);
+	snprintf(path, plen, "%s", c.file);
 }
 
 static fs_store *
@@ -545,7 +524,9 @@ Test(isolate_property, honest_replicas_survive_a_hostile_one)
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(write(fd, KEY_LINE, strlen(KEY_LINE)), (ssize_t)strlen(KEY_LINE));
 	close(fd);
-	cr_assert_eq(run("%s init --data-dir %s >/dev/null", daemon_bin(), g_data), 0);
+	cr_assert_eq(fs_test_sh(NULL, "%s init --data-dir %s >/dev/null", fs_test_daemon_bin(),
+	                        g_data),
+	             0);
 	for (int h = 0; h < HONEST; h++) {
 		snprintf(name, sizeof(name), "honest-%d", h);
 		enroll(name, "team-a", paths[h], sizeof(paths[h]));
