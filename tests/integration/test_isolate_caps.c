@@ -9,7 +9,6 @@
  * after it. Release 1 took all 70 versions (a 70 MB record that no tablet
  * could pull again: its page is past the SDK's receive limit).
  */
-#include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -19,6 +18,7 @@
 #include <zmq.h>
 
 #include "daemon.h"
+#include "enroll.h"
 #include "fieldsync/fieldsync.h"
 
 typedef Fieldsync__V1__Envelope env_t;
@@ -28,10 +28,7 @@ typedef Fieldsync__V1__Envelope env_t;
 #define FLOOD 70
 #define MB 1000000 /* "about 1 MB": under --max-payload-bytes (1 MiB) */
 
-typedef struct cred {
-	char server[41], pub[41], sec[41];
-	char file[700];
-} cred;
+typedef fs_test_cred cred;
 
 static char g_dir[512], g_data[600], g_key[600];
 static fs_test_daemon *d;
@@ -40,42 +37,17 @@ static void *ctx;
 static cred
 enroll(const char *name)
 {
-	char cmd[2048];
 	cred c;
-	snprintf(c.file, sizeof(c.file), "%s/%s.json", g_dir, name);
-	snprintf(cmd, sizeof(cmd),
-	         "%s enroll --data-dir %s --name %s --scopes team-a --role device "
-	         "--endpoint tcp://127.0.0.1:7400 --out %s >/dev/null",
-	         FS_DAEMON_BIN, g_data, name, c.file);
-	cr_assert_eq(system(cmd), 0, "enroll %s", name);
-	FILE *f = fopen(c.file, "r");
-	cr_assert_not_null(f);
-	char buf[4096];
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	buf[n] = '\0';
-	fclose(f);
-	cJSON *j = cJSON_Parse(buf);
-	cr_assert_not_null(j);
-	snprintf(c.server, sizeof(c.server), "%s",
-	         cJSON_GetObjectItem(j, "server_public_key")->valuestring);
-	snprintf(c.pub, sizeof(c.pub), "%s",
-	         cJSON_GetObjectItem(j, "client_public_key")->valuestring);
-	snprintf(c.sec, sizeof(c.sec), "%s",
-	         cJSON_GetObjectItem(j, "client_secret_key")->valuestring);
-	cJSON_Delete(j);
+	cr_assert_eq(fs_test_enroll(NULL, g_data, g_dir, name, "team-a", "device", &c), 0,
+	             "enroll %s", name);
 	return c;
 }
 
 static void *
 curve_dealer(const cred *c)
 {
-	void *s = zmq_socket(ctx, ZMQ_DEALER);
-	int zero = 0;
-	zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero));
-	zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, c->server, 41);
-	zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, c->pub, 41);
-	zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, c->sec, 41);
-	cr_assert_eq(zmq_connect(s, fs_test_daemon_endpoint(d)), 0);
+	void *s = fs_test_curve_dealer(ctx, fs_test_daemon_endpoint(d), c);
+	cr_assert_not_null(s);
 	return s;
 }
 
