@@ -40,25 +40,13 @@ typedef fs_test_cred cred;
 static char g_dir[512], g_data[600], g_key[600];
 static fs_test_daemon *d;
 static void *ctx;
-static void *g_socks[256]; /* open sockets, closed by sock_close or teardown */
+static fs_test_socks g_socks; /* open sockets, closed by teardown */
 
 static void *
 sock_track(void *s)
 {
-	for (size_t i = 0; i < 256; i++)
-		if (g_socks[i] == NULL)
-			return g_socks[i] = s;
-	cr_assert_fail("too many sockets");
+	cr_assert(s == NULL || fs_test_socks_add(&g_socks, s) != NULL, "too many sockets");
 	return s;
-}
-
-static void
-sock_close(void *s)
-{
-	for (size_t i = 0; i < 256; i++)
-		if (g_socks[i] == s)
-			g_socks[i] = NULL;
-	zmq_close(s);
 }
 
 static void *
@@ -162,15 +150,9 @@ free_pages(pages *p)
 static double
 metric(const char *name)
 {
-	char *body = NULL, prefix[128];
-	double v = -1;
-	snprintf(prefix, sizeof(prefix), "%s ", name);
+	char *body = NULL;
 	cr_assert_eq(fs_test_http_get(fs_test_daemon_ops_port(d), "/metrics", &body), 200);
-	for (char *l = body; l != NULL && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
-		if (strncmp(l, prefix, strlen(prefix)) == 0) {
-			v = strtod(l + strlen(prefix), NULL);
-			break;
-		}
+	double v = fs_test_metric_value(body, name);
 	free(body);
 	return v;
 }
@@ -183,19 +165,14 @@ setup(void)
 	free(t);
 	snprintf(g_data, sizeof(g_data), "%s/data", g_dir);
 	snprintf(g_key, sizeof(g_key), "%s/master.key", g_dir);
-	int fd = open(g_key, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	cr_assert_geq(fd, 0);
-	cr_assert_eq(write(fd, KEY_LINE, strlen(KEY_LINE)), (ssize_t)strlen(KEY_LINE));
-	close(fd);
+	cr_assert_eq(fs_test_write_file(g_key, KEY_LINE), 0);
 	ctx = zmq_ctx_new();
 }
 
 static void
 teardown(void)
 {
-	for (size_t i = 0; i < 256; i++)
-		if (g_socks[i] != NULL)
-			sock_close(g_socks[i]);
+	fs_test_socks_close_all(&g_socks);
 	if (d != NULL)
 		fs_test_daemon_stop(&d);
 	zmq_ctx_term(ctx);
@@ -269,8 +246,8 @@ make_unreadable_as(cred *a, cred *b, bool a_case, const char *clock_offset_ms)
 	                                  a_case ? "--case a-gone"
 	                                         : "--collection note --id a-gone"),
 	             0);
-	sock_close(sa);
-	sock_close(sb);
+	fs_test_socks_close(&g_socks, sa);
+	fs_test_socks_close(&g_socks, sb);
 	cr_assert_eq(fs_test_daemon_stop(&d), 0);
 
 	/* The old data with today's keys: restore says a-gone is unreadable. */
@@ -344,8 +321,8 @@ Test(isolate_failure, issue11_break5_an_unreadable_record_is_skipped_in_pull)
 	cr_expect_not_null(strstr(text, "problem: record note/a-gone:"), "%s", text);
 	cr_expect_not_null(strstr(text, "unreadable records: 1"), "%s", text);
 	free(text);
-	sock_close(sa);
-	sock_close(sb);
+	fs_test_socks_close(&g_socks, sa);
+	fs_test_socks_close(&g_socks, sb);
 }
 
 Test(isolate_failure, issue11_break5_a_change_set_that_fails_in_a_group_commit_fails_alone)
@@ -423,7 +400,7 @@ Test(isolate_failure, issue11_break5_a_change_set_that_fails_in_a_group_commit_f
 	for (int i = 0; i < N_OK + N_BAD; i++)
 		fs_test_push_free(pushes[i]);
 	for (int i = 0; i < N_OK; i++)
-		sock_close(socks[i]);
+		fs_test_socks_close(&g_socks, socks[i]);
 
 	/* Durable: after a restart every good change set is there. */
 	cr_assert(fs_test_daemon_restart(d));
@@ -438,7 +415,7 @@ Test(isolate_failure, issue11_break5_a_change_set_that_fails_in_a_group_commit_f
 	}
 	cr_expect_null(find(&p, "a-gone"));
 	free_pages(&p);
-	sock_close(sa);
+	fs_test_socks_close(&g_socks, sa);
 }
 
 Test(isolate_failure, issue11_break10_a_payload_cannot_impersonate_the_at_rest_format)
@@ -505,7 +482,7 @@ Test(isolate_failure, issue11_break10_a_payload_cannot_impersonate_the_at_rest_f
 			applied++;
 		fieldsync__v1__envelope__free_unpacked(r, NULL);
 		fs_test_push_free(ps[i]);
-		sock_close(socks[i]);
+		fs_test_socks_close(&g_socks, socks[i]);
 	}
 	cr_expect_eq(applied, N_OK, "every change set applies");
 
@@ -524,7 +501,7 @@ Test(isolate_failure, issue11_break10_a_payload_cannot_impersonate_the_at_rest_f
 			cr_expect_not_null(find(&pg, id), "%s", id);
 	}
 	free_pages(&pg);
-	sock_close(s);
+	fs_test_socks_close(&g_socks, s);
 }
 
 Test(isolate_failure, issue11_break5_an_unreadable_case_with_a_due_deadline_does_not_stop_writes)
@@ -543,6 +520,6 @@ Test(isolate_failure, issue11_break5_an_unreadable_case_with_a_due_deadline_does
 	cr_assert(pull_all(sb, &p, why, sizeof(why)), "team-b's Pull fails: %s", why);
 	cr_expect_not_null(find(&p, "b-new"));
 	free_pages(&p);
-	sock_close(sa);
-	sock_close(sb);
+	fs_test_socks_close(&g_socks, sa);
+	fs_test_socks_close(&g_socks, sb);
 }

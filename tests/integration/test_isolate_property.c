@@ -520,10 +520,7 @@ Test(isolate_property, honest_replicas_survive_a_hostile_one)
 	        (unsigned long long)seed, (unsigned long long)seed);
 
 	char paths[HONEST][700], hpath[700], honest_rep[HONEST][72], name[32];
-	int fd = open(g_key, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	cr_assert_geq(fd, 0);
-	cr_assert_eq(write(fd, KEY_LINE, strlen(KEY_LINE)), (ssize_t)strlen(KEY_LINE));
-	close(fd);
+	cr_assert_eq(fs_test_write_file(g_key, KEY_LINE), 0);
 	cr_assert_eq(fs_test_sh(NULL, "%s init --data-dir %s >/dev/null", fs_test_daemon_bin(),
 	                        g_data),
 	             0);

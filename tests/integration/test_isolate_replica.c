@@ -74,10 +74,7 @@ TestSuite(isolate_replica, .init = setup, .fini = teardown, .timeout = 180);
 static void
 init_production(void)
 {
-	int fd = open(g_key, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	cr_assert_geq(fd, 0);
-	cr_assert_eq(write(fd, KEY_LINE, strlen(KEY_LINE)), (ssize_t)strlen(KEY_LINE));
-	close(fd);
+	cr_assert_eq(fs_test_write_file(g_key, KEY_LINE), 0);
 	cr_assert_eq(fs_test_sh(NULL, "%s init --data-dir %s >/dev/null", fs_test_daemon_bin(),
 	                        g_data),
 	             0);

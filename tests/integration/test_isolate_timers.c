@@ -40,25 +40,13 @@ typedef fs_test_cred cred;
 static char g_dir[512], g_data[600], g_key[600], g_restored[700];
 static fs_test_daemon *d;
 static void *ctx;
-static void *g_socks[256]; /* open sockets, closed by sock_close or teardown */
+static fs_test_socks g_socks; /* open sockets, closed by teardown */
 
 static void *
 sock_track(void *s)
 {
-	for (size_t i = 0; i < 256; i++)
-		if (g_socks[i] == NULL)
-			return g_socks[i] = s;
-	cr_assert_fail("too many sockets");
+	cr_assert(s == NULL || fs_test_socks_add(&g_socks, s) != NULL, "too many sockets");
 	return s;
-}
-
-static void
-sock_close(void *s)
-{
-	for (size_t i = 0; i < 256; i++)
-		if (g_socks[i] == s)
-			g_socks[i] = NULL;
-	zmq_close(s);
 }
 
 static void *
@@ -84,15 +72,9 @@ expect_applied(env_t *r, const char *what)
 static double
 metric(const char *name)
 {
-	char *body = NULL, prefix[128];
-	double v = -1;
-	snprintf(prefix, sizeof(prefix), "%s ", name);
+	char *body = NULL;
 	cr_assert_eq(fs_test_http_get(fs_test_daemon_ops_port(d), "/metrics", &body), 200);
-	for (char *l = body; l != NULL && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
-		if (strncmp(l, prefix, strlen(prefix)) == 0) {
-			v = strtod(l + strlen(prefix), NULL);
-			break;
-		}
+	double v = fs_test_metric_value(body, name);
 	free(body);
 	return v;
 }
@@ -105,19 +87,14 @@ setup(void)
 	free(t);
 	snprintf(g_data, sizeof(g_data), "%s/data", g_dir);
 	snprintf(g_key, sizeof(g_key), "%s/master.key", g_dir);
-	int fd = open(g_key, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	cr_assert_geq(fd, 0);
-	cr_assert_eq(write(fd, KEY_LINE, strlen(KEY_LINE)), (ssize_t)strlen(KEY_LINE));
-	close(fd);
+	cr_assert_eq(fs_test_write_file(g_key, KEY_LINE), 0);
 	ctx = zmq_ctx_new();
 }
 
 static void
 teardown(void)
 {
-	for (size_t i = 0; i < 256; i++)
-		if (g_socks[i] != NULL)
-			sock_close(g_socks[i]);
+	fs_test_socks_close_all(&g_socks);
 	if (d != NULL)
 		fs_test_daemon_stop(&d);
 	zmq_ctx_term(ctx);
@@ -232,8 +209,8 @@ make_unreadable_case(cred *a, cred *b, const char *clock_offset_ms, const char *
 	snprintf(bak, sizeof(bak), "%s/before-purge.mdb", g_dir);
 	snprintf(keys_now, sizeof(keys_now), "%s/keys-now.mdb", g_dir);
 	cr_assert_eq(fs_test_backup_purge(NULL, g_data, g_dir, g_key, "--case a-gone"), 0);
-	sock_close(sa);
-	sock_close(sb);
+	fs_test_socks_close(&g_socks, sa);
+	fs_test_socks_close(&g_socks, sb);
 	cr_assert_eq(fs_test_daemon_stop(&d), 0);
 	snprintf(g_restored, sizeof(g_restored), "%s/restored", g_dir);
 	/* restore's verify names a-gone (a non-zero exit): expected here */
@@ -264,8 +241,8 @@ Test(isolate_timers, an_unreadable_case_does_not_hold_back_other_cases_due_timer
 	              "the skipped timers are counted");
 	cr_expect_eq(find_event(sa, "a-gone", FIELDSYNC__V1__REMINDER_EVENT__STATE__OVERDUE, 0), 0,
 	             "nothing is made up for the case that cannot be read");
-	sock_close(sa);
-	sock_close(sb);
+	fs_test_socks_close(&g_socks, sa);
+	fs_test_socks_close(&g_socks, sb);
 	cr_assert_eq(fs_test_daemon_stop(&d), 0);
 
 	/* verify names the case whose timers are skipped, by id */
@@ -299,5 +276,5 @@ Test(isolate_timers, an_unreadable_case_does_not_stop_the_re_evaluation_of_the_o
 	cr_expect_lt(due, b_due, "3 days instead of the default");
 	cr_expect_geq(metric("fieldsync_reminder_timers_skipped_total"), 1,
 	              "the skipped case is counted");
-	sock_close(sb);
+	fs_test_socks_close(&g_socks, sb);
 }

@@ -43,10 +43,7 @@ write_key(const char *name, const char *line)
 {
 	char *p = malloc(700);
 	snprintf(p, 700, "%s/%s", g_dir, name);
-	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	cr_assert_geq(fd, 0);
-	cr_assert_eq(write(fd, line, strlen(line)), (ssize_t)strlen(line));
-	close(fd);
+	cr_assert_eq(fs_test_write_file(p, line), 0);
 	return p;
 }
 

@@ -87,10 +87,7 @@ setup(void)
 	free(t);
 	snprintf(g_data, sizeof(g_data), "%s/data", g_dir);
 	snprintf(g_key, sizeof(g_key), "%s/master.key", g_dir);
-	int fd = open(g_key, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	cr_assert_geq(fd, 0);
-	cr_assert_eq(write(fd, KEY_LINE, strlen(KEY_LINE)), (ssize_t)strlen(KEY_LINE));
-	close(fd);
+	cr_assert_eq(fs_test_write_file(g_key, KEY_LINE), 0);
 	cr_assert_eq(fs_test_sh(NULL, "%s init --data-dir %s >/dev/null", FS_DAEMON_BIN, g_data), 0);
 	ctx = zmq_ctx_new();
 }

@@ -5,11 +5,13 @@
  */
 #define _XOPEN_SOURCE 700
 #include <cjson/cJSON.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "enroll.h"
@@ -149,4 +151,54 @@ fs_test_backup_purge(const char *bin, const char *data_dir, const char *dir,
 	               b, data_dir, dir, dir, master_key_file) != 0)
 		return 3;
 	return 0;
+}
+
+int
+fs_test_write_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0)
+		return -1;
+	size_t len = strlen(text);
+	ssize_t w = write(fd, text, len);
+	close(fd);
+	return w == (ssize_t)len ? 0 : -1;
+}
+
+double
+fs_test_metric_value(const char *body, const char *name)
+{
+	char prefix[128];
+	snprintf(prefix, sizeof(prefix), "%s ", name);
+	for (const char *l = body; l != NULL && *l;
+	     l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+		if (strncmp(l, prefix, strlen(prefix)) == 0)
+			return strtod(l + strlen(prefix), NULL);
+	return -1;
+}
+
+void *
+fs_test_socks_add(fs_test_socks *t, void *s)
+{
+	for (size_t i = 0; i < sizeof(t->s) / sizeof(t->s[0]); i++)
+		if (t->s[i] == NULL)
+			return t->s[i] = s;
+	return NULL;
+}
+
+void
+fs_test_socks_close(fs_test_socks *t, void *s)
+{
+	for (size_t i = 0; i < sizeof(t->s) / sizeof(t->s[0]); i++)
+		if (t->s[i] == s)
+			t->s[i] = NULL;
+	zmq_close(s);
+}
+
+void
+fs_test_socks_close_all(fs_test_socks *t)
+{
+	for (size_t i = 0; i < sizeof(t->s) / sizeof(t->s[0]); i++)
+		if (t->s[i] != NULL)
+			fs_test_socks_close(t, t->s[i]);
 }

@@ -7,6 +7,8 @@
 #ifndef FS_TEST_ENROLL_H
 #define FS_TEST_ENROLL_H
 
+#include <stddef.h>
+
 /* A device credential as `fieldsyncd enroll --out FILE` writes it: the
  * Z85 keys (40 characters and a NUL) and the path of FILE. */
 typedef struct fs_test_cred {
@@ -41,6 +43,26 @@ int fs_test_curve_keys(void *s, const fs_test_cred *c);
 /* A DEALER with c's CURVE keys (linger 0) connected to endpoint; NULL when
  * it cannot be made or connected. */
 void *fs_test_curve_dealer(void *zctx, const char *endpoint, const fs_test_cred *c);
+
+/* Writes text to path (created or truncated, mode 0600), e.g. a master
+ * key file. 0, or -1. */
+int fs_test_write_file(const char *path, const char *text);
+
+/* The value of the sample `name` (a line "name value") in a Prometheus
+ * text body; -1 when there is none. */
+double fs_test_metric_value(const char *body, const char *name);
+
+/* The sockets a test opened, so its teardown can close those an early
+ * assertion left open (zmq_ctx_term would wait for them forever). */
+typedef struct fs_test_socks {
+	void *s[256];
+} fs_test_socks;
+/* Tracks s; s, or NULL when the set is full (s is not tracked then). */
+void *fs_test_socks_add(fs_test_socks *t, void *s);
+/* Closes s and forgets it. */
+void fs_test_socks_close(fs_test_socks *t, void *s);
+/* Closes every tracked socket. */
+void fs_test_socks_close_all(fs_test_socks *t);
 
 /* The set-up of an unreadable record (issue 11): with the daemon stopped
  * or running, `bin backup` of data_dir to dir/before-purge.mdb, `bin purge
