@@ -20,6 +20,7 @@
 #include "daemon.h"
 #include "enroll.h"
 #include "fieldsync/fieldsync.h"
+#include "tablet.h"
 
 typedef Fieldsync__V1__Envelope env_t;
 
@@ -55,21 +56,11 @@ curve_dealer(const cred *c)
 static fs_store *
 tablet(const char *name, const cred *c)
 {
-	fs_credential *fc = NULL;
-	fs_store_opts o;
 	fs_store *s = NULL;
-	uint8_t key[FS_STORE_KEY_LEN];
 	char why[512], dir[700];
-	cr_assert_eq(fs_credential_load(c->file, &fc, why, sizeof(why)), FS_OK, "%s", why);
-	memset(key, 0x5a, sizeof(key));
-	memset(&o, 0, sizeof(o));
-	o.key = key;
-	o.key_len = sizeof(key);
-	o.key_id = "tk1";
-	o.credential = fc;
 	snprintf(dir, sizeof(dir), "%s/tab-%s", g_dir, name);
-	cr_assert_eq(fs_store_create_ex(dir, &o, &s), FS_OK);
-	fs_credential_free(&fc);
+	cr_assert_eq(fs_test_tablet(dir, c->file, 0x5a, "tk1", &s, why, sizeof(why)), FS_OK, "%s",
+	             why);
 	return s;
 }
 

@@ -28,6 +28,7 @@
 #include "daemon.h"
 #include "enroll.h"
 #include "fieldsync/fieldsync.h"
+#include "tablet.h"
 
 typedef Fieldsync__V1__Envelope env_t;
 
@@ -127,21 +128,10 @@ close_socks(void)
 static fs_store *
 tablet(const char *name, const char *path)
 {
-	fs_credential *c = NULL;
-	fs_store_opts o;
 	fs_store *s = NULL;
-	uint8_t key[32];
 	char why[512], dir[700];
-	cr_assert_eq(fs_credential_load(path, &c, why, sizeof(why)), FS_OK, "%s", why);
-	memset(key, 7, sizeof(key));
-	memset(&o, 0, sizeof(o));
-	o.key = key;
-	o.key_len = sizeof(key);
-	o.key_id = "k1";
-	o.credential = c;
 	snprintf(dir, sizeof(dir), "%s/store-%s", g_dir, name);
-	cr_assert_eq(fs_store_create_ex(dir, &o, &s), FS_OK);
-	fs_credential_free(&c);
+	cr_assert_eq(fs_test_tablet(dir, path, 7, "k1", &s, why, sizeof(why)), FS_OK, "%s", why);
 	return s;
 }
 
