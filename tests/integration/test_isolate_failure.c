@@ -17,7 +17,6 @@
  * its Pull answers UNAVAILABLE and its rounds fail as a whole.
  */
 #include <criterion/criterion.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,12 +159,9 @@ metric(const char *name)
 static void
 setup(void)
 {
-	char *t = fs_test_tmpdir();
-	snprintf(g_dir, sizeof(g_dir), "%s", t);
-	free(t);
-	snprintf(g_data, sizeof(g_data), "%s/data", g_dir);
-	snprintf(g_key, sizeof(g_key), "%s/master.key", g_dir);
-	cr_assert_eq(fs_test_write_file(g_key, KEY_LINE), 0);
+	cr_assert_eq(fs_test_dirs(g_dir, sizeof(g_dir), g_data, sizeof(g_data), g_key,
+	                          sizeof(g_key), KEY_LINE, NULL),
+	             0);
 	ctx = zmq_ctx_new();
 }
 

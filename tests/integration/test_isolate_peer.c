@@ -214,15 +214,9 @@ pulled(void *s, const char *id)
 static void
 setup(void)
 {
-	char *t = fs_test_tmpdir();
-	char cmd[2048];
-	snprintf(g_dir, sizeof(g_dir), "%s", t);
-	free(t);
-	snprintf(g_data, sizeof(g_data), "%s/data", g_dir);
-	snprintf(g_key, sizeof(g_key), "%s/master.key", g_dir);
-	cr_assert_eq(fs_test_write_file(g_key, KEY_LINE), 0);
-	snprintf(cmd, sizeof(cmd), "%s init --data-dir %s >/dev/null", FS_DAEMON_BIN, g_data);
-	cr_assert_eq(system(cmd), 0);
+	cr_assert_eq(fs_test_dirs(g_dir, sizeof(g_dir), g_data, sizeof(g_data), g_key,
+	                          sizeof(g_key), KEY_LINE, FS_DAEMON_BIN),
+	             0);
 	ctx = zmq_ctx_new();
 }
 

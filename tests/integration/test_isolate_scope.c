@@ -6,7 +6,6 @@
  * is INVALID, and one record cannot grow past its sibling cap.
  */
 #include <criterion/criterion.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,13 +58,8 @@ push_one(void *s, const char *csid, const char *coll, const char *id, const char
 static void
 setup(void)
 {
-	char *t = fs_test_tmpdir();
-	snprintf(g_dir, sizeof(g_dir), "%s", t);
-	free(t);
-	snprintf(g_data, sizeof(g_data), "%s/data", g_dir);
-	snprintf(g_key, sizeof(g_key), "%s/master.key", g_dir);
-	cr_assert_eq(fs_test_write_file(g_key, KEY_LINE), 0);
-	cr_assert_eq(fs_test_sh(NULL, "%s init --data-dir %s >/dev/null", FS_DAEMON_BIN, g_data),
+	cr_assert_eq(fs_test_dirs(g_dir, sizeof(g_dir), g_data, sizeof(g_data), g_key,
+	                          sizeof(g_key), KEY_LINE, FS_DAEMON_BIN),
 	             0);
 	ctx = zmq_ctx_new();
 }

@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "daemon.h"
 #include "enroll.h"
 
 const char *
@@ -201,4 +202,23 @@ fs_test_socks_close_all(fs_test_socks *t)
 	for (size_t i = 0; i < sizeof(t->s) / sizeof(t->s[0]); i++)
 		if (t->s[i] != NULL)
 			fs_test_socks_close(t, t->s[i]);
+}
+
+int
+fs_test_dirs(char *dir, size_t dir_len, char *data, size_t data_len, char *key, size_t key_len,
+             const char *key_line, const char *init_bin)
+{
+	char *t = fs_test_tmpdir();
+	if (t == NULL)
+		return -1;
+	snprintf(dir, dir_len, "%s", t);
+	free(t);
+	snprintf(data, data_len, "%s/data", dir);
+	snprintf(key, key_len, "%s/master.key", dir);
+	if (key_line != NULL && fs_test_write_file(key, key_line) != 0)
+		return -2;
+	if (init_bin != NULL &&
+	    fs_test_sh(NULL, "%s init --data-dir %s >/dev/null", init_bin, data) != 0)
+		return -3;
+	return 0;
 }

@@ -44,6 +44,14 @@ int fs_test_curve_keys(void *s, const fs_test_cred *c);
  * it cannot be made or connected. */
 void *fs_test_curve_dealer(void *zctx, const char *endpoint, const fs_test_cred *c);
 
+/* A test's directories: a fresh temporary directory (fs_test_tmpdir, the
+ * test removes it) in dir, dir/data in data and dir/master.key in key. With
+ * key_line that key file is written (mode 0600); with init_bin, `init_bin
+ * init --data-dir data` is run. 0; -1 no directory, -2 the key file could
+ * not be written, -3 init failed. */
+int fs_test_dirs(char *dir, size_t dir_len, char *data, size_t data_len, char *key, size_t key_len,
+                 const char *key_line, const char *init_bin);
+
 /* Writes text to path (created or truncated, mode 0600), e.g. a master
  * key file. 0, or -1. */
 int fs_test_write_file(const char *path, const char *text);
