@@ -9,7 +9,6 @@
  * after it. Release 1 took all 70 versions (a 70 MB record that no tablet
  * could pull again: its page is past the SDK's receive limit).
  */
-#include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -19,7 +18,9 @@
 #include <zmq.h>
 
 #include "daemon.h"
+#include "enroll.h"
 #include "fieldsync/fieldsync.h"
+#include "tablet.h"
 
 typedef Fieldsync__V1__Envelope env_t;
 
@@ -28,10 +29,7 @@ typedef Fieldsync__V1__Envelope env_t;
 #define FLOOD 70
 #define MB 1000000 /* "about 1 MB": under --max-payload-bytes (1 MiB) */
 
-typedef struct cred {
-	char server[41], pub[41], sec[41];
-	char file[700];
-} cred;
+typedef fs_test_cred cred;
 
 static char g_dir[512], g_data[600], g_key[600];
 static fs_test_daemon *d;
@@ -40,42 +38,17 @@ static void *ctx;
 static cred
 enroll(const char *name)
 {
-	char cmd[2048];
 	cred c;
-	snprintf(c.file, sizeof(c.file), "%s/%s.json", g_dir, name);
-	snprintf(cmd, sizeof(cmd),
-	         "%s enroll --data-dir %s --name %s --scopes team-a --role device "
-	         "--endpoint tcp://127.0.0.1:7400 --out %s >/dev/null",
-	         FS_DAEMON_BIN, g_data, name, c.file);
-	cr_assert_eq(system(cmd), 0, "enroll %s", name);
-	FILE *f = fopen(c.file, "r");
-	cr_assert_not_null(f);
-	char buf[4096];
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	buf[n] = '\0';
-	fclose(f);
-	cJSON *j = cJSON_Parse(buf);
-	cr_assert_not_null(j);
-	snprintf(c.server, sizeof(c.server), "%s",
-	         cJSON_GetObjectItem(j, "server_public_key")->valuestring);
-	snprintf(c.pub, sizeof(c.pub), "%s",
-	         cJSON_GetObjectItem(j, "client_public_key")->valuestring);
-	snprintf(c.sec, sizeof(c.sec), "%s",
-	         cJSON_GetObjectItem(j, "client_secret_key")->valuestring);
-	cJSON_Delete(j);
+	cr_assert_eq(fs_test_enroll(NULL, g_data, g_dir, name, "team-a", "device", &c), 0,
+	             "enroll %s", name);
 	return c;
 }
 
 static void *
 curve_dealer(const cred *c)
 {
-	void *s = zmq_socket(ctx, ZMQ_DEALER);
-	int zero = 0;
-	zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero));
-	zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, c->server, 41);
-	zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, c->pub, 41);
-	zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, c->sec, 41);
-	cr_assert_eq(zmq_connect(s, fs_test_daemon_endpoint(d)), 0);
+	void *s = fs_test_curve_dealer(ctx, fs_test_daemon_endpoint(d), c);
+	cr_assert_not_null(s);
 	return s;
 }
 
@@ -83,21 +56,11 @@ curve_dealer(const cred *c)
 static fs_store *
 tablet(const char *name, const cred *c)
 {
-	fs_credential *fc = NULL;
-	fs_store_opts o;
 	fs_store *s = NULL;
-	uint8_t key[FS_STORE_KEY_LEN];
 	char why[512], dir[700];
-	cr_assert_eq(fs_credential_load(c->file, &fc, why, sizeof(why)), FS_OK, "%s", why);
-	memset(key, 0x5a, sizeof(key));
-	memset(&o, 0, sizeof(o));
-	o.key = key;
-	o.key_len = sizeof(key);
-	o.key_id = "tk1";
-	o.credential = fc;
 	snprintf(dir, sizeof(dir), "%s/tab-%s", g_dir, name);
-	cr_assert_eq(fs_store_create_ex(dir, &o, &s), FS_OK);
-	fs_credential_free(&fc);
+	cr_assert_eq(fs_test_tablet(dir, c->file, 0x5a, "tk1", &s, why, sizeof(why)), FS_OK, "%s",
+	             why);
 	return s;
 }
 
@@ -115,18 +78,9 @@ sync_tablet(fs_store *s, fs_sync_stats *st)
 static void
 setup(void)
 {
-	char *t = fs_test_tmpdir();
-	snprintf(g_dir, sizeof(g_dir), "%s", t);
-	free(t);
-	snprintf(g_data, sizeof(g_data), "%s/data", g_dir);
-	snprintf(g_key, sizeof(g_key), "%s/master.key", g_dir);
-	int fd = open(g_key, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	cr_assert_geq(fd, 0);
-	cr_assert_eq(write(fd, KEY_LINE, strlen(KEY_LINE)), (ssize_t)strlen(KEY_LINE));
-	close(fd);
-	char cmd[2048];
-	snprintf(cmd, sizeof(cmd), "%s init --data-dir %s >/dev/null", FS_DAEMON_BIN, g_data);
-	cr_assert_eq(system(cmd), 0);
+	cr_assert_eq(fs_test_dirs(g_dir, sizeof(g_dir), g_data, sizeof(g_data), g_key,
+	                          sizeof(g_key), KEY_LINE, FS_DAEMON_BIN),
+	             0);
 	ctx = zmq_ctx_new();
 }
 

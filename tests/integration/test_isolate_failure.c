@@ -16,19 +16,16 @@
  * Each fails against the old release (FS_TEST_DAEMON_BIN=old fieldsyncd):
  * its Pull answers UNAVAILABLE and its rounds fail as a whole.
  */
-#include <cjson/cJSON.h>
 #include <criterion/criterion.h>
-#include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
 #include "daemon.h"
+#include "enroll.h"
 #include "fieldsync/v1/casework.pb-c.h"
 
 typedef Fieldsync__V1__Envelope env_t;
@@ -37,98 +34,25 @@ typedef Fieldsync__V1__Envelope env_t;
 #define N_OK 40  /* unrelated change sets pushed at once */
 #define N_BAD 10 /* change sets among them that touch the unreadable record */
 
-typedef struct cred {
-	char server[41], pub[41], sec[41];
-} cred;
+typedef fs_test_cred cred;
 
 static char g_dir[512], g_data[600], g_key[600];
 static fs_test_daemon *d;
 static void *ctx;
-static void *g_socks[256]; /* open sockets, closed by sock_close or teardown */
+static fs_test_socks g_socks; /* open sockets, closed by teardown */
 
 static void *
 sock_track(void *s)
 {
-	for (size_t i = 0; i < 256; i++)
-		if (g_socks[i] == NULL)
-			return g_socks[i] = s;
-	cr_assert_fail("too many sockets");
+	cr_assert(s == NULL || fs_test_socks_add(&g_socks, s) != NULL, "too many sockets");
 	return s;
-}
-
-static void
-sock_close(void *s)
-{
-	for (size_t i = 0; i < 256; i++)
-		if (g_socks[i] == s)
-			g_socks[i] = NULL;
-	zmq_close(s);
-}
-
-/* A shell command; its exit status. Output to out_file when given. */
-static int
-run(const char *out_file, const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	if (out_file != NULL) {
-		size_t l = strlen(cmd);
-		snprintf(cmd + l, sizeof(cmd) - l, " >%s 2>&1", out_file);
-	}
-	int st = system(cmd);
-	return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static char *
-slurp(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	cr_assert_not_null(f, "open %s", path);
-	char *buf = calloc(1, 1 << 16);
-	size_t n = fread(buf, 1, (1 << 16) - 1, f);
-	buf[n] = '\0';
-	fclose(f);
-	return buf;
-}
-
-static cred
-enroll(const char *name, const char *scopes)
-{
-	char out[700];
-	cred c;
-	snprintf(out, sizeof(out), "%s/%s.json", g_dir, name);
-	cr_assert_eq(run(NULL,
-	                 "%s enroll --data-dir %s --name %s --scopes %s --role device "
-	                 "--endpoint tcp://127.0.0.1:7400 --out %s >/dev/null",
-	                 FS_DAEMON_BIN, g_data, name, scopes, out),
-	             0, "enroll %s", name);
-	char *buf = slurp(out);
-	cJSON *j = cJSON_Parse(buf);
-	free(buf);
-	cr_assert_not_null(j);
-	snprintf(c.server, sizeof(c.server), "%s",
-	         cJSON_GetObjectItem(j, "server_public_key")->valuestring);
-	snprintf(c.pub, sizeof(c.pub), "%s",
-	         cJSON_GetObjectItem(j, "client_public_key")->valuestring);
-	snprintf(c.sec, sizeof(c.sec), "%s",
-	         cJSON_GetObjectItem(j, "client_secret_key")->valuestring);
-	cJSON_Delete(j);
-	return c;
 }
 
 static void *
 curve_dealer(const cred *c)
 {
-	void *s = zmq_socket(ctx, ZMQ_DEALER);
-	int zero = 0;
-	zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero));
-	zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, c->server, 41);
-	zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, c->pub, 41);
-	zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, c->sec, 41);
-	cr_assert_eq(zmq_connect(s, fs_test_daemon_endpoint(d)), 0);
+	void *s = fs_test_curve_dealer(ctx, fs_test_daemon_endpoint(d), c);
+	cr_assert_not_null(s);
 	return sock_track(s);
 }
 
@@ -225,15 +149,9 @@ free_pages(pages *p)
 static double
 metric(const char *name)
 {
-	char *body = NULL, prefix[128];
-	double v = -1;
-	snprintf(prefix, sizeof(prefix), "%s ", name);
+	char *body = NULL;
 	cr_assert_eq(fs_test_http_get(fs_test_daemon_ops_port(d), "/metrics", &body), 200);
-	for (char *l = body; l != NULL && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
-		if (strncmp(l, prefix, strlen(prefix)) == 0) {
-			v = strtod(l + strlen(prefix), NULL);
-			break;
-		}
+	double v = fs_test_metric_value(body, name);
 	free(body);
 	return v;
 }
@@ -241,24 +159,16 @@ metric(const char *name)
 static void
 setup(void)
 {
-	char *t = fs_test_tmpdir();
-	snprintf(g_dir, sizeof(g_dir), "%s", t);
-	free(t);
-	snprintf(g_data, sizeof(g_data), "%s/data", g_dir);
-	snprintf(g_key, sizeof(g_key), "%s/master.key", g_dir);
-	int fd = open(g_key, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	cr_assert_geq(fd, 0);
-	cr_assert_eq(write(fd, KEY_LINE, strlen(KEY_LINE)), (ssize_t)strlen(KEY_LINE));
-	close(fd);
+	cr_assert_eq(fs_test_dirs(g_dir, sizeof(g_dir), g_data, sizeof(g_data), g_key,
+	                          sizeof(g_key), KEY_LINE, NULL),
+	             0);
 	ctx = zmq_ctx_new();
 }
 
 static void
 teardown(void)
 {
-	for (size_t i = 0; i < 256; i++)
-		if (g_socks[i] != NULL)
-			sock_close(g_socks[i]);
+	fs_test_socks_close_all(&g_socks);
 	if (d != NULL)
 		fs_test_daemon_stop(&d);
 	zmq_ctx_term(ctx);
@@ -294,12 +204,15 @@ static char g_restored[700];
 static void
 make_unreadable_as(cred *a, cred *b, bool a_case, const char *clock_offset_ms)
 {
-	char bak[700], keys_now[700], bak2[700], out[700];
+	char bak[700], keys_now[700], out[700];
 	char *restored = g_restored;
 	const size_t restored_len = sizeof(g_restored);
-	cr_assert_eq(run(NULL, "%s init --data-dir %s >/dev/null", FS_DAEMON_BIN, g_data), 0);
-	*a = enroll("tab-a", "team-a");
-	*b = enroll("tab-b", "team-b");
+	cr_assert_eq(fs_test_sh(NULL, "%s init --data-dir %s >/dev/null", FS_DAEMON_BIN, g_data),
+	             0);
+	cr_assert_eq(fs_test_enroll(NULL, g_data, g_dir, "tab-a", "team-a", "device", a), 0,
+	             "enroll tab-a");
+	cr_assert_eq(fs_test_enroll(NULL, g_data, g_dir, "tab-b", "team-b", "device", b), 0,
+	             "enroll tab-b");
 	start_production(g_data);
 	void *sa = curve_dealer(a), *sb = curve_dealer(b);
 	if (a_case) { /* a case whose quick-help deadlines lie days ahead */
@@ -321,41 +234,36 @@ make_unreadable_as(cred *a, cred *b, bool a_case, const char *clock_offset_ms)
 	expect_applied(push_one(sb, "b-1", "b-kept", "team-b", "rb:1", "team-b keeps this"),
 	               "b-kept");
 
-	/* A backup of the data, taken before the purge. */
+	/* A backup of the data, taken before the purge; the purge destroys
+	 * a-gone's data key; then the key store as it is now. */
 	snprintf(bak, sizeof(bak), "%s/before-purge.mdb", g_dir);
-	cr_assert_eq(run(NULL, "%s backup --data-dir %s --out %s --master-key-file %s >/dev/null",
-	                 FS_DAEMON_BIN, g_data, bak, g_key),
-	             0);
-	/* The purge destroys a-gone's data key, then the key store as it is now. */
-	cr_assert_eq(run(NULL,
-	                 "%s purge --data-dir %s --master-key-file %s %s --actor dpo >/dev/null",
-	                 FS_DAEMON_BIN, g_data, g_key,
-	                 a_case ? "--case a-gone" : "--collection note --id a-gone"),
-	             0);
-	snprintf(bak2, sizeof(bak2), "%s/after-purge.mdb", g_dir);
 	snprintf(keys_now, sizeof(keys_now), "%s/keys-now.mdb", g_dir);
-	cr_assert_eq(run(NULL,
-	                 "%s backup --data-dir %s --out %s --with-keys %s --master-key-file %s "
-	                 ">/dev/null",
-	                 FS_DAEMON_BIN, g_data, bak2, keys_now, g_key),
+	cr_assert_eq(fs_test_backup_purge(NULL, g_data, g_dir, g_key,
+	                                  a_case ? "--case a-gone"
+	                                         : "--collection note --id a-gone"),
 	             0);
-	sock_close(sa);
-	sock_close(sb);
+	fs_test_socks_close(&g_socks, sa);
+	fs_test_socks_close(&g_socks, sb);
 	cr_assert_eq(fs_test_daemon_stop(&d), 0);
 
 	/* The old data with today's keys: restore says a-gone is unreadable. */
 	snprintf(restored, restored_len, "%s/restored", g_dir);
 	snprintf(out, sizeof(out), "%s/restore.txt", g_dir);
-	int rc = run(out, "%s restore --data-dir %s --from %s --keys-from %s --master-key-file %s",
-	             FS_DAEMON_BIN, restored, bak, keys_now, g_key);
-	char *text = slurp(out);
+	int rc =
+		fs_test_sh(out,
+	                   "%s restore --data-dir %s --from %s --keys-from %s --master-key-file %s",
+	                   FS_DAEMON_BIN, restored, bak, keys_now, g_key);
+	char *text = fs_test_slurp(out, 1 << 16, NULL);
+	cr_assert_not_null(text, "open %s", out);
 	cr_expect_neq(rc, 0, "restore runs verify, which finds a problem: %s", text);
 	cr_expect_not_null(strstr(text, a_case ? "record case/a-gone" : "record note/a-gone"), "%s",
 	                   text);
 	cr_expect_not_null(strstr(text, "unreadable records: 1"), "%s", text);
 	cr_expect_null(strstr(text, "a-kept"), "only the unreadable record is named: %s", text);
 	free(text);
-	cr_assert_eq(run(NULL, "cp %s/server.key %s/server.pub %s/", g_data, g_data, restored), 0);
+	cr_assert_eq(fs_test_sh(NULL, "cp %s/server.key %s/server.pub %s/", g_data, g_data,
+	                        restored),
+	             0);
 	start_production_at(restored, clock_offset_ms);
 }
 
@@ -401,15 +309,16 @@ Test(isolate_failure, issue11_break5_an_unreadable_record_is_skipped_in_pull)
 	cr_expect_eq(metric("fieldsync_records_unreadable_total"), 1,
 	             "team-a's pull counted the skipped record");
 	snprintf(out, sizeof(out), "%s/verify.txt", g_dir);
-	int rc = run(out, "%s verify --data-dir %s --master-key-file %s", FS_DAEMON_BIN, g_restored,
-	             g_key);
-	char *text = slurp(out);
+	int rc = fs_test_sh(out, "%s verify --data-dir %s --master-key-file %s", FS_DAEMON_BIN,
+	                    g_restored, g_key);
+	char *text = fs_test_slurp(out, 1 << 16, NULL);
+	cr_assert_not_null(text, "open %s", out);
 	cr_expect_eq(rc, 1, "%s", text);
 	cr_expect_not_null(strstr(text, "problem: record note/a-gone:"), "%s", text);
 	cr_expect_not_null(strstr(text, "unreadable records: 1"), "%s", text);
 	free(text);
-	sock_close(sa);
-	sock_close(sb);
+	fs_test_socks_close(&g_socks, sa);
+	fs_test_socks_close(&g_socks, sb);
 }
 
 Test(isolate_failure, issue11_break5_a_change_set_that_fails_in_a_group_commit_fails_alone)
@@ -487,7 +396,7 @@ Test(isolate_failure, issue11_break5_a_change_set_that_fails_in_a_group_commit_f
 	for (int i = 0; i < N_OK + N_BAD; i++)
 		fs_test_push_free(pushes[i]);
 	for (int i = 0; i < N_OK; i++)
-		sock_close(socks[i]);
+		fs_test_socks_close(&g_socks, socks[i]);
 
 	/* Durable: after a restart every good change set is there. */
 	cr_assert(fs_test_daemon_restart(d));
@@ -502,7 +411,7 @@ Test(isolate_failure, issue11_break5_a_change_set_that_fails_in_a_group_commit_f
 	}
 	cr_expect_null(find(&p, "a-gone"));
 	free_pages(&p);
-	sock_close(sa);
+	fs_test_socks_close(&g_socks, sa);
 }
 
 Test(isolate_failure, issue11_break10_a_payload_cannot_impersonate_the_at_rest_format)
@@ -569,7 +478,7 @@ Test(isolate_failure, issue11_break10_a_payload_cannot_impersonate_the_at_rest_f
 			applied++;
 		fieldsync__v1__envelope__free_unpacked(r, NULL);
 		fs_test_push_free(ps[i]);
-		sock_close(socks[i]);
+		fs_test_socks_close(&g_socks, socks[i]);
 	}
 	cr_expect_eq(applied, N_OK, "every change set applies");
 
@@ -588,7 +497,7 @@ Test(isolate_failure, issue11_break10_a_payload_cannot_impersonate_the_at_rest_f
 			cr_expect_not_null(find(&pg, id), "%s", id);
 	}
 	free_pages(&pg);
-	sock_close(s);
+	fs_test_socks_close(&g_socks, s);
 }
 
 Test(isolate_failure, issue11_break5_an_unreadable_case_with_a_due_deadline_does_not_stop_writes)
@@ -607,6 +516,6 @@ Test(isolate_failure, issue11_break5_an_unreadable_case_with_a_due_deadline_does
 	cr_assert(pull_all(sb, &p, why, sizeof(why)), "team-b's Pull fails: %s", why);
 	cr_expect_not_null(find(&p, "b-new"));
 	free_pages(&p);
-	sock_close(sa);
-	sock_close(sb);
+	fs_test_socks_close(&g_socks, sa);
+	fs_test_socks_close(&g_socks, sb);
 }

@@ -21,17 +21,16 @@
  * FS_PROPERTY_SEED=<n> replays one run.
  */
 #include <criterion/criterion.h>
-#include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
 #include "daemon.h"
+#include "enroll.h"
+#include "tablet.h"
 #include "fieldsync/fieldsync.h"
 
 typedef Fieldsync__V1__Envelope env_t;
@@ -59,33 +58,12 @@ rnd(void)
 	return g_rng;
 }
 
-static const char *
-daemon_bin(void)
-{
-	const char *b = getenv("FS_TEST_DAEMON_BIN");
-	return b != NULL && b[0] != '\0' ? b : FS_DAEMON_BIN;
-}
-
-static int
-run(const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	int st = system(cmd);
-	return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static void
 setup(void)
 {
-	char *t = fs_test_tmpdir();
-	snprintf(g_dir, sizeof(g_dir), "%s", t);
-	free(t);
-	snprintf(g_data, sizeof(g_data), "%s/data", g_dir);
-	snprintf(g_key, sizeof(g_key), "%s/master.key", g_dir);
+	cr_assert_eq(fs_test_dirs(g_dir, sizeof(g_dir), g_data, sizeof(g_data), g_key, sizeof(g_key),
+	                          NULL, NULL),
+	             0);
 	ctx = zmq_ctx_new();
 }
 
@@ -108,31 +86,19 @@ TestSuite(isolate_property, .init = setup, .fini = teardown, .timeout = 300);
 static void
 enroll(const char *name, const char *scopes, char *path, size_t plen)
 {
-	snprintf(path, plen, "%s/%s.json", g_dir, name);
-	cr_assert_eq(run("%s enroll --data-dir %s --name %s --scopes %s --role device "
-	                 "--endpoint tcp://127.0.0.1:7400 --out %s >/dev/null",
-	                 daemon_bin(), g_data, name, scopes, path),
+	fs_test_cred c;
+	cr_assert_eq(fs_test_enroll(fs_test_daemon_bin(), g_data, g_dir, name, scopes, "device", &c),
 	             0, "enroll %s", name);
+	snprintf(path, plen, "%s", c.file);
 }
 
 static fs_store *
 tablet(const char *name, const char *path)
 {
-	fs_credential *c = NULL;
-	fs_store_opts o;
 	fs_store *s = NULL;
-	uint8_t key[32];
 	char why[512], dir[700];
-	cr_assert_eq(fs_credential_load(path, &c, why, sizeof(why)), FS_OK, "%s", why);
-	memset(key, 9, sizeof(key));
-	memset(&o, 0, sizeof(o));
-	o.key = key;
-	o.key_len = sizeof(key);
-	o.key_id = "k1";
-	o.credential = c;
 	snprintf(dir, sizeof(dir), "%s/store-%s", g_dir, name);
-	cr_assert_eq(fs_store_create_ex(dir, &o, &s), FS_OK);
-	fs_credential_free(&c);
+	cr_assert_eq(fs_test_tablet(dir, path, 9, "k1", &s, why, sizeof(why)), FS_OK, "%s", why);
 	return s;
 }
 
@@ -541,11 +507,10 @@ Test(isolate_property, honest_replicas_survive_a_hostile_one)
 	        (unsigned long long)seed, (unsigned long long)seed);
 
 	char paths[HONEST][700], hpath[700], honest_rep[HONEST][72], name[32];
-	int fd = open(g_key, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	cr_assert_geq(fd, 0);
-	cr_assert_eq(write(fd, KEY_LINE, strlen(KEY_LINE)), (ssize_t)strlen(KEY_LINE));
-	close(fd);
-	cr_assert_eq(run("%s init --data-dir %s >/dev/null", daemon_bin(), g_data), 0);
+	cr_assert_eq(fs_test_write_file(g_key, KEY_LINE), 0);
+	cr_assert_eq(fs_test_sh(NULL, "%s init --data-dir %s >/dev/null", fs_test_daemon_bin(),
+	                        g_data),
+	             0);
 	for (int h = 0; h < HONEST; h++) {
 		snprintf(name, sizeof(name), "honest-%d", h);
 		enroll(name, "team-a", paths[h], sizeof(paths[h]));

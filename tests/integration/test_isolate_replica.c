@@ -18,17 +18,16 @@
  */
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
-#include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include <zmq.h>
 
 #include "daemon.h"
+#include "enroll.h"
 #include "fieldsync/fieldsync.h"
+#include "tablet.h"
 
 typedef Fieldsync__V1__Envelope env_t;
 
@@ -36,9 +35,7 @@ typedef Fieldsync__V1__Envelope env_t;
 #define FIXTURE FS_FIXTURES_DIR "/store-v1"
 #define T_MS 20000
 
-typedef struct cred {
-	char server[41], pub[41], sec[41];
-} cred;
+typedef fs_test_cred cred;
 
 static char g_dir[512], g_data[600], g_key[600];
 static fs_test_daemon *d;
@@ -47,33 +44,12 @@ static void *g_socks[8]; /* closed by teardown, also after a failed assertion */
 static size_t g_n_socks;
 static uint64_t g_rid = 1;
 
-static const char *
-daemon_bin(void)
-{
-	const char *b = getenv("FS_TEST_DAEMON_BIN");
-	return b != NULL && b[0] != '\0' ? b : FS_DAEMON_BIN;
-}
-
-static int
-run(const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	int st = system(cmd);
-	return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static void
 setup(void)
 {
-	char *t = fs_test_tmpdir();
-	snprintf(g_dir, sizeof(g_dir), "%s", t);
-	free(t);
-	snprintf(g_data, sizeof(g_data), "%s/data", g_dir);
-	snprintf(g_key, sizeof(g_key), "%s/master.key", g_dir);
+	cr_assert_eq(fs_test_dirs(g_dir, sizeof(g_dir), g_data, sizeof(g_data), g_key,
+	                          sizeof(g_key), NULL, NULL),
+	             0);
 	ctx = zmq_ctx_new();
 }
 
@@ -96,11 +72,10 @@ TestSuite(isolate_replica, .init = setup, .fini = teardown, .timeout = 180);
 static void
 init_production(void)
 {
-	int fd = open(g_key, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	cr_assert_geq(fd, 0);
-	cr_assert_eq(write(fd, KEY_LINE, strlen(KEY_LINE)), (ssize_t)strlen(KEY_LINE));
-	close(fd);
-	cr_assert_eq(run("%s init --data-dir %s >/dev/null", daemon_bin(), g_data), 0);
+	cr_assert_eq(fs_test_write_file(g_key, KEY_LINE), 0);
+	cr_assert_eq(fs_test_sh(NULL, "%s init --data-dir %s >/dev/null", fs_test_daemon_bin(),
+	                        g_data),
+	             0);
 }
 
 static void
@@ -116,17 +91,13 @@ static cred
 enroll(const char *name, const char *scopes, char *path, size_t plen)
 {
 	cred c;
-	snprintf(path, plen, "%s/%s.json", g_dir, name);
-	cr_assert_eq(run("%s enroll --data-dir %s --name %s --scopes %s --role device "
-	                 "--endpoint tcp://127.0.0.1:7400 --out %s >/dev/null",
-	                 daemon_bin(), g_data, name, scopes, path),
+	cr_assert_eq(fs_test_enroll(fs_test_daemon_bin(), g_data, g_dir, name, scopes, "device",
+	                            &c),
 	             0, "enroll %s", name);
+	snprintf(path, plen, "%s", c.file);
 	fs_credential *fc = NULL;
 	char why[512];
 	cr_assert_eq(fs_credential_load(path, &fc, why, sizeof(why)), FS_OK, "%s", why);
-	snprintf(c.server, sizeof(c.server), "%s", fc->server_public_key);
-	snprintf(c.pub, sizeof(c.pub), "%s", fc->client_public_key);
-	snprintf(c.sec, sizeof(c.sec), "%s", fc->client_secret_key);
 	fs_credential_free(&fc);
 	return c;
 }
@@ -134,13 +105,8 @@ enroll(const char *name, const char *scopes, char *path, size_t plen)
 static void *
 curve_dealer(const cred *c)
 {
-	void *s = zmq_socket(ctx, ZMQ_DEALER);
-	int zero = 0;
-	zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero));
-	zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, c->server, 41);
-	zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, c->pub, 41);
-	zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, c->sec, 41);
-	cr_assert_eq(zmq_connect(s, fs_test_daemon_endpoint(d)), 0);
+	void *s = fs_test_curve_dealer(ctx, fs_test_daemon_endpoint(d), c);
+	cr_assert_not_null(s);
 	cr_assert_lt(g_n_socks, 8);
 	g_socks[g_n_socks++] = s;
 	return s;
@@ -159,21 +125,10 @@ close_socks(void)
 static fs_store *
 tablet(const char *name, const char *path)
 {
-	fs_credential *c = NULL;
-	fs_store_opts o;
 	fs_store *s = NULL;
-	uint8_t key[32];
 	char why[512], dir[700];
-	cr_assert_eq(fs_credential_load(path, &c, why, sizeof(why)), FS_OK, "%s", why);
-	memset(key, 7, sizeof(key));
-	memset(&o, 0, sizeof(o));
-	o.key = key;
-	o.key_len = sizeof(key);
-	o.key_id = "k1";
-	o.credential = c;
 	snprintf(dir, sizeof(dir), "%s/store-%s", g_dir, name);
-	cr_assert_eq(fs_store_create_ex(dir, &o, &s), FS_OK);
-	fs_credential_free(&c);
+	cr_assert_eq(fs_test_tablet(dir, path, 7, "k1", &s, why, sizeof(why)), FS_OK, "%s", why);
 	return s;
 }
 
@@ -398,8 +353,8 @@ Test(isolate_replica, deferred_after_a_restore_lands_after_a_pull)
 
 	put(a, "seed", "s");
 	cr_assert_eq(sync_t(a, NULL), FS_OK);
-	cr_assert_eq(run("%s backup --data-dir %s --out %s >/dev/null 2>&1", daemon_bin(),
-	                 fs_test_daemon_data_dir(d), backup),
+	cr_assert_eq(fs_test_sh(NULL, "%s backup --data-dir %s --out %s >/dev/null 2>&1",
+	                        fs_test_daemon_bin(), fs_test_daemon_data_dir(d), backup),
 	             0, "backup");
 	/* x from A, acknowledged; B pulls it. Then the daemon loses it. */
 	put(a, "x", "from-a");
@@ -407,8 +362,8 @@ Test(isolate_replica, deferred_after_a_restore_lands_after_a_pull)
 	cr_assert_eq(sync_t(b, NULL), FS_OK);
 	cr_assert_str_eq(value(b, "x"), "from-a");
 	cr_assert_eq(fs_test_daemon_stop(&d), 0);
-	cr_assert_eq(run("%s restore --data-dir %s --from %s >/dev/null 2>&1", daemon_bin(), newdir,
-	                 backup),
+	cr_assert_eq(fs_test_sh(NULL, "%s restore --data-dir %s --from %s >/dev/null 2>&1",
+	                        fs_test_daemon_bin(), newdir, backup),
 	             0, "restore");
 	d = fs_test_daemon_start(newdir);
 	cr_assert_not_null(d);
@@ -451,7 +406,7 @@ fixture_cred(const char *file)
 	/* git keeps no file modes: load a private copy */
 	char copy[700];
 	snprintf(copy, sizeof(copy), "%s/%s", g_dir, file);
-	cr_assert_eq(run("cp '%s' '%s' && chmod 600 '%s'", path, copy, copy), 0);
+	cr_assert_eq(fs_test_sh(NULL, "cp '%s' '%s' && chmod 600 '%s'", path, copy, copy), 0);
 	cr_assert_eq(fs_credential_load(copy, &fc, why, sizeof(why)), FS_OK, "%s", why);
 	snprintf(c.server, sizeof(c.server), "%s", fc->server_public_key);
 	snprintf(c.pub, sizeof(c.pub), "%s", fc->client_public_key);
@@ -499,10 +454,13 @@ Test(isolate_replica, a_store_of_the_old_build_keeps_its_bindings)
 {
 	char ra[4][80], rb[4][80], buf[256];
 	uint64_t ca[4], cb[4];
-	cr_assert_eq(run("cp -R '%s/prod' '%s' && cp '%s/master.key' '%s' && chmod -R go-rwx '%s' "
-	                 "'%s'",
-	                 FIXTURE, g_data, FIXTURE, g_key, g_data, g_key),
-	             0);
+	cr_assert_eq(
+		fs_test_sh(
+			NULL,
+			"cp -R '%s/prod' '%s' && cp '%s/master.key' '%s' && chmod -R go-rwx '%s' "
+			"'%s'",
+			FIXTURE, g_data, FIXTURE, g_key, g_data, g_key),
+		0);
 	cred a = fixture_cred("prod-tablet-a.json");
 	start_production();
 	void *s = curve_dealer(&a);
@@ -558,7 +516,9 @@ Test(isolate_replica, a_store_of_the_old_build_keeps_its_bindings)
 	fieldsync__v1__envelope__free_unpacked(r, NULL);
 	close_socks();
 	cr_assert_eq(fs_test_daemon_stop(&d), 0);
-	cr_expect_eq(run("'%s' verify --data-dir '%s' --master-key-file '%s' >/dev/null 2>&1",
-	                 daemon_bin(), g_data, g_key),
-	             0, "verify after the upgrade");
+	cr_expect_eq(
+		fs_test_sh(NULL,
+	                   "'%s' verify --data-dir '%s' --master-key-file '%s' >/dev/null 2>&1",
+	                   fs_test_daemon_bin(), g_data, g_key),
+		0, "verify after the upgrade");
 }

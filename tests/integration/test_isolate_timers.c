@@ -17,19 +17,17 @@
  * reminders_reeval_step stopped at the first case that could not be read,
  * so no event came for team-b.
  */
-#include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
 #include "daemon.h"
+#include "enroll.h"
 #include "fieldsync/v1/casework.pb-c.h"
 
 typedef Fieldsync__V1__Envelope env_t;
@@ -37,98 +35,25 @@ typedef Fieldsync__V1__Envelope env_t;
 #define KEY_LINE "k1:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"
 #define THIRTY_DAYS_MS "2592000000"
 
-typedef struct cred {
-	char server[41], pub[41], sec[41];
-} cred;
+typedef fs_test_cred cred;
 
 static char g_dir[512], g_data[600], g_key[600], g_restored[700];
 static fs_test_daemon *d;
 static void *ctx;
-static void *g_socks[256]; /* open sockets, closed by sock_close or teardown */
+static fs_test_socks g_socks; /* open sockets, closed by teardown */
 
 static void *
 sock_track(void *s)
 {
-	for (size_t i = 0; i < 256; i++)
-		if (g_socks[i] == NULL)
-			return g_socks[i] = s;
-	cr_assert_fail("too many sockets");
+	cr_assert(s == NULL || fs_test_socks_add(&g_socks, s) != NULL, "too many sockets");
 	return s;
-}
-
-static void
-sock_close(void *s)
-{
-	for (size_t i = 0; i < 256; i++)
-		if (g_socks[i] == s)
-			g_socks[i] = NULL;
-	zmq_close(s);
-}
-
-/* A shell command; its exit status. Output to out_file when given. */
-static int
-run(const char *out_file, const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	if (out_file != NULL) {
-		size_t l = strlen(cmd);
-		snprintf(cmd + l, sizeof(cmd) - l, " >%s 2>&1", out_file);
-	}
-	int st = system(cmd);
-	return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static char *
-slurp(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	cr_assert_not_null(f, "open %s", path);
-	char *buf = calloc(1, 1 << 16);
-	size_t n = fread(buf, 1, (1 << 16) - 1, f);
-	buf[n] = '\0';
-	fclose(f);
-	return buf;
-}
-
-static cred
-enroll(const char *name, const char *scopes)
-{
-	char out[700];
-	cred c;
-	snprintf(out, sizeof(out), "%s/%s.json", g_dir, name);
-	cr_assert_eq(run(NULL,
-	                 "%s enroll --data-dir %s --name %s --scopes %s --role device "
-	                 "--endpoint tcp://127.0.0.1:7400 --out %s >/dev/null",
-	                 FS_DAEMON_BIN, g_data, name, scopes, out),
-	             0, "enroll %s", name);
-	char *buf = slurp(out);
-	cJSON *j = cJSON_Parse(buf);
-	free(buf);
-	cr_assert_not_null(j);
-	snprintf(c.server, sizeof(c.server), "%s",
-	         cJSON_GetObjectItem(j, "server_public_key")->valuestring);
-	snprintf(c.pub, sizeof(c.pub), "%s",
-	         cJSON_GetObjectItem(j, "client_public_key")->valuestring);
-	snprintf(c.sec, sizeof(c.sec), "%s",
-	         cJSON_GetObjectItem(j, "client_secret_key")->valuestring);
-	cJSON_Delete(j);
-	return c;
 }
 
 static void *
 curve_dealer(const cred *c)
 {
-	void *s = zmq_socket(ctx, ZMQ_DEALER);
-	int zero = 0;
-	zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero));
-	zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, c->server, 41);
-	zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, c->pub, 41);
-	zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, c->sec, 41);
-	cr_assert_eq(zmq_connect(s, fs_test_daemon_endpoint(d)), 0);
+	void *s = fs_test_curve_dealer(ctx, fs_test_daemon_endpoint(d), c);
+	cr_assert_not_null(s);
 	return sock_track(s);
 }
 
@@ -147,15 +72,9 @@ expect_applied(env_t *r, const char *what)
 static double
 metric(const char *name)
 {
-	char *body = NULL, prefix[128];
-	double v = -1;
-	snprintf(prefix, sizeof(prefix), "%s ", name);
+	char *body = NULL;
 	cr_assert_eq(fs_test_http_get(fs_test_daemon_ops_port(d), "/metrics", &body), 200);
-	for (char *l = body; l != NULL && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
-		if (strncmp(l, prefix, strlen(prefix)) == 0) {
-			v = strtod(l + strlen(prefix), NULL);
-			break;
-		}
+	double v = fs_test_metric_value(body, name);
 	free(body);
 	return v;
 }
@@ -163,24 +82,16 @@ metric(const char *name)
 static void
 setup(void)
 {
-	char *t = fs_test_tmpdir();
-	snprintf(g_dir, sizeof(g_dir), "%s", t);
-	free(t);
-	snprintf(g_data, sizeof(g_data), "%s/data", g_dir);
-	snprintf(g_key, sizeof(g_key), "%s/master.key", g_dir);
-	int fd = open(g_key, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	cr_assert_geq(fd, 0);
-	cr_assert_eq(write(fd, KEY_LINE, strlen(KEY_LINE)), (ssize_t)strlen(KEY_LINE));
-	close(fd);
+	cr_assert_eq(fs_test_dirs(g_dir, sizeof(g_dir), g_data, sizeof(g_data), g_key,
+	                          sizeof(g_key), KEY_LINE, NULL),
+	             0);
 	ctx = zmq_ctx_new();
 }
 
 static void
 teardown(void)
 {
-	for (size_t i = 0; i < 256; i++)
-		if (g_socks[i] != NULL)
-			sock_close(g_socks[i]);
+	fs_test_socks_close_all(&g_socks);
 	if (d != NULL)
 		fs_test_daemon_stop(&d);
 	zmq_ctx_term(ctx);
@@ -276,10 +187,13 @@ static void
 make_unreadable_case(cred *a, cred *b, const char *clock_offset_ms, const char *rules,
                      int64_t *b_due)
 {
-	char bak[700], keys_now[700], bak2[700];
-	cr_assert_eq(run(NULL, "%s init --data-dir %s >/dev/null", FS_DAEMON_BIN, g_data), 0);
-	*a = enroll("tab-a", "team-a");
-	*b = enroll("tab-b", "team-b");
+	char bak[700], keys_now[700];
+	cr_assert_eq(fs_test_sh(NULL, "%s init --data-dir %s >/dev/null", FS_DAEMON_BIN, g_data),
+	             0);
+	cr_assert_eq(fs_test_enroll(NULL, g_data, g_dir, "tab-a", "team-a", "device", a), 0,
+	             "enroll tab-a");
+	cr_assert_eq(fs_test_enroll(NULL, g_data, g_dir, "tab-b", "team-b", "device", b), 0,
+	             "enroll tab-b");
 	start_production_at(g_data, "0", NULL);
 	void *sa = curve_dealer(a), *sb = curve_dealer(b);
 	push_case(sa, "a-1", "a-gone", "team-a", "ra:1");
@@ -290,30 +204,18 @@ make_unreadable_case(cred *a, cred *b, const char *clock_offset_ms, const char *
 	cr_assert_eq(find_event(sb, "a-ok", -1, 0), 0, "team-b sees no team-a event");
 
 	snprintf(bak, sizeof(bak), "%s/before-purge.mdb", g_dir);
-	cr_assert_eq(run(NULL, "%s backup --data-dir %s --out %s --master-key-file %s >/dev/null",
-	                 FS_DAEMON_BIN, g_data, bak, g_key),
-	             0);
-	cr_assert_eq(run(NULL,
-	                 "%s purge --data-dir %s --master-key-file %s --case a-gone --actor dpo "
-	                 ">/dev/null",
-	                 FS_DAEMON_BIN, g_data, g_key),
-	             0);
-	snprintf(bak2, sizeof(bak2), "%s/after-purge.mdb", g_dir);
 	snprintf(keys_now, sizeof(keys_now), "%s/keys-now.mdb", g_dir);
-	cr_assert_eq(run(NULL,
-	                 "%s backup --data-dir %s --out %s --with-keys %s --master-key-file %s "
-	                 ">/dev/null",
-	                 FS_DAEMON_BIN, g_data, bak2, keys_now, g_key),
-	             0);
-	sock_close(sa);
-	sock_close(sb);
+	cr_assert_eq(fs_test_backup_purge(NULL, g_data, g_dir, g_key, "--case a-gone"), 0);
+	fs_test_socks_close(&g_socks, sa);
+	fs_test_socks_close(&g_socks, sb);
 	cr_assert_eq(fs_test_daemon_stop(&d), 0);
 	snprintf(g_restored, sizeof(g_restored), "%s/restored", g_dir);
 	/* restore's verify names a-gone (a non-zero exit): expected here */
-	(void)run("/dev/null",
-	          "%s restore --data-dir %s --from %s --keys-from %s --master-key-file %s",
-	          FS_DAEMON_BIN, g_restored, bak, keys_now, g_key);
-	cr_assert_eq(run(NULL, "cp %s/server.key %s/server.pub %s/", g_data, g_data, g_restored),
+	(void)fs_test_sh("/dev/null",
+	                 "%s restore --data-dir %s --from %s --keys-from %s --master-key-file %s",
+	                 FS_DAEMON_BIN, g_restored, bak, keys_now, g_key);
+	cr_assert_eq(fs_test_sh(NULL, "cp %s/server.key %s/server.pub %s/", g_data, g_data,
+	                        g_restored),
 	             0);
 	start_production_at(g_restored, clock_offset_ms, rules);
 }
@@ -336,16 +238,17 @@ Test(isolate_timers, an_unreadable_case_does_not_hold_back_other_cases_due_timer
 	              "the skipped timers are counted");
 	cr_expect_eq(find_event(sa, "a-gone", FIELDSYNC__V1__REMINDER_EVENT__STATE__OVERDUE, 0), 0,
 	             "nothing is made up for the case that cannot be read");
-	sock_close(sa);
-	sock_close(sb);
+	fs_test_socks_close(&g_socks, sa);
+	fs_test_socks_close(&g_socks, sb);
 	cr_assert_eq(fs_test_daemon_stop(&d), 0);
 
 	/* verify names the case whose timers are skipped, by id */
 	char out[700];
 	snprintf(out, sizeof(out), "%s/verify.txt", g_dir);
-	int rc = run(out, "%s verify --data-dir %s --master-key-file %s", FS_DAEMON_BIN, g_restored,
-	             g_key);
-	char *text = slurp(out);
+	int rc = fs_test_sh(out, "%s verify --data-dir %s --master-key-file %s", FS_DAEMON_BIN,
+	                    g_restored, g_key);
+	char *text = fs_test_slurp(out, 1 << 16, NULL);
+	cr_assert_not_null(text, "open %s", out);
 	cr_expect_neq(rc, 0, "verify finds a problem: %s", text);
 	cr_expect_not_null(strstr(text, "of case a-gone: its case cannot be read"), "%s", text);
 	cr_expect_null(strstr(text, "b-due"), "only the unreadable case is named: %s", text);
@@ -370,5 +273,5 @@ Test(isolate_timers, an_unreadable_case_does_not_stop_the_re_evaluation_of_the_o
 	cr_expect_lt(due, b_due, "3 days instead of the default");
 	cr_expect_geq(metric("fieldsync_reminder_timers_skipped_total"), 1,
 	              "the skipped case is counted");
-	sock_close(sb);
+	fs_test_socks_close(&g_socks, sb);
 }

@@ -11,18 +11,15 @@
  * (every record "unreadable"), so devices would move their checkpoints
  * past data they never got.
  */
-#include <cjson/cJSON.h>
 #include <criterion/criterion.h>
-#include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include <zmq.h>
 
 #include "daemon.h"
+#include "enroll.h"
 
 typedef Fieldsync__V1__Envelope env_t;
 
@@ -32,38 +29,11 @@ typedef Fieldsync__V1__Envelope env_t;
 
 static char g_dir[512], g_data[600];
 
-static const char *
-daemon_bin(void)
-{
-	const char *b = getenv("FS_TEST_DAEMON_BIN");
-	return b != NULL && b[0] != '\0' ? b : FS_DAEMON_BIN;
-}
-
-static int
-run(const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	int st = system(cmd);
-	return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static char *
 slurp(const char *path, size_t *len)
 {
-	FILE *f = fopen(path, "rb");
-	cr_assert_not_null(f, "open %s", path);
-	fseek(f, 0, SEEK_END);
-	long n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	char *buf = calloc(1, (size_t)n + 1);
-	cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-	fclose(f);
-	if (len != NULL)
-		*len = (size_t)n;
+	char *buf = fs_test_slurp(path, 0, len);
+	cr_assert_not_null(buf, "open %s", path);
 	return buf;
 }
 
@@ -72,10 +42,7 @@ write_key(const char *name, const char *line)
 {
 	char *p = malloc(700);
 	snprintf(p, 700, "%s/%s", g_dir, name);
-	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	cr_assert_geq(fd, 0);
-	cr_assert_eq(write(fd, line, strlen(line)), (ssize_t)strlen(line));
-	close(fd);
+	cr_assert_eq(fs_test_write_file(p, line), 0);
 	return p;
 }
 
@@ -120,53 +87,33 @@ start_refused(const char *key, char **err)
 	char out[700];
 	snprintf(out, sizeof(out), "%s/start.err", g_dir);
 	int p1 = fs_test_free_port(), p2 = fs_test_free_port(), p3 = fs_test_free_port();
-	int rc = run("timeout 20 %s --data-dir %s --master-key-file %s --sync-endpoint "
-	             "tcp://127.0.0.1:%d --reminder-endpoint tcp://127.0.0.1:%d --ops-listen "
-	             "127.0.0.1:%d >/dev/null 2>%s",
-	             daemon_bin(), g_data, key, p1, p2 == p1 ? p1 + 1 : p2,
-	             p3 == p1 || p3 == p2 ? p1 + 2 : p3, out);
+	int rc =
+		fs_test_sh(NULL,
+	                   "timeout 20 %s --data-dir %s --master-key-file %s --sync-endpoint "
+	                   "tcp://127.0.0.1:%d --reminder-endpoint tcp://127.0.0.1:%d --ops-listen "
+	                   "127.0.0.1:%d >/dev/null 2>%s",
+	                   fs_test_daemon_bin(), g_data, key, p1, p2 == p1 ? p1 + 1 : p2,
+	                   p3 == p1 || p3 == p2 ? p1 + 2 : p3, out);
 	*err = slurp(out, NULL);
 	return rc;
 }
 
-typedef struct cred {
-	char server[41], pub[41], sec[41];
-} cred;
+typedef fs_test_cred cred;
 
 static cred
 enroll(const char *name, const char *scopes)
 {
-	char out[700];
 	cred c;
-	snprintf(out, sizeof(out), "%s/%s.json", g_dir, name);
-	cr_assert_eq(run("%s enroll --data-dir %s --name %s --scopes %s --role device "
-	                 "--endpoint tcp://127.0.0.1:7400 --out %s >/dev/null",
-	                 FS_DAEMON_BIN, g_data, name, scopes, out),
-	             0);
-	char *buf = slurp(out, NULL);
-	cJSON *j = cJSON_Parse(buf);
-	free(buf);
-	cr_assert_not_null(j);
-	snprintf(c.server, sizeof(c.server), "%s",
-	         cJSON_GetObjectItem(j, "server_public_key")->valuestring);
-	snprintf(c.pub, sizeof(c.pub), "%s",
-	         cJSON_GetObjectItem(j, "client_public_key")->valuestring);
-	snprintf(c.sec, sizeof(c.sec), "%s",
-	         cJSON_GetObjectItem(j, "client_secret_key")->valuestring);
-	cJSON_Delete(j);
+	cr_assert_eq(fs_test_enroll(NULL, g_data, g_dir, name, scopes, "device", &c), 0,
+	             "enroll %s", name);
 	return c;
 }
 
 static void *
 curve_dealer(void *ctx, fs_test_daemon *d, const cred *c)
 {
-	void *s = zmq_socket(ctx, ZMQ_DEALER);
-	int zero = 0;
-	zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero));
-	zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, c->server, 41);
-	zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, c->pub, 41);
-	zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, c->sec, 41);
-	cr_assert_eq(zmq_connect(s, fs_test_daemon_endpoint(d)), 0);
+	void *s = fs_test_curve_dealer(ctx, fs_test_daemon_endpoint(d), c);
+	cr_assert_not_null(s);
 	return s;
 }
 
@@ -212,7 +159,8 @@ Test(master_key_check, a_store_refuses_a_master_key_that_does_not_open_it, .time
 	void *ctx = zmq_ctx_new();
 
 	/* A production store made with K1, holding N_NOTES sealed records. */
-	cr_assert_eq(run("%s init --data-dir %s >/dev/null", FS_DAEMON_BIN, g_data), 0);
+	cr_assert_eq(fs_test_sh(NULL, "%s init --data-dir %s >/dev/null", FS_DAEMON_BIN, g_data),
+	             0);
 	cred a = enroll("tab-a", "team-a");
 	const char *args[] = {"--master-key-file", k1, NULL};
 	fs_test_daemon *d = fs_test_daemon_start_production(g_data, args);
@@ -263,8 +211,8 @@ Test(master_key_check, a_store_refuses_a_master_key_that_does_not_open_it, .time
 	/* check-config says the same and creates nothing. */
 	char out[700];
 	snprintf(out, sizeof(out), "%s/check.out", g_dir);
-	rc = run("%s check-config --data-dir %s --master-key-file %s >%s 2>&1", daemon_bin(),
-	         g_data, k2, out);
+	rc = fs_test_sh(NULL, "%s check-config --data-dir %s --master-key-file %s >%s 2>&1",
+	                fs_test_daemon_bin(), g_data, k2, out);
 	err = slurp(out, NULL);
 	cr_expect_neq(rc, 0, "check-config fails: %s", err);
 	cr_expect(strstr(err, "# check master-key   FAILED") != NULL &&
@@ -323,9 +271,11 @@ Test(master_key_check, a_data_key_that_does_not_unwrap_makes_the_daemon_not_read
 	free(body);
 
 	/* Rewrapped under k9, which the running daemon does not hold. */
-	cr_assert_eq(run("%s rotate-master-key --data-dir %s --master-key-file %s >/dev/null",
-	                 FS_DAEMON_BIN, g_data, both),
-	             0);
+	cr_assert_eq(
+		fs_test_sh(NULL,
+	                   "%s rotate-master-key --data-dir %s --master-key-file %s >/dev/null",
+	                   FS_DAEMON_BIN, g_data, both),
+		0);
 	Fieldsync__V1__PullRequest pr = FIELDSYNC__V1__PULL_REQUEST__INIT;
 	env_t e = FIELDSYNC__V1__ENVELOPE__INIT;
 	e.request_id = 5;

@@ -3,7 +3,6 @@
  * ZAP handler, per-device scopes, roles, revocation of an open connection,
  * scope moves, scheduler topics, and the refusals at start-up.
  */
-#include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -14,65 +13,33 @@
 #include <zmq.h>
 
 #include "daemon.h"
+#include "enroll.h"
 #include "fieldsync/v1/casework.pb-c.h"
 
 typedef Fieldsync__V1__Envelope env_t;
 
 #define KEY_LINE "k1:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"
 
-typedef struct cred {
-	char server[41], pub[41], sec[41];
-} cred;
+typedef fs_test_cred cred;
 
 static char g_dir[512], g_data[600], g_key[600];
 static fs_test_daemon *d;
 static void *ctx;
 
-static int
-run(const char *fmt, const char *a, const char *b, const char *c)
-{
-	char cmd[2048];
-	snprintf(cmd, sizeof(cmd), fmt, FS_DAEMON_BIN, a, b, c);
-	return system(cmd);
-}
-
 static cred
 enroll(const char *name, const char *scopes, const char *role)
 {
-	char out[700], args[300];
 	cred c;
-	snprintf(out, sizeof(out), "%s/%s.json", g_dir, name);
-	snprintf(args, sizeof(args), "--name %s --scopes %s --role %s", name, scopes, role);
-	char cmd[2048];
-	snprintf(cmd, sizeof(cmd),
-	         "%s enroll --data-dir %s %s --endpoint tcp://127.0.0.1:7400 --out %s >/dev/null",
-	         FS_DAEMON_BIN, g_data, args, out);
-	cr_assert_eq(system(cmd), 0, "enroll %s", name);
-	FILE *f = fopen(out, "r");
-	cr_assert_not_null(f);
-	char buf[4096];
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	buf[n] = '\0';
-	fclose(f);
-	cJSON *j = cJSON_Parse(buf);
-	cr_assert_not_null(j);
-	snprintf(c.server, sizeof(c.server), "%s", cJSON_GetObjectItem(j, "server_public_key")->valuestring);
-	snprintf(c.pub, sizeof(c.pub), "%s", cJSON_GetObjectItem(j, "client_public_key")->valuestring);
-	snprintf(c.sec, sizeof(c.sec), "%s", cJSON_GetObjectItem(j, "client_secret_key")->valuestring);
-	cJSON_Delete(j);
+	cr_assert_eq(fs_test_enroll(NULL, g_data, g_dir, name, scopes, role, &c), 0, "enroll %s",
+	             name);
 	return c;
 }
 
 static void *
 curve_dealer(const cred *c, const char *endpoint)
 {
-	void *s = zmq_socket(ctx, ZMQ_DEALER);
-	int zero = 0;
-	zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero));
-	zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, c->server, 41);
-	zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, c->pub, 41);
-	zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, c->sec, 41);
-	cr_assert_eq(zmq_connect(s, endpoint), 0);
+	void *s = fs_test_curve_dealer(ctx, endpoint, c);
+	cr_assert_not_null(s);
 	return s;
 }
 
@@ -115,16 +82,9 @@ pull_all(void *s)
 static void
 setup(void)
 {
-	char *t = fs_test_tmpdir();
-	snprintf(g_dir, sizeof(g_dir), "%s", t);
-	free(t);
-	snprintf(g_data, sizeof(g_data), "%s/data", g_dir);
-	snprintf(g_key, sizeof(g_key), "%s/master.key", g_dir);
-	int fd = open(g_key, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	cr_assert_geq(fd, 0);
-	cr_assert_eq(write(fd, KEY_LINE, strlen(KEY_LINE)), (ssize_t)strlen(KEY_LINE));
-	close(fd);
-	cr_assert_eq(run("%s init --data-dir %s >/dev/null", g_data, NULL, NULL), 0);
+	cr_assert_eq(fs_test_dirs(g_dir, sizeof(g_dir), g_data, sizeof(g_data), g_key, sizeof(g_key),
+	                          KEY_LINE, FS_DAEMON_BIN),
+	             0);
 	ctx = zmq_ctx_new();
 }
 
@@ -221,7 +181,8 @@ Test(secure, unenrolled_revoked_and_null_peers_get_no_data)
 	cr_assert_not_null(r);
 	cr_assert_eq(r->body_case, FIELDSYNC__V1__ENVELOPE__BODY_WELCOME);
 	fieldsync__v1__envelope__free_unpacked(r, NULL);
-	cr_assert_eq(run("%s revoke --data-dir %s --name %s >/dev/null", g_data, "tab-a", NULL), 0);
+	cr_assert_eq(fs_test_sh(NULL, "%s revoke --data-dir %s --name %s >/dev/null", FS_DAEMON_BIN, g_data,
+	                        "tab-a"), 0);
 	r = pull_all(sa);
 	cr_assert_not_null(r);
 	cr_assert_eq(r->body_case, FIELDSYNC__V1__ENVELOPE__BODY_ERROR);
