@@ -55,8 +55,11 @@ void conns_forget(conns *cs, int fd);
 /* len reply bytes were handed to libzmq for c. */
 void conns_sent(conn *c, size_t len);
 /* The bytes handed to libzmq for c that its peer's kernel has not
- * acknowledged yet (0 when the kernel does not say). */
-uint64_t conns_queued(conn *c);
+ * acknowledged yet (0 when the kernel does not say). While everything sent
+ * since the last full read is below bound, that sum is returned as it is
+ * (an upper bound, under the caller's limit) and the kernel is not asked:
+ * the request path makes no system call for it until then. */
+uint64_t conns_queued(conn *c, uint64_t bound);
 const char *conns_device(const conn *c);
 /* Bytes of refusals the caller sent c since it was last under its bound (0
  * for NULL); kept by the caller through conns_set_refused. */

@@ -195,7 +195,7 @@ send_reply(sync_endpoint *tp, const uint8_t *rid, size_t rid_len, const uint8_t 
 static uint64_t
 unread(sync_endpoint *tp)
 {
-	return conns_queued(tp->cur);
+	return conns_queued(tp->cur, tp->c->peer_queue_max_bytes);
 }
 
 static void
