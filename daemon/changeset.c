@@ -90,6 +90,22 @@ stored_counter(const fs_record_state *cur, const char *replica)
 	return m;
 }
 
+/*
+ * Whether dot d of a pushed value is new (above J[R]); when it is, *j is
+ * J[R] and *row R's row (row->bound false for a replica never seen).
+ */
+static fsd_err
+new_dot(store_txn *t, const fs_record_state *cur, const fsp_dot *d, uint64_t *j, replica_row *row,
+        bool *is_new)
+{
+	*j = stored_counter(cur, d->replica);
+	*is_new = d->counter > *j;
+	if (!*is_new)
+		return FSD_OK;
+	fsd_err rc = replicas_get(t, d->replica, row);
+	return rc == FSD_NOTFOUND ? FSD_OK : rc;
+}
+
 /* Counts a refusal for /metrics and logs it: the device, never a payload,
  * a record id or a replica of another device. */
 static void
@@ -122,13 +138,14 @@ check_history(store_txn *t, const peer_auth *peer, const fs_record_state *cur, c
 	/* First pass: which new dots are bound to whom. */
 	for (size_t k = 0; k < v->n_dots; k++) {
 		const fsp_dot *d = v->dots[k];
-		uint64_t j = stored_counter(cur, d->replica);
+		uint64_t j;
 		replica_row row;
-		if (d->counter <= j)
-			continue;
-		fsd_err rc = replicas_get(t, d->replica, &row);
-		if (rc != FSD_OK && rc != FSD_NOTFOUND)
+		bool is_new;
+		fsd_err rc = new_dot(t, cur, d, &j, &row, &is_new);
+		if (rc != FSD_OK)
 			return rc;
+		if (!is_new)
+			continue;
 		if (row.bound && (me[0] == '\0' || strcmp(row.owner, me) == 0)) {
 			n_own++; /* its own; a peer with no name has no binding to keep */
 			absurd |= d->counter - j > STEP_MAX;
@@ -157,13 +174,14 @@ check_history(store_txn *t, const peer_auth *peer, const fs_record_state *cur, c
 	 * rest foreign. */
 	for (size_t k = 0; n_unbound > 0 && k < v->n_dots; k++) {
 		const fsp_dot *d = v->dots[k];
-		uint64_t j = stored_counter(cur, d->replica);
+		uint64_t j;
 		replica_row row;
-		if (d->counter <= j)
-			continue;
-		fsd_err rc = replicas_get(t, d->replica, &row);
-		if (rc != FSD_OK && rc != FSD_NOTFOUND)
+		bool is_new;
+		fsd_err rc = new_dot(t, cur, d, &j, &row, &is_new);
+		if (rc != FSD_OK)
 			return rc;
+		if (!is_new)
+			continue;
 		if (row.bound)
 			continue; /* judged in the first pass */
 		if (me[0] == '\0' || k == *claim) {
